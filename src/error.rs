@@ -1,0 +1,57 @@
+//! The crate's error type. Modules return typed errors; the CLI turns them into one message
+//! and an exit code (see `cli/mod.rs`).
+
+use std::fmt::Display;
+use std::io;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O error with what was being done and on which path.
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    /// An archive, chunk or snapshot whose bytes are not what they claim to be.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A member that would write outside its restore target.
+    #[error("unsafe member refused: {0}")]
+    UnsafePath(String),
+    /// A configuration file (backends, dispatch.conf, opsi-backup.toml) that cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// A request that cannot be fulfilled as asked (wrong backend name, missing data...).
+    #[error("{0}")]
+    Invalid(String),
+    /// mysqldump or mysql failed; the text is the tool's own error output.
+    #[error("{0}")]
+    Mysql(String),
+    /// The repository is unusable or in use.
+    #[error("{0}")]
+    Repository(String),
+    /// The user declined a confirmation, or it could not be asked.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(context: impl Display, source: io::Error) -> Error {
+        Error::Io { context: context.to_string(), source }
+    }
+}
+
+/// Adds "what was being done" to an `io::Result`.
+pub trait IoContext<T> {
+    fn ctx(self, context: impl Display) -> Result<T>;
+    fn path_ctx(self, what: &str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl Display) -> Result<T> {
+        self.map_err(|e| Error::io(context, e))
+    }
+    fn path_ctx(self, what: &str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(format!("{what} {}", path.display()), e))
+    }
+}

@@ -1,0 +1,23 @@
+//! opsi-backup: a drop-in replacement for opsi's `opsi-backup` built on a content-addressed,
+//! deduplicating repository. The binary in `main.rs` is a thin shell around `cli`.
+//!
+//! Data flows as a stream of [`member::Member`]s from a source into a [`sink::MemberSink`]:
+//! - `opsi`: knowledge of an opsi server (paths, backend configs, dispatch.conf, sysinfo);
+//! - `source`: members from the server (configuration, file backend, dhcp);
+//! - `mysql`: the MySQL backend (mysqldump out, mysql in);
+//! - `archive`: the opsi-backup tar format, writer and reader;
+//! - `store`: the deduplicating repository;
+//! - `restore`: safe writing of members back onto a server.
+
+pub mod archive;
+pub mod cli;
+pub mod error;
+pub mod member;
+pub mod mysql;
+pub mod opsi;
+pub mod restore;
+pub mod sink;
+pub mod source;
+pub mod store;
+
+pub use error::{Error, Result};

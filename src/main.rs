@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(opsi_backup::cli::main());
+}

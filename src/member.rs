@@ -1,0 +1,155 @@
+//! The unit every source produces and every sink consumes: one tar member of an opsi-backup
+//! archive (path under `CONTENT/` or `CONTROL/`, type, metadata and, for files, its bytes).
+//!
+//! Create, export, import and restore are each one source piped to one sink (see `sink.rs`).
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of file system object a member is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "v", rename_all = "lowercase")]
+pub enum MemberKind {
+    File,
+    Dir,
+    /// A symbolic link with its target, kept as a link (never followed).
+    Symlink(String),
+    /// A tar hard link to an earlier member of the same archive.
+    Hardlink(String),
+    /// Anything else a foreign archive may hold (devices, fifos): kept for export, never restored.
+    Other(u8),
+}
+
+/// Modification time as the original writes it: whole seconds in the ustar header and, for
+/// members taken from a file system, Python's `str(st_mtime)` in a PAX `mtime` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mtime {
+    pub secs: i64,
+    /// The exact PAX `mtime` text, when the member has one (e.g. `1704067215.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pax: Option<String>,
+}
+
+impl Mtime {
+    /// A file system time, rendered the way Python's `str(float)` does (what the original writes).
+    pub fn from_unix(secs: i64, nanos: u32) -> Mtime {
+        let f = secs as f64 + f64::from(nanos) * 1e-9;
+        Mtime { secs: py_round(f), pax: Some(py_float_str(f)) }
+    }
+
+    /// The time with sub-second precision, for restoring it onto a file.
+    pub fn precise(&self) -> (i64, u32) {
+        if let Some(p) = &self.pax {
+            if let Ok(f) = p.parse::<f64>() {
+                let secs = f.floor();
+                let nanos = ((f - secs) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
+                return (secs as i64, nanos);
+            }
+        }
+        (self.secs, 0)
+    }
+}
+
+/// Python's `round()` on a float: half to even.
+fn py_round(f: f64) -> i64 {
+    let r = f.round();
+    if (f - f.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 {
+        (r - f.signum()) as i64
+    } else {
+        r as i64
+    }
+}
+
+/// Python's `str(float)` (shortest round-trip digits) for the magnitudes of Unix times.
+pub fn py_float_str(f: f64) -> String {
+    let s = format!("{f}");
+    if s.contains('.') || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// One archive member's metadata. `size` is the content length for files and 0 otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Path inside the archive, without a trailing `/` (directories get it when written).
+    pub path: String,
+    pub kind: MemberKind,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub uname: String,
+    pub gname: String,
+    pub mtime: Mtime,
+    pub size: u64,
+    /// Header blocks exactly as a foreign tar writer wrote them, kept only where our encoder
+    /// would not reproduce them, so that import then export gives back the same tar stream.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex")]
+    pub raw_header: Option<Vec<u8>>,
+}
+
+impl Member {
+    pub fn is_file(&self) -> bool {
+        self.kind == MemberKind::File
+    }
+
+    /// A CONTROL member as the original writes it: mode 0644, mtime 0, no owner names.
+    pub fn control(path: &str, size: u64) -> Member {
+        Member {
+            path: path.to_string(),
+            kind: MemberKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            uname: String::new(),
+            gname: String::new(),
+            mtime: Mtime { secs: 0, pax: None },
+            size,
+            raw_header: None,
+        }
+    }
+}
+
+mod opt_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let o: Option<String> = Option::deserialize(d)?;
+        o.map(|h| hex::decode(h).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_float_rendering() {
+        assert_eq!(py_float_str(1704068200.0), "1704068200.0");
+        assert_eq!(py_float_str(1704067215.25), "1704067215.25");
+        let m = Mtime::from_unix(1704067215, 123_456_789);
+        assert_eq!(m.pax.as_deref(), Some("1704067215.1234567"));
+        assert_eq!(m.secs, 1704067215);
+    }
+
+    #[test]
+    fn python_rounding_is_half_even() {
+        assert_eq!(py_round(2.5), 2);
+        assert_eq!(py_round(3.5), 4);
+        assert_eq!(py_round(3.6), 4);
+    }
+
+    #[test]
+    fn precise_time_from_pax() {
+        let m = Mtime { secs: 10, pax: Some("10.5".into()) };
+        assert_eq!(m.precise(), (10, 500_000_000));
+    }
+}

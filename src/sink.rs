@@ -1,0 +1,31 @@
+//! Where members go. Every producer of members (file system tree, mysqldump, archive reader,
+//! snapshot reader) pushes them, in archive order, into a `MemberSink` (archive writer,
+//! snapshot writer, restore target, verifier).
+
+use std::io::{self, Read, Write};
+
+use crate::error::{IoContext, Result};
+use crate::member::Member;
+
+pub trait MemberSink {
+    /// Adds one member. For files `content` yields exactly `member.size` bytes; for other
+    /// kinds it is empty. Members arrive in archive order.
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()>;
+
+    /// Adds a file whose size is known only once its content ends (a database dump), and
+    /// returns that size. The default spools the content zstd-compressed to a temporary file to
+    /// learn the size, then calls `add`; sinks that do not need the size first override it to
+    /// stream directly.
+    fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
+        let spool = tempfile::tempfile().ctx("creating spool file")?;
+        let mut enc = zstd::Encoder::new(spool, 1).ctx("starting spool compression")?;
+        let size = io::copy(content, &mut enc).ctx(format!("reading {}", member.path))?;
+        let mut spool = enc.finish().ctx("finishing spool")?;
+        spool.flush().ctx("writing spool")?;
+        io::Seek::rewind(&mut spool).ctx("rewinding spool")?;
+        member.size = size;
+        let mut dec = zstd::Decoder::new(spool).ctx("reading spool")?;
+        self.add(&member, &mut dec)?;
+        Ok(size)
+    }
+}
