@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod cli;
 pub mod error;
+pub mod logging;
 pub mod member;
 pub mod mysql;
 pub mod opsi;

@@ -1,1 +1,5 @@
-//! (filled in)
+//! Restore: members written back onto a server, verified before anything is touched and
+//! swapped in only when complete.
+
+pub mod safe_path;
+pub mod staging;

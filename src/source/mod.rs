@@ -1,1 +1,5 @@
-//! (filled in)
+//! Sources of members from a live opsi server: directory trees (configuration, file backend,
+//! dhcpd.conf) and the create plan that orders them like the original.
+
+pub mod owners;
+pub mod tree;

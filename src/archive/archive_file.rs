@@ -1,0 +1,98 @@
+//! Archive files on disk. Writing goes to a 0600 temporary file beside the destination, which
+//! is verified and only then renamed into place; on any failure the temporary file is removed
+//! and an existing destination is left as it was.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use crate::archive::compression::{open_tar_stream, Compression, Encoder};
+use crate::archive::scan::Scan;
+use crate::archive::tar_reader::{TarEnd, TarReader};
+use crate::archive::tar_writer::TarWriter;
+use crate::error::{Error, IoContext, Result};
+use crate::member::Member;
+use crate::sink::MemberSink;
+
+/// Pushes every member of the archive at `path` into `sink`.
+pub fn replay(path: &Path, sink: &mut dyn MemberSink) -> Result<(TarEnd, Compression)> {
+    let (stream, compression) = open_tar_stream(path)?;
+    let end = TarReader::new(stream).replay(sink).map_err(|e| in_archive(path, e))?;
+    Ok((end, compression))
+}
+
+fn in_archive(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
+        Error::Io { context, source } => Error::Corrupt(format!("{}: {context}: {source}", path.display())),
+        other => other,
+    }
+}
+
+/// Reads the whole archive once: integrity and contents (see `Scan`).
+pub fn scan(path: &Path) -> Result<Scan> {
+    let mut s = Scan::default();
+    replay(path, &mut s)?;
+    Ok(s)
+}
+
+/// A new archive being written; see the module comment for the durability contract.
+pub struct ArchiveFileWriter {
+    tar: TarWriter<Encoder<BufWriter<File>>>,
+    tmp_path: tempfile::TempPath,
+    dest: PathBuf,
+}
+
+impl ArchiveFileWriter {
+    pub fn create(dest: &Path, compression: Compression) -> Result<ArchiveFileWriter> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".opsi-backup-")
+            .suffix(".partial")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(format!("cannot create the archive in {}", dir.display()), e))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let out = Encoder::new(BufWriter::with_capacity(1 << 20, file), compression);
+        Ok(ArchiveFileWriter { tar: TarWriter::new(out), tmp_path, dest: dest.to_path_buf() })
+    }
+
+    /// Ends the tar stream, makes it durable, verifies it and renames it to its destination.
+    pub fn finish(self, trailer_len: Option<u64>) -> Result<PathBuf> {
+        let enc = match trailer_len {
+            Some(t) => self.tar.finish_with_trailer(t)?,
+            None => self.tar.finish()?,
+        };
+        let buf = enc.finish().ctx("writing archive")?;
+        let file = buf.into_inner().map_err(|e| Error::io("writing archive", e.into_error()))?;
+        file.sync_all().ctx("flushing archive to disk")?;
+        drop(file);
+        let check = scan(&self.tmp_path)?;
+        check.ensure_intact("the archive just written")?;
+        self.tmp_path
+            .persist(&self.dest)
+            .map_err(|e| Error::io(format!("cannot move the archive to {}", self.dest.display()), e.error))?;
+        sync_parent(&self.dest);
+        Ok(self.dest)
+    }
+}
+
+impl MemberSink for ArchiveFileWriter {
+    fn add(&mut self, member: &Member, content: &mut dyn std::io::Read) -> Result<()> {
+        self.tar.add(member, content)
+    }
+}
+
+/// Makes a rename durable: fsync of the containing directory.
+pub fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+

@@ -1,0 +1,119 @@
+//! The archive's outer compression: bzip2 (the original's default), gzip or none. Readers
+//! detect it from the content, never from the file name, and accept concatenated streams
+//! (what parallel compressors such as lbzip2/pigz, and our own export, write).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+
+use crate::error::{Error, IoContext, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Compression {
+    Bz2,
+    Gz,
+    None,
+}
+
+impl Compression {
+    pub fn parse(s: &str) -> Result<Compression> {
+        match s {
+            "bz2" => Ok(Compression::Bz2),
+            "gz" => Ok(Compression::Gz),
+            "none" => Ok(Compression::None),
+            other => Err(Error::Invalid(format!("unknown compression '{other}' (use gz, bz2 or none)"))),
+        }
+    }
+
+    /// The file name suffix the original appends after `.tar`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Bz2 => ".bz2",
+            Compression::Gz => ".gz",
+            Compression::None => "",
+        }
+    }
+
+    /// Detects the compression from the first bytes of `head`.
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gz
+        } else if head.starts_with(b"BZh") {
+            Compression::Bz2
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Opens an archive file for reading its tar stream, whatever its compression.
+pub fn open_tar_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression)> {
+    let mut file = File::open(path).path_ctx("cannot open archive", path)?;
+    let mut head = [0u8; 4];
+    let n = read_up_to(&mut file, &mut head).path_ctx("cannot read archive", path)?;
+    let compression = Compression::detect(&head[..n]);
+    let file = BufReader::with_capacity(1 << 20, io::Cursor::new(head[..n].to_vec()).chain(file));
+    let reader: Box<dyn Read + Send> = match compression {
+        Compression::Bz2 => Box::new(BufReader::with_capacity(1 << 20, bzip2::read::MultiBzDecoder::new(file))),
+        Compression::Gz => Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file))),
+        Compression::None => Box::new(file),
+    };
+    Ok((reader, compression))
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+/// A compressing writer that must be finished to write its end-of-stream.
+pub enum Encoder<W: Write> {
+    Bz2(bzip2::write::BzEncoder<W>),
+    Gz(flate2::write::GzEncoder<W>),
+    None(W),
+}
+
+impl<W: Write> Encoder<W> {
+    /// Level 9 for both, as Python's `BZ2File` and `GzipFile` default to.
+    pub fn new(out: W, compression: Compression) -> Encoder<W> {
+        match compression {
+            Compression::Bz2 => Encoder::Bz2(bzip2::write::BzEncoder::new(out, bzip2::Compression::best())),
+            Compression::Gz => Encoder::Gz(flate2::write::GzEncoder::new(out, flate2::Compression::best())),
+            Compression::None => Encoder::None(out),
+        }
+    }
+
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Bz2(e) => e.finish(),
+            Encoder::Gz(e) => e.finish(),
+            Encoder::None(mut w) => {
+                w.flush()?;
+                Ok(w)
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Bz2(e) => e.write(buf),
+            Encoder::Gz(e) => e.write(buf),
+            Encoder::None(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Bz2(e) => e.flush(),
+            Encoder::Gz(e) => e.flush(),
+            Encoder::None(w) => w.flush(),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! One pass over an archive's members that checks it the way `verify` must and gathers what
+//! `list` and `restore` need: every CONTENT file's sha1 against CONTROL/checksums, the
+//! sysinfo, which parts the archive contains, and the (small) backend configuration files
+//! inside its CONTENT/CONF so restore can plan before it touches anything.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::Read;
+
+use crate::archive::control::{self, Checksums, Sha1Reader};
+use crate::error::{Error, Result};
+use crate::member::{Member, MemberKind};
+use crate::sink::MemberSink;
+
+/// Which parts an archive holds, as `list` prints them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Contains {
+    pub configuration: bool,
+    pub dhcp: bool,
+    pub file: bool,
+    pub mysql: bool,
+}
+
+impl Contains {
+    pub fn note(&mut self, path: &str) {
+        self.configuration |= path.starts_with("CONTENT/CONF");
+        self.dhcp |= path.starts_with("CONTENT/BACKENDS/DHCP");
+        self.file |= path.starts_with("CONTENT/BACKENDS/FILE");
+        self.mysql |= path.starts_with("CONTENT/BACKENDS/MYSQL");
+    }
+
+    /// The names present, sorted: "configuration, dhcp, file, mysql".
+    pub fn names(&self) -> Vec<&'static str> {
+        [("configuration", self.configuration), ("dhcp", self.dhcp), ("file", self.file), ("mysql", self.mysql)]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+/// Something wrong with an archive's integrity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Its bytes do not match CONTROL/checksums.
+    Corrupt(String),
+    /// Listed in CONTROL/checksums but absent from the archive.
+    Missing(String),
+    /// A CONTENT file without a line in CONTROL/checksums.
+    Unlisted(String),
+    /// CONTROL/checksums or CONTROL/sysinfo is absent.
+    NoControl(&'static str),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Corrupt(m) => write!(f, "member {m} is corrupt (sha1 does not match CONTROL/checksums)"),
+            Problem::Missing(m) => write!(f, "member {m} is listed in CONTROL/checksums but missing"),
+            Problem::Unlisted(m) => write!(f, "member {m} has no checksum in CONTROL/checksums"),
+            Problem::NoControl(m) => write!(f, "{m} is missing: not a complete opsi-backup archive"),
+        }
+    }
+}
+
+/// Files under CONTENT/CONF that restore reads to plan (backend configs, dispatch.conf).
+fn is_planning_file(path: &str) -> bool {
+    (path.starts_with("CONTENT/CONF/backends/") && path.ends_with(".conf"))
+        || path == "CONTENT/CONF/backendManager/dispatch.conf"
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub members: u64,
+    pub content_bytes: u64,
+    /// sha1 of every CONTENT regular file, in archive order.
+    pub computed: Vec<(String, String)>,
+    pub present: HashSet<String>,
+    pub checksums: Option<Checksums>,
+    pub sysinfo: Option<Vec<(String, String)>>,
+    pub contains: Contains,
+    /// Backend configuration files of the archived /etc/opsi, by member path.
+    pub planning_files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Scan {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let Some(sums) = &self.checksums else {
+            out.push(Problem::NoControl(control::CHECKSUMS));
+            return out;
+        };
+        for (path, sha1) in &self.computed {
+            match sums.get(path) {
+                Some(s) if s == sha1 => {}
+                Some(_) => out.push(Problem::Corrupt(path.clone())),
+                None => out.push(Problem::Unlisted(path.clone())),
+            }
+        }
+        let mut missing: Vec<&str> = sums.paths().filter(|p| !self.present.contains(*p)).collect();
+        missing.sort_unstable();
+        out.extend(missing.into_iter().map(|p| Problem::Missing(p.to_string())));
+        if self.sysinfo.is_none() {
+            out.push(Problem::NoControl(control::SYSINFO));
+        }
+        out
+    }
+
+    /// Fails with every problem named when the archive is not intact.
+    pub fn ensure_intact(&self, name: &str) -> Result<()> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        Err(Error::Corrupt(format!("{name} is not intact:\n{}", list.join("\n"))))
+    }
+
+    pub fn sha1_of(&self, path: &str) -> Option<&str> {
+        self.checksums.as_ref().and_then(|c| c.get(path))
+    }
+}
+
+impl MemberSink for Scan {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        self.members += 1;
+        self.present.insert(member.path.clone());
+        self.contains.note(&member.path);
+        let path = member.path.as_str();
+        let read_err = |e| Error::Corrupt(format!("cannot read member {path}: {e}"));
+        if path == control::CHECKSUMS || path == control::SYSINFO {
+            let mut buf = Vec::new();
+            content.take(256 << 20).read_to_end(&mut buf).map_err(read_err)?;
+            if path == control::CHECKSUMS {
+                self.checksums = Some(Checksums::parse(&buf));
+            } else {
+                self.sysinfo = Some(control::parse_sysinfo(&buf));
+            }
+            return Ok(());
+        }
+        if member.kind != MemberKind::File || !path.starts_with("CONTENT/") {
+            return Ok(());
+        }
+        self.content_bytes += member.size;
+        if is_planning_file(path) && member.size <= 1 << 20 {
+            let mut buf = Vec::new();
+            content.read_to_end(&mut buf).map_err(read_err)?;
+            let sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&buf));
+            self.computed.push((member.path.clone(), sha1));
+            self.planning_files.insert(member.path.clone(), buf);
+            return Ok(());
+        }
+        let mut tee = Sha1Reader::new(content);
+        std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err)?;
+        self.computed.push((member.path.clone(), tee.hex()));
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! opsi-style logging: levels 0 (nothing) to 9 (confidential), default 5 (notice). Messages go
+//! to the log file at the chosen level and to stderr at warning level, or at the chosen level
+//! with `-v`, as the original does. Log lines never contain credentials.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+pub const ESSENTIAL: u8 = 1;
+pub const ERROR: u8 = 3;
+pub const WARNING: u8 = 4;
+pub const NOTICE: u8 = 5;
+pub const INFO: u8 = 6;
+pub const DEBUG: u8 = 7;
+
+struct Logger {
+    stderr_level: u8,
+    file_level: u8,
+    file: Option<File>,
+}
+
+static LOGGER: Mutex<Logger> = Mutex::new(Logger { stderr_level: WARNING, file_level: 0, file: None });
+
+/// Sets up logging once at start-up. A log file that cannot be opened is skipped with a note
+/// on stderr (the default one lives under /var/log/opsi, which a test machine may lack).
+pub fn init(level: u8, verbose: bool, log_file: Option<&Path>, explicit_file: bool) {
+    let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    l.stderr_level = if verbose { level } else { WARNING.min(level) };
+    if let Some(path) = log_file {
+        match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => {
+                l.file = Some(f);
+                l.file_level = level;
+            }
+            Err(e) if explicit_file => eprintln!("WARNING: cannot open log file {}: {e}", path.display()),
+            Err(_) => {}
+        }
+    }
+}
+
+fn level_name(level: u8) -> &'static str {
+    match level {
+        0..=1 => "essential",
+        2 => "critical",
+        3 => "error",
+        4 => "warning",
+        5 => "notice",
+        6 => "info",
+        _ => "debug",
+    }
+}
+
+pub fn log(level: u8, msg: &str) {
+    let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    if level <= l.stderr_level {
+        eprintln!("[{}] {msg}", level_name(level));
+    }
+    if level <= l.file_level {
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f");
+        if let Some(f) = l.file.as_mut() {
+            let _ = writeln!(f, "[{level}] [{now}] {msg}");
+        }
+    }
+}
+
+pub fn warning(msg: impl AsRef<str>) {
+    log(WARNING, msg.as_ref());
+}
+pub fn notice(msg: impl AsRef<str>) {
+    log(NOTICE, msg.as_ref());
+}
+pub fn info(msg: impl AsRef<str>) {
+    log(INFO, msg.as_ref());
+}
+pub fn debug(msg: impl AsRef<str>) {
+    log(DEBUG, msg.as_ref());
+}
+pub fn error(msg: impl AsRef<str>) {
+    log(ERROR, msg.as_ref());
+}

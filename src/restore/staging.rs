@@ -1,0 +1,243 @@
+//! Restored data is first built beside its destination and only then swapped in, so a restore
+//! that fails half-way leaves the old data in place.
+//!
+//! A `StagedTree` is a fresh directory next to the destination (same file system, so the
+//! swap is two renames). Files are created with `O_EXCL | O_NOFOLLOW` below directories this
+//! restore made itself, never through a symlink. A `StagedFile` is a single file (dhcpd.conf,
+//! pckeys) written to a temporary name in the destination's directory at commit time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::logging;
+use crate::member::Member;
+use crate::source::owners::Owners;
+
+/// Applies a member's mode, owner (by name) and mtime to a restored path.
+pub struct MetaApplier {
+    owners: Owners,
+    warned: std::collections::HashSet<String>,
+}
+
+impl MetaApplier {
+    pub fn new() -> MetaApplier {
+        MetaApplier { owners: Owners::default(), warned: Default::default() }
+    }
+
+    /// Owner by name; an empty name means the numeric id; an unknown name keeps the restoring
+    /// user as owner and warns once (a numeric fallback could hand secrets to a stranger).
+    pub fn apply(&mut self, path: &Path, m: &Member, is_symlink: bool) -> Result<()> {
+        let uid = self.id(&m.uname, m.uid, true);
+        let gid = self.id(&m.gname, m.gid, false);
+        if let Err(e) = nix::unistd::fchownat(
+            None,
+            path,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            self.warn_once(format!("chown {}", path.display()), format!("cannot set owner of {}: {e}", path.display()));
+        }
+        if !is_symlink {
+            fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777)).path_ctx("cannot set mode of", path)?;
+        }
+        let (secs, nanos) = m.mtime.precise();
+        let t = nix::sys::time::TimeSpec::new(secs, i64::from(nanos));
+        nix::sys::stat::utimensat(None, path, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+            .map_err(|e| Error::io(format!("cannot set mtime of {}", path.display()), e.into()))?;
+        Ok(())
+    }
+
+    fn id(&mut self, name: &str, numeric: u64, user: bool) -> Option<u32> {
+        if name.is_empty() {
+            return u32::try_from(numeric).ok();
+        }
+        let found = if user { self.owners.uid_of(name) } else { self.owners.gid_of(name) };
+        if found.is_none() {
+            let what = if user { "user" } else { "group" };
+            self.warn_once(
+                format!("{what} {name}"),
+                format!("{what} '{name}' does not exist here: files keep the restoring user's {what}"),
+            );
+        }
+        found
+    }
+
+    fn warn_once(&mut self, key: String, msg: String) {
+        if self.warned.insert(key) {
+            logging::warning(msg);
+        }
+    }
+}
+
+impl Default for MetaApplier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A directory tree being rebuilt next to `dest`.
+pub struct StagedTree {
+    pub dest: PathBuf,
+    pub staging: PathBuf,
+    /// Directories whose metadata is applied last (creating children changes their mtime).
+    dirs: Vec<(PathBuf, Member)>,
+    committed: bool,
+}
+
+impl StagedTree {
+    pub fn new(dest: &Path) -> Result<StagedTree> {
+        let parent = dest.parent().ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
+        fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{name}.opsi-backup-restore-"))
+            .tempdir_in(parent)
+            .path_ctx("cannot create a staging directory in", parent)?
+            .keep();
+        Ok(StagedTree { dest: dest.to_path_buf(), staging, dirs: Vec::new(), committed: false })
+    }
+
+    /// The staged path for a checked relative path; every existing ancestor must be a real
+    /// directory (not a symlink a previous member created).
+    fn place(&self, member: &str, rel: &Path) -> Result<PathBuf> {
+        let mut cur = self.staging.clone();
+        let parts: Vec<_> = rel.components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            cur.push(part);
+            if i + 1 == parts.len() {
+                break;
+            }
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::UnsafePath(format!("{member}: its parent directory is a symlink")));
+                }
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(Error::Invalid(format!("{member}: a parent path is not a directory"))),
+                Err(_) => {
+                    fs::create_dir(&cur).path_ctx("cannot create", &cur)?;
+                    fs::set_permissions(&cur, fs::Permissions::from_mode(0o700)).path_ctx("cannot chmod", &cur)?;
+                }
+            }
+        }
+        Ok(cur)
+    }
+
+    pub fn dir(&mut self, m: &Member, rel: &Path) -> Result<()> {
+        let p = if rel.as_os_str().is_empty() { self.staging.clone() } else { self.place(&m.path, rel)? };
+        match fs::symlink_metadata(&p) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => return Err(Error::Invalid(format!("{}: appears twice in the archive", m.path))),
+            Err(_) => fs::create_dir(&p).path_ctx("cannot create", &p)?,
+        }
+        self.dirs.push((p, m.clone()));
+        Ok(())
+    }
+
+    /// Creates the file and returns it for writing; metadata is applied by `finish_file`.
+    pub fn file(&mut self, m: &Member, rel: &Path) -> Result<(PathBuf, File)> {
+        let p = self.place(&m.path, rel)?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+            .map_err(|e| Error::io(format!("cannot create {} for member {}", p.display(), m.path), e))?;
+        Ok((p, f))
+    }
+
+    pub fn symlink(&mut self, m: &Member, rel: &Path, target: &str) -> Result<PathBuf> {
+        let p = self.place(&m.path, rel)?;
+        std::os::unix::fs::symlink(target, &p).path_ctx("cannot create symlink", &p)?;
+        Ok(p)
+    }
+
+    pub fn hardlink(&mut self, m: &Member, rel: &Path, to_rel: &Path) -> Result<()> {
+        let p = self.place(&m.path, rel)?;
+        let src = self.place(&m.path, to_rel)?;
+        if !fs::symlink_metadata(&src).map(|md| md.is_file()).unwrap_or(false) {
+            return Err(Error::Invalid(format!("{}: hard link to a file that was not restored", m.path)));
+        }
+        fs::hard_link(&src, &p).path_ctx("cannot create hard link", &p)
+    }
+
+    /// Applies the directories' metadata, deepest first, and syncs the tree.
+    pub fn seal(&mut self, meta: &mut MetaApplier) -> Result<()> {
+        self.dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (p, m) in &self.dirs {
+            meta.apply(p, m, false)?;
+        }
+        if !self.dirs.iter().any(|(p, _)| p == &self.staging) {
+            fs::set_permissions(&self.staging, fs::Permissions::from_mode(0o755)).path_ctx("cannot chmod", &self.staging)?;
+        }
+        Ok(())
+    }
+
+    /// Swaps the staged tree in: the old one is moved aside, the new one renamed into place,
+    /// then the old one removed. If the second rename fails the old tree is put back.
+    pub fn commit(mut self) -> Result<()> {
+        let parent = self.dest.parent().expect("checked in new").to_path_buf();
+        let old = if fs::symlink_metadata(&self.dest).is_ok() {
+            let name = self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let aside = tempfile::Builder::new()
+                .prefix(&format!(".{name}.opsi-backup-old-"))
+                .tempdir_in(&parent)
+                .path_ctx("cannot prepare swap in", &parent)?
+                .keep();
+            fs::remove_dir(&aside).path_ctx("cannot prepare swap in", &parent)?;
+            fs::rename(&self.dest, &aside).path_ctx("cannot move aside", &self.dest)?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = fs::rename(&self.staging, &self.dest) {
+            if let Some(old) = &old {
+                let _ = fs::rename(old, &self.dest);
+            }
+            return Err(Error::io(format!("cannot move the restored tree to {}", self.dest.display()), e));
+        }
+        self.committed = true;
+        crate::archive::archive_file::sync_parent(&self.dest);
+        if let Some(old) = old {
+            let removed = if fs::symlink_metadata(&old).map(|m| m.is_dir()).unwrap_or(false) {
+                fs::remove_dir_all(&old)
+            } else {
+                fs::remove_file(&old)
+            };
+            if let Err(e) = removed {
+                logging::warning(format!("restored, but could not remove the old data at {}: {e}", old.display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedTree {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// Writes `content` to `dest` via a temporary file in the same directory and a rename.
+pub fn replace_file(dest: &Path, content: &mut dyn Read, m: &Member, meta: &mut MetaApplier) -> Result<()> {
+    let parent = dest.parent().ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
+    fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".opsi-backup-restore-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(parent)
+        .path_ctx("cannot create a file in", parent)?;
+    std::io::copy(content, &mut tmp).path_ctx("cannot write", dest)?;
+    tmp.flush().path_ctx("cannot write", dest)?;
+    tmp.as_file().sync_all().path_ctx("cannot write", dest)?;
+    meta.apply(tmp.path(), m, false)?;
+    tmp.persist(dest).map_err(|e| Error::io(format!("cannot replace {}", dest.display()), e.error))?;
+    crate::archive::archive_file::sync_parent(dest);
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Members from a directory tree, the way the original adds a path: the directory itself,
+//! then its entries in the file system's own order (unsorted), recursively. Symlinks inside
+//! the tree are kept as links and never followed (the original recursed into linked
+//! directories, which can loop or duplicate data); the starting path itself is followed, so a
+//! base directory that is a symlink is backed up as the directory it points to.
+
+use std::fs::{self, File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use sha1::{Digest, Sha1};
+
+use crate::error::{Error, IoContext, Result};
+use crate::logging;
+use crate::member::{Member, MemberKind, Mtime};
+use crate::sink::MemberSink;
+use crate::source::owners::Owners;
+
+/// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
+/// skipped with a note, as the original does.
+pub fn add_path(path: &Path, arc: &str, owners: &mut Owners, sink: &mut dyn MemberSink) -> Result<()> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            logging::info(format!("'{}' does not exist. Skipping.", path.display()));
+            return Ok(());
+        }
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+    };
+    if meta.is_dir() {
+        add_dir(path, arc, &meta, owners, sink)
+    } else {
+        add_entry(path, arc, &meta, owners, sink)
+    }
+}
+
+fn add_dir(path: &Path, arc: &str, meta: &Metadata, owners: &mut Owners, sink: &mut dyn MemberSink) -> Result<()> {
+    sink.add(&member(arc, MemberKind::Dir, meta, 0, owners), &mut std::io::empty())?;
+    let entries = fs::read_dir(path).path_ctx("cannot list", path)?;
+    for entry in entries {
+        let entry = entry.path_ctx("cannot list", path)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            logging::warning(format!("skipping {:?}: its name is not valid UTF-8", entry.path()));
+            continue;
+        };
+        let child = entry.path();
+        let child_arc = format!("{arc}/{name}");
+        let meta = fs::symlink_metadata(&child).path_ctx("cannot read", &child)?;
+        if meta.is_dir() {
+            add_dir(&child, &child_arc, &meta, owners, sink)?;
+        } else {
+            add_entry(&child, &child_arc, &meta, owners, sink)?;
+        }
+    }
+    Ok(())
+}
+
+fn add_entry(path: &Path, arc: &str, meta: &Metadata, owners: &mut Owners, sink: &mut dyn MemberSink) -> Result<()> {
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(path).path_ctx("cannot read link", path)?;
+        let target = target.to_string_lossy().into_owned();
+        // The original lists a link to a file in CONTROL/checksums with its target's sha1.
+        if let Ok(mut f) = File::open(path) {
+            if f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+                let mut h = Sha1::new();
+                if std::io::copy(&mut f, &mut h).is_ok() {
+                    sink.note_checksum(arc, &hex::encode(h.finalize()));
+                }
+            }
+        }
+        return sink.add(&member(arc, MemberKind::Symlink(target), meta, 0, owners), &mut std::io::empty());
+    }
+    if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
+        logging::warning(format!("skipping {}: not a regular file, directory or symlink", path.display()));
+        return Ok(());
+    }
+    let mut file = File::open(path).path_ctx("cannot open", path)?;
+    let meta = file.metadata().path_ctx("cannot read", path)?;
+    let size = meta.len();
+    let m = member(arc, MemberKind::File, &meta, size, owners);
+    sink.add(&m, &mut ExactReader { inner: &mut file, left: size, path })
+}
+
+/// Yields exactly `left` bytes: a file that shrank while being read is an error, one that grew
+/// is cut at the size recorded in its header.
+struct ExactReader<'a> {
+    inner: &'a mut File,
+    left: u64,
+    path: &'a Path,
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while it was being backed up", self.path.display()),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn member(arc: &str, kind: MemberKind, meta: &Metadata, size: u64, owners: &mut Owners) -> Member {
+    Member {
+        path: arc.to_string(),
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+        uname: owners.user(meta.uid()),
+        gname: owners.group(meta.gid()),
+        mtime: Mtime::from_unix(meta.mtime(), meta.mtime_nsec() as u32),
+        size,
+        raw_header: None,
+    }
+}
