@@ -1,3 +1,103 @@
+//! Command line: the original opsi-backup's commands and options (create, list, verify,
+//! restore), plus the repository commands. One file per command; each parses nothing itself,
+//! calls the library and returns an exit code. Errors become one `ERROR: ...` line and exit 1
+//! (usage errors exit 2), as the original does.
+
+mod create;
+mod list;
+mod restore;
+mod verify;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "opsi-backup",
+    about = "Creates, verifies and restores opsi backups; keeps nightly backups deduplicated in a repository",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Log to standard error at the chosen log level.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Show version info and exit.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+    /// Log level: 0=nothing, 1=essential, 2=critical, 3=error, 4=warning, 5=notice, 6=info, 7=debug, 8=debug2, 9=confidential.
+    #[arg(short = 'l', long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=9), global = true)]
+    pub log_level: u8,
+    /// Log to FILE (default /var/log/opsi/opsi-backup.log when that directory exists).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// Resolve every opsi path (/etc/opsi, backend paths, dhcpd.conf) under DIR instead of /.
+    #[arg(long, value_name = "DIR", env = "OPSI_BACKUP_ROOT", global = true)]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new backup archive.
+    Create(create::CreateArgs),
+    /// List the data contained in backup archives.
+    List(list::ListArgs),
+    /// Verify the integrity of backup archives.
+    Verify(verify::VerifyArgs),
+    /// Restore data from a backup archive.
+    Restore(restore::RestoreArgs),
+}
+
+/// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if cli.global.version {
+        println!("{} [opsi-backup-rs]", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    let default_log = PathBuf::from("/var/log/opsi/opsi-backup.log");
+    let explicit = cli.global.log_file.is_some();
+    let log_file = cli.global.log_file.clone().unwrap_or(default_log);
+    logging::init(cli.global.log_level, cli.global.verbose, Some(&log_file), explicit);
+    let Some(command) = cli.command else {
+        eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
+        return 2;
+    };
+    let result = match command {
+        Command::Create(a) => create::run(&cli.global, a),
+        Command::List(a) => list::run(&cli.global, a),
+        Command::Verify(a) => verify::run(&cli.global, a),
+        Command::Restore(a) => restore::run(&cli.global, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            logging::log(logging::DEBUG, &format!("{e:?}"));
+            eprintln!("ERROR: {e:#}");
+            1
+        }
+    }
+}
+
+impl Global {
+    pub fn root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
 }
