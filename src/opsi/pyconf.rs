@@ -399,12 +399,14 @@ impl Lexer {
                     };
                     match self.brackets.pop() {
                         None => return err(line, format!("unmatched '{c}'")),
-                        Some((open, open_line)) if open != want => return err(
-                            line,
-                            format!(
+                        Some((open, open_line)) if open != want => {
+                            return err(
+                                line,
+                                format!(
                                 "closing '{c}' does not match opening '{open}' on line {open_line}"
                             ),
-                        ),
+                            )
+                        }
                         Some(_) => {}
                     }
                     self.pos += 1;
