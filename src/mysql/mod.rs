@@ -1,1 +1,21 @@
-//! (filled in)
+//! The MySQL backend: `mysqldump` out, `mysql` in, exactly as the original opsi-backup drives
+//! the client tools (see `/work/shared/OPSI-BACKUP-FACTS.md`, MySQL).
+//!
+//! - [`config`]: where the server is and who we are ([`MysqlConfig`]);
+//! - [`defaults_file`]: the credentials, handed to the tools in a private option file;
+//! - [`tools`]: finding and running `mysqldump` / `mysql`;
+//! - [`sql`]: quoting of identifiers and strings for SQL we generate;
+//! - [`dump`]: streaming a dump into a [`crate::sink::MemberSink`];
+//! - [`restore`]: feeding a dump back, and running ad-hoc SQL.
+
+pub mod config;
+pub mod defaults_file;
+pub mod dump;
+pub mod restore;
+pub mod sql;
+pub mod tools;
+
+pub use config::MysqlConfig;
+pub use dump::{dump_into, Consistency, DumpOptions};
+pub use restore::{restore_from, run_sql};
+pub use sql::{quote_identifier, quote_string};
