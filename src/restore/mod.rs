@@ -1,6 +1,11 @@
 //! Restore: members written back onto a server, verified before anything is touched and
-//! swapped in only when complete.
+//! swapped in only when complete (see `run.rs` for the flow).
 
+pub mod plan;
 pub mod restorer;
+pub mod run;
 pub mod safe_path;
 pub mod staging;
+
+pub use plan::Request;
+pub use run::{restore, BackupSource};

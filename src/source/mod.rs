@@ -2,4 +2,5 @@
 //! dhcpd.conf) and the create plan that orders them like the original.
 
 pub mod owners;
+pub mod plan;
 pub mod tree;

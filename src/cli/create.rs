@@ -1,0 +1,102 @@
+//! `create [DEST]`: a new backup archive, as the original writes it.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::archive::archive_file::ArchiveFileWriter;
+use crate::archive::compression::Compression;
+use crate::archive::control::ControlWriter;
+use crate::cli::Global;
+use crate::error::Error;
+use crate::logging;
+use crate::mysql::{Consistency, DumpOptions};
+use crate::opsi::backends::load_backends;
+use crate::opsi::root::OpsiRoot;
+use crate::opsi::sysinfo::SysInfo;
+use crate::source::plan::Plan;
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The archive file, or an existing directory to create it in (default: the current directory).
+    #[arg(value_name = "DEST")]
+    pub destination: Option<PathBuf>,
+    /// Backends to back up: file, mysql, dhcp, auto (those in dispatch.conf) or all. Repeatable.
+    #[arg(long = "backends", value_name = "BACKEND")]
+    pub backends: Vec<String>,
+    /// Do not back up the opsi configuration (/etc/opsi).
+    #[arg(long)]
+    pub no_configuration: bool,
+    /// Compression of the archive.
+    #[arg(short = 'c', long, default_value = "bz2", value_parser = ["gz", "bz2", "none"])]
+    pub compression: String,
+    /// Make mysql flush its logs before the dump (needs the RELOAD privilege).
+    #[arg(long)]
+    pub flush_logs: bool,
+    /// Dump mysql in one consistent transaction instead of locking the tables (InnoDB; opsi keeps working meanwhile).
+    #[arg(long)]
+    pub single_transaction: bool,
+}
+
+/// The original's generated file name: `<hostname>_<opsiVersion>_<date>_<time>.tar[.bz2|.gz]`,
+/// the time as Python's `str(datetime.now())` with ' ' -> '_' and ':' -> '-'.
+pub fn archive_name(sysinfo: &SysInfo, compression: Compression) -> String {
+    let now = chrono::Local::now();
+    let micros = now.timestamp_subsec_micros();
+    let mut stamp = now.format("%Y-%m-%d_%H-%M-%S").to_string();
+    if micros != 0 {
+        stamp.push_str(&format!(".{micros:06}"));
+    }
+    let host = sysinfo.get("hostname").unwrap_or("opsi");
+    let version = sysinfo.get("opsiVersion").unwrap_or("unknown");
+    format!("{host}_{version}_{stamp}.tar{}", compression.suffix())
+}
+
+/// DEST rules of the original: none -> current directory; an existing directory -> a generated
+/// name inside it; anything else is the file (an existing one is replaced).
+pub fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
+    match dest {
+        None => PathBuf::from(generated),
+        Some(d) if d.is_dir() => d.join(generated),
+        Some(d) => d.to_path_buf(),
+    }
+}
+
+pub fn dump_options(a: &CreateArgs) -> DumpOptions {
+    DumpOptions {
+        flush_logs: a.flush_logs,
+        consistency: if a.single_transaction { Consistency::SingleTransaction } else { Consistency::LockTables },
+    }
+}
+
+/// Reads the server's configuration and decides what goes into the backup.
+pub fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Result<Plan> {
+    if root.is_live() && !nix::unistd::geteuid().is_root() {
+        return Err(Error::Invalid("Only users with root access can create a backup.".into()).into());
+    }
+    let set = load_backends(root, sysinfo.get("fqdn").unwrap_or_default())?;
+    for w in &set.warnings {
+        logging::warning(w);
+    }
+    let sel = set.select(&a.backends)?;
+    for w in &sel.warnings {
+        logging::warning(w);
+    }
+    Ok(Plan::new(root, &sel, !a.no_configuration)?)
+}
+
+pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
+    let root = OpsiRoot::new(g.root());
+    let sysinfo = SysInfo::gather(&root);
+    let plan = plan(&root, &sysinfo, &a)?;
+    let compression = Compression::parse(&a.compression)?;
+    let dest = destination(a.destination.as_deref(), &archive_name(&sysinfo, compression));
+    logging::notice(format!("Creating backup archive {}", dest.display()));
+    let writer = ArchiveFileWriter::create(&dest, compression)?;
+    let mut control = ControlWriter::new(writer);
+    plan.run(&dump_options(&a), &mut control)?;
+    let writer = control.finish(&sysinfo.0)?;
+    writer.finish(None)?;
+    logging::notice("Backup complete");
+    Ok(0)
+}

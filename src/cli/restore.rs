@@ -1,0 +1,43 @@
+//! `restore FILE`: verified, confirmed, staged, then swapped in (see `restore::run`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::Global;
+use crate::error::Error;
+use crate::opsi::root::OpsiRoot;
+use crate::restore::{self, run::ArchiveSource, Request};
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup archive.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Backends to restore: file, mysql, dhcp, auto (default: those in dispatch.conf) or all. Repeatable.
+    #[arg(long = "backends", value_name = "BACKEND")]
+    pub backends: Vec<String>,
+    /// Restore the opsi configuration (/etc/opsi).
+    #[arg(long)]
+    pub configuration: bool,
+    /// Skip the system check and restore anyway. Use with caution!
+    #[arg(short, long)]
+    pub force: bool,
+    /// Rename the config server to this id after restoring.
+    #[arg(long, value_name = "SERVER_ID")]
+    pub new_server_id: Option<String>,
+}
+
+pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
+    if a.new_server_id.is_some() {
+        return Err(Error::Invalid("--new-server-id is not supported yet by this opsi-backup".into()).into());
+    }
+    Ok(Request { backends: a.backends.clone(), configuration: a.configuration, force: a.force })
+}
+
+pub fn run(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
+    let req = request(&a)?;
+    let root = OpsiRoot::new(g.root());
+    restore::restore(&root, &ArchiveSource(a.file.clone()), &req)?;
+    Ok(0)
+}

@@ -1,0 +1,125 @@
+//! The restore flow, the same for an archive and a snapshot:
+//! 1. read everything once and verify it (sha1 of every member against CONTROL/checksums);
+//!    nothing is touched when that fails;
+//! 2. compare the backup's sysinfo with this server's (ask, or refuse without a terminal,
+//!    unless `--force`);
+//! 3. plan the targets; 4. read again, writing into staging areas while re-checking every
+//!    sha1; 5. swap the staged data in.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::archive::scan::Scan;
+use crate::error::{Error, IoContext, Result};
+use crate::logging;
+use crate::opsi::backends::{load_backends, BackendSet};
+use crate::opsi::root::OpsiRoot;
+use crate::opsi::sysinfo::SysInfo;
+use crate::restore::plan::{self, Request};
+use crate::restore::restorer::Restorer;
+use crate::sink::MemberSink;
+
+/// Something that can replay a backup's members: an archive file or a snapshot.
+pub trait BackupSource {
+    fn name(&self) -> String;
+    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()>;
+}
+
+pub fn restore(root: &OpsiRoot, src: &dyn BackupSource, req: &Request) -> Result<()> {
+    let name = src.name();
+    logging::info(format!("Verifying {name} before restoring"));
+    let mut scan = Scan::default();
+    src.replay(&mut scan)?;
+    scan.ensure_intact(&name)?;
+
+    let here = SysInfo::gather(root);
+    if !req.force {
+        confirm_sysinfo(&scan, &here)?;
+    }
+    let set = backend_set(root, &scan, &here, req)?;
+    let targets = plan::targets(root, &scan, &set, req)?;
+    logging::notice(format!("Restoring data from backup {name}."));
+    let expected = |path: &str| scan.sha1_of(path).map(str::to_string);
+    let mut restorer = Restorer::new(targets, &expected)?;
+    src.replay(&mut restorer)?;
+    restorer.commit()?;
+    logging::notice("Restoration complete");
+    Ok(())
+}
+
+/// The backend configuration that will be in force after the restore: the archived one when
+/// the configuration is restored too, else the server's.
+fn backend_set(root: &OpsiRoot, scan: &Scan, here: &SysInfo, req: &Request) -> Result<BackendSet> {
+    let fqdn = here.get("fqdn").unwrap_or_default().to_string();
+    if !(req.configuration && scan.contains.configuration) {
+        let set = load_backends(root, &fqdn)?;
+        for w in &set.warnings {
+            logging::warning(w);
+        }
+        return Ok(set);
+    }
+    let tmp = tempfile::tempdir().ctx("creating a temporary directory")?;
+    let conf_root = OpsiRoot::new(tmp.path());
+    for (member, bytes) in &scan.planning_files {
+        let rel = member.strip_prefix("CONTENT/CONF/").unwrap_or(member);
+        let rel = crate::restore::safe_path::relative(member, rel)?;
+        let dest = conf_root.conf_dir().join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
+        }
+        std::fs::write(&dest, bytes).path_ctx("cannot write", &dest)?;
+    }
+    std::fs::create_dir_all(conf_root.backends_dir()).ctx("creating a temporary directory")?;
+    let set = load_backends(&conf_root, &fqdn)?;
+    for w in &set.warnings {
+        logging::warning(w.replace(&tmp.path().display().to_string(), "<archive>"));
+    }
+    Ok(set)
+}
+
+/// Differences between the backup's system and this one need a yes; so does configuration
+/// from before opsi 4.3. Without a terminal the answer is no (use --force).
+fn confirm_sysinfo(scan: &Scan, here: &SysInfo) -> Result<()> {
+    let archived = SysInfo(scan.sysinfo.clone().unwrap_or_default());
+    let diffs = archived.differences(here);
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::from("WARNING: Your system config is different from the one recorded with this backup:\n");
+    for (key, backup, system) in &diffs {
+        text.push_str(&format!("  {key}: backup '{backup}', this system '{system}'\n"));
+    }
+    text.push_str(
+        "This means the backup was probably taken for another machine and restoring it might leave this opsi installation unusable.\n",
+    );
+    ask(&text)
+}
+
+fn ask(text: &str) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::Aborted(format!(
+            "{text}Not restoring: no terminal to confirm on. Use --force to restore anyway."
+        )));
+    }
+    eprint!("{text}Do you wish to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).ctx("reading the answer")?;
+    if matches!(line.trim(), "y" | "Y") {
+        Ok(())
+    } else {
+        Err(Error::Aborted("Restore aborted.".into()))
+    }
+}
+
+/// An archive file as a restore source.
+pub struct ArchiveSource(pub std::path::PathBuf);
+
+impl BackupSource for ArchiveSource {
+    fn name(&self) -> String {
+        self.0.display().to_string()
+    }
+    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()> {
+        crate::archive::archive_file::replay(&self.0, sink).map(|_| ())
+    }
+}

@@ -1,0 +1,134 @@
+//! What `create` backs up and in which order, as the original does: the file backends (base
+//! directory, then the host key file when it lies outside), the mysql dumps, the dhcpd config
+//! files, and last the whole /etc/opsi.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::logging;
+use crate::member::{Member, MemberKind, Mtime};
+use crate::mysql::{self, DumpOptions, MysqlConfig};
+use crate::opsi::backends::Selection;
+use crate::opsi::root::OpsiRoot;
+use crate::sink::MemberSink;
+use crate::source::owners::Owners;
+use crate::source::tree;
+
+/// One part of a backup, in archive order.
+#[derive(Debug)]
+pub enum Part {
+    /// A file or directory tree at `path` (resolved under the root) stored as `arc`.
+    Path { path: PathBuf, arc: String },
+    /// A mysqldump of a backend, stored as `CONTENT/BACKENDS/MYSQL/<name>/database.sql`.
+    Mysql { name: String, config: MysqlConfig },
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub parts: Vec<Part>,
+    /// What the backup holds, for listing snapshots: "configuration", "file", "mysql", "dhcp".
+    pub kinds: Vec<String>,
+}
+
+fn basename(p: &str) -> String {
+    Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn dirname(p: &str) -> String {
+    Path::new(p).parent().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+impl Plan {
+    pub fn new(root: &OpsiRoot, sel: &Selection<'_>, configuration: bool) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for b in &sel.file {
+            if !b.dispatched {
+                logging::warning(format!("Backing up backend {} although it's currently not in use.", b.name));
+            }
+            let base = b.file_base_dir()?;
+            plan.parts.push(Part::Path { path: root.resolve(&base), arc: format!("CONTENT/BACKENDS/FILE/{}", b.name) });
+            let keys = b.file_host_key_file()?;
+            // The original's test, kept as is: a substring test on the key file's directory.
+            if !dirname(&keys).contains(base.as_str()) {
+                plan.parts.push(Part::Path {
+                    path: root.resolve(&keys),
+                    arc: format!("CONTENT/BACKENDS/FILE_HOSTKEYS/{}/{}", b.name, basename(&keys)),
+                });
+            }
+            plan.note("file");
+        }
+        for b in &sel.mysql {
+            if !b.dispatched {
+                logging::warning(format!("Backing up backend {} although it's currently not in use.", b.name));
+            }
+            let s = b.mysql()?;
+            let config = MysqlConfig { address: s.address, database: s.database, username: s.username, password: s.password };
+            plan.parts.push(Part::Mysql { name: b.name.clone(), config });
+            plan.note("mysql");
+        }
+        for b in &sel.dhcp {
+            if !b.dispatched {
+                logging::warning(format!("Backing up backend {} although it's currently not in use.", b.name));
+            }
+            if let Some(file) = b.dhcpd_config_file()? {
+                plan.parts.push(Part::Path {
+                    path: root.resolve(&file),
+                    arc: format!("CONTENT/BACKENDS/DHCP/{}/{}", b.name, basename(&file)),
+                });
+                plan.note("dhcp");
+            }
+        }
+        if configuration {
+            plan.parts.push(Part::Path { path: root.conf_dir(), arc: "CONTENT/CONF".into() });
+            plan.note("configuration");
+        }
+        plan.kinds.sort();
+        Ok(plan)
+    }
+
+    fn note(&mut self, kind: &str) {
+        if !self.kinds.iter().any(|k| k == kind) {
+            self.kinds.push(kind.to_string());
+        }
+    }
+
+    /// Streams every part into `sink`, in order.
+    pub fn run(&self, dump: &DumpOptions, sink: &mut dyn MemberSink) -> Result<()> {
+        let mut owners = Owners::default();
+        for part in &self.parts {
+            match part {
+                Part::Path { path, arc } => {
+                    logging::info(format!("Backing up {} as {arc}", path.display()));
+                    tree::add_path(path, arc, &mut owners, sink)?;
+                }
+                Part::Mysql { name, config } => {
+                    logging::info(format!("Dumping the mysql backend {name}"));
+                    let member = dump_member(name, &mut owners);
+                    let size = mysql::dump_into(config, dump, member, sink)?;
+                    logging::info(format!("mysql backend {name}: {size} bytes dumped"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The dump's member, owned by the user running the backup with mode 0600, as the original's
+/// temporary dump file was.
+fn dump_member(name: &str, owners: &mut Owners) -> Member {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    Member {
+        path: format!("CONTENT/BACKENDS/MYSQL/{name}/database.sql"),
+        kind: MemberKind::File,
+        mode: 0o600,
+        uid: u64::from(uid),
+        gid: u64::from(gid),
+        uname: owners.user(uid),
+        gname: owners.group(gid),
+        mtime: Mtime::from_unix(now.as_secs() as i64, now.subsec_nanos()),
+        size: 0,
+        raw_header: None,
+    }
+}

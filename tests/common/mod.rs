@@ -1,0 +1,39 @@
+//! Shared test helpers: a realistic fake opsi server generated in a temp dir, a tree
+//! comparison, and the binary under test. Each integration test file includes what it uses.
+#![allow(dead_code)]
+
+pub mod fake_server;
+pub mod tree;
+
+use std::path::Path;
+use std::process::Command;
+
+/// The opsi-backup binary, with a stable host identity and no log file.
+pub fn bin(root: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_opsi-backup"));
+    c.env("OPSI_BACKUP_ROOT", root)
+        .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
+        .env("OPSI_BACKUP_FQDN", "opsiserver.example.org")
+        .env("OPSI_BACKUP_OPSI_VERSION", "4.3.0.28")
+        .env_remove("OPSI_BACKUP_REPOSITORY")
+        .arg("--log-file")
+        .arg("/dev/null");
+    c
+}
+
+/// Runs a command and returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run opsi-backup");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs and insists on success, showing the output otherwise.
+pub fn ok(cmd: &mut Command) -> String {
+    let (code, out, err) = run(cmd);
+    assert_eq!(code, 0, "command failed: {cmd:?}\nstdout:\n{out}\nstderr:\n{err}");
+    out
+}

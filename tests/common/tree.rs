@@ -1,0 +1,60 @@
+//! A directory tree as comparable data: path -> (type, mode, uid, gid, mtime ns, content or
+//! link target).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Dir { mode: u32, uid: u32, gid: u32, mtime_ns: i128 },
+    File { mode: u32, uid: u32, gid: u32, mtime_ns: i128, sha: String, size: u64 },
+    Link { target: String, mtime_ns: i128 },
+}
+
+pub fn read(root: &Path) -> BTreeMap<String, Node> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).follow_links(false) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let m = e.path().symlink_metadata().unwrap();
+        let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        let node = if m.file_type().is_symlink() {
+            Node::Link { target: std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned(), mtime_ns }
+        } else if m.is_dir() {
+            Node::Dir { mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid(), mtime_ns }
+        } else {
+            let data = std::fs::read(e.path()).unwrap();
+            Node::File {
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                mtime_ns,
+                sha: blake3::hash(&data).to_hex().to_string(),
+                size: data.len() as u64,
+            }
+        };
+        out.insert(rel, node);
+    }
+    out
+}
+
+/// Asserts two trees are identical, listing the first differences.
+pub fn assert_same(a: &Path, b: &Path) {
+    let ta = read(a);
+    let tb = read(b);
+    let mut diffs = Vec::new();
+    for (k, v) in &ta {
+        match tb.get(k) {
+            None => diffs.push(format!("only in {}: {k}", a.display())),
+            Some(w) if w != v => diffs.push(format!("differs: {k}\n   {v:?}\n   {w:?}")),
+            _ => {}
+        }
+    }
+    for k in tb.keys() {
+        if !ta.contains_key(k) {
+            diffs.push(format!("only in {}: {k}", b.display()));
+        }
+    }
+    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+}
