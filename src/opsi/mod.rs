@@ -6,6 +6,7 @@ pub mod backends;
 pub mod dispatch;
 pub mod pyconf;
 pub mod root;
+pub mod sysinfo;
 
 pub use backends::{
     load_backends, BackendConfig, BackendKind, BackendSet, MysqlSettings, Selection,
@@ -13,3 +14,4 @@ pub use backends::{
 pub use dispatch::DispatchConfig;
 pub use pyconf::{parse_conf, ParseError, PyConf, PyValue};
 pub use root::OpsiRoot;
+pub use sysinfo::{Difference, SysInfo};

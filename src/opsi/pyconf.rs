@@ -196,6 +196,7 @@ pub fn parse_conf(src: &str, fqdn: &str) -> Result<PyConf, ParseError> {
     let mut interp = Interp {
         tokens,
         pos: 0,
+        depth: 0,
         fqdn: fqdn.to_string(),
         globals: vec![
             ("config".to_string(), PyValue::Dict(Vec::new())),
@@ -688,9 +689,14 @@ const UNSUPPORTED_STATEMENTS: &[&str] = &[
     "break", "continue", "match",
 ];
 
+/// How deeply expressions may nest; bounds the recursion of parsing and evaluation.
+const MAX_DEPTH: usize = 100;
+
 struct Interp {
     tokens: Vec<Token>,
     pos: usize,
+    /// Current expression nesting while parsing.
+    depth: usize,
     fqdn: String,
     /// Module globals in assignment order.
     globals: Vec<(String, PyValue)>,
@@ -1030,7 +1036,8 @@ impl Interp {
 
     fn expr(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.unary()?;
-        loop {
+        // Left-nested trees are evaluated recursively: bound their length too.
+        for _ in 0..MAX_DEPTH {
             let line = self.peek().line;
             if self.eat_op("+") {
                 let right = self.unary()?;
@@ -1048,10 +1055,21 @@ impl Interp {
                 return Ok(left);
             }
         }
+        err(self.peek().line, "expression too deeply nested")
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         let line = self.peek().line;
+        if self.depth >= MAX_DEPTH {
+            return err(line, "expression too deeply nested");
+        }
+        self.depth += 1;
+        let e = self.unary_inner(line);
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self, line: usize) -> Result<Expr, ParseError> {
         if self.eat_op("-") {
             let inner = self.unary()?;
             return Ok(Expr {
@@ -1076,7 +1094,7 @@ impl Interp {
 
     fn postfix(&mut self) -> Result<Expr, ParseError> {
         let mut e = self.atom()?;
-        loop {
+        for _ in 0..MAX_DEPTH {
             let line = self.peek().line;
             if self.eat_op(".") {
                 let t = self.next();
@@ -1107,6 +1125,7 @@ impl Interp {
                 return Ok(e);
             }
         }
+        err(self.peek().line, "expression too deeply nested")
     }
 
     /// Arguments after `(` up to and including `)`.
@@ -1604,6 +1623,20 @@ config["first"] = config["nested"]["a"]["b"][0]
             assert_eq!(e.line, *line, "{src:?}: {e}");
             assert!(e.message.contains(msg), "{src:?}: {e} (wanted {msg:?})");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let src = format!("x = {}1{}\n", "[".repeat(5000), "]".repeat(5000));
+        assert!(parse_err(&src).message.contains("too deeply nested"));
+        let src = format!("x = {}1\n", "-".repeat(5000));
+        assert!(parse_err(&src).message.contains("too deeply nested"));
+        let src = format!("x = 1{}\n", " + 1".repeat(100_000));
+        assert!(parse_err(&src).message.contains("too deeply nested"));
+        let src = format!("x = [[1]]{}\n", "[0]".repeat(100_000));
+        assert!(parse_err(&src).message.contains("too deeply nested"));
+        let ok = format!("x = {}1{}\n", "[".repeat(50), "]".repeat(50));
+        parse(&ok);
     }
 
     #[test]
