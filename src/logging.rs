@@ -20,7 +20,11 @@ struct Logger {
     file: Option<File>,
 }
 
-static LOGGER: Mutex<Logger> = Mutex::new(Logger { stderr_level: WARNING, file_level: 0, file: None });
+static LOGGER: Mutex<Logger> = Mutex::new(Logger {
+    stderr_level: WARNING,
+    file_level: 0,
+    file: None,
+});
 
 /// Sets up logging once at start-up. A log file that cannot be opened is skipped with a note
 /// on stderr (the default one lives under /var/log/opsi, which a test machine may lack).
@@ -33,7 +37,9 @@ pub fn init(level: u8, verbose: bool, log_file: Option<&Path>, explicit_file: bo
                 l.file = Some(f);
                 l.file_level = level;
             }
-            Err(e) if explicit_file => eprintln!("WARNING: cannot open log file {}: {e}", path.display()),
+            Err(e) if explicit_file => {
+                eprintln!("WARNING: cannot open log file {}: {e}", path.display())
+            }
             Err(_) => {}
         }
     }

@@ -33,7 +33,10 @@ impl Mtime {
     /// A file system time, rendered the way Python's `str(float)` does (what the original writes).
     pub fn from_unix(secs: i64, nanos: u32) -> Mtime {
         let f = secs as f64 + f64::from(nanos) * 1e-9;
-        Mtime { secs: py_round(f), pax: Some(py_float_str(f)) }
+        Mtime {
+            secs: py_round(f),
+            pax: Some(py_float_str(f)),
+        }
     }
 
     /// The time with sub-second precision, for restoring it onto a file.
@@ -123,7 +126,8 @@ mod opt_hex {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let o: Option<String> = Option::deserialize(d)?;
-        o.map(|h| hex::decode(h).map_err(serde::de::Error::custom)).transpose()
+        o.map(|h| hex::decode(h).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -149,7 +153,10 @@ mod tests {
 
     #[test]
     fn precise_time_from_pax() {
-        let m = Mtime { secs: 10, pax: Some("10.5".into()) };
+        let m = Mtime {
+            secs: 10,
+            pax: Some("10.5".into()),
+        };
         assert_eq!(m.precise(), (10, 500_000_000));
     }
 }

@@ -17,14 +17,18 @@ use crate::sink::MemberSink;
 /// Pushes every member of the archive at `path` into `sink`.
 pub fn replay(path: &Path, sink: &mut dyn MemberSink) -> Result<(TarEnd, Compression)> {
     let (stream, compression) = open_tar_stream(path)?;
-    let end = TarReader::new(stream).replay(sink).map_err(|e| in_archive(path, e))?;
+    let end = TarReader::new(stream)
+        .replay(sink)
+        .map_err(|e| in_archive(path, e))?;
     Ok((end, compression))
 }
 
 fn in_archive(path: &Path, e: Error) -> Error {
     match e {
         Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
-        Error::Io { context, source } => Error::Corrupt(format!("{}: {context}: {source}", path.display())),
+        Error::Io { context, source } => {
+            Error::Corrupt(format!("{}: {context}: {source}", path.display()))
+        }
         other => other,
     }
 }
@@ -57,7 +61,11 @@ impl ArchiveFileWriter {
             .map_err(|e| Error::io(format!("cannot create the archive in {}", dir.display()), e))?;
         let (file, tmp_path) = tmp.into_parts();
         let out = Encoder::new(BufWriter::with_capacity(1 << 20, file), compression);
-        Ok(ArchiveFileWriter { tar: TarWriter::new(out), tmp_path, dest: dest.to_path_buf() })
+        Ok(ArchiveFileWriter {
+            tar: TarWriter::new(out),
+            tmp_path,
+            dest: dest.to_path_buf(),
+        })
     }
 
     /// Ends the tar stream, makes it durable, verifies it and renames it to its destination.
@@ -67,14 +75,19 @@ impl ArchiveFileWriter {
             None => self.tar.finish()?,
         };
         let buf = enc.finish().ctx("writing archive")?;
-        let file = buf.into_inner().map_err(|e| Error::io("writing archive", e.into_error()))?;
+        let file = buf
+            .into_inner()
+            .map_err(|e| Error::io("writing archive", e.into_error()))?;
         file.sync_all().ctx("flushing archive to disk")?;
         drop(file);
         let check = scan(&self.tmp_path)?;
         check.ensure_intact("the archive just written")?;
-        self.tmp_path
-            .persist(&self.dest)
-            .map_err(|e| Error::io(format!("cannot move the archive to {}", self.dest.display()), e.error))?;
+        self.tmp_path.persist(&self.dest).map_err(|e| {
+            Error::io(
+                format!("cannot move the archive to {}", self.dest.display()),
+                e.error,
+            )
+        })?;
         sync_parent(&self.dest);
         Ok(self.dest)
     }
@@ -89,10 +102,13 @@ impl MemberSink for ArchiveFileWriter {
 /// Makes a rename durable: fsync of the containing directory.
 pub fn sync_parent(path: &Path) {
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
     }
 }
-

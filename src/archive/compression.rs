@@ -21,7 +21,9 @@ impl Compression {
             "bz2" => Ok(Compression::Bz2),
             "gz" => Ok(Compression::Gz),
             "none" => Ok(Compression::None),
-            other => Err(Error::Invalid(format!("unknown compression '{other}' (use gz, bz2 or none)"))),
+            other => Err(Error::Invalid(format!(
+                "unknown compression '{other}' (use gz, bz2 or none)"
+            ))),
         }
     }
 
@@ -54,8 +56,14 @@ pub fn open_tar_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression
     let compression = Compression::detect(&head[..n]);
     let file = BufReader::with_capacity(1 << 20, io::Cursor::new(head[..n].to_vec()).chain(file));
     let reader: Box<dyn Read + Send> = match compression {
-        Compression::Bz2 => Box::new(BufReader::with_capacity(1 << 20, bzip2::read::MultiBzDecoder::new(file))),
-        Compression::Gz => Box::new(BufReader::with_capacity(1 << 20, flate2::read::MultiGzDecoder::new(file))),
+        Compression::Bz2 => Box::new(BufReader::with_capacity(
+            1 << 20,
+            bzip2::read::MultiBzDecoder::new(file),
+        )),
+        Compression::Gz => Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::read::MultiGzDecoder::new(file),
+        )),
         Compression::None => Box::new(file),
     };
     Ok((reader, compression))
@@ -83,8 +91,14 @@ impl<W: Write> Encoder<W> {
     /// Level 9 for both, as Python's `BZ2File` and `GzipFile` default to.
     pub fn new(out: W, compression: Compression) -> Encoder<W> {
         match compression {
-            Compression::Bz2 => Encoder::Bz2(bzip2::write::BzEncoder::new(out, bzip2::Compression::best())),
-            Compression::Gz => Encoder::Gz(flate2::write::GzEncoder::new(out, flate2::Compression::best())),
+            Compression::Bz2 => Encoder::Bz2(bzip2::write::BzEncoder::new(
+                out,
+                bzip2::Compression::best(),
+            )),
+            Compression::Gz => Encoder::Gz(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::best(),
+            )),
             Compression::None => Encoder::None(out),
         }
     }

@@ -30,7 +30,9 @@ impl Checksums {
         let complete = text.ends_with('\n');
         let lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
         for (i, line) in lines.iter().enumerate() {
-            let Some((sum, path)) = line.split_once(' ') else { continue };
+            let Some((sum, path)) = line.split_once(' ') else {
+                continue;
+            };
             let entry = (path.trim().to_string(), sum.trim().to_lowercase());
             if !complete && i == lines.len() - 1 {
                 out.cut_line = Some(entry);
@@ -62,11 +64,6 @@ impl Checksums {
     }
 }
 
-/// Renders sysinfo as the original writes it.
-pub fn render_sysinfo(sysinfo: &[(String, String)]) -> String {
-    sysinfo.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
-}
-
 /// Parses CONTROL/sysinfo leniently: `key: value` per line, split at the first colon.
 pub fn parse_sysinfo(bytes: &[u8]) -> Vec<(String, String)> {
     String::from_utf8_lossy(bytes)
@@ -85,12 +82,20 @@ pub struct ControlWriter<S: MemberSink> {
 
 impl<S: MemberSink> ControlWriter<S> {
     pub fn new(inner: S) -> ControlWriter<S> {
-        ControlWriter { inner, lines: Vec::new() }
+        ControlWriter {
+            inner,
+            lines: Vec::new(),
+        }
     }
 
-    pub fn finish(mut self, sysinfo: &[(String, String)]) -> Result<S> {
-        let checksums: String = self.lines.iter().map(|(p, s)| format!("{s} {p}\n")).collect();
-        let sysinfo = render_sysinfo(sysinfo);
+    /// Appends the two CONTROL members; `sysinfo` is the rendered CONTROL/sysinfo text.
+    pub fn finish(mut self, sysinfo: &str) -> Result<S> {
+        let checksums: String = self
+            .lines
+            .iter()
+            .map(|(p, s)| format!("{s} {p}\n"))
+            .collect();
+        let sysinfo = sysinfo.to_string();
         for (path, text) in [(CHECKSUMS, checksums), (SYSINFO, sysinfo)] {
             let member = Member::control(path, text.len() as u64);
             self.inner.add(&member, &mut text.as_bytes())?;
@@ -139,7 +144,10 @@ pub struct Sha1Reader<'a> {
 
 impl<'a> Sha1Reader<'a> {
     pub fn new(inner: &'a mut dyn Read) -> Sha1Reader<'a> {
-        Sha1Reader { inner, hash: Sha1::new() }
+        Sha1Reader {
+            inner,
+            hash: Sha1::new(),
+        }
     }
     pub fn hex(&self) -> String {
         hex::encode(self.hash.clone().finalize())
@@ -170,8 +178,14 @@ mod tests {
     }
 
     #[test]
-    fn sysinfo_round_trip() {
-        let s = vec![("hostname".to_string(), "opsi".to_string()), ("sysVersion".into(), "(12, 4)".into())];
-        assert_eq!(parse_sysinfo(render_sysinfo(&s).as_bytes()), s);
+    fn sysinfo_parse_is_lenient() {
+        let s = parse_sysinfo(b"hostname: opsi\ngarbage\nsysVersion: (12, 4)\n");
+        assert_eq!(
+            s,
+            vec![
+                ("hostname".to_string(), "opsi".to_string()),
+                ("sysVersion".into(), "(12, 4)".into())
+            ]
+        );
     }
 }

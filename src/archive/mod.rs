@@ -1,10 +1,10 @@
 //! The opsi-backup archive: a tar stream (bzip2, gzip or plain) of `CONTENT/...` members
 //! followed by `CONTROL/checksums` and `CONTROL/sysinfo`.
 
-pub mod tar_header;
-pub mod tar_reader;
-pub mod tar_writer;
 pub mod archive_file;
 pub mod compression;
 pub mod control;
 pub mod scan;
+pub mod tar_header;
+pub mod tar_reader;
+pub mod tar_writer;

@@ -31,11 +31,16 @@ impl Contains {
 
     /// The names present, sorted: "configuration, dhcp, file, mysql".
     pub fn names(&self) -> Vec<&'static str> {
-        [("configuration", self.configuration), ("dhcp", self.dhcp), ("file", self.file), ("mysql", self.mysql)]
-            .into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(n, _)| n)
-            .collect()
+        [
+            ("configuration", self.configuration),
+            ("dhcp", self.dhcp),
+            ("file", self.file),
+            ("mysql", self.mysql),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n)
+        .collect()
     }
 }
 
@@ -55,10 +60,17 @@ pub enum Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::Corrupt(m) => write!(f, "member {m} is corrupt (sha1 does not match CONTROL/checksums)"),
-            Problem::Missing(m) => write!(f, "member {m} is listed in CONTROL/checksums but missing"),
+            Problem::Corrupt(m) => write!(
+                f,
+                "member {m} is corrupt (sha1 does not match CONTROL/checksums)"
+            ),
+            Problem::Missing(m) => {
+                write!(f, "member {m} is listed in CONTROL/checksums but missing")
+            }
             Problem::Unlisted(m) => write!(f, "member {m} has no checksum in CONTROL/checksums"),
-            Problem::NoControl(m) => write!(f, "{m} is missing: not a complete opsi-backup archive"),
+            Problem::NoControl(m) => {
+                write!(f, "{m} is missing: not a complete opsi-backup archive")
+            }
         }
     }
 }
@@ -97,7 +109,10 @@ impl Scan {
                 None => out.push(Problem::Unlisted(path.clone())),
             }
         }
-        let mut missing: Vec<&str> = sums.paths().filter(|p| !self.present.contains(*p)).collect();
+        let mut missing: Vec<&str> = sums
+            .paths()
+            .filter(|p| !self.present.contains(*p))
+            .collect();
         missing.sort_unstable();
         out.extend(missing.into_iter().map(|p| Problem::Missing(p.to_string())));
         if self.sysinfo.is_none() {
@@ -113,7 +128,10 @@ impl Scan {
             return Ok(());
         }
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        Err(Error::Corrupt(format!("{name} is not intact:\n{}", list.join("\n"))))
+        Err(Error::Corrupt(format!(
+            "{name} is not intact:\n{}",
+            list.join("\n")
+        )))
     }
 
     pub fn sha1_of(&self, path: &str) -> Option<&str> {
@@ -130,7 +148,10 @@ impl MemberSink for Scan {
         let read_err = |e| Error::Corrupt(format!("cannot read member {path}: {e}"));
         if path == control::CHECKSUMS || path == control::SYSINFO {
             let mut buf = Vec::new();
-            content.take(256 << 20).read_to_end(&mut buf).map_err(read_err)?;
+            content
+                .take(256 << 20)
+                .read_to_end(&mut buf)
+                .map_err(read_err)?;
             if path == control::CHECKSUMS {
                 self.checksums = Some(Checksums::parse(&buf));
             } else {

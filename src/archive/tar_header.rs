@@ -167,7 +167,10 @@ fn ustar_block(f: &UstarFields) -> [u8; BLOCK] {
 /// Python's `stn(s, length, "ascii", "replace")`: non-ASCII characters become `?`, cut at the
 /// field length, NUL-padded.
 fn put_str(field: &mut [u8], s: &str) {
-    let bytes: Vec<u8> = s.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect();
+    let bytes: Vec<u8> = s
+        .chars()
+        .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+        .collect();
     let n = bytes.len().min(field.len());
     field[..n].copy_from_slice(&bytes[..n]);
 }
@@ -184,7 +187,13 @@ fn put_octal(field: &mut [u8], v: u64) {
 pub fn checksum(b: &[u8; BLOCK]) -> u32 {
     b.iter()
         .enumerate()
-        .map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u32::from(c) })
+        .map(|(i, &c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(c)
+            }
+        })
         .sum()
 }
 
@@ -192,7 +201,13 @@ pub fn checksum(b: &[u8; BLOCK]) -> u32 {
 pub fn checksum_signed(b: &[u8; BLOCK]) -> i64 {
     b.iter()
         .enumerate()
-        .map(|(i, &c)| if (148..156).contains(&i) { 32 } else { i64::from(c as i8) })
+        .map(|(i, &c)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                i64::from(c as i8)
+            }
+        })
         .sum()
 }
 
@@ -210,7 +225,10 @@ mod tests {
             gid: 0,
             uname: "root".into(),
             gname: "root".into(),
-            mtime: Mtime { secs: 1704068200, pax: Some("1704068200.0".into()) },
+            mtime: Mtime {
+                secs: 1704068200,
+                pax: Some("1704068200.0".into()),
+            },
             size: 0,
             raw_header: None,
         }

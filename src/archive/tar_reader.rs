@@ -69,13 +69,20 @@ impl<R: Read> TarReader<R> {
                 }
             };
             if block.iter().all(|&b| b == 0) {
-                let rest = io::copy(&mut self.inner, &mut io::sink()).map_err(|e| self.damaged(e))?;
-                return Ok(TarEnd { trailer_len: BLOCK as u64 + rest, members_len: start });
+                let rest =
+                    io::copy(&mut self.inner, &mut io::sink()).map_err(|e| self.damaged(e))?;
+                return Ok(TarEnd {
+                    trailer_len: BLOCK as u64 + rest,
+                    members_len: start,
+                });
             }
             check_header(&block, start)?;
             let flag = block[156];
-            let size = parse_num(&block[124..136])
-                .ok_or_else(|| Error::Corrupt(format!("damaged tar header at byte {start}: bad size field")))?;
+            let size = parse_num(&block[124..136]).ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "damaged tar header at byte {start}: bad size field"
+                ))
+            })?;
             match flag {
                 b'x' | b'g' | b'L' | b'K' => {
                     ext.raw.extend_from_slice(&block);
@@ -92,8 +99,15 @@ impl<R: Read> TarReader<R> {
             }
             ext.raw.extend_from_slice(&block);
             let member = build_member(&block, &std::mem::take(&mut ext), size)?;
-            let mut content = Content { reader: &mut self, left: member.size, path: &member.path };
-            let data_size = if matches!(member.kind, MemberKind::Dir | MemberKind::Symlink(_) | MemberKind::Hardlink(_)) {
+            let mut content = Content {
+                reader: &mut self,
+                left: member.size,
+                path: &member.path,
+            };
+            let data_size = if matches!(
+                member.kind,
+                MemberKind::Dir | MemberKind::Symlink(_) | MemberKind::Hardlink(_)
+            ) {
                 0
             } else {
                 member.size
@@ -104,8 +118,15 @@ impl<R: Read> TarReader<R> {
             sink.add(&member, &mut content)?;
             let left = content.left;
             if left > 0 {
-                io::copy(&mut Content { reader: &mut self, left, path: &member.path }, &mut io::sink())
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                io::copy(
+                    &mut Content {
+                        reader: &mut self,
+                        left,
+                        path: &member.path,
+                    },
+                    &mut io::sink(),
+                )
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
             }
             let pad = (BLOCK as u64 - data_size % BLOCK as u64) % BLOCK as u64;
             self.skip(pad, &member.path)?;
@@ -113,7 +134,10 @@ impl<R: Read> TarReader<R> {
     }
 
     fn damaged(&self, e: io::Error) -> Error {
-        Error::Corrupt(format!("the archive is damaged near byte {} of the tar stream: {e}", self.offset))
+        Error::Corrupt(format!(
+            "the archive is damaged near byte {} of the tar stream: {e}",
+            self.offset
+        ))
     }
 
     /// One 512-byte block; `None` at a clean end of stream.
@@ -141,11 +165,15 @@ impl<R: Read> TarReader<R> {
 
     fn read_padded(&mut self, size: u64, raw: &mut Vec<u8>) -> Result<Vec<u8>> {
         if size > 16 << 20 {
-            return Err(Error::Corrupt(format!("implausible extended header of {size} bytes")));
+            return Err(Error::Corrupt(format!(
+                "implausible extended header of {size} bytes"
+            )));
         }
         let padded = size.div_ceil(BLOCK as u64) as usize * BLOCK;
         let mut buf = vec![0u8; padded];
-        self.inner.read_exact(&mut buf).map_err(|e| self.damaged(e))?;
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|e| self.damaged(e))?;
         self.offset += padded as u64;
         raw.extend_from_slice(&buf);
         buf.truncate(size as usize);
@@ -153,10 +181,13 @@ impl<R: Read> TarReader<R> {
     }
 
     fn skip(&mut self, n: u64, path: &str) -> Result<()> {
-        let got = io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(|e| self.damaged(e))?;
+        let got = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())
+            .map_err(|e| self.damaged(e))?;
         self.offset += got;
         if got < n {
-            return Err(Error::Corrupt(format!("the archive is truncated after member {path}")));
+            return Err(Error::Corrupt(format!(
+                "the archive is truncated after member {path}"
+            )));
         }
         Ok(())
     }
@@ -176,7 +207,10 @@ impl<R: Read> Read for Content<'_, R> {
         }
         let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         let n = self.reader.inner.read(&mut buf[..want]).map_err(|e| {
-            io::Error::new(e.kind(), format!("archive damaged in member {}: {e}", self.path))
+            io::Error::new(
+                e.kind(),
+                format!("archive damaged in member {}: {e}", self.path),
+            )
         })?;
         if n == 0 {
             return Err(io::Error::new(
@@ -198,9 +232,13 @@ fn check_header(b: &[u8; BLOCK], at: u64) -> Result<()> {
     if ok {
         Ok(())
     } else if at == 0 {
-        Err(Error::Corrupt("not a tar archive (no valid tar header at the start)".into()))
+        Err(Error::Corrupt(
+            "not a tar archive (no valid tar header at the start)".into(),
+        ))
     } else {
-        Err(Error::Corrupt(format!("damaged tar header at byte {at} (checksum mismatch)")))
+        Err(Error::Corrupt(format!(
+            "damaged tar header at byte {at} (checksum mismatch)"
+        )))
     }
 }
 
@@ -231,13 +269,19 @@ fn parse_pax(data: &[u8], at: u64) -> Result<Vec<(String, Vec<u8>)>> {
     let mut rest = data;
     while !rest.is_empty() && rest[0] != 0 {
         let sp = rest.iter().position(|&c| c == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let len: usize = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad)?;
         if len <= sp + 1 || len > rest.len() || rest[len - 1] != b'\n' {
             return Err(bad());
         }
         let rec = &rest[sp + 1..len - 1];
         let eq = rec.iter().position(|&c| c == b'=').ok_or_else(bad)?;
-        out.push((String::from_utf8_lossy(&rec[..eq]).into_owned(), rec[eq + 1..].to_vec()));
+        out.push((
+            String::from_utf8_lossy(&rec[..eq]).into_owned(),
+            rec[eq + 1..].to_vec(),
+        ));
         rest = &rest[len..];
     }
     Ok(out)
@@ -255,7 +299,11 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
         String::from_utf8_lossy(n).into_owned()
     } else {
         let base = field_str(&b[0..100]);
-        let prefix = if ustar && &b[257..263] == b"ustar\0" { field_str(&b[345..500]) } else { String::new() };
+        let prefix = if ustar && &b[257..263] == b"ustar\0" {
+            field_str(&b[345..500])
+        } else {
+            String::new()
+        };
         if prefix.is_empty() {
             base
         } else {
@@ -264,7 +312,11 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
     };
     let link = ext
         .pax_str("linkpath")
-        .or_else(|| ext.gnu_link.as_ref().map(|l| String::from_utf8_lossy(l).into_owned()))
+        .or_else(|| {
+            ext.gnu_link
+                .as_ref()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+        })
         .unwrap_or_else(|| field_str(&b[157..257]));
     let flag = b[156];
     let kind = match flag {
@@ -279,15 +331,28 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
         name.pop();
     }
     let num = |r: std::ops::Range<usize>, what: &str| {
-        parse_num(&b[r]).ok_or_else(|| Error::Corrupt(format!("damaged tar header of {name}: bad {what} field")))
+        parse_num(&b[r]).ok_or_else(|| {
+            Error::Corrupt(format!("damaged tar header of {name}: bad {what} field"))
+        })
     };
     let mut member = Member {
         mode: num(100..108, "mode")? as u32 & 0o7777,
-        uid: ext.pax_num("uid").map_or_else(|| num(108..116, "uid"), Ok)?,
-        gid: ext.pax_num("gid").map_or_else(|| num(116..124, "gid"), Ok)?,
-        uname: ext.pax_str("uname").unwrap_or_else(|| field_str(&b[265..297])),
-        gname: ext.pax_str("gname").unwrap_or_else(|| field_str(&b[297..329])),
-        mtime: Mtime { secs: num(136..148, "mtime")? as i64, pax: ext.pax_str("mtime") },
+        uid: ext
+            .pax_num("uid")
+            .map_or_else(|| num(108..116, "uid"), Ok)?,
+        gid: ext
+            .pax_num("gid")
+            .map_or_else(|| num(116..124, "gid"), Ok)?,
+        uname: ext
+            .pax_str("uname")
+            .unwrap_or_else(|| field_str(&b[265..297])),
+        gname: ext
+            .pax_str("gname")
+            .unwrap_or_else(|| field_str(&b[297..329])),
+        mtime: Mtime {
+            secs: num(136..148, "mtime")? as i64,
+            pax: ext.pax_str("mtime"),
+        },
         size: ext.pax_num("size").unwrap_or(ustar_size),
         kind,
         path: name,
@@ -333,7 +398,11 @@ mod tests {
     fn round_trip_is_byte_identical() {
         let mut w = TarWriter::new(Vec::new());
         let long = format!("CONTENT/CONF/{}/ä.txt", "d".repeat(150));
-        for (p, d) in [("CONTENT/CONF/a", &b"hello"[..]), (long.as_str(), &b"x"[..]), ("CONTENT/CONF/e", b"")] {
+        for (p, d) in [
+            ("CONTENT/CONF/a", &b"hello"[..]),
+            (long.as_str(), &b"x"[..]),
+            ("CONTENT/CONF/e", b""),
+        ] {
             w.add(&file(p, d), &mut &d[..]).unwrap();
         }
         let bytes = w.finish().unwrap();
@@ -360,7 +429,9 @@ mod tests {
             assert!(r.is_err(), "cut at {cut}");
         }
         let garbage = vec![0x41u8; 4096];
-        let e = TarReader::new(&garbage[..]).replay(&mut Collect(Vec::new())).unwrap_err();
+        let e = TarReader::new(&garbage[..])
+            .replay(&mut Collect(Vec::new()))
+            .unwrap_err();
         assert!(e.to_string().contains("not a tar archive"), "{e}");
     }
 }

@@ -65,14 +65,20 @@ pub fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
 pub fn dump_options(a: &CreateArgs) -> DumpOptions {
     DumpOptions {
         flush_logs: a.flush_logs,
-        consistency: if a.single_transaction { Consistency::SingleTransaction } else { Consistency::LockTables },
+        consistency: if a.single_transaction {
+            Consistency::SingleTransaction
+        } else {
+            Consistency::LockTables
+        },
     }
 }
 
 /// Reads the server's configuration and decides what goes into the backup.
 pub fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Result<Plan> {
     if root.is_live() && !nix::unistd::geteuid().is_root() {
-        return Err(Error::Invalid("Only users with root access can create a backup.".into()).into());
+        return Err(
+            Error::Invalid("Only users with root access can create a backup.".into()).into(),
+        );
     }
     let set = load_backends(root, sysinfo.get("fqdn").unwrap_or_default())?;
     for w in &set.warnings {
@@ -90,12 +96,15 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let sysinfo = SysInfo::gather(&root);
     let plan = plan(&root, &sysinfo, &a)?;
     let compression = Compression::parse(&a.compression)?;
-    let dest = destination(a.destination.as_deref(), &archive_name(&sysinfo, compression));
+    let dest = destination(
+        a.destination.as_deref(),
+        &archive_name(&sysinfo, compression),
+    );
     logging::notice(format!("Creating backup archive {}", dest.display()));
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let mut control = ControlWriter::new(writer);
     plan.run(&dump_options(&a), &mut control)?;
-    let writer = control.finish(&sysinfo.0)?;
+    let writer = control.finish(&sysinfo.render())?;
     writer.finish(None)?;
     logging::notice("Backup complete");
     Ok(0)

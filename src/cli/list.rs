@@ -19,7 +19,11 @@ pub fn run(_g: &Global, a: ListArgs) -> anyhow::Result<i32> {
         let scan = archive_file::scan(file)?;
         scan.ensure_intact(&file.display().to_string())?;
         let shown = std::path::absolute(file).unwrap_or_else(|_| file.clone());
-        println!("{} contains: {}", shown.display(), scan.contains.names().join(", "));
+        println!(
+            "{} contains: {}",
+            shown.display(),
+            scan.contains.names().join(", ")
+        );
     }
     Ok(0)
 }

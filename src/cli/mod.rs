@@ -75,7 +75,12 @@ pub fn main() -> i32 {
     let default_log = PathBuf::from("/var/log/opsi/opsi-backup.log");
     let explicit = cli.global.log_file.is_some();
     let log_file = cli.global.log_file.clone().unwrap_or(default_log);
-    logging::init(cli.global.log_level, cli.global.verbose, Some(&log_file), explicit);
+    logging::init(
+        cli.global.log_level,
+        cli.global.verbose,
+        Some(&log_file),
+        explicit,
+    );
     let Some(command) = cli.command else {
         eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
         return 2;

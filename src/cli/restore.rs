@@ -30,9 +30,16 @@ pub struct RestoreArgs {
 
 pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
     if a.new_server_id.is_some() {
-        return Err(Error::Invalid("--new-server-id is not supported yet by this opsi-backup".into()).into());
+        return Err(Error::Invalid(
+            "--new-server-id is not supported yet by this opsi-backup".into(),
+        )
+        .into());
     }
-    Ok(Request { backends: a.backends.clone(), configuration: a.configuration, force: a.force })
+    Ok(Request {
+        backends: a.backends.clone(),
+        configuration: a.configuration,
+        force: a.force,
+    })
 }
 
 pub fn run(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {

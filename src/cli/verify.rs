@@ -38,6 +38,13 @@ pub fn run(_g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    println!("{}", if failed { "Verification failed" } else { "Verified" });
+    println!(
+        "{}",
+        if failed {
+            "Verification failed"
+        } else {
+            "Verified"
+        }
+    );
     Ok(i32::from(failed))
 }

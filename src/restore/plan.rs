@@ -21,11 +21,18 @@ pub struct Request {
 }
 
 fn has_prefix(present: &HashSet<String>, prefix: &str) -> bool {
-    present.iter().any(|p| p == prefix || p.starts_with(&format!("{prefix}/")))
+    present
+        .iter()
+        .any(|p| p == prefix || p.starts_with(&format!("{prefix}/")))
 }
 
 /// Builds the targets. `set` holds the backend configuration that will be in force.
-pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) -> Result<Vec<Target>> {
+pub fn targets(
+    root: &OpsiRoot,
+    scan: &Scan,
+    set: &BackendSet,
+    req: &Request,
+) -> Result<Vec<Target>> {
     let sel = set.select(&req.backends)?;
     for w in &sel.warnings {
         logging::warning(w);
@@ -33,12 +40,21 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
     let mut out = Vec::new();
     if req.configuration {
         if scan.contains.configuration {
-            out.push(Target { prefix: "CONTENT/CONF".into(), dest: Dest::Tree(root.conf_dir()) });
+            out.push(Target {
+                prefix: "CONTENT/CONF".into(),
+                dest: Dest::Tree(root.conf_dir()),
+            });
         } else if !req.force {
-            return Err(Error::Invalid("Backup file does not contain configuration data.".into()));
+            return Err(Error::Invalid(
+                "Backup file does not contain configuration data.".into(),
+            ));
         }
     }
-    let explicit = |kind: &str| req.backends.iter().any(|b| b.eq_ignore_ascii_case(kind) || b.eq_ignore_ascii_case("all"));
+    let explicit = |kind: &str| {
+        req.backends
+            .iter()
+            .any(|b| b.eq_ignore_ascii_case(kind) || b.eq_ignore_ascii_case("all"))
+    };
     let missing = |kind: &str, has: bool| -> Result<bool> {
         if has {
             return Ok(false);
@@ -47,20 +63,31 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
             logging::info(format!("No backend data for {kind} - skipping."));
             return Ok(true);
         }
-        Err(Error::Invalid(format!("Backup file does not contain {kind} backend data.")))
+        Err(Error::Invalid(format!(
+            "Backup file does not contain {kind} backend data."
+        )))
     };
 
     if !sel.file.is_empty() && !missing("file", scan.contains.file)? {
         for b in &sel.file {
             let prefix = format!("CONTENT/BACKENDS/FILE/{}", b.name);
             if !has_prefix(&scan.present, &prefix) {
-                logging::warning(format!("the archive holds no data for file backend '{}'", b.name));
+                logging::warning(format!(
+                    "the archive holds no data for file backend '{}'",
+                    b.name
+                ));
                 continue;
             }
-            out.push(Target { prefix, dest: Dest::Tree(root.resolve(b.file_base_dir()?)) });
+            out.push(Target {
+                prefix,
+                dest: Dest::Tree(root.resolve(b.file_base_dir()?)),
+            });
             let keys = format!("CONTENT/BACKENDS/FILE_HOSTKEYS/{}", b.name);
             if has_prefix(&scan.present, &keys) {
-                out.push(Target { prefix: keys, dest: Dest::File(root.resolve(b.file_host_key_file()?)) });
+                out.push(Target {
+                    prefix: keys,
+                    dest: Dest::File(root.resolve(b.file_host_key_file()?)),
+                });
             }
         }
     }
@@ -68,16 +95,27 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
         for b in &sel.mysql {
             let prefix = format!("CONTENT/BACKENDS/MYSQL/{}/database.sql", b.name);
             if !scan.present.contains(&prefix) {
-                logging::warning(format!("the archive holds no dump for mysql backend '{}'", b.name));
+                logging::warning(format!(
+                    "the archive holds no dump for mysql backend '{}'",
+                    b.name
+                ));
                 continue;
             }
             let s = b.mysql()?;
-            let cfg = MysqlConfig { address: s.address, database: s.database, username: s.username, password: s.password };
+            let cfg = MysqlConfig {
+                address: s.address,
+                database: s.database,
+                username: s.username,
+                password: s.password,
+            };
             let name = b.name.clone();
             out.push(Target {
                 prefix,
                 dest: Dest::Stream(Box::new(move |dump| {
-                    logging::notice(format!("Restoring mysql backend {name} into database {}", cfg.database));
+                    logging::notice(format!(
+                        "Restoring mysql backend {name} into database {}",
+                        cfg.database
+                    ));
                     mysql::restore_from(&cfg, dump)
                 })),
             });
@@ -86,16 +124,26 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
     if !sel.dhcp.is_empty() && !missing("dhcp", scan.contains.dhcp)? {
         for b in &sel.dhcp {
             let prefix = format!("CONTENT/BACKENDS/DHCP/{}", b.name);
-            let Some(file) = b.dhcpd_config_file()? else { continue };
+            let Some(file) = b.dhcpd_config_file()? else {
+                continue;
+            };
             if has_prefix(&scan.present, &prefix) {
-                out.push(Target { prefix, dest: Dest::File(root.resolve(file)) });
+                out.push(Target {
+                    prefix,
+                    dest: Dest::File(root.resolve(file)),
+                });
             } else {
-                logging::warning(format!("the archive holds no data for dhcpd backend '{}'", b.name));
+                logging::warning(format!(
+                    "the archive holds no data for dhcpd backend '{}'",
+                    b.name
+                ));
             }
         }
     }
     if out.is_empty() {
-        return Err(Error::Invalid("Neither possible backend given nor configuration selected for restore.".into()));
+        return Err(Error::Invalid(
+            "Neither possible backend given nor configuration selected for restore.".into(),
+        ));
     }
     Ok(out)
 }

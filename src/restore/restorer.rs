@@ -32,7 +32,10 @@ pub struct Target {
 
 enum Active {
     Tree(StagedTree),
-    File { dest: PathBuf, staged: Option<(tempfile::NamedTempFile, Member)> },
+    File {
+        dest: PathBuf,
+        staged: Option<(tempfile::NamedTempFile, Member)>,
+    },
     Stream(StreamConsumer),
 }
 
@@ -45,17 +48,28 @@ pub struct Restorer<'a> {
 
 impl<'a> Restorer<'a> {
     /// `expected` answers a member's sha1 from CONTROL/checksums (verified beforehand).
-    pub fn new(targets: Vec<Target>, expected: &'a dyn Fn(&str) -> Option<String>) -> Result<Restorer<'a>> {
+    pub fn new(
+        targets: Vec<Target>,
+        expected: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Result<Restorer<'a>> {
         let mut active = Vec::new();
         for t in targets {
             let a = match t.dest {
                 Dest::Tree(p) => Active::Tree(StagedTree::new(&p)?),
-                Dest::File(p) => Active::File { dest: p, staged: None },
+                Dest::File(p) => Active::File {
+                    dest: p,
+                    staged: None,
+                },
                 Dest::Stream(c) => Active::Stream(c),
             };
             active.push((t.prefix, a));
         }
-        Ok(Restorer { targets: active, expected, meta: MetaApplier::new(), files_restored: 0 })
+        Ok(Restorer {
+            targets: active,
+            expected,
+            meta: MetaApplier::new(),
+            files_restored: 0,
+        })
     }
 
     /// Makes every staged part live: trees are swapped in first, then single files (a
@@ -74,7 +88,10 @@ impl<'a> Restorer<'a> {
                     t.commit()?;
                     logging::notice(format!("Restored {}", dest.display()));
                 }
-                Active::File { dest, staged: Some(s) } => files.push((dest, s)),
+                Active::File {
+                    dest,
+                    staged: Some(s),
+                } => files.push((dest, s)),
                 _ => {}
             }
         }
@@ -85,44 +102,61 @@ impl<'a> Restorer<'a> {
         }
         Ok(())
     }
-
 }
 
 fn check(expected: &dyn Fn(&str) -> Option<String>, member: &Member, got: &str) -> Result<()> {
     match expected(&member.path) {
         Some(want) if want == got => Ok(()),
-        Some(_) => Err(Error::Corrupt(format!("{}: checksum mismatch while restoring; nothing was changed", member.path))),
-        None => Err(Error::Corrupt(format!("{}: no checksum in CONTROL/checksums", member.path))),
+        Some(_) => Err(Error::Corrupt(format!(
+            "{}: checksum mismatch while restoring; nothing was changed",
+            member.path
+        ))),
+        None => Err(Error::Corrupt(format!(
+            "{}: no checksum in CONTROL/checksums",
+            member.path
+        ))),
     }
 }
 
 impl MemberSink for Restorer<'_> {
     fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
         let Some(idx) = self.targets.iter().position(|(prefix, _)| {
-            m.path == *prefix || m.path.strip_prefix(prefix.as_str()).is_some_and(|r| r.starts_with('/'))
+            m.path == *prefix
+                || m.path
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|r| r.starts_with('/'))
         }) else {
             return Ok(());
         };
         let prefix = self.targets[idx].0.clone();
         let rel = safe_path::below(&m.path, &prefix)?.unwrap_or_default();
         match &mut self.targets[idx].1 {
-            Active::Tree(tree) => restore_tree_member(tree, &prefix, m, &rel, content, &mut self.meta).and_then(|sum| {
-                if let Some(sum) = sum {
-                    self.files_restored += 1;
-                    check(self.expected, m, &sum)?;
-                }
-                Ok(())
-            }),
+            Active::Tree(tree) => {
+                restore_tree_member(tree, &prefix, m, &rel, content, &mut self.meta).and_then(
+                    |sum| {
+                        if let Some(sum) = sum {
+                            self.files_restored += 1;
+                            check(self.expected, m, &sum)?;
+                        }
+                        Ok(())
+                    },
+                )
+            }
             Active::File { dest, staged } => {
                 if m.kind == MemberKind::Dir {
                     return Ok(());
                 }
                 if m.kind != MemberKind::File || rel.components().count() != 1 {
-                    return Err(Error::UnsafePath(format!("{}: unexpected member for {}", m.path, dest.display())));
+                    return Err(Error::UnsafePath(format!(
+                        "{}: unexpected member for {}",
+                        m.path,
+                        dest.display()
+                    )));
                 }
                 let mut tmp = tempfile::NamedTempFile::new().ctx("creating a staging file")?;
                 let mut tee = Sha1Reader::new(content);
-                std::io::copy(&mut tee, &mut tmp).map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
+                std::io::copy(&mut tee, &mut tmp)
+                    .map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
                 tmp.flush().ctx("writing staging file")?;
                 let sum = tee.hex();
                 check(self.expected, m, &sum)?;
@@ -136,7 +170,8 @@ impl MemberSink for Restorer<'_> {
                 }
                 let mut tee = Sha1Reader::new(content);
                 consumer(&mut tee)?;
-                std::io::copy(&mut tee, &mut std::io::sink()).map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
+                std::io::copy(&mut tee, &mut std::io::sink())
+                    .map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
                 let sum = tee.hex();
                 self.files_restored += 1;
                 check(self.expected, m, &sum)
@@ -158,11 +193,15 @@ fn restore_tree_member(
         MemberKind::Dir => tree.dir(m, rel).map(|_| None),
         MemberKind::File => {
             if rel.as_os_str().is_empty() {
-                return Err(Error::UnsafePath(format!("{}: a file where a directory is expected", m.path)));
+                return Err(Error::UnsafePath(format!(
+                    "{}: a file where a directory is expected",
+                    m.path
+                )));
             }
             let (path, mut f) = tree.file(m, rel)?;
             let mut tee = Sha1Reader::new(content);
-            std::io::copy(&mut tee, &mut f).map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
+            std::io::copy(&mut tee, &mut f)
+                .map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
             f.sync_all().path_ctx("cannot write", &path)?;
             drop(f);
             meta.apply(&path, m, false)?;
@@ -176,12 +215,18 @@ fn restore_tree_member(
         }
         MemberKind::Hardlink(to) => {
             let Some(to_rel) = safe_path::below(to, prefix)? else {
-                return Err(Error::UnsafePath(format!("{}: hard link to {to} outside the restored tree", m.path)));
+                return Err(Error::UnsafePath(format!(
+                    "{}: hard link to {to} outside the restored tree",
+                    m.path
+                )));
             };
             tree.hardlink(m, rel, &to_rel).map(|_| None)
         }
         MemberKind::Other(t) => {
-            logging::warning(format!("{}: skipping member of tar type '{}'", m.path, *t as char));
+            logging::warning(format!(
+                "{}: skipping member of tar type '{}'",
+                m.path, *t as char
+            ));
             Ok(None)
         }
     }

@@ -79,14 +79,23 @@ fn backend_set(root: &OpsiRoot, scan: &Scan, here: &SysInfo, req: &Request) -> R
 /// Differences between the backup's system and this one need a yes; so does configuration
 /// from before opsi 4.3. Without a terminal the answer is no (use --force).
 fn confirm_sysinfo(scan: &Scan, here: &SysInfo) -> Result<()> {
-    let archived = SysInfo(scan.sysinfo.clone().unwrap_or_default());
+    let mut archived = SysInfo::new();
+    for (k, v) in scan.sysinfo.iter().flatten() {
+        archived.set(k, v);
+    }
     let diffs = archived.differences(here);
     if diffs.is_empty() {
         return Ok(());
     }
-    let mut text = String::from("WARNING: Your system config is different from the one recorded with this backup:\n");
-    for (key, backup, system) in &diffs {
-        text.push_str(&format!("  {key}: backup '{backup}', this system '{system}'\n"));
+    let mut text = String::from(
+        "WARNING: Your system config is different from the one recorded with this backup:\n",
+    );
+    for d in &diffs {
+        let system = d.system.as_deref().unwrap_or("(none)");
+        text.push_str(&format!(
+            "  {}: backup '{}', this system '{system}'\n",
+            d.key, d.archive
+        ));
     }
     text.push_str(
         "This means the backup was probably taken for another machine and restoring it might leave this opsi installation unusable.\n",
@@ -104,7 +113,10 @@ fn ask(text: &str) -> Result<()> {
     eprint!("{text}Do you wish to continue? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).ctx("reading the answer")?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .ctx("reading the answer")?;
     if matches!(line.trim(), "y" | "Y") {
         Ok(())
     } else {

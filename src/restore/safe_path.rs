@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 pub fn below(member: &str, prefix: &str) -> Result<Option<PathBuf>> {
     let rest = if member == prefix {
         ""
-    } else if let Some(r) = member.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')) {
+    } else if let Some(r) = member
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('/'))
+    {
         r
     } else {
         return Ok(None);
@@ -30,7 +33,9 @@ pub fn relative(member: &str, rest: &str) -> Result<PathBuf> {
         match part {
             "" | "." => continue,
             ".." => return Err(Error::UnsafePath(format!("{member}: path contains '..'"))),
-            p if p.contains('\0') => return Err(Error::UnsafePath(format!("{member}: NUL in path"))),
+            p if p.contains('\0') => {
+                return Err(Error::UnsafePath(format!("{member}: NUL in path")))
+            }
             p => out.push(p),
         }
     }
@@ -41,17 +46,26 @@ pub fn relative(member: &str, rest: &str) -> Result<PathBuf> {
 /// tree, lexically: absolute targets and targets climbing above the root are refused.
 pub fn check_symlink(member: &str, rel: &Path, target: &str) -> Result<()> {
     if target.is_empty() {
-        return Err(Error::UnsafePath(format!("{member}: symlink with an empty target")));
+        return Err(Error::UnsafePath(format!(
+            "{member}: symlink with an empty target"
+        )));
     }
     if target.starts_with('/') {
-        return Err(Error::UnsafePath(format!("{member}: symlink to absolute path {target} points outside the restored tree")));
+        return Err(Error::UnsafePath(format!(
+            "{member}: symlink to absolute path {target} points outside the restored tree"
+        )));
     }
-    let mut depth: Vec<Component> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    let mut depth: Vec<Component> = rel
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
     for part in Path::new(target).components() {
         match part {
             Component::ParentDir => {
                 if depth.pop().is_none() {
-                    return Err(Error::UnsafePath(format!("{member}: symlink to {target} points outside the restored tree")));
+                    return Err(Error::UnsafePath(format!(
+                        "{member}: symlink to {target} points outside the restored tree"
+                    )));
                 }
             }
             Component::Normal(_) => depth.push(part),
@@ -68,10 +82,18 @@ mod tests {
     #[test]
     fn traversal_is_refused() {
         assert!(below("CONTENT/CONF/../../etc/passwd", "CONTENT/CONF").is_err());
-        assert!(below("CONTENT/CONF//etc/x", "CONTENT/CONF").unwrap().is_some());
+        assert!(below("CONTENT/CONF//etc/x", "CONTENT/CONF")
+            .unwrap()
+            .is_some());
         assert_eq!(below("CONTENT/CONFX/a", "CONTENT/CONF").unwrap(), None);
-        assert_eq!(below("CONTENT/CONF", "CONTENT/CONF").unwrap(), Some(PathBuf::new()));
-        assert_eq!(below("CONTENT/CONF/a/b", "CONTENT/CONF").unwrap(), Some(PathBuf::from("a/b")));
+        assert_eq!(
+            below("CONTENT/CONF", "CONTENT/CONF").unwrap(),
+            Some(PathBuf::new())
+        );
+        assert_eq!(
+            below("CONTENT/CONF/a/b", "CONTENT/CONF").unwrap(),
+            Some(PathBuf::from("a/b"))
+        );
         assert!(relative("m", "/etc/passwd").is_err());
     }
 

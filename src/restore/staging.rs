@@ -24,7 +24,10 @@ pub struct MetaApplier {
 
 impl MetaApplier {
     pub fn new() -> MetaApplier {
-        MetaApplier { owners: Owners::default(), warned: Default::default() }
+        MetaApplier {
+            owners: Owners::default(),
+            warned: Default::default(),
+        }
     }
 
     /// Owner by name; an empty name means the numeric id; an unknown name keeps the restoring
@@ -39,15 +42,25 @@ impl MetaApplier {
             gid.map(nix::unistd::Gid::from_raw),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
-            self.warn_once(format!("chown {}", path.display()), format!("cannot set owner of {}: {e}", path.display()));
+            self.warn_once(
+                format!("chown {}", path.display()),
+                format!("cannot set owner of {}: {e}", path.display()),
+            );
         }
         if !is_symlink {
-            fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777)).path_ctx("cannot set mode of", path)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777))
+                .path_ctx("cannot set mode of", path)?;
         }
         let (secs, nanos) = m.mtime.precise();
         let t = nix::sys::time::TimeSpec::new(secs, i64::from(nanos));
-        nix::sys::stat::utimensat(None, path, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-            .map_err(|e| Error::io(format!("cannot set mtime of {}", path.display()), e.into()))?;
+        nix::sys::stat::utimensat(
+            None,
+            path,
+            &t,
+            &t,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| Error::io(format!("cannot set mtime of {}", path.display()), e.into()))?;
         Ok(())
     }
 
@@ -55,12 +68,18 @@ impl MetaApplier {
         if name.is_empty() {
             return u32::try_from(numeric).ok();
         }
-        let found = if user { self.owners.uid_of(name) } else { self.owners.gid_of(name) };
+        let found = if user {
+            self.owners.uid_of(name)
+        } else {
+            self.owners.gid_of(name)
+        };
         if found.is_none() {
             let what = if user { "user" } else { "group" };
             self.warn_once(
                 format!("{what} {name}"),
-                format!("{what} '{name}' does not exist here: files keep the restoring user's {what}"),
+                format!(
+                    "{what} '{name}' does not exist here: files keep the restoring user's {what}"
+                ),
             );
         }
         found
@@ -90,15 +109,25 @@ pub struct StagedTree {
 
 impl StagedTree {
     pub fn new(dest: &Path) -> Result<StagedTree> {
-        let parent = dest.parent().ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
+        let parent = dest
+            .parent()
+            .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
         fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}.opsi-backup-restore-"))
             .tempdir_in(parent)
             .path_ctx("cannot create a staging directory in", parent)?
             .keep();
-        Ok(StagedTree { dest: dest.to_path_buf(), staging, dirs: Vec::new(), committed: false })
+        Ok(StagedTree {
+            dest: dest.to_path_buf(),
+            staging,
+            dirs: Vec::new(),
+            committed: false,
+        })
     }
 
     /// The staged path for a checked relative path; every existing ancestor must be a real
@@ -113,13 +142,20 @@ impl StagedTree {
             }
             match fs::symlink_metadata(&cur) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    return Err(Error::UnsafePath(format!("{member}: its parent directory is a symlink")));
+                    return Err(Error::UnsafePath(format!(
+                        "{member}: its parent directory is a symlink"
+                    )));
                 }
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(Error::Invalid(format!("{member}: a parent path is not a directory"))),
+                Ok(_) => {
+                    return Err(Error::Invalid(format!(
+                        "{member}: a parent path is not a directory"
+                    )))
+                }
                 Err(_) => {
                     fs::create_dir(&cur).path_ctx("cannot create", &cur)?;
-                    fs::set_permissions(&cur, fs::Permissions::from_mode(0o700)).path_ctx("cannot chmod", &cur)?;
+                    fs::set_permissions(&cur, fs::Permissions::from_mode(0o700))
+                        .path_ctx("cannot chmod", &cur)?;
                 }
             }
         }
@@ -127,10 +163,19 @@ impl StagedTree {
     }
 
     pub fn dir(&mut self, m: &Member, rel: &Path) -> Result<()> {
-        let p = if rel.as_os_str().is_empty() { self.staging.clone() } else { self.place(&m.path, rel)? };
+        let p = if rel.as_os_str().is_empty() {
+            self.staging.clone()
+        } else {
+            self.place(&m.path, rel)?
+        };
         match fs::symlink_metadata(&p) {
             Ok(md) if md.is_dir() => {}
-            Ok(_) => return Err(Error::Invalid(format!("{}: appears twice in the archive", m.path))),
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "{}: appears twice in the archive",
+                    m.path
+                )))
+            }
             Err(_) => fs::create_dir(&p).path_ctx("cannot create", &p)?,
         }
         self.dirs.push((p, m.clone()));
@@ -146,7 +191,12 @@ impl StagedTree {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&p)
-            .map_err(|e| Error::io(format!("cannot create {} for member {}", p.display(), m.path), e))?;
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot create {} for member {}", p.display(), m.path),
+                    e,
+                )
+            })?;
         Ok((p, f))
     }
 
@@ -159,20 +209,28 @@ impl StagedTree {
     pub fn hardlink(&mut self, m: &Member, rel: &Path, to_rel: &Path) -> Result<()> {
         let p = self.place(&m.path, rel)?;
         let src = self.place(&m.path, to_rel)?;
-        if !fs::symlink_metadata(&src).map(|md| md.is_file()).unwrap_or(false) {
-            return Err(Error::Invalid(format!("{}: hard link to a file that was not restored", m.path)));
+        if !fs::symlink_metadata(&src)
+            .map(|md| md.is_file())
+            .unwrap_or(false)
+        {
+            return Err(Error::Invalid(format!(
+                "{}: hard link to a file that was not restored",
+                m.path
+            )));
         }
         fs::hard_link(&src, &p).path_ctx("cannot create hard link", &p)
     }
 
     /// Applies the directories' metadata, deepest first, and syncs the tree.
     pub fn seal(&mut self, meta: &mut MetaApplier) -> Result<()> {
-        self.dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        self.dirs
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (p, m) in &self.dirs {
             meta.apply(p, m, false)?;
         }
         if !self.dirs.iter().any(|(p, _)| p == &self.staging) {
-            fs::set_permissions(&self.staging, fs::Permissions::from_mode(0o755)).path_ctx("cannot chmod", &self.staging)?;
+            fs::set_permissions(&self.staging, fs::Permissions::from_mode(0o755))
+                .path_ctx("cannot chmod", &self.staging)?;
         }
         Ok(())
     }
@@ -182,7 +240,11 @@ impl StagedTree {
     pub fn commit(mut self) -> Result<()> {
         let parent = self.dest.parent().expect("checked in new").to_path_buf();
         let old = if fs::symlink_metadata(&self.dest).is_ok() {
-            let name = self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = self
+                .dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let aside = tempfile::Builder::new()
                 .prefix(&format!(".{name}.opsi-backup-old-"))
                 .tempdir_in(&parent)
@@ -198,18 +260,27 @@ impl StagedTree {
             if let Some(old) = &old {
                 let _ = fs::rename(old, &self.dest);
             }
-            return Err(Error::io(format!("cannot move the restored tree to {}", self.dest.display()), e));
+            return Err(Error::io(
+                format!("cannot move the restored tree to {}", self.dest.display()),
+                e,
+            ));
         }
         self.committed = true;
         crate::archive::archive_file::sync_parent(&self.dest);
         if let Some(old) = old {
-            let removed = if fs::symlink_metadata(&old).map(|m| m.is_dir()).unwrap_or(false) {
+            let removed = if fs::symlink_metadata(&old)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
                 fs::remove_dir_all(&old)
             } else {
                 fs::remove_file(&old)
             };
             if let Err(e) = removed {
-                logging::warning(format!("restored, but could not remove the old data at {}: {e}", old.display()));
+                logging::warning(format!(
+                    "restored, but could not remove the old data at {}: {e}",
+                    old.display()
+                ));
             }
         }
         Ok(())
@@ -225,8 +296,15 @@ impl Drop for StagedTree {
 }
 
 /// Writes `content` to `dest` via a temporary file in the same directory and a rename.
-pub fn replace_file(dest: &Path, content: &mut dyn Read, m: &Member, meta: &mut MetaApplier) -> Result<()> {
-    let parent = dest.parent().ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
+pub fn replace_file(
+    dest: &Path,
+    content: &mut dyn Read,
+    m: &Member,
+    meta: &mut MetaApplier,
+) -> Result<()> {
+    let parent = dest
+        .parent()
+        .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
     fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".opsi-backup-restore-")
@@ -237,7 +315,8 @@ pub fn replace_file(dest: &Path, content: &mut dyn Read, m: &Member, meta: &mut 
     tmp.flush().path_ctx("cannot write", dest)?;
     tmp.as_file().sync_all().path_ctx("cannot write", dest)?;
     meta.apply(tmp.path(), m, false)?;
-    tmp.persist(dest).map_err(|e| Error::io(format!("cannot replace {}", dest.display()), e.error))?;
+    tmp.persist(dest)
+        .map_err(|e| Error::io(format!("cannot replace {}", dest.display()), e.error))?;
     crate::archive::archive_file::sync_parent(dest);
     Ok(())
 }

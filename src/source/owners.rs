@@ -18,14 +18,26 @@ impl Owners {
     pub fn user(&mut self, uid: u32) -> String {
         self.users
             .entry(uid)
-            .or_insert_with(|| User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name).unwrap_or_default())
+            .or_insert_with(|| {
+                User::from_uid(Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_default()
+            })
             .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> String {
         self.groups
             .entry(gid)
-            .or_insert_with(|| Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name).unwrap_or_default())
+            .or_insert_with(|| {
+                Group::from_gid(Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_default()
+            })
             .clone()
     }
 
@@ -37,9 +49,11 @@ impl Owners {
     }
 
     pub fn gid_of(&mut self, name: &str) -> Option<u32> {
-        *self
-            .gids
-            .entry(name.to_string())
-            .or_insert_with(|| Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw()))
+        *self.gids.entry(name.to_string()).or_insert_with(|| {
+            Group::from_name(name)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+        })
     }
 }

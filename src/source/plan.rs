@@ -31,11 +31,17 @@ pub struct Plan {
 }
 
 fn basename(p: &str) -> String {
-    Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    Path::new(p)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn dirname(p: &str) -> String {
-    Path::new(p).parent().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    Path::new(p)
+        .parent()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl Plan {
@@ -43,32 +49,56 @@ impl Plan {
         let mut plan = Plan::default();
         for b in &sel.file {
             if !b.dispatched {
-                logging::warning(format!("Backing up backend {} although it's currently not in use.", b.name));
+                logging::warning(format!(
+                    "Backing up backend {} although it's currently not in use.",
+                    b.name
+                ));
             }
             let base = b.file_base_dir()?;
-            plan.parts.push(Part::Path { path: root.resolve(&base), arc: format!("CONTENT/BACKENDS/FILE/{}", b.name) });
+            plan.parts.push(Part::Path {
+                path: root.resolve(&base),
+                arc: format!("CONTENT/BACKENDS/FILE/{}", b.name),
+            });
             let keys = b.file_host_key_file()?;
             // The original's test, kept as is: a substring test on the key file's directory.
             if !dirname(&keys).contains(base.as_str()) {
                 plan.parts.push(Part::Path {
                     path: root.resolve(&keys),
-                    arc: format!("CONTENT/BACKENDS/FILE_HOSTKEYS/{}/{}", b.name, basename(&keys)),
+                    arc: format!(
+                        "CONTENT/BACKENDS/FILE_HOSTKEYS/{}/{}",
+                        b.name,
+                        basename(&keys)
+                    ),
                 });
             }
             plan.note("file");
         }
         for b in &sel.mysql {
             if !b.dispatched {
-                logging::warning(format!("Backing up backend {} although it's currently not in use.", b.name));
+                logging::warning(format!(
+                    "Backing up backend {} although it's currently not in use.",
+                    b.name
+                ));
             }
             let s = b.mysql()?;
-            let config = MysqlConfig { address: s.address, database: s.database, username: s.username, password: s.password };
-            plan.parts.push(Part::Mysql { name: b.name.clone(), config });
+            let config = MysqlConfig {
+                address: s.address,
+                database: s.database,
+                username: s.username,
+                password: s.password,
+            };
+            plan.parts.push(Part::Mysql {
+                name: b.name.clone(),
+                config,
+            });
             plan.note("mysql");
         }
         for b in &sel.dhcp {
             if !b.dispatched {
-                logging::warning(format!("Backing up backend {} although it's currently not in use.", b.name));
+                logging::warning(format!(
+                    "Backing up backend {} although it's currently not in use.",
+                    b.name
+                ));
             }
             if let Some(file) = b.dhcpd_config_file()? {
                 plan.parts.push(Part::Path {
@@ -79,7 +109,10 @@ impl Plan {
             }
         }
         if configuration {
-            plan.parts.push(Part::Path { path: root.conf_dir(), arc: "CONTENT/CONF".into() });
+            plan.parts.push(Part::Path {
+                path: root.conf_dir(),
+                arc: "CONTENT/CONF".into(),
+            });
             plan.note("configuration");
         }
         plan.kinds.sort();
@@ -116,7 +149,9 @@ impl Plan {
 /// The dump's member, owned by the user running the backup with mode 0600, as the original's
 /// temporary dump file was.
 fn dump_member(name: &str, owners: &mut Owners) -> Member {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     Member {

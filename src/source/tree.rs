@@ -19,7 +19,12 @@ use crate::source::owners::Owners;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
 /// skipped with a note, as the original does.
-pub fn add_path(path: &Path, arc: &str, owners: &mut Owners, sink: &mut dyn MemberSink) -> Result<()> {
+pub fn add_path(
+    path: &Path,
+    arc: &str,
+    owners: &mut Owners,
+    sink: &mut dyn MemberSink,
+) -> Result<()> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -35,14 +40,26 @@ pub fn add_path(path: &Path, arc: &str, owners: &mut Owners, sink: &mut dyn Memb
     }
 }
 
-fn add_dir(path: &Path, arc: &str, meta: &Metadata, owners: &mut Owners, sink: &mut dyn MemberSink) -> Result<()> {
-    sink.add(&member(arc, MemberKind::Dir, meta, 0, owners), &mut std::io::empty())?;
+fn add_dir(
+    path: &Path,
+    arc: &str,
+    meta: &Metadata,
+    owners: &mut Owners,
+    sink: &mut dyn MemberSink,
+) -> Result<()> {
+    sink.add(
+        &member(arc, MemberKind::Dir, meta, 0, owners),
+        &mut std::io::empty(),
+    )?;
     let entries = fs::read_dir(path).path_ctx("cannot list", path)?;
     for entry in entries {
         let entry = entry.path_ctx("cannot list", path)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else {
-            logging::warning(format!("skipping {:?}: its name is not valid UTF-8", entry.path()));
+            logging::warning(format!(
+                "skipping {:?}: its name is not valid UTF-8",
+                entry.path()
+            ));
             continue;
         };
         let child = entry.path();
@@ -57,7 +74,13 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, owners: &mut Owners, sink: &
     Ok(())
 }
 
-fn add_entry(path: &Path, arc: &str, meta: &Metadata, owners: &mut Owners, sink: &mut dyn MemberSink) -> Result<()> {
+fn add_entry(
+    path: &Path,
+    arc: &str,
+    meta: &Metadata,
+    owners: &mut Owners,
+    sink: &mut dyn MemberSink,
+) -> Result<()> {
     let ft = meta.file_type();
     if ft.is_symlink() {
         let target = fs::read_link(path).path_ctx("cannot read link", path)?;
@@ -71,17 +94,30 @@ fn add_entry(path: &Path, arc: &str, meta: &Metadata, owners: &mut Owners, sink:
                 }
             }
         }
-        return sink.add(&member(arc, MemberKind::Symlink(target), meta, 0, owners), &mut std::io::empty());
+        return sink.add(
+            &member(arc, MemberKind::Symlink(target), meta, 0, owners),
+            &mut std::io::empty(),
+        );
     }
     if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
-        logging::warning(format!("skipping {}: not a regular file, directory or symlink", path.display()));
+        logging::warning(format!(
+            "skipping {}: not a regular file, directory or symlink",
+            path.display()
+        ));
         return Ok(());
     }
     let mut file = File::open(path).path_ctx("cannot open", path)?;
     let meta = file.metadata().path_ctx("cannot read", path)?;
     let size = meta.len();
     let m = member(arc, MemberKind::File, &meta, size, owners);
-    sink.add(&m, &mut ExactReader { inner: &mut file, left: size, path })
+    sink.add(
+        &m,
+        &mut ExactReader {
+            inner: &mut file,
+            left: size,
+            path,
+        },
+    )
 }
 
 /// Yields exactly `left` bytes: a file that shrank while being read is an error, one that grew
@@ -102,7 +138,10 @@ impl Read for ExactReader<'_> {
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("{} shrank while it was being backed up", self.path.display()),
+                format!(
+                    "{} shrank while it was being backed up",
+                    self.path.display()
+                ),
             ));
         }
         self.left -= n as u64;
