@@ -39,17 +39,35 @@ impl Mtime {
         }
     }
 
-    /// The time with sub-second precision, for restoring it onto a file.
+    /// The time with sub-second precision, for restoring it onto a file. The PAX text is read
+    /// as a decimal (not through a float) so no precision is lost beyond what was written.
     pub fn precise(&self) -> (i64, u32) {
-        if let Some(p) = &self.pax {
-            if let Ok(f) = p.parse::<f64>() {
-                let secs = f.floor();
-                let nanos = ((f - secs) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
-                return (secs as i64, nanos);
-            }
-        }
-        (self.secs, 0)
+        self.pax
+            .as_deref()
+            .and_then(parse_decimal_time)
+            .unwrap_or((self.secs, 0))
     }
+}
+
+/// `"1704067215.1234567"` -> (1704067215, 123456700); negative and exponent forms via f64.
+fn parse_decimal_time(text: &str) -> Option<(i64, u32)> {
+    let t = text.trim();
+    if let Some((int, frac)) = t.split_once('.').or(Some((t, ""))) {
+        if !int.is_empty()
+            && int.bytes().all(|b| b.is_ascii_digit())
+            && frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            let secs: i64 = int.parse().ok()?;
+            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            return Some((secs, digits.parse().ok()?));
+        }
+    }
+    let f: f64 = t.parse().ok()?;
+    let secs = f.floor();
+    Some((
+        secs as i64,
+        ((f - secs) * 1e9).round().clamp(0.0, 999_999_999.0) as u32,
+    ))
 }
 
 /// Python's `round()` on a float: half to even.

@@ -189,6 +189,16 @@ pub struct PyConf {
     pub config: Vec<(String, PyValue)>,
 }
 
+/// The first IPv4 address of `host`, or 127.0.0.1 when it does not resolve.
+fn resolve_ipv4(host: &str) -> String {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.find(|a| a.is_ipv4()))
+        .map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string())
+}
+
 /// Parses and evaluates a backend configuration file. `fqdn` is what `socket.getfqdn()`
 /// returns.
 pub fn parse_conf(src: &str, fqdn: &str) -> Result<PyConf, ParseError> {
@@ -980,6 +990,29 @@ impl Interp {
                     if is_socket && name == "getfqdn" && args.is_empty() && kwargs.is_empty() {
                         return Ok(PyValue::Str(self.fqdn.clone()));
                     }
+                    if is_socket && name == "gethostname" && args.is_empty() && kwargs.is_empty() {
+                        let short = self.fqdn.split('.').next().unwrap_or_default();
+                        return Ok(PyValue::Str(short.to_string()));
+                    }
+                    // The stock dhcpd.conf computes `localip = socket.gethostbyname(socket.getfqdn())`
+                    // for PXE parameters a backup never uses: resolve it when possible, and
+                    // never let a resolver problem drop the backend from the backup.
+                    if is_socket && name == "gethostbyname" && args.len() == 1 && kwargs.is_empty()
+                    {
+                        let host = match self.eval(&args[0])? {
+                            PyValue::Str(h) => h,
+                            other => {
+                                return err(
+                                    line,
+                                    format!(
+                                        "gethostbyname needs a string, got {}",
+                                        other.type_name()
+                                    ),
+                                )
+                            }
+                        };
+                        return Ok(PyValue::Str(resolve_ipv4(&host)));
+                    }
                 }
                 err(line, "unsupported function call")
             }
@@ -1686,5 +1719,23 @@ config["first"] = config["nested"]["a"]["b"][0]
         assert!(e.message.contains("needs a dict"));
         let c = parse("from socket import getfqdn\nconfig = {'h': socket.getfqdn()}\n");
         assert_eq!(dict_get(&c.config, "h"), Some(&s("opsi.example.org")));
+    }
+}
+
+#[cfg(test)]
+mod stock_dhcpd_conf {
+    use super::*;
+
+    #[test]
+    fn gethostbyname_of_the_fqdn_evaluates() {
+        let src = "import socket\nmodule = 'DHCPD'\nlocalip = socket.gethostbyname(socket.getfqdn())\n\
+                   config = {\"dhcpdConfigFile\": u\"/etc/dhcp/dhcpd.conf\", \"defaultClientParameters\": {\"next-server\": localip}}\n";
+        let c = parse_conf(src, "localhost").unwrap();
+        assert_eq!(c.module, "DHCPD");
+        let params = dict_get(&c.config, "defaultClientParameters").unwrap();
+        assert_eq!(
+            params.get("next-server").and_then(PyValue::as_str),
+            Some("127.0.0.1")
+        );
     }
 }

@@ -72,22 +72,15 @@ impl<'a> Restorer<'a> {
         })
     }
 
-    /// Makes every staged part live: trees are swapped in first, then single files (a
-    /// hostkey file may live inside a restored /etc/opsi).
+    /// Makes every staged part live. A single file that lies inside a restored tree (pckeys in
+    /// /etc/opsi) is placed into that tree's staging first, so the swapped-in tree is complete
+    /// and its directories keep their restored mtimes; trees are swapped in, then other files.
     pub fn commit(mut self) -> Result<()> {
-        for (_, a) in self.targets.iter_mut() {
-            if let Active::Tree(t) = a {
-                t.seal(&mut self.meta)?;
-            }
-        }
         let mut files = Vec::new();
+        let mut trees = Vec::new();
         for (_, a) in self.targets.drain(..) {
             match a {
-                Active::Tree(t) => {
-                    let dest = t.dest.clone();
-                    t.commit()?;
-                    logging::notice(format!("Restored {}", dest.display()));
-                }
+                Active::Tree(t) => trees.push(t),
                 Active::File {
                     dest,
                     staged: Some(s),
@@ -95,8 +88,32 @@ impl<'a> Restorer<'a> {
                 _ => {}
             }
         }
+        let mut outside = Vec::new();
         for (dest, (mut tmp, m)) in files {
             tmp.rewind().ctx("rereading staged file")?;
+            match trees
+                .iter_mut()
+                .find(|t| dest.starts_with(&t.dest) && dest != t.dest)
+            {
+                Some(tree) => {
+                    let rel = dest
+                        .strip_prefix(&tree.dest)
+                        .expect("checked by starts_with")
+                        .to_path_buf();
+                    tree.replace_file(&m, &rel, tmp.as_file_mut(), &mut self.meta)?;
+                }
+                None => outside.push((dest, tmp, m)),
+            }
+        }
+        for t in &mut trees {
+            t.seal(&mut self.meta)?;
+        }
+        for t in trees {
+            let dest = t.dest.clone();
+            t.commit()?;
+            logging::notice(format!("Restored {}", dest.display()));
+        }
+        for (dest, mut tmp, m) in outside {
             replace_file(&dest, tmp.as_file_mut(), &m, &mut self.meta)?;
             logging::notice(format!("Restored {}", dest.display()));
         }

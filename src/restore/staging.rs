@@ -200,6 +200,31 @@ impl StagedTree {
         Ok((p, f))
     }
 
+    /// Puts `content` at `rel` in the staged tree, replacing what a member put there.
+    pub fn replace_file(
+        &mut self,
+        m: &Member,
+        rel: &Path,
+        content: &mut dyn Read,
+        meta: &mut MetaApplier,
+    ) -> Result<()> {
+        let p = self.place(&m.path, rel)?;
+        if let Ok(md) = fs::symlink_metadata(&p) {
+            if md.is_dir() {
+                return Err(Error::Invalid(format!(
+                    "{}: a directory is in the way of {}",
+                    m.path,
+                    p.display()
+                )));
+            }
+            fs::remove_file(&p).path_ctx("cannot replace", &p)?;
+        }
+        let (p, mut f) = self.file(m, rel)?;
+        std::io::copy(content, &mut f).path_ctx("cannot write", &p)?;
+        f.sync_all().path_ctx("cannot write", &p)?;
+        meta.apply(&p, m, false)
+    }
+
     pub fn symlink(&mut self, m: &Member, rel: &Path, target: &str) -> Result<PathBuf> {
         let p = self.place(&m.path, rel)?;
         std::os::unix::fs::symlink(target, &p).path_ctx("cannot create symlink", &p)?;

@@ -34,6 +34,9 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 /// Runs and insists on success, showing the output otherwise.
 pub fn ok(cmd: &mut Command) -> String {
     let (code, out, err) = run(cmd);
-    assert_eq!(code, 0, "command failed: {cmd:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "command failed: {cmd:?}\nstdout:\n{out}\nstderr:\n{err}"
+    );
     out
 }

@@ -7,29 +7,61 @@ use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Dir { mode: u32, uid: u32, gid: u32, mtime_ns: i128 },
-    File { mode: u32, uid: u32, gid: u32, mtime_ns: i128, sha: String, size: u64 },
-    Link { target: String, mtime_ns: i128 },
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime_us: i128,
+    },
+    File {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime_us: i128,
+        sha: String,
+        size: u64,
+    },
+    Link {
+        target: String,
+        mtime_us: i128,
+    },
 }
 
 pub fn read(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).follow_links(false) {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let m = e.path().symlink_metadata().unwrap();
-        let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+        // Microseconds: the archive keeps mtimes as Python's str(float), ~7 fractional digits.
+        let mtime_us = (i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec())) / 1000;
         let node = if m.file_type().is_symlink() {
-            Node::Link { target: std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned(), mtime_ns }
+            Node::Link {
+                target: std::fs::read_link(e.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                mtime_us,
+            }
         } else if m.is_dir() {
-            Node::Dir { mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid(), mtime_ns }
+            Node::Dir {
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                mtime_us,
+            }
         } else {
             let data = std::fs::read(e.path()).unwrap();
             Node::File {
                 mode: m.mode() & 0o7777,
                 uid: m.uid(),
                 gid: m.gid(),
-                mtime_ns,
+                mtime_us,
                 sha: blake3::hash(&data).to_hex().to_string(),
                 size: data.len() as u64,
             }
@@ -56,5 +88,15 @@ pub fn assert_same(a: &Path, b: &Path) {
             diffs.push(format!("only in {}: {k}", b.display()));
         }
     }
-    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

@@ -1,0 +1,120 @@
+//! create -> verify -> list -> restore into an empty root gives back the identical tree.
+
+mod common;
+
+use common::fake_server::FakeServer;
+use common::{bin, ok, run, tree};
+
+#[test]
+fn create_verify_list_restore_round_trip() {
+    let server = FakeServer::new(300, true);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("backup.tar.bz2");
+    ok(bin(server.root()).arg("create").arg(&archive));
+
+    let mode = std::fs::metadata(&archive).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "only the archive is left: {leftovers:?}"
+    );
+
+    let verified = ok(bin(server.root()).arg("verify").arg(&archive));
+    assert_eq!(verified.trim(), "Verified");
+    let listed = ok(bin(server.root()).arg("list").arg(&archive));
+    assert!(
+        listed
+            .trim()
+            .ends_with("contains: configuration, dhcp, file"),
+        "{listed}"
+    );
+
+    let target = tempfile::tempdir().unwrap();
+    ok(bin(target.path())
+        .args(["restore", "--configuration"])
+        .arg(&archive));
+    for sub in ["etc/opsi", "var/lib/opsi/config"] {
+        tree::assert_same(&server.root().join(sub), &target.path().join(sub));
+    }
+    let a = std::fs::read(server.p("/etc/dhcp/dhcpd.conf")).unwrap();
+    assert_eq!(
+        a,
+        std::fs::read(target.path().join("etc/dhcp/dhcpd.conf")).unwrap()
+    );
+}
+
+#[test]
+fn archives_in_every_compression_are_detected_from_content() {
+    let server = FakeServer::new(5, false);
+    let out = tempfile::tempdir().unwrap();
+    for (c, magic) in [
+        ("bz2", &b"BZh"[..]),
+        ("gz", &[0x1f, 0x8b][..]),
+        ("none", &b"././@PaxHeader"[..]),
+    ] {
+        // A misleading name: readers must look at the bytes.
+        let archive = out.path().join(format!("backup-{c}.bin"));
+        ok(bin(server.root()).args(["create", "-c", c]).arg(&archive));
+        let head = std::fs::read(&archive).unwrap();
+        assert!(head.starts_with(magic), "{c}");
+        assert_eq!(
+            ok(bin(server.root()).arg("verify").arg(&archive)).trim(),
+            "Verified"
+        );
+    }
+}
+
+#[test]
+fn generated_name_in_existing_directory() {
+    let server = FakeServer::new(3, false);
+    let out = tempfile::tempdir().unwrap();
+    ok(bin(server.root())
+        .args(["create", "-c", "gz"])
+        .arg(out.path()));
+    let names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1);
+    let n = &names[0];
+    assert!(
+        n.starts_with("opsiserver_4.3.0.28_") && n.ends_with(".tar.gz"),
+        "{n}"
+    );
+    let stamp = &n["opsiserver_4.3.0.28_".len()..n.len() - ".tar.gz".len()];
+    assert!(
+        stamp.len() >= 19 && !stamp.contains(':') && !stamp.contains(' '),
+        "{stamp}"
+    );
+}
+
+#[test]
+fn restore_refuses_other_system_without_terminal_unless_forced() {
+    let server = FakeServer::new(3, false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("b.tar");
+    ok(bin(server.root())
+        .args(["create", "-c", "none"])
+        .arg(&archive));
+    let target = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(bin(target.path())
+        .env("OPSI_BACKUP_FQDN", "other.example.org")
+        .args(["restore", "--configuration"])
+        .arg(&archive));
+    assert_eq!(code, 1);
+    assert!(err.contains("fqdn") && err.contains("--force"), "{err}");
+    assert!(!target.path().join("etc/opsi").exists(), "nothing restored");
+    ok(bin(target.path())
+        .env("OPSI_BACKUP_FQDN", "other.example.org")
+        .args(["restore", "--configuration", "--force"])
+        .arg(&archive));
+    assert!(target.path().join("etc/opsi/backends/file.conf").exists());
+}
