@@ -728,6 +728,45 @@ pub fn write_nightly_changes(
     Ok(())
 }
 
+/// Clustered changes, as opsi's nightly software audit makes them: every SOFTWARE_CONFIG and
+/// hardware row of `percent`% of the clients gets a new `lastseen` (their rows are
+/// contiguous), and those clients' product states change. Feed to `mysql <database>`.
+pub fn write_reaudit(
+    out: &mut dyn Write,
+    size: &DataSize,
+    percent: f64,
+    seed: u64,
+) -> io::Result<()> {
+    let mut rng = Rng::new(seed);
+    writeln!(out, "SET NAMES utf8mb4;")?;
+    let per_mille = (percent * 10.0).round() as u64;
+    for c in 0..size.clients {
+        if rng.next() % 1000 >= per_mille {
+            continue;
+        }
+        let id = lit(&client_id(c));
+        let when = ts(46_000_000 + rng.next() % 1_000_000);
+        writeln!(
+            out,
+            "UPDATE `SOFTWARE_CONFIG` SET `lastseen`={when} WHERE `clientId`={id};"
+        )?;
+        writeln!(
+            out,
+            "UPDATE `HARDWARE_CONFIG_COMPUTER_SYSTEM` SET `lastseen`={when} WHERE `hostId`={id};"
+        )?;
+        writeln!(out, "UPDATE `HARDWARE_CONFIG_NETWORK_CONTROLLER` SET `lastseen`={when} WHERE `hostId`={id};")?;
+        writeln!(
+            out,
+            "UPDATE `HOST` SET `lastSeen`={when} WHERE `hostId`={id};"
+        )?;
+        writeln!(
+            out,
+            "UPDATE `PRODUCT_ON_CLIENT` SET `actionResult`='successful', `modificationTime`={when} WHERE `clientId`={id};"
+        )?;
+    }
+    Ok(())
+}
+
 /// The database as SQL text in memory.
 pub fn database_sql(size: &DataSize) -> Vec<u8> {
     let mut out = Vec::new();
