@@ -61,13 +61,12 @@ pub fn check_symlink(member: &str, rel: &Path, target: &str) -> Result<()> {
         .unwrap_or_default();
     for part in Path::new(target).components() {
         match part {
-            Component::ParentDir => {
-                if depth.pop().is_none() {
-                    return Err(Error::UnsafePath(format!(
-                        "{member}: symlink to {target} points outside the restored tree"
-                    )));
-                }
+            Component::ParentDir if depth.pop().is_none() => {
+                return Err(Error::UnsafePath(format!(
+                    "{member}: symlink to {target} points outside the restored tree"
+                )));
             }
+            Component::ParentDir => {}
             Component::Normal(_) => depth.push(part),
             _ => {}
         }
