@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
+use crate::archive::parallel::{Codec, ParallelEncoder};
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -80,33 +81,25 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// A compressing writer that must be finished to write its end-of-stream.
+/// A compressing writer that must be finished to write its end-of-stream. bzip2 and gzip use
+/// every core (see `parallel.rs`), at level 9 as Python's `BZ2File` and `GzipFile` default to.
 pub enum Encoder<W: Write> {
-    Bz2(bzip2::write::BzEncoder<W>),
-    Gz(flate2::write::GzEncoder<W>),
+    Parallel(ParallelEncoder<W>),
     None(W),
 }
 
 impl<W: Write> Encoder<W> {
-    /// Level 9 for both, as Python's `BZ2File` and `GzipFile` default to.
     pub fn new(out: W, compression: Compression) -> Encoder<W> {
         match compression {
-            Compression::Bz2 => Encoder::Bz2(bzip2::write::BzEncoder::new(
-                out,
-                bzip2::Compression::best(),
-            )),
-            Compression::Gz => Encoder::Gz(flate2::write::GzEncoder::new(
-                out,
-                flate2::Compression::best(),
-            )),
+            Compression::Bz2 => Encoder::Parallel(ParallelEncoder::new(out, Codec::Bz2)),
+            Compression::Gz => Encoder::Parallel(ParallelEncoder::new(out, Codec::Gz)),
             Compression::None => Encoder::None(out),
         }
     }
 
     pub fn finish(self) -> io::Result<W> {
         match self {
-            Encoder::Bz2(e) => e.finish(),
-            Encoder::Gz(e) => e.finish(),
+            Encoder::Parallel(e) => e.finish(),
             Encoder::None(mut w) => {
                 w.flush()?;
                 Ok(w)
@@ -118,15 +111,13 @@ impl<W: Write> Encoder<W> {
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Encoder::Bz2(e) => e.write(buf),
-            Encoder::Gz(e) => e.write(buf),
+            Encoder::Parallel(e) => e.write(buf),
             Encoder::None(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Encoder::Bz2(e) => e.flush(),
-            Encoder::Gz(e) => e.flush(),
+            Encoder::Parallel(e) => e.flush(),
             Encoder::None(w) => w.flush(),
         }
     }

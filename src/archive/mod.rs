@@ -4,6 +4,7 @@
 pub mod archive_file;
 pub mod compression;
 pub mod control;
+pub mod parallel;
 pub mod scan;
 pub mod tar_header;
 pub mod tar_reader;
