@@ -53,13 +53,13 @@ CREATE TABLE snapshots (
     members  INTEGER NOT NULL,
     written  INTEGER NOT NULL         -- Unix ns when the file was finished (orders equal times)
 );
-CREATE TABLE members (
+CREATE TABLE members (            -- a snapshot's members, in batches of consecutive members
     snapshot INTEGER NOT NULL REFERENCES snapshots(id),
-    seq      INTEGER NOT NULL,        -- archive order, from 0
-    path     TEXT NOT NULL,
-    meta     TEXT NOT NULL,           -- JSON of the member's metadata
-    chunks   BLOB NOT NULL,           -- chunk row ids, zigzag-delta LEB128
-    PRIMARY KEY (snapshot, seq)
+    first    INTEGER NOT NULL,        -- archive position (from 0) of the batch's first member
+    count    INTEGER NOT NULL,
+    meta     BLOB NOT NULL,           -- zstd: JSON array of the members' metadata
+    chunks   BLOB NOT NULL,           -- zstd: per member, LEB128 count + chunk row ids (zigzag-delta LEB128)
+    PRIMARY KEY (snapshot, first)
 ) WITHOUT ROWID;
 ";
 
@@ -214,17 +214,13 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
     )
     .sql()?;
     let row = tx.last_insert_rowid();
-    let mut seq = 0i64;
     let mut lookup = tx
         .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
         .sql()?;
-    let mut ins = tx
-        .prepare_cached(
-            "INSERT INTO members (snapshot, seq, path, meta, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .sql()?;
+    let mut batch = MemberBatch::default();
+    let mut rows = Vec::new();
     let (header, end, file_len) = snapshot::read_snapshot_file(&path, id, |m: Member, chunks| {
-        let mut rows = Vec::with_capacity(chunks.len());
+        rows.clear();
         for c in &chunks {
             let r: Option<i64> = lookup.query_row([&c[..]], |r| r.get(0)).optional().sql()?;
             rows.push(r.ok_or_else(|| {
@@ -235,12 +231,13 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
                 ))
             })?);
         }
-        let meta = serde_json::to_string(&m).expect("member serialises");
-        ins.execute(params![row, seq, m.path, meta, encode_ids(&rows)])
-            .sql()?;
-        seq += 1;
+        batch.push(&m, &rows);
+        if batch.full() {
+            batch.flush(tx, row)?;
+        }
         Ok(())
     })?;
+    batch.flush(tx, row)?;
     let h = header.meta;
     tx.execute(
         "UPDATE snapshots SET time = ?2, host = ?3, backends = ?4, sysinfo = ?5, source = ?6, size = ?7, added = ?8, members = ?9, written = ?10 WHERE id = ?1",
@@ -259,6 +256,58 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
     )
     .sql()?;
     Ok(())
+}
+
+/// Consecutive members collected into one `members` row.
+#[derive(Default)]
+struct MemberBatch {
+    first: i64,
+    count: i64,
+    meta: Vec<u8>,
+    chunks: Vec<u8>,
+}
+
+impl MemberBatch {
+    const MAX_MEMBERS: i64 = 256;
+    const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+    fn push(&mut self, m: &Member, rows: &[i64]) {
+        self.meta.push(if self.count == 0 { b'[' } else { b',' });
+        serde_json::to_writer(&mut self.meta, m).expect("member serialises");
+        push_varint(&mut self.chunks, rows.len() as u64);
+        encode_ids(rows, &mut self.chunks);
+        self.count += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.count >= Self::MAX_MEMBERS || self.chunks.len() >= Self::MAX_CHUNK_BYTES
+    }
+
+    fn flush(&mut self, tx: &Connection, snapshot: i64) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.meta.push(b']');
+        let z = |b: &[u8]| zstd::bulk::compress(b, 3).ctx("compressing member metadata");
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO members (snapshot, first, count, meta, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .sql()?;
+        ins.execute(params![
+            snapshot,
+            self.first,
+            self.count,
+            z(&self.meta)?,
+            z(&self.chunks)?
+        ])
+        .sql()?;
+        self.first += self.count;
+        self.count = 0;
+        self.meta.clear();
+        self.chunks.clear();
+        Ok(())
+    }
 }
 
 const INFO_COLUMNS: &str = "name, time, host, backends, sysinfo, source, size, added, members";
@@ -309,25 +358,40 @@ pub(crate) fn snapshot_row(conn: &Connection, name: &str) -> Result<i64> {
     .ok_or_else(|| Error::Invalid(format!("no snapshot {name} in the repository")))
 }
 
-/// Calls `f` with every member of a snapshot, in order, and its chunk row ids.
+/// Calls `f` with every member of a snapshot, in order, and its chunk row ids. Memory: one
+/// batch of members.
 pub(crate) fn for_each_member(
     conn: &Connection,
     snapshot_row: i64,
     mut f: impl FnMut(Member, Vec<i64>) -> Result<()>,
 ) -> Result<()> {
+    let bad = |what: &str| {
+        Error::Corrupt(format!(
+            "index: member list damaged ({what}); run rebuild-index"
+        ))
+    };
     let mut st = conn
-        .prepare_cached("SELECT meta, chunks FROM members WHERE snapshot = ?1 ORDER BY seq")
+        .prepare_cached(
+            "SELECT count, meta, chunks FROM members WHERE snapshot = ?1 ORDER BY first",
+        )
         .sql()?;
     let mut rows = st.query([snapshot_row]).sql()?;
     while let Some(r) = rows.next().sql()? {
-        let meta: String = r.get(0).sql()?;
-        let blob: Vec<u8> = r.get(1).sql()?;
-        let m: Member = serde_json::from_str(&meta)
-            .map_err(|e| Error::Corrupt(format!("index: member metadata: {e}")))?;
-        let ids = decode_ids(&blob).ok_or_else(|| {
-            Error::Corrupt(format!("index: chunk list of member {} is damaged", m.path))
-        })?;
-        f(m, ids)?;
+        let count: i64 = r.get(0).sql()?;
+        let meta: Vec<u8> = r.get(1).sql()?;
+        let chunks: Vec<u8> = r.get(2).sql()?;
+        let meta = zstd::stream::decode_all(&meta[..]).map_err(|_| bad("metadata"))?;
+        let chunks = zstd::stream::decode_all(&chunks[..]).map_err(|_| bad("chunk lists"))?;
+        let members: Vec<Member> = serde_json::from_slice(&meta).map_err(|_| bad("metadata"))?;
+        if members.len() as i64 != count {
+            return Err(bad("member count"));
+        }
+        let mut at = 0;
+        for m in members {
+            let n = read_varint(&chunks, &mut at).ok_or_else(|| bad("chunk lists"))?;
+            let ids = decode_ids(&chunks, &mut at, n).ok_or_else(|| bad("chunk lists"))?;
+            f(m, ids)?;
+        }
     }
     Ok(())
 }
@@ -369,49 +433,52 @@ pub(crate) fn location(conn: &Connection, chunk_row: i64) -> Result<Option<Locat
     .sql()
 }
 
-/// Encodes chunk row ids as LEB128 varints of the zigzag-encoded difference to the previous
-/// id: a run of new chunks (consecutive ids) costs one byte per chunk.
-pub(crate) fn encode_ids(ids: &[i64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len() * 2);
+/// Appends chunk row ids as LEB128 varints of the zigzag-encoded difference to the previous
+/// id (the first to 0): a run of new chunks (consecutive ids) costs one byte per chunk.
+pub(crate) fn encode_ids(ids: &[i64], out: &mut Vec<u8>) {
     let mut prev = 0i64;
     for &id in ids {
         let d = id.wrapping_sub(prev);
         prev = id;
-        let mut z = ((d << 1) ^ (d >> 63)) as u64;
-        loop {
-            let b = (z & 0x7f) as u8;
-            z >>= 7;
-            if z == 0 {
-                out.push(b);
-                break;
-            }
-            out.push(b | 0x80);
-        }
+        push_varint(out, ((d << 1) ^ (d >> 63)) as u64);
     }
-    out
 }
 
-/// Inverse of `encode_ids`; `None` when the blob is damaged.
-pub(crate) fn decode_ids(blob: &[u8]) -> Option<Vec<i64>> {
-    let mut ids = Vec::new();
-    let mut prev = 0i64;
-    let mut z = 0u64;
-    let mut shift = 0;
-    for &b in blob {
-        if shift > 63 {
-            return None;
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
         }
-        z |= u64::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-            prev = prev.wrapping_add(d);
-            ids.push(prev);
-            z = 0;
-            shift = 0;
+        out.push(b | 0x80);
+    }
+}
+
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
         }
     }
-    (shift == 0).then_some(ids)
+    None
+}
+
+/// Reads `n` ids written by `encode_ids`; `None` when the bytes are damaged.
+pub(crate) fn decode_ids(b: &[u8], at: &mut usize, n: u64) -> Option<Vec<i64>> {
+    let mut ids = Vec::with_capacity(n.min(1 << 20) as usize);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        let z = read_varint(b, at)?;
+        prev = prev.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+        ids.push(prev);
+    }
+    Some(ids)
 }
 
 /// Removes `index.sqlite` and its WAL files (used by tests and by repair hints).
@@ -433,10 +500,15 @@ mod tests {
     #[test]
     fn id_lists_round_trip_compactly() {
         let ids = vec![1, 2, 3, 4, 1000, 5, 6, 7, i64::MAX, 1];
-        let b = encode_ids(&ids);
-        assert_eq!(decode_ids(&b).unwrap(), ids);
-        assert_eq!(encode_ids(&[10, 11, 12, 13]).len(), 4);
-        assert!(decode_ids(&[0x80]).is_none());
-        assert_eq!(decode_ids(&[]).unwrap(), Vec::<i64>::new());
+        let mut b = Vec::new();
+        encode_ids(&ids, &mut b);
+        let mut at = 0;
+        assert_eq!(decode_ids(&b, &mut at, ids.len() as u64).unwrap(), ids);
+        assert_eq!(at, b.len());
+        let mut b = Vec::new();
+        encode_ids(&[10, 11, 12, 13], &mut b);
+        assert_eq!(b.len(), 4);
+        assert!(decode_ids(&[0x80], &mut 0, 1).is_none());
+        assert!(decode_ids(&[2], &mut 0, 2).is_none());
     }
 }

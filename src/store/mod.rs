@@ -33,7 +33,12 @@ pub const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";
 /// Aborts the process (as kill -9 would end it) when `OPSI_BACKUP_CRASH_AT` equals `name`.
 /// The names and where they lie are listed in the spec, section "Crash points".
 pub(crate) fn crash_point(name: &str) {
-    if std::env::var_os(CRASH_ENV).is_some_and(|v| v == name) {
+    static AT: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var_os(CRASH_ENV))
+        .as_deref()
+        .is_some_and(|v| v == name)
+    {
         std::process::abort();
     }
 }

@@ -172,6 +172,7 @@ impl SnapshotFileWriter {
             .path_ctx("writing", &self.tmp)?;
         crash_point("snapshot-written");
         file.sync_all().path_ctx("syncing", &self.tmp)?;
+        crash_point("snapshot-synced");
         durable::rename_durable(&self.tmp, &snapshot_path(root, &id))?;
         crash_point("snapshot-renamed");
         Ok((id, len, end))

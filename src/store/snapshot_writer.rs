@@ -100,6 +100,7 @@ impl<'r> SnapshotWriter<'r> {
                 None => self.packer.insert(Packer::create(self.repo.root())?),
             };
             packer.append(g)?;
+            crash_point("group-appended");
             if packer.len() >= self.params.pack_size {
                 self.finish_pack()?;
             }
@@ -141,6 +142,7 @@ impl<'r> SnapshotWriter<'r> {
     /// Steps 1-2 of the commit protocol: the last group and pack, then the snapshot file, all
     /// durable. Returns the snapshot id.
     fn write_files(&mut self) -> Result<String> {
+        crash_point("commit-begin");
         let last = std::mem::take(&mut self.group);
         if !last.chunks.is_empty() {
             self.write_groups(vec![last])?;
