@@ -1,0 +1,107 @@
+//! The repository's `config.json`: format version, repository id and the parameters every
+//! writer of this repository must use. Spec: `store-format/README.md`, section "config.json".
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::durable;
+
+/// The only repository format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Content-defined chunking and packing parameters, fixed when the repository is created
+/// (changing them would stop deduplication against older snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    /// FastCDC minimum, average and maximum chunk size in bytes.
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+    /// Consecutive new chunks are collected until their plain size reaches this, then
+    /// compressed together into one group. 0 compresses every chunk on its own.
+    pub group_size: u32,
+    /// A pack is closed once it holds at least this many bytes.
+    pub pack_size: u64,
+    /// zstd compression level for groups and snapshot files.
+    pub zstd_level: i32,
+}
+
+impl Default for ChunkerParams {
+    /// The parameters chosen by the measurement in the spec, section "Chunking".
+    fn default() -> Self {
+        ChunkerParams {
+            min_size: 2 * 1024,
+            avg_size: 8 * 1024,
+            max_size: 64 * 1024,
+            group_size: 256 * 1024,
+            pack_size: 32 * 1024 * 1024,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl ChunkerParams {
+    pub(crate) fn check(&self) -> Result<()> {
+        let ok = self.min_size >= 64
+            && self.avg_size >= 256
+            && self.avg_size <= 4 * 1024 * 1024
+            && self.min_size <= self.avg_size
+            && self.avg_size <= self.max_size
+            && self.max_size <= 16 * 1024 * 1024
+            && self.pack_size > 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Repository(format!(
+                "unusable chunker parameters in config.json: {self:?}"
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub version: u32,
+    /// 32 hex digits, random, written into every snapshot file.
+    pub id: String,
+    pub chunker: ChunkerParams,
+}
+
+impl Config {
+    pub(crate) fn new(chunker: ChunkerParams) -> Result<Config> {
+        chunker.check()?;
+        Ok(Config {
+            version: FORMAT_VERSION,
+            id: hex::encode(durable::random_bytes::<16>()?),
+            chunker,
+        })
+    }
+
+    /// Reads `config.json`; refuses versions this build does not know.
+    pub(crate) fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read(path).path_ctx("reading", path)?;
+        let probe: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::Repository(format!("{} is not valid JSON: {e}", path.display())))?;
+        let version = probe.get("version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(FORMAT_VERSION)) {
+            let shown = version.map_or_else(|| "none".to_string(), |v| v.to_string());
+            return Err(Error::Repository(format!(
+                "{}: repository format version {shown} is not supported by this opsi-backup \
+                 (it reads version {FORMAT_VERSION}); use the opsi-backup release that created it",
+                path.display()
+            )));
+        }
+        let config: Config = serde_json::from_value(probe)
+            .map_err(|e| Error::Repository(format!("{}: {e}", path.display())))?;
+        config.chunker.check()?;
+        Ok(config)
+    }
+
+    /// Writes `config.json` durably (temporary file, fsync, rename, fsync of the directory).
+    pub(crate) fn save(&self, root: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("config serialises");
+        durable::write_file(root, "config.json", &json)
+    }
+}

@@ -1,0 +1,514 @@
+//! The SQLite index (`index.sqlite`): a cache of what the pack and snapshot files say, for
+//! fast lookups. Spec: `store-format/README.md`, section "The index". Everything here can be
+//! rebuilt from the data files (`rebuild.rs`).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, IoContext, Result};
+use crate::member::Member;
+use crate::store::chunker::ChunkId;
+use crate::store::durable;
+use crate::store::pack::{self, GroupEntry};
+use crate::store::snapshot::{self, SnapshotInfo};
+
+/// `PRAGMA user_version` of the schema below; also stored as `meta.schema`.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE packs (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE,       -- hex BLAKE3 of the pack file
+    size  INTEGER NOT NULL
+);
+CREATE TABLE groups (
+    id         INTEGER PRIMARY KEY,
+    pack       INTEGER NOT NULL REFERENCES packs(id),
+    offset     INTEGER NOT NULL,      -- of the stored bytes in the pack file
+    stored_len INTEGER NOT NULL,
+    plain_len  INTEGER NOT NULL,
+    flags      INTEGER NOT NULL       -- bit 0: zstd
+);
+CREATE INDEX groups_pack ON groups(pack);
+CREATE TABLE chunks (
+    id     INTEGER PRIMARY KEY,
+    hash   BLOB NOT NULL UNIQUE,      -- 32-byte BLAKE3 of the plain chunk
+    grp    INTEGER NOT NULL REFERENCES groups(id),
+    offset INTEGER NOT NULL,          -- in the group's plain bytes
+    len    INTEGER NOT NULL
+);
+CREATE INDEX chunks_grp ON chunks(grp);
+CREATE TABLE snapshots (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,    -- hex BLAKE3 of the snapshot file
+    time     INTEGER NOT NULL,
+    host     TEXT NOT NULL,
+    backends TEXT NOT NULL,           -- JSON array
+    sysinfo  TEXT NOT NULL,           -- JSON array of [key, value]
+    source   TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    added    INTEGER NOT NULL,
+    members  INTEGER NOT NULL,
+    written  INTEGER NOT NULL         -- Unix ns when the file was finished (orders equal times)
+);
+CREATE TABLE members (            -- a snapshot's members, in batches of consecutive members
+    snapshot INTEGER NOT NULL REFERENCES snapshots(id),
+    first    INTEGER NOT NULL,        -- archive position (from 0) of the batch's first member
+    count    INTEGER NOT NULL,
+    meta     BLOB NOT NULL,           -- zstd: JSON array of the members' metadata
+    chunks   BLOB NOT NULL,           -- zstd: per member, LEB128 count + chunk row ids (zigzag-delta LEB128)
+    PRIMARY KEY (snapshot, first)
+) WITHOUT ROWID;
+";
+
+fn sql(e: rusqlite::Error) -> Error {
+    Error::Repository(format!("repository index (index.sqlite): {e}"))
+}
+
+pub(crate) trait SqlContext<T> {
+    fn sql(self) -> Result<T>;
+}
+
+impl<T> SqlContext<T> for rusqlite::Result<T> {
+    fn sql(self) -> Result<T> {
+        self.map_err(sql)
+    }
+}
+
+/// Opens (creating when missing) the index. Returns the connection and whether the index was
+/// created just now (so that the caller rebuilds it from the data files).
+pub(crate) fn open(root: &Path, repository_id: &str) -> Result<(Connection, bool)> {
+    let path = root.join("index.sqlite");
+    let created = !path.exists();
+    if created {
+        // SQLite gives -wal and -shm the permissions of the database file.
+        drop(durable::open_or_create(&path)?);
+    }
+    let conn = connect(&path)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .sql()?;
+    match version {
+        0 => {
+            let tx = conn.unchecked_transaction().sql()?;
+            tx.execute_batch(SCHEMA).sql()?;
+            tx.execute("INSERT INTO meta VALUES ('schema', ?1), ('repository', ?2)", params![SCHEMA_VERSION.to_string(), repository_id]).sql()?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).sql()?;
+            tx.commit().sql()?;
+        }
+        SCHEMA_VERSION => {
+            let id: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'repository'", [], |r| r.get(0)).optional().sql()?;
+            if id.as_deref() != Some(repository_id) {
+                return Err(Error::Repository(format!(
+                    "{} belongs to another repository; delete it and it is rebuilt from the data files",
+                    path.display()
+                )));
+            }
+        }
+        v => {
+            return Err(Error::Repository(format!(
+                "{} has schema version {v}, this opsi-backup knows {SCHEMA_VERSION}; delete it and it is rebuilt from the data files",
+                path.display()
+            )))
+        }
+    }
+    Ok((conn, created))
+}
+
+/// A new connection to an existing index, set up for WAL and waiting on other writers.
+pub(crate) fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| Error::Repository(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(600))
+        .sql()?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .sql()?;
+    Ok(conn)
+}
+
+/// Whether a chunk is in the index (committed, in a durable pack).
+pub(crate) fn chunk_known(conn: &Connection, id: &ChunkId) -> Result<bool> {
+    let mut st = conn
+        .prepare_cached("SELECT 1 FROM chunks WHERE hash = ?1")
+        .sql()?;
+    st.exists([&id[..]]).sql()
+}
+
+pub(crate) fn pack_known(conn: &Connection, name: &str) -> Result<bool> {
+    let mut st = conn
+        .prepare_cached("SELECT 1 FROM packs WHERE name = ?1")
+        .sql()?;
+    st.exists([name]).sql()
+}
+
+pub(crate) fn snapshot_known(conn: &Connection, name: &str) -> Result<bool> {
+    let mut st = conn
+        .prepare_cached("SELECT 1 FROM snapshots WHERE name = ?1")
+        .sql()?;
+    st.exists([name]).sql()
+}
+
+/// Adds a pack and its chunks. Chunks already indexed (stored twice by concurrent writers)
+/// keep their first location. Returns false when the pack was indexed already.
+pub(crate) fn insert_pack(
+    tx: &Connection,
+    name: &str,
+    size: u64,
+    groups: &[GroupEntry],
+) -> Result<bool> {
+    if tx
+        .execute(
+            "INSERT OR IGNORE INTO packs (name, size) VALUES (?1, ?2)",
+            params![name, size as i64],
+        )
+        .sql()?
+        == 0
+    {
+        return Ok(false);
+    }
+    let pack = tx.last_insert_rowid();
+    let mut ins_group = tx.prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)").sql()?;
+    let mut ins_chunk = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO chunks (hash, grp, offset, len) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .sql()?;
+    for g in groups {
+        ins_group
+            .execute(params![
+                pack,
+                g.offset as i64,
+                g.stored_len,
+                g.plain_len() as i64,
+                g.flags
+            ])
+            .sql()?;
+        let grp = tx.last_insert_rowid();
+        let mut off = 0u64;
+        for (id, len) in &g.chunks {
+            ins_chunk
+                .execute(params![&id[..], grp, off as i64, len])
+                .sql()?;
+            off += u64::from(*len);
+        }
+    }
+    Ok(true)
+}
+
+/// Indexes the pack file `name` from its trailer.
+pub(crate) fn index_pack_file(tx: &Connection, root: &Path, name: &str) -> Result<bool> {
+    let (size, groups) = pack::read_trailer(&crate::store::packer::pack_path(root, name))?;
+    insert_pack(tx, name, size, &groups)
+}
+
+/// Indexes the snapshot file `id`. Every chunk it names must be indexed already.
+pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Result<()> {
+    let path = snapshot::snapshot_path(root, id);
+    tx.execute(
+        "INSERT INTO snapshots (name, time, host, backends, sysinfo, source, size, added, members, written) VALUES (?1, 0, '', '[]', '[]', '', 0, 0, 0, 0)",
+        [id],
+    )
+    .sql()?;
+    let row = tx.last_insert_rowid();
+    let mut lookup = tx
+        .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
+        .sql()?;
+    let mut batch = MemberBatch::default();
+    let mut rows = Vec::new();
+    let (header, end, file_len) = snapshot::read_snapshot_file(&path, id, |m: Member, chunks| {
+        rows.clear();
+        for c in &chunks {
+            let r: Option<i64> = lookup.query_row([&c[..]], |r| r.get(0)).optional().sql()?;
+            rows.push(r.ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "snapshot {id}: chunk {} of member {} is in no pack",
+                    hex::encode(c),
+                    m.path
+                ))
+            })?);
+        }
+        batch.push(&m, &rows);
+        if batch.full() {
+            batch.flush(tx, row)?;
+        }
+        Ok(())
+    })?;
+    batch.flush(tx, row)?;
+    let h = header.meta;
+    tx.execute(
+        "UPDATE snapshots SET time = ?2, host = ?3, backends = ?4, sysinfo = ?5, source = ?6, size = ?7, added = ?8, members = ?9, written = ?10 WHERE id = ?1",
+        params![
+            row,
+            h.time,
+            h.host,
+            serde_json::to_string(&h.backends).expect("json"),
+            serde_json::to_string(&h.sysinfo).expect("json"),
+            h.source,
+            end.size as i64,
+            (end.packs_added + file_len) as i64,
+            end.members as i64,
+            end.written
+        ],
+    )
+    .sql()?;
+    Ok(())
+}
+
+/// Consecutive members collected into one `members` row.
+#[derive(Default)]
+struct MemberBatch {
+    first: i64,
+    count: i64,
+    meta: Vec<u8>,
+    chunks: Vec<u8>,
+}
+
+impl MemberBatch {
+    const MAX_MEMBERS: i64 = 256;
+    const MAX_CHUNK_BYTES: usize = 1 << 20;
+
+    fn push(&mut self, m: &Member, rows: &[i64]) {
+        self.meta.push(if self.count == 0 { b'[' } else { b',' });
+        serde_json::to_writer(&mut self.meta, m).expect("member serialises");
+        push_varint(&mut self.chunks, rows.len() as u64);
+        encode_ids(rows, &mut self.chunks);
+        self.count += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.count >= Self::MAX_MEMBERS || self.chunks.len() >= Self::MAX_CHUNK_BYTES
+    }
+
+    fn flush(&mut self, tx: &Connection, snapshot: i64) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.meta.push(b']');
+        let z = |b: &[u8]| zstd::bulk::compress(b, 3).ctx("compressing member metadata");
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO members (snapshot, first, count, meta, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .sql()?;
+        ins.execute(params![
+            snapshot,
+            self.first,
+            self.count,
+            z(&self.meta)?,
+            z(&self.chunks)?
+        ])
+        .sql()?;
+        self.first += self.count;
+        self.count = 0;
+        self.meta.clear();
+        self.chunks.clear();
+        Ok(())
+    }
+}
+
+const INFO_COLUMNS: &str = "name, time, host, backends, sysinfo, source, size, added, members";
+
+fn info_row(r: &rusqlite::Row) -> rusqlite::Result<SnapshotInfo> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    Ok(SnapshotInfo {
+        id: r.get(0)?,
+        time: r.get(1)?,
+        host: r.get(2)?,
+        backends: serde_json::from_str(&json(3)?).unwrap_or_default(),
+        sysinfo: serde_json::from_str(&json(4)?).unwrap_or_default(),
+        source: r.get(5)?,
+        size: r.get::<_, i64>(6)? as u64,
+        added: r.get::<_, i64>(7)? as u64,
+        members: r.get::<_, i64>(8)? as u64,
+    })
+}
+
+/// All snapshots, oldest first.
+pub(crate) fn snapshots(conn: &Connection) -> Result<Vec<SnapshotInfo>> {
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT {INFO_COLUMNS} FROM snapshots ORDER BY time, written, name"
+        ))
+        .sql()?;
+    let rows = st.query_map([], info_row).sql()?;
+    rows.collect::<rusqlite::Result<_>>().sql()
+}
+
+pub(crate) fn snapshot(conn: &Connection, name: &str) -> Result<Option<SnapshotInfo>> {
+    conn.query_row(
+        &format!("SELECT {INFO_COLUMNS} FROM snapshots WHERE name = ?1"),
+        [name],
+        info_row,
+    )
+    .optional()
+    .sql()
+}
+
+/// The row id of a snapshot, or an error naming it.
+pub(crate) fn snapshot_row(conn: &Connection, name: &str) -> Result<i64> {
+    conn.query_row("SELECT id FROM snapshots WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()
+    .sql()?
+    .ok_or_else(|| Error::Invalid(format!("no snapshot {name} in the repository")))
+}
+
+/// Calls `f` with every member of a snapshot, in order, and its chunk row ids. Memory: one
+/// batch of members.
+pub(crate) fn for_each_member(
+    conn: &Connection,
+    snapshot_row: i64,
+    mut f: impl FnMut(Member, Vec<i64>) -> Result<()>,
+) -> Result<()> {
+    let bad = |what: &str| {
+        Error::Corrupt(format!(
+            "index: member list damaged ({what}); run rebuild-index"
+        ))
+    };
+    let mut st = conn
+        .prepare_cached(
+            "SELECT count, meta, chunks FROM members WHERE snapshot = ?1 ORDER BY first",
+        )
+        .sql()?;
+    let mut rows = st.query([snapshot_row]).sql()?;
+    while let Some(r) = rows.next().sql()? {
+        let count: i64 = r.get(0).sql()?;
+        let meta: Vec<u8> = r.get(1).sql()?;
+        let chunks: Vec<u8> = r.get(2).sql()?;
+        let meta = zstd::stream::decode_all(&meta[..]).map_err(|_| bad("metadata"))?;
+        let chunks = zstd::stream::decode_all(&chunks[..]).map_err(|_| bad("chunk lists"))?;
+        let members: Vec<Member> = serde_json::from_slice(&meta).map_err(|_| bad("metadata"))?;
+        if members.len() as i64 != count {
+            return Err(bad("member count"));
+        }
+        let mut at = 0;
+        for m in members {
+            let n = read_varint(&chunks, &mut at).ok_or_else(|| bad("chunk lists"))?;
+            let ids = decode_ids(&chunks, &mut at, n).ok_or_else(|| bad("chunk lists"))?;
+            f(m, ids)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a chunk lies.
+#[derive(Debug, Clone)]
+pub(crate) struct Location {
+    pub hash: ChunkId,
+    pub pack: String,
+    pub group_offset: u64,
+    pub stored_len: u32,
+    pub plain_len: u64,
+    pub compressed: bool,
+    pub offset: u64,
+    pub len: u32,
+}
+
+pub(crate) fn location(conn: &Connection, chunk_row: i64) -> Result<Option<Location>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT c.hash, p.name, g.offset, g.stored_len, g.plain_len, g.flags, c.offset, c.len
+             FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE c.id = ?1",
+        )
+        .sql()?;
+    st.query_row([chunk_row], |r| {
+        let hash: Vec<u8> = r.get(0)?;
+        Ok(Location {
+            hash: hash.try_into().unwrap_or([0; 32]),
+            pack: r.get(1)?,
+            group_offset: r.get::<_, i64>(2)? as u64,
+            stored_len: r.get(3)?,
+            plain_len: r.get::<_, i64>(4)? as u64,
+            compressed: r.get::<_, u8>(5)? & pack::FLAG_ZSTD != 0,
+            offset: r.get::<_, i64>(6)? as u64,
+            len: r.get(7)?,
+        })
+    })
+    .optional()
+    .sql()
+}
+
+/// Appends chunk row ids as LEB128 varints of the zigzag-encoded difference to the previous
+/// id (the first to 0): a run of new chunks (consecutive ids) costs one byte per chunk.
+pub(crate) fn encode_ids(ids: &[i64], out: &mut Vec<u8>) {
+    let mut prev = 0i64;
+    for &id in ids {
+        let d = id.wrapping_sub(prev);
+        prev = id;
+        push_varint(out, ((d << 1) ^ (d >> 63)) as u64);
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*at)?;
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Reads `n` ids written by `encode_ids`; `None` when the bytes are damaged.
+pub(crate) fn decode_ids(b: &[u8], at: &mut usize, n: u64) -> Option<Vec<i64>> {
+    let mut ids = Vec::with_capacity(n.min(1 << 20) as usize);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        let z = read_varint(b, at)?;
+        prev = prev.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+        ids.push(prev);
+    }
+    Some(ids)
+}
+
+/// Removes `index.sqlite` and its WAL files (used by tests and by repair hints).
+#[allow(dead_code)]
+pub(crate) fn remove(root: &Path) -> Result<()> {
+    for name in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
+        let p = root.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).path_ctx("removing", &p)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_lists_round_trip_compactly() {
+        let ids = vec![1, 2, 3, 4, 1000, 5, 6, 7, i64::MAX, 1];
+        let mut b = Vec::new();
+        encode_ids(&ids, &mut b);
+        let mut at = 0;
+        assert_eq!(decode_ids(&b, &mut at, ids.len() as u64).unwrap(), ids);
+        assert_eq!(at, b.len());
+        let mut b = Vec::new();
+        encode_ids(&[10, 11, 12, 13], &mut b);
+        assert_eq!(b.len(), 4);
+        assert!(decode_ids(&[0x80], &mut 0, 1).is_none());
+        assert!(decode_ids(&[2], &mut 0, 2).is_none());
+    }
+}

@@ -1,0 +1,136 @@
+//! Writes pack files: groups are appended to a temporary file under `tmp/`, and `finish`
+//! adds the trailer, fsyncs, renames the pack into `packs/` and fsyncs that directory.
+//! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{IoContext, Result};
+use crate::store::chunker::ChunkId;
+use crate::store::pack::{self, GroupEntry, FLAG_ZSTD, PACK_MAGIC};
+use crate::store::{crash_point, durable};
+
+/// A group of consecutive new chunks, before compression.
+#[derive(Default)]
+pub(crate) struct PlainGroup {
+    pub data: Vec<u8>,
+    pub chunks: Vec<(ChunkId, u32)>,
+}
+
+/// A group ready to be appended: its stored bytes and flags.
+pub(crate) struct SealedGroup {
+    pub stored: Vec<u8>,
+    pub flags: u8,
+    pub chunks: Vec<(ChunkId, u32)>,
+}
+
+impl PlainGroup {
+    pub(crate) fn push(&mut self, id: ChunkId, data: &[u8]) {
+        self.chunks.push((id, data.len() as u32));
+        self.data.extend_from_slice(data);
+    }
+
+    /// Compresses the group into one zstd frame, or keeps it plain when zstd does not shrink
+    /// it. Pure; runs on rayon workers.
+    pub(crate) fn seal(self, level: i32) -> SealedGroup {
+        match zstd::bulk::compress(&self.data, level) {
+            Ok(z) if z.len() < self.data.len() => SealedGroup {
+                stored: z,
+                flags: FLAG_ZSTD,
+                chunks: self.chunks,
+            },
+            _ => SealedGroup {
+                stored: self.data,
+                flags: 0,
+                chunks: self.chunks,
+            },
+        }
+    }
+}
+
+/// A pack being written. Owns its temporary file; dropping it without `finish` leaves the
+/// temporary file for the next exclusive open to delete.
+pub(crate) struct Packer {
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    hasher: blake3::Hasher,
+    len: u64,
+    groups: Vec<GroupEntry>,
+}
+
+/// A finished pack, durable under `packs/` but not yet in the index.
+#[derive(Debug, Clone)]
+pub(crate) struct PackDone {
+    pub name: String,
+    pub size: u64,
+}
+
+impl Packer {
+    pub(crate) fn create(root: &Path) -> Result<Packer> {
+        let tmp = root.join("tmp").join(durable::temp_name("pack")?);
+        let file = durable::create_new(&tmp)?;
+        let mut p = Packer {
+            tmp,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            len: 0,
+            groups: Vec::new(),
+        };
+        p.write(PACK_MAGIC)?;
+        Ok(p)
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.out.write_all(b).path_ctx("writing", &self.tmp)?;
+        self.hasher.update(b);
+        self.len += b.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn append(&mut self, g: SealedGroup) -> Result<()> {
+        let offset = self.len;
+        self.write(&g.stored)?;
+        self.groups.push(GroupEntry {
+            offset,
+            stored_len: g.stored.len() as u32,
+            flags: g.flags,
+            chunks: g.chunks,
+        });
+        Ok(())
+    }
+
+    /// Writes the trailer, fsyncs, and renames the pack to `packs/<name[..2]>/<name>.pack`
+    /// (name = BLAKE3 of the whole file), then fsyncs that directory. Durable on return.
+    pub(crate) fn finish(mut self, root: &Path) -> Result<PackDone> {
+        let trailer = pack::encode_trailer(&self.groups);
+        self.write(&trailer)?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .path_ctx("writing", &self.tmp)?;
+        crash_point("pack-written");
+        file.sync_all().path_ctx("syncing", &self.tmp)?;
+        crash_point("pack-synced");
+        let name = self.hasher.finalize().to_hex().to_string();
+        let path = pack_path(root, &name);
+        durable::rename_durable(&self.tmp, &path)?;
+        crash_point("pack-renamed");
+        Ok(PackDone {
+            name,
+            size: self.len,
+        })
+    }
+}
+
+pub(crate) fn pack_path(root: &Path, name: &str) -> PathBuf {
+    root.join("packs")
+        .join(&name[..2])
+        .join(format!("{name}.pack"))
+}

@@ -1,0 +1,207 @@
+//! `Repository`: opening, creating and querying a repository directory. Spec:
+//! `store-format/README.md`, sections "Directory layout", "config.json" and "Locking".
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+use crate::error::{Error, IoContext, Result};
+use crate::member::Member;
+use crate::sink::MemberSink;
+use crate::store::config::{ChunkerParams, Config};
+use crate::store::lock::{LockKind, RepoLock};
+use crate::store::rebuild::{self, RebuildReport};
+use crate::store::snapshot::{SnapshotInfo, SnapshotMeta};
+use crate::store::snapshot_writer::SnapshotWriter;
+use crate::store::verify::{self, VerifyReport};
+use crate::store::{durable, index, reader, recovery};
+
+/// An open repository. Cheap queries go through one shared index connection; each
+/// `SnapshotWriter` opens its own, so several writers (threads or processes) work at once.
+pub struct Repository {
+    root: PathBuf,
+    config: Config,
+    conn: Mutex<Connection>,
+}
+
+impl Repository {
+    /// Creates a repository in `path` (a new or empty directory) with the default parameters.
+    pub fn init(path: &Path) -> Result<Repository> {
+        Repository::init_with(path, ChunkerParams::default())
+    }
+
+    /// Creates a repository with explicit chunking parameters (measurements, tests).
+    pub fn init_with(path: &Path, params: ChunkerParams) -> Result<Repository> {
+        if path.join("config.json").exists() {
+            return Err(Error::Repository(format!(
+                "{} already holds a repository",
+                path.display()
+            )));
+        }
+        if path.exists() {
+            let mut entries = fs::read_dir(path).path_ctx("listing", path)?;
+            if entries.next().is_some() {
+                return Err(Error::Repository(format!(
+                    "{} is not empty; a repository is created in a new or empty directory",
+                    path.display()
+                )));
+            }
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+                .path_ctx("setting permissions of", path)?;
+        }
+        durable::create_dir(path)?;
+        for sub in ["packs", "snapshots", "tmp"] {
+            durable::create_dir(&path.join(sub))?;
+        }
+        let config = Config::new(params)?;
+        let (conn, _) = index::open(path, &config.id)?;
+        drop(durable::open_or_create(&path.join("lock"))?);
+        // config.json last: a directory without it is not (yet) a repository.
+        config.save(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            durable::sync_dir(parent)?;
+        }
+        Ok(Repository {
+            root: path.to_path_buf(),
+            config,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Opens an existing repository. When nobody else uses it, cleans what interrupted
+    /// writers left behind; when `index.sqlite` is missing, rebuilds it from the data files.
+    pub fn open(path: &Path) -> Result<Repository> {
+        if !path.is_dir() {
+            return Err(Error::Repository(format!(
+                "no repository at {}: the directory does not exist",
+                path.display()
+            )));
+        }
+        let config_path = path.join("config.json");
+        if !config_path.exists() {
+            return Err(Error::Repository(format!(
+                "{} is not an opsi-backup repository (it has no config.json)",
+                path.display()
+            )));
+        }
+        let config = Config::load(&config_path)?;
+        for sub in ["packs", "snapshots", "tmp"] {
+            durable::create_dir(&path.join(sub))?;
+        }
+        let (mut conn, created) = index::open(path, &config.id)?;
+        if created {
+            let lock = RepoLock::acquire(path, LockKind::Exclusive, "rebuild the missing index")?;
+            rebuild::rebuild(path, &mut conn, &lock)?;
+            recovery::recover(path, &mut conn, &lock)?;
+        } else if let Some(lock) = RepoLock::try_exclusive(path)? {
+            recovery::recover(path, &mut conn, &lock)?;
+        }
+        Ok(Repository {
+            root: path.to_path_buf(),
+            config,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a snapshot; takes the shared lock (waiting, with a message, while a deleting
+    /// command holds the exclusive one).
+    pub fn begin_snapshot(&self, meta: SnapshotMeta) -> Result<SnapshotWriter<'_>> {
+        SnapshotWriter::new(self, meta)
+    }
+
+    /// Committed snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        index::snapshots(&self.conn())
+    }
+
+    /// Finds a snapshot by `latest` or by a unique prefix of its id.
+    pub fn resolve(&self, spec: &str) -> Result<SnapshotInfo> {
+        let all = self.snapshots()?;
+        if spec == "latest" {
+            return all
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| Error::Invalid("the repository has no snapshots yet".into()));
+        }
+        let prefix = spec.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "{spec:?} is not a snapshot id (hex digits) nor \"latest\""
+            )));
+        }
+        let mut hits: Vec<SnapshotInfo> = all
+            .into_iter()
+            .filter(|s| s.id.starts_with(&prefix))
+            .collect();
+        match hits.len() {
+            0 => Err(Error::Invalid(format!("no snapshot with id {spec}"))),
+            1 => Ok(hits.remove(0)),
+            _ => {
+                let ids: Vec<String> = hits.iter().map(|s| s.id[..16].to_string()).collect();
+                Err(Error::Invalid(format!(
+                    "snapshot id {spec} is ambiguous: it matches {}",
+                    ids.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// The members of snapshot `id` (a full id or anything `resolve` accepts), metadata only.
+    pub fn members(&self, id: &str) -> Result<Vec<Member>> {
+        let info = self.resolve(id)?;
+        let conn = self.conn();
+        let mut out = Vec::new();
+        index::for_each_member(&conn, index::snapshot_row(&conn, &info.id)?, |m, _| {
+            out.push(m);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Feeds every member of snapshot `id`, in order and with its content, into `sink`. Each
+    /// chunk is checked against its BLAKE3 id as it is read; a mismatch is `Error::Corrupt`
+    /// naming pack, chunk and member.
+    pub fn replay(&self, id: &str, sink: &mut dyn MemberSink) -> Result<()> {
+        let info = self.resolve(id)?;
+        let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "read a snapshot")?;
+        let conn = self.conn();
+        reader::replay(
+            &conn,
+            &self.root,
+            index::snapshot_row(&conn, &info.id)?,
+            sink,
+        )
+    }
+
+    /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository.
+    pub fn verify(&self, id: Option<&str>) -> Result<VerifyReport> {
+        let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
+        let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
+        verify::verify(&self.conn(), &self.root, id.as_deref())
+    }
+
+    /// Replaces the index by what the pack trailers and snapshot files say. Takes the
+    /// exclusive lock.
+    pub fn rebuild_index(&self) -> Result<RebuildReport> {
+        let lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "rebuild the index")?;
+        let mut conn = self.conn();
+        let report = rebuild::rebuild(&self.root, &mut conn, &lock)?;
+        recovery::recover(&self.root, &mut conn, &lock)?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,193 @@
+//! `SnapshotWriter`: the data path of a backup. Member content is chunked (FastCDC), hashed
+//! in parallel, deduplicated against the index and this writer's own new chunks; new chunks
+//! are collected into groups, compressed in parallel and appended to packs; members go to
+//! the snapshot file. `commit` runs the commit protocol of `store-format/README.md`, section
+//! "Commit protocol".
+
+use std::collections::HashSet;
+use std::io::Read;
+
+use rayon::prelude::*;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::member::Member;
+use crate::sink::MemberSink;
+use crate::store::chunker::{ChunkId, Chunker};
+use crate::store::config::ChunkerParams;
+use crate::store::index::{self, SqlContext};
+use crate::store::lock::{LockKind, RepoLock};
+use crate::store::packer::{PackDone, Packer, PlainGroup};
+use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
+use crate::store::{crash_point, Repository};
+
+/// Writes one snapshot. Holds the shared repository lock until it is committed or dropped.
+/// Dropping it without `commit` leaves packs under `packs/` (reused by later runs) and
+/// temporary files under `tmp/` (deleted by the next run that gets the exclusive lock).
+pub struct SnapshotWriter<'r> {
+    repo: &'r Repository,
+    conn: Connection,
+    params: ChunkerParams,
+    file: Option<SnapshotFileWriter>,
+    packer: Option<Packer>,
+    packs: Vec<PackDone>,
+    /// Chunks this writer stored itself (not yet in the index).
+    seen: HashSet<ChunkId>,
+    group: PlainGroup,
+    _lock: RepoLock,
+}
+
+impl<'r> SnapshotWriter<'r> {
+    pub(crate) fn new(repo: &'r Repository, meta: SnapshotMeta) -> Result<SnapshotWriter<'r>> {
+        let lock = RepoLock::acquire(repo.root(), LockKind::Shared, "write a snapshot")?;
+        let conn = index::connect(&repo.root().join("index.sqlite"))?;
+        let params = repo.config().chunker.clone();
+        let header = Header {
+            repository: repo.config().id.clone(),
+            meta,
+        };
+        let file = SnapshotFileWriter::create(repo.root(), &header, params.zstd_level)?;
+        Ok(SnapshotWriter {
+            repo,
+            conn,
+            params,
+            file: Some(file),
+            packer: None,
+            packs: Vec::new(),
+            seen: HashSet::new(),
+            group: PlainGroup::default(),
+            _lock: lock,
+        })
+    }
+
+    /// Stores a stream: returns its chunk ids and its length. Memory: one chunk batch plus
+    /// the groups being compressed.
+    fn store_stream(&mut self, content: &mut dyn Read) -> Result<(Vec<ChunkId>, u64)> {
+        let mut chunker = Chunker::new(content, &self.params);
+        let mut ids = Vec::new();
+        let mut size = 0u64;
+        loop {
+            let batch = chunker.next_batch()?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut full = Vec::new();
+            for (id, data) in batch {
+                size += data.len() as u64;
+                ids.push(id);
+                if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+                    continue;
+                }
+                self.seen.insert(id);
+                self.group.push(id, &data);
+                if self.group.data.len() >= self.params.group_size as usize {
+                    full.push(std::mem::take(&mut self.group));
+                }
+            }
+            self.write_groups(full)?;
+        }
+        Ok((ids, size))
+    }
+
+    /// Compresses groups in parallel and appends them, in order, to the current pack;
+    /// finishes packs that reached their size.
+    fn write_groups(&mut self, groups: Vec<PlainGroup>) -> Result<()> {
+        let level = self.params.zstd_level;
+        let sealed: Vec<_> = groups.into_par_iter().map(|g| g.seal(level)).collect();
+        for g in sealed {
+            let packer = match &mut self.packer {
+                Some(p) => p,
+                None => self.packer.insert(Packer::create(self.repo.root())?),
+            };
+            packer.append(g)?;
+            crash_point("group-appended");
+            if packer.len() >= self.params.pack_size {
+                self.finish_pack()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_pack(&mut self) -> Result<()> {
+        if let Some(p) = self.packer.take() {
+            self.packs.push(p.finish(self.repo.root())?);
+        }
+        Ok(())
+    }
+
+    /// Makes the snapshot durable and visible: flushes the last group, finishes the pack,
+    /// writes the snapshot file, then indexes packs and snapshot in one SQLite transaction.
+    /// When this returns Ok the snapshot survives a crash.
+    pub fn commit(mut self) -> Result<SnapshotInfo> {
+        let id = self.write_files()?;
+        let root = self.repo.root();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .sql()?;
+        for p in &self.packs {
+            index::index_pack_file(&tx, root, &p.name)?;
+        }
+        crash_point("index-packs-inserted");
+        if !index::snapshot_known(&tx, &id)? {
+            index::index_snapshot_file(&tx, root, &id)?;
+        }
+        crash_point("index-before-commit");
+        tx.commit().sql()?;
+        crash_point("index-committed");
+        index::snapshot(&self.conn, &id)?
+            .ok_or_else(|| Error::Repository(format!("snapshot {id} vanished from the index")))
+    }
+
+    /// Steps 1-2 of the commit protocol: the last group and pack, then the snapshot file, all
+    /// durable. Returns the snapshot id.
+    fn write_files(&mut self) -> Result<String> {
+        crash_point("commit-begin");
+        let last = std::mem::take(&mut self.group);
+        if !last.chunks.is_empty() {
+            self.write_groups(vec![last])?;
+        }
+        self.finish_pack()?;
+        let packs_added = self.packs.iter().map(|p| p.size).sum();
+        let file = self.file.take().expect("write_files runs once");
+        let (id, _, _) = file.finish(self.repo.root(), packs_added)?;
+        Ok(id)
+    }
+
+    /// A crash between the snapshot file and the index transaction, for recovery tests.
+    #[cfg(test)]
+    pub(crate) fn write_files_only(mut self) -> Result<String> {
+        self.write_files()
+    }
+
+    fn file(&mut self) -> &mut SnapshotFileWriter {
+        self.file
+            .as_mut()
+            .expect("snapshot file is open until commit")
+    }
+}
+
+impl MemberSink for SnapshotWriter<'_> {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        if !member.is_file() {
+            return self.file().member(member, &[]);
+        }
+        let (ids, size) = self.store_stream(content)?;
+        if size != member.size {
+            return Err(Error::Invalid(format!(
+                "member {}: content has {size} bytes, its metadata says {}",
+                member.path, member.size
+            )));
+        }
+        self.file().member(member, &ids)
+    }
+
+    /// Streams without spooling: the member record is written after its content, when the
+    /// size is known.
+    fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
+        let (ids, size) = self.store_stream(content)?;
+        member.size = size;
+        self.file().member(&member, &ids)?;
+        Ok(size)
+    }
+}

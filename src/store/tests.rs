@@ -1,0 +1,561 @@
+//! Library-level tests of the repository: round trip, dedup, damage, rebuild, leftovers,
+//! permissions, concurrency.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::*;
+use crate::error::Error;
+use crate::member::{Member, MemberKind, Mtime};
+use crate::sink::MemberSink;
+
+/// Collects replayed members with their content.
+#[derive(Default)]
+struct Collect(Vec<(Member, Vec<u8>)>);
+
+impl MemberSink for Collect {
+    fn add(&mut self, m: &Member, content: &mut dyn Read) -> crate::Result<()> {
+        let mut b = Vec::new();
+        content
+            .take(m.size)
+            .read_to_end(&mut b)
+            .map_err(|e| Error::io("test read", e))?;
+        self.0.push((m.clone(), b));
+        Ok(())
+    }
+}
+
+fn member(path: &str, kind: MemberKind, size: u64) -> Member {
+    Member {
+        path: path.into(),
+        kind,
+        mode: 0o640,
+        uid: 0,
+        gid: 999,
+        uname: "opsiconfd".into(),
+        gname: "opsiadmin".into(),
+        mtime: Mtime::from_unix(1_764_000_000, 250_000_000),
+        size,
+        raw_header: None,
+    }
+}
+
+fn file(path: &str, data: &[u8]) -> (Member, Vec<u8>) {
+    (
+        member(path, MemberKind::File, data.len() as u64),
+        data.to_vec(),
+    )
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// SQL-like text: long INSERT lines of numbered rows.
+fn sql_text(rows: usize, seed: u64) -> Vec<u8> {
+    let words = noise(rows * 4, seed);
+    let mut s = String::from("-- MySQL dump\nDROP TABLE IF EXISTS `HOST`;\n");
+    for (i, w) in words.chunks(4).enumerate() {
+        if i % 500 == 0 {
+            s.push_str(";\nINSERT INTO `HOST` VALUES ");
+        } else {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "('client{:05}.opsi.local','OpsiClient','desc {}',NULL,'{:02x}:{:02x}:{:02x}:{:02x}:00:01','2026-11-{:02} 03:00:00')",
+            i, w[0], w[0], w[1], w[2], w[3], 1 + i % 28
+        ));
+    }
+    s.push_str(";\n");
+    s.into_bytes()
+}
+
+fn meta(host: &str) -> SnapshotMeta {
+    SnapshotMeta {
+        time: 1_764_000_000,
+        host: host.into(),
+        backends: vec!["file".into(), "mysql".into()],
+        sysinfo: vec![
+            ("hostname".into(), host.into()),
+            ("sysVersion".into(), "(12,)".into()),
+        ],
+        source: "create".into(),
+    }
+}
+
+fn store(repo: &Repository, members: &[(Member, Vec<u8>)]) -> SnapshotInfo {
+    let mut w = repo.begin_snapshot(meta("server")).unwrap();
+    for (m, d) in members {
+        w.add(m, &mut &d[..]).unwrap();
+    }
+    w.commit().unwrap()
+}
+
+fn replay_all(repo: &Repository, id: &str) -> Vec<(Member, Vec<u8>)> {
+    let mut c = Collect::default();
+    repo.replay(id, &mut c).unwrap();
+    c.0
+}
+
+fn sample() -> Vec<(Member, Vec<u8>)> {
+    let mut v = vec![
+        (member("CONTENT/CONF", MemberKind::Dir, 0), vec![]),
+        file("CONTENT/CONF/empty", b""),
+        file("CONTENT/CONF/one", b"x"),
+        (
+            member("CONTENT/CONF/link", MemberKind::Symlink("one".into()), 0),
+            vec![],
+        ),
+        (
+            member(
+                "CONTENT/CONF/hard",
+                MemberKind::Hardlink("CONTENT/CONF/one".into()),
+                0,
+            ),
+            vec![],
+        ),
+        file("CONTENT/BACKENDS/FILE/file/random.bin", &noise(3 << 20, 7)),
+        file(
+            "CONTENT/BACKENDS/MYSQL/mysql/database.sql",
+            &sql_text(20_000, 3),
+        ),
+    ];
+    v.push((
+        Member::control("CONTROL/checksums", 11),
+        b"abc CONTENT\n".to_vec()[..11].to_vec(),
+    ));
+    v.push((
+        Member::control("CONTROL/sysinfo", 15),
+        b"hostname: srv1\n".to_vec(),
+    ));
+    v
+}
+
+fn pack_files(root: &Path) -> Vec<std::path::PathBuf> {
+    rebuild::list_packs(root)
+        .unwrap()
+        .iter()
+        .map(|n| packer::pack_path(root, n))
+        .collect()
+}
+
+#[test]
+fn members_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("repo")).unwrap();
+    let members = sample();
+    let mut w = repo.begin_snapshot(meta("server")).unwrap();
+    for (m, d) in &members {
+        w.add(m, &mut &d[..]).unwrap();
+    }
+    let dump = sql_text(5_000, 9);
+    let mut unsized_member = member(
+        "CONTENT/BACKENDS/MYSQL/mysql/other.sql",
+        MemberKind::File,
+        0,
+    );
+    assert_eq!(
+        w.add_unsized(unsized_member.clone(), &mut &dump[..])
+            .unwrap(),
+        dump.len() as u64
+    );
+    let info = w.commit().unwrap();
+    unsized_member.size = dump.len() as u64;
+    let mut expected = members.clone();
+    expected.push((unsized_member, dump));
+
+    assert_eq!(info.members, expected.len() as u64);
+    assert_eq!(info.size, expected.iter().map(|(m, _)| m.size).sum::<u64>());
+    assert_eq!(info.host, "server");
+    assert_eq!(
+        info.sysinfo,
+        meta("x")
+            .sysinfo
+            .iter()
+            .map(|(k, v)| (
+                k.clone(),
+                if k == "hostname" {
+                    "server".into()
+                } else {
+                    v.clone()
+                }
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(replay_all(&repo, &info.id), expected);
+    let metas: Vec<Member> = expected.iter().map(|(m, _)| m.clone()).collect();
+    assert_eq!(repo.members(&info.id).unwrap(), metas);
+    assert!(repo.verify(None).unwrap().is_ok());
+
+    // The same from a freshly opened repository.
+    drop(repo);
+    let repo = Repository::open(&dir.path().join("repo")).unwrap();
+    assert_eq!(replay_all(&repo, "latest"), expected);
+}
+
+#[test]
+fn wrong_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("r")).unwrap();
+    let mut w = repo.begin_snapshot(meta("s")).unwrap();
+    let m = member("CONTENT/x", MemberKind::File, 10);
+    assert!(matches!(
+        w.add(&m, &mut &b"short"[..]),
+        Err(Error::Invalid(_))
+    ));
+}
+
+#[test]
+fn identical_snapshot_adds_almost_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("r")).unwrap();
+    let members = sample();
+    let first = store(&repo, &members);
+    let second = store(&repo, &members);
+    assert!(first.added > 1 << 20, "first added {}", first.added);
+    // Only the snapshot file itself (32 bytes per chunk id, before zstd).
+    assert!(
+        second.added < second.size / 100,
+        "second added {} of {}",
+        second.added,
+        second.size
+    );
+    assert_eq!(repo.snapshots().unwrap().len(), 2);
+}
+
+#[test]
+fn changed_middle_adds_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("r")).unwrap();
+    let text = sql_text(60_000, 5);
+    let first = store(
+        &repo,
+        &[file("CONTENT/BACKENDS/MYSQL/mysql/database.sql", &text)],
+    );
+    let mut changed = text.clone();
+    let mid = changed.len() / 2;
+    changed[mid..mid + 20].copy_from_slice(b"CHANGED CHANGED CHAN");
+    changed.splice(
+        mid + 1000..mid + 1000,
+        b"('client99999.opsi.local','OpsiClient','new',NULL),"
+            .iter()
+            .copied(),
+    );
+    let second = store(
+        &repo,
+        &[file("CONTENT/BACKENDS/MYSQL/mysql/database.sql", &changed)],
+    );
+    assert!(text.len() > 4 << 20);
+    assert!(
+        second.added < 64 * 1024,
+        "second added {} of {} (first {})",
+        second.added,
+        changed.len(),
+        first.added
+    );
+    assert_eq!(replay_all(&repo, &second.id)[0].1, changed);
+    assert_eq!(replay_all(&repo, &first.id)[0].1, text);
+}
+
+#[test]
+fn verify_names_pack_chunk_snapshot_and_member_of_a_flipped_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let info = store(
+        &repo,
+        &[
+            file("CONTENT/a.bin", &noise(200_000, 1)),
+            file("CONTENT/b.bin", &noise(100, 2)),
+        ],
+    );
+    let packs = pack_files(&root);
+    assert_eq!(packs.len(), 1);
+    let mut bytes = fs::read(&packs[0]).unwrap();
+    bytes[1000] ^= 0x40; // inside the first group: a.bin's first chunks
+    fs::write(&packs[0], &bytes).unwrap();
+    let pack_name = packs[0].file_stem().unwrap().to_str().unwrap().to_string();
+
+    let report = repo.verify(None).unwrap();
+    assert!(!report.is_ok());
+    let p = &report.problems[0];
+    assert_eq!(p.pack.as_deref(), Some(pack_name.as_str()));
+    assert!(p.chunk.is_some());
+    assert_eq!(
+        p.needed_by,
+        vec![NeededBy {
+            snapshot: info.id.clone(),
+            member: "CONTENT/a.bin".into()
+        }]
+    );
+    assert!(p.to_string().contains("CONTENT/a.bin"), "{p}");
+    assert!(!repo.verify(Some(&info.id[..8])).unwrap().is_ok());
+
+    let mut c = Collect::default();
+    match repo.replay(&info.id, &mut c) {
+        Err(Error::Corrupt(msg)) => {
+            assert!(
+                msg.contains(&pack_name) && msg.contains("CONTENT/a.bin"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn deleted_pack_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let info = store(&repo, &[file("CONTENT/a.ini", b"[info]\nname=x\n")]);
+    let packs = pack_files(&root);
+    fs::remove_file(&packs[0]).unwrap();
+    let report = repo.verify(Some("latest")).unwrap();
+    assert_eq!(report.problems.len(), 1);
+    let p = &report.problems[0];
+    assert_eq!(p.pack.as_deref(), packs[0].file_stem().unwrap().to_str());
+    assert!(p.what.contains("cannot be opened"));
+    assert_eq!(
+        p.needed_by,
+        vec![NeededBy {
+            snapshot: info.id,
+            member: "CONTENT/a.ini".into()
+        }]
+    );
+}
+
+#[test]
+fn rebuild_index_from_data_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let a = store(&repo, &sample());
+    let b = store(&repo, &[file("CONTENT/x", &noise(100_000, 4))]);
+    let before = repo.snapshots().unwrap();
+    drop(repo);
+    index::remove(&root).unwrap();
+
+    // Opening notices the missing index and rebuilds it.
+    let repo = Repository::open(&root).unwrap();
+    assert_eq!(repo.snapshots().unwrap(), before);
+    // An explicit rebuild gives the same.
+    let report = repo.rebuild_index().unwrap();
+    assert_eq!(report.snapshots, 2);
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(repo.snapshots().unwrap(), before);
+    assert_eq!(replay_all(&repo, &a.id), sample());
+    assert_eq!(replay_all(&repo, &b.id)[0].1, noise(100_000, 4));
+    assert!(repo.verify(None).unwrap().is_ok());
+}
+
+#[test]
+fn leftovers_are_cleaned_or_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let params = ChunkerParams {
+        pack_size: 256 * 1024,
+        ..ChunkerParams::default()
+    };
+    let repo = Repository::init_with(&root, params).unwrap();
+    let committed = store(&repo, &[file("CONTENT/base", &noise(50_000, 10))]);
+
+    // 1. A writer that died mid-way: finished packs under packs/, a half pack and a half
+    //    snapshot file under tmp/.
+    let big = noise(2 << 20, 11);
+    let mut w = repo.begin_snapshot(meta("s")).unwrap();
+    w.add(&file("CONTENT/big", &big).0, &mut &big[..]).unwrap();
+    drop(w);
+    // 2. A writer that died between the snapshot file and the index transaction.
+    let mut w = repo.begin_snapshot(meta("late")).unwrap();
+    let late_data = noise(30_000, 12);
+    w.add(&file("CONTENT/late", &late_data).0, &mut &late_data[..])
+        .unwrap();
+    let late_id = w.write_files_only().unwrap();
+    // 3. Something else left in tmp/.
+    fs::write(root.join("tmp/pack-1-dead.tmp"), b"partial").unwrap();
+    let unindexed_packs = rebuild::list_packs(&root).unwrap().len() - 1;
+    assert!(unindexed_packs >= 2, "{unindexed_packs}");
+    assert!(fs::read_dir(root.join("tmp")).unwrap().count() >= 2);
+    assert_eq!(repo.snapshots().unwrap().len(), 1);
+
+    // While a writer holds the shared lock, opening cleans nothing.
+    let busy = repo.begin_snapshot(meta("busy")).unwrap();
+    let repo2 = Repository::open(&root).unwrap();
+    assert_eq!(repo2.snapshots().unwrap().len(), 1);
+    drop(busy);
+    drop(repo2);
+
+    // The next open with nobody else around cleans up.
+    let repo = Repository::open(&root).unwrap();
+    assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    let snaps = repo.snapshots().unwrap();
+    assert_eq!(
+        snaps
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
+    assert!(snaps.iter().any(|s| s.id == late_id));
+    assert!(snaps.iter().any(|s| s.id == committed.id));
+    assert_eq!(replay_all(&repo, &late_id)[0].1, late_data);
+    assert!(repo.verify(None).unwrap().is_ok());
+
+    // The dead writer's finished packs are reused: storing the same file adds little.
+    let again = store(&repo, &[file("CONTENT/big", &big)]);
+    assert!(
+        again.added < 400 * 1024,
+        "added {} of {}",
+        again.added,
+        big.len()
+    );
+    assert_eq!(replay_all(&repo, &again.id)[0].1, big);
+}
+
+#[test]
+fn files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    store(&repo, &sample());
+    fn walk(p: &Path) {
+        for e in fs::read_dir(p).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            if e.file_type().unwrap().is_dir() {
+                assert_eq!(mode, 0o700, "{}", e.path().display());
+                walk(&e.path());
+            } else {
+                assert_eq!(mode, 0o600, "{}", e.path().display());
+            }
+        }
+    }
+    assert_eq!(
+        fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    walk(&root);
+    assert!(root.join("index.sqlite-wal").exists());
+}
+
+#[test]
+fn concurrent_writers_both_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let shared = noise(1 << 20, 20);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (repo, shared, root) = (&repo, &shared, &root);
+            s.spawn(move || {
+                let other;
+                let repo = if t == 0 {
+                    repo
+                } else {
+                    other = Repository::open(root).unwrap();
+                    &other
+                };
+                let own = noise(300_000, 30 + t);
+                let mut w = repo.begin_snapshot(meta(&format!("host{t}"))).unwrap();
+                w.add(&file("CONTENT/shared", shared).0, &mut &shared[..])
+                    .unwrap();
+                w.add(&file("CONTENT/own", &own).0, &mut &own[..]).unwrap();
+                w.commit().unwrap();
+            });
+        }
+    });
+    let snaps = repo.snapshots().unwrap();
+    assert_eq!(snaps.len(), 2);
+    for s in snaps {
+        let got = replay_all(&repo, &s.id);
+        assert_eq!(got[0].1, shared);
+    }
+    assert!(repo.verify(None).unwrap().is_ok());
+}
+
+#[test]
+fn init_and_open_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let msg = |e: Error| e.to_string();
+    assert!(msg(Repository::open(&root).err().unwrap()).contains("does not exist"));
+    fs::create_dir(&root).unwrap();
+    assert!(msg(Repository::open(&root).err().unwrap()).contains("not an opsi-backup repository"));
+    drop(Repository::init(&root).unwrap());
+    assert!(msg(Repository::init(&root).err().unwrap()).contains("already holds a repository"));
+    let cfg = root.join("config.json");
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"version\": 1", "\"version\": 7");
+    fs::File::create(&cfg)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let e = msg(Repository::open(&root).err().unwrap());
+    assert!(
+        e.contains("version 7") && e.contains("not supported"),
+        "{e}"
+    );
+}
+
+#[test]
+fn resolve_latest_prefix_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("r")).unwrap();
+    assert!(repo
+        .resolve("latest")
+        .unwrap_err()
+        .to_string()
+        .contains("no snapshots"));
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let mut w = repo
+            .begin_snapshot(SnapshotMeta {
+                time: 1000 + i,
+                ..meta("s")
+            })
+            .unwrap();
+        w.add(&file("CONTENT/x", &[i as u8]).0, &mut &[i as u8][..])
+            .unwrap();
+        ids.push(w.commit().unwrap().id);
+    }
+    assert_eq!(repo.resolve("latest").unwrap().id, ids[19]);
+    assert_eq!(repo.resolve(&ids[3][..12]).unwrap().id, ids[3]);
+    assert!(repo
+        .resolve("zz")
+        .unwrap_err()
+        .to_string()
+        .contains("not a snapshot id"));
+    // 20 ids over 16 first digits: some first digit repeats.
+    let first: Vec<char> = ids.iter().map(|i| i.chars().next().unwrap()).collect();
+    let dup = first
+        .iter()
+        .find(|c| first.iter().filter(|d| d == c).count() > 1)
+        .unwrap();
+    assert!(repo
+        .resolve(&dup.to_string())
+        .unwrap_err()
+        .to_string()
+        .contains("ambiguous"));
+    let unused = "0123456789abcdef".chars().find(|c| !first.contains(c));
+    if let Some(u) = unused {
+        assert!(repo
+            .resolve(&u.to_string())
+            .unwrap_err()
+            .to_string()
+            .contains("no snapshot"));
+    }
+}

@@ -1,0 +1,304 @@
+//! `verify`: reads chunks back from their packs, decompresses and re-hashes them, and names
+//! for every problem the pack, the chunk and every snapshot member that needs it. Spec:
+//! `store-format/README.md`, section "Verification".
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::path::Path;
+
+use rayon::prelude::*;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::index::{self, SqlContext};
+use crate::store::pack::{self, FLAG_ZSTD};
+use crate::store::packer::pack_path;
+use crate::store::snapshot::{read_snapshot_file, snapshot_path};
+
+/// The outcome of `Repository::verify`. Problems do not stop the check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub snapshots: u64,
+    pub packs: u64,
+    pub chunks: u64,
+    /// Plain bytes of the chunks checked.
+    pub bytes: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One thing that is wrong, with everything that depends on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The pack file name (hex), when the problem is in a pack.
+    pub pack: Option<String>,
+    /// The chunk id (hex), when one chunk is concerned.
+    pub chunk: Option<String>,
+    pub what: String,
+    /// Every snapshot member that needs the damaged data.
+    pub needed_by: Vec<NeededBy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct NeededBy {
+    pub snapshot: String,
+    pub member: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = &self.pack {
+            write!(f, "pack {p}: ")?;
+        }
+        if let Some(c) = &self.chunk {
+            write!(f, "chunk {c}: ")?;
+        }
+        write!(f, "{}", self.what)?;
+        for n in &self.needed_by {
+            write!(
+                f,
+                "\n  needed by snapshot {} member {}",
+                n.snapshot, n.member
+            )?;
+        }
+        Ok(())
+    }
+}
+
+struct ChunkRow {
+    row: i64,
+    hash: ChunkId,
+    offset: u64,
+    len: u32,
+}
+
+struct GroupWork {
+    offset: u64,
+    stored_len: u32,
+    plain_len: u64,
+    flags: u8,
+    chunks: Vec<ChunkRow>,
+}
+
+/// A problem before its users are known: the chunk rows it concerns.
+struct Found {
+    pack: Option<String>,
+    chunk: Option<ChunkId>,
+    what: String,
+    rows: Vec<i64>,
+}
+
+/// Verifies snapshot `only` (its file and its chunks) or, with `None`, every snapshot file and
+/// every indexed chunk.
+pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut found = Vec::new();
+    let names: Vec<String> = match only {
+        Some(id) => vec![id.to_string()],
+        None => index::snapshots(conn)?.into_iter().map(|s| s.id).collect(),
+    };
+    let mut wanted: Option<HashSet<i64>> = only.map(|_| HashSet::new());
+    for name in &names {
+        report.snapshots += 1;
+        if let Err(e) = read_snapshot_file(&snapshot_path(root, name), name, |_, _| Ok(())) {
+            found.push(Found {
+                pack: None,
+                chunk: None,
+                what: format!("snapshot {name}: {e}"),
+                rows: Vec::new(),
+            });
+        }
+        if let Some(w) = &mut wanted {
+            index::for_each_member(conn, index::snapshot_row(conn, name)?, |_, ids| {
+                w.extend(ids);
+                Ok(())
+            })?;
+        }
+    }
+
+    let mut packs: BTreeMap<String, Vec<GroupWork>> = BTreeMap::new();
+    let mut seen_rows = HashSet::new();
+    {
+        let mut st = conn
+            .prepare(
+                "SELECT c.id, c.hash, c.offset, c.len, g.id, g.offset, g.stored_len, g.plain_len, g.flags, p.name
+                 FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack
+                 ORDER BY p.name, g.offset, c.offset",
+            )
+            .sql()?;
+        let mut rows = st.query([]).sql()?;
+        let mut last_group = None;
+        while let Some(r) = rows.next().sql()? {
+            let row: i64 = r.get(0).sql()?;
+            if wanted.as_ref().is_some_and(|w| !w.contains(&row)) {
+                continue;
+            }
+            seen_rows.insert(row);
+            let hash: Vec<u8> = r.get(1).sql()?;
+            let chunk = ChunkRow {
+                row,
+                hash: hash.try_into().unwrap_or([0; 32]),
+                offset: r.get::<_, i64>(2).sql()? as u64,
+                len: r.get(3).sql()?,
+            };
+            let gid: i64 = r.get(4).sql()?;
+            let groups = packs.entry(r.get(9).sql()?).or_default();
+            if last_group != Some(gid) || groups.is_empty() {
+                groups.push(GroupWork {
+                    offset: r.get::<_, i64>(5).sql()? as u64,
+                    stored_len: r.get(6).sql()?,
+                    plain_len: r.get::<_, i64>(7).sql()? as u64,
+                    flags: r.get(8).sql()?,
+                    chunks: Vec::new(),
+                });
+                last_group = Some(gid);
+            }
+            groups.last_mut().expect("pushed").chunks.push(chunk);
+        }
+    }
+    if let Some(w) = &wanted {
+        for row in w.difference(&seen_rows) {
+            found.push(Found {
+                pack: None,
+                chunk: None,
+                what: format!("chunk #{row} is missing from the index"),
+                rows: vec![*row],
+            });
+        }
+    }
+
+    report.packs = packs.len() as u64;
+    let results: Vec<(u64, u64, Vec<Found>)> = packs
+        .par_iter()
+        .map(|(name, groups)| check_pack(root, name, groups))
+        .collect();
+    for (chunks, bytes, f) in results {
+        report.chunks += chunks;
+        report.bytes += bytes;
+        found.extend(f);
+    }
+    report.problems = attach_users(conn, found)?;
+    Ok(report)
+}
+
+/// Reads every group of one pack and re-hashes its chunks. Returns chunks and bytes checked.
+fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<Found>) {
+    let all_rows = || {
+        groups
+            .iter()
+            .flat_map(|g| g.chunks.iter().map(|c| c.row))
+            .collect()
+    };
+    let mut file = match File::open(pack_path(root, name)) {
+        Ok(f) => f,
+        Err(e) => {
+            let what = format!("pack file cannot be opened: {e}");
+            return (
+                0,
+                0,
+                vec![Found {
+                    pack: Some(name.to_string()),
+                    chunk: None,
+                    what,
+                    rows: all_rows(),
+                }],
+            );
+        }
+    };
+    let (mut chunks, mut bytes, mut found) = (0, 0, Vec::new());
+    for g in groups {
+        let plain = pack::read_group(
+            &mut file,
+            g.offset,
+            g.stored_len,
+            g.flags & FLAG_ZSTD != 0,
+            g.plain_len as usize,
+        );
+        let plain = match plain {
+            Ok(p) => p,
+            Err(e) => {
+                for c in &g.chunks {
+                    let what = format!("group at offset {} cannot be read: {e}", g.offset);
+                    found.push(Found {
+                        pack: Some(name.to_string()),
+                        chunk: Some(c.hash),
+                        what,
+                        rows: vec![c.row],
+                    });
+                }
+                continue;
+            }
+        };
+        for c in &g.chunks {
+            chunks += 1;
+            bytes += u64::from(c.len);
+            let data = plain.get(c.offset as usize..(c.offset + u64::from(c.len)) as usize);
+            if data.map(chunk_id) != Some(c.hash) {
+                let what = format!(
+                    "damaged (BLAKE3 mismatch) in the group at offset {}",
+                    g.offset
+                );
+                found.push(Found {
+                    pack: Some(name.to_string()),
+                    chunk: Some(c.hash),
+                    what,
+                    rows: vec![c.row],
+                });
+            }
+        }
+    }
+    (chunks, bytes, found)
+}
+
+/// Scans every snapshot's members once and attaches the users of each problem's chunks.
+fn attach_users(conn: &Connection, found: Vec<Found>) -> Result<Vec<Problem>> {
+    let mut users: HashMap<i64, Vec<NeededBy>> = found
+        .iter()
+        .flat_map(|f| f.rows.iter().map(|r| (*r, Vec::new())))
+        .collect();
+    if !users.is_empty() {
+        for s in index::snapshots(conn)? {
+            let row = index::snapshot_row(conn, &s.id)?;
+            index::for_each_member(conn, row, |m, ids| {
+                for id in ids {
+                    if let Some(u) = users.get_mut(&id) {
+                        let n = NeededBy {
+                            snapshot: s.id.clone(),
+                            member: m.path.clone(),
+                        };
+                        if u.last() != Some(&n) {
+                            u.push(n);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(found
+        .into_iter()
+        .map(|f| {
+            let mut needed_by: Vec<NeededBy> = f
+                .rows
+                .iter()
+                .flat_map(|r| users[r].iter().cloned())
+                .collect();
+            needed_by.sort();
+            needed_by.dedup();
+            Problem {
+                pack: f.pack,
+                chunk: f.chunk.map(hex::encode),
+                what: f.what,
+                needed_by,
+            }
+        })
+        .collect())
+}
