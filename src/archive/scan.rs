@@ -139,41 +139,105 @@ impl Scan {
     }
 }
 
-impl MemberSink for Scan {
-    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+impl Scan {
+    fn note(&mut self, member: &Member) {
         self.members += 1;
         self.present.insert(member.path.clone());
         self.contains.note(&member.path);
+    }
+
+    fn control(&mut self, path: &str, bytes: &[u8]) {
+        if path == control::CHECKSUMS {
+            self.checksums = Some(Checksums::parse(bytes));
+        } else {
+            self.sysinfo = Some(control::parse_sysinfo(bytes));
+        }
+    }
+}
+
+fn is_control(path: &str) -> bool {
+    path == control::CHECKSUMS || path == control::SYSINFO
+}
+
+fn is_checked(member: &Member) -> bool {
+    member.kind == MemberKind::File && member.path.starts_with("CONTENT/")
+}
+
+fn read_err(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Corrupt(format!("cannot read member {path}: {e}"))
+}
+
+impl MemberSink for Scan {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        self.note(member);
         let path = member.path.as_str();
-        let read_err = |e| Error::Corrupt(format!("cannot read member {path}: {e}"));
-        if path == control::CHECKSUMS || path == control::SYSINFO {
+        if is_control(path) {
             let mut buf = Vec::new();
             content
                 .take(256 << 20)
                 .read_to_end(&mut buf)
-                .map_err(read_err)?;
-            if path == control::CHECKSUMS {
-                self.checksums = Some(Checksums::parse(&buf));
-            } else {
-                self.sysinfo = Some(control::parse_sysinfo(&buf));
-            }
+                .map_err(read_err(path))?;
+            self.control(path, &buf);
             return Ok(());
         }
-        if member.kind != MemberKind::File || !path.starts_with("CONTENT/") {
+        if !is_checked(member) {
             return Ok(());
         }
         self.content_bytes += member.size;
         if is_planning_file(path) && member.size <= 1 << 20 {
             let mut buf = Vec::new();
-            content.read_to_end(&mut buf).map_err(read_err)?;
+            content.read_to_end(&mut buf).map_err(read_err(path))?;
             let sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&buf));
             self.computed.push((member.path.clone(), sha1));
             self.planning_files.insert(member.path.clone(), buf);
             return Ok(());
         }
         let mut tee = Sha1Reader::new(content);
-        std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err)?;
+        std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err(path))?;
         self.computed.push((member.path.clone(), tee.hex()));
+        Ok(())
+    }
+}
+
+/// Passes members on to another sink while scanning them, so an archive is checked in the
+/// same pass that imports it.
+pub struct CheckedSink<'a> {
+    pub scan: Scan,
+    inner: &'a mut dyn MemberSink,
+}
+
+impl<'a> CheckedSink<'a> {
+    pub fn new(inner: &'a mut dyn MemberSink) -> CheckedSink<'a> {
+        CheckedSink {
+            scan: Scan::default(),
+            inner,
+        }
+    }
+}
+
+impl MemberSink for CheckedSink<'_> {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        let path = member.path.as_str();
+        if is_control(path) {
+            let mut buf = Vec::new();
+            content
+                .take(256 << 20)
+                .read_to_end(&mut buf)
+                .map_err(read_err(path))?;
+            self.inner.add(member, &mut &buf[..])?;
+            self.scan.note(member);
+            self.scan.control(path, &buf);
+            return Ok(());
+        }
+        if !is_checked(member) {
+            self.scan.note(member);
+            return self.inner.add(member, content);
+        }
+        let mut tee = Sha1Reader::new(content);
+        self.inner.add(member, &mut tee)?;
+        self.scan.note(member);
+        self.scan.content_bytes += member.size;
+        self.scan.computed.push((member.path.clone(), tee.hex()));
         Ok(())
     }
 }

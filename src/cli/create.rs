@@ -7,7 +7,7 @@ use clap::Args;
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
-use crate::cli::Global;
+use crate::cli::{export, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -15,6 +15,7 @@ use crate::opsi::backends::load_backends;
 use crate::opsi::root::OpsiRoot;
 use crate::opsi::sysinfo::SysInfo;
 use crate::source::plan::Plan;
+use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
@@ -41,7 +42,22 @@ pub struct CreateArgs {
 /// The original's generated file name: `<hostname>_<opsiVersion>_<date>_<time>.tar[.bz2|.gz]`,
 /// the time as Python's `str(datetime.now())` with ' ' -> '_' and ':' -> '-'.
 pub fn archive_name(sysinfo: &SysInfo, compression: Compression) -> String {
-    let now = chrono::Local::now();
+    name_for(sysinfo, compression, chrono::Local::now())
+}
+
+/// The generated name for a backup taken at `unix` (an exported snapshot keeps its own time).
+pub fn archive_name_at(sysinfo: &SysInfo, compression: Compression, unix: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .with_timezone(&chrono::Local);
+    name_for(sysinfo, compression, t)
+}
+
+fn name_for(
+    sysinfo: &SysInfo,
+    compression: Compression,
+    now: chrono::DateTime<chrono::Local>,
+) -> String {
     let micros = now.timestamp_subsec_micros();
     let mut stamp = now.format("%Y-%m-%d_%H-%M-%S").to_string();
     if micros != 0 {
@@ -96,6 +112,9 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let sysinfo = SysInfo::gather(&root);
     let plan = plan(&root, &sysinfo, &a)?;
     let compression = Compression::parse(&a.compression)?;
+    if g.repository.is_some() {
+        return create_snapshot(g, &a, &plan, &sysinfo, compression);
+    }
     let dest = destination(
         a.destination.as_deref(),
         &archive_name(&sysinfo, compression),
@@ -107,5 +126,45 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let writer = control.finish(&sysinfo.render())?;
     writer.finish(None)?;
     logging::notice("Backup complete");
+    Ok(0)
+}
+
+/// The nightly path: a snapshot in the repository; with DEST, also exported as an archive.
+fn create_snapshot(
+    g: &Global,
+    a: &CreateArgs,
+    plan: &Plan,
+    sysinfo: &SysInfo,
+    compression: Compression,
+) -> anyhow::Result<i32> {
+    let r = repo::open(g)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let meta = SnapshotMeta {
+        time: now.as_secs() as i64,
+        host: sysinfo.get("fqdn").unwrap_or_default().to_string(),
+        backends: plan.kinds.clone(),
+        sysinfo: sysinfo
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        source: "create".into(),
+    };
+    let writer = r.begin_snapshot(meta)?;
+    let mut control = ControlWriter::new(writer);
+    plan.run(&dump_options(a), &mut control)?;
+    let writer = control.finish(&sysinfo.render())?;
+    let info = writer.commit()?;
+    println!(
+        "snapshot {} saved ({} new of {})",
+        repo::short(&info.id),
+        repo::human(info.added),
+        repo::human(info.size)
+    );
+    if let Some(dest) = &a.destination {
+        let done = export::export(&r, &info, dest, compression)?;
+        println!("{}", done.display());
+    }
     Ok(0)
 }

@@ -4,8 +4,14 @@
 //! (usage errors exit 2), as the original does.
 
 mod create;
+mod export;
+mod import;
+mod init;
 mod list;
+mod rebuild_index;
+mod repo;
 mod restore;
+mod snapshots;
 mod verify;
 
 use std::path::PathBuf;
@@ -44,6 +50,14 @@ pub struct Global {
     /// Resolve every opsi path (/etc/opsi, backend paths, dhcpd.conf) under DIR instead of /.
     #[arg(long, value_name = "DIR", env = "OPSI_BACKUP_ROOT", global = true)]
     pub root: Option<PathBuf>,
+    /// The deduplicating repository to use (create stores a snapshot there).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "OPSI_BACKUP_REPOSITORY",
+        global = true
+    )]
+    pub repository: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,8 +68,18 @@ pub enum Command {
     List(list::ListArgs),
     /// Verify the integrity of backup archives.
     Verify(verify::VerifyArgs),
-    /// Restore data from a backup archive.
+    /// Restore data from a backup archive or a snapshot.
     Restore(restore::RestoreArgs),
+    /// Create a new, empty repository.
+    Init(init::InitArgs),
+    /// List the snapshots in the repository.
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Write a snapshot as a full opsi-backup archive.
+    Export(export::ExportArgs),
+    /// Store existing opsi-backup archives as snapshots.
+    Import(import::ImportArgs),
+    /// Rebuild the repository's index from its pack and snapshot files.
+    RebuildIndex(rebuild_index::RebuildIndexArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -90,6 +114,11 @@ pub fn main() -> i32 {
         Command::List(a) => list::run(&cli.global, a),
         Command::Verify(a) => verify::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Init(a) => init::run(&cli.global, a),
+        Command::Snapshots(a) => snapshots::run(&cli.global, a),
+        Command::Export(a) => export::run(&cli.global, a),
+        Command::Import(a) => import::run(&cli.global, a),
+        Command::RebuildIndex(a) => rebuild_index::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

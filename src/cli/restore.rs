@@ -4,15 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::Global;
+use crate::cli::{repo, Global};
 use crate::error::Error;
 use crate::opsi::root::OpsiRoot;
 use crate::restore::{self, run::ArchiveSource, Request};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// The backup archive.
-    #[arg(value_name = "FILE")]
+    /// The backup archive, or with a repository a snapshot (`latest` or an id prefix).
+    #[arg(value_name = "FILE|SNAPSHOT")]
     pub file: PathBuf,
     /// Backends to restore: file, mysql, dhcp, auto (default: those in dispatch.conf) or all. Repeatable.
     #[arg(long = "backends", value_name = "BACKEND")]
@@ -45,6 +45,12 @@ pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
 pub fn run(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
-    restore::restore(&root, &ArchiveSource(a.file.clone()), &req)?;
+    if repo::is_archive(g, &a.file) {
+        restore::restore(&root, &ArchiveSource(a.file.clone()), &req)?;
+    } else {
+        let r = repo::open(g)?;
+        let info = r.resolve(&a.file.to_string_lossy())?;
+        restore::restore(&root, &repo::SnapshotSource { repo: &r, info }, &req)?;
+    }
     Ok(0)
 }

@@ -1,0 +1,63 @@
+//! `export SNAPSHOT DEST [-c]`: a full, self-contained opsi-backup archive from a snapshot,
+//! written, verified and renamed into place like `create` does.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::archive::archive_file::ArchiveFileWriter;
+use crate::archive::compression::Compression;
+use crate::cli::{create, repo, Global};
+use crate::logging;
+use crate::opsi::sysinfo::SysInfo;
+use crate::store::{Repository, SnapshotInfo};
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The snapshot: `latest` or a unique id prefix.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// The archive file, or an existing directory for a generated name.
+    #[arg(value_name = "DEST")]
+    pub destination: PathBuf,
+    /// Compression of the archive.
+    #[arg(short = 'c', long, default_value = "bz2", value_parser = ["gz", "bz2", "none"])]
+    pub compression: String,
+}
+
+/// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
+pub fn export(
+    r: &Repository,
+    info: &SnapshotInfo,
+    dest: &std::path::Path,
+    compression: Compression,
+) -> anyhow::Result<PathBuf> {
+    let mut sysinfo = SysInfo::new();
+    for (k, v) in &info.sysinfo {
+        sysinfo.set(k, v);
+    }
+    let name = create::archive_name_at(&sysinfo, compression, info.time);
+    let dest = create::destination(Some(dest), &name);
+    let mut writer = ArchiveFileWriter::create(&dest, compression)?;
+    r.replay(&info.id, &mut writer)?;
+    let done = writer.finish(None)?;
+    logging::notice(format!(
+        "Exported snapshot {} to {}",
+        repo::short(&info.id),
+        done.display()
+    ));
+    Ok(done)
+}
+
+pub fn run(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
+    let r = repo::open(g)?;
+    let info = r.resolve(&a.snapshot)?;
+    let done = export(
+        &r,
+        &info,
+        &a.destination,
+        Compression::parse(&a.compression)?,
+    )?;
+    println!("{}", done.display());
+    Ok(0)
+}

@@ -1,0 +1,16 @@
+//! `init`: a new, empty repository (directory 0700, files 0600).
+
+use clap::Args;
+
+use crate::cli::{repo, Global};
+use crate::store::Repository;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {}
+
+pub fn run(g: &Global, _a: InitArgs) -> anyhow::Result<i32> {
+    let path = repo::repository_path(g)?;
+    Repository::init(&path)?;
+    println!("created repository at {}", path.display());
+    Ok(0)
+}

@@ -1,0 +1,74 @@
+//! What the repository commands share: opening the repository the options name, telling
+//! an archive argument from a snapshot argument, and a snapshot as a restore source.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Global;
+use crate::error::{Error, Result};
+use crate::restore::BackupSource;
+use crate::sink::MemberSink;
+use crate::store::{Repository, SnapshotInfo};
+
+pub fn repository_path(g: &Global) -> Result<PathBuf> {
+    g.repository.clone().ok_or_else(|| {
+        Error::Invalid(
+            "no repository given: use --repository DIR or set OPSI_BACKUP_REPOSITORY".into(),
+        )
+    })
+}
+
+pub fn open(g: &Global) -> Result<Repository> {
+    Repository::open(&repository_path(g)?)
+}
+
+/// An argument names an archive when it is an existing file, or when no repository is set;
+/// otherwise it names a snapshot (`latest` or an id prefix).
+pub fn is_archive(g: &Global, arg: &Path) -> bool {
+    g.repository.is_none() || arg.is_file()
+}
+
+/// A snapshot as a restore source.
+pub struct SnapshotSource<'r> {
+    pub repo: &'r Repository,
+    pub info: SnapshotInfo,
+}
+
+impl BackupSource for SnapshotSource<'_> {
+    fn name(&self) -> String {
+        format!("snapshot {}", short(&self.info.id))
+    }
+    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()> {
+        self.repo.replay(&self.info.id, sink)
+    }
+}
+
+/// The id as shown to people: 12 hex digits are plenty to be unique in one repository.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+pub fn format_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Bytes for people: 1.5 MiB.
+pub fn human(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}

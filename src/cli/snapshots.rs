@@ -1,0 +1,38 @@
+//! `snapshots [--json]`: the repository's snapshots, oldest first.
+
+use clap::Args;
+
+use crate::cli::{repo, Global};
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// Print a JSON array of objects (id, time, host, backends, size, added, ...).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
+    let r = repo::open(g)?;
+    let list = r.snapshots()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<12}  {:<19}  {:<28}  {:<26}  {:>10}  {:>10}",
+        "ID", "TIME", "HOST", "CONTAINS", "SIZE", "ADDED"
+    );
+    for s in &list {
+        println!(
+            "{:<12}  {:<19}  {:<28}  {:<26}  {:>10}  {:>10}",
+            repo::short(&s.id),
+            repo::format_time(s.time),
+            s.host,
+            s.backends.join(","),
+            repo::human(s.size),
+            repo::human(s.added)
+        );
+    }
+    println!("{} snapshots", list.len());
+    Ok(0)
+}
