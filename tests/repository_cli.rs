@@ -1,0 +1,283 @@
+//! The repository through the command line: nightly snapshots, dedup, export/import,
+//! restore from a snapshot, verify naming damaged data, index rebuild, permissions.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::fake_server::FakeServer;
+use common::{bin, ok, run, tree};
+
+fn repo_bin(root: &Path, repo: &Path) -> Command {
+    let mut c = bin(root);
+    c.env("OPSI_BACKUP_REPOSITORY", repo);
+    c
+}
+
+fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
+    let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn dir_size(p: &Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[test]
+fn nightly_snapshots_dedup_restore_and_export() {
+    let server = FakeServer::new(200, true);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    let after_first = dir_size(&repo);
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    let second_added = dir_size(&repo) - after_first;
+
+    let snaps = snapshots(server.root(), &repo);
+    assert_eq!(snaps.len(), 2);
+    let size = snaps[1]["size"].as_u64().unwrap();
+    for key in ["id", "time", "host", "backends", "size", "added"] {
+        assert!(snaps[1].get(key).is_some(), "--json lacks {key}");
+    }
+    assert_eq!(snaps[1]["host"], "opsiserver.example.org");
+    assert!(
+        second_added * 100 < size,
+        "an unchanged night added {second_added} bytes of {size}"
+    );
+
+    // Permissions: the repository holds passwords and PC keys.
+    for e in walkdir::WalkDir::new(&repo) {
+        let e = e.unwrap();
+        let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+        let want = if e.file_type().is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{}", e.path().display());
+    }
+
+    // Restore from the snapshot into an empty root gives the same tree.
+    let target = tempfile::tempdir().unwrap();
+    ok(repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
+    for sub in ["etc/opsi", "var/lib/opsi/config"] {
+        tree::assert_same(&server.root().join(sub), &target.path().join(sub));
+    }
+
+    // Export: what create would have written that night, accepted by verify and python.
+    let direct = work.path().join("direct.tar");
+    ok(bin(server.root())
+        .args(["create", "-c", "none"])
+        .arg(&direct));
+    let exported = work.path().join("exported.tar");
+    ok(repo_bin(server.root(), &repo)
+        .args(["export", "latest", "-c", "none"])
+        .arg(&exported));
+    let (a, b) = (
+        std::fs::read(&direct).unwrap(),
+        std::fs::read(&exported).unwrap(),
+    );
+    let end = a
+        .windows(17)
+        .position(|w| w == b"CONTROL/checksums")
+        .unwrap();
+    assert_eq!(
+        a[..end],
+        b[..end],
+        "exported CONTENT differs from a direct archive of the same tree"
+    );
+    let bz = work.path().join("exported.tar.bz2");
+    ok(repo_bin(server.root(), &repo)
+        .args(["export", "latest"])
+        .arg(&bz));
+    assert!(Command::new("bzip2")
+        .arg("-t")
+        .arg(&bz)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        ok(repo_bin(server.root(), &repo).arg("verify").arg(&bz)).trim(),
+        "Verified"
+    );
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import tarfile,sys;print(len(tarfile.open(sys.argv[1]).getmembers()))",
+        ])
+        .arg(&bz)
+        .output()
+        .unwrap();
+    assert!(py.status.success());
+}
+
+#[test]
+fn import_then_export_is_byte_identical_for_original_archives() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let root = work.path();
+    ok(repo_bin(root, &repo).arg("init"));
+    for name in [
+        "opsi-backup-none.tar",
+        "opsi-backup-bz2.tar.bz2",
+        "opsi-backup-gz.tar.gz",
+    ] {
+        ok(repo_bin(root, &repo).arg("import").arg(fixtures.join(name)));
+    }
+    let snaps = snapshots(root, &repo);
+    assert_eq!(snaps.len(), 3);
+    let original = std::fs::read(fixtures.join("opsi-backup-none.tar")).unwrap();
+    for s in &snaps {
+        assert_eq!(s["host"], "opsiserver.example.org");
+        assert_eq!(
+            s["sysinfo"][6],
+            serde_json::json!(["opsiVersion", "4.3.0.28"])
+        );
+        let id = s["id"].as_str().unwrap();
+        let out = work.path().join(format!("{id}.tar"));
+        ok(repo_bin(root, &repo)
+            .args(["export", id, "-c", "none"])
+            .arg(&out));
+        assert!(
+            std::fs::read(&out).unwrap() == original,
+            "export of {} differs from the original",
+            s["source"]
+        );
+    }
+    // The three imports share every chunk: the later two cost only their snapshot files.
+    assert!(
+        snaps[1]["added"].as_u64().unwrap() < 20_000,
+        "{}",
+        snaps[1]["added"]
+    );
+}
+
+#[test]
+fn import_refuses_a_damaged_archive() {
+    let server = FakeServer::new(5, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    ok(repo_bin(server.root(), &repo).arg("init"));
+    let a = work.path().join("a.tar");
+    ok(bin(server.root()).args(["create", "-c", "none"]).arg(&a));
+    let mut bytes = std::fs::read(&a).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"[DEVICE_0").unwrap();
+    bytes[at + 2] ^= 0x20;
+    std::fs::write(&a, bytes).unwrap();
+    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("import").arg(&a));
+    assert_eq!(code, 1);
+    assert!(err.contains("is corrupt"), "{err}");
+    assert!(snapshots(server.root(), &repo).is_empty());
+}
+
+#[test]
+fn verify_names_damaged_pack_chunk_snapshot_and_member_and_rebuild_index_works() {
+    let server = FakeServer::new(30, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    assert_eq!(
+        ok(repo_bin(server.root(), &repo).arg("verify")).trim(),
+        "Verified"
+    );
+
+    // Lose the index: rebuild it from packs and snapshot files alone.
+    let before = snapshots(server.root(), &repo);
+    std::fs::remove_file(repo.join("index.sqlite")).unwrap();
+    let _ = std::fs::remove_file(repo.join("index.sqlite-wal"));
+    let _ = std::fs::remove_file(repo.join("index.sqlite-shm"));
+    ok(repo_bin(server.root(), &repo).arg("rebuild-index"));
+    let after = snapshots(server.root(), &repo);
+    let ids = |v: &[serde_json::Value]| {
+        v.iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&before), ids(&after));
+    assert_eq!(
+        ok(repo_bin(server.root(), &repo).arg("verify")).trim(),
+        "Verified"
+    );
+
+    // Flip one byte in the middle of the biggest pack.
+    let pack = walkdir::WalkDir::new(repo.join("packs"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .max_by_key(|e| e.metadata().unwrap().len())
+        .unwrap()
+        .into_path();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&pack, bytes).unwrap();
+    let (code, out, err) = run(repo_bin(server.root(), &repo).arg("verify"));
+    assert_eq!((code, out.trim()), (1, "Verification failed"), "{err}");
+    let pack_name = pack
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".pack", "");
+    assert!(err.contains(&pack_name[..12]), "pack not named: {err}");
+    assert!(err.contains("CONTENT/"), "no member named: {err}");
+    assert!(
+        err.contains(&after[0]["id"].as_str().unwrap()[..12]),
+        "no snapshot named: {err}"
+    );
+
+    // Restoring from damaged data touches nothing.
+    let target = tempfile::tempdir().unwrap();
+    let (code, _, _) = run(repo_bin(target.path(), &repo).args([
+        "restore",
+        "latest",
+        "--configuration",
+        "--backends",
+        "all",
+    ]));
+    assert_eq!(code, 1);
+    assert!(!target.path().join("etc").exists());
+}
+
+#[test]
+fn snapshot_names_latest_prefix_and_errors() {
+    let server = FakeServer::new(3, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("snapshots"));
+    assert_eq!(code, 1);
+    assert!(err.contains("repository"), "{err}");
+    ok(repo_bin(server.root(), &repo).arg("init"));
+    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("init"));
+    assert_eq!(code, 1, "init twice: {err}");
+    let (code, _, err) = run(repo_bin(server.root(), &repo)
+        .args(["export", "latest"])
+        .arg(work.path()));
+    assert_eq!(code, 1);
+    assert!(err.contains("no snapshots"), "{err}");
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    let id = snapshots(server.root(), &repo)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = ok(repo_bin(server.root(), &repo).args(["list", &id[..8]]));
+    assert!(
+        listed.starts_with(&id[..12]) && listed.contains("contains: configuration, dhcp, file"),
+        "{listed}"
+    );
+    // --repository after the command works like before it.
+    let mut c = bin(server.root());
+    c.arg("snapshots").arg("--repository").arg(&repo);
+    assert!(ok(&mut c).contains(&id[..12]));
+}
