@@ -19,7 +19,11 @@ fn repo_bin(root: &Path, repo: &Path) -> Command {
 }
 
 fn kill_after(mut cmd: Command, delay: Duration) -> bool {
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(delay);
     let finished = child.try_wait().unwrap().is_some();
     let _ = child.kill(); // SIGKILL on Unix
@@ -29,7 +33,11 @@ fn kill_after(mut cmd: Command, delay: Duration) -> bool {
 
 fn snapshot_count(root: &Path, repo: &Path) -> usize {
     let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
-    serde_json::from_str::<serde_json::Value>(&out).unwrap().as_array().unwrap().len()
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -40,13 +48,18 @@ fn kill_during_create_and_import_leaves_a_working_repository() {
     ok(repo_bin(server.root(), &repo).arg("init"));
     ok(repo_bin(server.root(), &repo).arg("create"));
     let archive = work.path().join("a.tar.gz");
-    ok(bin(server.root()).args(["create", "-c", "gz"]).arg(&archive));
+    ok(bin(server.root())
+        .args(["create", "-c", "gz"])
+        .arg(&archive));
 
     let mut committed = snapshot_count(server.root(), &repo);
     let delays = [1u64, 3, 8, 15, 25, 40, 60, 90, 130, 200, 300, 450];
     for (i, ms) in delays.iter().enumerate() {
         // Change a client every round so each create has new data to write.
-        let f = server.p(&format!("/var/lib/opsi/config/clients/client{:04}.example.org.ini", i));
+        let f = server.p(&format!(
+            "/var/lib/opsi/config/clients/client{:04}.example.org.ini",
+            i
+        ));
         std::fs::write(&f, format!("[info]\nround = {i}\n")).unwrap();
         let mut c = repo_bin(server.root(), &repo);
         if i % 3 == 2 {
@@ -59,14 +72,22 @@ fn kill_during_create_and_import_leaves_a_working_repository() {
         assert!(now >= committed, "a committed snapshot disappeared");
         committed = now;
         let (code, out, err) = common::run(repo_bin(server.root(), &repo).arg("verify"));
-        assert_eq!(code, 0, "after a kill at {ms} ms the repository does not verify:\n{out}{err}");
+        assert_eq!(
+            code, 0,
+            "after a kill at {ms} ms the repository does not verify:\n{out}{err}"
+        );
     }
     // The next run works and restores what the server holds now.
     ok(repo_bin(server.root(), &repo).arg("create"));
     let target = tempfile::tempdir().unwrap();
     ok(repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
-    tree::assert_same(&server.p("/var/lib/opsi/config"), &target.path().join("var/lib/opsi/config"));
+    tree::assert_same(
+        &server.p("/var/lib/opsi/config"),
+        &target.path().join("var/lib/opsi/config"),
+    );
     // Nothing of the killed runs is left in tmp/ once a run had the exclusive lock.
-    let leftovers: Vec<_> = std::fs::read_dir(repo.join("tmp")).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let leftovers: Vec<_> = std::fs::read_dir(repo.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
     assert!(leftovers.len() <= 1, "leftovers in tmp/: {leftovers:?}");
 }

@@ -7,6 +7,7 @@ use clap::Args;
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
+use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{export, repo, Global};
 use crate::error::Error;
 use crate::logging;
@@ -122,7 +123,15 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     logging::notice(format!("Creating backup archive {}", dest.display()));
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let mut control = ControlWriter::new(writer);
-    plan.run(&dump_options(&a), &mut control)?;
+    let bar = progress::bar("create", None);
+    plan.run(
+        &dump_options(&a),
+        &mut ProgressSink {
+            inner: &mut control,
+            bar: bar.clone(),
+        },
+    )?;
+    bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
     writer.finish(None)?;
     logging::notice("Backup complete");
@@ -153,7 +162,15 @@ fn create_snapshot(
     };
     let writer = r.begin_snapshot(meta)?;
     let mut control = ControlWriter::new(writer);
-    plan.run(&dump_options(a), &mut control)?;
+    let bar = progress::bar("create", None);
+    plan.run(
+        &dump_options(a),
+        &mut ProgressSink {
+            inner: &mut control,
+            bar: bar.clone(),
+        },
+    )?;
+    bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
     let info = writer.commit()?;
     println!(

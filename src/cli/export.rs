@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
+use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{create, repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
@@ -39,7 +40,15 @@ pub fn export(
     let name = create::archive_name_at(&sysinfo, compression, info.time);
     let dest = create::destination(Some(dest), &name);
     let mut writer = ArchiveFileWriter::create(&dest, compression)?;
-    r.replay(&info.id, &mut writer)?;
+    let bar = progress::bar("export", Some(info.size));
+    r.replay(
+        &info.id,
+        &mut ProgressSink {
+            inner: &mut writer,
+            bar: bar.clone(),
+        },
+    )?;
+    bar.finish_and_clear();
     let done = writer.finish(None)?;
     logging::notice(format!(
         "Exported snapshot {} to {}",

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::archive::{archive_file, scan::CheckedSink};
+use crate::archive::archive_file;
+use crate::archive::scan::{CheckedSink, Scan};
+use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{repo, Global};
 use crate::store::SnapshotMeta;
 
@@ -51,7 +53,16 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
             .unwrap_or_default();
         // CONTROL/sysinfo comes last in the stream but belongs in the snapshot's header, so a
         // first pass checks the archive and reads it; the second pass stores and re-checks.
-        let first = archive_file::scan(archive)?;
+        let mut first = Scan::default();
+        let bar = progress::bar("check", None);
+        archive_file::replay(
+            archive,
+            &mut ProgressSink {
+                inner: &mut first,
+                bar: bar.clone(),
+            },
+        )?;
+        bar.finish_and_clear();
         first.ensure_intact(&archive.display().to_string())?;
         let sysinfo = first.sysinfo.clone().unwrap_or_default();
         let host = sysinfo
@@ -73,7 +84,15 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         };
         let mut writer = r.begin_snapshot(meta)?;
         let mut checked = CheckedSink::new(&mut writer);
-        archive_file::replay(archive, &mut checked)?;
+        let bar = progress::bar("import", Some(first.content_bytes));
+        archive_file::replay(
+            archive,
+            &mut ProgressSink {
+                inner: &mut checked,
+                bar: bar.clone(),
+            },
+        )?;
+        bar.finish_and_clear();
         checked.scan.ensure_intact(&archive.display().to_string())?;
         let info = writer.commit()?;
         println!(

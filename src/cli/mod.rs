@@ -8,6 +8,7 @@ mod export;
 mod import;
 mod init;
 mod list;
+mod progress;
 mod rebuild_index;
 mod repo;
 mod restore;

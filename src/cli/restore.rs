@@ -4,10 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{repo, Global};
 use crate::error::Error;
 use crate::opsi::root::OpsiRoot;
+use crate::restore::BackupSource;
 use crate::restore::{self, run::ArchiveSource, Request};
+use crate::sink::MemberSink;
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -46,11 +49,33 @@ pub fn run(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
     if repo::is_archive(g, &a.file) {
-        restore::restore(&root, &ArchiveSource(a.file.clone()), &req)?;
+        restore::restore(&root, &WithProgress(&ArchiveSource(a.file.clone())), &req)?;
     } else {
         let r = repo::open(g)?;
         let info = r.resolve(&a.file.to_string_lossy())?;
-        restore::restore(&root, &repo::SnapshotSource { repo: &r, info }, &req)?;
+        restore::restore(
+            &root,
+            &WithProgress(&repo::SnapshotSource { repo: &r, info }),
+            &req,
+        )?;
     }
     Ok(0)
+}
+
+/// Shows a bar for each pass over the backup (verification, then the restore itself).
+struct WithProgress<'a>(&'a dyn BackupSource);
+
+impl BackupSource for WithProgress<'_> {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn replay(&self, sink: &mut dyn MemberSink) -> crate::Result<()> {
+        let bar = progress::bar("restore", None);
+        let r = self.0.replay(&mut ProgressSink {
+            inner: sink,
+            bar: bar.clone(),
+        });
+        bar.finish_and_clear();
+        r
+    }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::archive::{archive_file, scan::Scan};
+use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{repo, Global};
 use crate::logging;
 
@@ -43,8 +44,18 @@ fn verify_archives(files: &[PathBuf]) -> bool {
     let mut failed = false;
     for file in files {
         logging::info(format!("Verifying archive {}", file.display()));
-        match archive_file::scan(file) {
-            Ok(scan) => {
+        let mut scan = Scan::default();
+        let bar = progress::bar("verify", None);
+        let read = archive_file::replay(
+            file,
+            &mut ProgressSink {
+                inner: &mut scan,
+                bar: bar.clone(),
+            },
+        );
+        bar.finish_and_clear();
+        match read {
+            Ok(_) => {
                 let problems = scan.problems();
                 if problems.is_empty() {
                     logging::notice(format!("Archive {} is OK.", file.display()));

@@ -1,0 +1,78 @@
+//! Progress bars on stderr for the long commands, shown only when stderr is a terminal (cron
+//! mail and scripts stay clean). A sink wrapper counts the content bytes passing through.
+
+use std::io::{IsTerminal, Read};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::Result;
+use crate::member::Member;
+use crate::sink::MemberSink;
+
+/// A bar when `total` is known, else a spinner with bytes and rate; hidden without a terminal.
+pub fn bar(label: &str, total: Option<u64>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{msg:>10} {spinner} {bytes} {bytes_per_sec} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    pb.set_message(label.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+/// Passes members on, advancing `bar` by each file's bytes as they are read.
+pub struct ProgressSink<'a> {
+    pub inner: &'a mut dyn MemberSink,
+    pub bar: ProgressBar,
+}
+
+struct Counting<'a> {
+    inner: &'a mut dyn Read,
+    bar: &'a ProgressBar,
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+impl MemberSink for ProgressSink<'_> {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        self.inner.add(
+            member,
+            &mut Counting {
+                inner: content,
+                bar: &self.bar,
+            },
+        )
+    }
+
+    fn add_unsized(&mut self, member: Member, content: &mut dyn Read) -> Result<u64> {
+        self.inner.add_unsized(
+            member,
+            &mut Counting {
+                inner: content,
+                bar: &self.bar,
+            },
+        )
+    }
+
+    fn note_checksum(&mut self, path: &str, sha1_hex: &str) {
+        self.inner.note_checksum(path, sha1_hex);
+    }
+}
