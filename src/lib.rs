@@ -17,6 +17,8 @@ pub mod member;
 pub mod mysql;
 pub mod opsi;
 pub mod restore;
+pub mod retention;
+pub mod settings;
 pub mod sink;
 pub mod source;
 pub mod store;

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::logging;
+use crate::opsi::root::OpsiRoot;
+use crate::settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -59,6 +61,9 @@ pub struct Global {
         global = true
     )]
     pub repository: Option<PathBuf>,
+    /// What /etc/opsi/opsi-backup.toml says (filled in after parsing).
+    #[arg(skip)]
+    pub settings: Settings,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +111,11 @@ pub fn main() -> i32 {
         Some(&log_file),
         explicit,
     );
+    let mut cli = cli;
+    if let Err(e) = apply_settings(&mut cli.global) {
+        eprintln!("ERROR: {e}");
+        return 1;
+    }
     let Some(command) = cli.command else {
         eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
         return 2;
@@ -129,6 +139,16 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Fills what options and environment left open from /etc/opsi/opsi-backup.toml.
+fn apply_settings(g: &mut Global) -> crate::Result<()> {
+    let settings = Settings::load(&OpsiRoot::new(g.root()))?;
+    if g.repository.is_none() {
+        g.repository = settings.repository.clone();
+    }
+    g.settings = settings;
+    Ok(())
 }
 
 impl Global {

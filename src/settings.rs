@@ -1,0 +1,72 @@
+//! The optional settings file `/etc/opsi/opsi-backup.toml` (under `--root`), so the nightly
+//! cron line is just `opsi-backup create` plus `opsi-backup forget --prune`:
+//!
+//! ```toml
+//! repository = "/var/backups/opsi"
+//!
+//! [retention]          # restic's forget semantics, see retention.rs
+//! keep_daily = 7
+//! keep_weekly = 4
+//! keep_monthly = 6
+//! ```
+//! Options and environment variables win over the file. The repository path is taken as
+//! written (it is not placed under `--root`).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::opsi::root::OpsiRoot;
+use crate::retention::Policy;
+
+pub const SETTINGS_FILE: &str = "/etc/opsi/opsi-backup.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub repository: Option<PathBuf>,
+    #[serde(default)]
+    pub retention: Policy,
+}
+
+impl Settings {
+    /// The settings of the server at `root`; a missing file means no settings.
+    pub fn load(root: &OpsiRoot) -> Result<Settings> {
+        let path = root.resolve(SETTINGS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+            Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
+        };
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_repository_and_policy_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = OpsiRoot::new(dir.path());
+        assert!(Settings::load(&root).unwrap().repository.is_none());
+        let f = root.resolve(SETTINGS_FILE);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(
+            &f,
+            "repository = \"/srv/r\"\n[retention]\nkeep_daily = 7\nkeep_within = \"1m\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&root).unwrap();
+        assert_eq!(
+            s.repository.as_deref(),
+            Some(std::path::Path::new("/srv/r"))
+        );
+        assert_eq!(s.retention.keep_daily, Some(7));
+        std::fs::write(&f, "[retention]\nkeep_dayly = 7\n").unwrap();
+        let e = Settings::load(&root).unwrap_err().to_string();
+        assert!(e.contains("keep_dayly"), "{e}");
+    }
+}
