@@ -13,6 +13,7 @@ mod rebuild_index;
 mod repo;
 mod restore;
 mod snapshots;
+mod stats;
 mod verify;
 
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Rebuild the repository's index from its pack and snapshot files.
     RebuildIndex(rebuild_index::RebuildIndexArgs),
+    /// Repository size, logical size, dedup ratio and bytes added per snapshot.
+    Stats(stats::StatsArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -130,6 +133,7 @@ pub fn main() -> i32 {
         Command::Export(a) => export::run(&cli.global, a),
         Command::Import(a) => import::run(&cli.global, a),
         Command::RebuildIndex(a) => rebuild_index::run(&cli.global, a),
+        Command::Stats(a) => stats::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,92 @@
+//! `stats`: repository size on disk, logical size of all snapshots, dedup ratio, and what each
+//! snapshot added.
+
+use clap::Args;
+
+use crate::cli::{repo, Global};
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Stats {
+    snapshots: usize,
+    disk_bytes: u64,
+    logical_bytes: u64,
+    dedup_ratio: f64,
+    per_snapshot: Vec<PerSnapshot>,
+}
+
+#[derive(serde::Serialize)]
+struct PerSnapshot {
+    id: String,
+    time: i64,
+    size: u64,
+    added: u64,
+}
+
+fn disk_usage(path: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
+    let r = repo::open(g)?;
+    let list = r.snapshots()?;
+    let disk = disk_usage(&repo::repository_path(g)?);
+    let logical: u64 = list.iter().map(|s| s.size).sum();
+    let stats = Stats {
+        snapshots: list.len(),
+        disk_bytes: disk,
+        logical_bytes: logical,
+        dedup_ratio: if disk == 0 {
+            0.0
+        } else {
+            logical as f64 / disk as f64
+        },
+        per_snapshot: list
+            .iter()
+            .map(|s| PerSnapshot {
+                id: s.id.clone(),
+                time: s.time,
+                size: s.size,
+                added: s.added,
+            })
+            .collect(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(0);
+    }
+    println!("snapshots:          {}", stats.snapshots);
+    println!("size on disk:       {}", repo::human(disk));
+    println!(
+        "logical size:       {} (all snapshots as full archives, uncompressed)",
+        repo::human(logical)
+    );
+    println!("dedup+compression:  {:.1}x", stats.dedup_ratio);
+    println!();
+    println!(
+        "{:<12}  {:<19}  {:>10}  {:>10}",
+        "ID", "TIME", "SIZE", "ADDED"
+    );
+    for s in &list {
+        println!(
+            "{:<12}  {:<19}  {:>10}  {:>10}",
+            repo::short(&s.id),
+            repo::format_time(s.time),
+            repo::human(s.size),
+            repo::human(s.added)
+        );
+    }
+    Ok(0)
+}
