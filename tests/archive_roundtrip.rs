@@ -118,3 +118,32 @@ fn restore_refuses_other_system_without_terminal_unless_forced() {
         .arg(&archive));
     assert!(target.path().join("etc/opsi/backends/file.conf").exists());
 }
+
+/// Restoring the backends onto the same server puts the file backend back exactly as it was
+/// backed up (files created since are gone, changed ones restored) and leaves /etc/opsi alone
+/// unless --configuration is given.
+#[test]
+fn restore_backends_over_a_changed_server() {
+    let server = FakeServer::new(20, false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("night.tar.bz2");
+    ok(bin(server.root()).arg("create").arg(&archive));
+    let backed_up = tree::read(&server.p("/var/lib/opsi/config"));
+
+    std::fs::write(server.p("/var/lib/opsi/config/clients/new.example.org.ini"), "[info]\n").unwrap();
+    std::fs::write(server.p("/var/lib/opsi/config/clients/client0001.example.org.ini"), "changed").unwrap();
+    std::fs::write(server.p("/etc/dhcp/dhcpd.conf"), "broken").unwrap();
+    std::fs::write(server.p("/etc/opsi/opsi.conf"), "edited after the backup").unwrap();
+
+    ok(bin(server.root()).arg("restore").arg(&archive));
+    assert_eq!(tree::read(&server.p("/var/lib/opsi/config")), backed_up);
+    assert!(std::fs::read_to_string(server.p("/etc/dhcp/dhcpd.conf")).unwrap().contains("subnet"));
+    assert_eq!(std::fs::read_to_string(server.p("/etc/opsi/opsi.conf")).unwrap(), "edited after the backup");
+    let siblings: Vec<_> = std::fs::read_dir(server.p("/var/lib/opsi")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(siblings.len(), 1, "no staging or old copies left: {siblings:?}");
+
+    // An explicit backend the archive lacks is an error; nothing changes.
+    let (code, _, err) = run(bin(server.root()).args(["restore", "--backends", "mysql"]).arg(&archive));
+    assert_eq!(code, 1);
+    assert!(err.contains("does not contain mysql backend data"), "{err}");
+}

@@ -29,8 +29,8 @@ pub struct CreateArgs {
     /// Do not back up the opsi configuration (/etc/opsi).
     #[arg(long)]
     pub no_configuration: bool,
-    /// Compression of the archive.
-    #[arg(short = 'c', long, default_value = "bz2", value_parser = ["gz", "bz2", "none"])]
+    /// Compression of the archive (a bare -c means none, as in the original).
+    #[arg(short = 'c', long, default_value = "bz2", num_args = 0..=1, default_missing_value = "none", value_parser = ["gz", "bz2", "none"])]
     pub compression: String,
     /// Make mysql flush its logs before the dump (needs the RELOAD privilege).
     #[arg(long)]

@@ -21,8 +21,8 @@ pub struct ExportArgs {
     /// The archive file, or an existing directory for a generated name.
     #[arg(value_name = "DEST")]
     pub destination: PathBuf,
-    /// Compression of the archive.
-    #[arg(short = 'c', long, default_value = "bz2", value_parser = ["gz", "bz2", "none"])]
+    /// Compression of the archive (a bare -c means none, as in the original).
+    #[arg(short = 'c', long, default_value = "bz2", num_args = 0..=1, default_missing_value = "none", value_parser = ["gz", "bz2", "none"])]
     pub compression: String,
 }
 
