@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod logging;
 pub mod member;

@@ -4,6 +4,7 @@
 //! (usage errors exit 2), as the original does.
 
 mod create;
+mod diff;
 mod export;
 mod import;
 mod init;
@@ -89,6 +90,8 @@ pub enum Command {
     RebuildIndex(rebuild_index::RebuildIndexArgs),
     /// Repository size, logical size, dedup ratio and bytes added per snapshot.
     Stats(stats::StatsArgs),
+    /// What changed between two backups, by member, in opsi terms, and by MySQL table.
+    Diff(diff::DiffArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -134,6 +137,7 @@ pub fn main() -> i32 {
         Command::Import(a) => import::run(&cli.global, a),
         Command::RebuildIndex(a) => rebuild_index::run(&cli.global, a),
         Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

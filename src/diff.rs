@@ -1,0 +1,244 @@
+//! What changed between two backups, in members and in opsi terms: clients, products, depots,
+//! audit data, groups and configuration files of the file backend and /etc/opsi, and the
+//! tables of a MySQL dump. Each backup is read once; every member is fingerprinted (BLAKE3 of
+//! its bytes, plus its metadata) and a dump is fingerprinted table by table, so memory stays
+//! small whatever the backup's size.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::member::{Member, MemberKind};
+use crate::sink::MemberSink;
+
+/// A member's fingerprint: content digest and the metadata a restore would set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Print {
+    content: [u8; 32],
+    meta: String,
+}
+
+/// A table's fingerprint in a dump: digest of its lines and its row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TablePrint {
+    #[serde(skip)]
+    digest: [u8; 32],
+    pub rows: u64,
+}
+
+/// Everything `diff` needs of one backup.
+#[derive(Debug, Default)]
+pub struct Fingerprints {
+    members: BTreeMap<String, Print>,
+    /// Dump member path -> table -> print.
+    tables: BTreeMap<String, BTreeMap<String, TablePrint>>,
+}
+
+impl MemberSink for Fingerprints {
+    fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
+        let read_err = |e: std::io::Error| Error::Corrupt(format!("cannot read {}: {e}", m.path));
+        let mut hasher = blake3::Hasher::new();
+        if m.path.starts_with("CONTENT/BACKENDS/MYSQL/") && m.kind == MemberKind::File {
+            let mut tee = HashingReader { inner: content, hasher: &mut hasher };
+            let tables = dump_tables(&mut tee).map_err(read_err)?;
+            self.tables.insert(m.path.clone(), tables);
+        } else {
+            std::io::copy(content, &mut hasher).map_err(read_err)?;
+        }
+        let link = match &m.kind {
+            MemberKind::Symlink(t) | MemberKind::Hardlink(t) => t.as_str(),
+            _ => "",
+        };
+        let meta = format!("{:?} {:o} {}:{} {} {}", m.kind, m.mode, m.uname, m.gname, m.mtime.secs, link);
+        self.members.insert(m.path.clone(), Print { content: *hasher.finalize().as_bytes(), meta });
+        Ok(())
+    }
+}
+
+struct HashingReader<'a> {
+    inner: &'a mut dyn Read,
+    hasher: &'a mut blake3::Hasher,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Splits a mysqldump by table: its structure section and INSERT lines count for the table;
+/// rows are counted as the tuples of extended INSERTs.
+fn dump_tables(r: &mut dyn Read) -> std::io::Result<BTreeMap<String, TablePrint>> {
+    let mut out: BTreeMap<String, (blake3::Hasher, u64)> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut reader = BufReader::with_capacity(1 << 20, r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if let Some(name) = table_named(&line, b"-- Table structure for table `")
+            .or_else(|| table_named(&line, b"-- Dumping data for table `"))
+        {
+            current = Some(name);
+        }
+        let insert = table_named(&line, b"INSERT INTO `");
+        if let Some(name) = insert.as_ref() {
+            current = Some(name.clone());
+        }
+        if let Some(t) = &current {
+            let e = out.entry(t.clone()).or_insert_with(|| (blake3::Hasher::new(), 0));
+            e.0.update(&line);
+            if insert.is_some() {
+                e.1 += 1 + line.windows(3).filter(|w| w == b"),(").count() as u64;
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(k, (h, rows))| (k, TablePrint { digest: *h.finalize().as_bytes(), rows })).collect())
+}
+
+fn table_named(line: &[u8], prefix: &[u8]) -> Option<String> {
+    let rest = line.strip_prefix(prefix)?;
+    let end = rest.iter().position(|&c| c == b'`')?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+    /// Same bytes, other metadata (mode, owner, mtime).
+    Metadata,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberChange {
+    pub change: Change,
+    pub member: String,
+    /// The member in opsi terms, when that is clear ("client pc1.example.org").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opsi: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableChange {
+    pub change: Change,
+    pub dump: String,
+    pub table: String,
+    pub rows_before: u64,
+    pub rows_after: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diff {
+    pub members: Vec<MemberChange>,
+    pub tables: Vec<TableChange>,
+}
+
+pub fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
+    let mut d = Diff::default();
+    for (path, pa) in &a.members {
+        let change = match b.members.get(path) {
+            None => Some(Change::Removed),
+            Some(pb) if pb.content != pa.content => Some(Change::Changed),
+            Some(pb) if pb.meta != pa.meta => Some(Change::Metadata),
+            _ => None,
+        };
+        if let Some(change) = change {
+            d.members.push(MemberChange { change, member: path.clone(), opsi: opsi_name(path) });
+        }
+    }
+    for path in b.members.keys().filter(|p| !a.members.contains_key(*p)) {
+        d.members.push(MemberChange { change: Change::Added, member: path.clone(), opsi: opsi_name(path) });
+    }
+    d.members.sort_by(|x, y| x.member.cmp(&y.member));
+    let empty = BTreeMap::new();
+    let dumps: std::collections::BTreeSet<&String> = a.tables.keys().chain(b.tables.keys()).collect();
+    for dump in dumps {
+        let ta = a.tables.get(dump).unwrap_or(&empty);
+        let tb = b.tables.get(dump).unwrap_or(&empty);
+        let names: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+        for t in names {
+            let (x, y) = (ta.get(t), tb.get(t));
+            let change = match (x, y) {
+                (Some(_), None) => Change::Removed,
+                (None, Some(_)) => Change::Added,
+                (Some(x), Some(y)) if x.digest != y.digest => Change::Changed,
+                _ => continue,
+            };
+            d.tables.push(TableChange {
+                change,
+                dump: dump.clone(),
+                table: t.clone(),
+                rows_before: x.map_or(0, |p| p.rows),
+                rows_after: y.map_or(0, |p| p.rows),
+            });
+        }
+    }
+    d
+}
+
+/// The opsi object behind a member path, where the layout makes it clear.
+pub fn opsi_name(path: &str) -> Option<String> {
+    if let Some(rest) = path.strip_prefix("CONTENT/CONF/") {
+        return Some(format!("configuration file /etc/opsi/{rest}"));
+    }
+    if path.starts_with("CONTENT/BACKENDS/DHCP/") {
+        return Some("dhcpd configuration".into());
+    }
+    if path.starts_with("CONTENT/BACKENDS/FILE_HOSTKEYS/") {
+        return Some("host keys (pckeys)".into());
+    }
+    let rest = path.strip_prefix("CONTENT/BACKENDS/FILE/")?;
+    let rel = rest.split_once('/').map(|(_, r)| r)?;
+    let (dir, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+    match dir {
+        "clients" => file.strip_suffix(".ini").map(|id| format!("client {id}")),
+        "depots" => file.strip_suffix(".ini").map(|id| format!("depot {id}")),
+        "products" => Some(format!("product {file}")),
+        "audit" => {
+            if let Some(id) = file.strip_suffix(".hw") {
+                Some(format!("hardware audit of {id}"))
+            } else {
+                file.strip_suffix(".sw").map(|id| format!("software audit of {id}"))
+            }
+        }
+        "templates" => Some(format!("client template {file}")),
+        "" => match file {
+            "config.ini" => Some("configs (config.ini)".into()),
+            "clientgroups.ini" => Some("client groups".into()),
+            "productgroups.ini" => Some("product groups".into()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_tables_count_rows_and_split_sections() {
+        let dump = b"-- Table structure for table `HOST`\nCREATE TABLE `HOST` (x int);\nINSERT INTO `HOST` VALUES (1),(2),(3);\n-- Table structure for table `CONFIG`\nINSERT INTO `CONFIG` VALUES (1);\n";
+        let t = dump_tables(&mut &dump[..]).unwrap();
+        assert_eq!(t["HOST"].rows, 3);
+        assert_eq!(t["CONFIG"].rows, 1);
+    }
+
+    #[test]
+    fn opsi_names() {
+        assert_eq!(opsi_name("CONTENT/BACKENDS/FILE/file/clients/pc1.example.org.ini").as_deref(), Some("client pc1.example.org"));
+        assert_eq!(opsi_name("CONTENT/BACKENDS/FILE/file/audit/pc1.example.org.sw").as_deref(), Some("software audit of pc1.example.org"));
+        assert_eq!(opsi_name("CONTENT/CONF/opsi.conf").as_deref(), Some("configuration file /etc/opsi/opsi.conf"));
+        assert_eq!(opsi_name("CONTENT/BACKENDS/FILE/file/config.ini").as_deref(), Some("configs (config.ini)"));
+        assert_eq!(opsi_name("CONTROL/sysinfo"), None);
+    }
+}
