@@ -1,6 +1,6 @@
 //! `verify`: reads chunks back from their packs, decompresses and re-hashes them, and names
 //! for every problem the pack, the chunk and every snapshot member that needs it. Spec:
-//! `store-format/README.md`, section "Verification".
+//! `store-format/README.md`, section "Reading and verification".
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
