@@ -62,7 +62,7 @@ impl ChunkerParams {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     pub version: u32,
     /// 32 hex digits, random, written into every snapshot file.
     pub id: String,

@@ -129,6 +129,14 @@ impl Packer {
     }
 }
 
+impl Packer {
+    /// Gives up the pack: deletes its temporary file (best effort; recovery deletes what stays).
+    pub(crate) fn abandon(self) {
+        drop(self.out);
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 pub(crate) fn pack_path(root: &Path, name: &str) -> PathBuf {
     root.join("packs")
         .join(&name[..2])

@@ -1,6 +1,6 @@
 //! Reading snapshots back: members in order, file contents chunk by chunk, every chunk's
 //! BLAKE3 checked as it is read. Memory: one decompressed group and one chunk at a time.
-//! Spec: `store-format/README.md`, sections "Pack files" and "The index".
+//! Spec: `store-format/README.md`, section "Reading and verification".
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -179,7 +179,8 @@ impl Repository {
     pub fn replay(&self, id: &str, sink: &mut dyn MemberSink) -> Result<()> {
         let info = self.resolve(id)?;
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "read a snapshot")?;
-        let conn = self.conn();
+        // An own connection: a long replay does not block other users of this Repository.
+        let conn = index::connect(&self.root.join("index.sqlite"))?;
         reader::replay(
             &conn,
             &self.root,
@@ -192,7 +193,8 @@ impl Repository {
     pub fn verify(&self, id: Option<&str>) -> Result<VerifyReport> {
         let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
-        verify::verify(&self.conn(), &self.root, id.as_deref())
+        let conn = index::connect(&self.root.join("index.sqlite"))?;
+        verify::verify(&conn, &self.root, id.as_deref())
     }
 
     /// Replaces the index by what the pack trailers and snapshot files say. Takes the

@@ -179,6 +179,14 @@ impl SnapshotFileWriter {
     }
 }
 
+impl SnapshotFileWriter {
+    /// Gives up the snapshot: deletes its temporary file (best effort).
+    pub(crate) fn abandon(self) {
+        drop(self.enc);
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 pub(crate) fn snapshot_path(root: &Path, id: &str) -> PathBuf {
     root.join("snapshots").join(format!("{id}.snap"))
 }

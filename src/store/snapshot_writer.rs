@@ -17,13 +17,14 @@ use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::{LockKind, RepoLock};
-use crate::store::packer::{PackDone, Packer, PlainGroup};
+use crate::store::packer::{PackDone, Packer, PlainGroup, SealedGroup};
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
 use crate::store::{crash_point, Repository};
 
 /// Writes one snapshot. Holds the shared repository lock until it is committed or dropped.
-/// Dropping it without `commit` leaves packs under `packs/` (reused by later runs) and
-/// temporary files under `tmp/` (deleted by the next run that gets the exclusive lock).
+/// Dropping it without `commit` deletes its temporary files and leaves its finished packs under
+/// `packs/`, which the next run with the exclusive lock indexes for reuse. A crash leaves the
+/// temporary files too; that run deletes them.
 pub struct SnapshotWriter<'r> {
     repo: &'r Repository,
     conn: Connection,
@@ -60,18 +61,28 @@ impl<'r> SnapshotWriter<'r> {
         })
     }
 
-    /// Stores a stream: returns its chunk ids and its length. Memory: one chunk batch plus
-    /// the groups being compressed.
+    /// Stores a stream: returns its chunk ids and its length. Reading, chunking and hashing
+    /// of one batch overlap with the compression of the previous batch's full groups.
+    /// Memory: two chunk batches and the groups being compressed.
     fn store_stream(&mut self, content: &mut dyn Read) -> Result<(Vec<ChunkId>, u64)> {
         let mut chunker = Chunker::new(content, &self.params);
+        let level = self.params.zstd_level;
         let mut ids = Vec::new();
         let mut size = 0u64;
+        let mut full: Vec<PlainGroup> = Vec::new();
         loop {
-            let batch = chunker.next_batch()?;
+            let pending = std::mem::take(&mut full);
+            let mut sealed = Vec::new();
+            // The reader is not Send: chunking stays on this thread while rayon compresses.
+            let batch = rayon::in_place_scope(|scope| {
+                scope.spawn(|_| sealed = seal_all(pending, level));
+                chunker.next_batch()
+            });
+            self.append(sealed)?;
+            let batch = batch?;
             if batch.is_empty() {
                 break;
             }
-            let mut full = Vec::new();
             for (id, data) in batch {
                 size += data.len() as u64;
                 ids.push(id);
@@ -84,16 +95,13 @@ impl<'r> SnapshotWriter<'r> {
                     full.push(std::mem::take(&mut self.group));
                 }
             }
-            self.write_groups(full)?;
         }
         Ok((ids, size))
     }
 
-    /// Compresses groups in parallel and appends them, in order, to the current pack;
-    /// finishes packs that reached their size.
-    fn write_groups(&mut self, groups: Vec<PlainGroup>) -> Result<()> {
-        let level = self.params.zstd_level;
-        let sealed: Vec<_> = groups.into_par_iter().map(|g| g.seal(level)).collect();
+    /// Appends sealed groups, in order, to the current pack; finishes packs that reached
+    /// their size.
+    fn append(&mut self, sealed: Vec<SealedGroup>) -> Result<()> {
         for g in sealed {
             let packer = match &mut self.packer {
                 Some(p) => p,
@@ -145,7 +153,7 @@ impl<'r> SnapshotWriter<'r> {
         crash_point("commit-begin");
         let last = std::mem::take(&mut self.group);
         if !last.chunks.is_empty() {
-            self.write_groups(vec![last])?;
+            self.append(seal_all(vec![last], self.params.zstd_level))?;
         }
         self.finish_pack()?;
         let packs_added = self.packs.iter().map(|p| p.size).sum();
@@ -164,6 +172,22 @@ impl<'r> SnapshotWriter<'r> {
         self.file
             .as_mut()
             .expect("snapshot file is open until commit")
+    }
+}
+
+/// Compresses groups in parallel (rayon), keeping their order.
+fn seal_all(groups: Vec<PlainGroup>, level: i32) -> Vec<SealedGroup> {
+    groups.into_par_iter().map(|g| g.seal(level)).collect()
+}
+
+impl Drop for SnapshotWriter<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.packer.take() {
+            p.abandon();
+        }
+        if let Some(f) = self.file.take() {
+            f.abandon();
+        }
     }
 }
 

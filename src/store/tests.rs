@@ -387,7 +387,8 @@ fn leftovers_are_cleaned_or_reused() {
     fs::write(root.join("tmp/pack-1-dead.tmp"), b"partial").unwrap();
     let unindexed_packs = rebuild::list_packs(&root).unwrap().len() - 1;
     assert!(unindexed_packs >= 2, "{unindexed_packs}");
-    assert!(fs::read_dir(root.join("tmp")).unwrap().count() >= 2);
+    // The dropped writer removed its own temporary files; the dead one's stays.
+    assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 1);
     assert_eq!(repo.snapshots().unwrap().len(), 1);
 
     // While a writer holds the shared lock, opening cleans nothing.
@@ -558,4 +559,67 @@ fn resolve_latest_prefix_and_errors() {
             .to_string()
             .contains("no snapshot"));
     }
+}
+
+#[test]
+fn verify_reports_damaged_and_missing_snapshot_files_and_stray_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let a = store(&repo, &[file("CONTENT/a", b"aaa")]);
+    let b = store(&repo, &[file("CONTENT/b", b"bbb")]);
+    let path_a = snapshot::snapshot_path(&root, &a.id);
+    let mut bytes = fs::read(&path_a).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path_a, bytes).unwrap();
+    fs::remove_file(snapshot::snapshot_path(&root, &b.id)).unwrap();
+    fs::create_dir_all(root.join("packs/ab")).unwrap();
+    fs::write(
+        root.join("packs/ab")
+            .join(format!("{}.pack", "ab".repeat(32))),
+        b"junk",
+    )
+    .unwrap();
+
+    let report = repo.verify(None).unwrap();
+    let text: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(report.problems.len(), 3, "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains(&a.id) && t.contains("damaged")),
+        "{text:#?}"
+    );
+    assert!(text.iter().any(|t| t.contains(&b.id)), "{text:#?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains(&"ab".repeat(32)) && t.contains("not in the index")),
+        "{text:#?}"
+    );
+}
+
+#[test]
+fn exclusive_lock_waits_for_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let mut w = repo.begin_snapshot(meta("s")).unwrap();
+    w.add(&file("CONTENT/a", b"a").0, &mut &b"a"[..]).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = repo.rebuild_index();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "rebuild did not wait"
+        );
+        let info = w.commit().unwrap();
+        let report = h.join().unwrap().unwrap();
+        assert_eq!(report.snapshots, 1);
+        assert_eq!(repo.snapshots().unwrap()[0].id, info.id);
+    });
 }

@@ -1,6 +1,6 @@
 //! `verify`: reads chunks back from their packs, decompresses and re-hashes them, and names
 //! for every problem the pack, the chunk and every snapshot member that needs it. Spec:
-//! `store-format/README.md`, section "Verification".
+//! `store-format/README.md`, section "Reading and verification".
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -16,6 +16,7 @@ use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::index::{self, SqlContext};
 use crate::store::pack::{self, FLAG_ZSTD};
 use crate::store::packer::pack_path;
+use crate::store::rebuild::list_packs;
 use crate::store::snapshot::{read_snapshot_file, snapshot_path};
 
 /// The outcome of `Repository::verify`. Problems do not stop the check.
@@ -175,6 +176,21 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
         }
     }
 
+    if only.is_none() {
+        // Recovery indexes every readable pack; one still unknown to the index is damaged.
+        for name in list_packs(root)? {
+            if !index::pack_known(conn, &name)? {
+                let what =
+                    "pack file is not in the index (damaged trailer?); rebuild-index tells more";
+                found.push(Found {
+                    pack: Some(name),
+                    chunk: None,
+                    what: what.into(),
+                    rows: Vec::new(),
+                });
+            }
+        }
+    }
     report.packs = packs.len() as u64;
     let results: Vec<(u64, u64, Vec<Found>)> = packs
         .par_iter()
