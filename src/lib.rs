@@ -16,6 +16,7 @@ pub mod logging;
 pub mod member;
 pub mod mysql;
 pub mod opsi;
+pub mod rename;
 pub mod restore;
 pub mod sink;
 pub mod source;
