@@ -2,11 +2,11 @@
 //! everywhere in the restored backend data, and a host that already had the id NEW is removed
 //! first. Admins use it to move opsi to new hardware or to build a test server from production.
 //!
-//! - [`server_id`]: [`validate_server_id`], to call before anything is restored;
-//! - [`replacer`]: what counts as a reference to a host id inside text, and its replacement;
-//! - [`line_rewrite`]: atomic, streaming, line-by-line rewriting of a file;
-//! - [`file_backend`]: [`rename_in_file_backend`];
-//! - [`mysql_backend`]: [`rename_in_mysql`].
+//! - [`server_id`] holds [`validate_server_id`], to call before anything is restored;
+//! - [`replacer`] says what counts as a reference to a host id inside text, and its replacement;
+//! - [`line_rewrite`] does atomic, streaming, line-by-line rewriting of a file;
+//! - [`file_backend`] holds [`rename_in_file_backend`];
+//! - [`mysql_backend`] holds [`rename_in_mysql`].
 //!
 //! # What the original does (python-opsi 4.3, read for facts)
 //!

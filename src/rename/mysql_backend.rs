@@ -480,8 +480,7 @@ fn dedupe_value_list(
             may_mention(&value, new)
         ),
     )?;
-    // (key, value after the rename) → rows (id, is default, changed by the rename)
-    let mut groups: BTreeMap<(String, Vec<u8>), Vec<(i64, bool, bool)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, Vec<u8>), Vec<ListRow>> = BTreeMap::new();
     for line in out.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
         let [row, key, val, flag] = fields[..] else {
@@ -495,27 +494,40 @@ fn dedupe_value_list(
             Some((v, _)) => (v, true),
             None => (val, false),
         };
-        groups.entry((key.to_string(), after)).or_default().push((
-            row,
-            flag.trim() != "0",
-            changed,
-        ));
+        groups
+            .entry((key.to_string(), after))
+            .or_default()
+            .push(ListRow {
+                id: row,
+                is_default: flag.trim() != "0",
+                changed,
+            });
     }
     for rows in groups.values() {
-        if rows.len() < 2 || !rows.iter().any(|r| r.2) {
+        if rows.len() < 2 || !rows.iter().any(|r| r.changed) {
             continue;
         }
-        let (keep, keep_default, _) = rows[0];
-        if !keep_default && rows.iter().any(|r| r.1) {
-            script.update(format!("UPDATE {t} SET {default} = 1 WHERE {id} = {keep}"));
+        let keep = &rows[0];
+        if !keep.is_default && rows.iter().any(|r| r.is_default) {
+            script.update(format!(
+                "UPDATE {t} SET {default} = 1 WHERE {id} = {}",
+                keep.id
+            ));
         }
-        let others: Vec<String> = rows[1..].iter().map(|r| r.0.to_string()).collect();
+        let others: Vec<String> = rows[1..].iter().map(|r| r.id.to_string()).collect();
         script.delete(format!(
             "DELETE FROM {t} WHERE {id} IN ({})",
             others.join(", ")
         ));
     }
     Ok(())
+}
+
+/// One row of a value-list table, grouped by (element key, value after the rename).
+struct ListRow {
+    id: i64,
+    is_default: bool,
+    changed: bool,
 }
 
 fn short_name(id: &str) -> &str {
