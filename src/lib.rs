@@ -17,6 +17,7 @@ pub mod logging;
 pub mod member;
 pub mod mysql;
 pub mod opsi;
+pub mod rename;
 pub mod restore;
 pub mod retention;
 pub mod settings;
