@@ -41,7 +41,10 @@ impl MemberSink for Fingerprints {
         let read_err = |e: std::io::Error| Error::Corrupt(format!("cannot read {}: {e}", m.path));
         let mut hasher = blake3::Hasher::new();
         if m.path.starts_with("CONTENT/BACKENDS/MYSQL/") && m.kind == MemberKind::File {
-            let mut tee = HashingReader { inner: content, hasher: &mut hasher };
+            let mut tee = HashingReader {
+                inner: content,
+                hasher: &mut hasher,
+            };
             let tables = dump_tables(&mut tee).map_err(read_err)?;
             self.tables.insert(m.path.clone(), tables);
         } else {
@@ -51,8 +54,17 @@ impl MemberSink for Fingerprints {
             MemberKind::Symlink(t) | MemberKind::Hardlink(t) => t.as_str(),
             _ => "",
         };
-        let meta = format!("{:?} {:o} {}:{} {} {}", m.kind, m.mode, m.uname, m.gname, m.mtime.secs, link);
-        self.members.insert(m.path.clone(), Print { content: *hasher.finalize().as_bytes(), meta });
+        let meta = format!(
+            "{:?} {:o} {}:{} {} {}",
+            m.kind, m.mode, m.uname, m.gname, m.mtime.secs, link
+        );
+        self.members.insert(
+            m.path.clone(),
+            Print {
+                content: *hasher.finalize().as_bytes(),
+                meta,
+            },
+        );
         Ok(())
     }
 }
@@ -92,14 +104,27 @@ fn dump_tables(r: &mut dyn Read) -> std::io::Result<BTreeMap<String, TablePrint>
             current = Some(name.clone());
         }
         if let Some(t) = &current {
-            let e = out.entry(t.clone()).or_insert_with(|| (blake3::Hasher::new(), 0));
+            let e = out
+                .entry(t.clone())
+                .or_insert_with(|| (blake3::Hasher::new(), 0));
             e.0.update(&line);
             if insert.is_some() {
                 e.1 += 1 + line.windows(3).filter(|w| w == b"),(").count() as u64;
             }
         }
     }
-    Ok(out.into_iter().map(|(k, (h, rows))| (k, TablePrint { digest: *h.finalize().as_bytes(), rows })).collect())
+    Ok(out
+        .into_iter()
+        .map(|(k, (h, rows))| {
+            (
+                k,
+                TablePrint {
+                    digest: *h.finalize().as_bytes(),
+                    rows,
+                },
+            )
+        })
+        .collect())
 }
 
 fn table_named(line: &[u8], prefix: &[u8]) -> Option<String> {
@@ -152,15 +177,24 @@ pub fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
             _ => None,
         };
         if let Some(change) = change {
-            d.members.push(MemberChange { change, member: path.clone(), opsi: opsi_name(path) });
+            d.members.push(MemberChange {
+                change,
+                member: path.clone(),
+                opsi: opsi_name(path),
+            });
         }
     }
     for path in b.members.keys().filter(|p| !a.members.contains_key(*p)) {
-        d.members.push(MemberChange { change: Change::Added, member: path.clone(), opsi: opsi_name(path) });
+        d.members.push(MemberChange {
+            change: Change::Added,
+            member: path.clone(),
+            opsi: opsi_name(path),
+        });
     }
     d.members.sort_by(|x, y| x.member.cmp(&y.member));
     let empty = BTreeMap::new();
-    let dumps: std::collections::BTreeSet<&String> = a.tables.keys().chain(b.tables.keys()).collect();
+    let dumps: std::collections::BTreeSet<&String> =
+        a.tables.keys().chain(b.tables.keys()).collect();
     for dump in dumps {
         let ta = a.tables.get(dump).unwrap_or(&empty);
         let tb = b.tables.get(dump).unwrap_or(&empty);
@@ -207,7 +241,8 @@ pub fn opsi_name(path: &str) -> Option<String> {
             if let Some(id) = file.strip_suffix(".hw") {
                 Some(format!("hardware audit of {id}"))
             } else {
-                file.strip_suffix(".sw").map(|id| format!("software audit of {id}"))
+                file.strip_suffix(".sw")
+                    .map(|id| format!("software audit of {id}"))
             }
         }
         "templates" => Some(format!("client template {file}")),
@@ -235,10 +270,22 @@ mod tests {
 
     #[test]
     fn opsi_names() {
-        assert_eq!(opsi_name("CONTENT/BACKENDS/FILE/file/clients/pc1.example.org.ini").as_deref(), Some("client pc1.example.org"));
-        assert_eq!(opsi_name("CONTENT/BACKENDS/FILE/file/audit/pc1.example.org.sw").as_deref(), Some("software audit of pc1.example.org"));
-        assert_eq!(opsi_name("CONTENT/CONF/opsi.conf").as_deref(), Some("configuration file /etc/opsi/opsi.conf"));
-        assert_eq!(opsi_name("CONTENT/BACKENDS/FILE/file/config.ini").as_deref(), Some("configs (config.ini)"));
+        assert_eq!(
+            opsi_name("CONTENT/BACKENDS/FILE/file/clients/pc1.example.org.ini").as_deref(),
+            Some("client pc1.example.org")
+        );
+        assert_eq!(
+            opsi_name("CONTENT/BACKENDS/FILE/file/audit/pc1.example.org.sw").as_deref(),
+            Some("software audit of pc1.example.org")
+        );
+        assert_eq!(
+            opsi_name("CONTENT/CONF/opsi.conf").as_deref(),
+            Some("configuration file /etc/opsi/opsi.conf")
+        );
+        assert_eq!(
+            opsi_name("CONTENT/BACKENDS/FILE/file/config.ini").as_deref(),
+            Some("configs (config.ini)")
+        );
         assert_eq!(opsi_name("CONTROL/sysinfo"), None);
     }
 }

@@ -130,20 +130,42 @@ fn restore_backends_over_a_changed_server() {
     ok(bin(server.root()).arg("create").arg(&archive));
     let backed_up = tree::read(&server.p("/var/lib/opsi/config"));
 
-    std::fs::write(server.p("/var/lib/opsi/config/clients/new.example.org.ini"), "[info]\n").unwrap();
-    std::fs::write(server.p("/var/lib/opsi/config/clients/client0001.example.org.ini"), "changed").unwrap();
+    std::fs::write(
+        server.p("/var/lib/opsi/config/clients/new.example.org.ini"),
+        "[info]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        server.p("/var/lib/opsi/config/clients/client0001.example.org.ini"),
+        "changed",
+    )
+    .unwrap();
     std::fs::write(server.p("/etc/dhcp/dhcpd.conf"), "broken").unwrap();
     std::fs::write(server.p("/etc/opsi/opsi.conf"), "edited after the backup").unwrap();
 
     ok(bin(server.root()).arg("restore").arg(&archive));
     assert_eq!(tree::read(&server.p("/var/lib/opsi/config")), backed_up);
-    assert!(std::fs::read_to_string(server.p("/etc/dhcp/dhcpd.conf")).unwrap().contains("subnet"));
-    assert_eq!(std::fs::read_to_string(server.p("/etc/opsi/opsi.conf")).unwrap(), "edited after the backup");
-    let siblings: Vec<_> = std::fs::read_dir(server.p("/var/lib/opsi")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(siblings.len(), 1, "no staging or old copies left: {siblings:?}");
+    assert!(std::fs::read_to_string(server.p("/etc/dhcp/dhcpd.conf"))
+        .unwrap()
+        .contains("subnet"));
+    assert_eq!(
+        std::fs::read_to_string(server.p("/etc/opsi/opsi.conf")).unwrap(),
+        "edited after the backup"
+    );
+    let siblings: Vec<_> = std::fs::read_dir(server.p("/var/lib/opsi"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        siblings.len(),
+        1,
+        "no staging or old copies left: {siblings:?}"
+    );
 
     // An explicit backend the archive lacks is an error; nothing changes.
-    let (code, _, err) = run(bin(server.root()).args(["restore", "--backends", "mysql"]).arg(&archive));
+    let (code, _, err) = run(bin(server.root())
+        .args(["restore", "--backends", "mysql"])
+        .arg(&archive));
     assert_eq!(code, 1);
     assert!(err.contains("does not contain mysql backend data"), "{err}");
 }

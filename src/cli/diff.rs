@@ -47,16 +47,32 @@ pub fn run(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
         Change::Changed => 'M',
         Change::Metadata => 'U',
     };
-    for m in d.members.iter().filter(|m| !m.member.starts_with("CONTROL/")) {
+    for m in d
+        .members
+        .iter()
+        .filter(|m| !m.member.starts_with("CONTROL/"))
+    {
         match &m.opsi {
             Some(o) => println!("{}  {}  ({o})", sign(m.change), m.member),
             None => println!("{}  {}", sign(m.change), m.member),
         }
     }
     for t in &d.tables {
-        println!("{}  table {} in {}: {} -> {} rows", sign(t.change), t.table, t.dump, t.rows_before, t.rows_after);
+        println!(
+            "{}  table {} in {}: {} -> {} rows",
+            sign(t.change),
+            t.table,
+            t.dump,
+            t.rows_before,
+            t.rows_after
+        );
     }
-    let count = |c: Change| d.members.iter().filter(|m| m.change == c && !m.member.starts_with("CONTROL/")).count();
+    let count = |c: Change| {
+        d.members
+            .iter()
+            .filter(|m| m.change == c && !m.member.starts_with("CONTROL/"))
+            .count()
+    };
     println!(
         "{} added, {} removed, {} changed, {} metadata only; {} tables changed",
         count(Change::Added),
