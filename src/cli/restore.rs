@@ -6,8 +6,8 @@ use clap::Args;
 
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{repo, Global};
-use crate::error::Error;
 use crate::opsi::root::OpsiRoot;
+use crate::rename::validate_server_id;
 use crate::restore::BackupSource;
 use crate::restore::{self, run::ArchiveSource, Request};
 use crate::sink::MemberSink;
@@ -32,16 +32,17 @@ pub struct RestoreArgs {
 }
 
 pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
-    if a.new_server_id.is_some() {
-        return Err(Error::Invalid(
-            "--new-server-id is not supported yet by this opsi-backup".into(),
-        )
-        .into());
-    }
+    // An invalid id is an error before anything is read or restored.
+    let new_server_id = a
+        .new_server_id
+        .as_deref()
+        .map(validate_server_id)
+        .transpose()?;
     Ok(Request {
         backends: a.backends.clone(),
         configuration: a.configuration,
         force: a.force,
+        new_server_id,
     })
 }
 

@@ -3,6 +3,7 @@
 //! archived configuration when it is restored too, else from the server's current one.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use crate::archive::scan::Scan;
 use crate::error::{Error, Result};
@@ -18,6 +19,24 @@ pub struct Request {
     pub backends: Vec<String>,
     pub configuration: bool,
     pub force: bool,
+    /// `--new-server-id`, already validated: rename the config server after the restore.
+    pub new_server_id: Option<String>,
+}
+
+/// A restored backend whose data `--new-server-id` rewrites afterwards.
+#[derive(Debug, Clone)]
+pub enum Renamable {
+    FileBackend {
+        base_dir: PathBuf,
+        host_key_file: PathBuf,
+    },
+    Mysql(MysqlConfig),
+}
+
+/// The targets of a restore and the backends they restore.
+pub struct Plan {
+    pub targets: Vec<Target>,
+    pub renamable: Vec<Renamable>,
 }
 
 fn has_prefix(present: &HashSet<String>, prefix: &str) -> bool {
@@ -27,17 +46,13 @@ fn has_prefix(present: &HashSet<String>, prefix: &str) -> bool {
 }
 
 /// Builds the targets. `set` holds the backend configuration that will be in force.
-pub fn targets(
-    root: &OpsiRoot,
-    scan: &Scan,
-    set: &BackendSet,
-    req: &Request,
-) -> Result<Vec<Target>> {
+pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) -> Result<Plan> {
     let sel = set.select(&req.backends)?;
     for w in &sel.warnings {
         logging::warning(w);
     }
     let mut out = Vec::new();
+    let mut renamable = Vec::new();
     if req.configuration {
         if scan.contains.configuration {
             out.push(Target {
@@ -78,9 +93,14 @@ pub fn targets(
                 ));
                 continue;
             }
+            let base_dir = root.resolve(b.file_base_dir()?);
+            renamable.push(Renamable::FileBackend {
+                base_dir: base_dir.clone(),
+                host_key_file: root.resolve(b.file_host_key_file()?),
+            });
             out.push(Target {
                 prefix,
-                dest: Dest::Tree(root.resolve(b.file_base_dir()?)),
+                dest: Dest::Tree(base_dir),
             });
             let keys = format!("CONTENT/BACKENDS/FILE_HOSTKEYS/{}", b.name);
             if has_prefix(&scan.present, &keys) {
@@ -109,6 +129,7 @@ pub fn targets(
                 password: s.password,
             };
             let name = b.name.clone();
+            renamable.push(Renamable::Mysql(cfg.clone()));
             out.push(Target {
                 prefix,
                 dest: Dest::Stream(Box::new(move |dump| {
@@ -145,5 +166,8 @@ pub fn targets(
             "Neither possible backend given nor configuration selected for restore.".into(),
         ));
     }
-    Ok(out)
+    Ok(Plan {
+        targets: out,
+        renamable,
+    })
 }

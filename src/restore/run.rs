@@ -14,7 +14,8 @@ use crate::logging;
 use crate::opsi::backends::{load_backends, BackendSet};
 use crate::opsi::root::OpsiRoot;
 use crate::opsi::sysinfo::SysInfo;
-use crate::restore::plan::{self, Request};
+use crate::rename::{self, FileRenameOptions};
+use crate::restore::plan::{self, Renamable, Request};
 use crate::restore::restorer::Restorer;
 use crate::sink::MemberSink;
 
@@ -36,13 +37,47 @@ pub fn restore(root: &OpsiRoot, src: &dyn BackupSource, req: &Request) -> Result
         confirm_sysinfo(&scan, &here)?;
     }
     let set = backend_set(root, &scan, &here, req)?;
-    let targets = plan::targets(root, &scan, &set, req)?;
+    let plan = plan::targets(root, &scan, &set, req)?;
     logging::notice(format!("Restoring data from backup {name}."));
     let expected = |path: &str| scan.sha1_of(path).map(str::to_string);
-    let mut restorer = Restorer::new(targets, &expected)?;
+    let mut restorer = Restorer::new(plan.targets, &expected)?;
     src.replay(&mut restorer)?;
     restorer.commit()?;
     logging::notice("Restoration complete");
+    if let Some(new) = &req.new_server_id {
+        rename_server(&plan.renamable, new, here.get("fqdn"))?;
+    }
+    Ok(())
+}
+
+/// `--new-server-id`: the config server of every restored backend becomes `new`.
+fn rename_server(restored: &[Renamable], new: &str, local_fqdn: Option<&str>) -> Result<()> {
+    if restored.is_empty() {
+        return Err(Error::Invalid(
+            "--new-server-id needs a restored file or mysql backend to rename the config server in"
+                .into(),
+        ));
+    }
+    for r in restored {
+        let report = match r {
+            Renamable::FileBackend {
+                base_dir,
+                host_key_file,
+            } => {
+                let options = FileRenameOptions {
+                    host_key_file: Some(host_key_file.clone()),
+                    local_fqdn: local_fqdn.map(str::to_string),
+                };
+                rename::rename_in_file_backend_with(base_dir, None, new, &options)
+            }
+            Renamable::Mysql(cfg) => rename::rename_in_mysql(cfg, None, new),
+        }
+        .map_err(|e| Error::Invalid(format!("Failed to rename config server to '{new}': {e}")))?;
+        logging::notice(format!(
+            "Renamed config server {} to {}",
+            report.old_id, report.new_id
+        ));
+    }
     Ok(())
 }
 
