@@ -255,6 +255,7 @@ fn file_member(path: String, size: u64) -> Member {
         mtime: Mtime::from_unix(1_764_036_000, 0),
         size,
         raw_header: None,
+        stamp: None,
     }
 }
 

@@ -108,6 +108,18 @@ pub struct Member {
     /// would not reproduce them, so that import then export gives back the same tar stream.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex")]
     pub raw_header: Option<Vec<u8>>,
+    /// Where a file-system source found it (never written to an archive): lets the next
+    /// backup recognise an unchanged file without reading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<FileStamp>,
+}
+
+/// A file's identity and change time, as restic compares them against the parent snapshot:
+/// any write, chmod, chown or rename changes the ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    pub ino: u64,
+    pub ctime_ns: i64,
 }
 
 impl Member {
@@ -128,6 +140,7 @@ impl Member {
             mtime: Mtime { secs: 0, pax: None },
             size,
             raw_header: None,
+            stamp: None,
         }
     }
 }

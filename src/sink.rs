@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 
 use crate::error::{IoContext, Result};
 use crate::member::Member;
+use crate::store::PreviousFile;
 
 pub trait MemberSink {
     /// Adds one member. For files `content` yields exactly `member.size` bytes; for other
@@ -32,4 +33,11 @@ pub trait MemberSink {
     /// Records a CONTROL/checksums line for a member whose bytes are not in the archive (the
     /// original lists a symlink with the sha1 of its target). Only the checksum writer cares.
     fn note_checksum(&mut self, _path: &str, _sha1_hex: &str) {}
+
+    /// Adds an unchanged file by reference to its copy in the parent snapshot, without
+    /// reading it. Returns false when this sink cannot (archives) or the parent's data is
+    /// gone; the caller then adds the file normally.
+    fn reuse(&mut self, _member: &Member, _previous: &PreviousFile) -> Result<bool> {
+        Ok(false)
+    }
 }

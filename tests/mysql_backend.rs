@@ -96,6 +96,7 @@ fn member() -> Member {
         mtime: Mtime::from_unix(1_704_067_215, 0),
         size: 0,
         raw_header: None,
+        stamp: None,
     }
 }
 

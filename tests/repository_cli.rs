@@ -281,3 +281,54 @@ fn snapshot_names_latest_prefix_and_errors() {
     c.arg("snapshots").arg("--repository").arg(&repo);
     assert!(ok(&mut c).contains(&id[..12]));
 }
+
+/// Unchanged files are taken from the parent snapshot without reading them; a file whose
+/// content changed is read again even when its size and mtime were put back (its ctime moved).
+#[test]
+fn parent_snapshot_skips_unchanged_files_but_never_misses_a_change() {
+    let server = FakeServer::new(60, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(repo_bin(server.root(), &repo).arg("create"));
+
+    let f = server.p("/var/lib/opsi/config/clients/client0007.example.org.ini");
+    let before = std::fs::metadata(&f).unwrap();
+    let mut data = std::fs::read(&f).unwrap();
+    data[10] ^= 0x01; // same size
+    std::fs::write(&f, &data).unwrap();
+    common::fake_server::set_mtime(
+        &f,
+        std::os::unix::fs::MetadataExt::mtime(&before),
+        std::os::unix::fs::MetadataExt::mtime_nsec(&before),
+    );
+    std::fs::write(
+        server.p("/var/lib/opsi/config/clients/new.example.org.ini"),
+        "[info]\n",
+    )
+    .unwrap();
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(repo_bin(server.root(), &repo).args(["create", "--full"]));
+
+    for snap in [
+        "latest",
+        &snapshots(server.root(), &repo)[1]["id"].as_str().unwrap()[..12],
+    ] {
+        let target = tempfile::tempdir().unwrap();
+        ok(repo_bin(target.path(), &repo).args(["restore", snap, "--configuration"]));
+        tree::assert_same(
+            &server.p("/var/lib/opsi/config"),
+            &target.path().join("var/lib/opsi/config"),
+        );
+    }
+    // Every snapshot still agrees with its own CONTROL/checksums.
+    for s in snapshots(server.root(), &repo) {
+        assert_eq!(
+            ok(repo_bin(server.root(), &repo)
+                .arg("verify")
+                .arg(&s["id"].as_str().unwrap()[..12]))
+            .trim(),
+            "Verified"
+        );
+    }
+}

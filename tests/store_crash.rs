@@ -50,6 +50,7 @@ fn members(seed: u64) -> Vec<(Member, Vec<u8>)> {
             },
             size: d.len() as u64,
             raw_header: None,
+            stamp: None,
         };
         (m, d)
     };

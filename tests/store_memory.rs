@@ -80,6 +80,7 @@ fn multi_gib_member_in_bounded_memory() {
         mtime: Mtime { secs: 0, pax: None },
         size: 0,
         raw_header: None,
+        stamp: None,
     };
     let start = std::time::Instant::now();
     let mut w = repo.begin_snapshot(meta).unwrap();

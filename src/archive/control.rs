@@ -10,6 +10,7 @@ use sha1::{Digest, Sha1};
 use crate::error::Result;
 use crate::member::Member;
 use crate::sink::MemberSink;
+use crate::store::PreviousFile;
 
 pub const CHECKSUMS: &str = "CONTROL/checksums";
 pub const SYSINFO: &str = "CONTROL/sysinfo";
@@ -133,6 +134,17 @@ impl<S: MemberSink> MemberSink for ControlWriter<S> {
 
     fn note_checksum(&mut self, path: &str, sha1_hex: &str) {
         self.lines.push((path.to_string(), sha1_hex.to_string()));
+    }
+
+    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+        let Some(sha1) = previous.sha1.as_deref() else {
+            return Ok(false);
+        };
+        if !checksummed(member) || !self.inner.reuse(member, previous)? {
+            return Ok(false);
+        }
+        self.lines.push((member.path.clone(), sha1.to_string()));
+        Ok(true)
     }
 }
 

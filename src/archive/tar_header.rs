@@ -231,6 +231,7 @@ mod tests {
             },
             size: 0,
             raw_header: None,
+            stamp: None,
         }
     }
 

@@ -357,6 +357,7 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
         kind,
         path: name,
         raw_header: None,
+        stamp: None,
     };
     if tar_header::encode(&member) != ext.raw {
         member.raw_header = Some(ext.raw.clone());
@@ -391,6 +392,7 @@ mod tests {
             mtime: Mtime::from_unix(1_700_000_000, 250_000_000),
             size: data.len() as u64,
             raw_header: None,
+            stamp: None,
         }
     }
 

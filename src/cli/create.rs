@@ -35,6 +35,10 @@ pub struct CreateArgs {
     /// Make mysql flush its logs before the dump (needs the RELOAD privilege).
     #[arg(long)]
     pub flush_logs: bool,
+    /// Read every file again instead of trusting size, mtime, inode and ctime against the
+    /// previous snapshot (repository only).
+    #[arg(long)]
+    pub full: bool,
     /// Dump mysql in one consistent transaction instead of locking the tables (InnoDB; opsi keeps working meanwhile).
     #[arg(long)]
     pub single_transaction: bool,
@@ -126,16 +130,18 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let bar = progress::bar("create", None);
     plan.run(
         &dump_options(&a),
-        &mut ProgressSink {
-            inner: &mut control,
-            bar: bar.clone(),
-        },
+        None,
+        &mut ProgressSink::new(&mut control, bar.clone()),
     )?;
     bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
     writer.finish(None)?;
     logging::notice("Backup complete");
     Ok(0)
+}
+
+fn meta_host(sysinfo: &SysInfo) -> String {
+    sysinfo.get("fqdn").unwrap_or_default().to_string()
 }
 
 /// The nightly path: a snapshot in the repository; with DEST, also exported as an archive.
@@ -152,7 +158,7 @@ fn create_snapshot(
         .unwrap_or_default();
     let meta = SnapshotMeta {
         time: now.as_secs() as i64,
-        host: sysinfo.get("fqdn").unwrap_or_default().to_string(),
+        host: meta_host(sysinfo),
         backends: plan.kinds.clone(),
         sysinfo: sysinfo
             .iter()
@@ -163,18 +169,27 @@ fn create_snapshot(
     let writer = r.begin_snapshot(meta)?;
     let mut control = ControlWriter::new(writer);
     let bar = progress::bar("create", None);
-    plan.run(
-        &dump_options(a),
-        &mut ProgressSink {
-            inner: &mut control,
-            bar: bar.clone(),
-        },
-    )?;
+    // restic's parent snapshot: unchanged files are not read again (unless --full).
+    let parent = if a.full {
+        None
+    } else {
+        r.previous(&meta_host(sysinfo))?
+    };
+    if let Some(p) = &parent {
+        logging::info(format!(
+            "parent snapshot {} ({} files)",
+            repo::short(&p.snapshot),
+            p.len()
+        ));
+    }
+    let mut sink = ProgressSink::new(&mut control, bar.clone());
+    plan.run(&dump_options(a), parent.as_ref(), &mut sink)?;
+    let reused = sink.reused;
     bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
     let info = writer.commit()?;
     println!(
-        "snapshot {} saved ({} new of {})",
+        "snapshot {} saved ({} new of {}; {reused} unchanged files not read again)",
         repo::short(&info.id),
         repo::human(info.added),
         repo::human(info.size)

@@ -41,13 +41,7 @@ pub fn export(
     let dest = create::destination(Some(dest), &name);
     let mut writer = ArchiveFileWriter::create(&dest, compression)?;
     let bar = progress::bar("export", Some(info.size));
-    r.replay(
-        &info.id,
-        &mut ProgressSink {
-            inner: &mut writer,
-            bar: bar.clone(),
-        },
-    )?;
+    r.replay(&info.id, &mut ProgressSink::new(&mut writer, bar.clone()))?;
     bar.finish_and_clear();
     let done = writer.finish(None)?;
     logging::notice(format!(

@@ -55,13 +55,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         // first pass checks the archive and reads it; the second pass stores and re-checks.
         let mut first = Scan::default();
         let bar = progress::bar("check", None);
-        archive_file::replay(
-            archive,
-            &mut ProgressSink {
-                inner: &mut first,
-                bar: bar.clone(),
-            },
-        )?;
+        archive_file::replay(archive, &mut ProgressSink::new(&mut first, bar.clone()))?;
         bar.finish_and_clear();
         first.ensure_intact(&archive.display().to_string())?;
         let sysinfo = first.sysinfo.clone().unwrap_or_default();
@@ -85,13 +79,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         let mut writer = r.begin_snapshot(meta)?;
         let mut checked = CheckedSink::new(&mut writer);
         let bar = progress::bar("import", Some(first.content_bytes));
-        archive_file::replay(
-            archive,
-            &mut ProgressSink {
-                inner: &mut checked,
-                bar: bar.clone(),
-            },
-        )?;
+        archive_file::replay(archive, &mut ProgressSink::new(&mut checked, bar.clone()))?;
         bar.finish_and_clear();
         checked.scan.ensure_intact(&archive.display().to_string())?;
         let info = writer.commit()?;

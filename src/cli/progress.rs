@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::error::Result;
 use crate::member::Member;
 use crate::sink::MemberSink;
+use crate::store::PreviousFile;
 
 /// A bar when `total` is known, else a spinner with bytes and rate; hidden without a terminal.
 pub fn bar(label: &str, total: Option<u64>) -> ProgressBar {
@@ -36,6 +37,18 @@ pub fn bar(label: &str, total: Option<u64>) -> ProgressBar {
 pub struct ProgressSink<'a> {
     pub inner: &'a mut dyn MemberSink,
     pub bar: ProgressBar,
+    /// Files taken from the parent snapshot without reading them.
+    pub reused: u64,
+}
+
+impl<'a> ProgressSink<'a> {
+    pub fn new(inner: &'a mut dyn MemberSink, bar: ProgressBar) -> ProgressSink<'a> {
+        ProgressSink {
+            inner,
+            bar,
+            reused: 0,
+        }
+    }
 }
 
 struct Counting<'a> {
@@ -74,5 +87,14 @@ impl MemberSink for ProgressSink<'_> {
 
     fn note_checksum(&mut self, path: &str, sha1_hex: &str) {
         self.inner.note_checksum(path, sha1_hex);
+    }
+
+    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+        let reused = self.inner.reuse(member, previous)?;
+        if reused {
+            self.bar.inc(member.size);
+            self.reused += 1;
+        }
+        Ok(reused)
     }
 }

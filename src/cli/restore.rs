@@ -72,10 +72,7 @@ impl BackupSource for WithProgress<'_> {
     }
     fn replay(&self, sink: &mut dyn MemberSink) -> crate::Result<()> {
         let bar = progress::bar("restore", None);
-        let r = self.0.replay(&mut ProgressSink {
-            inner: sink,
-            bar: bar.clone(),
-        });
+        let r = self.0.replay(&mut ProgressSink::new(sink, bar.clone()));
         bar.finish_and_clear();
         r
     }

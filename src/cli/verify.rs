@@ -46,13 +46,7 @@ fn verify_archives(files: &[PathBuf]) -> bool {
         logging::info(format!("Verifying archive {}", file.display()));
         let mut scan = Scan::default();
         let bar = progress::bar("verify", None);
-        let read = archive_file::replay(
-            file,
-            &mut ProgressSink {
-                inner: &mut scan,
-                bar: bar.clone(),
-            },
-        );
+        let read = archive_file::replay(file, &mut ProgressSink::new(&mut scan, bar.clone()));
         bar.finish_and_clear();
         match read {
             Ok(_) => {

@@ -13,6 +13,7 @@ use crate::opsi::root::OpsiRoot;
 use crate::sink::MemberSink;
 use crate::source::owners::Owners;
 use crate::source::tree;
+use crate::store::Previous;
 
 /// One part of a backup, in archive order.
 #[derive(Debug)]
@@ -126,13 +127,19 @@ impl Plan {
     }
 
     /// Streams every part into `sink`, in order.
-    pub fn run(&self, dump: &DumpOptions, sink: &mut dyn MemberSink) -> Result<()> {
+    /// With a `parent` snapshot, unchanged files are stored by reference to it.
+    pub fn run(
+        &self,
+        dump: &DumpOptions,
+        parent: Option<&Previous>,
+        sink: &mut dyn MemberSink,
+    ) -> Result<()> {
         let mut owners = Owners::default();
         for part in &self.parts {
             match part {
                 Part::Path { path, arc } => {
                     logging::info(format!("Backing up {} as {arc}", path.display()));
-                    tree::add_path(path, arc, &mut owners, sink)?;
+                    tree::add_path(path, arc, &mut owners, parent, sink)?;
                 }
                 Part::Mysql { name, config } => {
                     logging::info(format!("Dumping the mysql backend {name}"));
@@ -165,5 +172,6 @@ fn dump_member(name: &str, owners: &mut Owners) -> Member {
         mtime: Mtime::from_unix(now.as_secs() as i64, now.subsec_nanos()),
         size: 0,
         raw_header: None,
+        stamp: None,
     }
 }

@@ -13,9 +13,10 @@ use sha1::{Digest, Sha1};
 
 use crate::error::{Error, IoContext, Result};
 use crate::logging;
-use crate::member::{Member, MemberKind, Mtime};
+use crate::member::{FileStamp, Member, MemberKind, Mtime};
 use crate::sink::MemberSink;
 use crate::source::owners::Owners;
+use crate::store::Previous;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
 /// skipped with a note, as the original does.
@@ -23,6 +24,7 @@ pub fn add_path(
     path: &Path,
     arc: &str,
     owners: &mut Owners,
+    parent: Option<&Previous>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let meta = match fs::metadata(path) {
@@ -34,9 +36,9 @@ pub fn add_path(
         Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
     if meta.is_dir() {
-        add_dir(path, arc, &meta, owners, sink)
+        add_dir(path, arc, &meta, owners, parent, sink)
     } else {
-        add_entry(path, arc, &meta, owners, sink)
+        add_entry(path, arc, &meta, owners, parent, sink)
     }
 }
 
@@ -45,6 +47,7 @@ fn add_dir(
     arc: &str,
     meta: &Metadata,
     owners: &mut Owners,
+    parent: Option<&Previous>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     sink.add(
@@ -66,9 +69,9 @@ fn add_dir(
         let child_arc = format!("{arc}/{name}");
         let meta = fs::symlink_metadata(&child).path_ctx("cannot read", &child)?;
         if meta.is_dir() {
-            add_dir(&child, &child_arc, &meta, owners, sink)?;
+            add_dir(&child, &child_arc, &meta, owners, parent, sink)?;
         } else {
-            add_entry(&child, &child_arc, &meta, owners, sink)?;
+            add_entry(&child, &child_arc, &meta, owners, parent, sink)?;
         }
     }
     Ok(())
@@ -79,6 +82,7 @@ fn add_entry(
     arc: &str,
     meta: &Metadata,
     owners: &mut Owners,
+    parent: Option<&Previous>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let ft = meta.file_type();
@@ -105,6 +109,13 @@ fn add_entry(
             path.display()
         ));
         return Ok(());
+    }
+    // Unchanged since the parent snapshot: refer to its data without reading the file.
+    if let Some(prev) = parent.and_then(|p| p.get(arc)) {
+        let m = member(arc, MemberKind::File, meta, meta.len(), owners);
+        if prev.unchanged(&m) && sink.reuse(&m, prev)? {
+            return Ok(());
+        }
     }
     let mut file = File::open(path).path_ctx("cannot open", path)?;
     let meta = file.metadata().path_ctx("cannot read", path)?;
@@ -161,5 +172,9 @@ fn member(arc: &str, kind: MemberKind, meta: &Metadata, size: u64, owners: &mut 
         mtime: Mtime::from_unix(meta.mtime(), meta.mtime_nsec() as u32),
         size,
         raw_header: None,
+        stamp: Some(FileStamp {
+            ino: meta.ino(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }),
     }
 }

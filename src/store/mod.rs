@@ -12,6 +12,7 @@ mod index;
 mod lock;
 mod pack;
 mod packer;
+mod previous;
 mod reader;
 mod rebuild;
 mod recovery;
@@ -21,6 +22,7 @@ mod snapshot_writer;
 mod verify;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
+pub use previous::{Previous, PreviousFile};
 pub use rebuild::RebuildReport;
 pub use repository::Repository;
 pub use snapshot::{SnapshotInfo, SnapshotMeta};

@@ -19,7 +19,7 @@ use crate::store::index::{self, SqlContext};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::packer::{PackDone, Packer, PlainGroup, SealedGroup};
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
-use crate::store::{crash_point, Repository};
+use crate::store::{crash_point, PreviousFile, Repository};
 
 /// Writes one snapshot. Holds the shared repository lock until it is committed or dropped.
 /// Dropping it without `commit` deletes its temporary files and leaves its finished packs under
@@ -204,6 +204,17 @@ impl MemberSink for SnapshotWriter<'_> {
             )));
         }
         self.file().member(member, &ids)
+    }
+
+    /// Refers to the parent's chunks when every one of them is still in the repository.
+    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+        for id in &previous.chunks {
+            if !self.seen.contains(id) && !index::chunk_known(&self.conn, id)? {
+                return Ok(false);
+            }
+        }
+        self.file().member(member, &previous.chunks)?;
+        Ok(true)
     }
 
     /// Streams without spooling: the member record is written after its content, when the

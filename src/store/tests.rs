@@ -39,6 +39,7 @@ fn member(path: &str, kind: MemberKind, size: u64) -> Member {
         mtime: Mtime::from_unix(1_764_000_000, 250_000_000),
         size,
         raw_header: None,
+        stamp: None,
     }
 }
 

@@ -1,0 +1,116 @@
+//! The parent snapshot of a backup: the newest snapshot of the same host. An unchanged file
+//! (same size, mtime, inode and ctime as there) is stored again by reference to the parent's
+//! chunks, without reading it, as restic does; its CONTROL/checksums line is taken from the
+//! parent too. Spec: `store-format/README.md`, section "Parent snapshots".
+
+use std::collections::HashMap;
+
+use crate::archive::control::{Checksums, CHECKSUMS};
+use crate::error::Result;
+use crate::member::Member;
+use crate::store::chunker::ChunkId;
+use crate::store::index::SqlContext;
+use crate::store::reader::ChunkFetcher;
+use crate::store::snapshot::{read_snapshot_file, snapshot_path};
+use crate::store::Repository;
+
+/// What a file looked like in the parent snapshot.
+#[derive(Debug, Clone)]
+pub struct PreviousFile {
+    pub member: Member,
+    pub(crate) chunks: Vec<ChunkId>,
+    /// Its line in the parent's CONTROL/checksums.
+    pub sha1: Option<String>,
+}
+
+impl PreviousFile {
+    /// Whether `now` (just read from the file system) shows the same file, unchanged.
+    pub fn unchanged(&self, now: &Member) -> bool {
+        let p = &self.member;
+        now.stamp.is_some()
+            && p.stamp == now.stamp
+            && p.size == now.size
+            && p.mtime == now.mtime
+            && p.kind == now.kind
+            && self.sha1.is_some()
+    }
+}
+
+/// The parent snapshot's files, by archive path.
+#[derive(Debug, Default)]
+pub struct Previous {
+    pub snapshot: String,
+    files: HashMap<String, PreviousFile>,
+}
+
+impl Previous {
+    pub fn get(&self, path: &str) -> Option<&PreviousFile> {
+        self.files.get(path)
+    }
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+impl Repository {
+    /// The newest snapshot of `host` as a parent, or `None` when there is none. Only members
+    /// that came from a file system (with a stamp) are kept.
+    pub fn previous(&self, host: &str) -> Result<Option<Previous>> {
+        let Some(info) = self
+            .snapshots()?
+            .into_iter()
+            .filter(|s| s.host == host)
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let mut files = HashMap::new();
+        let mut checksum_chunks = Vec::new();
+        read_snapshot_file(
+            &snapshot_path(self.root(), &info.id),
+            &info.id,
+            |m, chunks| {
+                if m.path == CHECKSUMS {
+                    checksum_chunks = chunks;
+                } else if m.is_file() && m.stamp.is_some() {
+                    files.insert(
+                        m.path.clone(),
+                        PreviousFile {
+                            member: m,
+                            chunks,
+                            sha1: None,
+                        },
+                    );
+                }
+                Ok(())
+            },
+        )?;
+        let sums = Checksums::parse(&self.read_chunks(&checksum_chunks, CHECKSUMS)?);
+        for (path, f) in files.iter_mut() {
+            f.sha1 = sums.get(path).map(str::to_string);
+        }
+        Ok(Some(Previous {
+            snapshot: info.id,
+            files,
+        }))
+    }
+
+    /// The bytes of a short member, chunk by chunk, each checked.
+    fn read_chunks(&self, chunks: &[ChunkId], member: &str) -> Result<Vec<u8>> {
+        let conn = self.conn();
+        let mut fetcher = ChunkFetcher::new(&conn, self.root());
+        let mut out = Vec::new();
+        for id in chunks {
+            let row: i64 = conn
+                .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
+                .sql()?
+                .query_row([&id[..]], |r| r.get(0))
+                .sql()?;
+            out.extend_from_slice(&fetcher.fetch(row, member)?);
+        }
+        Ok(out)
+    }
+}
