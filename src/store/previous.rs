@@ -59,12 +59,7 @@ impl Repository {
     /// The newest snapshot of `host` as a parent, or `None` when there is none. Only members
     /// that came from a file system (with a stamp) are kept.
     pub fn previous(&self, host: &str) -> Result<Option<Previous>> {
-        let Some(info) = self
-            .snapshots()?
-            .into_iter()
-            .filter(|s| s.host == host)
-            .next_back()
-        else {
+        let Some(info) = self.snapshots()?.into_iter().rfind(|s| s.host == host) else {
             return Ok(None);
         };
         let mut files = HashMap::new();
