@@ -14,6 +14,8 @@ pub struct Run {
     pub sys: f64,
     /// The peak RSS of the process or of the largest of its waited-for descendants.
     pub max_rss_kib: u64,
+    /// CPU seconds other processes used meanwhile (the machine may be shared).
+    pub others: f64,
 }
 
 impl Run {
@@ -66,6 +68,10 @@ impl Bench {
     #[allow(clippy::zombie_processes)]
     pub fn run_to(&self, label: &str, cmd: &mut Command, stdout: &Path) -> Run {
         let err_path = self.work.join("logs").join(format!("{}.err", slug(label)));
+        // Earlier commands' writeback must not slow this one down (restore fsyncs every file).
+        // SAFETY: sync has no preconditions.
+        unsafe { libc::sync() };
+        let busy_before = busy_secs();
         let child = cmd
             .stdin(Stdio::null())
             .stdout(File::create(stdout).expect("creating the output file"))
@@ -86,6 +92,7 @@ impl Bench {
             break r;
         };
         let secs = t.elapsed().as_secs_f64();
+        let busy = busy_secs() - busy_before;
         assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         let run = Run {
@@ -93,6 +100,11 @@ impl Bench {
             user: tv(ru.ru_utime),
             sys: tv(ru.ru_stime),
             max_rss_kib: ru.ru_maxrss as u64,
+            others: 0.0,
+        };
+        let run = Run {
+            others: (busy - run.cpu()).max(0.0),
+            ..run
         };
         let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
         if !ok {
@@ -100,13 +112,38 @@ impl Bench {
             panic!("{label} failed ({status:#x}): {cmd:?}\n{err}");
         }
         self.log(&format!(
-            "{label}: {} (CPU {}, peak RSS {:.1} MiB)",
+            "{label}: {} (CPU {}, peak RSS {:.1} MiB, others' CPU {})",
             fmt_secs(secs),
             fmt_secs(run.cpu()),
-            run.max_rss_kib as f64 / 1024.0
+            run.max_rss_kib as f64 / 1024.0,
+            fmt_secs(run.others)
         ));
         run
     }
+}
+
+/// CPU seconds all processes of the machine spent so far (the first line of /proc/stat).
+fn busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy / hz
 }
 
 fn slug(s: &str) -> String {
