@@ -1,0 +1,677 @@
+//! End-to-end benchmark of issue 7: a generated opsi server of N clients (file backend, /etc/opsi,
+//! dhcpd.conf and a MySQL database in a dedicated MariaDB database), three nights of backups
+//! with opsi-backup and, when installed, restic and borg on the same data; then export to
+//! tar.bz2 (against bzip2 -9 and lbzip2 -n 2 on the same tar) and restore. Prints markdown
+//! tables of times, bytes, ratios, peak memory and the issue's goals.
+//!
+//! Run: `cargo bench --bench opsi_bench -- --clients 3000 --seed 1` (see benches/README.md).
+//! Options (or environment): --clients N (OPSI_BENCH_CLIENTS, default 1000), --seed S
+//! (OPSI_BENCH_SEED, default 1), --dir DIR for the work directory (OPSI_BENCH_DIR, default the
+//! system temp dir), --socket PATH of MariaDB (OPSI_BENCH_MYSQL_SOCKET, default
+//! /run/mysqld/mysqld.sock; the server's root account must work without password), --no-peers,
+//! --keep (keep the work directory and database).
+
+#[path = "opsi_bench/gen.rs"]
+mod gen;
+#[path = "opsi_bench/measure.rs"]
+mod measure;
+#[path = "../tests/common/mysql_schema.rs"]
+#[allow(dead_code, clippy::all)]
+mod mysql_schema;
+
+use std::collections::BTreeSet;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use measure::{dir_size, fmt_bytes, fmt_secs, installed, Bench, Run};
+use mysql_schema::{write_database, write_nightly_changes, write_reaudit, DataSize};
+
+struct Opts {
+    clients: usize,
+    seed: u64,
+    dir: Option<PathBuf>,
+    socket: String,
+    peers: bool,
+    keep: bool,
+}
+
+fn opts() -> Opts {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut o = Opts {
+        clients: env("OPSI_BENCH_CLIENTS").map_or(1000, |v| v.parse().expect("OPSI_BENCH_CLIENTS")),
+        seed: env("OPSI_BENCH_SEED").map_or(1, |v| v.parse().expect("OPSI_BENCH_SEED")),
+        dir: env("OPSI_BENCH_DIR").map(PathBuf::from),
+        socket: env("OPSI_BENCH_MYSQL_SOCKET").unwrap_or_else(|| "/run/mysqld/mysqld.sock".into()),
+        peers: true,
+        keep: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| {
+            args.next()
+                .unwrap_or_else(|| panic!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--clients" => o.clients = val("--clients").parse().expect("--clients N"),
+            "--seed" => o.seed = val("--seed").parse().expect("--seed S"),
+            "--dir" => o.dir = Some(val("--dir").into()),
+            "--socket" => o.socket = val("--socket"),
+            "--no-peers" => o.peers = false,
+            "--keep" => o.keep = true,
+            // `cargo bench` passes --bench; filters make no sense here.
+            _ => {}
+        }
+    }
+    o
+}
+
+/// The dump size of opsi's audit-heavy databases: ~80 KB of rows per client.
+fn data_size(clients: usize, seed: u64) -> DataSize {
+    DataSize {
+        clients,
+        depots: 4,
+        products: 180,
+        products_per_client: 60,
+        software: 6000,
+        software_per_client: 290,
+        blobs: 0,
+        seed,
+    }
+}
+
+/// A dedicated database and user, dropped when this goes out of scope.
+struct Db {
+    socket: String,
+    name: String,
+    user: String,
+    password: String,
+    keep: bool,
+}
+
+impl Db {
+    fn root_cmd(&self) -> Command {
+        let mut c = Command::new("mysql");
+        c.arg(format!("--socket={}", self.socket))
+            .args(["-uroot", "--batch"]);
+        c
+    }
+
+    fn root_sql(&self, sql: &str) {
+        let out = self
+            .root_cmd()
+            .args(["-e", sql])
+            .output()
+            .expect("running mysql");
+        assert!(
+            out.status.success(),
+            "mysql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn create(socket: &str, keep: bool) -> Db {
+        let tag = std::process::id();
+        let db = Db {
+            socket: socket.into(),
+            name: format!("opsi_bench_{tag}"),
+            user: format!("opsi_bench_{tag}"),
+            password: format!("b3nch'{tag}\"pw"),
+            keep,
+        };
+        db.root_sql(&format!(
+            "CREATE DATABASE `{0}` DEFAULT CHARACTER SET utf8; CREATE USER '{1}'@'localhost' IDENTIFIED BY '{2}'; GRANT ALL ON `{0}`.* TO '{1}'@'localhost';",
+            db.name,
+            db.user,
+            db.password.replace('\'', "''")
+        ));
+        db
+    }
+
+    /// Pipes SQL written by `f` into `mysql` on this database.
+    fn feed(&self, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        let mut child = self
+            .root_cmd()
+            .arg(&self.name)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("starting mysql");
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, child.stdin.take().unwrap());
+            writeln!(w, "SET autocommit=0; SET unique_checks=0;").unwrap();
+            f(&mut w).expect("writing SQL into mysql");
+            writeln!(w, "COMMIT;").unwrap();
+            w.flush().unwrap();
+        }
+        assert!(child.wait().unwrap().success(), "mysql failed loading data");
+    }
+
+    /// opsi's mysql.conf for this database (a Python dict literal).
+    fn mysql_conf(&self) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        format!(
+            "# -*- coding: utf-8 -*-\n\nmodule = 'MySQL'\nconfig = {{\n    \"address\":                   u{},\n    \"database\":                  u{},\n    \"username\":                  u{},\n    \"password\":                  u{},\n    \"databaseCharset\":           \"utf8\",\n    \"connectionPoolSize\":        20,\n    \"connectionPoolMaxOverflow\": 10,\n    \"connectionPoolTimeout\":     30,\n}}\n",
+            q(&self.socket),
+            q(&self.name),
+            q(&self.user),
+            q(&self.password)
+        )
+    }
+
+    /// The peers' dump: the same mysqldump options opsi-backup uses.
+    fn dump_cmd(&self, dest: &Path) -> (Command, PathBuf) {
+        let mut c = Command::new("mysqldump");
+        c.arg(format!("--socket={}", self.socket))
+            .arg(format!("--user={}", self.user))
+            .arg(format!("--password={}", self.password))
+            .args([
+                "--lock-tables",
+                "--add-drop-table",
+                "--skip-dump-date",
+                "--order-by-primary",
+            ])
+            .arg(&self.name);
+        (c, dest.to_path_buf())
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!("kept database {}", self.name);
+            return;
+        }
+        let _ = self
+            .root_cmd()
+            .args([
+                "-e",
+                &format!(
+                    "DROP DATABASE IF EXISTS `{}`; DROP USER IF EXISTS '{}'@'localhost';",
+                    self.name, self.user
+                ),
+            ])
+            .status();
+    }
+}
+
+/// Client ids named in the SQL's `WHERE hostId=` / `INSERT INTO HOST` statements.
+fn clients_in(sql: &[u8]) -> BTreeSet<String> {
+    let text = String::from_utf8_lossy(sql);
+    let mut ids = BTreeSet::new();
+    for line in text.lines() {
+        let at = if line.starts_with("UPDATE `HOST`") {
+            line.find("`hostId`='").map(|i| i + 10)
+        } else if line.starts_with("INSERT INTO `HOST` VALUES ('") {
+            Some(28)
+        } else {
+            None
+        };
+        if let Some(i) = at {
+            if let Some(len) = line[i..].find('\'') {
+                ids.insert(line[i..i + len].to_string());
+            }
+        }
+    }
+    ids
+}
+
+/// One night of each tool: ours, then a mysqldump file and restic, borg on it.
+struct Night {
+    ours: Run,
+    ours_added: u64,
+    dump: Option<Run>,
+    restic: Option<(Run, u64)>,
+    borg: Option<(Run, u64)>,
+}
+
+fn main() {
+    let o = opts();
+    let b = Bench::new(o.dir.as_deref(), o.keep);
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"));
+    let restic = o.peers && installed("restic");
+    let borg = o.peers && installed("borg");
+    let lbzip2 = installed("lbzip2");
+    eprintln!(
+        "opsi_bench: {} clients, seed {}, work dir {}",
+        o.clients,
+        o.seed,
+        b.work.display()
+    );
+
+    // The server: files and database.
+    let db = Db::create(&o.socket, o.keep);
+    let size = data_size(o.clients, o.seed);
+    let tree = gen::Tree {
+        root: b.work.join("server"),
+        seed: o.seed,
+    };
+    let t = Instant::now();
+    tree.generate(o.clients, &db.mysql_conf())
+        .expect("generating the file tree");
+    let gen_files = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    db.feed(|w| write_database(w, &size));
+    let gen_db = t.elapsed().as_secs_f64();
+    let (tree_bytes, tree_files) = measure::tree_stats(&tree.peer_paths());
+    b.log(&format!(
+        "generated {} in {} files ({}), database loaded ({})",
+        fmt_bytes(tree_bytes),
+        tree_files,
+        fmt_secs(gen_files),
+        fmt_secs(gen_db)
+    ));
+
+    let repo = b.work.join("repo");
+    let restic_repo = b.work.join("restic-repo");
+    let borg_repo = b.work.join("borg-repo");
+    let dump_file = b.work.join("mysqldump/opsi.sql");
+    std::fs::create_dir_all(dump_file.parent().unwrap()).unwrap();
+    let ours = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.arg("--root")
+            .arg(&tree.root)
+            .arg("--repository")
+            .arg(&repo)
+            .arg("--log-file")
+            .arg(b.work.join("opsi-backup.log"))
+            .args(args);
+        c
+    };
+    let restic_cmd = |args: &[&str]| {
+        let mut c = Command::new("restic");
+        c.arg("--repo")
+            .arg(&restic_repo)
+            .arg("--quiet")
+            .env("RESTIC_PASSWORD", "bench")
+            .env("RESTIC_CACHE_DIR", b.work.join("restic-cache"))
+            .args(args);
+        c
+    };
+    let borg_cmd = |args: &[&str]| {
+        let mut c = Command::new("borg");
+        c.args(args)
+            .env("BORG_BASE_DIR", b.work.join("borg-base"))
+            .env("BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "yes")
+            .env("BORG_RELOCATED_REPO_ACCESS_IS_OK", "yes");
+        c
+    };
+    b.run("init", &mut ours(&["init"]));
+    if restic {
+        b.run("restic init", &mut restic_cmd(&["init"]));
+    }
+    if borg {
+        b.run(
+            "borg init",
+            borg_cmd(&["init", "--encryption=none"]).arg(&borg_repo),
+        );
+    }
+    let mut peer_paths = tree.peer_paths();
+    peer_paths.push(dump_file.clone());
+
+    let night = |label: &str, n: usize| -> Night {
+        let before = dir_size(&repo);
+        let run = b.run(&format!("create ({label})"), &mut ours(&["create"]));
+        let ours_added = dir_size(&repo) - before;
+        let mut night = Night {
+            ours: run,
+            ours_added,
+            dump: None,
+            restic: None,
+            borg: None,
+        };
+        if restic || borg {
+            let (mut c, dest) = db.dump_cmd(&dump_file);
+            night.dump = Some(b.run_to(&format!("mysqldump ({label})"), &mut c, &dest));
+        }
+        if restic {
+            let before = dir_size(&restic_repo);
+            let r = b.run(
+                &format!("restic backup ({label})"),
+                restic_cmd(&["backup"]).args(&peer_paths),
+            );
+            night.restic = Some((r, dir_size(&restic_repo) - before));
+        }
+        if borg {
+            let before = dir_size(&borg_repo);
+            let r = b.run(
+                &format!("borg create ({label})"),
+                borg_cmd(&["create", "--compression", "zstd,3"])
+                    .arg(format!("{}::night{n}", borg_repo.display()))
+                    .args(&peer_paths),
+            );
+            night.borg = Some((r, dir_size(&borg_repo) - before));
+        }
+        night
+    };
+
+    let first = night("first", 0);
+    let first_stored = dir_size(&repo);
+
+    // A night: 1% of the clients check in, a few new clients appear mid-table.
+    let t = Instant::now();
+    let mut reaudit = Vec::new();
+    write_reaudit(&mut reaudit, &size, 1.0, o.seed + 100).unwrap();
+    let new_clients = (o.clients / 500).max(2);
+    let mut nightly = Vec::new();
+    write_nightly_changes(&mut nightly, &size, 0.0, new_clients, o.seed + 200).unwrap();
+    let changed = clients_in(&reaudit);
+    let added = clients_in(&nightly);
+    db.feed(|w| {
+        w.write_all(&reaudit)?;
+        w.write_all(&nightly)
+    });
+    for id in changed.iter() {
+        tree.write_client(id, 1).unwrap();
+    }
+    for id in added.iter() {
+        tree.write_client(id, 1).unwrap();
+    }
+    b.log(&format!(
+        "night: {} clients checked in, {} new ({})",
+        changed.len(),
+        added.len(),
+        fmt_secs(t.elapsed().as_secs_f64())
+    ));
+    let one = night("1% night", 1);
+    let unchanged = night("unchanged night", 2);
+
+    // Export: ours to tar.bz2; the same tar with bzip2 -9 and lbzip2 -n 2.
+    let export_bz2 = b.work.join("export.tar.bz2");
+    let export = b.run("export (bz2)", ours(&["export", "latest"]).arg(&export_bz2));
+    let tar = b.work.join("export.tar");
+    let export_tar = b.run(
+        "export (none)",
+        ours(&["export", "latest", "-c", "none"]).arg(&tar),
+    );
+    let tar_size = std::fs::metadata(&tar).map(|m| m.len()).unwrap_or(0);
+    let bz2_size = std::fs::metadata(&export_bz2).map(|m| m.len()).unwrap_or(0);
+    let bzip2 = b.run_to(
+        "bzip2 -9",
+        Command::new("bzip2").args(["-9", "-c"]).arg(&tar),
+        &b.work.join("bzip2.tar.bz2"),
+    );
+    let lbz = lbzip2.then(|| {
+        b.run_to(
+            "lbzip2 -9 -n 2",
+            Command::new("lbzip2")
+                .args(["-9", "-n", "2", "-c"])
+                .arg(&tar),
+            &b.work.join("lbzip2.tar.bz2"),
+        )
+    });
+    for f in [&tar, &export_bz2] {
+        let _ = std::fs::remove_file(f);
+    }
+    let _ = std::fs::remove_file(b.work.join("bzip2.tar.bz2"));
+    let _ = std::fs::remove_file(b.work.join("lbzip2.tar.bz2"));
+
+    // Restore into empty roots: everything (reloads the database), and without MySQL.
+    let restore_all = b.run(
+        "restore (all, incl. MySQL reload)",
+        Command::new(&bin)
+            .arg("--root")
+            .arg(b.work.join("restore-all"))
+            .arg("--repository")
+            .arg(&repo)
+            .arg("--log-file")
+            .arg(b.work.join("opsi-backup.log"))
+            .args(["restore", "latest", "--configuration", "--force"]),
+    );
+    let restore_files = b.run(
+        "restore (conf + file + dhcp)",
+        Command::new(&bin)
+            .arg("--root")
+            .arg(b.work.join("restore-files"))
+            .arg("--repository")
+            .arg(&repo)
+            .arg("--log-file")
+            .arg(b.work.join("opsi-backup.log"))
+            .args([
+                "restore",
+                "latest",
+                "--configuration",
+                "--force",
+                "--backends",
+                "file",
+                "--backends",
+                "dhcp",
+            ]),
+    );
+    let _ = std::fs::remove_dir_all(b.work.join("restore-all"));
+    let _ = std::fs::remove_dir_all(b.work.join("restore-files"));
+    let restic_restore = restic.then(|| {
+        let target = b.work.join("restic-restore");
+        let r = b.run(
+            "restic restore",
+            restic_cmd(&["restore", "latest", "--target"]).arg(&target),
+        );
+        let _ = std::fs::remove_dir_all(&target);
+        r
+    });
+    let borg_restore = borg.then(|| {
+        let target = b.work.join("borg-restore");
+        std::fs::create_dir_all(&target).unwrap();
+        let r = b.run(
+            "borg extract",
+            borg_cmd(&["extract"])
+                .arg(format!("{}::night2", borg_repo.display()))
+                .current_dir(&target),
+        );
+        let _ = std::fs::remove_dir_all(&target);
+        r
+    });
+    // After export and restore, which use the latest snapshot: the unchanged night's.
+    let file_only = b.run(
+        "create --backends file (unchanged)",
+        &mut ours(&["create", "--backends", "file"]),
+    );
+    let file_first = ours_file_only_reference(&b, &bin, &tree.root);
+    let snapshots = b.run("snapshots --json", &mut ours(&["snapshots", "--json"]));
+    let dump_size = std::fs::metadata(&dump_file).map(|m| m.len()).unwrap_or(0);
+
+    // Report.
+    let mut out = String::new();
+    let w = &mut out;
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        w,
+        "### opsi_bench: {} clients, seed {}\n\nServer: {} in {} files (/etc/opsi, file backend, dhcpd.conf) + a {} mysqldump; {} clients checked in on the 1% night, {} new. Generated in {} (files) + {} (database load). {} cores.\n",
+        o.clients,
+        o.seed,
+        fmt_bytes(tree_bytes),
+        tree_files,
+        fmt_bytes(dump_size),
+        changed.len(),
+        added.len(),
+        fmt_secs(gen_files),
+        fmt_secs(gen_db),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let peer_time = |n: &Night, p: &Option<(Run, u64)>| {
+        p.as_ref()
+            .map(|(r, _)| r.secs + n.dump.as_ref().map_or(0.0, |d| d.secs))
+    };
+    let peer_bytes = |p: &Option<(Run, u64)>| p.as_ref().map(|(_, b)| *b as f64);
+    // (figure, ours, restic, borg, is a time)
+    type Row = (String, f64, Option<f64>, Option<f64>, bool);
+    let mut rows: Vec<Row> = Vec::new();
+    for (name, n) in [
+        ("first backup", &first),
+        ("1% night", &one),
+        ("unchanged night", &unchanged),
+    ] {
+        rows.push((
+            format!("{name}: time"),
+            n.ours.secs,
+            peer_time(n, &n.restic),
+            peer_time(n, &n.borg),
+            true,
+        ));
+        let what = if name == "first backup" {
+            "bytes stored"
+        } else {
+            "bytes added"
+        };
+        rows.push((
+            format!("{name}: {what}"),
+            n.ours_added as f64,
+            peer_bytes(&n.restic),
+            peer_bytes(&n.borg),
+            false,
+        ));
+    }
+    rows.push((
+        "restore: time (ours reloads MySQL; peers only extract)".into(),
+        restore_all.secs,
+        restic_restore.as_ref().map(|r| r.secs),
+        borg_restore.as_ref().map(|r| r.secs),
+        true,
+    ));
+    rows.push((
+        "restore without MySQL: time".into(),
+        restore_files.secs,
+        restic_restore.as_ref().map(|r| r.secs),
+        borg_restore.as_ref().map(|r| r.secs),
+        true,
+    ));
+    let _ = writeln!(
+        w,
+        "| figure | opsi-backup | restic | ours ÷ restic | borg | ours ÷ borg |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let cell = |v: Option<f64>, time: bool, present: bool| match (v, present) {
+        (_, false) => "not installed".to_string(),
+        (Some(v), _) if time => fmt_secs(v),
+        (Some(v), _) => fmt_bytes(v as u64),
+        (None, _) => "-".into(),
+    };
+    let ratio = |ours: f64, peer: Option<f64>| match peer {
+        Some(p) if p > 0.0 => format!("{:.3}", ours / p),
+        _ => "-".into(),
+    };
+    for (name, ours_v, r, bo, time) in &rows {
+        let _ = writeln!(
+            w,
+            "| {name} | {} | {} | {} | {} | {} |",
+            cell(Some(*ours_v), *time, true),
+            cell(*r, *time, restic),
+            ratio(*ours_v, *r),
+            cell(*bo, *time, borg),
+            ratio(*ours_v, *bo),
+        );
+    }
+    if let Some(d) = &first.dump {
+        let _ = writeln!(
+            w,
+            "\nPeer times include writing the mysqldump file they back up ({} on the first night, {} and {} on the others). restic {} (default compression), borg {} with `--encryption=none --compression zstd,3`.\n",
+            fmt_secs(d.secs),
+            fmt_secs(one.dump.as_ref().map_or(0.0, |d| d.secs)),
+            fmt_secs(unchanged.dump.as_ref().map_or(0.0, |d| d.secs)),
+            measure::version("restic", &["version"]),
+            measure::version("borg", &["--version"]),
+        );
+    }
+    let _ = writeln!(
+        w,
+        "| export to tar.bz2 | time | output | ours ÷ it |\n|---|---:|---:|---:|\n| opsi-backup export (bz2) | {} | {} | - |\n| opsi-backup export -c none (tar, for reference) | {} | {} | - |\n| bzip2 -9 (1 thread) on that tar | {} | | {} |\n| lbzip2 -9 -n 2 on that tar | {} | | {} |\n",
+        fmt_secs(export.secs),
+        fmt_bytes(bz2_size),
+        fmt_secs(export_tar.secs),
+        fmt_bytes(tar_size),
+        fmt_secs(bzip2.secs),
+        ratio(export.secs, Some(bzip2.secs)),
+        lbz.as_ref().map_or("not installed".into(), |r| fmt_secs(r.secs)),
+        ratio(export.secs, lbz.as_ref().map(|r| r.secs)),
+    );
+    let _ = writeln!(
+        w,
+        "| opsi-backup command | wall | CPU (user+sys) | peak RSS | others' CPU meanwhile |\n|---|---:|---:|---:|---:|"
+    );
+    let ours_runs: Vec<(&str, &Run)> = vec![
+        ("create (first)", &first.ours),
+        ("create (1% night)", &one.ours),
+        ("create (unchanged night)", &unchanged.ours),
+        ("create --backends file (unchanged)", &file_only),
+        (
+            "create --backends file (first, separate repository)",
+            &file_first,
+        ),
+        ("export latest (bz2)", &export),
+        ("export latest -c none", &export_tar),
+        ("restore latest --configuration --force (all)", &restore_all),
+        ("restore (conf + file + dhcp)", &restore_files),
+        ("snapshots --json", &snapshots),
+    ];
+    let mut peak = 0;
+    for (name, r) in &ours_runs {
+        peak = peak.max(r.max_rss_kib);
+        let _ = writeln!(
+            w,
+            "| {name} | {} | {} | {:.1} MiB | {} |",
+            fmt_secs(r.secs),
+            fmt_secs(r.cpu()),
+            r.max_rss_kib as f64 / 1024.0,
+            fmt_secs(r.others)
+        );
+    }
+    let goal = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "n/a (restic not installed)",
+    };
+    let restic_added = one.restic.as_ref().map(|(_, b)| *b as f64);
+    let restic_first = first.restic.as_ref().map(|(_, b)| *b as f64);
+    let restic_first_t = peer_time(&first, &first.restic);
+    let _ = writeln!(
+        w,
+        "\n| goal | measured | target | |\n|---|---:|---:|---|\n| 1% night adds ≤ 1/5 of restic | {} | ≤ 0.200 | {} |\n| first backup stores ≤ restic | {} | ≤ 1.000 | {} |\n| first create ≥ 2x faster than restic | {} | ≤ 0.500 | {} |\n| unchanged file backend re-created ≥ 10x faster than the first (full) create | {:.1}x | ≥ 10x | {} |\n| … than the first create of the file backend alone | {:.1}x | ≥ 10x | {} |\n| export bz2 ≥ 1.8x faster than bzip2 -9 | {:.2}x | ≥ 1.8x | {} |\n| peak memory ≤ 256 MiB | {:.1} MiB | ≤ 256 MiB | {} |",
+        ratio(one.ours_added as f64, restic_added),
+        goal(restic_added.map(|r| one.ours_added as f64 <= r / 5.0)),
+        ratio(first_stored as f64, restic_first),
+        goal(restic_first.map(|r| first_stored as f64 <= r)),
+        ratio(first.ours.secs, restic_first_t),
+        goal(restic_first_t.map(|r| first.ours.secs * 2.0 <= r)),
+        first.ours.secs / file_only.secs,
+        goal(Some(first.ours.secs >= 10.0 * file_only.secs)),
+        file_first.secs / file_only.secs,
+        goal(Some(file_first.secs >= 10.0 * file_only.secs)),
+        bzip2.secs / export.secs,
+        goal(Some(bzip2.secs >= 1.8 * export.secs)),
+        peak as f64 / 1024.0,
+        goal(Some(peak <= 256 * 1024)),
+    );
+    let _ = writeln!(
+        w,
+        "\nThe 10x goal compares `create --backends file` on the unchanged server with the first full create (file backend, configuration, dhcp and the MySQL dump); the unchanged night's full create (which always re-dumps MySQL) is {:.1}x faster than the first.",
+        first.ours.secs / unchanged.ours.secs
+    );
+    println!("{out}");
+    let report = b.work.join("report.md");
+    std::fs::write(&report, &out).unwrap();
+    b.log(&format!("done; report also in {}", report.display()));
+    drop(db);
+}
+
+/// The first create of the file backend alone (into its own repository), the reference for
+/// the unchanged file-backend re-create.
+fn ours_file_only_reference(b: &Bench, bin: &Path, root: &Path) -> Run {
+    let repo = b.work.join("repo-file-only");
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.arg("--root")
+            .arg(root)
+            .arg("--repository")
+            .arg(&repo)
+            .arg("--log-file")
+            .arg(b.work.join("opsi-backup.log"))
+            .args(args);
+        c
+    };
+    b.run("init (file only)", &mut cmd(&["init"]));
+    let r = b.run(
+        "create --backends file (first, separate repository)",
+        &mut cmd(&["create", "--backends", "file"]),
+    );
+    let _ = std::fs::remove_dir_all(&repo);
+    r
+}
