@@ -41,3 +41,19 @@ pub trait MemberSink {
         Ok(false)
     }
 }
+
+/// A borrowed sink is a sink, so wrappers can own either a sink or a `&mut` to one.
+impl<T: MemberSink + ?Sized> MemberSink for &mut T {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        (**self).add(member, content)
+    }
+    fn add_unsized(&mut self, member: Member, content: &mut dyn Read) -> Result<u64> {
+        (**self).add_unsized(member, content)
+    }
+    fn note_checksum(&mut self, path: &str, sha1_hex: &str) {
+        (**self).note_checksum(path, sha1_hex)
+    }
+    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+        (**self).reuse(member, previous)
+    }
+}

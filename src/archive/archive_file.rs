@@ -7,7 +7,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use crate::archive::compression::{open_tar_stream, Compression, Encoder};
-use crate::archive::scan::Scan;
+use crate::archive::scan::{Checked, Scan};
 use crate::archive::tar_reader::{TarEnd, TarReader};
 use crate::archive::tar_writer::TarWriter;
 use crate::error::{Error, IoContext, Result};
@@ -41,10 +41,34 @@ pub fn scan(path: &Path) -> Result<Scan> {
 }
 
 /// A new archive being written; see the module comment for the durability contract.
+///
+/// It is verified while it is written rather than by reading it back through a single-threaded
+/// decompressor: every CONTENT file's sha1 is computed from the very bytes written into the tar
+/// and checked against the CONTROL/checksums that follows (what `verify` checks); every
+/// compressed segment is decompressed and compared by the compression worker that made it
+/// (`parallel.rs`); and the file is read back after fsync and must hash (BLAKE3) to exactly
+/// the bytes that were written.
 pub struct ArchiveFileWriter {
-    tar: TarWriter<Encoder<BufWriter<File>>>,
+    tar: Checked<TarWriter<Encoder<BufWriter<HashingFile>>>>,
     tmp_path: tempfile::TempPath,
     dest: PathBuf,
+}
+
+/// The archive file, hashing every byte written to it.
+struct HashingFile {
+    file: File,
+    hash: blake3::Hasher,
+}
+
+impl std::io::Write for HashingFile {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(b)?;
+        self.hash.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl ArchiveFileWriter {
@@ -60,28 +84,40 @@ impl ArchiveFileWriter {
             .tempfile_in(&dir)
             .map_err(|e| Error::io(format!("cannot create the archive in {}", dir.display()), e))?;
         let (file, tmp_path) = tmp.into_parts();
+        let file = HashingFile {
+            file,
+            hash: blake3::Hasher::new(),
+        };
         let out = Encoder::new(BufWriter::with_capacity(1 << 20, file), compression);
         Ok(ArchiveFileWriter {
-            tar: TarWriter::new(out),
+            tar: Checked::new(TarWriter::new(out)),
             tmp_path,
             dest: dest.to_path_buf(),
         })
     }
 
-    /// Ends the tar stream, makes it durable, verifies it and renames it to its destination.
+    /// Ends the tar stream, makes it durable, checks it and renames it to its destination.
     pub fn finish(self, trailer_len: Option<u64>) -> Result<PathBuf> {
+        self.tar.scan.ensure_intact("the archive being written")?;
         let enc = match trailer_len {
-            Some(t) => self.tar.finish_with_trailer(t)?,
-            None => self.tar.finish()?,
+            Some(t) => self.tar.inner.finish_with_trailer(t)?,
+            None => self.tar.inner.finish()?,
         };
         let buf = enc.finish().ctx("writing archive")?;
-        let file = buf
+        let written = buf
             .into_inner()
             .map_err(|e| Error::io("writing archive", e.into_error()))?;
-        file.sync_all().ctx("flushing archive to disk")?;
-        drop(file);
-        let check = scan(&self.tmp_path)?;
-        check.ensure_intact("the archive just written")?;
+        written.file.sync_all().ctx("flushing archive to disk")?;
+        drop(written.file);
+        let mut on_disk = blake3::Hasher::new();
+        let mut f = File::open(&self.tmp_path).ctx("reading back the archive")?;
+        std::io::copy(&mut f, &mut on_disk).ctx("reading back the archive")?;
+        if on_disk.finalize() != written.hash.finalize() {
+            return Err(Error::Corrupt(format!(
+                "the archive read back from {} differs from what was written (disk or file system error)",
+                self.tmp_path.display()
+            )));
+        }
         self.tmp_path.persist(&self.dest).map_err(|e| {
             Error::io(
                 format!("cannot move the archive to {}", self.dest.display()),

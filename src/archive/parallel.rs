@@ -36,6 +36,22 @@ pub fn compress_segment(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
+/// Decompresses a segment just made and checks it gives back its input, so a written archive
+/// needs no single-threaded read-back to be trusted (see `archive_file.rs`).
+fn round_trip(codec: Codec, plain: &[u8], z: Vec<u8>) -> io::Result<Vec<u8>> {
+    let mut back = blake3::Hasher::new();
+    let n = match codec {
+        Codec::Bz2 => io::copy(&mut bzip2::read::BzDecoder::new(&z[..]), &mut back)?,
+        Codec::Gz => io::copy(&mut flate2::read::GzDecoder::new(&z[..]), &mut back)?,
+    };
+    if n != plain.len() as u64 || back.finalize() != blake3::hash(plain) {
+        return Err(io::Error::other(
+            "a compressed segment does not decompress to its input",
+        ));
+    }
+    Ok(z)
+}
+
 type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 
@@ -69,7 +85,9 @@ impl<W: Write> ParallelEncoder<W> {
                 std::thread::spawn(move || loop {
                     let job = rx.lock().map(|r| r.recv());
                     let Ok(Ok((seq, data))) = job else { break };
-                    if tx.send((seq, compress_segment(codec, &data))).is_err() {
+                    let done =
+                        compress_segment(codec, &data).and_then(|z| round_trip(codec, &data, z));
+                    if tx.send((seq, done)).is_err() {
                         break;
                     }
                 })

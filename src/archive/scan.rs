@@ -200,22 +200,22 @@ impl MemberSink for Scan {
 }
 
 /// Passes members on to another sink while scanning them, so an archive is checked in the
-/// same pass that imports it.
-pub struct CheckedSink<'a> {
+/// same pass that imports or writes it.
+pub struct Checked<S: MemberSink> {
     pub scan: Scan,
-    inner: &'a mut dyn MemberSink,
+    pub inner: S,
 }
 
-impl<'a> CheckedSink<'a> {
-    pub fn new(inner: &'a mut dyn MemberSink) -> CheckedSink<'a> {
-        CheckedSink {
+impl<S: MemberSink> Checked<S> {
+    pub fn new(inner: S) -> Checked<S> {
+        Checked {
             scan: Scan::default(),
             inner,
         }
     }
 }
 
-impl MemberSink for CheckedSink<'_> {
+impl<S: MemberSink> MemberSink for Checked<S> {
     fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
         let path = member.path.as_str();
         if is_control(path) {

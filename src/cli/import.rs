@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::archive::archive_file;
-use crate::archive::scan::{CheckedSink, Scan};
+use crate::archive::scan::{Checked, Scan};
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{repo, Global};
 use crate::store::SnapshotMeta;
@@ -77,7 +77,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
             source: format!("import {name}"),
         };
         let mut writer = r.begin_snapshot(meta)?;
-        let mut checked = CheckedSink::new(&mut writer);
+        let mut checked = Checked::new(&mut writer);
         let bar = progress::bar("import", Some(first.content_bytes));
         archive_file::replay(archive, &mut ProgressSink::new(&mut checked, bar.clone()))?;
         bar.finish_and_clear();

@@ -219,7 +219,6 @@ fn restore_tree_member(
             let mut tee = Sha1Reader::new(content);
             std::io::copy(&mut tee, &mut f)
                 .map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
-            f.sync_all().path_ctx("cannot write", &path)?;
             drop(f);
             meta.apply(&path, m, false)?;
             Ok(Some(tee.hex()))

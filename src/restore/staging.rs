@@ -221,7 +221,6 @@ impl StagedTree {
         }
         let (p, mut f) = self.file(m, rel)?;
         std::io::copy(content, &mut f).path_ctx("cannot write", &p)?;
-        f.sync_all().path_ctx("cannot write", &p)?;
         meta.apply(&p, m, false)
     }
 
@@ -256,6 +255,16 @@ impl StagedTree {
         if !self.dirs.iter().any(|(p, _)| p == &self.staging) {
             fs::set_permissions(&self.staging, fs::Permissions::from_mode(0o755))
                 .path_ctx("cannot chmod", &self.staging)?;
+        }
+        // One syncfs for the whole tree instead of an fsync per file: thousands of small
+        // files would otherwise wait for the disk one by one.
+        let dir = File::open(&self.staging).path_ctx("cannot open", &self.staging)?;
+        // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+            return Err(Error::io(
+                format!("cannot flush {} to disk", self.staging.display()),
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
