@@ -594,3 +594,156 @@ pub(crate) fn prune(
     report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::member::{Member, MemberKind, Mtime};
+    use crate::sink::MemberSink;
+    use crate::store::rebuild::list_packs;
+    use crate::store::{Repository, SnapshotMeta};
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i / 50_000) % 2 == 0 {
+                    b"abcdefgh,()'"[(x % 12) as usize]
+                } else {
+                    (x >> 24) as u8
+                }
+            })
+            .collect()
+    }
+
+    fn file(path: &str, size: usize) -> Member {
+        Member {
+            path: path.into(),
+            kind: MemberKind::File,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            uname: "root".into(),
+            gname: "root".into(),
+            mtime: Mtime {
+                secs: 1_764_000_000,
+                pax: None,
+            },
+            size: size as u64,
+            raw_header: None,
+        }
+    }
+
+    fn meta(time: i64) -> SnapshotMeta {
+        SnapshotMeta {
+            time,
+            host: "srv".into(),
+            backends: vec![],
+            sysinfo: vec![],
+            source: "create".into(),
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(Vec<(String, Vec<u8>)>);
+
+    impl MemberSink for Collect {
+        fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
+            let mut b = Vec::new();
+            content.read_to_end(&mut b).ctx("test read")?;
+            self.0.push((m.path.clone(), b));
+            Ok(())
+        }
+    }
+
+    /// Every chunk listed in any pack trailer has its index row pointing into that pack.
+    fn no_unused_copies(root: &Path) -> bool {
+        let conn = index::connect(&root.join("index.sqlite")).unwrap();
+        let mut st = conn
+            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE c.hash = ?1")
+            .unwrap();
+        list_packs(root).unwrap().iter().all(|name| {
+            let (_, groups) = pack::read_trailer(&pack_path(root, name)).unwrap();
+            groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
+                st.query_row([&h[..]], |r| r.get::<_, String>(0))
+                    .ok()
+                    .as_deref()
+                    == Some(name.as_str())
+            })
+        })
+    }
+
+    #[test]
+    fn duplicates_and_unused_chunks_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let params = ChunkerParams {
+            pack_size: 256 * 1024,
+            group_size: 32 * 1024,
+            ..ChunkerParams::default()
+        };
+        let repo = Repository::init_with(&root, params).unwrap();
+        let (a, b, c) = (noise(400_000, 1), noise(300_000, 2), noise(300_000, 3));
+        // Two writers at once both store A: it lands in two packs.
+        let mut w1 = repo.begin_snapshot(meta(1)).unwrap();
+        let mut w2 = repo.begin_snapshot(meta(2)).unwrap();
+        w1.add(&file("A", a.len()), &mut &a[..]).unwrap();
+        w2.add(&file("A", a.len()), &mut &a[..]).unwrap();
+        w1.add(&file("B", b.len()), &mut &b[..]).unwrap();
+        w2.add(&file("C", c.len()), &mut &c[..]).unwrap();
+        let s1 = w1.commit().unwrap().id;
+        let s2 = w2.commit().unwrap().id;
+        assert!(!no_unused_copies(&root), "A is stored twice");
+
+        assert_eq!(repo.forget(std::slice::from_ref(&s1)).unwrap(), 1);
+        assert!(!snapshot_path(&root, &s1).exists());
+        let dry = repo
+            .prune(PruneOptions {
+                dry_run: true,
+                repack_threshold: 1.0,
+            })
+            .unwrap();
+        assert!(dry.bytes_freed > 0 && dry.chunks_deleted > 0, "{dry:?}");
+        let before: u64 = list_packs(&root)
+            .unwrap()
+            .iter()
+            .map(|n| std::fs::metadata(pack_path(&root, n)).unwrap().len())
+            .sum();
+        let r = repo
+            .prune(PruneOptions {
+                dry_run: false,
+                repack_threshold: 1.0,
+            })
+            .unwrap();
+        assert_eq!(r.bytes_before, before);
+        assert!(r.packs_deleted + r.packs_repacked > 0, "{r:?}");
+        assert_eq!(r.bytes_freed, r.bytes_before - r.bytes_after);
+        let after: u64 = list_packs(&root)
+            .unwrap()
+            .iter()
+            .map(|n| std::fs::metadata(pack_path(&root, n)).unwrap().len())
+            .sum();
+        assert_eq!(after, r.bytes_after);
+        assert!(no_unused_copies(&root), "duplicates and B are gone");
+        // A and C are half text: they compress; B and the second A are gone.
+        assert!(after < 700_000 + 20_000, "{after}");
+
+        let mut got = Collect::default();
+        repo.replay(&s2, &mut got).unwrap();
+        assert_eq!(got.0, vec![("A".to_string(), a), ("C".to_string(), c)]);
+        assert!(repo.verify(None).unwrap().is_ok());
+        // Nothing left to do; a rebuilt index agrees.
+        let again = repo.prune(PruneOptions::default()).unwrap();
+        assert_eq!(again.packs_deleted + again.packs_repacked, 0, "{again:?}");
+        assert_eq!(again.bytes_freed, 0);
+        let rebuilt = repo.rebuild_index().unwrap();
+        assert_eq!(rebuilt.snapshots, 1);
+        assert!(rebuilt.skipped.is_empty());
+        assert!(repo.forget(&["0000".into()]).is_err());
+    }
+}
