@@ -6,10 +6,12 @@
 mod create;
 mod diff;
 mod export;
+mod forget;
 mod import;
 mod init;
 mod list;
 mod progress;
+mod prune;
 mod rebuild_index;
 mod repo;
 mod restore;
@@ -92,6 +94,10 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// What changed between two backups, by member, in opsi terms, and by MySQL table.
     Diff(diff::DiffArgs),
+    /// Remove the snapshots a retention policy does not keep (or the named ones).
+    Forget(forget::ForgetArgs),
+    /// Free the space of data no snapshot needs any more.
+    Prune(prune::PruneArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -138,6 +144,8 @@ pub fn main() -> i32 {
         Command::RebuildIndex(a) => rebuild_index::run(&cli.global, a),
         Command::Stats(a) => stats::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
+        Command::Forget(a) => forget::run(&cli.global, a),
+        Command::Prune(a) => prune::run(&cli.global, a),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,7 @@
 //!
 //! Format (what lies on disk): `config`, `pack`, `snapshot`, `index`.
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `verify`, `rebuild`,
-//! `recovery`, `lock`, `durable`; `repository` ties them together.
+//! `recovery`, `prune` (forget and prune), `lock`, `durable`; `repository` ties them together.
 
 mod chunker;
 mod config;
@@ -13,6 +13,7 @@ mod lock;
 mod pack;
 mod packer;
 mod previous;
+mod prune;
 mod reader;
 mod rebuild;
 mod recovery;
@@ -23,6 +24,7 @@ mod verify;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
 pub use previous::{Previous, PreviousFile};
+pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::RebuildReport;
 pub use repository::Repository;
 pub use snapshot::{SnapshotInfo, SnapshotMeta};

@@ -13,6 +13,7 @@ use crate::member::Member;
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config};
 use crate::store::lock::{LockKind, RepoLock};
+use crate::store::prune::{self, PruneOptions, PruneReport};
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::snapshot::{SnapshotInfo, SnapshotMeta};
 use crate::store::snapshot_writer::SnapshotWriter;
@@ -205,5 +206,35 @@ impl Repository {
         let report = rebuild::rebuild(&self.root, &mut conn, &lock)?;
         recovery::recover(&self.root, &mut conn, &lock)?;
         Ok(report)
+    }
+
+    /// Removes snapshots (full ids or anything `resolve` accepts): their index rows, then
+    /// their files. Their chunks stay until `prune`. Takes the exclusive lock. Returns how
+    /// many snapshots were removed.
+    pub fn forget(&self, ids: &[String]) -> Result<u64> {
+        let lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "remove snapshots")?;
+        let names = ids
+            .iter()
+            .map(|id| self.resolve(id).map(|s| s.id))
+            .collect::<Result<Vec<_>>>()?;
+        prune::forget(&mut self.conn(), &self.root, &names, &lock)
+    }
+
+    /// Deletes packs no snapshot needs and rewrites packs that are mostly unused. Takes the
+    /// exclusive lock (a dry run the shared one).
+    pub fn prune(&self, opts: PruneOptions) -> Result<PruneReport> {
+        let (kind, purpose) = if opts.dry_run {
+            (LockKind::Shared, "estimate what prune would free")
+        } else {
+            (LockKind::Exclusive, "prune unused data")
+        };
+        let lock = RepoLock::acquire(&self.root, kind, purpose)?;
+        prune::prune(
+            &mut self.conn(),
+            &self.root,
+            &self.config.chunker,
+            opts,
+            &lock,
+        )
     }
 }

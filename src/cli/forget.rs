@@ -1,0 +1,135 @@
+//! `forget [--keep-* N] [--keep-within D] [--dry-run] [--prune] [SNAPSHOT...]`: removes the
+//! snapshots a retention policy does not keep (restic's semantics, per host; see
+//! `retention.rs`), or the named snapshots. Without keep options the `[retention]` policy of
+//! /etc/opsi/opsi-backup.toml applies. The data of removed snapshots is freed by `prune`.
+
+use clap::Args;
+
+use crate::cli::{prune, repo, Global};
+use crate::retention::{self, Candidate, Policy};
+use crate::store::PruneOptions;
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest days that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest months that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest years that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot taken within DURATION (e.g. 7d, 2m, 1y6m, 12h) before the newest.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Show every snapshot with keep/remove and the reasons; remove nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Run prune afterwards, freeing the space of the removed snapshots.
+    #[arg(long)]
+    pub prune: bool,
+    /// Remove exactly these snapshots (ids or unique prefixes) instead of applying a policy.
+    #[arg(value_name = "SNAPSHOT", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within"])]
+    pub snapshots: Vec<String>,
+}
+
+impl ForgetArgs {
+    fn policy(&self) -> Policy {
+        Policy {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self.keep_within.clone(),
+        }
+    }
+}
+
+pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
+    let r = repo::open(g)?;
+    let remove: Vec<String> = if a.snapshots.is_empty() {
+        let mut policy = a.policy();
+        if policy.is_empty() {
+            policy = g.settings.retention.clone();
+        }
+        if policy.is_empty() {
+            anyhow::bail!(
+                "no retention policy: give --keep-last/--keep-hourly/--keep-daily/--keep-weekly/\
+                 --keep-monthly/--keep-yearly N or --keep-within DURATION, or set [retention] in \
+                 {}; nothing was removed",
+                crate::settings::SETTINGS_FILE
+            );
+        }
+        let candidates: Vec<Candidate> = r
+            .snapshots()?
+            .into_iter()
+            .map(|s| Candidate {
+                id: s.id,
+                time: s.time,
+                host: s.host,
+            })
+            .collect();
+        let decisions = retention::apply(&policy, &candidates)?;
+        println!(
+            "{:<12}  {:<19}  {:<28}  {:<6}  REASONS",
+            "ID", "TIME", "HOST", "ACTION"
+        );
+        for d in &decisions {
+            println!(
+                "{:<12}  {:<19}  {:<28}  {:<6}  {}",
+                repo::short(&d.id),
+                repo::format_time(d.time),
+                d.host,
+                if d.keep { "keep" } else { "remove" },
+                d.reasons.join(", ")
+            );
+        }
+        decisions
+            .into_iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.id)
+            .collect()
+    } else {
+        let mut ids = Vec::new();
+        for s in &a.snapshots {
+            let info = r.resolve(s)?;
+            println!(
+                "{:<12}  {:<19}  {:<28}  remove",
+                repo::short(&info.id),
+                repo::format_time(info.time),
+                info.host
+            );
+            ids.push(info.id);
+        }
+        ids
+    };
+    if a.dry_run {
+        println!(
+            "dry run: {} snapshots would be removed; nothing was changed",
+            remove.len()
+        );
+        return Ok(0);
+    }
+    let n = if remove.is_empty() {
+        0
+    } else {
+        r.forget(&remove)?
+    };
+    println!("{n} snapshots removed");
+    if a.prune {
+        prune::print_report(&r.prune(PruneOptions::default())?);
+    }
+    Ok(0)
+}

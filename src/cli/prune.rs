@@ -1,0 +1,73 @@
+//! `prune [--dry-run] [--repack-threshold PERCENT] [--json]`: deletes the packs no snapshot
+//! needs any more and rewrites packs that are mostly unused; reports the bytes freed.
+
+use clap::Args;
+
+use crate::cli::{repo, Global};
+use crate::store::{PruneOptions, PruneReport};
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Only show what would be deleted and freed (estimates for rewritten packs).
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Rewrite a pack holding unused data when less than PERCENT of it is still used.
+    #[arg(long, value_name = "PERCENT", default_value_t = 50.0,
+          value_parser = parse_percent)]
+    pub repack_threshold: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a percentage between 0 and 100")),
+    }
+}
+
+pub fn run(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
+    let r = repo::open(g)?;
+    let report = r.prune(PruneOptions {
+        dry_run: a.dry_run,
+        repack_threshold: a.repack_threshold / 100.0,
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(0)
+}
+
+/// The report for people; also used by `forget --prune`.
+pub fn print_report(r: &PruneReport) {
+    let would = if r.dry_run { "would be " } else { "" };
+    println!(
+        "packs: {} {would}deleted, {} {would}rewritten into {} new, {} of {} kept",
+        r.packs_deleted,
+        r.packs_repacked,
+        r.packs_written,
+        r.packs_before - r.packs_deleted - r.packs_repacked,
+        r.packs_before
+    );
+    println!(
+        "chunks: {} used by {} snapshots, {} unused {would}removed from the index",
+        r.chunks_used, r.snapshots, r.chunks_deleted
+    );
+    println!(
+        "{}: {} ({} bytes); packs {} -> {}",
+        if r.dry_run { "would free" } else { "freed" },
+        repo::human(r.bytes_freed),
+        r.bytes_freed,
+        repo::human(r.bytes_before),
+        repo::human(r.bytes_after)
+    );
+    if r.unused_bytes_kept > 0 {
+        println!(
+            "unused data left in packs not worth rewriting: about {}",
+            repo::human(r.unused_bytes_kept)
+        );
+    }
+}

@@ -1,0 +1,750 @@
+//! Deleting data: `forget` removes snapshots, `prune` removes the chunks no snapshot needs any
+//! more by deleting packs that hold none and rewriting ("repacking") packs that are mostly
+//! garbage. Both hold the exclusive lock. Spec: `store-format/README.md`, section "Forgetting
+//! and pruning", which gives the order of every step and what a crash at each leaves behind.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::config::ChunkerParams;
+use crate::store::index::{self, SqlContext};
+use crate::store::lock::RepoLock;
+use crate::store::pack::{self, FLAG_ZSTD};
+use crate::store::packer::{pack_path, PackDone, Packer, PlainGroup, SealedGroup};
+use crate::store::snapshot::snapshot_path;
+use crate::store::{crash_point, durable, recovery};
+
+/// What `Repository::prune` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruneOptions {
+    /// Only compute and report what would be done; takes the shared lock and changes nothing.
+    pub dry_run: bool,
+    /// A pack that holds unused data is rewritten when its used bytes are below this fraction
+    /// of its size (0.5: packs that are more than half garbage). 0 never rewrites; packs with
+    /// no used chunk at all are always deleted.
+    pub repack_threshold: f64,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            repack_threshold: 0.5,
+        }
+    }
+}
+
+/// What `Repository::prune` did (or, with `dry_run`, would do: the byte figures of repacked
+/// packs are then estimates).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    /// Snapshots whose chunks were kept.
+    pub snapshots: u64,
+    pub packs_before: u64,
+    /// Packs deleted because no snapshot uses any chunk in them.
+    pub packs_deleted: u64,
+    /// Packs rewritten (their used chunks copied into new packs) and then deleted.
+    pub packs_repacked: u64,
+    /// New packs written by the repacking.
+    pub packs_written: u64,
+    pub packs_after: u64,
+    /// Chunks some snapshot uses.
+    pub chunks_used: u64,
+    /// Chunk rows removed from the index (chunks no snapshot uses).
+    pub chunks_deleted: u64,
+    /// Bytes of all pack files before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// `bytes_before - bytes_after`.
+    pub bytes_freed: u64,
+    /// Bytes of the new packs.
+    pub bytes_written: u64,
+    /// Unused bytes (estimated) left in packs that were not worth rewriting.
+    pub unused_bytes_kept: u64,
+}
+
+/// Removes the snapshots `names` (full ids): their index rows in one transaction, then their
+/// files. The caller holds the exclusive lock. Returns how many were removed.
+pub(crate) fn forget(
+    conn: &mut Connection,
+    root: &Path,
+    names: &[String],
+    _lock: &RepoLock,
+) -> Result<u64> {
+    let names: BTreeSet<&String> = names.iter().collect();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .sql()?;
+    for name in &names {
+        let row = index::snapshot_row(&tx, name)?;
+        tx.execute("DELETE FROM members WHERE snapshot = ?1", [row])
+            .sql()?;
+        tx.execute("DELETE FROM snapshots WHERE id = ?1", [row])
+            .sql()?;
+    }
+    crash_point("forget-index-before-commit");
+    tx.commit().sql()?;
+    crash_point("forget-index-committed");
+    for name in &names {
+        remove_if_present(&snapshot_path(root, name))?;
+        crash_point("forget-file-removed");
+    }
+    durable::sync_dir(&root.join("snapshots"))?;
+    Ok(names.len() as u64)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One bit per chunk row id.
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn set(&mut self, i: i64) -> bool {
+        match usize::try_from(i).ok().filter(|i| i / 64 < self.0.len()) {
+            Some(i) => {
+                self.0[i / 64] |= 1 << (i % 64);
+                true
+            }
+            None => false,
+        }
+    }
+    fn get(&self, i: i64) -> bool {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.0.get(i / 64).map(|w| w & (1 << (i % 64)) != 0))
+            .unwrap_or(false)
+    }
+    fn count(&self) -> u64 {
+        self.0.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fate {
+    Keep,
+    Delete,
+    Repack,
+}
+
+struct PackPlan {
+    id: i64,
+    name: String,
+    size: u64,
+    /// Estimated stored bytes of used chunks.
+    used: f64,
+    /// Whether the pack holds any byte no chunk row of a used chunk points to.
+    unused: bool,
+    fate: Fate,
+}
+
+/// The used chunks and what becomes of every pack.
+struct Plan {
+    used: Bits,
+    unused_rows: Vec<i64>,
+    snapshots: u64,
+    packs: Vec<PackPlan>,
+}
+
+/// Marks every chunk row some snapshot uses and decides, per pack, delete / repack / keep.
+fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
+    let max: i64 = conn
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM chunks", [], |r| r.get(0))
+        .sql()?;
+    let mut used = Bits::new(max as usize + 1);
+    let snapshot_rows: Vec<i64> = {
+        let mut st = conn.prepare("SELECT id FROM snapshots").sql()?;
+        let rows = st.query_map([], |r| r.get(0)).sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()?
+    };
+    let missing = || {
+        Error::Corrupt(
+            "index: a snapshot names a chunk the index does not hold; run `rebuild-index` \
+             before pruning"
+                .into(),
+        )
+    };
+    for &row in &snapshot_rows {
+        index::for_each_member(conn, row, |_, ids| {
+            for id in ids {
+                if !used.set(id) {
+                    return Err(missing());
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let mut group_used: HashMap<i64, u64> = HashMap::new();
+    let mut unused_rows = Vec::new();
+    let mut found = 0u64;
+    {
+        let mut st = conn.prepare("SELECT id, grp, len FROM chunks").sql()?;
+        let mut rows = st.query([]).sql()?;
+        while let Some(r) = rows.next().sql()? {
+            let (id, grp, len): (i64, i64, i64) =
+                (r.get(0).sql()?, r.get(1).sql()?, r.get(2).sql()?);
+            if used.get(id) {
+                found += 1;
+                *group_used.entry(grp).or_default() += len as u64;
+            } else {
+                unused_rows.push(id);
+            }
+        }
+    }
+    if found != used.count() {
+        return Err(missing());
+    }
+    // Per pack: estimated stored bytes of used chunks, and whether anything is unused.
+    let mut per_pack: HashMap<i64, (f64, bool)> = HashMap::new();
+    {
+        let mut st = conn
+            .prepare("SELECT id, pack, stored_len, plain_len FROM groups")
+            .sql()?;
+        let mut rows = st.query([]).sql()?;
+        while let Some(r) = rows.next().sql()? {
+            let (id, pack, stored, plain): (i64, i64, i64, i64) = (
+                r.get(0).sql()?,
+                r.get(1).sql()?,
+                r.get(2).sql()?,
+                r.get(3).sql()?,
+            );
+            let u = group_used.get(&id).copied().unwrap_or(0);
+            let e = per_pack.entry(pack).or_insert((0.0, false));
+            if plain > 0 {
+                e.0 += stored as f64 * u as f64 / plain as f64;
+            }
+            e.1 |= (u as i64) < plain;
+        }
+    }
+    let mut packs = Vec::new();
+    let mut st = conn
+        .prepare("SELECT id, name, size FROM packs ORDER BY name")
+        .sql()?;
+    let mut rows = st.query([]).sql()?;
+    while let Some(r) = rows.next().sql()? {
+        let (id, name, size): (i64, String, i64) =
+            (r.get(0).sql()?, r.get(1).sql()?, r.get(2).sql()?);
+        let (used_bytes, unused) = per_pack.get(&id).copied().unwrap_or((0.0, true));
+        let size = size as u64;
+        let fate = if used_bytes == 0.0 {
+            Fate::Delete
+        } else if unused && used_bytes < threshold * size as f64 {
+            Fate::Repack
+        } else {
+            Fate::Keep
+        };
+        packs.push(PackPlan {
+            id,
+            name,
+            size,
+            used: used_bytes,
+            unused,
+            fate,
+        });
+    }
+    Ok(Plan {
+        used,
+        unused_rows,
+        snapshots: snapshot_rows.len() as u64,
+        packs,
+    })
+}
+
+/// Copies the used chunks of the packs to repack into new packs (durable on return, not
+/// indexed). Groups whose chunks are all used are copied as stored (still compressed); the
+/// used chunks of the other groups are collected into new groups and compressed again. Every
+/// chunk copied is checked against its BLAKE3 id first.
+fn repack(
+    conn: &Connection,
+    root: &Path,
+    params: &ChunkerParams,
+    plan: &Plan,
+) -> Result<Vec<PackDone>> {
+    let mut out = Vec::new();
+    let mut packer: Option<Packer> = None;
+    let mut plain = PlainGroup::default();
+    let append = |g: SealedGroup, packer: &mut Option<Packer>, out: &mut Vec<PackDone>| {
+        let p = match packer {
+            Some(p) => p,
+            None => packer.insert(Packer::create(root)?),
+        };
+        p.append(g)?;
+        if p.len() >= params.pack_size {
+            out.push(packer.take().expect("set above").finish(root)?);
+        }
+        Ok::<(), Error>(())
+    };
+    let mut groups_st = conn
+        .prepare(
+            "SELECT id, offset, stored_len, plain_len, flags FROM groups WHERE pack = ?1 ORDER BY offset",
+        )
+        .sql()?;
+    let mut chunks_st = conn
+        .prepare("SELECT id, hash, offset, len FROM chunks WHERE grp = ?1 ORDER BY offset")
+        .sql()?;
+    for p in plan.packs.iter().filter(|p| p.fate == Fate::Repack) {
+        let path = pack_path(root, &p.name);
+        let mut file = File::open(&path).path_ctx("opening pack", &path)?;
+        let groups: Vec<(i64, u64, u32, u64, u8)> = groups_st
+            .query_map([p.id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                    r.get(4)?,
+                ))
+            })
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()?;
+        for (gid, offset, stored_len, plain_len, flags) in groups {
+            let chunks: Vec<(i64, ChunkId, u64, u32)> = chunks_st
+                .query_map([gid], |r| {
+                    let h: Vec<u8> = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        h.try_into().unwrap_or([0; 32]),
+                        r.get::<_, i64>(2)? as u64,
+                        r.get(3)?,
+                    ))
+                })
+                .sql()?
+                .collect::<rusqlite::Result<_>>()
+                .sql()?;
+            let chunks: Vec<_> = chunks.into_iter().filter(|c| plan.used.get(c.0)).collect();
+            if chunks.is_empty() {
+                continue;
+            }
+            let damaged = |why: String| {
+                Error::Corrupt(format!(
+                    "pack {}: group at offset {offset}: {why}; prune stopped before changing anything (run `verify`)",
+                    p.name
+                ))
+            };
+            let mut stored = vec![0u8; stored_len as usize];
+            file.seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_exact(&mut stored))
+                .path_ctx("reading", &path)?;
+            let data = if flags & FLAG_ZSTD != 0 {
+                zstd::bulk::decompress(&stored, plain_len as usize)
+                    .map_err(|e| damaged(e.to_string()))?
+            } else {
+                stored.clone()
+            };
+            if data.len() as u64 != plain_len {
+                return Err(damaged("wrong plain length".into()));
+            }
+            let mut whole = true;
+            let mut at = 0u64;
+            for (_, hash, off, len) in &chunks {
+                let bytes = data
+                    .get(*off as usize..(*off + u64::from(*len)) as usize)
+                    .ok_or_else(|| damaged(format!("chunk {} lies outside", hex::encode(hash))))?;
+                if chunk_id(bytes) != *hash {
+                    return Err(damaged(format!(
+                        "chunk {} does not match its BLAKE3 id",
+                        hex::encode(hash)
+                    )));
+                }
+                whole &= *off == at;
+                at = off + u64::from(*len);
+            }
+            whole &= at == plain_len;
+            if whole {
+                append(
+                    SealedGroup {
+                        stored,
+                        flags,
+                        chunks: chunks.iter().map(|c| (c.1, c.3)).collect(),
+                    },
+                    &mut packer,
+                    &mut out,
+                )?;
+                continue;
+            }
+            for (_, hash, off, len) in &chunks {
+                plain.push(
+                    *hash,
+                    &data[*off as usize..(*off + u64::from(*len)) as usize],
+                );
+                if plain.data.len() >= params.group_size as usize {
+                    let g = std::mem::take(&mut plain).seal(params.zstd_level);
+                    append(g, &mut packer, &mut out)?;
+                }
+            }
+        }
+    }
+    if !plain.chunks.is_empty() {
+        let g = std::mem::take(&mut plain).seal(params.zstd_level);
+        append(g, &mut packer, &mut out)?;
+    }
+    if let Some(p) = packer.take() {
+        out.push(p.finish(root)?);
+    }
+    Ok(out)
+}
+
+/// Runs prune (spec: "Forgetting and pruning"). With `dry_run` the caller holds the shared
+/// lock, otherwise the exclusive one.
+pub(crate) fn prune(
+    conn: &mut Connection,
+    root: &Path,
+    params: &ChunkerParams,
+    opts: PruneOptions,
+    lock: &RepoLock,
+) -> Result<PruneReport> {
+    if !opts.dry_run {
+        // Step 1: every durable snapshot file and pack is in the index, tmp/ is empty.
+        let rec = recovery::recover(root, conn, lock)?;
+        let bad: Vec<&String> = rec
+            .unreadable
+            .iter()
+            .filter(|u| u.starts_with("snapshot "))
+            .collect();
+        if !bad.is_empty() {
+            return Err(Error::Repository(format!(
+                "prune refused: snapshot files that cannot be indexed would lose their data: {}; \
+                 check them with `verify` and move them out of snapshots/ before pruning",
+                bad.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+    }
+    // Step 2: the plan.
+    let plan = plan(conn, opts.repack_threshold)?;
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        snapshots: plan.snapshots,
+        packs_before: plan.packs.len() as u64,
+        chunks_used: plan.used.count(),
+        chunks_deleted: plan.unused_rows.len() as u64,
+        bytes_before: plan.packs.iter().map(|p| p.size).sum(),
+        ..PruneReport::default()
+    };
+    for p in &plan.packs {
+        match p.fate {
+            Fate::Delete => report.packs_deleted += 1,
+            Fate::Repack => report.packs_repacked += 1,
+            Fate::Keep if p.unused => {
+                report.unused_bytes_kept += p.size.saturating_sub(p.used as u64)
+            }
+            Fate::Keep => {}
+        }
+    }
+    if opts.dry_run {
+        let repacked: f64 = plan
+            .packs
+            .iter()
+            .filter(|p| p.fate == Fate::Repack)
+            .map(|p| p.used)
+            .sum();
+        report.bytes_written = repacked as u64;
+        report.packs_written = report.bytes_written.div_ceil(params.pack_size.max(1));
+        let dropped: u64 = plan
+            .packs
+            .iter()
+            .filter(|p| p.fate != Fate::Keep)
+            .map(|p| p.size)
+            .sum();
+        report.bytes_after = report.bytes_before - dropped + report.bytes_written;
+        report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
+        report.packs_after = report.packs_before - report.packs_deleted - report.packs_repacked
+            + report.packs_written;
+        return Ok(report);
+    }
+    crash_point("prune-planned");
+    if report.packs_deleted + report.packs_repacked == 0 && plan.unused_rows.is_empty() {
+        report.bytes_after = report.bytes_before;
+        report.packs_after = report.packs_before;
+        return Ok(report);
+    }
+    // Step 3: new packs, durable.
+    let new = repack(conn, root, params, &plan)?;
+    crash_point("prune-repacked");
+    report.packs_written = new.len() as u64;
+    report.bytes_written = new.iter().map(|p| p.size).sum();
+    // Step 4: one transaction.
+    let dropped: Vec<&PackPlan> = plan.packs.iter().filter(|p| p.fate != Fate::Keep).collect();
+    let dropped_ids: HashSet<i64> = dropped.iter().map(|p| p.id).collect();
+    let new_names: HashSet<&str> = new.iter().map(|p| p.name.as_str()).collect();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .sql()?;
+    {
+        let mut del = tx
+            .prepare_cached("DELETE FROM chunks WHERE id = ?1")
+            .sql()?;
+        for id in &plan.unused_rows {
+            del.execute([id]).sql()?;
+        }
+    }
+    for p in &new {
+        // A rerun after a crash before the commit writes the same pack again, byte for byte:
+        // the earlier copy was indexed by recovery, holds no used chunk row and is dropped.
+        let known: Option<i64> = tx
+            .query_row("SELECT id FROM packs WHERE name = ?1", [&p.name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .sql()?;
+        if let Some(id) = known {
+            if !dropped_ids.contains(&id) {
+                return Err(Error::Repository(format!(
+                    "prune: rewritten pack {} equals a pack in use; nothing was changed",
+                    p.name
+                )));
+            }
+            tx.execute("DELETE FROM groups WHERE pack = ?1", [id])
+                .sql()?;
+            tx.execute("DELETE FROM packs WHERE id = ?1", [id]).sql()?;
+        }
+        let (size, groups) = pack::read_trailer(&pack_path(root, &p.name))?;
+        tx.execute(
+            "INSERT INTO packs (name, size) VALUES (?1, ?2)",
+            params![p.name, size as i64],
+        )
+        .sql()?;
+        let pack_row = tx.last_insert_rowid();
+        let mut ins = tx
+            .prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .sql()?;
+        let mut repoint = tx
+            .prepare_cached("UPDATE chunks SET grp = ?1, offset = ?2 WHERE hash = ?3")
+            .sql()?;
+        for g in &groups {
+            ins.execute(params![
+                pack_row,
+                g.offset as i64,
+                g.stored_len,
+                g.plain_len() as i64,
+                g.flags
+            ])
+            .sql()?;
+            let grp = tx.last_insert_rowid();
+            let mut off = 0u64;
+            for (hash, len) in &g.chunks {
+                if repoint.execute(params![grp, off as i64, &hash[..]]).sql()? != 1 {
+                    return Err(Error::Repository(format!(
+                        "prune: chunk {} of rewritten pack {} is not in the index; nothing was changed",
+                        hex::encode(hash),
+                        p.name
+                    )));
+                }
+                off += u64::from(*len);
+            }
+        }
+    }
+    crash_point("prune-index-repointed");
+    for p in &dropped {
+        if new_names.contains(p.name.as_str()) {
+            continue;
+        }
+        // Foreign keys refuse this while any chunk row still points into the pack.
+        tx.execute("DELETE FROM groups WHERE pack = ?1", [p.id])
+            .sql()?;
+        tx.execute("DELETE FROM packs WHERE id = ?1", [p.id])
+            .sql()?;
+    }
+    crash_point("prune-index-before-commit");
+    tx.commit().sql()?;
+    crash_point("prune-index-committed");
+    // Step 5: the files no index row references any more.
+    let mut dirs = BTreeSet::new();
+    for p in &dropped {
+        if new_names.contains(p.name.as_str()) {
+            continue;
+        }
+        let path = pack_path(root, &p.name);
+        remove_if_present(&path)?;
+        crash_point("prune-pack-removed");
+        dirs.insert(path.parent().expect("pack has a directory").to_path_buf());
+    }
+    for d in dirs {
+        durable::sync_dir(&d)?;
+    }
+    let after: (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM packs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .sql()?;
+    report.packs_after = after.0 as u64;
+    report.bytes_after = after.1 as u64;
+    report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::member::{Member, MemberKind, Mtime};
+    use crate::sink::MemberSink;
+    use crate::store::rebuild::list_packs;
+    use crate::store::{Repository, SnapshotMeta};
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i / 50_000) % 2 == 0 {
+                    b"abcdefgh,()'"[(x % 12) as usize]
+                } else {
+                    (x >> 24) as u8
+                }
+            })
+            .collect()
+    }
+
+    fn file(path: &str, size: usize) -> Member {
+        Member {
+            path: path.into(),
+            kind: MemberKind::File,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            uname: "root".into(),
+            gname: "root".into(),
+            mtime: Mtime {
+                secs: 1_764_000_000,
+                pax: None,
+            },
+            size: size as u64,
+            raw_header: None,
+            stamp: None,
+        }
+    }
+
+    fn meta(time: i64) -> SnapshotMeta {
+        SnapshotMeta {
+            time,
+            host: "srv".into(),
+            backends: vec![],
+            sysinfo: vec![],
+            source: "create".into(),
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(Vec<(String, Vec<u8>)>);
+
+    impl MemberSink for Collect {
+        fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
+            let mut b = Vec::new();
+            content.read_to_end(&mut b).ctx("test read")?;
+            self.0.push((m.path.clone(), b));
+            Ok(())
+        }
+    }
+
+    /// Every chunk listed in any pack trailer has its index row pointing into that pack.
+    fn no_unused_copies(root: &Path) -> bool {
+        let conn = index::connect(&root.join("index.sqlite")).unwrap();
+        let mut st = conn
+            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE c.hash = ?1")
+            .unwrap();
+        list_packs(root).unwrap().iter().all(|name| {
+            let (_, groups) = pack::read_trailer(&pack_path(root, name)).unwrap();
+            groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
+                st.query_row([&h[..]], |r| r.get::<_, String>(0))
+                    .ok()
+                    .as_deref()
+                    == Some(name.as_str())
+            })
+        })
+    }
+
+    #[test]
+    fn duplicates_and_unused_chunks_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let params = ChunkerParams {
+            pack_size: 256 * 1024,
+            group_size: 32 * 1024,
+            ..ChunkerParams::default()
+        };
+        let repo = Repository::init_with(&root, params).unwrap();
+        let (a, b, c) = (noise(400_000, 1), noise(300_000, 2), noise(300_000, 3));
+        // Two writers at once both store A: it lands in two packs.
+        let mut w1 = repo.begin_snapshot(meta(1)).unwrap();
+        let mut w2 = repo.begin_snapshot(meta(2)).unwrap();
+        w1.add(&file("A", a.len()), &mut &a[..]).unwrap();
+        w2.add(&file("A", a.len()), &mut &a[..]).unwrap();
+        w1.add(&file("B", b.len()), &mut &b[..]).unwrap();
+        w2.add(&file("C", c.len()), &mut &c[..]).unwrap();
+        let s1 = w1.commit().unwrap().id;
+        let s2 = w2.commit().unwrap().id;
+        assert!(!no_unused_copies(&root), "A is stored twice");
+
+        assert_eq!(repo.forget(std::slice::from_ref(&s1)).unwrap(), 1);
+        assert!(!snapshot_path(&root, &s1).exists());
+        let dry = repo
+            .prune(PruneOptions {
+                dry_run: true,
+                repack_threshold: 1.0,
+            })
+            .unwrap();
+        assert!(dry.bytes_freed > 0 && dry.chunks_deleted > 0, "{dry:?}");
+        let before: u64 = list_packs(&root)
+            .unwrap()
+            .iter()
+            .map(|n| std::fs::metadata(pack_path(&root, n)).unwrap().len())
+            .sum();
+        let r = repo
+            .prune(PruneOptions {
+                dry_run: false,
+                repack_threshold: 1.0,
+            })
+            .unwrap();
+        assert_eq!(r.bytes_before, before);
+        assert!(r.packs_deleted + r.packs_repacked > 0, "{r:?}");
+        assert_eq!(r.bytes_freed, r.bytes_before - r.bytes_after);
+        let after: u64 = list_packs(&root)
+            .unwrap()
+            .iter()
+            .map(|n| std::fs::metadata(pack_path(&root, n)).unwrap().len())
+            .sum();
+        assert_eq!(after, r.bytes_after);
+        assert!(no_unused_copies(&root), "duplicates and B are gone");
+        // A and C are half text: they compress; B and the second A are gone.
+        assert!(after < 700_000 + 20_000, "{after}");
+
+        let mut got = Collect::default();
+        repo.replay(&s2, &mut got).unwrap();
+        assert_eq!(got.0, vec![("A".to_string(), a), ("C".to_string(), c)]);
+        assert!(repo.verify(None).unwrap().is_ok());
+        // Nothing left to do; a rebuilt index agrees.
+        let again = repo.prune(PruneOptions::default()).unwrap();
+        assert_eq!(again.packs_deleted + again.packs_repacked, 0, "{again:?}");
+        assert_eq!(again.bytes_freed, 0);
+        let rebuilt = repo.rebuild_index().unwrap();
+        assert_eq!(rebuilt.snapshots, 1);
+        assert!(rebuilt.skipped.is_empty());
+        assert!(repo.forget(&["0000".into()]).is_err());
+    }
+}
