@@ -121,3 +121,36 @@ fn failing_mysqldump_fails_create_and_leaves_nothing() {
         "no archive, no temporary file"
     );
 }
+
+/// Two nightly snapshots of the MySQL backend: `diff` names the tables whose rows changed.
+#[test]
+fn diff_names_changed_tables() {
+    let Some(srv) = server() else { return };
+    let db = TestDb::create(&srv, "diff");
+    let sql = database_sql(&DataSize::small());
+    with_tools(|| restore_from(&db.cfg, &mut &sql[..])).expect("loading test data");
+    let fake = FakeServer::new(2, false);
+    use_mysql(&fake, &db.cfg);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let rb = || {
+        let mut c = bin(fake.root());
+        c.env("OPSI_BACKUP_REPOSITORY", &repo);
+        c
+    };
+    ok(&mut rb().arg("init"));
+    let (code, _, err) = with_tools(|| run(rb().args(["create", "--backends", "mysql"])));
+    assert_eq!(code, 0, "{err}");
+    db.root_sql("UPDATE HOST SET description = 'changed' LIMIT 1;");
+    let (code, _, err) = with_tools(|| run(rb().args(["create", "--backends", "mysql"])));
+    assert_eq!(code, 0, "{err}");
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(&mut rb().args(["snapshots", "--json"]))).unwrap();
+    let a = snaps[0]["id"].as_str().unwrap()[..10].to_string();
+    let out = ok(&mut rb().args(["diff", &a, "latest"]));
+    assert!(
+        out.contains("M  table HOST in CONTENT/BACKENDS/MYSQL/mysql/database.sql"),
+        "{out}"
+    );
+    assert!(out.contains("1 tables changed"), "{out}");
+}
