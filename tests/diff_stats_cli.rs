@@ -3,25 +3,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::fake_server::FakeServer;
 use common::{bin, ok};
-
-fn repo_bin(root: &Path, repo: &Path) -> Command {
-    let mut c = bin(root);
-    c.env("OPSI_BACKUP_REPOSITORY", repo);
-    c
-}
 
 #[test]
 fn diff_names_clients_products_and_config_files() {
     let server = FakeServer::new(20, false);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
-    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
     let first = work.path().join("first.tar");
     ok(bin(server.root())
         .args(["create", "-c", "none"])
@@ -44,14 +35,15 @@ fn diff_names_clients_products_and_config_files() {
         "[groups]\nfileadmingroup = opsifileadmins\n",
     )
     .unwrap();
-    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
 
-    let snaps: serde_json::Value = serde_json::from_str(&ok(
-        repo_bin(server.root(), &repo).args(["snapshots", "--json"])
-    ))
-    .unwrap();
+    let snaps: serde_json::Value =
+        serde_json::from_str(&ok(
+            common::repo_bin(server.root(), &repo).args(["snapshots", "--json"])
+        ))
+        .unwrap();
     let a = snaps[0]["id"].as_str().unwrap()[..10].to_string();
-    let out = ok(repo_bin(server.root(), &repo).args(["diff", &a, "latest"]));
+    let out = ok(common::repo_bin(server.root(), &repo).args(["diff", &a, "latest"]));
     for want in [
         "M  CONTENT/BACKENDS/FILE/file/clients/client0004.example.org.ini  (client client0004.example.org)",
         "-  CONTENT/BACKENDS/FILE/file/audit/client0005.example.org.sw  (software audit of client0005.example.org)",
@@ -66,20 +58,22 @@ fn diff_names_clients_products_and_config_files() {
     );
 
     // An archive file and a snapshot compare just as well; the same content shows no change.
-    let out = ok(repo_bin(server.root(), &repo)
+    let out = ok(common::repo_bin(server.root(), &repo)
         .arg("diff")
         .arg(&first)
         .arg(&a));
     assert!(out.contains("0 added, 0 removed, 0 changed"), "{out}");
     let json: serde_json::Value = serde_json::from_str(&ok(
-        repo_bin(server.root(), &repo).args(["diff", &a, "latest", "--json"])
+        common::repo_bin(server.root(), &repo).args(["diff", &a, "latest", "--json"])
     ))
     .unwrap();
     assert!(json["members"].as_array().unwrap().len() >= 4);
 
     let stats: serde_json::Value =
-        serde_json::from_str(&ok(repo_bin(server.root(), &repo).args(["stats", "--json"])))
-            .unwrap();
+        serde_json::from_str(&ok(
+            common::repo_bin(server.root(), &repo).args(["stats", "--json"])
+        ))
+        .unwrap();
     assert_eq!(stats["snapshots"], 2);
     assert!(stats["dedup_ratio"].as_f64().unwrap() > 1.5, "{stats}");
     assert_eq!(stats["per_snapshot"].as_array().unwrap().len(), 2);

@@ -12,12 +12,6 @@ use std::time::Duration;
 use common::fake_server::FakeServer;
 use common::{bin, ok, tree};
 
-fn repo_bin(root: &Path, repo: &Path) -> Command {
-    let mut c = bin(root);
-    c.env("OPSI_BACKUP_REPOSITORY", repo);
-    c
-}
-
 fn kill_after(mut cmd: Command, delay: Duration) -> bool {
     let mut child = cmd
         .stdout(Stdio::null())
@@ -32,7 +26,7 @@ fn kill_after(mut cmd: Command, delay: Duration) -> bool {
 }
 
 fn snapshot_count(root: &Path, repo: &Path) -> usize {
-    let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
+    let out = ok(common::repo_bin(root, repo).args(["snapshots", "--json"]));
     serde_json::from_str::<serde_json::Value>(&out)
         .unwrap()
         .as_array()
@@ -45,8 +39,8 @@ fn kill_during_create_and_import_leaves_a_working_repository() {
     let server = FakeServer::new(150, true);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
-    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
     let archive = work.path().join("a.tar.gz");
     ok(bin(server.root())
         .args(["create", "-c", "gz"])
@@ -61,7 +55,7 @@ fn kill_during_create_and_import_leaves_a_working_repository() {
             i
         ));
         std::fs::write(&f, format!("[info]\nround = {i}\n")).unwrap();
-        let mut c = repo_bin(server.root(), &repo);
+        let mut c = common::repo_bin(server.root(), &repo);
         if i % 3 == 2 {
             c.arg("import").arg(&archive);
         } else {
@@ -71,16 +65,16 @@ fn kill_during_create_and_import_leaves_a_working_repository() {
         let now = snapshot_count(server.root(), &repo);
         assert!(now >= committed, "a committed snapshot disappeared");
         committed = now;
-        let (code, out, err) = common::run(repo_bin(server.root(), &repo).arg("verify"));
+        let (code, out, err) = common::run(common::repo_bin(server.root(), &repo).arg("verify"));
         assert_eq!(
             code, 0,
             "after a kill at {ms} ms the repository does not verify:\n{out}{err}"
         );
     }
     // The next run works and restores what the server holds now.
-    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
     let target = tempfile::tempdir().unwrap();
-    ok(repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
+    ok(common::repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
     tree::assert_same(
         &server.p("/var/lib/opsi/config"),
         &target.path().join("var/lib/opsi/config"),

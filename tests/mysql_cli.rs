@@ -138,16 +138,16 @@ fn diff_names_changed_tables() {
         c.env("OPSI_BACKUP_REPOSITORY", &repo);
         c
     };
-    ok(&mut rb().arg("init"));
+    ok(rb().arg("init"));
     let (code, _, err) = with_tools(|| run(rb().args(["create", "--backends", "mysql"])));
     assert_eq!(code, 0, "{err}");
     db.root_sql("UPDATE HOST SET description = 'changed' LIMIT 1;");
     let (code, _, err) = with_tools(|| run(rb().args(["create", "--backends", "mysql"])));
     assert_eq!(code, 0, "{err}");
     let snaps: serde_json::Value =
-        serde_json::from_str(&ok(&mut rb().args(["snapshots", "--json"]))).unwrap();
+        serde_json::from_str(&ok(rb().args(["snapshots", "--json"]))).unwrap();
     let a = snaps[0]["id"].as_str().unwrap()[..10].to_string();
-    let out = ok(&mut rb().args(["diff", &a, "latest"]));
+    let out = ok(rb().args(["diff", &a, "latest"]));
     assert!(
         out.contains("M  table HOST in CONTENT/BACKENDS/MYSQL/mysql/database.sql"),
         "{out}"

@@ -10,12 +10,20 @@ use std::process::Command;
 use common::fake_server::FakeServer;
 
 fn contrib(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("contrib")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Runs a shell command line the way cron or systemd would, with our binary on PATH.
 fn sh(line: &str, root: &Path) {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup")).parent().unwrap().to_path_buf();
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let line = line.replace("/usr/local/bin/opsi-backup", "opsi-backup");
     let out = Command::new("sh")
         .arg("-c")
@@ -27,7 +35,11 @@ fn sh(line: &str, root: &Path) {
         .env_remove("OPSI_BACKUP_REPOSITORY")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn snapshot_count(root: &Path) -> usize {
@@ -37,8 +49,16 @@ fn snapshot_count(root: &Path) -> usize {
         .env_remove("OPSI_BACKUP_REPOSITORY")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap().as_array().unwrap().len()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -59,14 +79,26 @@ fn cron_line_and_systemd_service_run_the_nightly_backup() {
     assert!(status.success());
 
     let cron = contrib("cron/opsi-backup");
-    let line = cron.lines().find(|l| l.contains("opsi-backup create")).expect("a cron line");
+    let line = cron
+        .lines()
+        .find(|l| l.contains("opsi-backup create"))
+        .expect("a cron line");
     let command = line.split_once(" root ").expect("user field").1;
     let service = contrib("systemd/opsi-backup.service");
-    let exec: Vec<&str> = service.lines().filter_map(|l| l.strip_prefix("ExecStart=")).collect();
+    let exec: Vec<&str> = service
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .collect();
     assert_eq!(exec.len(), 2, "create, then forget --prune");
 
     for night in 0..4 {
-        std::fs::write(server.p(&format!("/var/lib/opsi/config/clients/night{night}.example.org.ini")), "[info]\n").unwrap();
+        std::fs::write(
+            server.p(&format!(
+                "/var/lib/opsi/config/clients/night{night}.example.org.ini"
+            )),
+            "[info]\n",
+        )
+        .unwrap();
         if night % 2 == 0 {
             sh(command, server.root());
         } else {

@@ -5,29 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::fake_server::FakeServer;
 use common::{bin, ok, run};
 
-fn repo_bin(root: &Path, repo: &Path) -> Command {
-    let mut c = bin(root);
-    c.env("OPSI_BACKUP_REPOSITORY", repo);
-    c
-}
-
-fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
-    let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// (host, day of January 2026) of every snapshot, sorted.
 fn days(root: &Path, repo: &Path) -> Vec<(String, u32)> {
-    let mut v: Vec<(String, u32)> = snapshots(root, repo)
+    let mut v: Vec<(String, u32)> = common::snapshots(root, repo)
         .iter()
         .map(|s| {
             let t = chrono::DateTime::from_timestamp(s["time"].as_i64().unwrap(), 0)
@@ -43,22 +27,12 @@ fn days(root: &Path, repo: &Path) -> Vec<(String, u32)> {
     v
 }
 
-fn packs_size(repo: &Path) -> u64 {
-    walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 #[test]
 fn forget_applies_the_policy_per_host() {
     let server = FakeServer::new(20, false);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
     // Archives named like the original names them: import takes their time from the name.
     let a = work.path().join("a.tar");
     ok(bin(server.root()).args(["create", "-c", "none"]).arg(&a));
@@ -67,7 +41,7 @@ fn forget_applies_the_policy_per_host() {
         .env("OPSI_BACKUP_FQDN", "other.example.org")
         .args(["create", "-c", "none"])
         .arg(&b));
-    let mut import = repo_bin(server.root(), &repo);
+    let mut import = common::repo_bin(server.root(), &repo);
     import.arg("import");
     for day in 1..=10 {
         let p = work
@@ -87,13 +61,18 @@ fn forget_applies_the_policy_per_host() {
     assert_eq!(days(server.root(), &repo).len(), 13);
 
     // No policy anywhere: refused, nothing removed.
-    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("forget"));
+    let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("forget"));
     assert_eq!(code, 1);
     assert!(err.contains("no retention policy"), "{err}");
     assert_eq!(days(server.root(), &repo).len(), 13);
 
     // A dry run lists every snapshot with its fate and reasons.
-    let out = ok(repo_bin(server.root(), &repo).args(["forget", "--keep-daily", "3", "--dry-run"]));
+    let out = ok(common::repo_bin(server.root(), &repo).args([
+        "forget",
+        "--keep-daily",
+        "3",
+        "--dry-run",
+    ]));
     assert_eq!(out.matches(" keep ").count(), 6, "{out}");
     assert_eq!(out.matches(" remove ").count(), 7, "{out}");
     assert!(out.contains("daily snapshot"), "{out}");
@@ -103,7 +82,7 @@ fn forget_applies_the_policy_per_host() {
     // The settings file's policy applies when no keep option is given.
     let settings = server.p("/etc/opsi/opsi-backup.toml");
     std::fs::write(&settings, "[retention]\nkeep_last = 4\n").unwrap();
-    let out = ok(repo_bin(server.root(), &repo).arg("forget"));
+    let out = ok(common::repo_bin(server.root(), &repo).arg("forget"));
     assert!(out.contains("last snapshot"), "{out}");
     let host = |h: &str, d: &[u32]| -> Vec<(String, u32)> {
         d.iter().map(|d| (h.to_string(), *d)).collect()
@@ -114,7 +93,7 @@ fn forget_applies_the_policy_per_host() {
     assert_eq!(days(server.root(), &repo), want);
 
     // Options win over the file; --prune frees what was removed.
-    let out = ok(repo_bin(server.root(), &repo).args([
+    let out = ok(common::repo_bin(server.root(), &repo).args([
         "forget",
         "--keep-daily",
         "1",
@@ -130,13 +109,13 @@ fn forget_applies_the_policy_per_host() {
     assert_eq!(days(server.root(), &repo), want);
 
     // Named snapshots.
-    let first = snapshots(server.root(), &repo)[0]["id"]
+    let first = common::snapshots(server.root(), &repo)[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    ok(repo_bin(server.root(), &repo).args(["forget", &first[..10]]));
+    ok(common::repo_bin(server.root(), &repo).args(["forget", &first[..10]]));
     assert_eq!(days(server.root(), &repo).len(), 2);
-    ok(repo_bin(server.root(), &repo).arg("verify"));
+    ok(common::repo_bin(server.root(), &repo).arg("verify"));
 }
 
 /// Text that differs with `seed`: what a changed audit file looks like.
@@ -164,18 +143,18 @@ fn prune_frees_space_and_keeps_every_snapshot_identical() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let big = server.p("/var/lib/opsi/config/audit/bigclient.example.org.sw");
-    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
     for night in 0..3u64 {
         std::fs::write(&big, audit(night + 1, 60_000)).unwrap();
-        ok(repo_bin(server.root(), &repo).arg("create"));
+        ok(common::repo_bin(server.root(), &repo).arg("create"));
     }
-    let ids: Vec<String> = snapshots(server.root(), &repo)
+    let ids: Vec<String> = common::snapshots(server.root(), &repo)
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect();
     let export = |id: &str| -> Vec<u8> {
         let p = work.path().join(format!("{id}.tar"));
-        ok(repo_bin(server.root(), &repo)
+        ok(common::repo_bin(server.root(), &repo)
             .args(["export", id, "-c", "none"])
             .arg(&p));
         let b = std::fs::read(&p).unwrap();
@@ -184,18 +163,23 @@ fn prune_frees_space_and_keeps_every_snapshot_identical() {
     };
     let before: Vec<Vec<u8>> = ids[1..].iter().map(|id| export(id)).collect();
 
-    ok(repo_bin(server.root(), &repo).args(["forget", &ids[0]]));
-    let size0 = packs_size(&repo);
+    ok(common::repo_bin(server.root(), &repo).args(["forget", &ids[0]]));
+    let size0 = common::dir_size(&repo.join("packs"));
     let json = |args: &[&str]| -> serde_json::Value {
-        serde_json::from_str(&ok(repo_bin(server.root(), &repo).args(args))).unwrap()
+        serde_json::from_str(&ok(common::repo_bin(server.root(), &repo).args(args))).unwrap()
     };
     let dry = json(&["prune", "--dry-run", "--json"]);
     assert!(dry["bytes_freed"].as_u64().unwrap() > 1_000_000, "{dry}");
-    assert_eq!(packs_size(&repo), size0, "a dry run changes nothing");
+    assert_eq!(
+        common::dir_size(&repo.join("packs")),
+        size0,
+        "a dry run changes nothing"
+    );
 
-    let out = ok(repo_bin(server.root(), &repo).args(["prune", "--repack-threshold", "100"]));
+    let out =
+        ok(common::repo_bin(server.root(), &repo).args(["prune", "--repack-threshold", "100"]));
     assert!(out.contains("freed: ") && out.contains(" bytes)"), "{out}");
-    let size1 = packs_size(&repo);
+    let size1 = common::dir_size(&repo.join("packs"));
     assert!(size1 + 1_000_000 < size0, "{size0} -> {size1}\n{out}");
     assert!(
         !out.contains(" 0 rewritten"),
@@ -211,5 +195,5 @@ fn prune_frees_space_and_keeps_every_snapshot_identical() {
             "snapshot {id} exports differently after prune"
         );
     }
-    ok(repo_bin(server.root(), &repo).arg("verify"));
+    ok(common::repo_bin(server.root(), &repo).arg("verify"));
 }

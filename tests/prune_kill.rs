@@ -6,22 +6,16 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::fake_server::{FakeServer, Rng};
-use common::{bin, ok};
+use common::ok;
 
 const ROUNDS: u64 = 16;
 
-fn repo_bin(root: &Path, repo: &Path) -> Command {
-    let mut c = bin(root);
-    c.env("OPSI_BACKUP_REPOSITORY", repo);
-    c
-}
-
 fn ids(root: &Path, repo: &Path) -> Vec<String> {
-    let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
+    let out = ok(common::repo_bin(root, repo).args(["snapshots", "--json"]));
     serde_json::from_str::<serde_json::Value>(&out)
         .unwrap()
         .as_array()
@@ -33,22 +27,12 @@ fn ids(root: &Path, repo: &Path) -> Vec<String> {
 
 fn export(root: &Path, repo: &Path, id: &str, dir: &Path) -> blake3::Hash {
     let p = dir.join("x.tar");
-    ok(repo_bin(root, repo)
+    ok(common::repo_bin(root, repo)
         .args(["export", id, "-c", "none"])
         .arg(&p));
     let h = blake3::hash(&std::fs::read(&p).unwrap());
     std::fs::remove_file(&p).unwrap();
     h
-}
-
-fn packs_size(repo: &Path) -> u64 {
-    walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }
 
 #[test]
@@ -57,7 +41,7 @@ fn kill_during_prune_leaves_every_snapshot_restorable() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let big = server.p("/var/lib/opsi/config/audit/bigclient.example.org.sw");
-    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -71,7 +55,7 @@ fn kill_during_prune_leaves_every_snapshot_restorable() {
             .map(|i| format!("[SW_{i}]\nid = {:016x}\n", rng.next()))
             .collect();
         std::fs::write(&big, text).unwrap();
-        ok(repo_bin(server.root(), &repo).arg("create"));
+        ok(common::repo_bin(server.root(), &repo).arg("create"));
         let all = ids(server.root(), &repo);
         let newest = all.last().unwrap().clone();
         exported.insert(
@@ -79,11 +63,11 @@ fn kill_during_prune_leaves_every_snapshot_restorable() {
             export(server.root(), &repo, &newest, work.path()),
         );
         if all.len() > 2 {
-            ok(repo_bin(server.root(), &repo).args(["forget", &all[0]]));
+            ok(common::repo_bin(server.root(), &repo).args(["forget", &all[0]]));
             exported.remove(&all[0]);
         }
         let ms = 1 + rng.below(60);
-        let mut child = repo_bin(server.root(), &repo)
+        let mut child = common::repo_bin(server.root(), &repo)
             .args(["prune", "--repack-threshold", "100"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -97,7 +81,7 @@ fn kill_during_prune_leaves_every_snapshot_restorable() {
         let _ = child.wait();
 
         let ctx = format!("round {round}, killed after {ms} ms (seed {seed})");
-        let (code, out, err) = common::run(repo_bin(server.root(), &repo).arg("verify"));
+        let (code, out, err) = common::run(common::repo_bin(server.root(), &repo).arg("verify"));
         assert_eq!(code, 0, "{ctx}: verify fails:\n{out}{err}");
         let now = ids(server.root(), &repo);
         let now_set: BTreeSet<&String> = now.iter().collect();
@@ -118,13 +102,21 @@ fn kill_during_prune_leaves_every_snapshot_restorable() {
     eprintln!("prune was killed while running in {interrupted} of {ROUNDS} rounds (seed {seed})");
     // A rerun completes and frees the space: nothing is left to prune.
     let t = std::time::Instant::now();
-    let out = ok(repo_bin(server.root(), &repo).args(["prune", "--repack-threshold", "100"]));
-    eprintln!("last prune {:?}: {out}", t.elapsed());
     let out =
-        ok(repo_bin(server.root(), &repo).args(["prune", "--json", "--repack-threshold", "100"]));
+        ok(common::repo_bin(server.root(), &repo).args(["prune", "--repack-threshold", "100"]));
+    eprintln!("last prune {:?}: {out}", t.elapsed());
+    let out = ok(common::repo_bin(server.root(), &repo).args([
+        "prune",
+        "--json",
+        "--repack-threshold",
+        "100",
+    ]));
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["bytes_freed"], 0, "{r}");
     assert_eq!(r["packs_deleted"], 0, "{r}");
-    assert_eq!(r["bytes_after"].as_u64().unwrap(), packs_size(&repo));
-    ok(repo_bin(server.root(), &repo).arg("verify"));
+    assert_eq!(
+        r["bytes_after"].as_u64().unwrap(),
+        common::dir_size(&repo.join("packs"))
+    );
+    ok(common::repo_bin(server.root(), &repo).arg("verify"));
 }

@@ -13,25 +13,9 @@ use std::time::Instant;
 use common::fake_server::{FakeServer, Rng};
 use common::{bin, ok};
 
-fn repo_bin(root: &Path, repo: &Path) -> Command {
-    let mut c = bin(root);
-    c.env("OPSI_BACKUP_REPOSITORY", repo);
-    c
-}
-
-fn size(p: &Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 /// Runs `opsi-backup ARGS` under /usr/bin/time -v; returns stdout, seconds and peak RSS (KiB).
 fn timed(root: &Path, repo: &Path, args: &[&str]) -> (String, f64, u64) {
-    let plain = repo_bin(root, repo);
+    let plain = common::repo_bin(root, repo);
     let mut c = Command::new("/usr/bin/time");
     c.arg("-v").arg(plain.get_program()).args(plain.get_args());
     for (k, v) in plain.get_envs() {
@@ -71,14 +55,14 @@ fn thirty_nights_forget_and_prune() {
     let server = FakeServer::new(clients, true);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
     let files: Vec<PathBuf> = walkdir::WalkDir::new(server.p("/var/lib/opsi/config"))
         .into_iter()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
         .collect();
-    let data = size(&server.p("/var/lib/opsi/config"));
+    let data = common::dir_size(&server.p("/var/lib/opsi/config"));
     let mut rng = Rng::new(42);
     let t = Instant::now();
     for night in 1..=30u32 {
@@ -108,12 +92,14 @@ fn thirty_nights_forget_and_prune() {
         ok(bin(server.root())
             .args(["create", "-c", "none"])
             .arg(&archive));
-        ok(repo_bin(server.root(), &repo).arg("import").arg(&archive));
+        ok(common::repo_bin(server.root(), &repo)
+            .arg("import")
+            .arg(&archive));
         std::fs::remove_file(&archive).unwrap();
     }
     let nights = t.elapsed().as_secs_f64();
-    let before = size(&repo);
-    let packs_before = size(&repo.join("packs"));
+    let before = common::dir_size(&repo);
+    let packs_before = common::dir_size(&repo.join("packs"));
     let (out, forget_s, forget_rss) = timed(
         server.root(),
         &repo,
@@ -121,8 +107,8 @@ fn thirty_nights_forget_and_prune() {
     );
     let removed = out.matches(" remove ").count();
     let (out, prune_s, prune_rss) = timed(server.root(), &repo, &["prune"]);
-    let after = size(&repo);
-    ok(repo_bin(server.root(), &repo).arg("verify"));
+    let after = common::dir_size(&repo);
+    ok(common::repo_bin(server.root(), &repo).arg("verify"));
     eprintln!(
         "{clients} clients, {:.1} MB of file backend data, 1% of files changed per night\n\
          30 nights stored in {nights:.1} s; repository {:.2} MB (packs {:.2} MB)\n\
@@ -135,6 +121,6 @@ fn thirty_nights_forget_and_prune() {
         forget_rss,
         prune_rss,
         after as f64 / 1e6,
-        size(&repo.join("packs")) as f64 / 1e6,
+        common::dir_size(&repo.join("packs")) as f64 / 1e6,
     );
 }

@@ -10,43 +10,18 @@ use std::process::Command;
 use common::fake_server::FakeServer;
 use common::{bin, ok, run, tree};
 
-fn repo_bin(root: &Path, repo: &Path) -> Command {
-    let mut c = bin(root);
-    c.env("OPSI_BACKUP_REPOSITORY", repo);
-    c
-}
-
-fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
-    let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
-    serde_json::from_str::<serde_json::Value>(&out)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn dir_size(p: &Path) -> u64 {
-    walkdir::WalkDir::new(p)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 #[test]
 fn nightly_snapshots_dedup_restore_and_export() {
     let server = FakeServer::new(200, true);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
-    ok(repo_bin(server.root(), &repo).arg("create"));
-    let after_first = dir_size(&repo);
-    ok(repo_bin(server.root(), &repo).arg("create"));
-    let second_added = dir_size(&repo) - after_first;
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    let after_first = common::dir_size(&repo);
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    let second_added = common::dir_size(&repo) - after_first;
 
-    let snaps = snapshots(server.root(), &repo);
+    let snaps = common::snapshots(server.root(), &repo);
     assert_eq!(snaps.len(), 2);
     let size = snaps[1]["size"].as_u64().unwrap();
     for key in ["id", "time", "host", "backends", "size", "added"] {
@@ -68,7 +43,7 @@ fn nightly_snapshots_dedup_restore_and_export() {
 
     // Restore from the snapshot into an empty root gives the same tree.
     let target = tempfile::tempdir().unwrap();
-    ok(repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
+    ok(common::repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
     for sub in ["etc/opsi", "var/lib/opsi/config"] {
         tree::assert_same(&server.root().join(sub), &target.path().join(sub));
     }
@@ -79,7 +54,7 @@ fn nightly_snapshots_dedup_restore_and_export() {
         .args(["create", "-c", "none"])
         .arg(&direct));
     let exported = work.path().join("exported.tar");
-    ok(repo_bin(server.root(), &repo)
+    ok(common::repo_bin(server.root(), &repo)
         .args(["export", "latest", "-c", "none"])
         .arg(&exported));
     let (a, b) = (
@@ -96,7 +71,7 @@ fn nightly_snapshots_dedup_restore_and_export() {
         "exported CONTENT differs from a direct archive of the same tree"
     );
     let bz = work.path().join("exported.tar.bz2");
-    ok(repo_bin(server.root(), &repo)
+    ok(common::repo_bin(server.root(), &repo)
         .args(["export", "latest"])
         .arg(&bz));
     assert!(Command::new("bzip2")
@@ -106,7 +81,10 @@ fn nightly_snapshots_dedup_restore_and_export() {
         .unwrap()
         .success());
     assert_eq!(
-        ok(repo_bin(server.root(), &repo).arg("verify").arg(&bz)).trim(),
+        ok(common::repo_bin(server.root(), &repo)
+            .arg("verify")
+            .arg(&bz))
+        .trim(),
         "Verified"
     );
     let py = Command::new("python3")
@@ -126,15 +104,17 @@ fn import_then_export_is_byte_identical_for_original_archives() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let root = work.path();
-    ok(repo_bin(root, &repo).arg("init"));
+    ok(common::repo_bin(root, &repo).arg("init"));
     for name in [
         "opsi-backup-none.tar",
         "opsi-backup-bz2.tar.bz2",
         "opsi-backup-gz.tar.gz",
     ] {
-        ok(repo_bin(root, &repo).arg("import").arg(fixtures.join(name)));
+        ok(common::repo_bin(root, &repo)
+            .arg("import")
+            .arg(fixtures.join(name)));
     }
-    let snaps = snapshots(root, &repo);
+    let snaps = common::snapshots(root, &repo);
     assert_eq!(snaps.len(), 3);
     let original = std::fs::read(fixtures.join("opsi-backup-none.tar")).unwrap();
     for s in &snaps {
@@ -145,7 +125,7 @@ fn import_then_export_is_byte_identical_for_original_archives() {
         );
         let id = s["id"].as_str().unwrap();
         let out = work.path().join(format!("{id}.tar"));
-        ok(repo_bin(root, &repo)
+        ok(common::repo_bin(root, &repo)
             .args(["export", id, "-c", "none"])
             .arg(&out));
         assert!(
@@ -167,17 +147,17 @@ fn import_refuses_a_damaged_archive() {
     let server = FakeServer::new(5, false);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
     let a = work.path().join("a.tar");
     ok(bin(server.root()).args(["create", "-c", "none"]).arg(&a));
     let mut bytes = std::fs::read(&a).unwrap();
     let at = bytes.windows(9).position(|w| w == b"[DEVICE_0").unwrap();
     bytes[at + 2] ^= 0x20;
     std::fs::write(&a, bytes).unwrap();
-    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("import").arg(&a));
+    let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("import").arg(&a));
     assert_eq!(code, 1);
     assert!(err.contains("is corrupt"), "{err}");
-    assert!(snapshots(server.root(), &repo).is_empty());
+    assert!(common::snapshots(server.root(), &repo).is_empty());
 }
 
 #[test]
@@ -185,21 +165,21 @@ fn verify_names_damaged_pack_chunk_snapshot_and_member_and_rebuild_index_works()
     let server = FakeServer::new(30, false);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
-    ok(repo_bin(server.root(), &repo).arg("create"));
-    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
     assert_eq!(
-        ok(repo_bin(server.root(), &repo).arg("verify")).trim(),
+        ok(common::repo_bin(server.root(), &repo).arg("verify")).trim(),
         "Verified"
     );
 
     // Lose the index: rebuild it from packs and snapshot files alone.
-    let before = snapshots(server.root(), &repo);
+    let before = common::snapshots(server.root(), &repo);
     std::fs::remove_file(repo.join("index.sqlite")).unwrap();
     let _ = std::fs::remove_file(repo.join("index.sqlite-wal"));
     let _ = std::fs::remove_file(repo.join("index.sqlite-shm"));
-    ok(repo_bin(server.root(), &repo).arg("rebuild-index"));
-    let after = snapshots(server.root(), &repo);
+    ok(common::repo_bin(server.root(), &repo).arg("rebuild-index"));
+    let after = common::snapshots(server.root(), &repo);
     let ids = |v: &[serde_json::Value]| {
         v.iter()
             .map(|s| s["id"].as_str().unwrap().to_string())
@@ -207,7 +187,7 @@ fn verify_names_damaged_pack_chunk_snapshot_and_member_and_rebuild_index_works()
     };
     assert_eq!(ids(&before), ids(&after));
     assert_eq!(
-        ok(repo_bin(server.root(), &repo).arg("verify")).trim(),
+        ok(common::repo_bin(server.root(), &repo).arg("verify")).trim(),
         "Verified"
     );
 
@@ -223,7 +203,7 @@ fn verify_names_damaged_pack_chunk_snapshot_and_member_and_rebuild_index_works()
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&pack, bytes).unwrap();
-    let (code, out, err) = run(repo_bin(server.root(), &repo).arg("verify"));
+    let (code, out, err) = run(common::repo_bin(server.root(), &repo).arg("verify"));
     assert_eq!((code, out.trim()), (1, "Verification failed"), "{err}");
     let pack_name = pack
         .file_name()
@@ -239,7 +219,7 @@ fn verify_names_damaged_pack_chunk_snapshot_and_member_and_rebuild_index_works()
 
     // Restoring from damaged data touches nothing.
     let target = tempfile::tempdir().unwrap();
-    let (code, _, _) = run(repo_bin(target.path(), &repo).args([
+    let (code, _, _) = run(common::repo_bin(target.path(), &repo).args([
         "restore",
         "latest",
         "--configuration",
@@ -255,23 +235,23 @@ fn snapshot_names_latest_prefix_and_errors() {
     let server = FakeServer::new(3, false);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("snapshots"));
+    let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("snapshots"));
     assert_eq!(code, 1);
     assert!(err.contains("repository"), "{err}");
-    ok(repo_bin(server.root(), &repo).arg("init"));
-    let (code, _, err) = run(repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("init"));
     assert_eq!(code, 1, "init twice: {err}");
-    let (code, _, err) = run(repo_bin(server.root(), &repo)
+    let (code, _, err) = run(common::repo_bin(server.root(), &repo)
         .args(["export", "latest"])
         .arg(work.path()));
     assert_eq!(code, 1);
     assert!(err.contains("no snapshots"), "{err}");
-    ok(repo_bin(server.root(), &repo).arg("create"));
-    let id = snapshots(server.root(), &repo)[0]["id"]
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    let id = common::snapshots(server.root(), &repo)[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let listed = ok(repo_bin(server.root(), &repo).args(["list", &id[..8]]));
+    let listed = ok(common::repo_bin(server.root(), &repo).args(["list", &id[..8]]));
     assert!(
         listed.starts_with(&id[..12]) && listed.contains("contains: configuration, dhcp, file"),
         "{listed}"
@@ -289,8 +269,8 @@ fn parent_snapshot_skips_unchanged_files_but_never_misses_a_change() {
     let server = FakeServer::new(60, false);
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
-    ok(repo_bin(server.root(), &repo).arg("init"));
-    ok(repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
 
     let f = server.p("/var/lib/opsi/config/clients/client0007.example.org.ini");
     let before = std::fs::metadata(&f).unwrap();
@@ -307,24 +287,26 @@ fn parent_snapshot_skips_unchanged_files_but_never_misses_a_change() {
         "[info]\n",
     )
     .unwrap();
-    ok(repo_bin(server.root(), &repo).arg("create"));
-    ok(repo_bin(server.root(), &repo).args(["create", "--full"]));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    ok(common::repo_bin(server.root(), &repo).args(["create", "--full"]));
 
     for snap in [
         "latest",
-        &snapshots(server.root(), &repo)[1]["id"].as_str().unwrap()[..12],
+        &common::snapshots(server.root(), &repo)[1]["id"]
+            .as_str()
+            .unwrap()[..12],
     ] {
         let target = tempfile::tempdir().unwrap();
-        ok(repo_bin(target.path(), &repo).args(["restore", snap, "--configuration"]));
+        ok(common::repo_bin(target.path(), &repo).args(["restore", snap, "--configuration"]));
         tree::assert_same(
             &server.p("/var/lib/opsi/config"),
             &target.path().join("var/lib/opsi/config"),
         );
     }
     // Every snapshot still agrees with its own CONTROL/checksums.
-    for s in snapshots(server.root(), &repo) {
+    for s in common::snapshots(server.root(), &repo) {
         assert_eq!(
-            ok(repo_bin(server.root(), &repo)
+            ok(common::repo_bin(server.root(), &repo)
                 .arg("verify")
                 .arg(&s["id"].as_str().unwrap()[..12]))
             .trim(),

@@ -40,3 +40,31 @@ pub fn ok(cmd: &mut Command) -> String {
     );
     out
 }
+
+/// The binary with a repository set through the environment, as a nightly cron job has it.
+pub fn repo_bin(root: &Path, repo: &Path) -> Command {
+    let mut c = bin(root);
+    c.env("OPSI_BACKUP_REPOSITORY", repo);
+    c
+}
+
+/// `snapshots --json`, parsed.
+pub fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
+    let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Bytes of all files below `p`.
+pub fn dir_size(p: &Path) -> u64 {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
