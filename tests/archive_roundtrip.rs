@@ -169,3 +169,33 @@ fn restore_backends_over_a_changed_server() {
     assert_eq!(code, 1);
     assert!(err.contains("does not contain mysql backend data"), "{err}");
 }
+
+/// A file backend whose base directory is a symlink to another disk is restored where the link
+/// points; the link stays.
+#[test]
+fn restore_follows_a_symlinked_base_directory() {
+    let server = FakeServer::new(5, false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("a.tar.gz");
+    ok(bin(server.root())
+        .args(["create", "-c", "gz"])
+        .arg(&archive));
+    let backed_up = tree::read(&server.p("/var/lib/opsi/config"));
+
+    let target = tempfile::tempdir().unwrap();
+    ok(bin(target.path())
+        .args(["restore", "--configuration", "--force"])
+        .arg(&archive));
+    let data = target.path().join("data/opsi-config");
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    std::fs::rename(target.path().join("var/lib/opsi/config"), &data).unwrap();
+    std::os::unix::fs::symlink(&data, target.path().join("var/lib/opsi/config")).unwrap();
+    std::fs::write(data.join("clients/stale.example.org.ini"), "x").unwrap();
+
+    ok(bin(target.path())
+        .args(["restore", "--force"])
+        .arg(&archive));
+    let link = std::fs::symlink_metadata(target.path().join("var/lib/opsi/config")).unwrap();
+    assert!(link.file_type().is_symlink(), "the symlink was replaced");
+    assert_eq!(tree::read(&data), backed_up);
+}

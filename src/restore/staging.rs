@@ -108,7 +108,16 @@ pub struct StagedTree {
 }
 
 impl StagedTree {
+    /// A destination that is a symlink (a base directory moved to another disk) is restored
+    /// where the link points, and the link is kept.
     pub fn new(dest: &Path) -> Result<StagedTree> {
+        let linked;
+        let dest = if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
+            linked = fs::canonicalize(dest).path_ctx("cannot follow the symlink", dest)?;
+            linked.as_path()
+        } else {
+            dest
+        };
         let parent = dest
             .parent()
             .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
