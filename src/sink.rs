@@ -3,6 +3,7 @@
 //! snapshot writer, restore target, verifier).
 
 use std::io::{self, Read, Write};
+use std::path::Path;
 
 use crate::error::{IoContext, Result};
 use crate::member::Member;
@@ -17,17 +18,8 @@ pub trait MemberSink {
     /// returns that size. The default spools the content zstd-compressed to a temporary file to
     /// learn the size, then calls `add`; sinks that do not need the size first override it to
     /// stream directly.
-    fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
-        let spool = tempfile::tempfile().ctx("creating spool file")?;
-        let mut enc = zstd::Encoder::new(spool, 1).ctx("starting spool compression")?;
-        let size = io::copy(content, &mut enc).ctx(format!("reading {}", member.path))?;
-        let mut spool = enc.finish().ctx("finishing spool")?;
-        spool.flush().ctx("writing spool")?;
-        io::Seek::rewind(&mut spool).ctx("rewinding spool")?;
-        member.size = size;
-        let mut dec = zstd::Decoder::new(spool).ctx("reading spool")?;
-        self.add(&member, &mut dec)?;
-        Ok(size)
+    fn add_unsized(&mut self, member: Member, content: &mut dyn Read) -> Result<u64> {
+        spool_then_add(self, member, content, None)
     }
 
     /// Records a CONTROL/checksums line for a member whose bytes are not in the archive (the
@@ -56,4 +48,29 @@ impl<T: MemberSink + ?Sized> MemberSink for &mut T {
     fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
         (**self).reuse(member, previous)
     }
+}
+
+/// `add_unsized` for sinks that need the size first: the content is spooled zstd-compressed
+/// (a dump shrinks about tenfold) to an unlinked temporary file in `dir` (default: the system's
+/// temporary directory), then added from there. Memory stays flat.
+pub fn spool_then_add<S: MemberSink + ?Sized>(
+    sink: &mut S,
+    mut member: Member,
+    content: &mut dyn Read,
+    dir: Option<&Path>,
+) -> Result<u64> {
+    let spool = match dir {
+        Some(d) => tempfile::tempfile_in(d),
+        None => tempfile::tempfile(),
+    }
+    .ctx("creating spool file")?;
+    let mut enc = zstd::Encoder::new(spool, 1).ctx("starting spool compression")?;
+    let size = io::copy(content, &mut enc).ctx(format!("reading {}", member.path))?;
+    let mut spool = enc.finish().ctx("finishing spool")?;
+    spool.flush().ctx("writing spool")?;
+    io::Seek::rewind(&mut spool).ctx("rewinding spool")?;
+    member.size = size;
+    let mut dec = zstd::Decoder::new(spool).ctx("reading spool")?;
+    sink.add(&member, &mut dec)?;
+    Ok(size)
 }

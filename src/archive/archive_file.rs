@@ -12,7 +12,7 @@ use crate::archive::tar_reader::{TarEnd, TarReader};
 use crate::archive::tar_writer::TarWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
-use crate::sink::MemberSink;
+use crate::sink::{spool_then_add, MemberSink};
 
 /// Pushes every member of the archive at `path` into `sink`.
 pub fn replay(path: &Path, sink: &mut dyn MemberSink) -> Result<(TarEnd, Compression)> {
@@ -52,6 +52,8 @@ pub struct ArchiveFileWriter {
     tar: Checked<TarWriter<Encoder<BufWriter<HashingFile>>>>,
     tmp_path: tempfile::TempPath,
     dest: PathBuf,
+    /// The destination's directory, where a dump of unknown size is spooled.
+    dir: PathBuf,
 }
 
 /// The archive file, hashing every byte written to it.
@@ -93,6 +95,7 @@ impl ArchiveFileWriter {
             tar: Checked::new(TarWriter::new(out)),
             tmp_path,
             dest: dest.to_path_buf(),
+            dir,
         })
     }
 
@@ -132,6 +135,12 @@ impl ArchiveFileWriter {
 impl MemberSink for ArchiveFileWriter {
     fn add(&mut self, member: &Member, content: &mut dyn std::io::Read) -> Result<()> {
         self.tar.add(member, content)
+    }
+
+    /// The tar header needs the size first: spool beside the archive, not in a RAM-backed /tmp.
+    fn add_unsized(&mut self, member: Member, content: &mut dyn std::io::Read) -> Result<u64> {
+        let dir = self.dir.clone();
+        spool_then_add(self, member, content, Some(&dir))
     }
 }
 
