@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::StreamCDC;
+use fastcdc::v2020::{FastCDC, StreamCDC};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -48,6 +48,26 @@ impl<R: Read> Chunker<R> {
     }
 }
 
+/// Cuts `buf`, the next bytes of a stream from a chunk boundary on, as FastCDC cuts the whole
+/// stream (same parameters as `Chunker`). Unless `last`, the final chunk is left out: where it
+/// ends depends on bytes not yet in `buf`. Returns the chunks' ids and ranges, in order.
+pub(crate) fn cut_buffer(
+    buf: &[u8],
+    p: &ChunkerParams,
+    last: bool,
+) -> Vec<(ChunkId, std::ops::Range<usize>)> {
+    let mut cuts: Vec<std::ops::Range<usize>> =
+        FastCDC::new(buf, p.min_size, p.avg_size, p.max_size)
+            .map(|c| c.offset..c.offset + c.length)
+            .collect();
+    if !last {
+        cuts.pop();
+    }
+    cuts.into_par_iter()
+        .map(|r| (chunk_id(&buf[r.clone()]), r))
+        .collect()
+}
+
 pub(crate) fn chunk_id(data: &[u8]) -> ChunkId {
     *blake3::hash(data).as_bytes()
 }
@@ -75,5 +95,32 @@ mod tests {
             }
         }
         assert_eq!(joined, data);
+    }
+
+    #[test]
+    fn cutting_a_buffer_piecewise_matches_the_stream() {
+        let data: Vec<u8> = (0..500_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        let p = ChunkerParams::default();
+        let mut whole = Vec::new();
+        let mut c = Chunker::new(&data[..], &p);
+        loop {
+            let b = c.next_batch().unwrap();
+            if b.is_empty() {
+                break;
+            }
+            whole.extend(b.into_iter().map(|(id, _)| id));
+        }
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        for end in [100_000, 300_000, 300_001, 500_000] {
+            let last = end == data.len();
+            let cuts = cut_buffer(&data[at..end], &p, last);
+            at += cuts.last().map_or(0, |c| c.1.end);
+            pieces.extend(cuts.into_iter().map(|c| c.0));
+        }
+        assert_eq!(at, data.len());
+        assert_eq!(pieces, whole);
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::store::durable;
 
 /// The only repository format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Content-defined chunking and packing parameters, fixed when the repository is created
 /// (changing them would stop deduplication against older snapshots).

@@ -14,7 +14,7 @@ use crate::store::pack::{self, GroupEntry};
 use crate::store::snapshot::{self, SnapshotInfo};
 
 /// `PRAGMA user_version` of the schema below; also stored as `meta.schema`.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -51,7 +51,8 @@ CREATE TABLE snapshots (
     size     INTEGER NOT NULL,
     added    INTEGER NOT NULL,
     members  INTEGER NOT NULL,
-    written  INTEGER NOT NULL         -- Unix ns when the file was finished (orders equal times)
+    written  INTEGER NOT NULL,        -- Unix ns when the file was finished (orders equal times)
+    meta_chunks BLOB NOT NULL         -- LEB128 count + row ids of the metadata chunks (zigzag-delta LEB128)
 );
 CREATE TABLE members (            -- a snapshot's members, in batches of consecutive members
     snapshot INTEGER NOT NULL REFERENCES snapshots(id),
@@ -205,11 +206,11 @@ pub(crate) fn index_pack_file(tx: &Connection, root: &Path, name: &str) -> Resul
     insert_pack(tx, name, size, &groups)
 }
 
-/// Indexes the snapshot file `id`. Every chunk it names must be indexed already.
+/// Indexes the snapshot file `id`. Every chunk it names, metadata chunks included, must be
+/// indexed already: its metadata stream is read from the packs through `tx`.
 pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Result<()> {
-    let path = snapshot::snapshot_path(root, id);
     tx.execute(
-        "INSERT INTO snapshots (name, time, host, backends, sysinfo, source, size, added, members, written) VALUES (?1, 0, '', '[]', '[]', '', 0, 0, 0, 0)",
+        "INSERT INTO snapshots (name, time, host, backends, sysinfo, source, size, added, members, written, meta_chunks) VALUES (?1, 0, '', '[]', '[]', '', 0, 0, 0, 0, x'')",
         [id],
     )
     .sql()?;
@@ -219,7 +220,7 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
         .sql()?;
     let mut batch = MemberBatch::default();
     let mut rows = Vec::new();
-    let (header, end, file_len) = snapshot::read_snapshot_file(&path, id, |m: Member, chunks| {
+    let file = snapshot::read_snapshot_file(tx, root, id, |m: Member, chunks| {
         rows.clear();
         for c in &chunks {
             let r: Option<i64> = lookup.query_row([&c[..]], |r| r.get(0)).optional().sql()?;
@@ -238,9 +239,22 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
         Ok(())
     })?;
     batch.flush(tx, row)?;
-    let h = header.meta;
+    let mut meta_rows = Vec::with_capacity(file.meta_chunks.len());
+    for c in &file.meta_chunks {
+        let r: Option<i64> = lookup.query_row([&c[..]], |r| r.get(0)).optional().sql()?;
+        meta_rows.push(r.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "snapshot {id}: metadata chunk {} is in no pack",
+                hex::encode(c)
+            ))
+        })?);
+    }
+    let mut meta_chunks = Vec::new();
+    push_varint(&mut meta_chunks, meta_rows.len() as u64);
+    encode_ids(&meta_rows, &mut meta_chunks);
+    let (h, end) = (file.header.meta, file.end);
     tx.execute(
-        "UPDATE snapshots SET time = ?2, host = ?3, backends = ?4, sysinfo = ?5, source = ?6, size = ?7, added = ?8, members = ?9, written = ?10 WHERE id = ?1",
+        "UPDATE snapshots SET time = ?2, host = ?3, backends = ?4, sysinfo = ?5, source = ?6, size = ?7, added = ?8, members = ?9, written = ?10, meta_chunks = ?11 WHERE id = ?1",
         params![
             row,
             h.time,
@@ -249,13 +263,29 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
             serde_json::to_string(&h.sysinfo).expect("json"),
             h.source,
             end.size as i64,
-            (end.packs_added + file_len) as i64,
+            (end.packs_added + file.len) as i64,
             end.members as i64,
-            end.written
+            end.written,
+            meta_chunks
         ],
     )
     .sql()?;
     Ok(())
+}
+
+/// The row ids of the metadata chunks of snapshot `snapshot_row`, in stream order.
+pub(crate) fn meta_chunk_rows(conn: &Connection, snapshot_row: i64) -> Result<Vec<i64>> {
+    let b: Vec<u8> = conn
+        .prepare_cached("SELECT meta_chunks FROM snapshots WHERE id = ?1")
+        .sql()?
+        .query_row([snapshot_row], |r| r.get(0))
+        .sql()?;
+    let mut at = 0;
+    read_varint(&b, &mut at)
+        .and_then(|n| decode_ids(&b, &mut at, n))
+        .ok_or_else(|| {
+            Error::Corrupt("index: metadata chunk list damaged; run rebuild-index".into())
+        })
 }
 
 /// Consecutive members collected into one `members` row.

@@ -11,7 +11,7 @@ use crate::member::Member;
 use crate::store::chunker::ChunkId;
 use crate::store::index::SqlContext;
 use crate::store::reader::ChunkFetcher;
-use crate::store::snapshot::{read_snapshot_file, snapshot_path};
+use crate::store::snapshot::read_snapshot_file;
 use crate::store::Repository;
 
 /// What a file looked like in the parent snapshot.
@@ -64,25 +64,23 @@ impl Repository {
         };
         let mut files = HashMap::new();
         let mut checksum_chunks = Vec::new();
-        read_snapshot_file(
-            &snapshot_path(self.root(), &info.id),
-            &info.id,
-            |m, chunks| {
-                if m.path == CHECKSUMS {
-                    checksum_chunks = chunks;
-                } else if m.is_file() && m.stamp.is_some() {
-                    files.insert(
-                        m.path.clone(),
-                        PreviousFile {
-                            member: m,
-                            chunks,
-                            sha1: None,
-                        },
-                    );
-                }
-                Ok(())
-            },
-        )?;
+        let conn = self.conn();
+        read_snapshot_file(&conn, self.root(), &info.id, |m, chunks| {
+            if m.path == CHECKSUMS {
+                checksum_chunks = chunks;
+            } else if m.is_file() && m.stamp.is_some() {
+                files.insert(
+                    m.path.clone(),
+                    PreviousFile {
+                        member: m,
+                        chunks,
+                        sha1: None,
+                    },
+                );
+            }
+            Ok(())
+        })?;
+        drop(conn);
         let sums = Checksums::parse(&self.read_chunks(&checksum_chunks, CHECKSUMS)?);
         for (path, f) in files.iter_mut() {
             f.sha1 = sums.get(path).map(str::to_string);
@@ -104,7 +102,7 @@ impl Repository {
                 .sql()?
                 .query_row([&id[..]], |r| r.get(0))
                 .sql()?;
-            out.extend_from_slice(&fetcher.fetch(row, member)?);
+            out.extend_from_slice(&fetcher.fetch(row, &format!("member {member}"))?);
         }
         Ok(out)
     }

@@ -190,6 +190,12 @@ fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
             }
             Ok(())
         })?;
+        // The chunks of the snapshot's metadata stream are used like its members' chunks.
+        for id in index::meta_chunk_rows(conn, row)? {
+            if !used.set(id) {
+                return Err(missing());
+            }
+        }
     }
     let mut group_used: HashMap<i64, u64> = HashMap::new();
     let mut unused_rows = Vec::new();
@@ -487,6 +493,8 @@ pub(crate) fn prune(
     let dropped: Vec<&PackPlan> = plan.packs.iter().filter(|p| p.fate != Fate::Keep).collect();
     let dropped_ids: HashSet<i64> = dropped.iter().map(|p| p.id).collect();
     let new_names: HashSet<&str> = new.iter().map(|p| p.name.as_str()).collect();
+    // Dropped packs written again byte for byte: their last old group row id.
+    let mut old_groups: HashMap<i64, i64> = HashMap::new();
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .sql()?;
@@ -499,32 +507,45 @@ pub(crate) fn prune(
         }
     }
     for p in &new {
-        // A rerun after a crash before the commit writes the same pack again, byte for byte:
-        // the earlier copy was indexed by recovery, holds no used chunk row and is dropped.
+        // A rerun after a crash before the commit writes the same pack again, byte for byte
+        // (the earlier copy was indexed by recovery and holds no used chunk row); and used
+        // chunks regrouped exactly as they lay can give a pack being dropped again.
         let known: Option<i64> = tx
             .query_row("SELECT id FROM packs WHERE name = ?1", [&p.name], |r| {
                 r.get(0)
             })
             .optional()
             .sql()?;
-        if let Some(id) = known {
-            if !dropped_ids.contains(&id) {
-                return Err(Error::Repository(format!(
-                    "prune: rewritten pack {} equals a pack in use; nothing was changed",
-                    p.name
-                )));
-            }
-            tx.execute("DELETE FROM groups WHERE pack = ?1", [id])
-                .sql()?;
-            tx.execute("DELETE FROM packs WHERE id = ?1", [id]).sql()?;
-        }
         let (size, groups) = pack::read_trailer(&pack_path(root, &p.name))?;
-        tx.execute(
-            "INSERT INTO packs (name, size) VALUES (?1, ?2)",
-            params![p.name, size as i64],
-        )
-        .sql()?;
-        let pack_row = tx.last_insert_rowid();
+        let pack_row = match known {
+            Some(id) => {
+                if !dropped_ids.contains(&id) {
+                    return Err(Error::Repository(format!(
+                        "prune: rewritten pack {} equals a pack in use; nothing was changed",
+                        p.name
+                    )));
+                }
+                // The same bytes again: the pack row stays, its new groups are inserted and
+                // its old groups deleted once no chunk row points into them (below).
+                let old: i64 = tx
+                    .query_row(
+                        "SELECT COALESCE(MAX(id), 0) FROM groups WHERE pack = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                    .sql()?;
+                old_groups.insert(id, old);
+                id
+            }
+            None => {
+                tx.execute(
+                    "INSERT INTO packs (name, size) VALUES (?1, ?2)",
+                    params![p.name, size as i64],
+                )
+                .sql()?;
+                tx.last_insert_rowid()
+            }
+        };
         let mut ins = tx
             .prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)")
             .sql()?;
@@ -557,6 +578,14 @@ pub(crate) fn prune(
     crash_point("prune-index-repointed");
     for p in &dropped {
         if new_names.contains(p.name.as_str()) {
+            // Written again byte for byte: only its old groups go.
+            if let Some(old) = old_groups.get(&p.id) {
+                tx.execute(
+                    "DELETE FROM groups WHERE pack = ?1 AND id <= ?2",
+                    params![p.id, old],
+                )
+                .sql()?;
+            }
             continue;
         }
         // Foreign keys refuse this while any chunk row still points into the pack.

@@ -6,13 +6,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::member::Member;
 use crate::sink::MemberSink;
-use crate::store::chunker::chunk_id;
-use crate::store::index;
+use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::index::{self, SqlContext};
 use crate::store::pack;
 use crate::store::packer::pack_path;
 
@@ -34,12 +34,27 @@ impl<'c> ChunkFetcher<'c> {
         }
     }
 
-    /// The plain bytes of chunk `row`, checked against its id. Errors name the pack, the
-    /// chunk and `member`.
-    pub(crate) fn fetch(&mut self, row: i64, member: &str) -> Result<Vec<u8>> {
-        let loc = index::location(self.conn, row)?.ok_or_else(|| {
-            Error::Corrupt(format!("member {member}: chunk #{row} is not in the index"))
+    /// The plain bytes of the chunk with id `id`, looked up in the index and checked.
+    pub(crate) fn fetch_hash(&mut self, id: &ChunkId, user: &str) -> Result<Vec<u8>> {
+        let row: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
+            .sql()?
+            .query_row([&id[..]], |r| r.get(0))
+            .optional()
+            .sql()?;
+        let row = row.ok_or_else(|| {
+            Error::Corrupt(format!("chunk {} of {user} is in no pack", hex::encode(id)))
         })?;
+        self.fetch(row, user)
+    }
+
+    /// The plain bytes of chunk `row`, checked against its id. Errors name the pack, the
+    /// chunk and `user` (`member <path>` or `the metadata of snapshot <id>`).
+    pub(crate) fn fetch(&mut self, row: i64, user: &str) -> Result<Vec<u8>> {
+        let member = user;
+        let loc = index::location(self.conn, row)?
+            .ok_or_else(|| Error::Corrupt(format!("{member}: chunk #{row} is not in the index")))?;
         let chunk = hex::encode(loc.hash);
         let key = (loc.pack.clone(), loc.group_offset);
         if self.group.as_ref().map(|g| &g.0) != Some(&key) {
@@ -47,7 +62,7 @@ impl<'c> ChunkFetcher<'c> {
                 let path = pack_path(&self.root, &loc.pack);
                 let f = File::open(&path).map_err(|e| {
                     Error::Corrupt(format!(
-                        "pack {} holding chunk {chunk} of member {member} cannot be opened: {e}",
+                        "pack {} holding chunk {chunk} of {member} cannot be opened: {e}",
                         loc.pack
                     ))
                 })?;
@@ -57,7 +72,7 @@ impl<'c> ChunkFetcher<'c> {
             let plain = pack::read_group(f, loc.group_offset, loc.stored_len, loc.compressed, loc.plain_len as usize)
                 .map_err(|e| {
                     Error::Corrupt(format!(
-                        "pack {}: group at offset {} holding chunk {chunk} of member {member} cannot be read: {e}",
+                        "pack {}: group at offset {} holding chunk {chunk} of {member} cannot be read: {e}",
                         loc.pack, loc.group_offset
                     ))
                 })?;
@@ -68,13 +83,13 @@ impl<'c> ChunkFetcher<'c> {
             .get(loc.offset as usize..(loc.offset + u64::from(loc.len)) as usize)
             .ok_or_else(|| {
                 Error::Corrupt(format!(
-                    "pack {}: chunk {chunk} of member {member} lies outside its group",
+                    "pack {}: chunk {chunk} of {member} lies outside its group",
                     loc.pack
                 ))
             })?;
         if chunk_id(data) != loc.hash {
             return Err(Error::Corrupt(format!(
-                "pack {}: chunk {chunk} of member {member} is damaged (BLAKE3 mismatch)",
+                "pack {}: chunk {chunk} of {member} is damaged (BLAKE3 mismatch)",
                 loc.pack
             )));
         }
@@ -132,10 +147,11 @@ pub(crate) fn replay(
         if !m.is_file() {
             return sink.add(&m, &mut io::empty());
         }
+        let user = format!("member {}", m.path);
         let mut content = Content {
             fetcher: &mut fetcher,
             ids: ids.into_iter(),
-            member: &m.path,
+            member: &user,
             buf: Vec::new(),
             pos: 0,
             produced: 0,

@@ -1,22 +1,32 @@
-//! The snapshot file format: every member of one backup, in order, with its chunk ids, so a
-//! snapshot can be re-indexed from the file alone. Spec: `store-format/README.md`, section
-//! "Snapshot files".
+//! The snapshot file format: a header, the ids of the metadata chunks and an end record. The
+//! metadata stream (every member of one backup, in order, with its chunk ids) is cut into
+//! chunks stored in packs like file content, so that unchanged metadata deduplicates against
+//! earlier snapshots. A snapshot is re-indexed from its file and the packs. Spec:
+//! `store-format/README.md`, section "Snapshot files".
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
-use crate::store::chunker::ChunkId;
+use crate::store::chunker::{self, ChunkId};
+use crate::store::config::ChunkerParams;
+use crate::store::reader::ChunkFetcher;
 use crate::store::{crash_point, durable};
 
-pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"OBKSNAP\x01";
+pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"OBKSNAP\x02";
+/// The magic of format version 1 snapshot files (member records in the file itself).
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"OBKSNAP\x01";
+/// Records of the snapshot file.
 const REC_HEADER: u8 = 1;
-const REC_MEMBER: u8 = 2;
 const REC_END: u8 = 3;
+const REC_META: u8 = 4;
+/// The only record of the metadata stream.
+const REC_MEMBER: u8 = 2;
 
 /// What the caller says about a snapshot it begins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +71,8 @@ pub(crate) struct Header {
 pub(crate) struct End {
     pub members: u64,
     pub size: u64,
+    /// Length of the metadata stream in bytes.
+    pub meta_len: u64,
     /// Bytes of the packs this snapshot wrote (the snapshot file itself is not included).
     pub packs_added: u64,
     /// When the file was finished, Unix nanoseconds: orders snapshots of the same `time`.
@@ -85,17 +97,27 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
-/// Streams a snapshot file into `tmp/`. Member records are written as members complete, so
-/// memory holds at most one member's chunk list.
+/// Streams a snapshot file into `tmp/`. Member records go to the metadata stream, which is
+/// cut into chunks (`take_meta_chunks`) as it grows; the file itself receives the ids of those
+/// chunks. Memory: the uncut tail of the metadata stream (under `4 × max_size` plus one member
+/// record).
 pub(crate) struct SnapshotFileWriter {
     tmp: PathBuf,
     enc: zstd::Encoder<'static, HashWriter<BufWriter<File>>>,
+    params: ChunkerParams,
+    /// Metadata stream bytes not yet cut into chunks.
+    meta: Vec<u8>,
+    meta_len: u64,
     members: u64,
     size: u64,
 }
 
 impl SnapshotFileWriter {
-    pub(crate) fn create(root: &Path, header: &Header, level: i32) -> Result<SnapshotFileWriter> {
+    pub(crate) fn create(
+        root: &Path,
+        header: &Header,
+        params: &ChunkerParams,
+    ) -> Result<SnapshotFileWriter> {
         let tmp = root.join("tmp").join(durable::temp_name("snapshot")?);
         let file = durable::create_new(&tmp)?;
         let mut hw = HashWriter {
@@ -104,10 +126,13 @@ impl SnapshotFileWriter {
             len: 0,
         };
         hw.write_all(SNAPSHOT_MAGIC).path_ctx("writing", &tmp)?;
-        let enc = zstd::Encoder::new(hw, level).path_ctx("writing", &tmp)?;
+        let enc = zstd::Encoder::new(hw, params.zstd_level).path_ctx("writing", &tmp)?;
         let mut w = SnapshotFileWriter {
             tmp,
             enc,
+            params: params.clone(),
+            meta: Vec::new(),
+            meta_len: 0,
             members: 0,
             size: 0,
         };
@@ -132,13 +157,18 @@ impl SnapshotFileWriter {
         Ok(())
     }
 
+    /// Appends a member record to the metadata stream.
     pub(crate) fn member(&mut self, m: &Member, chunks: &[ChunkId]) -> Result<()> {
         let json = serde_json::to_vec(m).expect("member serialises");
         let ids: &[u8] = chunks.as_flattened();
-        self.record(
-            REC_MEMBER,
-            &[&(json.len() as u32).to_le_bytes(), &json, ids],
-        )?;
+        let len = u32::try_from(4 + json.len() + ids.len())
+            .map_err(|_| Error::Invalid("snapshot record larger than 4 GiB".into()))?;
+        self.meta.push(REC_MEMBER);
+        self.meta.extend_from_slice(&len.to_le_bytes());
+        self.meta
+            .extend_from_slice(&(json.len() as u32).to_le_bytes());
+        self.meta.extend_from_slice(&json);
+        self.meta.extend_from_slice(ids);
         self.members += 1;
         if m.is_file() {
             self.size += m.size;
@@ -146,15 +176,41 @@ impl SnapshotFileWriter {
         Ok(())
     }
 
+    /// Cuts the metadata stream's chunks that no later byte can change (all of them when
+    /// `last`), writes their ids to the file and returns them with their bytes, in order, for
+    /// the caller to store. Does nothing while less than `4 × max_size` bytes wait (unless
+    /// `last`).
+    pub(crate) fn take_meta_chunks(&mut self, last: bool) -> Result<Vec<(ChunkId, Vec<u8>)>> {
+        if self.meta.is_empty() || (!last && self.meta.len() < 4 * self.params.max_size as usize) {
+            return Ok(Vec::new());
+        }
+        let cuts = chunker::cut_buffer(&self.meta, &self.params, last);
+        let consumed = cuts.last().map_or(0, |c| c.1.end);
+        let ids: Vec<ChunkId> = cuts.iter().map(|c| c.0).collect();
+        if !ids.is_empty() {
+            self.record(REC_META, &[ids.as_flattened()])?;
+        }
+        let chunks = cuts
+            .into_iter()
+            .map(|(id, r)| (id, self.meta[r].to_vec()))
+            .collect();
+        self.meta.drain(..consumed);
+        self.meta_len += consumed as u64;
+        Ok(chunks)
+    }
+
     /// Writes the end record, fsyncs and renames the file to `snapshots/<id>.snap`; fsyncs
-    /// the directory. Returns the id, the file size and the end record.
+    /// the directory. Returns the id, the file size and the end record. The metadata stream
+    /// MUST have been taken completely (`take_meta_chunks(true)`) and its chunks be durable.
     pub(crate) fn finish(mut self, root: &Path, packs_added: u64) -> Result<(String, u64, End)> {
+        debug_assert!(self.meta.is_empty(), "metadata stream not taken");
         let written = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);
         let end = End {
             members: self.members,
             size: self.size,
+            meta_len: self.meta_len,
             packs_added,
             written,
         };
@@ -191,14 +247,152 @@ pub(crate) fn snapshot_path(root: &Path, id: &str) -> PathBuf {
     root.join("snapshots").join(format!("{id}.snap"))
 }
 
-/// Reads a snapshot file, checking that its BLAKE3 equals its name and that it is complete.
-/// Calls `member` for every member in order; returns the header, the end record and the
-/// file size.
-pub(crate) fn read_snapshot_file(
+/// What the snapshot file itself holds (without the metadata stream).
+pub(crate) struct SnapshotFile {
+    pub header: Header,
+    pub end: End,
+    /// Size of the snapshot file.
+    pub len: u64,
+    /// The metadata chunks, in stream order.
+    pub meta_chunks: Vec<ChunkId>,
+}
+
+/// Reads a snapshot file, checking that its BLAKE3 equals its name and that it is complete;
+/// then its metadata stream, chunk by chunk through `fetch` (which checks each chunk's id),
+/// calling `member` for every member in order.
+pub(crate) fn read_snapshot(
     path: &Path,
     id: &str,
+    fetch: &mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
     mut member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
-) -> Result<(Header, End, u64)> {
+) -> Result<SnapshotFile> {
+    let bad = |why: String| Error::Corrupt(format!("snapshot file {}: {why}", path.display()));
+    let file = read_snapshot_head(path, id)?;
+    let mut stream = MetaStream {
+        ids: file.meta_chunks.iter(),
+        fetch,
+        buf: Vec::new(),
+        pos: 0,
+        len: 0,
+        error: None,
+    };
+    let mut members = 0u64;
+    loop {
+        let mut kl = [0u8; 5];
+        let first = read_full(&mut stream, &mut kl);
+        if let Some(e) = stream.error.take() {
+            return Err(e);
+        }
+        match first.map_err(|e| bad(format!("metadata stream: {e}")))? {
+            0 => break,
+            5 => {}
+            _ => return Err(bad("metadata stream ends inside a record".into())),
+        }
+        let rlen = u32::from_le_bytes(kl[1..].try_into().expect("4 bytes")) as usize;
+        if kl[0] != REC_MEMBER {
+            return Err(bad(format!("unexpected metadata record type {}", kl[0])));
+        }
+        let mut payload = vec![0u8; rlen];
+        let got = read_full(&mut stream, &mut payload);
+        if let Some(e) = stream.error.take() {
+            return Err(e);
+        }
+        if got.map_err(|e| bad(format!("metadata stream: {e}")))? != rlen {
+            return Err(bad("metadata stream ends inside a record".into()));
+        }
+        let jl = payload
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+        let jl = jl
+            .filter(|jl| 4 + jl <= rlen && (rlen - 4 - jl) % 32 == 0)
+            .ok_or_else(|| bad("bad member record".into()))?;
+        let m: Member =
+            serde_json::from_slice(&payload[4..4 + jl]).map_err(|e| bad(format!("member: {e}")))?;
+        let ids = payload[4 + jl..]
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32 bytes"))
+            .collect();
+        members += 1;
+        member(m, ids)?;
+    }
+    if members != file.end.members || stream.len != file.end.meta_len {
+        return Err(bad(format!(
+            "metadata stream holds {members} members in {} bytes, the end record says {} in {}",
+            stream.len, file.end.members, file.end.meta_len
+        )));
+    }
+    Ok(file)
+}
+
+/// Reads into `buf` until it is full or the stream ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// The metadata stream as a `Read`, one chunk at a time. A fetch error is parked in `error`
+/// so that the caller returns it intact (it names pack and chunk).
+struct MetaStream<'a, 'f> {
+    ids: std::slice::Iter<'a, ChunkId>,
+    fetch: &'f mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+    len: u64,
+    error: Option<Error>,
+}
+
+impl Read for MetaStream<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            let Some(id) = self.ids.next() else {
+                return Ok(0);
+            };
+            match (self.fetch)(id) {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(io::Error::other(msg));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a snapshot through the index: its metadata chunks are fetched from their packs
+/// (looked up in `conn`) and checked. Errors about a metadata chunk name the snapshot.
+pub(crate) fn read_snapshot_file(
+    conn: &Connection,
+    root: &Path,
+    id: &str,
+    member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
+) -> Result<SnapshotFile> {
+    let mut fetcher = ChunkFetcher::new(conn, root);
+    let user = format!("the metadata of snapshot {id}");
+    read_snapshot(
+        &snapshot_path(root, id),
+        id,
+        &mut |c| fetcher.fetch_hash(c, &user),
+        member,
+    )
+}
+
+/// Reads the snapshot file alone: checks its BLAKE3 against `id`, its magic and records.
+pub(crate) fn read_snapshot_head(path: &Path, id: &str) -> Result<SnapshotFile> {
     let bad = |why: String| Error::Corrupt(format!("snapshot file {}: {why}", path.display()));
     let mut f = File::open(path).path_ctx("opening snapshot", path)?;
     let mut hasher = blake3::Hasher::new();
@@ -209,11 +403,17 @@ pub(crate) fn read_snapshot_file(
     let mut f = BufReader::new(File::open(path).path_ctx("opening snapshot", path)?);
     let mut magic = [0u8; 8];
     f.read_exact(&mut magic).path_ctx("reading", path)?;
+    if &magic == SNAPSHOT_MAGIC_V1 {
+        return Err(bad(
+            "snapshot file format 1 (repository format version 1) is not supported".into(),
+        ));
+    }
     if &magic != SNAPSHOT_MAGIC {
         return Err(bad("no snapshot header".into()));
     }
     let mut dec = zstd::Decoder::with_buffer(f).path_ctx("reading", path)?;
     let mut header: Option<Header> = None;
+    let mut meta_chunks = Vec::new();
     loop {
         let mut kl = [0u8; 5];
         dec.read_exact(&mut kl)
@@ -228,25 +428,22 @@ pub(crate) fn read_snapshot_file(
                     serde_json::from_slice(&payload).map_err(|e| bad(format!("header: {e}")))?,
                 );
             }
-            (REC_MEMBER, Some(_)) => {
-                let jl = payload
-                    .get(..4)
-                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
-                let jl = jl
-                    .filter(|jl| 4 + jl <= rlen && (rlen - 4 - jl) % 32 == 0)
-                    .ok_or_else(|| bad("bad member record".into()))?;
-                let m: Member = serde_json::from_slice(&payload[4..4 + jl])
-                    .map_err(|e| bad(format!("member: {e}")))?;
-                let ids = payload[4 + jl..]
-                    .chunks_exact(32)
-                    .map(|c| c.try_into().expect("32 bytes"))
-                    .collect();
-                member(m, ids)?;
+            (REC_META, Some(_)) if rlen % 32 == 0 => {
+                meta_chunks.extend(
+                    payload
+                        .chunks_exact(32)
+                        .map(|c| -> ChunkId { c.try_into().expect("32 bytes") }),
+                );
             }
             (REC_END, Some(_)) => {
                 let end: End = serde_json::from_slice(&payload)
                     .map_err(|e| bad(format!("end record: {e}")))?;
-                return Ok((header.expect("checked"), end, len));
+                return Ok(SnapshotFile {
+                    header: header.expect("checked"),
+                    end,
+                    len,
+                    meta_chunks,
+                });
             }
             (k, _) => return Err(bad(format!("unexpected record type {k}"))),
         }

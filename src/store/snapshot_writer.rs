@@ -47,7 +47,7 @@ impl<'r> SnapshotWriter<'r> {
             repository: repo.config().id.clone(),
             meta,
         };
-        let file = SnapshotFileWriter::create(repo.root(), &header, params.zstd_level)?;
+        let file = SnapshotFileWriter::create(repo.root(), &header, &params)?;
         Ok(SnapshotWriter {
             repo,
             conn,
@@ -99,6 +99,35 @@ impl<'r> SnapshotWriter<'r> {
         Ok((ids, size))
     }
 
+    /// Stores one chunk unless the index or this writer has it: into the current group,
+    /// which is compressed and appended once full.
+    fn store_chunk(&mut self, id: ChunkId, data: &[u8]) -> Result<()> {
+        if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+            return Ok(());
+        }
+        self.seen.insert(id);
+        self.group.push(id, data);
+        if self.group.data.len() >= self.params.group_size as usize {
+            let full = std::mem::take(&mut self.group);
+            self.append(seal_all(vec![full], self.params.zstd_level))?;
+        }
+        Ok(())
+    }
+
+    /// Stores the metadata chunks the snapshot file has cut (all that remain when `last`).
+    fn store_meta(&mut self, last: bool) -> Result<()> {
+        for (id, data) in self.file().take_meta_chunks(last)? {
+            self.store_chunk(id, &data)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a member record into the metadata stream and stores the chunks it completes.
+    fn member(&mut self, m: &Member, chunks: &[ChunkId]) -> Result<()> {
+        self.file().member(m, chunks)?;
+        self.store_meta(false)
+    }
+
     /// Appends sealed groups, in order, to the current pack; finishes packs that reached
     /// their size.
     fn append(&mut self, sealed: Vec<SealedGroup>) -> Result<()> {
@@ -147,10 +176,11 @@ impl<'r> SnapshotWriter<'r> {
             .ok_or_else(|| Error::Repository(format!("snapshot {id} vanished from the index")))
     }
 
-    /// Steps 1-2 of the commit protocol: the last group and pack, then the snapshot file, all
-    /// durable. Returns the snapshot id.
+    /// Steps 1-2 of the commit protocol: the last metadata chunks, the last group and pack,
+    /// then the snapshot file, all durable. Returns the snapshot id.
     fn write_files(&mut self) -> Result<String> {
         crash_point("commit-begin");
+        self.store_meta(true)?;
         let last = std::mem::take(&mut self.group);
         if !last.chunks.is_empty() {
             self.append(seal_all(vec![last], self.params.zstd_level))?;
@@ -194,7 +224,7 @@ impl Drop for SnapshotWriter<'_> {
 impl MemberSink for SnapshotWriter<'_> {
     fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
         if !member.is_file() {
-            return self.file().member(member, &[]);
+            return self.member(member, &[]);
         }
         let (ids, size) = self.store_stream(content)?;
         if size != member.size {
@@ -203,7 +233,7 @@ impl MemberSink for SnapshotWriter<'_> {
                 member.path, member.size
             )));
         }
-        self.file().member(member, &ids)
+        self.member(member, &ids)
     }
 
     /// Refers to the parent's chunks when every one of them is still in the repository.
@@ -213,7 +243,7 @@ impl MemberSink for SnapshotWriter<'_> {
                 return Ok(false);
             }
         }
-        self.file().member(member, &previous.chunks)?;
+        self.member(member, &previous.chunks)?;
         Ok(true)
     }
 
@@ -222,7 +252,7 @@ impl MemberSink for SnapshotWriter<'_> {
     fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
         let (ids, size) = self.store_stream(content)?;
         member.size = size;
-        self.file().member(&member, &ids)?;
+        self.member(&member, &ids)?;
         Ok(size)
     }
 }

@@ -225,14 +225,139 @@ fn identical_snapshot_adds_almost_nothing() {
     let first = store(&repo, &members);
     let second = store(&repo, &members);
     assert!(first.added > 1 << 20, "first added {}", first.added);
-    // Only the snapshot file itself (32 bytes per chunk id, before zstd).
+    // Only the snapshot file itself: its header and the ids of its metadata chunks, which
+    // are the first snapshot's.
     assert!(
-        second.added < second.size / 100,
+        second.added < 1024,
         "second added {} of {}",
         second.added,
         second.size
     );
     assert_eq!(repo.snapshots().unwrap().len(), 2);
+    let conn = index::connect(&dir.path().join("r").join("index.sqlite")).unwrap();
+    let meta_rows =
+        |id: &str| index::meta_chunk_rows(&conn, index::snapshot_row(&conn, id).unwrap()).unwrap();
+    assert!(!meta_rows(&first.id).is_empty());
+    assert_eq!(meta_rows(&first.id), meta_rows(&second.id));
+}
+
+/// Many small members: a metadata stream of several chunks.
+fn many_members(n: usize) -> Vec<(Member, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            if i % 3 == 0 {
+                (
+                    member(&format!("CONTENT/CONF/dir{i:05}"), MemberKind::Dir, 0),
+                    vec![],
+                )
+            } else {
+                file(
+                    &format!("CONTENT/CONF/dir{:05}/file{i:05}.ini", i / 3 * 3),
+                    format!("[x]\nn={i}\n").as_bytes(),
+                )
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn shared_metadata_chunks_survive_forget_prune_and_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let common = many_members(3000);
+    let mut first_members = common.clone();
+    first_members.push(file("CONTENT/gone.bin", &noise(300_000, 9)));
+    let first = store(&repo, &first_members);
+    let second = store(&repo, &common);
+    // All but the last metadata chunk or two are the first snapshot's.
+    let conn = index::connect(&root.join("index.sqlite")).unwrap();
+    let meta_rows =
+        |id: &str| index::meta_chunk_rows(&conn, index::snapshot_row(&conn, id).unwrap()).unwrap();
+    let (m1, m2) = (meta_rows(&first.id), meta_rows(&second.id));
+    assert!(m2.len() > 10, "{} metadata chunks", m2.len());
+    let shared = m2.iter().filter(|r| m1.contains(r)).count();
+    assert!(shared + 2 >= m2.len(), "{shared} of {} shared", m2.len());
+    assert!(second.added < 20_000, "second added {}", second.added);
+    drop(conn);
+
+    repo.forget(std::slice::from_ref(&first.id)).unwrap();
+    let r = repo
+        .prune(PruneOptions {
+            dry_run: false,
+            repack_threshold: 1.0,
+        })
+        .unwrap();
+    assert!(r.packs_repacked + r.packs_deleted > 0, "{r:?}");
+    assert!(repo.verify(None).unwrap().is_ok());
+    assert_eq!(replay_all(&repo, &second.id), common);
+
+    drop(repo);
+    index::remove(&root).unwrap();
+    let repo = Repository::open(&root).unwrap();
+    assert_eq!(repo.snapshots().unwrap(), vec![second.clone()]);
+    assert_eq!(replay_all(&repo, &second.id), common);
+    assert!(repo.verify(None).unwrap().is_ok());
+}
+
+#[test]
+fn verify_names_the_snapshot_of_a_damaged_metadata_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    // One chunk per group: the damage stays in the metadata chunk.
+    let params = ChunkerParams {
+        group_size: 0,
+        ..ChunkerParams::default()
+    };
+    let repo = Repository::init_with(&root, params).unwrap();
+    let info = store(&repo, &many_members(50));
+    let conn = index::connect(&root.join("index.sqlite")).unwrap();
+    let rows =
+        index::meta_chunk_rows(&conn, index::snapshot_row(&conn, &info.id).unwrap()).unwrap();
+    assert!(!rows.is_empty());
+    let loc = index::location(&conn, rows[0]).unwrap().unwrap();
+    drop(conn);
+    let path = packer::pack_path(&root, &loc.pack);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[(loc.group_offset + u64::from(loc.stored_len) / 2) as usize] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+
+    let chunk = hex::encode(loc.hash);
+    for report in [
+        repo.verify(None).unwrap(),
+        repo.verify(Some(&info.id)).unwrap(),
+    ] {
+        let p = report
+            .problems
+            .iter()
+            .find(|p| p.chunk.as_deref() == Some(chunk.as_str()))
+            .unwrap_or_else(|| panic!("{:?}", report.problems));
+        assert_eq!(p.pack.as_deref(), Some(loc.pack.as_str()));
+        assert_eq!(
+            p.needed_by,
+            vec![NeededBy {
+                snapshot: info.id.clone(),
+                member: META_USER.into()
+            }]
+        );
+        // Reading the snapshot fails too, naming it and the chunk.
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.what.contains(&info.id) && p.what.contains(&chunk)),
+            "{:?}",
+            report.problems
+        );
+    }
+    // The rebuilt index skips the snapshot, naming it.
+    let report = repo.rebuild_index().unwrap();
+    assert_eq!(report.snapshots, 0);
+    assert!(
+        report.skipped.iter().any(|s| s.contains(&info.id)),
+        "{:?}",
+        report.skipped
+    );
 }
 
 #[test]
@@ -324,16 +449,28 @@ fn deleted_pack_is_reported() {
     let packs = pack_files(&root);
     fs::remove_file(&packs[0]).unwrap();
     let report = repo.verify(Some("latest")).unwrap();
-    assert_eq!(report.problems.len(), 1);
-    let p = &report.problems[0];
+    // The pack, and the snapshot whose metadata chunk was in it.
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    let p = &report.problems[1];
     assert_eq!(p.pack.as_deref(), packs[0].file_stem().unwrap().to_str());
     assert!(p.what.contains("cannot be opened"));
     assert_eq!(
         p.needed_by,
-        vec![NeededBy {
-            snapshot: info.id,
-            member: "CONTENT/a.ini".into()
-        }]
+        vec![
+            NeededBy {
+                snapshot: info.id.clone(),
+                member: META_USER.into()
+            },
+            NeededBy {
+                snapshot: info.id.clone(),
+                member: "CONTENT/a.ini".into()
+            }
+        ]
+    );
+    let s = &report.problems[0];
+    assert!(
+        s.what.contains(&info.id) && s.what.contains("cannot be opened"),
+        "{s}"
     );
 }
 
@@ -501,7 +638,7 @@ fn init_and_open_errors() {
     let cfg = root.join("config.json");
     let text = fs::read_to_string(&cfg)
         .unwrap()
-        .replace("\"version\": 1", "\"version\": 7");
+        .replace("\"version\": 2", "\"version\": 7");
     fs::File::create(&cfg)
         .unwrap()
         .write_all(text.as_bytes())
@@ -509,6 +646,16 @@ fn init_and_open_errors() {
     let e = msg(Repository::open(&root).err().unwrap());
     assert!(
         e.contains("version 7") && e.contains("not supported"),
+        "{e}"
+    );
+    // Format version 1 (member records in the snapshot file) is refused, not read.
+    let text = fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("\"version\": 7", "\"version\": 1");
+    fs::write(&cfg, text).unwrap();
+    let e = msg(Repository::open(&root).err().unwrap());
+    assert!(
+        e.contains("repository format version 1 is not supported") && e.contains("version 2"),
         "{e}"
     );
 }

@@ -17,7 +17,10 @@ use crate::store::index::{self, SqlContext};
 use crate::store::pack::{self, FLAG_ZSTD};
 use crate::store::packer::pack_path;
 use crate::store::rebuild::list_packs;
-use crate::store::snapshot::{read_snapshot_file, snapshot_path};
+use crate::store::snapshot::read_snapshot_file;
+
+/// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
+pub const META_USER: &str = "(snapshot metadata)";
 
 /// The outcome of `Repository::verify`. Problems do not stop the check.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -109,7 +112,7 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
     let mut wanted: Option<HashSet<i64>> = only.map(|_| HashSet::new());
     for name in &names {
         report.snapshots += 1;
-        if let Err(e) = read_snapshot_file(&snapshot_path(root, name), name, |_, _| Ok(())) {
+        if let Err(e) = read_snapshot_file(conn, root, name, |_, _| Ok(())) {
             found.push(Found {
                 pack: None,
                 chunk: None,
@@ -118,10 +121,12 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
             });
         }
         if let Some(w) = &mut wanted {
-            index::for_each_member(conn, index::snapshot_row(conn, name)?, |_, ids| {
+            let row = index::snapshot_row(conn, name)?;
+            index::for_each_member(conn, row, |_, ids| {
                 w.extend(ids);
                 Ok(())
             })?;
+            w.extend(index::meta_chunk_rows(conn, row)?);
         }
     }
 
@@ -283,6 +288,14 @@ fn attach_users(conn: &Connection, found: Vec<Found>) -> Result<Vec<Problem>> {
     if !users.is_empty() {
         for s in index::snapshots(conn)? {
             let row = index::snapshot_row(conn, &s.id)?;
+            for id in index::meta_chunk_rows(conn, row)? {
+                if let Some(u) = users.get_mut(&id) {
+                    u.push(NeededBy {
+                        snapshot: s.id.clone(),
+                        member: META_USER.into(),
+                    });
+                }
+            }
             index::for_each_member(conn, row, |m, ids| {
                 for id in ids {
                     if let Some(u) = users.get_mut(&id) {
