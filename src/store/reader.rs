@@ -97,25 +97,40 @@ impl<'c> ChunkFetcher<'c> {
     }
 }
 
-/// A member's content as a `Read`, pulling one chunk at a time. A chunk error is parked in
-/// `error` (the sink only sees an `io::Error`) so that the caller can return it intact.
-struct Content<'a, 'c> {
-    fetcher: &'a mut ChunkFetcher<'c>,
-    ids: std::vec::IntoIter<i64>,
-    member: &'a str,
+/// A sequence of chunks read as one stream, one chunk in memory at a time: a member's
+/// content, or a snapshot's metadata stream. A fetch error is parked in `error` (the reader of
+/// the stream only sees an `io::Error`) so that the caller can return it intact, naming the
+/// pack and chunk.
+pub(crate) struct ChunkStream<I: Iterator, F: FnMut(I::Item) -> Result<Vec<u8>>> {
+    ids: I,
+    fetch: F,
     buf: Vec<u8>,
     pos: usize,
-    produced: u64,
-    error: Option<Error>,
+    /// Bytes produced so far.
+    pub(crate) produced: u64,
+    pub(crate) error: Option<Error>,
 }
 
-impl Read for Content<'_, '_> {
+impl<I: Iterator, F: FnMut(I::Item) -> Result<Vec<u8>>> ChunkStream<I, F> {
+    pub(crate) fn new(ids: I, fetch: F) -> ChunkStream<I, F> {
+        ChunkStream {
+            ids,
+            fetch,
+            buf: Vec::new(),
+            pos: 0,
+            produced: 0,
+            error: None,
+        }
+    }
+}
+
+impl<I: Iterator, F: FnMut(I::Item) -> Result<Vec<u8>>> Read for ChunkStream<I, F> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.buf.len() {
-            let Some(row) = self.ids.next() else {
+            let Some(id) = self.ids.next() else {
                 return Ok(0);
             };
-            match self.fetcher.fetch(row, self.member) {
+            match (self.fetch)(id) {
                 Ok(b) => {
                     self.buf = b;
                     self.pos = 0;
@@ -148,15 +163,7 @@ pub(crate) fn replay(
             return sink.add(&m, &mut io::empty());
         }
         let user = format!("member {}", m.path);
-        let mut content = Content {
-            fetcher: &mut fetcher,
-            ids: ids.into_iter(),
-            member: &user,
-            buf: Vec::new(),
-            pos: 0,
-            produced: 0,
-            error: None,
-        };
+        let mut content = ChunkStream::new(ids.into_iter(), |row| fetcher.fetch(row, &user));
         let res = sink.add(&m, &mut content);
         if let Some(e) = content.error.take() {
             return Err(e);

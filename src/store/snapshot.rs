@@ -15,7 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
 use crate::store::chunker::{self, ChunkId};
 use crate::store::config::ChunkerParams;
-use crate::store::reader::ChunkFetcher;
+use crate::store::reader::{ChunkFetcher, ChunkStream};
 use crate::store::{crash_point, durable};
 
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"OBKSNAP\x02";
@@ -268,14 +268,7 @@ pub(crate) fn read_snapshot(
 ) -> Result<SnapshotFile> {
     let bad = |why: String| Error::Corrupt(format!("snapshot file {}: {why}", path.display()));
     let file = read_snapshot_head(path, id)?;
-    let mut stream = MetaStream {
-        ids: file.meta_chunks.iter(),
-        fetch,
-        buf: Vec::new(),
-        pos: 0,
-        len: 0,
-        error: None,
-    };
+    let mut stream = ChunkStream::new(file.meta_chunks.iter(), |id: &ChunkId| fetch(id));
     let mut members = 0u64;
     loop {
         let mut kl = [0u8; 5];
@@ -315,10 +308,10 @@ pub(crate) fn read_snapshot(
         members += 1;
         member(m, ids)?;
     }
-    if members != file.end.members || stream.len != file.end.meta_len {
+    if members != file.end.members || stream.produced != file.end.meta_len {
         return Err(bad(format!(
             "metadata stream holds {members} members in {} bytes, the end record says {} in {}",
-            stream.len, file.end.members, file.end.meta_len
+            stream.produced, file.end.members, file.end.meta_len
         )));
     }
     Ok(file)
@@ -334,43 +327,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// The metadata stream as a `Read`, one chunk at a time. A fetch error is parked in `error`
-/// so that the caller returns it intact (it names pack and chunk).
-struct MetaStream<'a, 'f> {
-    ids: std::slice::Iter<'a, ChunkId>,
-    fetch: &'f mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-    len: u64,
-    error: Option<Error>,
-}
-
-impl Read for MetaStream<'_, '_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(id) = self.ids.next() else {
-                return Ok(0);
-            };
-            match (self.fetch)(id) {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    self.error = Some(e);
-                    return Err(io::Error::other(msg));
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        self.len += n as u64;
-        Ok(n)
-    }
 }
 
 /// Reads a snapshot through the index: its metadata chunks are fetched from their packs
