@@ -155,6 +155,16 @@ impl Scan {
     }
 }
 
+/// A CONTROL member's bytes (small; capped so a hostile archive cannot exhaust memory).
+fn read_control(path: &str, content: &mut dyn Read) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    content
+        .take(256 << 20)
+        .read_to_end(&mut buf)
+        .map_err(read_err(path))?;
+    Ok(buf)
+}
+
 fn is_control(path: &str) -> bool {
     path == control::CHECKSUMS || path == control::SYSINFO
 }
@@ -172,11 +182,7 @@ impl MemberSink for Scan {
         self.note(member);
         let path = member.path.as_str();
         if is_control(path) {
-            let mut buf = Vec::new();
-            content
-                .take(256 << 20)
-                .read_to_end(&mut buf)
-                .map_err(read_err(path))?;
+            let buf = read_control(path, content)?;
             self.control(path, &buf);
             return Ok(());
         }
@@ -219,11 +225,7 @@ impl<S: MemberSink> MemberSink for Checked<S> {
     fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
         let path = member.path.as_str();
         if is_control(path) {
-            let mut buf = Vec::new();
-            content
-                .take(256 << 20)
-                .read_to_end(&mut buf)
-                .map_err(read_err(path))?;
+            let buf = read_control(path, content)?;
             self.inner.add(member, &mut &buf[..])?;
             self.scan.note(member);
             self.scan.control(path, &buf);

@@ -35,10 +35,22 @@ pub fn add_path(
         }
         Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
+    add_node(path, arc, &meta, owners, parent, sink)
+}
+
+/// A directory with everything below it, or a single entry.
+fn add_node(
+    path: &Path,
+    arc: &str,
+    meta: &Metadata,
+    owners: &mut Owners,
+    parent: Option<&Previous>,
+    sink: &mut dyn MemberSink,
+) -> Result<()> {
     if meta.is_dir() {
-        add_dir(path, arc, &meta, owners, parent, sink)
+        add_dir(path, arc, meta, owners, parent, sink)
     } else {
-        add_entry(path, arc, &meta, owners, parent, sink)
+        add_entry(path, arc, meta, owners, parent, sink)
     }
 }
 
@@ -68,11 +80,7 @@ fn add_dir(
         let child = entry.path();
         let child_arc = format!("{arc}/{name}");
         let meta = fs::symlink_metadata(&child).path_ctx("cannot read", &child)?;
-        if meta.is_dir() {
-            add_dir(&child, &child_arc, &meta, owners, parent, sink)?;
-        } else {
-            add_entry(&child, &child_arc, &meta, owners, parent, sink)?;
-        }
+        add_node(&child, &child_arc, &meta, owners, parent, sink)?;
     }
     Ok(())
 }
