@@ -5,9 +5,11 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::archive::compression::{open_tar_stream, Compression, Encoder};
 use crate::archive::scan::{Checked, Scan};
+use crate::archive::segment_cache::SegmentCache;
 use crate::archive::tar_reader::{TarEnd, TarReader};
 use crate::archive::tar_writer::TarWriter;
 use crate::error::{Error, IoContext, Result};
@@ -75,6 +77,15 @@ impl std::io::Write for HashingFile {
 
 impl ArchiveFileWriter {
     pub fn create(dest: &Path, compression: Compression) -> Result<ArchiveFileWriter> {
+        Self::create_with_cache(dest, compression, None)
+    }
+
+    /// Like `create`, splicing compressed segments from `cache` where the stream is unchanged.
+    pub fn create_with_cache(
+        dest: &Path,
+        compression: Compression,
+        cache: Option<Arc<SegmentCache>>,
+    ) -> Result<ArchiveFileWriter> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -90,7 +101,7 @@ impl ArchiveFileWriter {
             file,
             hash: blake3::Hasher::new(),
         };
-        let out = Encoder::new(BufWriter::with_capacity(1 << 20, file), compression);
+        let out = Encoder::new(BufWriter::with_capacity(1 << 20, file), compression, cache);
         Ok(ArchiveFileWriter {
             tar: Checked::new(TarWriter::new(out)),
             tmp_path,

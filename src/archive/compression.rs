@@ -6,7 +6,10 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
+use std::sync::Arc;
+
 use crate::archive::parallel::{Codec, ParallelEncoder};
+use crate::archive::segment_cache::SegmentCache;
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -34,6 +37,15 @@ impl Compression {
             Compression::Bz2 => ".bz2",
             Compression::Gz => ".gz",
             Compression::None => "",
+        }
+    }
+
+    /// The parallel codec, or `None` for an uncompressed tar.
+    pub fn codec(self) -> Option<Codec> {
+        match self {
+            Compression::Bz2 => Some(Codec::Bz2),
+            Compression::Gz => Some(Codec::Gz),
+            Compression::None => None,
         }
     }
 
@@ -89,11 +101,11 @@ pub enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    pub fn new(out: W, compression: Compression) -> Encoder<W> {
-        match compression {
-            Compression::Bz2 => Encoder::Parallel(ParallelEncoder::new(out, Codec::Bz2)),
-            Compression::Gz => Encoder::Parallel(ParallelEncoder::new(out, Codec::Gz)),
-            Compression::None => Encoder::None(out),
+    /// `cache` (for this compression's codec) supplies segments compressed by earlier runs.
+    pub fn new(out: W, compression: Compression, cache: Option<Arc<SegmentCache>>) -> Encoder<W> {
+        match compression.codec() {
+            Some(codec) => Encoder::Parallel(ParallelEncoder::new(out, codec, cache)),
+            None => Encoder::None(out),
         }
     }
 

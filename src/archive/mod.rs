@@ -6,6 +6,7 @@ pub mod compression;
 pub mod control;
 pub mod parallel;
 pub mod scan;
+pub mod segment_cache;
 pub mod tar_header;
 pub mod tar_reader;
 pub mod tar_writer;

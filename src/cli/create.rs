@@ -39,6 +39,10 @@ pub struct CreateArgs {
     /// previous snapshot (repository only).
     #[arg(long)]
     pub full: bool,
+    /// With a repository and DEST: compress the archive afresh instead of reusing compressed
+    /// segments of earlier archives from the repository's export cache.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Dump mysql in one consistent transaction instead of locking the tables (InnoDB; opsi keeps working meanwhile).
     #[arg(long)]
     pub single_transaction: bool,
@@ -195,7 +199,7 @@ fn create_snapshot(
         repo::human(info.size)
     );
     if let Some(dest) = &a.destination {
-        let done = export::export(&r, &info, dest, compression)?;
+        let done = export::export(&r, &info, dest, compression, !a.no_cache)?;
         println!("{}", done.display());
     }
     Ok(0)

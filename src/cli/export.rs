@@ -2,11 +2,13 @@
 //! written, verified and renamed into place like `create` does.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
+use crate::archive::segment_cache::SegmentCache;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{create, repo, Global};
 use crate::logging;
@@ -24,14 +26,20 @@ pub struct ExportArgs {
     /// Compression of the archive (a bare -c means none, as in the original).
     #[arg(short = 'c', long, default_value = "bz2", num_args = 0..=1, default_missing_value = "none", value_parser = ["gz", "bz2", "none"])]
     pub compression: String,
+    /// Compress every segment afresh: neither use nor fill the export cache.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
+/// With `use_cache`, compressed segments of earlier exports are spliced where the archive did
+/// not change (see `archive/segment_cache.rs`).
 pub fn export(
     r: &Repository,
     info: &SnapshotInfo,
     dest: &std::path::Path,
     compression: Compression,
+    use_cache: bool,
 ) -> anyhow::Result<PathBuf> {
     let mut sysinfo = SysInfo::new();
     for (k, v) in &info.sysinfo {
@@ -39,13 +47,34 @@ pub fn export(
     }
     let name = create::archive_name_at(&sysinfo, compression, info.time);
     let dest = create::destination(Some(dest), &name);
-    let mut writer = ArchiveFileWriter::create(&dest, compression)?;
+    let codec = compression.codec().filter(|_| use_cache);
+    let cache = codec.and_then(|codec| {
+        SegmentCache::open(r.root(), codec)
+            .map_err(|e| logging::warning(format!("export cache not used: {e}")))
+            .ok()
+            .map(Arc::new)
+    });
+    let mut writer = ArchiveFileWriter::create_with_cache(&dest, compression, cache.clone())?;
     let bar = progress::bar("export", Some(info.size));
     r.replay(&info.id, &mut ProgressSink::new(&mut writer, bar.clone()))?;
     bar.finish_and_clear();
     let done = writer.finish(None)?;
+    let reused = match &cache {
+        Some(c) => {
+            if let Err(e) = c.sweep() {
+                logging::warning(format!("export cache: cleaning up failed: {e}"));
+            }
+            let s = c.stats();
+            format!(
+                " ({} of {} compressed segments reused from earlier exports)",
+                s.hits,
+                s.hits + s.misses
+            )
+        }
+        None => String::new(),
+    };
     logging::notice(format!(
-        "Exported snapshot {} to {}",
+        "Exported snapshot {} to {}{reused}",
         repo::short(&info.id),
         done.display()
     ));
@@ -60,6 +89,7 @@ pub fn run(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
         &info,
         &a.destination,
         Compression::parse(&a.compression)?,
+        !a.no_cache,
     )?;
     println!("{}", done.display());
     Ok(0)

@@ -16,6 +16,7 @@ pub struct StatsArgs {
 struct Stats {
     snapshots: usize,
     disk_bytes: u64,
+    export_cache_bytes: u64,
     logical_bytes: u64,
     dedup_ratio: f64,
     per_snapshot: Vec<PerSnapshot>,
@@ -42,11 +43,15 @@ fn disk_usage(path: &std::path::Path) -> u64 {
 pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let list = r.snapshots()?;
-    let disk = disk_usage(&repo::repository_path(g)?);
+    let path = repo::repository_path(g)?;
+    // The export cache is not backup data (it can be deleted at any time): counted apart.
+    let cache = disk_usage(&path.join("cache"));
+    let disk = disk_usage(&path) - cache;
     let logical: u64 = list.iter().map(|s| s.size).sum();
     let stats = Stats {
         snapshots: list.len(),
         disk_bytes: disk,
+        export_cache_bytes: cache,
         logical_bytes: logical,
         dedup_ratio: if disk == 0 {
             0.0
@@ -69,6 +74,12 @@ pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     }
     println!("snapshots:          {}", stats.snapshots);
     println!("size on disk:       {}", repo::human(disk));
+    if cache > 0 {
+        println!(
+            "export cache:       {} (compressed archive segments for faster exports; may be deleted)",
+            repo::human(cache)
+        );
+    }
     println!(
         "logical size:       {} (all snapshots as full archives, uncompressed)",
         repo::human(logical)
