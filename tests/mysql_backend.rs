@@ -28,7 +28,9 @@ use mysql_env::{server, with_tools, TestDb, ToolOverride, NASTY_PASSWORD};
 use mysql_schema::{database_sql, DataSize, TABLES};
 use opsi_backup::error::{Error, IoContext, Result};
 use opsi_backup::member::{Member, MemberKind, Mtime};
-use opsi_backup::mysql::{dump_into, restore_from, run_sql, Consistency, DumpOptions, MysqlConfig};
+use opsi_backup::mysql::{
+    dump_into, restore_from, run_sql, Consistency, DumpOptions, MysqlConfig, Prefetch,
+};
 use opsi_backup::sink::MemberSink;
 
 const MEMBER_PATH: &str = "CONTENT/BACKENDS/MYSQL/mysql/database.sql";
@@ -726,4 +728,116 @@ fn measure_nightly_dump_changes() {
         .max()
         .unwrap();
     eprintln!("longest dump line: {longest} B");
+}
+
+/// A dump started ahead of its turn (`create` spools it while the files are backed up) gives
+/// the same bytes as the direct one, whether it finished before its turn (added with its size)
+/// or is still running (added as it grows), and the spool leaves nothing behind.
+#[test]
+fn prefetched_dump_is_the_direct_dump() {
+    let Some(server) = server() else { return };
+    let db = TestDb::create(&server, "prefetch");
+    load(
+        &db,
+        &DataSize {
+            clients: 8,
+            software_per_client: 20,
+            seed: 5,
+            ..DataSize::small()
+        },
+    );
+    let spool = tempfile::tempdir().unwrap();
+    let opts = DumpOptions::default();
+    let mut direct = StreamingSink::default();
+    with_tools(|| dump_into(&db.cfg, &opts, member(), &mut direct)).unwrap();
+    let want = &direct.members[0].1;
+    for wait in [0, 1500] {
+        let mut sink = VecSink::default();
+        let size = with_tools(|| {
+            let p = Prefetch::start(&db.cfg, &opts, "mysql", spool.path())?;
+            std::thread::sleep(std::time::Duration::from_millis(wait));
+            p.add(member(), &mut sink)
+        })
+        .unwrap();
+        assert_eq!(size, want.len() as u64);
+        assert!(sink.members[0].1 == *want, "prefetched dump differs");
+    }
+
+    // Still running at its turn: read while it grows.
+    let dir = tempfile::tempdir().unwrap();
+    let slow = script(
+        dir.path(),
+        "mysqldump",
+        "head -c 300000 /dev/zero | tr '\\0' 'a'\nsleep 1\nhead -c 300000 /dev/zero | tr '\\0' 'b'\n",
+    );
+    let mut sink = StreamingSink::default();
+    {
+        let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &slow)]);
+        let p = Prefetch::start(&db.cfg, &opts, "mysql", spool.path()).unwrap();
+        assert_eq!(p.add(member(), &mut sink).unwrap(), 600_000);
+    }
+    let got = &sink.members[0].1;
+    assert!(got[..300_000].iter().all(|&b| b == b'a') && got[300_000..].iter().all(|&b| b == b'b'));
+    assert_eq!(
+        fs::read_dir(spool.path()).unwrap().count(),
+        0,
+        "the spool file is visible or left behind"
+    );
+}
+
+/// A prefetched dump that fails fails the same way as a direct one and stores nothing; one
+/// that is dropped before its turn (the backup failed earlier) stops mysqldump.
+#[test]
+fn prefetched_dump_failures() {
+    let Some(server) = server() else { return };
+    let cfg = MysqlConfig {
+        database: "opsi".into(),
+        password: NASTY_PASSWORD.into(),
+        ..server.root()
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = failing_mysqldump(
+        dir.path(),
+        "echo 'mysqldump: Error 2013: Lost connection to server during query' >&2\nexit 3",
+    );
+    for wait in [0, 1000] {
+        let mut sink = VecSink::default();
+        let err = {
+            let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &fake)]);
+            let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(wait));
+            p.add(member(), &mut sink).unwrap_err()
+        };
+        check_fake_run(dir.path());
+        assert_mysql_error(
+            &err,
+            &[
+                "mysqldump failed for backend mysql:",
+                "Lost connection",
+                "exit status 3",
+            ],
+        );
+        assert!(sink.members.is_empty(), "a truncated dump was stored");
+    }
+
+    let forever = script(
+        dir.path(),
+        "mysqldump",
+        &format!(
+            "echo $$ > '{}'\nexec yes 'INSERT INTO t VALUES (1);'\n",
+            dir.path().join("pid").display()
+        ),
+    );
+    {
+        let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &forever)]);
+        let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(p);
+    }
+    let pid = fs::read_to_string(dir.path().join("pid")).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "mysqldump still running"
+    );
 }

@@ -132,10 +132,15 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let mut control = ControlWriter::new(writer);
     let bar = progress::bar("create", None);
+    let spool_dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     plan.run(
         &dump_options(&a),
         None,
         &mut ProgressSink::new(&mut control, bar.clone()),
+        Some(&spool_dir),
     )?;
     bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
@@ -187,7 +192,13 @@ fn create_snapshot(
         ));
     }
     let mut sink = ProgressSink::new(&mut control, bar.clone());
-    plan.run(&dump_options(a), parent.as_ref(), &mut sink)?;
+    let spool_dir = r.root().join("tmp");
+    plan.run(
+        &dump_options(a),
+        parent.as_ref(),
+        &mut sink,
+        Some(&spool_dir),
+    )?;
     let reused = sink.reused;
     bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;

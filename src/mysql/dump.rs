@@ -84,39 +84,16 @@ pub fn dump_into(
     member: Member,
     sink: &mut dyn MemberSink,
 ) -> Result<u64> {
-    let program = Tool::Mysqldump.locate()?;
-    let database = tools::database_arg(&cfg.database)?;
     let name = backend_name(&member, cfg).to_string();
-    let defaults = DefaultsFile::create(&cfg.username, &cfg.password)?;
-
-    let mut cmd = tools::command(&program, &defaults, cfg);
-    cmd.args(dump_args(opts)).arg(database);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().ctx(format!("starting {}", program.display()))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = StderrCollector::start(child.stderr.take().expect("stderr is piped"));
-
-    let mut stream = DumpStream {
-        stdout,
-        child,
-        stderr: Some(stderr),
-        cfg,
-        state: State::Running,
-    };
+    let (mut stream, defaults) = spawn(cfg, opts)?;
     let added = sink.add_unsized(member, &mut stream);
     let state = std::mem::replace(&mut stream.state, State::Done);
     let result = match (added, state) {
         (Ok(size), State::Done) => Ok(size),
-        (_, State::Failed(text)) => Err(Error::Mysql(format!(
-            "mysqldump failed for backend {name}: {text}"
-        ))),
+        (_, State::Failed(text)) => Err(failed(&name, &text)),
         // The sink returned without reading to the end: what it kept is not the whole dump.
         // (Dropping the stream below stops mysqldump.)
-        (Ok(_), State::Running) => Err(Error::Invalid(format!(
-            "the dump of backend {name} was not read to its end"
-        ))),
+        (Ok(_), State::Running) => Err(not_read_to_end(&name)),
         // The sink's own failure (disk full...): reported as it is, mysqldump is stopped.
         (Err(e), _) => Err(e),
     };
@@ -128,6 +105,39 @@ pub fn dump_into(
     result
 }
 
+pub(crate) fn failed(name: &str, text: &str) -> Error {
+    Error::Mysql(format!("mysqldump failed for backend {name}: {text}"))
+}
+
+pub(crate) fn not_read_to_end(name: &str) -> Error {
+    Error::Invalid(format!(
+        "the dump of backend {name} was not read to its end"
+    ))
+}
+
+/// Starts mysqldump. The defaults file holds the password and must outlive the dump.
+pub(crate) fn spawn(cfg: &MysqlConfig, opts: &DumpOptions) -> Result<(DumpStream, DefaultsFile)> {
+    let program = Tool::Mysqldump.locate()?;
+    let database = tools::database_arg(&cfg.database)?;
+    let defaults = DefaultsFile::create(&cfg.username, &cfg.password)?;
+    let mut cmd = tools::command(&program, &defaults, cfg);
+    cmd.args(dump_args(opts)).arg(database);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().ctx(format!("starting {}", program.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = StderrCollector::start(child.stderr.take().expect("stderr is piped"));
+    let stream = DumpStream {
+        stdout,
+        child,
+        stderr: Some(stderr),
+        cfg: cfg.clone(),
+        state: State::Running,
+    };
+    Ok((stream, defaults))
+}
+
 enum State {
     Running,
     /// mysqldump ended successfully after its output ended.
@@ -137,15 +147,23 @@ enum State {
 }
 
 /// mysqldump's stdout, which only reports end-of-file once mysqldump has exited successfully.
-struct DumpStream<'a> {
+pub(crate) struct DumpStream {
     stdout: ChildStdout,
     child: Child,
     stderr: Option<StderrCollector>,
-    cfg: &'a MysqlConfig,
+    cfg: MysqlConfig,
     state: State,
 }
 
-impl DumpStream<'_> {
+impl DumpStream {
+    /// How mysqldump failed, once a read returned its failure.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        match &self.state {
+            State::Failed(text) => Some(text),
+            _ => None,
+        }
+    }
+
     /// Waits for mysqldump and records how it ended; returns whether it succeeded.
     fn finish(&mut self) -> bool {
         let status = self.child.wait();
@@ -159,19 +177,19 @@ impl DumpStream<'_> {
             Ok(s) => State::Failed(tools::failure_text(
                 &stderr,
                 &tools::describe_status(s),
-                self.cfg,
+                &self.cfg,
             )),
             Err(e) => State::Failed(tools::failure_text(
                 &stderr,
                 &format!("waiting for it: {e}"),
-                self.cfg,
+                &self.cfg,
             )),
         };
         matches!(self.state, State::Done)
     }
 
     /// Kills mysqldump (if still running) and reaps it, so no zombie or stray dump is left.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(s) = self.stderr.take() {
@@ -184,7 +202,7 @@ impl DumpStream<'_> {
     }
 }
 
-impl Drop for DumpStream<'_> {
+impl Drop for DumpStream {
     // A panicking sink must not leave mysqldump running with the tables locked.
     fn drop(&mut self) {
         if self.stderr.is_some() {
@@ -193,7 +211,7 @@ impl Drop for DumpStream<'_> {
     }
 }
 
-impl Read for DumpStream<'_> {
+impl Read for DumpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.state {
             State::Running => {}

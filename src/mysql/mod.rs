@@ -6,16 +6,19 @@
 //! - [`tools`]: finding and running `mysqldump` / `mysql`;
 //! - [`sql`]: quoting of identifiers and strings for SQL we generate;
 //! - [`dump`]: streaming a dump into a [`crate::sink::MemberSink`];
+//! - [`prefetch`]: a dump started ahead of its turn, spooled while the files are backed up;
 //! - [`restore`]: feeding a dump back, and running ad-hoc SQL.
 
 pub mod config;
 pub mod defaults_file;
 pub mod dump;
+pub mod prefetch;
 pub mod restore;
 pub mod sql;
 pub mod tools;
 
 pub use config::MysqlConfig;
 pub use dump::{dump_into, Consistency, DumpOptions};
+pub use prefetch::Prefetch;
 pub use restore::{restore_from, run_sql};
 pub use sql::{quote_identifier, quote_string};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::logging;
 use crate::member::{Member, MemberKind, Mtime};
-use crate::mysql::{self, DumpOptions, MysqlConfig};
+use crate::mysql::{self, DumpOptions, MysqlConfig, Prefetch};
 use crate::opsi::backends::Selection;
 use crate::opsi::root::OpsiRoot;
 use crate::sink::MemberSink;
@@ -127,14 +127,30 @@ impl Plan {
     }
 
     /// Streams every part into `sink`, in order.
-    /// With a `parent` snapshot, unchanged files are stored by reference to it.
+    /// With a `parent` snapshot, unchanged files are stored by reference to it. With
+    /// `spool_dir`, the first MySQL dump starts at once and is spooled there until its turn
+    /// (see `mysql/prefetch.rs`), so that it runs while the files are backed up.
     pub fn run(
         &self,
         dump: &DumpOptions,
         parent: Option<&Previous>,
         sink: &mut dyn MemberSink,
+        spool_dir: Option<&Path>,
     ) -> Result<()> {
         let mut owners = Owners::default();
+        let first_dump = self
+            .parts
+            .iter()
+            .position(|p| matches!(p, Part::Mysql { .. }));
+        let mut early = match (spool_dir, first_dump.map(|i| &self.parts[i])) {
+            (Some(dir), Some(Part::Mysql { name, config })) => {
+                logging::info(format!(
+                    "Dumping the mysql backend {name} (spooled until its turn)"
+                ));
+                Some(Prefetch::start(config, dump, name, dir)?)
+            }
+            _ => None,
+        };
         for part in &self.parts {
             match part {
                 Part::Path { path, arc } => {
@@ -142,9 +158,14 @@ impl Plan {
                     tree::add_path(path, arc, &mut owners, parent, sink)?;
                 }
                 Part::Mysql { name, config } => {
-                    logging::info(format!("Dumping the mysql backend {name}"));
                     let member = dump_member(name, &mut owners);
-                    let size = mysql::dump_into(config, dump, member, sink)?;
+                    let size = match early.take() {
+                        Some(prefetched) => prefetched.add(member, sink)?,
+                        None => {
+                            logging::info(format!("Dumping the mysql backend {name}"));
+                            mysql::dump_into(config, dump, member, sink)?
+                        }
+                    };
                     logging::info(format!("mysql backend {name}: {size} bytes dumped"));
                 }
             }
