@@ -35,7 +35,7 @@ impl Default for ChunkerParams {
             min_size: 2 * 1024,
             avg_size: 8 * 1024,
             max_size: 64 * 1024,
-            group_size: 256 * 1024,
+            group_size: 4 * 1024 * 1024,
             pack_size: 32 * 1024 * 1024,
             zstd_level: 3,
         }

@@ -1,5 +1,6 @@
 //! Reading snapshots back: members in order, file contents chunk by chunk, every chunk's
-//! BLAKE3 checked as it is read. Memory: one decompressed group and one chunk at a time.
+//! BLAKE3 checked as it is read. Memory: a few decompressed groups (at most 32 MiB) and one
+//! chunk.
 //! Spec: `store-format/README.md`, section "Reading and verification".
 
 use std::fs::File;
@@ -16,12 +17,19 @@ use crate::store::index::{self, SqlContext};
 use crate::store::pack;
 use crate::store::packer::pack_path;
 
-/// Fetches chunks by index row id, caching the last opened pack and decompressed group.
+/// Decompressed groups kept by a reader. A member of a later night alternates between the
+/// first night's groups and the small groups of each night's changes; keeping a few avoids
+/// decompressing a (4 MiB) group again for every change. Bounded: at most this many bytes.
+const GROUP_CACHE_BYTES: usize = 32 << 20;
+
+/// Fetches chunks by index row id, caching the last opened pack and the recently used
+/// decompressed groups.
 pub(crate) struct ChunkFetcher<'c> {
     conn: &'c Connection,
     root: PathBuf,
     file: Option<(String, File)>,
-    group: Option<((String, u64), Vec<u8>)>,
+    /// Most recently used last.
+    groups: Vec<((String, u64), Vec<u8>)>,
 }
 
 impl<'c> ChunkFetcher<'c> {
@@ -30,7 +38,7 @@ impl<'c> ChunkFetcher<'c> {
             conn,
             root: root.to_path_buf(),
             file: None,
-            group: None,
+            groups: Vec::new(),
         }
     }
 
@@ -57,7 +65,10 @@ impl<'c> ChunkFetcher<'c> {
             .ok_or_else(|| Error::Corrupt(format!("{member}: chunk #{row} is not in the index")))?;
         let chunk = hex::encode(loc.hash);
         let key = (loc.pack.clone(), loc.group_offset);
-        if self.group.as_ref().map(|g| &g.0) != Some(&key) {
+        if let Some(i) = self.groups.iter().position(|g| g.0 == key) {
+            let hit = self.groups.remove(i);
+            self.groups.push(hit);
+        } else {
             if self.file.as_ref().map(|f| &f.0) != Some(&loc.pack) {
                 let path = pack_path(&self.root, &loc.pack);
                 let f = File::open(&path).map_err(|e| {
@@ -76,9 +87,13 @@ impl<'c> ChunkFetcher<'c> {
                         loc.pack, loc.group_offset
                     ))
                 })?;
-            self.group = Some((key, plain));
+            let mut held: usize = self.groups.iter().map(|g| g.1.len()).sum();
+            while !self.groups.is_empty() && held + plain.len() > GROUP_CACHE_BYTES {
+                held -= self.groups.remove(0).1.len();
+            }
+            self.groups.push((key, plain));
         }
-        let plain = &self.group.as_ref().expect("loaded above").1;
+        let plain = &self.groups.last().expect("loaded above").1;
         let data = plain
             .get(loc.offset as usize..(loc.offset + u64::from(loc.len)) as usize)
             .ok_or_else(|| {
