@@ -502,8 +502,10 @@ fn rebuild_index_from_data_files() {
 fn leftovers_are_cleaned_or_reused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
+    // Small groups and packs, so that the 2 MiB file below fills several packs.
     let params = ChunkerParams {
         pack_size: 256 * 1024,
+        group_size: 64 * 1024,
         ..ChunkerParams::default()
     };
     let repo = Repository::init_with(&root, params).unwrap();
