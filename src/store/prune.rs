@@ -550,7 +550,10 @@ pub(crate) fn prune(
             .prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)")
             .sql()?;
         let mut repoint = tx
-            .prepare_cached("UPDATE chunks SET grp = ?1, offset = ?2 WHERE hash = ?3")
+            .prepare_cached(&format!(
+                "UPDATE chunks SET grp = ?2, offset = ?3 WHERE {}",
+                index::BY_HASH
+            ))
             .sql()?;
         for g in &groups {
             ins.execute(params![
@@ -564,7 +567,7 @@ pub(crate) fn prune(
             let grp = tx.last_insert_rowid();
             let mut off = 0u64;
             for (hash, len) in &g.chunks {
-                if repoint.execute(params![grp, off as i64, &hash[..]]).sql()? != 1 {
+                if repoint.execute(params![&hash[..], grp, off as i64]).sql()? != 1 {
                     return Err(Error::Repository(format!(
                         "prune: chunk {} of rewritten pack {} is not in the index; nothing was changed",
                         hex::encode(hash),
@@ -695,7 +698,7 @@ mod tests {
     fn no_unused_copies(root: &Path) -> bool {
         let conn = index::connect(&root.join("index.sqlite")).unwrap();
         let mut st = conn
-            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE c.hash = ?1")
+            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE substr(c.hash, 1, 8) = substr(?1, 1, 8) AND c.hash = ?1")
             .unwrap();
         list_packs(root).unwrap().iter().all(|name| {
             let (_, groups) = pack::read_trailer(&pack_path(root, name)).unwrap();
