@@ -37,12 +37,11 @@ CREATE INDEX groups_pack ON groups(pack);
 CREATE TABLE chunks (
     id     INTEGER PRIMARY KEY,
     hash   BLOB NOT NULL,             -- 32-byte BLAKE3 of the plain chunk; one row per hash
-    grp    INTEGER NOT NULL REFERENCES groups(id),
+    grp    INTEGER NOT NULL,          -- groups(id); no foreign key and no index (prune scans)
     offset INTEGER NOT NULL,          -- in the group's plain bytes
     len    INTEGER NOT NULL
 );
 CREATE INDEX chunks_prefix ON chunks(substr(hash, 1, 8));
-CREATE INDEX chunks_grp ON chunks(grp);
 CREATE TABLE snapshots (
     id       INTEGER PRIMARY KEY,
     name     TEXT NOT NULL UNIQUE,    -- hex BLAKE3 of the snapshot file
