@@ -627,6 +627,37 @@ mod tests {
     }
 
     #[test]
+    fn groups_that_chunk_rows_point_into_are_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let index::Opened::Ready { conn, .. } = index::open(dir.path(), "t").unwrap() else {
+            panic!("a new index is current");
+        };
+        let group = pack::GroupEntry {
+            offset: 8,
+            stored_len: 10,
+            flags: 0,
+            chunks: vec![([7; 32], 10)],
+        };
+        assert!(index::insert_pack(&conn, "a", 100, &[group]).unwrap());
+        let a = PackPlan {
+            id: 1,
+            name: "a".into(),
+            size: 100,
+            used: 0.0,
+            unused: true,
+            fate: Fate::Delete,
+        };
+        let check = || check_groups_unused(&conn, &[&a], &HashSet::new(), &HashMap::new());
+        let err = check().unwrap_err().to_string();
+        assert!(
+            err.contains(&hex::encode([7; 32])) && err.contains("pack a"),
+            "{err}"
+        );
+        conn.execute("DELETE FROM chunks", []).unwrap();
+        check().unwrap();
+    }
+
+    #[test]
     fn duplicates_and_unused_chunks_are_collected() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");
