@@ -7,14 +7,16 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::{Error, IoContext, Result};
+use crate::logging;
 use crate::member::Member;
 use crate::store::chunker::ChunkId;
 use crate::store::durable;
+use crate::store::lock::RepoLock;
 use crate::store::pack::{self, GroupEntry};
 use crate::store::snapshot::{self, SnapshotInfo};
 
 /// `PRAGMA user_version` of the schema below; also stored as `meta.schema`.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -34,12 +36,12 @@ CREATE TABLE groups (
 CREATE INDEX groups_pack ON groups(pack);
 CREATE TABLE chunks (
     id     INTEGER PRIMARY KEY,
-    hash   BLOB NOT NULL UNIQUE,      -- 32-byte BLAKE3 of the plain chunk
-    grp    INTEGER NOT NULL REFERENCES groups(id),
+    hash   BLOB NOT NULL,             -- 32-byte BLAKE3 of the plain chunk; one row per hash
+    grp    INTEGER NOT NULL,          -- groups(id); no foreign key and no index (prune scans)
     offset INTEGER NOT NULL,          -- in the group's plain bytes
     len    INTEGER NOT NULL
 );
-CREATE INDEX chunks_grp ON chunks(grp);
+CREATE INDEX chunks_prefix ON chunks(substr(hash, 1, 8));
 CREATE TABLE snapshots (
     id       INTEGER PRIMARY KEY,
     name     TEXT NOT NULL UNIQUE,    -- hex BLAKE3 of the snapshot file
@@ -78,12 +80,23 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
     }
 }
 
-/// Opens (creating when missing) the index. Returns the connection and whether the index was
-/// created just now (so that the caller rebuilds it from the data files).
-pub(crate) fn open(root: &Path, repository_id: &str) -> Result<(Connection, bool)> {
+/// What `open` found.
+pub(crate) enum Opened {
+    /// The index; `created` when it was missing and was created empty just now (the caller
+    /// rebuilds it from the data files under the exclusive lock).
+    Ready { conn: Connection, created: bool },
+    /// An index of an older schema (its `user_version`): the caller takes the exclusive lock
+    /// and calls `replace_outdated`.
+    Outdated(i64),
+}
+
+/// Opens (creating when missing) the index.
+pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
     let path = root.join("index.sqlite");
     let created = !path.exists();
     if created {
+        // WAL files beside a missing database belong to a deleted one: SQLite would replay them.
+        remove_wal(root)?;
         // SQLite gives -wal and -shm the permissions of the database file.
         drop(durable::open_or_create(&path)?);
     }
@@ -95,12 +108,22 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<(Connection, bool
         0 => {
             let tx = conn.unchecked_transaction().sql()?;
             tx.execute_batch(SCHEMA).sql()?;
-            tx.execute("INSERT INTO meta VALUES ('schema', ?1), ('repository', ?2)", params![SCHEMA_VERSION.to_string(), repository_id]).sql()?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).sql()?;
+            tx.execute(
+                "INSERT INTO meta VALUES ('schema', ?1), ('repository', ?2)",
+                params![SCHEMA_VERSION.to_string(), repository_id],
+            )
+            .sql()?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                .sql()?;
             tx.commit().sql()?;
         }
         SCHEMA_VERSION => {
-            let id: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'repository'", [], |r| r.get(0)).optional().sql()?;
+            let id: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = 'repository'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .sql()?;
             if id.as_deref() != Some(repository_id) {
                 return Err(Error::Repository(format!(
                     "{} belongs to another repository; delete it and it is rebuilt from the data files",
@@ -108,14 +131,47 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<(Connection, bool
                 )));
             }
         }
+        1..SCHEMA_VERSION => return Ok(Opened::Outdated(version)),
         v => {
+            let by = if v > SCHEMA_VERSION {
+                ": it was written by a newer opsi-backup; use that one, or"
+            } else {
+                ";"
+            };
             return Err(Error::Repository(format!(
-                "{} has schema version {v}, this opsi-backup knows {SCHEMA_VERSION}; delete it and it is rebuilt from the data files",
+                "{} has schema version {v}, this opsi-backup knows {SCHEMA_VERSION}{by} delete the index and it is rebuilt from the data files",
                 path.display()
-            )))
+            )));
         }
     }
-    Ok((conn, created))
+    Ok(Opened::Ready { conn, created })
+}
+
+/// Replaces an index of an older schema by a new, empty one (`created`), which the caller
+/// rebuilds from the data files. The index is a cache of those files (spec: "Format
+/// versions"). Returns the connection and whether it was created. The caller holds the
+/// exclusive lock (`_lock`), so no writer has the old index open; when another process
+/// replaced it while we waited for the lock, that one is kept.
+pub(crate) fn replace_outdated(
+    root: &Path,
+    repository_id: &str,
+    _lock: &RepoLock,
+) -> Result<(Connection, bool)> {
+    let path = root.join("index.sqlite");
+    if let Opened::Outdated(v) = open(root, repository_id)? {
+        logging::notice(format!(
+            "{} has schema version {v}; rebuilding it as version {SCHEMA_VERSION} from the data files",
+            path.display()
+        ));
+        remove(root)?;
+    }
+    match open(root, repository_id)? {
+        Opened::Ready { conn, created } => Ok((conn, created)),
+        Opened::Outdated(v) => Err(Error::Repository(format!(
+            "{} still has schema version {v} after removing it",
+            path.display()
+        ))),
+    }
 }
 
 /// A new connection to an existing index, set up for WAL and waiting on other writers.
@@ -131,12 +187,22 @@ pub(crate) fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// The condition finding the chunk whose hash is `?1`. Hashes are indexed by their first 8
+/// bytes only (`chunks_prefix`: a UNIQUE on the whole hash would store it a second time);
+/// SQLite uses that index only for this exact expression.
+pub(crate) const BY_HASH: &str = "substr(hash, 1, 8) = substr(?1, 1, 8) AND hash = ?1";
+
+/// The row of a chunk in the index, if any.
+pub(crate) fn chunk_row(conn: &Connection, id: &ChunkId) -> Result<Option<i64>> {
+    let mut st = conn
+        .prepare_cached(&format!("SELECT id FROM chunks WHERE {BY_HASH}"))
+        .sql()?;
+    st.query_row([&id[..]], |r| r.get(0)).optional().sql()
+}
+
 /// Whether a chunk is in the index (committed, in a durable pack).
 pub(crate) fn chunk_known(conn: &Connection, id: &ChunkId) -> Result<bool> {
-    let mut st = conn
-        .prepare_cached("SELECT 1 FROM chunks WHERE hash = ?1")
-        .sql()?;
-    st.exists([&id[..]]).sql()
+    Ok(chunk_row(conn, id)?.is_some())
 }
 
 pub(crate) fn pack_known(conn: &Connection, name: &str) -> Result<bool> {
@@ -154,7 +220,8 @@ pub(crate) fn snapshot_known(conn: &Connection, name: &str) -> Result<bool> {
 }
 
 /// Adds a pack and its chunks. Chunks already indexed (stored twice by concurrent writers)
-/// keep their first location. Returns false when the pack was indexed already.
+/// keep their first location: SQLite does not enforce unique hashes, this does. Returns false
+/// when the pack was indexed already.
 pub(crate) fn insert_pack(
     tx: &Connection,
     name: &str,
@@ -174,9 +241,7 @@ pub(crate) fn insert_pack(
     let pack = tx.last_insert_rowid();
     let mut ins_group = tx.prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)").sql()?;
     let mut ins_chunk = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO chunks (hash, grp, offset, len) VALUES (?1, ?2, ?3, ?4)",
-        )
+        .prepare_cached("INSERT INTO chunks (hash, grp, offset, len) VALUES (?1, ?2, ?3, ?4)")
         .sql()?;
     for g in groups {
         ins_group
@@ -191,9 +256,11 @@ pub(crate) fn insert_pack(
         let grp = tx.last_insert_rowid();
         let mut off = 0u64;
         for (id, len) in &g.chunks {
-            ins_chunk
-                .execute(params![&id[..], grp, off as i64, len])
-                .sql()?;
+            if !chunk_known(tx, id)? {
+                ins_chunk
+                    .execute(params![&id[..], grp, off as i64, len])
+                    .sql()?;
+            }
             off += u64::from(*len);
         }
     }
@@ -215,16 +282,12 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
     )
     .sql()?;
     let row = tx.last_insert_rowid();
-    let mut lookup = tx
-        .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
-        .sql()?;
     let mut batch = MemberBatch::default();
     let mut rows = Vec::new();
     let file = snapshot::read_snapshot_file(tx, root, id, |m: Member, chunks| {
         rows.clear();
         for c in &chunks {
-            let r: Option<i64> = lookup.query_row([&c[..]], |r| r.get(0)).optional().sql()?;
-            rows.push(r.ok_or_else(|| {
+            rows.push(chunk_row(tx, c)?.ok_or_else(|| {
                 Error::Corrupt(format!(
                     "snapshot {id}: chunk {} of member {} is in no pack",
                     hex::encode(c),
@@ -241,8 +304,7 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
     batch.flush(tx, row)?;
     let mut meta_rows = Vec::with_capacity(file.meta_chunks.len());
     for c in &file.meta_chunks {
-        let r: Option<i64> = lookup.query_row([&c[..]], |r| r.get(0)).optional().sql()?;
-        meta_rows.push(r.ok_or_else(|| {
+        meta_rows.push(chunk_row(tx, c)?.ok_or_else(|| {
             Error::Corrupt(format!(
                 "snapshot {id}: metadata chunk {} is in no pack",
                 hex::encode(c)
@@ -511,21 +573,94 @@ pub(crate) fn decode_ids(b: &[u8], at: &mut usize, n: u64) -> Option<Vec<i64>> {
     Some(ids)
 }
 
-/// Removes `index.sqlite` and its WAL files (used by tests and by repair hints).
-#[allow(dead_code)]
+/// Removes `index.sqlite` and its WAL files, these first (a WAL file left beside a new
+/// database would be replayed into it).
 pub(crate) fn remove(root: &Path) -> Result<()> {
-    for name in ["index.sqlite", "index.sqlite-wal", "index.sqlite-shm"] {
-        let p = root.join(name);
-        if p.exists() {
-            std::fs::remove_file(&p).path_ctx("removing", &p)?;
+    remove_wal(root)?;
+    remove_file(&root.join("index.sqlite"))
+}
+
+fn remove_wal(root: &Path) -> Result<()> {
+    remove_file(&root.join("index.sqlite-wal"))?;
+    remove_file(&root.join("index.sqlite-shm"))
+}
+
+fn remove_file(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", p.display()), e))
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_index() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let Opened::Ready { conn, created } = open(dir.path(), "test").unwrap() else {
+            panic!("a new index is current");
+        };
+        assert!(created);
+        (dir, conn)
+    }
+
+    fn group(offset: u64, chunks: &[(u8, u32)]) -> GroupEntry {
+        GroupEntry {
+            offset,
+            stored_len: 100,
+            flags: 0,
+            chunks: chunks.iter().map(|&(b, len)| ([b; 32], len)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_known_chunk_gets_no_second_row() {
+        let (_dir, conn) = new_index();
+        // Chunk 2 twice in one pack, then chunks 1 and 2 again in another pack.
+        let first = [
+            group(8, &[(1, 10), (2, 20)]),
+            group(108, &[(2, 20), (3, 5)]),
+        ];
+        assert!(insert_pack(&conn, "a", 300, &first).unwrap());
+        assert!(insert_pack(&conn, "b", 200, &[group(8, &[(2, 20), (1, 10)])]).unwrap());
+        assert!(!insert_pack(&conn, "a", 300, &first).unwrap());
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3);
+        for (b, offset) in [(1u8, 0u64), (2, 10), (3, 20)] {
+            let row = chunk_row(&conn, &[b; 32]).unwrap().unwrap();
+            let loc = location(&conn, row).unwrap().unwrap();
+            assert_eq!((loc.pack.as_str(), loc.offset), ("a", offset), "chunk {b}");
+        }
+        assert!(chunk_row(&conn, &[4; 32]).unwrap().is_none());
+        // Same 8-byte prefix, other hash.
+        let mut other = [1u8; 32];
+        other[31] = 0;
+        assert!(!chunk_known(&conn, &other).unwrap());
+    }
+
+    #[test]
+    fn hash_lookups_use_the_prefix_index() {
+        let (_dir, conn) = new_index();
+        let plan = |sql: &str| -> String {
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = st
+                .query_map([[0u8; 32]], |r| r.get::<_, String>(3))
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        for sql in [
+            format!("SELECT id FROM chunks WHERE {BY_HASH}"),
+            format!("UPDATE chunks SET grp = 1 WHERE {BY_HASH}"),
+        ] {
+            let p = plan(&sql);
+            assert!(p.contains("USING INDEX chunks_prefix"), "{sql}: {p}");
+        }
+    }
 
     #[test]
     fn id_lists_round_trip_compactly() {

@@ -3,7 +3,7 @@
 //!
 //! Format (what lies on disk): `config`, `pack`, `snapshot`, `index`.
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `verify`, `rebuild`,
-//! `recovery`, `prune` (forget and prune), `lock`, `durable`; `repository` ties them together.
+//! `recovery`, `prune` (forget and prune), `repack` (prune's copying), `lock`, `durable`; `repository` ties them together.
 
 mod chunker;
 mod config;
@@ -17,6 +17,7 @@ mod prune;
 mod reader;
 mod rebuild;
 mod recovery;
+mod repack;
 mod repository;
 mod snapshot;
 mod snapshot_writer;

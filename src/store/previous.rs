@@ -9,7 +9,6 @@ use crate::archive::control::{Checksums, CHECKSUMS};
 use crate::error::Result;
 use crate::member::Member;
 use crate::store::chunker::ChunkId;
-use crate::store::index::SqlContext;
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::read_snapshot_file;
 use crate::store::Repository;
@@ -97,12 +96,7 @@ impl Repository {
         let mut fetcher = ChunkFetcher::new(&conn, self.root());
         let mut out = Vec::new();
         for id in chunks {
-            let row: i64 = conn
-                .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
-                .sql()?
-                .query_row([&id[..]], |r| r.get(0))
-                .sql()?;
-            out.extend_from_slice(&fetcher.fetch(row, &format!("member {member}"))?);
+            out.extend_from_slice(&fetcher.fetch_hash(id, &format!("member {member}"))?);
         }
         Ok(out)
     }

@@ -4,22 +4,19 @@
 //! and pruning", which gives the order of every step and what a crash at each leaves behind.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use crate::error::{Error, IoContext, Result};
-use crate::store::chunker::{chunk_id, ChunkId};
+use crate::error::{Error, Result};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::RepoLock;
-use crate::store::pack::{self, FLAG_ZSTD};
-use crate::store::packer::{pack_path, PackDone, Packer, PlainGroup, SealedGroup};
+use crate::store::pack;
+use crate::store::packer::pack_path;
 use crate::store::snapshot::snapshot_path;
-use crate::store::{crash_point, durable, recovery};
+use crate::store::{crash_point, durable, recovery, repack};
 
 /// What `Repository::prune` is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -273,141 +270,6 @@ fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
     })
 }
 
-/// Copies the used chunks of the packs to repack into new packs (durable on return, not
-/// indexed). Groups whose chunks are all used are copied as stored (still compressed); the
-/// used chunks of the other groups are collected into new groups and compressed again. Every
-/// chunk copied is checked against its BLAKE3 id first.
-fn repack(
-    conn: &Connection,
-    root: &Path,
-    params: &ChunkerParams,
-    plan: &Plan,
-) -> Result<Vec<PackDone>> {
-    let mut out = Vec::new();
-    let mut packer: Option<Packer> = None;
-    let mut plain = PlainGroup::default();
-    let append = |g: SealedGroup, packer: &mut Option<Packer>, out: &mut Vec<PackDone>| {
-        let p = match packer {
-            Some(p) => p,
-            None => packer.insert(Packer::create(root)?),
-        };
-        p.append(g)?;
-        if p.len() >= params.pack_size {
-            out.push(packer.take().expect("set above").finish(root)?);
-        }
-        Ok::<(), Error>(())
-    };
-    let mut groups_st = conn
-        .prepare(
-            "SELECT id, offset, stored_len, plain_len, flags FROM groups WHERE pack = ?1 ORDER BY offset",
-        )
-        .sql()?;
-    let mut chunks_st = conn
-        .prepare("SELECT id, hash, offset, len FROM chunks WHERE grp = ?1 ORDER BY offset")
-        .sql()?;
-    for p in plan.packs.iter().filter(|p| p.fate == Fate::Repack) {
-        let path = pack_path(root, &p.name);
-        let mut file = File::open(&path).path_ctx("opening pack", &path)?;
-        let groups: Vec<(i64, u64, u32, u64, u8)> = groups_st
-            .query_map([p.id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get(2)?,
-                    r.get::<_, i64>(3)? as u64,
-                    r.get(4)?,
-                ))
-            })
-            .sql()?
-            .collect::<rusqlite::Result<_>>()
-            .sql()?;
-        for (gid, offset, stored_len, plain_len, flags) in groups {
-            let chunks: Vec<(i64, ChunkId, u64, u32)> = chunks_st
-                .query_map([gid], |r| {
-                    let h: Vec<u8> = r.get(1)?;
-                    Ok((
-                        r.get(0)?,
-                        h.try_into().unwrap_or([0; 32]),
-                        r.get::<_, i64>(2)? as u64,
-                        r.get(3)?,
-                    ))
-                })
-                .sql()?
-                .collect::<rusqlite::Result<_>>()
-                .sql()?;
-            let chunks: Vec<_> = chunks.into_iter().filter(|c| plan.used.get(c.0)).collect();
-            if chunks.is_empty() {
-                continue;
-            }
-            let damaged = |why: String| {
-                Error::Corrupt(format!(
-                    "pack {}: group at offset {offset}: {why}; prune stopped before changing anything (run `verify`)",
-                    p.name
-                ))
-            };
-            let mut stored = vec![0u8; stored_len as usize];
-            file.seek(SeekFrom::Start(offset))
-                .and_then(|_| file.read_exact(&mut stored))
-                .path_ctx("reading", &path)?;
-            let data = if flags & FLAG_ZSTD != 0 {
-                zstd::bulk::decompress(&stored, plain_len as usize)
-                    .map_err(|e| damaged(e.to_string()))?
-            } else {
-                stored.clone()
-            };
-            if data.len() as u64 != plain_len {
-                return Err(damaged("wrong plain length".into()));
-            }
-            let mut whole = true;
-            let mut at = 0u64;
-            for (_, hash, off, len) in &chunks {
-                let bytes = data
-                    .get(*off as usize..(*off + u64::from(*len)) as usize)
-                    .ok_or_else(|| damaged(format!("chunk {} lies outside", hex::encode(hash))))?;
-                if chunk_id(bytes) != *hash {
-                    return Err(damaged(format!(
-                        "chunk {} does not match its BLAKE3 id",
-                        hex::encode(hash)
-                    )));
-                }
-                whole &= *off == at;
-                at = off + u64::from(*len);
-            }
-            whole &= at == plain_len;
-            if whole {
-                append(
-                    SealedGroup {
-                        stored,
-                        flags,
-                        chunks: chunks.iter().map(|c| (c.1, c.3)).collect(),
-                    },
-                    &mut packer,
-                    &mut out,
-                )?;
-                continue;
-            }
-            for (_, hash, off, len) in &chunks {
-                plain.push(
-                    *hash,
-                    &data[*off as usize..(*off + u64::from(*len)) as usize],
-                );
-                if plain.data.len() >= params.group_size as usize {
-                    let g = std::mem::take(&mut plain).seal(params.zstd_level);
-                    append(g, &mut packer, &mut out)?;
-                }
-            }
-        }
-    }
-    if !plain.chunks.is_empty() {
-        let g = std::mem::take(&mut plain).seal(params.zstd_level);
-        append(g, &mut packer, &mut out)?;
-    }
-    if let Some(p) = packer.take() {
-        out.push(p.finish(root)?);
-    }
-    Ok(out)
-}
-
 /// Runs prune (spec: "Forgetting and pruning"). With `dry_run` the caller holds the shared
 /// lock, otherwise the exclusive one.
 pub(crate) fn prune(
@@ -485,7 +347,13 @@ pub(crate) fn prune(
         return Ok(report);
     }
     // Step 3: new packs, durable.
-    let new = repack(conn, root, params, &plan)?;
+    let to_repack: Vec<i64> = plan
+        .packs
+        .iter()
+        .filter(|p| p.fate == Fate::Repack)
+        .map(|p| p.id)
+        .collect();
+    let new = repack::repack(conn, root, params, &to_repack, |id| plan.used.get(id))?;
     crash_point("prune-repacked");
     report.packs_written = new.len() as u64;
     report.bytes_written = new.iter().map(|p| p.size).sum();
@@ -550,7 +418,10 @@ pub(crate) fn prune(
             .prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)")
             .sql()?;
         let mut repoint = tx
-            .prepare_cached("UPDATE chunks SET grp = ?1, offset = ?2 WHERE hash = ?3")
+            .prepare_cached(&format!(
+                "UPDATE chunks SET grp = ?2, offset = ?3 WHERE {}",
+                index::BY_HASH
+            ))
             .sql()?;
         for g in &groups {
             ins.execute(params![
@@ -564,7 +435,7 @@ pub(crate) fn prune(
             let grp = tx.last_insert_rowid();
             let mut off = 0u64;
             for (hash, len) in &g.chunks {
-                if repoint.execute(params![grp, off as i64, &hash[..]]).sql()? != 1 {
+                if repoint.execute(params![&hash[..], grp, off as i64]).sql()? != 1 {
                     return Err(Error::Repository(format!(
                         "prune: chunk {} of rewritten pack {} is not in the index; nothing was changed",
                         hex::encode(hash),
@@ -576,6 +447,7 @@ pub(crate) fn prune(
         }
     }
     crash_point("prune-index-repointed");
+    check_groups_unused(&tx, &dropped, &new_names, &old_groups)?;
     for p in &dropped {
         if new_names.contains(p.name.as_str()) {
             // Written again byte for byte: only its old groups go.
@@ -588,7 +460,6 @@ pub(crate) fn prune(
             }
             continue;
         }
-        // Foreign keys refuse this while any chunk row still points into the pack.
         tx.execute("DELETE FROM groups WHERE pack = ?1", [p.id])
             .sql()?;
         tx.execute("DELETE FROM packs WHERE id = ?1", [p.id])
@@ -624,11 +495,58 @@ pub(crate) fn prune(
     Ok(report)
 }
 
+/// Refuses (before the commit) when a chunk row still points into a group about to be deleted:
+/// the groups of the dropped packs, except the new groups of a pack written again byte for
+/// byte. `chunks.grp` has no foreign key, whose check would scan `chunks` once per deleted
+/// group; this is one scan.
+fn check_groups_unused(
+    tx: &Connection,
+    dropped: &[&PackPlan],
+    new_names: &HashSet<&str>,
+    old_groups: &HashMap<i64, i64>,
+) -> Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS prune_groups (id INTEGER PRIMARY KEY);
+         DELETE FROM temp.prune_groups;",
+    )
+    .sql()?;
+    for p in dropped {
+        let last = match old_groups.get(&p.id) {
+            Some(old) if new_names.contains(p.name.as_str()) => *old,
+            _ => i64::MAX,
+        };
+        tx.execute(
+            "INSERT INTO temp.prune_groups SELECT id FROM groups WHERE pack = ?1 AND id <= ?2",
+            params![p.id, last],
+        )
+        .sql()?;
+    }
+    let stray: Option<(Vec<u8>, String)> = tx
+        .query_row(
+            "SELECT c.hash, p.name FROM chunks c CROSS JOIN groups g ON g.id = c.grp
+             CROSS JOIN packs p ON p.id = g.pack
+             WHERE c.grp IN (SELECT id FROM temp.prune_groups) LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .sql()?;
+    tx.execute_batch("DELETE FROM temp.prune_groups").sql()?;
+    match stray {
+        Some((hash, pack)) => Err(Error::Repository(format!(
+            "prune: chunk {} still lies in pack {pack}, which is being dropped; nothing was changed",
+            hex::encode(hash)
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::error::IoContext;
     use crate::member::{Member, MemberKind, Mtime};
     use crate::sink::MemberSink;
     use crate::store::rebuild::list_packs;
@@ -695,7 +613,7 @@ mod tests {
     fn no_unused_copies(root: &Path) -> bool {
         let conn = index::connect(&root.join("index.sqlite")).unwrap();
         let mut st = conn
-            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE c.hash = ?1")
+            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE substr(c.hash, 1, 8) = substr(?1, 1, 8) AND c.hash = ?1")
             .unwrap();
         list_packs(root).unwrap().iter().all(|name| {
             let (_, groups) = pack::read_trailer(&pack_path(root, name)).unwrap();
@@ -706,6 +624,37 @@ mod tests {
                     == Some(name.as_str())
             })
         })
+    }
+
+    #[test]
+    fn groups_that_chunk_rows_point_into_are_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let index::Opened::Ready { conn, .. } = index::open(dir.path(), "t").unwrap() else {
+            panic!("a new index is current");
+        };
+        let group = pack::GroupEntry {
+            offset: 8,
+            stored_len: 10,
+            flags: 0,
+            chunks: vec![([7; 32], 10)],
+        };
+        assert!(index::insert_pack(&conn, "a", 100, &[group]).unwrap());
+        let a = PackPlan {
+            id: 1,
+            name: "a".into(),
+            size: 100,
+            used: 0.0,
+            unused: true,
+            fate: Fate::Delete,
+        };
+        let check = || check_groups_unused(&conn, &[&a], &HashSet::new(), &HashMap::new());
+        let err = check().unwrap_err().to_string();
+        assert!(
+            err.contains(&hex::encode([7; 32])) && err.contains("pack a"),
+            "{err}"
+        );
+        conn.execute("DELETE FROM chunks", []).unwrap();
+        check().unwrap();
     }
 
     #[test]

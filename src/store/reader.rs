@@ -7,13 +7,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::member::Member;
 use crate::sink::MemberSink;
 use crate::store::chunker::{chunk_id, ChunkId};
-use crate::store::index::{self, SqlContext};
+use crate::store::index;
 use crate::store::pack;
 use crate::store::packer::pack_path;
 
@@ -44,14 +44,7 @@ impl<'c> ChunkFetcher<'c> {
 
     /// The plain bytes of the chunk with id `id`, looked up in the index and checked.
     pub(crate) fn fetch_hash(&mut self, id: &ChunkId, user: &str) -> Result<Vec<u8>> {
-        let row: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT id FROM chunks WHERE hash = ?1")
-            .sql()?
-            .query_row([&id[..]], |r| r.get(0))
-            .optional()
-            .sql()?;
-        let row = row.ok_or_else(|| {
+        let row = index::chunk_row(self.conn, id)?.ok_or_else(|| {
             Error::Corrupt(format!("chunk {} of {user} is in no pack", hex::encode(id)))
         })?;
         self.fetch(row, user)

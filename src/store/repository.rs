@@ -58,7 +58,12 @@ impl Repository {
             durable::create_dir(&path.join(sub))?;
         }
         let config = Config::new(params)?;
-        let (conn, _) = index::open(path, &config.id)?;
+        let index::Opened::Ready { conn, .. } = index::open(path, &config.id)? else {
+            return Err(Error::Repository(format!(
+                "{} appeared while the repository was being created",
+                path.join("index.sqlite").display()
+            )));
+        };
         drop(durable::open_or_create(&path.join("lock"))?);
         // config.json last: a directory without it is not (yet) a repository.
         config.save(path)?;
@@ -92,13 +97,30 @@ impl Repository {
         for sub in ["packs", "snapshots", "tmp"] {
             durable::create_dir(&path.join(sub))?;
         }
-        let (mut conn, created) = index::open(path, &config.id)?;
+        let (mut conn, created, lock) = match index::open(path, &config.id)? {
+            index::Opened::Ready { conn, created } => (conn, created, None),
+            index::Opened::Outdated(_) => {
+                // Rebuilt like a missing index, but removed only under the exclusive lock.
+                let lock = RepoLock::acquire(path, LockKind::Exclusive, "rebuild the index")?;
+                let (conn, created) = index::replace_outdated(path, &config.id, &lock)?;
+                (conn, created, Some(lock))
+            }
+        };
         if created {
-            let lock = RepoLock::acquire(path, LockKind::Exclusive, "rebuild the missing index")?;
+            let lock = match lock {
+                Some(lock) => lock,
+                None => RepoLock::acquire(path, LockKind::Exclusive, "rebuild the missing index")?,
+            };
             rebuild::rebuild(path, &mut conn, &lock)?;
             recovery::recover(path, &mut conn, &lock)?;
-        } else if let Some(lock) = RepoLock::try_exclusive(path)? {
-            recovery::recover(path, &mut conn, &lock)?;
+        } else {
+            let lock = match lock {
+                Some(lock) => Some(lock),
+                None => RepoLock::try_exclusive(path)?,
+            };
+            if let Some(lock) = lock {
+                recovery::recover(path, &mut conn, &lock)?;
+            }
         }
         Ok(Repository {
             root: path.to_path_buf(),

@@ -499,6 +499,55 @@ fn rebuild_index_from_data_files() {
 }
 
 #[test]
+fn an_index_of_an_older_schema_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let a = store(&repo, &sample());
+    let b = store(&repo, &[file("CONTENT/x", &noise(100_000, 4))]);
+    let before = repo.snapshots().unwrap();
+    drop(repo);
+    // Schema 2: a UNIQUE hash, no prefix index.
+    let conn = index::connect(&root.join("index.sqlite")).unwrap();
+    conn.execute_batch(
+        "DROP INDEX chunks_prefix; CREATE UNIQUE INDEX old_hash ON chunks(hash);
+         UPDATE meta SET value = '2' WHERE key = 'schema'; PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let repo = Repository::open(&root).unwrap();
+    let conn = index::connect(&root.join("index.sqlite")).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, index::SCHEMA_VERSION);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE name IN ('chunks_prefix', 'old_hash')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(indexes, ["chunks_prefix"]);
+    assert_eq!(repo.snapshots().unwrap(), before);
+    assert_eq!(replay_all(&repo, &a.id), sample());
+    assert_eq!(replay_all(&repo, &b.id)[0].1, noise(100_000, 4));
+    assert!(repo.verify(None).unwrap().is_ok());
+    drop(repo);
+
+    // A newer schema is refused, and left alone.
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let err = Repository::open(&root).err().expect("refused").to_string();
+    assert!(
+        err.contains("schema version 99") && err.contains("newer"),
+        "{err}"
+    );
+    assert!(root.join("index.sqlite").exists());
+}
+
+#[test]
 fn leftovers_are_cleaned_or_reused() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");

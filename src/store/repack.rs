@@ -1,0 +1,220 @@
+//! Prune's repacking: copies the used chunks of mostly unused packs into new packs. Spec:
+//! `store-format/README.md`, section "Forgetting and pruning", step 3.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, Row};
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::config::ChunkerParams;
+use crate::store::index::SqlContext;
+use crate::store::pack::FLAG_ZSTD;
+use crate::store::packer::{pack_path, PackDone, Packer, PlainGroup, SealedGroup};
+
+/// A group of a pack being repacked.
+#[derive(PartialEq)]
+struct Group {
+    pack: String,
+    id: i64,
+    offset: u64,
+    stored_len: u32,
+    plain_len: u64,
+    flags: u8,
+}
+
+/// A used chunk of that group: row id, hash, offset in the group's plain bytes, length.
+type ChunkRow = (i64, ChunkId, u64, u32);
+
+/// Copies the used chunks of `packs` (row ids) into new packs (durable on return, not
+/// indexed). Groups whose chunks are all used are copied as stored (still compressed); the
+/// used chunks of the other groups are collected into new groups and compressed again. Every
+/// chunk copied is checked against its BLAKE3 id first. The output depends only on the index,
+/// so a rerun after a crash writes the same packs.
+pub(crate) fn repack(
+    conn: &Connection,
+    root: &Path,
+    params: &ChunkerParams,
+    packs: &[i64],
+    used: impl Fn(i64) -> bool,
+) -> Result<Vec<PackDone>> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS repack_packs (id INTEGER PRIMARY KEY);
+         DELETE FROM temp.repack_packs;",
+    )
+    .sql()?;
+    {
+        let mut ins = conn
+            .prepare("INSERT INTO temp.repack_packs VALUES (?1)")
+            .sql()?;
+        for id in packs {
+            ins.execute([id]).sql()?;
+        }
+    }
+    // chunks has no index on grp: one scan of it, ordered by SQLite's sorter (which spills to
+    // temporary files), in the order of the packs' names and their groups' offsets.
+    let mut st = conn
+        .prepare(
+            "SELECT p.name, g.id, g.offset, g.stored_len, g.plain_len, g.flags,
+                    c.id, c.hash, c.offset, c.len
+             FROM chunks c CROSS JOIN groups g ON g.id = c.grp CROSS JOIN packs p ON p.id = g.pack
+             WHERE g.pack IN (SELECT id FROM temp.repack_packs)
+             ORDER BY p.name, g.offset, c.offset, c.id",
+        )
+        .sql()?;
+    let mut rows = st.query([]).sql()?;
+    let mut out = Output::new(root, params);
+    let mut current: Option<Group> = None;
+    let mut chunks: Vec<ChunkRow> = Vec::new();
+    loop {
+        let row = rows.next().sql()?;
+        let group = row.map(group_of).transpose().sql()?;
+        if let Some(c) = current.as_ref().filter(|&c| group.as_ref() != Some(c)) {
+            out.group(c, &chunks)?;
+            chunks.clear();
+        }
+        let (Some(r), Some(g)) = (row, group) else {
+            break;
+        };
+        let id: i64 = r.get(6).sql()?;
+        if used(id) {
+            let h: Vec<u8> = r.get(7).sql()?;
+            chunks.push((
+                id,
+                h.try_into().unwrap_or([0; 32]),
+                r.get::<_, i64>(8).sql()? as u64,
+                r.get(9).sql()?,
+            ));
+        }
+        current = Some(g);
+    }
+    drop(rows);
+    conn.execute_batch("DELETE FROM temp.repack_packs").sql()?;
+    out.finish()
+}
+
+fn group_of(r: &Row) -> rusqlite::Result<Group> {
+    Ok(Group {
+        pack: r.get(0)?,
+        id: r.get(1)?,
+        offset: r.get::<_, i64>(2)? as u64,
+        stored_len: r.get(3)?,
+        plain_len: r.get::<_, i64>(4)? as u64,
+        flags: r.get(5)?,
+    })
+}
+
+/// The new packs being written, and the pack file being read.
+struct Output<'a> {
+    root: &'a Path,
+    params: &'a ChunkerParams,
+    reading: Option<(String, PathBuf, File)>,
+    packer: Option<Packer>,
+    plain: PlainGroup,
+    done: Vec<PackDone>,
+}
+
+impl<'a> Output<'a> {
+    fn new(root: &'a Path, params: &'a ChunkerParams) -> Output<'a> {
+        Output {
+            root,
+            params,
+            reading: None,
+            packer: None,
+            plain: PlainGroup::default(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Copies the used `chunks` of group `g` (ordered by offset).
+    fn group(&mut self, g: &Group, chunks: &[ChunkRow]) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        if self.reading.as_ref().map(|r| &r.0) != Some(&g.pack) {
+            let path = pack_path(self.root, &g.pack);
+            let file = File::open(&path).path_ctx("opening pack", &path)?;
+            self.reading = Some((g.pack.clone(), path, file));
+        }
+        let (_, path, file) = self.reading.as_mut().expect("opened above");
+        let damaged = |why: String| {
+            Error::Corrupt(format!(
+                "pack {}: group at offset {}: {why}; prune stopped before changing anything (run `verify`)",
+                g.pack, g.offset
+            ))
+        };
+        let mut stored = vec![0u8; g.stored_len as usize];
+        file.seek(SeekFrom::Start(g.offset))
+            .and_then(|_| file.read_exact(&mut stored))
+            .path_ctx("reading", path)?;
+        let data = if g.flags & FLAG_ZSTD != 0 {
+            zstd::bulk::decompress(&stored, g.plain_len as usize)
+                .map_err(|e| damaged(e.to_string()))?
+        } else {
+            stored.clone()
+        };
+        if data.len() as u64 != g.plain_len {
+            return Err(damaged("wrong plain length".into()));
+        }
+        let mut whole = true;
+        let mut at = 0u64;
+        for (_, hash, off, len) in chunks {
+            let bytes = data
+                .get(*off as usize..(*off + u64::from(*len)) as usize)
+                .ok_or_else(|| damaged(format!("chunk {} lies outside", hex::encode(hash))))?;
+            if chunk_id(bytes) != *hash {
+                return Err(damaged(format!(
+                    "chunk {} does not match its BLAKE3 id",
+                    hex::encode(hash)
+                )));
+            }
+            whole &= *off == at;
+            at = off + u64::from(*len);
+        }
+        whole &= at == g.plain_len;
+        if whole {
+            return self.append(SealedGroup {
+                stored,
+                flags: g.flags,
+                chunks: chunks.iter().map(|c| (c.1, c.3)).collect(),
+            });
+        }
+        for (_, hash, off, len) in chunks {
+            self.plain.push(
+                *hash,
+                &data[*off as usize..(*off + u64::from(*len)) as usize],
+            );
+            if self.plain.data.len() >= self.params.group_size as usize {
+                let g = std::mem::take(&mut self.plain).seal(self.params.zstd_level);
+                self.append(g)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, g: SealedGroup) -> Result<()> {
+        let p = match &mut self.packer {
+            Some(p) => p,
+            None => self.packer.insert(Packer::create(self.root)?),
+        };
+        p.append(g)?;
+        if p.len() >= self.params.pack_size {
+            let p = self.packer.take().expect("set above");
+            self.done.push(p.finish(self.root)?);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<PackDone>> {
+        if !self.plain.chunks.is_empty() {
+            let g = std::mem::take(&mut self.plain).seal(self.params.zstd_level);
+            self.append(g)?;
+        }
+        if let Some(p) = self.packer.take() {
+            self.done.push(p.finish(self.root)?);
+        }
+        Ok(self.done)
+    }
+}
