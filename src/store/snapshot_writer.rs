@@ -35,6 +35,9 @@ pub struct SnapshotWriter<'r> {
     /// Chunks this writer stored itself (not yet in the index).
     seen: HashSet<ChunkId>,
     group: PlainGroup,
+    /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
+    /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
+    meta_group: PlainGroup,
     _lock: RepoLock,
 }
 
@@ -42,6 +45,11 @@ impl<'r> SnapshotWriter<'r> {
     pub(crate) fn new(repo: &'r Repository, meta: SnapshotMeta) -> Result<SnapshotWriter<'r>> {
         let lock = RepoLock::acquire(repo.root(), LockKind::Shared, "write a snapshot")?;
         let conn = index::connect(&repo.root().join("index.sqlite"))?;
+        // One read transaction for the writer's many chunk lookups: SQLite then locks once,
+        // not for every lookup (~20,000 fcntl calls for a 3,000-client file backend). A
+        // chunk another writer commits meanwhile is not seen and stored twice; the index
+        // keeps one row and prune frees the copy.
+        conn.execute_batch("BEGIN").sql()?;
         let params = repo.config().chunker.clone();
         let header = Header {
             repository: repo.config().id.clone(),
@@ -57,6 +65,7 @@ impl<'r> SnapshotWriter<'r> {
             packs: Vec::new(),
             seen: HashSet::new(),
             group: PlainGroup::default(),
+            meta_group: PlainGroup::default(),
             _lock: lock,
         })
     }
@@ -99,25 +108,20 @@ impl<'r> SnapshotWriter<'r> {
         Ok((ids, size))
     }
 
-    /// Stores one chunk unless the index or this writer has it: into the current group,
-    /// which is compressed and appended once full.
-    fn store_chunk(&mut self, id: ChunkId, data: &[u8]) -> Result<()> {
-        if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
-            return Ok(());
-        }
-        self.seen.insert(id);
-        self.group.push(id, data);
-        if self.group.data.len() >= self.params.group_size as usize {
-            let full = std::mem::take(&mut self.group);
-            self.append(seal_all(vec![full], self.params.zstd_level))?;
-        }
-        Ok(())
-    }
-
-    /// Stores the metadata chunks the snapshot file has cut (all that remain when `last`).
+    /// Stores the metadata chunks the snapshot file has cut (all that remain when `last`),
+    /// unless the index or this writer has them, into the metadata group, which is
+    /// compressed and appended once full.
     fn store_meta(&mut self, last: bool) -> Result<()> {
         for (id, data) in self.file().take_meta_chunks(last)? {
-            self.store_chunk(id, &data)?;
+            if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+                continue;
+            }
+            self.seen.insert(id);
+            self.meta_group.push(id, &data);
+            if self.meta_group.data.len() >= self.params.group_size as usize {
+                let full = std::mem::take(&mut self.meta_group);
+                self.append(seal_all(vec![full], self.params.zstd_level))?;
+            }
         }
         Ok(())
     }
@@ -158,6 +162,7 @@ impl<'r> SnapshotWriter<'r> {
     pub fn commit(mut self) -> Result<SnapshotInfo> {
         let id = self.write_files()?;
         let root = self.repo.root();
+        self.conn.execute_batch("COMMIT").sql()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -181,10 +186,12 @@ impl<'r> SnapshotWriter<'r> {
     fn write_files(&mut self) -> Result<String> {
         crash_point("commit-begin");
         self.store_meta(true)?;
-        let last = std::mem::take(&mut self.group);
-        if !last.chunks.is_empty() {
-            self.append(seal_all(vec![last], self.params.zstd_level))?;
-        }
+        let last = [
+            std::mem::take(&mut self.group),
+            std::mem::take(&mut self.meta_group),
+        ];
+        let last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
+        self.append(seal_all(last, self.params.zstd_level))?;
         self.finish_pack()?;
         let packs_added = self.packs.iter().map(|p| p.size).sum();
         let file = self.file.take().expect("write_files runs once");
