@@ -70,7 +70,7 @@ fn cache_entries(repo: &Path) -> Vec<std::path::PathBuf> {
     walkdir::WalkDir::new(repo.join("cache"))
         .into_iter()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file() && e.file_name() != "runs")
+        .filter(|e| e.file_type().is_file())
         .map(|e| e.into_path())
         .collect()
 }

@@ -19,11 +19,9 @@ use crate::archive::parallel::Codec;
 
 /// First bytes of every entry; the version is the last byte.
 const MAGIC: &[u8; 8] = b"OBKSEG\x00\x01";
-/// Entries used by this run or the previous one survive a sweep; this much slack covers
-/// clocks and file systems with coarse timestamps.
+/// Entries used by this run survive a sweep; this much slack covers file systems with coarse
+/// timestamps.
 const SLACK: Duration = Duration::from_secs(120);
-/// The file listing when the last runs started (Unix seconds, newest last).
-const RUNS: &str = "runs";
 
 pub struct SegmentCache {
     dir: PathBuf,
@@ -110,22 +108,10 @@ impl SegmentCache {
         }
     }
 
-    /// After a successful run: removes the entries neither this run nor the previous one
-    /// used, so the cache holds at most about two archives' worth of segments. Returns the
-    /// number of entries removed.
+    /// After a successful run: removes the entries this run did not use, so the cache holds
+    /// one archive's segments (those of the last export). Returns the number removed.
     pub fn sweep(&self) -> io::Result<u64> {
-        let runs_path = self.dir.join(RUNS);
-        let mut runs: Vec<u64> = fs::read_to_string(&runs_path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        let now = unix(self.started);
-        runs.push(now);
-        runs.sort_unstable();
-        let keep_from = runs.len().saturating_sub(2);
-        let runs = &runs[keep_from..];
-        let cutoff = SystemTime::UNIX_EPOCH + Duration::from_secs(runs[0]) - SLACK;
+        let cutoff = self.started - SLACK;
         let mut removed = 0;
         for sub in fs::read_dir(&self.dir)? {
             let sub = sub?;
@@ -140,11 +126,6 @@ impl SegmentCache {
                 }
             }
         }
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        for r in runs {
-            writeln!(tmp, "{r}")?;
-        }
-        tmp.persist(&runs_path).map_err(|e| e.error)?;
         Ok(removed)
     }
 }
@@ -156,11 +137,6 @@ fn private_dirs(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-}
-
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// An entry's payload, or `None` when it is missing or does not match its checksum.
@@ -203,23 +179,17 @@ mod tests {
     }
 
     #[test]
-    fn sweep_keeps_what_the_last_two_runs_used() {
+    fn sweep_keeps_what_this_run_used() {
         let dir = tempfile::tempdir().unwrap();
         let c = SegmentCache::open(dir.path(), Codec::Gz).unwrap();
         let (old, used) = (blake3::hash(b"old"), blake3::hash(b"used"));
         c.put(&old, b"o");
         c.put(&used, b"u");
-        let long_ago = SystemTime::now() - Duration::from_secs(30 * 86400);
+        let yesterday = SystemTime::now() - Duration::from_secs(86400);
         for k in [&old, &used] {
             let f = File::options().write(true).open(c.path(k)).unwrap();
-            f.set_modified(long_ago).unwrap();
+            f.set_modified(yesterday).unwrap();
         }
-        // The previous run started a day ago and used nothing; this run uses `used`.
-        fs::write(
-            c.dir.join(RUNS),
-            format!("{}\n", unix(SystemTime::now()) - 86400),
-        )
-        .unwrap();
         assert!(c.get(&used).is_some());
         assert_eq!(c.sweep().unwrap(), 1);
         assert!(c.get(&old).is_none());
