@@ -56,11 +56,10 @@ CREATE TABLE snapshots (
     written  INTEGER NOT NULL,        -- Unix ns when the file was finished (orders equal times)
     meta_chunks BLOB NOT NULL         -- LEB128 count + row ids of the metadata chunks (zigzag-delta LEB128)
 );
-CREATE TABLE members (            -- a snapshot's members, in batches of consecutive members
+CREATE TABLE members (            -- a snapshot's members' chunk lists, in batches of consecutive members
     snapshot INTEGER NOT NULL REFERENCES snapshots(id),
     first    INTEGER NOT NULL,        -- archive position (from 0) of the batch's first member
     count    INTEGER NOT NULL,
-    meta     BLOB NOT NULL,           -- zstd: JSON array of the members' metadata
     chunks   BLOB NOT NULL,           -- zstd: per member, LEB128 count + chunk row ids (zigzag-delta LEB128)
     PRIMARY KEY (snapshot, first)
 ) WITHOUT ROWID;
@@ -295,7 +294,7 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
                 ))
             })?);
         }
-        batch.push(&m, &rows);
+        batch.push(&rows);
         if batch.full() {
             batch.flush(tx, row)?;
         }
@@ -350,12 +349,13 @@ pub(crate) fn meta_chunk_rows(conn: &Connection, snapshot_row: i64) -> Result<Ve
         })
 }
 
-/// Consecutive members collected into one `members` row.
+/// Consecutive members' chunk lists collected into one `members` row. The members' metadata
+/// is not copied here: it is in the snapshot's metadata stream, deduplicated in the packs
+/// (a copy cost ~100 KB of index per snapshot of a 1000-client server).
 #[derive(Default)]
 struct MemberBatch {
     first: i64,
     count: i64,
-    meta: Vec<u8>,
     chunks: Vec<u8>,
 }
 
@@ -363,9 +363,7 @@ impl MemberBatch {
     const MAX_MEMBERS: i64 = 256;
     const MAX_CHUNK_BYTES: usize = 1 << 20;
 
-    fn push(&mut self, m: &Member, rows: &[i64]) {
-        self.meta.push(if self.count == 0 { b'[' } else { b',' });
-        serde_json::to_writer(&mut self.meta, m).expect("member serialises");
+    fn push(&mut self, rows: &[i64]) {
         push_varint(&mut self.chunks, rows.len() as u64);
         encode_ids(rows, &mut self.chunks);
         self.count += 1;
@@ -379,24 +377,16 @@ impl MemberBatch {
         if self.count == 0 {
             return Ok(());
         }
-        self.meta.push(b']');
-        let z = |b: &[u8]| zstd::bulk::compress(b, 3).ctx("compressing member metadata");
+        let z = zstd::bulk::compress(&self.chunks, 3).ctx("compressing chunk lists")?;
         let mut ins = tx
             .prepare_cached(
-                "INSERT INTO members (snapshot, first, count, meta, chunks) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO members (snapshot, first, count, chunks) VALUES (?1, ?2, ?3, ?4)",
             )
             .sql()?;
-        ins.execute(params![
-            snapshot,
-            self.first,
-            self.count,
-            z(&self.meta)?,
-            z(&self.chunks)?
-        ])
-        .sql()?;
+        ins.execute(params![snapshot, self.first, self.count, z])
+            .sql()?;
         self.first += self.count;
         self.count = 0;
-        self.meta.clear();
         self.chunks.clear();
         Ok(())
     }
@@ -450,40 +440,96 @@ pub(crate) fn snapshot_row(conn: &Connection, name: &str) -> Result<i64> {
     .ok_or_else(|| Error::Invalid(format!("no snapshot {name} in the repository")))
 }
 
-/// Calls `f` with every member of a snapshot, in order, and its chunk row ids. Memory: one
-/// batch of members.
+fn damaged(what: &str) -> Error {
+    Error::Corrupt(format!(
+        "index: member list damaged ({what}); run rebuild-index"
+    ))
+}
+
+/// The chunk row ids of a snapshot's members, in order, decoded one member at a time.
+/// Memory: the compact lists of the whole snapshot (1-3 bytes per chunk).
+pub(crate) struct ChunkLists {
+    bytes: Vec<u8>,
+    at: usize,
+    left: u64,
+}
+
+impl ChunkLists {
+    pub(crate) fn of(conn: &Connection, snapshot_row: i64) -> Result<ChunkLists> {
+        let mut st = conn
+            .prepare_cached("SELECT count, chunks FROM members WHERE snapshot = ?1 ORDER BY first")
+            .sql()?;
+        let mut rows = st.query([snapshot_row]).sql()?;
+        let mut lists = ChunkLists {
+            bytes: Vec::new(),
+            at: 0,
+            left: 0,
+        };
+        while let Some(r) = rows.next().sql()? {
+            let count: i64 = r.get(0).sql()?;
+            let z: Vec<u8> = r.get(1).sql()?;
+            let plain = zstd::stream::decode_all(&z[..]).map_err(|_| damaged("chunk lists"))?;
+            lists.bytes.extend_from_slice(&plain);
+            lists.left += count as u64;
+        }
+        Ok(lists)
+    }
+
+    /// The next member's chunk row ids, or `None` after the last member.
+    pub(crate) fn next_member(&mut self) -> Result<Option<Vec<i64>>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let n = read_varint(&self.bytes, &mut self.at).ok_or_else(|| damaged("chunk lists"))?;
+        decode_ids(&self.bytes, &mut self.at, n)
+            .map(Some)
+            .ok_or_else(|| damaged("chunk lists"))
+    }
+}
+
+/// Calls `f` with the chunk row ids of every member of a snapshot, in order, without reading
+/// the members' metadata (prune and verify's chunk sets).
+pub(crate) fn for_each_chunk_list(
+    conn: &Connection,
+    snapshot_row: i64,
+    mut f: impl FnMut(Vec<i64>) -> Result<()>,
+) -> Result<()> {
+    let mut lists = ChunkLists::of(conn, snapshot_row)?;
+    while let Some(ids) = lists.next_member()? {
+        f(ids)?;
+    }
+    Ok(())
+}
+
+/// Calls `f` with every member of a snapshot, in order, and its chunk row ids: the members
+/// come from the snapshot's metadata stream (read from the packs, checked), the row ids from
+/// the index, and both must agree member by member.
 pub(crate) fn for_each_member(
     conn: &Connection,
+    root: &Path,
     snapshot_row: i64,
     mut f: impl FnMut(Member, Vec<i64>) -> Result<()>,
 ) -> Result<()> {
-    let bad = |what: &str| {
-        Error::Corrupt(format!(
-            "index: member list damaged ({what}); run rebuild-index"
-        ))
-    };
-    let mut st = conn
-        .prepare_cached(
-            "SELECT count, meta, chunks FROM members WHERE snapshot = ?1 ORDER BY first",
+    let name: String = conn
+        .query_row(
+            "SELECT name FROM snapshots WHERE id = ?1",
+            [snapshot_row],
+            |r| r.get(0),
         )
         .sql()?;
-    let mut rows = st.query([snapshot_row]).sql()?;
-    while let Some(r) = rows.next().sql()? {
-        let count: i64 = r.get(0).sql()?;
-        let meta: Vec<u8> = r.get(1).sql()?;
-        let chunks: Vec<u8> = r.get(2).sql()?;
-        let meta = zstd::stream::decode_all(&meta[..]).map_err(|_| bad("metadata"))?;
-        let chunks = zstd::stream::decode_all(&chunks[..]).map_err(|_| bad("chunk lists"))?;
-        let members: Vec<Member> = serde_json::from_slice(&meta).map_err(|_| bad("metadata"))?;
-        if members.len() as i64 != count {
-            return Err(bad("member count"));
+    let mut lists = ChunkLists::of(conn, snapshot_row)?;
+    snapshot::read_snapshot_file(conn, root, &name, |m, hashes| {
+        let ids = lists
+            .next_member()?
+            .ok_or_else(|| damaged("fewer chunk lists than members"))?;
+        if ids.len() != hashes.len() {
+            return Err(damaged(&format!("chunk list of {}", m.path)));
         }
-        let mut at = 0;
-        for m in members {
-            let n = read_varint(&chunks, &mut at).ok_or_else(|| bad("chunk lists"))?;
-            let ids = decode_ids(&chunks, &mut at, n).ok_or_else(|| bad("chunk lists"))?;
-            f(m, ids)?;
-        }
+        f(m, ids)
+    })?;
+    if lists.next_member()?.is_some() {
+        return Err(damaged("more chunk lists than members"));
     }
     Ok(())
 }

@@ -179,7 +179,7 @@ fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
         )
     };
     for &row in &snapshot_rows {
-        index::for_each_member(conn, row, |_, ids| {
+        index::for_each_chunk_list(conn, row, |ids| {
             for id in ids {
                 if !used.set(id) {
                     return Err(missing());

@@ -166,7 +166,7 @@ pub(crate) fn replay(
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let mut fetcher = ChunkFetcher::new(conn, root);
-    index::for_each_member(conn, row, |m: Member, ids| {
+    index::for_each_member(conn, root, row, |m: Member, ids| {
         if !m.is_file() {
             return sink.add(&m, &mut io::empty());
         }

@@ -189,10 +189,15 @@ impl Repository {
         let info = self.resolve(id)?;
         let conn = self.conn();
         let mut out = Vec::new();
-        index::for_each_member(&conn, index::snapshot_row(&conn, &info.id)?, |m, _| {
-            out.push(m);
-            Ok(())
-        })?;
+        index::for_each_member(
+            &conn,
+            self.root(),
+            index::snapshot_row(&conn, &info.id)?,
+            |m, _| {
+                out.push(m);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 

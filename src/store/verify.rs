@@ -21,6 +21,8 @@ use crate::store::snapshot::read_snapshot_file;
 
 /// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
 pub const META_USER: &str = "(snapshot metadata)";
+/// The member name given when a damaged snapshot metadata stream hides which member it was.
+pub const UNNAMED_USER: &str = "(a member: the snapshot metadata naming it is damaged)";
 
 /// The outcome of `Repository::verify`. Problems do not stop the check.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -122,7 +124,7 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
         }
         if let Some(w) = &mut wanted {
             let row = index::snapshot_row(conn, name)?;
-            index::for_each_member(conn, row, |_, ids| {
+            index::for_each_chunk_list(conn, row, |ids| {
                 w.extend(ids);
                 Ok(())
             })?;
@@ -206,7 +208,7 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
         report.bytes += bytes;
         found.extend(f);
     }
-    report.problems = attach_users(conn, found)?;
+    report.problems = attach_users(conn, root, found)?;
     Ok(report)
 }
 
@@ -280,7 +282,7 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
 }
 
 /// Scans every snapshot's members once and attaches the users of each problem's chunks.
-fn attach_users(conn: &Connection, found: Vec<Found>) -> Result<Vec<Problem>> {
+fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec<Problem>> {
     let mut users: HashMap<i64, Vec<NeededBy>> = found
         .iter()
         .flat_map(|f| f.rows.iter().map(|r| (*r, Vec::new())))
@@ -296,20 +298,38 @@ fn attach_users(conn: &Connection, found: Vec<Found>) -> Result<Vec<Problem>> {
                     });
                 }
             }
-            index::for_each_member(conn, row, |m, ids| {
-                for id in ids {
-                    if let Some(u) = users.get_mut(&id) {
-                        let n = NeededBy {
-                            snapshot: s.id.clone(),
-                            member: m.path.clone(),
-                        };
-                        if u.last() != Some(&n) {
-                            u.push(n);
-                        }
-                    }
-                }
+            // Member names come from the snapshot's metadata stream; when the damage makes
+            // it unreadable, the chunk lists in the index still name the snapshot.
+            let mut hits: Vec<(i64, String)> = Vec::new();
+            let named = index::for_each_member(conn, root, row, |m, ids| {
+                hits.extend(
+                    ids.into_iter()
+                        .filter(|id| users.contains_key(id))
+                        .map(|id| (id, m.path.clone())),
+                );
                 Ok(())
-            })?;
+            });
+            if named.is_err() {
+                hits.clear();
+                index::for_each_chunk_list(conn, row, |ids| {
+                    hits.extend(
+                        ids.into_iter()
+                            .filter(|id| users.contains_key(id))
+                            .map(|id| (id, UNNAMED_USER.to_string())),
+                    );
+                    Ok(())
+                })?;
+            }
+            for (id, member) in hits {
+                let u = users.get_mut(&id).expect("filtered on users");
+                let n = NeededBy {
+                    snapshot: s.id.clone(),
+                    member,
+                };
+                if u.last() != Some(&n) {
+                    u.push(n);
+                }
+            }
         }
     }
     Ok(found
