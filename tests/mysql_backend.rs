@@ -840,4 +840,27 @@ fn prefetched_dump_failures() {
         !Path::new(&format!("/proc/{}", pid.trim())).exists(),
         "mysqldump still running"
     );
+
+    // A mysqldump that writes nothing (waiting for a table lock) is killed, not waited for.
+    let stuck = script(
+        dir.path(),
+        "mysqldump",
+        &format!(
+            "echo $$ > '{}'\nexec sleep 600\n",
+            dir.path().join("pid").display()
+        ),
+    );
+    let t = std::time::Instant::now();
+    {
+        let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &stuck)]);
+        let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(p);
+    }
+    assert!(t.elapsed().as_secs() < 30, "dropping waited for mysqldump");
+    let pid = fs::read_to_string(dir.path().join("pid")).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "mysqldump still running"
+    );
 }

@@ -156,6 +156,11 @@ pub(crate) struct DumpStream {
 }
 
 impl DumpStream {
+    /// mysqldump's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// How mysqldump failed, once a read returned its failure.
     pub(crate) fn failure(&self) -> Option<&str> {
         match &self.state {

@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +57,9 @@ impl Shared {
 /// A running (or finished) dump of one backend, readable from its start.
 pub struct Prefetch {
     name: String,
+    /// A pidfd of mysqldump (Linux >= 5.3), to kill it from here without a pid-reuse race;
+    /// `None` where the kernel has none (then only the cancel flag stops the dump).
+    pidfd: Option<OwnedFd>,
     shared: Arc<Shared>,
     spool: File,
     pos: u64,
@@ -74,6 +78,8 @@ impl Prefetch {
             tempfile::tempfile_in(dir).path_ctx("cannot create the dump's spool file in", dir)?;
         let mut out = spool.try_clone().ctx("opening the dump's spool file")?;
         let (mut stream, defaults) = dump::spawn(cfg, opts)?;
+        // Opened before the copying thread exists: mysqldump cannot have been reaped yet.
+        let pidfd = pidfd_open(stream.pid());
         let shared = Arc::new(Shared::default());
         let sh = shared.clone();
         let worker = std::thread::spawn(move || {
@@ -109,6 +115,7 @@ impl Prefetch {
         });
         Ok(Prefetch {
             name: name.to_string(),
+            pidfd,
             shared,
             spool,
             pos: 0,
@@ -177,8 +184,33 @@ impl Drop for Prefetch {
     /// Stops a dump nobody will read (the backup failed before its turn) and reaps mysqldump.
     fn drop(&mut self) {
         self.shared.cancel.store(true, Ordering::Relaxed);
+        // The copying thread sees the flag after its next read; a mysqldump that produces
+        // nothing (waiting for a table lock) is killed so that the read returns.
+        if self.shared.lock().end.is_none() {
+            if let Some(fd) = &self.pidfd {
+                // SAFETY: pidfd_send_signal with a pidfd we own; a process already gone
+                // makes it fail with ESRCH, never signal another process.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        fd.as_raw_fd(),
+                        libc::SIGKILL,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    );
+                }
+            }
+        }
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
     }
+}
+
+/// A pidfd for `pid`, or `None` when the kernel does not offer them.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative return is a fresh descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
