@@ -110,6 +110,11 @@ impl ArchiveFileWriter {
         })
     }
 
+    /// The destination's directory: where spools belong (never a RAM-backed /tmp).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Ends the tar stream, makes it durable, checks it and renames it to its destination.
     pub fn finish(self, trailer_len: Option<u64>) -> Result<PathBuf> {
         self.tar.scan.ensure_intact("the archive being written")?;

@@ -57,15 +57,14 @@ pub fn compress_segment(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
 
 /// The compressed segment: from the cache when it has it, else compressed, checked and cached.
 fn encode(codec: Codec, cache: Option<&SegmentCache>, data: &[u8]) -> io::Result<Vec<u8>> {
-    let Some(cache) = cache else {
-        return round_trip(codec, data, compress_segment(codec, data)?);
-    };
-    let key = blake3::hash(data);
-    if let Some(z) = cache.get(&key) {
+    let keyed = cache.map(|c| (c, blake3::hash(data)));
+    if let Some(z) = keyed.as_ref().and_then(|(c, key)| c.get(key)) {
         return Ok(z);
     }
     let z = round_trip(codec, data, compress_segment(codec, data)?)?;
-    cache.put(&key, &z);
+    if let Some((c, key)) = keyed {
+        c.put(&key, &z);
+    }
     Ok(z)
 }
 

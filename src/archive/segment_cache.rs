@@ -63,19 +63,13 @@ impl SegmentCache {
     /// The compressed segment whose plain bytes hash to `key`, if cached and intact. A hit is
     /// stamped with the current time so that the sweep keeps it.
     pub fn get(&self, key: &blake3::Hash) -> Option<Vec<u8>> {
-        let path = self.path(key);
-        let found = read_entry(&path).ok().flatten();
-        match &found {
-            Some(_) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                if let Ok(f) = File::options().write(true).open(&path) {
-                    let _ = f.set_modified(SystemTime::now());
-                }
-            }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let found = read_entry(&self.path(key)).ok().flatten();
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
@@ -139,14 +133,16 @@ fn private_dirs(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// An entry's payload, or `None` when it is missing or does not match its checksum.
+/// An entry's payload, or `None` when it is missing or does not match its checksum. An intact
+/// entry is stamped with the current time (through the same open file) so the sweep keeps it.
 fn read_entry(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => f.read_to_end(&mut bytes)?,
+    let mut f = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    f.read_to_end(&mut bytes)?;
     if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
         return Ok(None);
     }
@@ -154,6 +150,7 @@ fn read_entry(path: &Path) -> io::Result<Option<Vec<u8>>> {
     if blake3::hash(payload).as_bytes() != sum {
         return Ok(None);
     }
+    let _ = f.set_modified(SystemTime::now());
     Ok(Some(payload.to_vec()))
 }
 

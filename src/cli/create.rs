@@ -130,12 +130,9 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     );
     logging::notice(format!("Creating backup archive {}", dest.display()));
     let writer = ArchiveFileWriter::create(&dest, compression)?;
+    let spool_dir = writer.dir().to_path_buf();
     let mut control = ControlWriter::new(writer);
     let bar = progress::bar("create", None);
-    let spool_dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     plan.run(
         &dump_options(&a),
         None,

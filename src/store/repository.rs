@@ -15,7 +15,7 @@ use crate::store::config::{ChunkerParams, Config};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::prune::{self, PruneOptions, PruneReport};
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::snapshot::{SnapshotInfo, SnapshotMeta};
+use crate::store::snapshot::{self, SnapshotInfo, SnapshotMeta};
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::verify::{self, VerifyReport};
 use crate::store::{durable, index, reader, recovery};
@@ -189,15 +189,10 @@ impl Repository {
         let info = self.resolve(id)?;
         let conn = self.conn();
         let mut out = Vec::new();
-        index::for_each_member(
-            &conn,
-            self.root(),
-            index::snapshot_row(&conn, &info.id)?,
-            |m, _| {
-                out.push(m);
-                Ok(())
-            },
-        )?;
+        snapshot::read_snapshot_file(&conn, self.root(), &info.id, |m, _| {
+            out.push(m);
+            Ok(())
+        })?;
         Ok(out)
     }
 

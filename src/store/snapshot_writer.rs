@@ -95,10 +95,9 @@ impl<'r> SnapshotWriter<'r> {
             for (id, data) in batch {
                 size += data.len() as u64;
                 ids.push(id);
-                if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+                if !self.claim(id)? {
                     continue;
                 }
-                self.seen.insert(id);
                 self.group.push(id, &data);
                 if self.group.data.len() >= self.params.group_size as usize {
                     full.push(std::mem::take(&mut self.group));
@@ -108,15 +107,23 @@ impl<'r> SnapshotWriter<'r> {
         Ok((ids, size))
     }
 
-    /// Stores the metadata chunks the snapshot file has cut (all that remain when `last`),
-    /// unless the index or this writer has them, into the metadata group, which is
-    /// compressed and appended once full.
+    /// Whether chunk `id` is new, neither in the index nor stored by this writer already;
+    /// a new one is recorded as stored by this writer.
+    fn claim(&mut self, id: ChunkId) -> Result<bool> {
+        if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+            return Ok(false);
+        }
+        self.seen.insert(id);
+        Ok(true)
+    }
+
+    /// Stores the new metadata chunks the snapshot file has cut (all that remain when
+    /// `last`) into the metadata group, which is compressed and appended once full.
     fn store_meta(&mut self, last: bool) -> Result<()> {
         for (id, data) in self.file().take_meta_chunks(last)? {
-            if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+            if !self.claim(id)? {
                 continue;
             }
-            self.seen.insert(id);
             self.meta_group.push(id, &data);
             if self.meta_group.data.len() >= self.params.group_size as usize {
                 let full = std::mem::take(&mut self.meta_group);
