@@ -410,6 +410,25 @@ fn mysqldump_not_installed() {
     assert!(sink.members.is_empty());
 }
 
+/// A fake mysqldump that records its pid in `dir/pid`, then runs `exec`.
+fn pid_recording_mysqldump(dir: &Path, exec: &str) -> PathBuf {
+    let pid = dir.join("pid");
+    script(
+        dir,
+        "mysqldump",
+        &format!("echo $$ > '{}'\n{exec}\n", pid.display()),
+    )
+}
+
+/// The fake mysqldump of `pid_recording_mysqldump` is gone (killed and reaped).
+fn assert_not_running(dir: &Path) {
+    let pid = fs::read_to_string(dir.join("pid")).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "mysqldump still running"
+    );
+}
+
 /// Fake mysqldumps that write a good part of a dump and then fail.
 fn failing_mysqldump(dir: &Path, ending: &str) -> PathBuf {
     let log = dir.join("args");
@@ -504,14 +523,7 @@ fn sink_failure_stops_mysqldump() {
     };
     let dir = tempfile::tempdir().unwrap();
     // Would write forever if not stopped.
-    let fake = script(
-        dir.path(),
-        "mysqldump",
-        &format!(
-            "echo $$ > '{}'\nexec yes 'INSERT INTO t VALUES (1);'\n",
-            dir.path().join("pid").display()
-        ),
-    );
+    let fake = pid_recording_mysqldump(dir.path(), "exec yes 'INSERT INTO t VALUES (1);'");
     let mut sink = StreamingSink {
         fail_after: Some(100_000),
         ..Default::default()
@@ -524,11 +536,7 @@ fn sink_failure_stops_mysqldump() {
         matches!(&err, Error::Invalid(t) if t == "test sink is full"),
         "{err:?}"
     );
-    let pid = fs::read_to_string(dir.path().join("pid")).unwrap();
-    assert!(
-        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
-        "mysqldump still running"
-    );
+    assert_not_running(dir.path());
 }
 
 #[test]
@@ -821,35 +829,17 @@ fn prefetched_dump_failures() {
         assert!(sink.members.is_empty(), "a truncated dump was stored");
     }
 
-    let forever = script(
-        dir.path(),
-        "mysqldump",
-        &format!(
-            "echo $$ > '{}'\nexec yes 'INSERT INTO t VALUES (1);'\n",
-            dir.path().join("pid").display()
-        ),
-    );
+    let forever = pid_recording_mysqldump(dir.path(), "exec yes 'INSERT INTO t VALUES (1);'");
     {
         let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &forever)]);
         let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(300));
         drop(p);
     }
-    let pid = fs::read_to_string(dir.path().join("pid")).unwrap();
-    assert!(
-        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
-        "mysqldump still running"
-    );
+    assert_not_running(dir.path());
 
     // A mysqldump that writes nothing (waiting for a table lock) is killed, not waited for.
-    let stuck = script(
-        dir.path(),
-        "mysqldump",
-        &format!(
-            "echo $$ > '{}'\nexec sleep 600\n",
-            dir.path().join("pid").display()
-        ),
-    );
+    let stuck = pid_recording_mysqldump(dir.path(), "exec sleep 600");
     let t = std::time::Instant::now();
     {
         let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &stuck)]);
@@ -858,9 +848,5 @@ fn prefetched_dump_failures() {
         drop(p);
     }
     assert!(t.elapsed().as_secs() < 30, "dropping waited for mysqldump");
-    let pid = fs::read_to_string(dir.path().join("pid")).unwrap();
-    assert!(
-        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
-        "mysqldump still running"
-    );
+    assert_not_running(dir.path());
 }

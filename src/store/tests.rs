@@ -475,15 +475,32 @@ fn deleted_pack_is_reported() {
     );
 }
 
+/// A new repository at `root` with two snapshots; returns them and the snapshot list.
+fn two_snapshots(root: &Path) -> (SnapshotInfo, SnapshotInfo, Vec<SnapshotInfo>) {
+    let repo = Repository::init(root).unwrap();
+    let a = store(&repo, &sample());
+    let b = store(&repo, &[file("CONTENT/x", &noise(100_000, 4))]);
+    (a, b, repo.snapshots().unwrap())
+}
+
+/// The repository still lists `before` and gives back both snapshots of `two_snapshots` intact.
+fn assert_two_snapshots(
+    repo: &Repository,
+    a: &SnapshotInfo,
+    b: &SnapshotInfo,
+    before: &[SnapshotInfo],
+) {
+    assert_eq!(repo.snapshots().unwrap(), before);
+    assert_eq!(replay_all(repo, &a.id), sample());
+    assert_eq!(replay_all(repo, &b.id)[0].1, noise(100_000, 4));
+    assert!(repo.verify(None).unwrap().is_ok());
+}
+
 #[test]
 fn rebuild_index_from_data_files() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
-    let repo = Repository::init(&root).unwrap();
-    let a = store(&repo, &sample());
-    let b = store(&repo, &[file("CONTENT/x", &noise(100_000, 4))]);
-    let before = repo.snapshots().unwrap();
-    drop(repo);
+    let (a, b, before) = two_snapshots(&root);
     index::remove(&root).unwrap();
 
     // Opening notices the missing index and rebuilds it.
@@ -493,21 +510,14 @@ fn rebuild_index_from_data_files() {
     let report = repo.rebuild_index().unwrap();
     assert_eq!(report.snapshots, 2);
     assert!(report.skipped.is_empty(), "{:?}", report.skipped);
-    assert_eq!(repo.snapshots().unwrap(), before);
-    assert_eq!(replay_all(&repo, &a.id), sample());
-    assert_eq!(replay_all(&repo, &b.id)[0].1, noise(100_000, 4));
-    assert!(repo.verify(None).unwrap().is_ok());
+    assert_two_snapshots(&repo, &a, &b, &before);
 }
 
 #[test]
 fn an_index_of_an_older_schema_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
-    let repo = Repository::init(&root).unwrap();
-    let a = store(&repo, &sample());
-    let b = store(&repo, &[file("CONTENT/x", &noise(100_000, 4))]);
-    let before = repo.snapshots().unwrap();
-    drop(repo);
+    let (a, b, before) = two_snapshots(&root);
     // Schema 2: a UNIQUE hash, no prefix index.
     let conn = index::connect(&root.join("index.sqlite")).unwrap();
     conn.execute_batch(
@@ -531,10 +541,7 @@ fn an_index_of_an_older_schema_is_rebuilt() {
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(indexes, ["chunks_prefix"]);
-    assert_eq!(repo.snapshots().unwrap(), before);
-    assert_eq!(replay_all(&repo, &a.id), sample());
-    assert_eq!(replay_all(&repo, &b.id)[0].1, noise(100_000, 4));
-    assert!(repo.verify(None).unwrap().is_ok());
+    assert_two_snapshots(&repo, &a, &b, &before);
     drop(repo);
 
     // A newer schema is refused, and left alone.
