@@ -104,6 +104,7 @@ impl<W: Write> Write for HashWriter<W> {
 pub(crate) struct SnapshotFileWriter {
     tmp: PathBuf,
     enc: zstd::Encoder<'static, HashWriter<BufWriter<File>>>,
+    /// The metadata stream's chunking (`ChunkerParams::for_metadata`).
     params: ChunkerParams,
     /// Metadata stream bytes not yet cut into chunks.
     meta: Vec<u8>,
@@ -130,7 +131,7 @@ impl SnapshotFileWriter {
         let mut w = SnapshotFileWriter {
             tmp,
             enc,
-            params: params.clone(),
+            params: params.for_metadata(),
             meta: Vec::new(),
             meta_len: 0,
             members: 0,

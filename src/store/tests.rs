@@ -394,6 +394,61 @@ fn changed_middle_adds_little() {
     assert_eq!(replay_all(&repo, &first.id)[0].1, text);
 }
 
+/// The metadata stream is cut at a quarter of the content sizes (spec, "Snapshot files"): a
+/// dump whose chunk list changes in a few scattered places stores again only the small
+/// metadata chunks around those ids, not whole 8 KiB runs of the list.
+#[test]
+fn metadata_is_cut_finer_than_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("r")).unwrap();
+    let text = sql_text(120_000, 9);
+    let path = "CONTENT/BACKENDS/MYSQL/mysql/database.sql";
+    let first = store(&repo, &[file(path, &text)]);
+    let conn = index::connect(&repo.root().join("index.sqlite")).unwrap();
+    let meta_lens = |id: &str| -> Vec<i64> {
+        let row = index::snapshot_row(&conn, id).unwrap();
+        index::meta_chunk_rows(&conn, row)
+            .unwrap()
+            .into_iter()
+            .map(|r| index::location(&conn, r).unwrap().unwrap().len as i64)
+            .collect()
+    };
+    let lens = meta_lens(&first.id);
+    let p = ChunkerParams::default().for_metadata();
+    assert!(lens.len() > 10, "{lens:?}");
+    assert!(lens.iter().all(|&l| l <= p.max_size as i64), "{lens:?}");
+    let avg = lens.iter().sum::<i64>() / lens.len() as i64;
+    assert!(avg < 4096, "average metadata chunk {avg} B");
+
+    // Four changed rows spread over the dump: each changes one content chunk id.
+    let mut changed = text.clone();
+    for k in 1..=4 {
+        let at = changed.len() * k / 5;
+        changed[at..at + 4].copy_from_slice(b"XXXX");
+    }
+    let second = store(&repo, &[file(path, &changed)]);
+    let meta_new: i64 = {
+        let old: std::collections::HashSet<i64> =
+            index::meta_chunk_rows(&conn, index::snapshot_row(&conn, &first.id).unwrap())
+                .unwrap()
+                .into_iter()
+                .collect();
+        let row = index::snapshot_row(&conn, &second.id).unwrap();
+        index::meta_chunk_rows(&conn, row)
+            .unwrap()
+            .into_iter()
+            .filter(|r| !old.contains(r))
+            .map(|r| index::location(&conn, r).unwrap().unwrap().len as i64)
+            .sum()
+    };
+    let list_bytes = 32 * (text.len() as i64 / 8192);
+    assert!(
+        meta_new < list_bytes / 3,
+        "{meta_new} B of metadata stored again for a chunk list of ~{list_bytes} B"
+    );
+    assert_eq!(replay_all(&repo, &second.id)[0].1, changed);
+}
+
 #[test]
 fn verify_names_pack_chunk_snapshot_and_member_of_a_flipped_byte() {
     let dir = tempfile::tempdir().unwrap();
