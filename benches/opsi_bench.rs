@@ -9,7 +9,8 @@
 //! (OPSI_BENCH_SEED, default 1), --dir DIR for the work directory (OPSI_BENCH_DIR, default the
 //! system temp dir), --socket PATH of MariaDB (OPSI_BENCH_MYSQL_SOCKET, default
 //! /run/mysqld/mysqld.sock; the server's root account must work without password), --no-peers,
-//! --keep (keep the work directory and database).
+//! --no-references (skip bzip2, gzip, lbzip2 and pigz on the tars: for runs on 10x the data,
+//! where they alone take half an hour), --keep (keep the work directory and database).
 
 #[path = "opsi_bench/gen.rs"]
 mod gen;
@@ -34,6 +35,7 @@ struct Opts {
     dir: Option<PathBuf>,
     socket: String,
     peers: bool,
+    references: bool,
     keep: bool,
 }
 
@@ -45,6 +47,7 @@ fn opts() -> Opts {
         dir: env("OPSI_BENCH_DIR").map(PathBuf::from),
         socket: env("OPSI_BENCH_MYSQL_SOCKET").unwrap_or_else(|| "/run/mysqld/mysqld.sock".into()),
         peers: true,
+        references: true,
         keep: false,
     };
     let mut args = std::env::args().skip(1);
@@ -59,6 +62,7 @@ fn opts() -> Opts {
             "--dir" => o.dir = Some(val("--dir").into()),
             "--socket" => o.socket = val("--socket"),
             "--no-peers" => o.peers = false,
+            "--no-references" => o.references = false,
             "--keep" => o.keep = true,
             // `cargo bench` passes --bench; filters make no sense here.
             _ => {}
@@ -419,7 +423,7 @@ fn main() {
         });
     }
     let tool = |label: &str, prog: &str, args: &[&str], tar: &str| {
-        installed(prog).then(|| {
+        (o.references && installed(prog)).then(|| {
             b.run_to(
                 label,
                 Command::new(prog).args(args).arg(file(tar)),
@@ -427,8 +431,8 @@ fn main() {
             )
         })
     };
-    let bzip2 = tool("bzip2 -9", "bzip2", &["-9", "-c"], "first.tar").expect("bzip2");
-    let gzip = tool("gzip -9", "gzip", &["-9", "-c"], "first.tar").expect("gzip");
+    let bzip2 = tool("bzip2 -9", "bzip2", &["-9", "-c"], "first.tar");
+    let gzip = tool("gzip -9", "gzip", &["-9", "-c"], "first.tar");
     let lbz = lbzip2
         .then(|| {
             tool(
@@ -625,20 +629,16 @@ fn main() {
             fmt_secs(r.secs),
             ratio(ours.secs, Some(r.secs))
         ),
-        None => format!("| {name} | not installed | | |\n"),
+        None => format!("| {name} | not run (not installed, or --no-references) | | |\n"),
     };
     let mut t = String::from("| export | time | output | ours ÷ it |\n|---|---:|---:|---:|\n");
     for (e, single, double) in [
         (
             bz,
-            ("bzip2 -9 (1 thread)", &Some(bzip2)),
+            ("bzip2 -9 (1 thread)", &bzip2),
             ("lbzip2 -9 -n 2", &lbz),
         ),
-        (
-            gz,
-            ("gzip -9 (1 thread)", &Some(gzip)),
-            ("pigz -9 -p 2", &pigz),
-        ),
+        (gz, ("gzip -9 (1 thread)", &gzip), ("pigz -9 -p 2", &pigz)),
     ] {
         let _ = write!(
             t,
@@ -702,7 +702,7 @@ fn main() {
     let restic_first_t = peer_time(&first, &first.restic);
     let _ = writeln!(
         w,
-        "\n| goal | measured | target | |\n|---|---:|---:|---|\n| 1% night adds ≤ 1/5 of restic | {} | ≤ 0.200 | {} |\n| first backup stores ≤ restic | {} | ≤ 1.000 | {} |\n| first create ≥ 2x faster than restic | {} | ≤ 0.500 | {} |\n| unchanged file backend re-created ≥ 10x faster than the first (full) create | {:.1}x | ≥ 10x | {} |\n| … than the first create of the file backend alone | {:.1}x | ≥ 10x | {} |\n| export bz2 ≥ 1.8x faster than bzip2 -9 | {:.2}x | ≥ 1.8x | {} |\n| export bz2 of a night after its predecessor ≥ 2x faster than lbzip2 -n 2 | {} | ≥ 2x | {} |\n| export gz of a night after its predecessor ≥ 2x faster than pigz -p 2 | {} | ≥ 2x | {} |\n| peak memory ≤ 256 MiB | {:.1} MiB | ≤ 256 MiB | {} |",
+        "\n| goal | measured | target | |\n|---|---:|---:|---|\n| 1% night adds ≤ 1/5 of restic | {} | ≤ 0.200 | {} |\n| first backup stores ≤ restic | {} | ≤ 1.000 | {} |\n| first create ≥ 2x faster than restic | {} | ≤ 0.500 | {} |\n| unchanged file backend re-created ≥ 10x faster than the first (full) create | {:.1}x | ≥ 10x | {} |\n| … than the first create of the file backend alone | {:.1}x | ≥ 10x | {} |\n| export bz2 ≥ 1.8x faster than bzip2 -9 | {} | ≥ 1.8x | {} |\n| export bz2 of a night after its predecessor ≥ 2x faster than lbzip2 -n 2 | {} | ≥ 2x | {} |\n| export gz of a night after its predecessor ≥ 2x faster than pigz -p 2 | {} | ≥ 2x | {} |\n| peak memory ≤ 256 MiB | {:.1} MiB | ≤ 256 MiB | {} |",
         ratio(one.ours_added as f64, restic_added),
         goal(restic_added.map(|r| one.ours_added as f64 <= r / 5.0)),
         ratio(first_stored as f64, restic_first),
@@ -713,8 +713,8 @@ fn main() {
         goal(Some(first.ours.secs >= 10.0 * file_only.secs)),
         file_first.secs / file_only.secs,
         goal(Some(file_first.secs >= 10.0 * file_only.secs)),
-        bzip2.secs / bz.cold.secs,
-        goal(Some(bzip2.secs >= 1.8 * bz.cold.secs)),
+        speedup(&bzip2, &bz.cold),
+        goal(bzip2.as_ref().map(|r| r.secs >= 1.8 * bz.cold.secs)),
         speedup(&lbz, &bz.warm),
         goal(lbz.as_ref().map(|r| r.secs >= 2.0 * bz.warm.secs)),
         speedup(&pigz, &gz.warm),
