@@ -512,6 +512,12 @@ fn main() {
         let _ = std::fs::remove_dir_all(&target);
         r
     });
+    // Reading every chunk of the repository back, and the difference of two nights.
+    let verify = b.run("verify (whole repository)", &mut ours(&["verify"]));
+    let diff = b.run(
+        "diff (first, 1% night)",
+        &mut ours(&["diff", first_id, one_id]),
+    );
     // After export and restore, which use the latest snapshot: the unchanged night's.
     let file_only = b.run(
         "create --backends file (unchanged)",
@@ -678,6 +684,8 @@ fn main() {
         ("export -c none", &export_tar),
         ("restore latest --configuration --force (all)", &restore_all),
         ("restore (conf + file + dhcp)", &restore_files),
+        ("verify (whole repository)", &verify),
+        ("diff (first night, 1% night)", &diff),
         ("snapshots --json", &snapshots),
     ];
     let mut peak = 0;
