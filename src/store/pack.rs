@@ -138,13 +138,24 @@ pub(crate) fn read_group(
     compressed: bool,
     plain_len: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let mut stored = vec![0u8; stored_len as usize];
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(&mut stored)?;
+    let stored = read_stored(f, offset, stored_len)?;
     if !compressed {
         return Ok(stored);
     }
-    let plain = zstd::bulk::decompress(&stored, plain_len)?;
+    decompress_group(&stored, plain_len)
+}
+
+/// The stored bytes of one group, as they are in the pack.
+pub(crate) fn read_stored(f: &mut File, offset: u64, stored_len: u32) -> std::io::Result<Vec<u8>> {
+    let mut stored = vec![0u8; stored_len as usize];
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(&mut stored)?;
+    Ok(stored)
+}
+
+/// The plain content of a zstd group, which MUST be `plain_len` bytes.
+pub(crate) fn decompress_group(stored: &[u8], plain_len: usize) -> std::io::Result<Vec<u8>> {
+    let plain = zstd::bulk::decompress(stored, plain_len)?;
     if plain.len() != plain_len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

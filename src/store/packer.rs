@@ -137,6 +137,60 @@ impl Packer {
     }
 }
 
+/// A series of packs written one after the other: groups are appended to the current pack,
+/// which is started when needed and finished once it reaches `pack_size`. Dropping the series
+/// abandons the unfinished pack; finished ones stay durable under `packs/`.
+pub(crate) struct PackSeries {
+    root: PathBuf,
+    pack_size: u64,
+    current: Option<Packer>,
+    done: Vec<PackDone>,
+}
+
+impl PackSeries {
+    pub(crate) fn new(root: &Path, pack_size: u64) -> PackSeries {
+        PackSeries {
+            root: root.to_path_buf(),
+            pack_size,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    pub(crate) fn append(&mut self, g: SealedGroup) -> Result<()> {
+        let p = match &mut self.current {
+            Some(p) => p,
+            None => self.current.insert(Packer::create(&self.root)?),
+        };
+        p.append(g)?;
+        if p.len() >= self.pack_size {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the current pack, if any: every pack of the series is durable on return.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if let Some(p) = self.current.take() {
+            self.done.push(p.finish(&self.root)?);
+        }
+        Ok(())
+    }
+
+    /// The finished packs, in order.
+    pub(crate) fn done(&self) -> &[PackDone] {
+        &self.done
+    }
+}
+
+impl Drop for PackSeries {
+    fn drop(&mut self) {
+        if let Some(p) = self.current.take() {
+            p.abandon();
+        }
+    }
+}
+
 pub(crate) fn pack_path(root: &Path, name: &str) -> PathBuf {
     root.join("packs")
         .join(&name[..2])

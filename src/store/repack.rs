@@ -2,7 +2,6 @@
 //! `store-format/README.md`, section "Forgetting and pruning", step 3.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, Row};
@@ -11,8 +10,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::ChunkerParams;
 use crate::store::index::SqlContext;
-use crate::store::pack::FLAG_ZSTD;
-use crate::store::packer::{pack_path, PackDone, Packer, PlainGroup, SealedGroup};
+use crate::store::pack::{self, FLAG_ZSTD};
+use crate::store::packer::{pack_path, PackDone, PackSeries, PlainGroup, SealedGroup};
 
 /// A group of a pack being repacked.
 #[derive(PartialEq)]
@@ -111,9 +110,8 @@ struct Output<'a> {
     root: &'a Path,
     params: &'a ChunkerParams,
     reading: Option<(String, PathBuf, File)>,
-    packer: Option<Packer>,
+    packs: PackSeries,
     plain: PlainGroup,
-    done: Vec<PackDone>,
 }
 
 impl<'a> Output<'a> {
@@ -122,9 +120,8 @@ impl<'a> Output<'a> {
             root,
             params,
             reading: None,
-            packer: None,
+            packs: PackSeries::new(root, params.pack_size),
             plain: PlainGroup::default(),
-            done: Vec::new(),
         }
     }
 
@@ -145,19 +142,15 @@ impl<'a> Output<'a> {
                 g.pack, g.offset
             ))
         };
-        let mut stored = vec![0u8; g.stored_len as usize];
-        file.seek(SeekFrom::Start(g.offset))
-            .and_then(|_| file.read_exact(&mut stored))
-            .path_ctx("reading", path)?;
+        let stored = pack::read_stored(file, g.offset, g.stored_len).path_ctx("reading", path)?;
         let data = if g.flags & FLAG_ZSTD != 0 {
-            zstd::bulk::decompress(&stored, g.plain_len as usize)
+            pack::decompress_group(&stored, g.plain_len as usize)
                 .map_err(|e| damaged(e.to_string()))?
-        } else {
+        } else if stored.len() as u64 == g.plain_len {
             stored.clone()
-        };
-        if data.len() as u64 != g.plain_len {
+        } else {
             return Err(damaged("wrong plain length".into()));
-        }
+        };
         let mut whole = true;
         let mut at = 0u64;
         for (_, hash, off, len) in chunks {
@@ -175,7 +168,7 @@ impl<'a> Output<'a> {
         }
         whole &= at == g.plain_len;
         if whole {
-            return self.append(SealedGroup {
+            return self.packs.append(SealedGroup {
                 stored,
                 flags: g.flags,
                 chunks: chunks.iter().map(|c| (c.1, c.3)).collect(),
@@ -188,21 +181,8 @@ impl<'a> Output<'a> {
             );
             if self.plain.data.len() >= self.params.group_size as usize {
                 let g = std::mem::take(&mut self.plain).seal(self.params.zstd_level);
-                self.append(g)?;
+                self.packs.append(g)?;
             }
-        }
-        Ok(())
-    }
-
-    fn append(&mut self, g: SealedGroup) -> Result<()> {
-        let p = match &mut self.packer {
-            Some(p) => p,
-            None => self.packer.insert(Packer::create(self.root)?),
-        };
-        p.append(g)?;
-        if p.len() >= self.params.pack_size {
-            let p = self.packer.take().expect("set above");
-            self.done.push(p.finish(self.root)?);
         }
         Ok(())
     }
@@ -210,11 +190,9 @@ impl<'a> Output<'a> {
     fn finish(mut self) -> Result<Vec<PackDone>> {
         if !self.plain.chunks.is_empty() {
             let g = std::mem::take(&mut self.plain).seal(self.params.zstd_level);
-            self.append(g)?;
+            self.packs.append(g)?;
         }
-        if let Some(p) = self.packer.take() {
-            self.done.push(p.finish(self.root)?);
-        }
-        Ok(self.done)
+        self.packs.finish()?;
+        Ok(self.packs.done().to_vec())
     }
 }

@@ -17,7 +17,7 @@ use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::{LockKind, RepoLock};
-use crate::store::packer::{PackDone, Packer, PlainGroup, SealedGroup};
+use crate::store::packer::{PackSeries, PlainGroup, SealedGroup};
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
 use crate::store::{crash_point, PreviousFile, Repository};
 
@@ -36,8 +36,7 @@ pub struct SnapshotWriter<'r> {
     conn: Connection,
     params: ChunkerParams,
     file: Option<SnapshotFileWriter>,
-    packer: Option<Packer>,
-    packs: Vec<PackDone>,
+    packs: PackSeries,
     /// Chunks this writer stored itself (not yet in the index).
     seen: HashSet<ChunkId>,
     group: PlainGroup,
@@ -61,6 +60,7 @@ impl<'r> SnapshotWriter<'r> {
         // keeps one row and prune frees the copy.
         conn.execute_batch("BEGIN").sql()?;
         let params = repo.config().chunker.clone();
+        let packs = PackSeries::new(repo.root(), params.pack_size);
         let header = Header {
             repository: repo.config().id.clone(),
             meta,
@@ -71,8 +71,7 @@ impl<'r> SnapshotWriter<'r> {
             conn,
             params,
             file: Some(file),
-            packer: None,
-            packs: Vec::new(),
+            packs,
             seen: HashSet::new(),
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
@@ -168,22 +167,8 @@ impl<'r> SnapshotWriter<'r> {
     /// their size.
     fn append(&mut self, sealed: Vec<SealedGroup>) -> Result<()> {
         for g in sealed {
-            let packer = match &mut self.packer {
-                Some(p) => p,
-                None => self.packer.insert(Packer::create(self.repo.root())?),
-            };
-            packer.append(g)?;
+            self.packs.append(g)?;
             crash_point("group-appended");
-            if packer.len() >= self.params.pack_size {
-                self.finish_pack()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish_pack(&mut self) -> Result<()> {
-        if let Some(p) = self.packer.take() {
-            self.packs.push(p.finish(self.repo.root())?);
         }
         Ok(())
     }
@@ -199,7 +184,7 @@ impl<'r> SnapshotWriter<'r> {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql()?;
-        for p in &self.packs {
+        for p in self.packs.done() {
             index::index_pack_file(&tx, root, &p.name)?;
         }
         crash_point("index-packs-inserted");
@@ -224,8 +209,8 @@ impl<'r> SnapshotWriter<'r> {
         ];
         let last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
         self.append(seal_all(last, self.level()))?;
-        self.finish_pack()?;
-        let packs_added = self.packs.iter().map(|p| p.size).sum();
+        self.packs.finish()?;
+        let packs_added = self.packs.done().iter().map(|p| p.size).sum();
         let file = self.file.take().expect("write_files runs once");
         let (id, _, _) = file.finish(self.repo.root(), packs_added)?;
         Ok(id)
@@ -251,9 +236,6 @@ fn seal_all(groups: Vec<PlainGroup>, level: i32) -> Vec<SealedGroup> {
 
 impl Drop for SnapshotWriter<'_> {
     fn drop(&mut self) {
-        if let Some(p) = self.packer.take() {
-            p.abandon();
-        }
         if let Some(f) = self.file.take() {
             f.abandon();
         }
@@ -300,22 +282,10 @@ impl MemberSink for SnapshotWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::{Member, MemberKind, Mtime};
+    use crate::member::Member;
 
     fn file(path: &str, size: usize) -> Member {
-        Member {
-            path: path.into(),
-            kind: MemberKind::File,
-            mode: 0o600,
-            uid: 0,
-            gid: 0,
-            uname: "root".into(),
-            gname: "root".into(),
-            mtime: Mtime::from_unix(1_764_000_000, 0),
-            size: size as u64,
-            raw_header: None,
-            stamp: None,
-        }
+        Member::control(path, size as u64)
     }
 
     /// A writer compresses harder once most of what it reads is already stored.
