@@ -46,7 +46,7 @@ impl ChunkerParams {
     /// How the writer cuts a snapshot's metadata stream: a quarter of the content sizes
     /// (512 B / 2 KiB / 16 KiB by default). The stream is mostly member records and 32-byte
     /// chunk ids; a night's changed rows are spread over the dump, so its chunk list changes
-    /// every few hundred ids, and smaller metadata chunks re-store less of it. Readers do not
+    /// every few dozen ids, and smaller metadata chunks re-store less of it. Readers do not
     /// depend on where the stream was cut.
     pub(crate) fn for_metadata(&self) -> ChunkerParams {
         ChunkerParams {

@@ -22,8 +22,8 @@ use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotM
 use crate::store::{crash_point, PreviousFile, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
-/// read to be new: a night's few changed chunks. They are worth ~25% fewer bytes at ~8x the
-/// CPU of level 3, a cost a full first backup would feel and a night does not.
+/// read to be new: a night's few changed chunks. They are worth ~25% fewer bytes at several times
+/// the CPU of level 3, a cost a full first backup would feel and a night does not.
 const SPARSE_LEVEL: i32 = 12;
 const SPARSE_RATIO: u64 = 8;
 
