@@ -7,9 +7,10 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O error with what was being done and on which path.
-    #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    /// An I/O error with what was being done and on which path. The cause is part of the
+    /// message, not a `source`: `{:#}` at the top would name it twice.
+    #[error("{context}: {cause}")]
+    Io { context: String, cause: io::Error },
     /// An archive, chunk or snapshot whose bytes are not what they claim to be.
     #[error("{0}")]
     Corrupt(String),
@@ -39,7 +40,7 @@ impl Error {
     pub fn io(context: impl Display, source: io::Error) -> Error {
         Error::Io {
             context: context.to_string(),
-            source,
+            cause: source,
         }
     }
 }

@@ -232,6 +232,25 @@ fn unwritable_destination_leaves_nothing() {
 }
 
 #[test]
+fn missing_destination_directory_is_refused_before_the_backup() {
+    let server = FakeServer::new(2, false);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("{}/", dir.path().join("nightly").display());
+    let (code, _, err) = run(bin(server.root()).arg("create").arg(&dest));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        format!("ERROR: {dest} is not an existing directory")
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // An I/O error names its cause once.
+    let (_, _, err) = run(bin(server.root())
+        .arg("create")
+        .arg(dir.path().join("no/such/dir/x.tar")));
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+#[test]
 fn existing_destination_survives_a_failed_create() {
     let server = FakeServer::new(2, false);
     let dir = tempfile::tempdir().unwrap();

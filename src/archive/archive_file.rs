@@ -28,8 +28,8 @@ pub fn replay(path: &Path, sink: &mut dyn MemberSink) -> Result<(TarEnd, Compres
 fn in_archive(path: &Path, e: Error) -> Error {
     match e {
         Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
-        Error::Io { context, source } => {
-            Error::Corrupt(format!("{}: {context}: {source}", path.display()))
+        Error::Io { context, cause } => {
+            Error::Corrupt(format!("{}: {context}: {cause}", path.display()))
         }
         other => other,
     }
@@ -86,6 +86,13 @@ impl ArchiveFileWriter {
         compression: Compression,
         cache: Option<Arc<SegmentCache>>,
     ) -> Result<ArchiveFileWriter> {
+        // "dir/" names a directory: refuse before the backup runs, not when it is moved there.
+        if dest.as_os_str().as_encoded_bytes().ends_with(b"/") && !dest.is_dir() {
+            return Err(Error::Invalid(format!(
+                "{} is not an existing directory",
+                dest.display()
+            )));
+        }
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
