@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
-
 use std::sync::Arc;
 
 use crate::archive::parallel::{Codec, ParallelEncoder};

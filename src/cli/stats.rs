@@ -46,7 +46,7 @@ pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     let path = repo::repository_path(g)?;
     // The export cache is not backup data (it can be deleted at any time): counted apart.
     let cache = disk_usage(&path.join("cache"));
-    let disk = disk_usage(&path) - cache;
+    let disk = disk_usage(&path).saturating_sub(cache);
     let logical: u64 = list.iter().map(|s| s.size).sum();
     let stats = Stats {
         snapshots: list.len(),

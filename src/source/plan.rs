@@ -138,12 +138,12 @@ impl Plan {
         spool_dir: Option<&Path>,
     ) -> Result<()> {
         let mut owners = Owners::default();
-        let first_dump = self
-            .parts
-            .iter()
-            .position(|p| matches!(p, Part::Mysql { .. }));
-        let mut early = match (spool_dir, first_dump.map(|i| &self.parts[i])) {
-            (Some(dir), Some(Part::Mysql { name, config })) => {
+        let first_dump = self.parts.iter().find_map(|p| match p {
+            Part::Mysql { name, config } => Some((name, config)),
+            Part::Path { .. } => None,
+        });
+        let mut early = match (spool_dir, first_dump) {
+            (Some(dir), Some((name, config))) => {
                 logging::info(format!(
                     "Dumping the mysql backend {name} (spooled until its turn)"
                 ));

@@ -293,14 +293,9 @@ mod tests {
     fn level_rises_when_little_is_new() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(&dir.path().join("r")).unwrap();
-        let meta = SnapshotMeta {
-            time: 1_764_000_000,
-            host: "server".into(),
-            backends: vec!["file".into()],
-            sysinfo: Vec::new(),
-            source: "create".into(),
-        };
-        let mut w = repo.begin_snapshot(meta).unwrap();
+        let mut w = repo
+            .begin_snapshot(crate::store::tests::meta("server"))
+            .unwrap();
         let data: Vec<u8> = (0..1_000_000u32)
             .flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 7).to_le_bytes())
             .collect();

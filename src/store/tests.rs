@@ -82,7 +82,7 @@ fn sql_text(rows: usize, seed: u64) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn meta(host: &str) -> SnapshotMeta {
+pub(crate) fn meta(host: &str) -> SnapshotMeta {
     SnapshotMeta {
         time: 1_764_000_000,
         host: host.into(),
