@@ -38,14 +38,20 @@ pub struct CacheStats {
 }
 
 impl SegmentCache {
-    /// The cache for `codec` under a repository's root (`cache/segments/<codec>-9`), created
-    /// when missing.
+    /// The cache for `codec` under a repository's root (`cache/segments/<codec>-9[-v2]`),
+    /// created when missing.
     pub fn open(repository_root: &Path, codec: Codec) -> io::Result<SegmentCache> {
+        let segments = repository_root.join("cache").join("segments");
         let name = match codec {
-            Codec::Bz2 => "bz2-9",
+            Codec::Bz2 => {
+                // libbz2's segments, from before our own compressor: splicing them would make
+                // an archive's bytes depend on the cache's history.
+                let _ = fs::remove_dir_all(segments.join("bz2-9"));
+                "bz2-9-v2"
+            }
             Codec::Gz => "gz-9",
         };
-        let dir = repository_root.join("cache").join("segments").join(name);
+        let dir = segments.join(name);
         private_dirs(&dir)?;
         Ok(SegmentCache {
             dir,

@@ -1,0 +1,156 @@
+//! A bzip2 compressor whose output every bzip2 reader accepts: the format of bzip2 1.0 at
+//! block size 9, the same transform as `bzip2 -9` (so about the same size), but sorted with
+//! a linear-time suffix array instead of libbz2's comparison sorts (see `bwt.rs`). On SQL
+//! dumps and opsi's text files that makes it several times faster than libbz2.
+//!
+//! Stream: "BZh9", blocks, end marker with the combined CRC. Block: marker, CRC of its
+//! input, origin row, used bytes, Huffman tables and selectors, then the coded symbols.
+
+mod bits;
+mod bwt;
+mod huffman;
+mod mtf;
+
+use bits::BitWriter;
+
+/// What one level-9 block holds after the first run-length stage (libbz2's limit).
+const BLOCK_CAPACITY: usize = 900_000 - 19;
+const BLOCK_MAGIC: u64 = 0x3141_5926_5359;
+const END_MAGIC: u64 = 0x1772_4538_5090;
+
+const CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_BZIP2);
+
+/// Compresses `data` into one complete bzip2 stream, or `None` if a block repeats a shorter
+/// string end to end (the caller then uses libbz2, which sorts such blocks itself).
+pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    SCRATCH.with_borrow_mut(|scratch| compress_with(data, scratch))
+}
+
+thread_local! {
+    /// ~8 MB of buffers per compressing thread, kept between segments: allocated afresh, each
+    /// segment paid ~2,000 page faults for them (a night's export: ~0.4 s of system time).
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+fn compress_with(data: &[u8], scratch: &mut Scratch) -> Option<Vec<u8>> {
+    let mut w = BitWriter::new(Vec::with_capacity(data.len() / 6 + 64));
+    for &b in b"BZh9" {
+        w.put(8, u32::from(b));
+    }
+    let mut combined = 0u32;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let used = run_length(rest, &mut scratch.block);
+        let crc = CRC.checksum(&rest[..used]);
+        combined = combined.rotate_left(1) ^ crc;
+        write_block(&mut w, crc, scratch)?;
+        rest = &rest[used..];
+    }
+    put48(&mut w, END_MAGIC);
+    w.put(32, combined);
+    Some(w.finish())
+}
+
+#[derive(Default)]
+struct Scratch {
+    block: Vec<u8>,
+    sort: bwt::Scratch,
+    last: Vec<u8>,
+    syms: Vec<u16>,
+}
+
+/// The first stage: runs of 4 to 255 equal bytes become 4 bytes and a count. Fills `block`
+/// with as much of `data` as fits and returns how many input bytes it took.
+fn run_length(data: &[u8], block: &mut Vec<u8>) -> usize {
+    block.clear();
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        let mut run = 1;
+        while run < 255 && i + run < data.len() && data[i + run] == b {
+            run += 1;
+        }
+        let need = if run >= 4 { 5 } else { run };
+        if block.len() + need > BLOCK_CAPACITY {
+            break;
+        }
+        if run >= 4 {
+            block.extend_from_slice(&[b, b, b, b, (run - 4) as u8]);
+        } else {
+            block.extend(std::iter::repeat_n(b, run));
+        }
+        i += run;
+    }
+    i
+}
+
+fn write_block(w: &mut BitWriter, crc: u32, s: &mut Scratch) -> Option<()> {
+    let orig = bwt::transform(&s.block, &mut s.sort, &mut s.last)?;
+    let mut used = [false; 256];
+    for &b in &s.block {
+        used[b as usize] = true;
+    }
+    let symbols = mtf::encode(&s.last, &used, std::mem::take(&mut s.syms));
+    let tables = huffman::build(&symbols.syms, symbols.alpha, &symbols.freq);
+
+    put48(w, BLOCK_MAGIC);
+    w.put(32, crc);
+    w.put(1, 0); // not randomised
+    w.put(24, orig);
+
+    // Used bytes: a 16-bit map of the 16-byte ranges in use, then one map per used range.
+    let range_used = |r: usize| used[r * 16..r * 16 + 16].iter().any(|&u| u);
+    let ranges = (0..16).fold(0u32, |m, r| m | (u32::from(range_used(r)) << (15 - r)));
+    w.put(16, ranges);
+    for r in (0..16).filter(|&r| range_used(r)) {
+        let map = (0..16).fold(0u32, |m, j| m | (u32::from(used[r * 16 + j]) << (15 - j)));
+        w.put(16, map);
+    }
+
+    // Tables and selectors; the selectors are move-to-front coded, in unary.
+    w.put(3, tables.lens.len() as u32);
+    w.put(15, tables.selectors.len() as u32);
+    let mut order: Vec<u8> = (0..tables.lens.len() as u8).collect();
+    for &sel in &tables.selectors {
+        let pos = order.iter().position(|&t| t == sel).unwrap_or(0);
+        order[..=pos].rotate_right(1);
+        for _ in 0..pos {
+            w.put(1, 1);
+        }
+        w.put(1, 0);
+    }
+    // Code lengths: a 5-bit start, then per symbol "10" (+1) / "11" (-1) steps and a 0.
+    for lens in &tables.lens {
+        let mut cur = u32::from(lens[0]);
+        w.put(5, cur);
+        for &l in &lens[..symbols.alpha] {
+            let l = u32::from(l);
+            while cur < l {
+                w.put(2, 0b10);
+                cur += 1;
+            }
+            while cur > l {
+                w.put(2, 0b11);
+                cur -= 1;
+            }
+            w.put(1, 0);
+        }
+    }
+
+    for (group, &sel) in symbols.syms.chunks(huffman::GROUP).zip(&tables.selectors) {
+        let (lens, codes) = (&tables.lens[sel as usize], &tables.codes[sel as usize]);
+        for &sym in group {
+            w.put(u32::from(lens[sym as usize]), codes[sym as usize]);
+        }
+    }
+    s.syms = symbols.syms;
+    Some(())
+}
+
+fn put48(w: &mut BitWriter, v: u64) {
+    w.put(24, (v >> 24) as u32);
+    w.put(24, (v & 0xff_ffff) as u32);
+}
+
+#[cfg(test)]
+mod tests;
