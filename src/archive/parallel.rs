@@ -39,16 +39,11 @@ pub fn segment_sizes(codec: Codec) -> (u32, u32, u32) {
     }
 }
 
-/// Compresses one segment into a complete stream/member. bzip2 takes our own compressor
-/// (`bz2/`, several times faster than libbz2 on opsi data) and libbz2 only for the blocks it
-/// leaves (a block that repeats a shorter string end to end).
+/// Compresses one segment into a complete stream/member with libbz2 or zlib.
 pub fn compress_segment(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
     let out = Vec::with_capacity(data.len() / 4);
     match codec {
         Codec::Bz2 => {
-            if let Some(z) = bz2::compress(data) {
-                return Ok(z);
-            }
             let mut e = bzip2::write::BzEncoder::new(out, bzip2::Compression::best());
             e.write_all(data)?;
             e.finish()
@@ -67,11 +62,26 @@ fn encode(codec: Codec, cache: Option<&SegmentCache>, data: &[u8]) -> io::Result
     if let Some(z) = keyed.as_ref().and_then(|(c, key)| c.get(key)) {
         return Ok(z);
     }
-    let z = round_trip(codec, data, compress_segment(codec, data)?)?;
+    let z = compress_checked(codec, data)?;
     if let Some((c, key)) = keyed {
         c.put(&key, &z);
     }
     Ok(z)
+}
+
+/// bzip2 by our own compressor (`bz2/`, several times faster than libbz2 on opsi data), which
+/// checks its stream by decoding it; libbz2 for what it leaves, and zlib, checked here.
+fn compress_checked(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
+    if codec == Codec::Bz2 {
+        match bz2::compress(data) {
+            Ok(z) => return Ok(z),
+            Err(bz2::Refused::Periodic) => {}
+            Err(bz2::Refused::Unverified) => crate::logging::warning(
+                "a bzip2 segment failed its decoding check; compressed again with libbz2",
+            ),
+        }
+    }
+    round_trip(codec, data, compress_segment(codec, data)?)
 }
 
 /// Decompresses a segment just made and checks it gives back its input, so a written archive

@@ -11,6 +11,8 @@
 
 use libsais::SuffixArrayConstruction;
 
+use super::verify::HINT_STEP;
+
 /// Sorting buffers, kept between blocks.
 #[derive(Default)]
 pub struct Scratch {
@@ -18,52 +20,85 @@ pub struct Scratch {
     sa: Vec<i32>,
 }
 
-/// Writes the transform of `block` to `last` and returns the original row, or `None` when
-/// the block repeats a shorter string (equal rotations; no Lyndon rotation exists).
-pub fn transform(block: &[u8], scratch: &mut Scratch, last: &mut Vec<u8>) -> Option<u32> {
+/// Writes the transform of `block` to `last` and returns the rows of the rotations at
+/// positions 0 (the original row), HINT_STEP, 2 x HINT_STEP... (where `verify.rs` starts its
+/// walks), or `None` when the block repeats a shorter string (equal rotations; no Lyndon
+/// rotation exists).
+pub fn transform(block: &[u8], scratch: &mut Scratch, last: &mut Vec<u8>) -> Option<Vec<u32>> {
     let n = block.len();
-    let start = least_rotation(block)?;
-    let rotated = &mut scratch.rotated;
-    rotated.clear();
-    rotated.extend_from_slice(&block[start..]);
-    rotated.extend_from_slice(&block[..start]);
+    let twice = &mut scratch.rotated;
+    twice.clear();
+    twice.extend_from_slice(block);
+    twice.extend_from_slice(block);
+    let start = least_rotation(twice)?;
+    // The rotated block, preceded by its last byte: the byte before suffix s is `ext[s]`.
+    let from = if start == 0 { n - 1 } else { start - 1 };
+    let ext = &twice[from..from + n + 1];
     if scratch.sa.len() < n {
         scratch.sa.resize(n, 0);
     }
-    SuffixArrayConstruction::for_text(&rotated[..])
-        .in_borrowed_buffer(&mut scratch.sa[..n])
+    let sa = &mut scratch.sa[..n];
+    SuffixArrayConstruction::for_text(&ext[1..])
+        .in_borrowed_buffer(&mut sa[..])
         .single_threaded()
         .run()
         .ok()?;
-    // The rotation of `block` at 0 is the rotation of `rotated` at n - start.
-    let origin = (n - start) % n;
-    let mut orig_row = None;
     last.clear();
-    last.reserve(n);
-    for (row, &s) in scratch.sa[..n].iter().enumerate() {
-        let s = s as usize;
-        if s == origin {
-            orig_row = Some(row as u32);
+    last.extend(sa.iter().map(|&s| ext[s as usize]));
+    let mut rows = vec![u32::MAX; n.div_ceil(HINT_STEP)];
+    for (row, &suffix) in sa.iter().enumerate() {
+        let mut p = suffix as usize + start;
+        if p >= n {
+            p -= n;
         }
-        last.push(rotated[if s == 0 { n - 1 } else { s - 1 }]);
+        if p % HINT_STEP == 0 {
+            rows[p / HINT_STEP] = row as u32;
+        }
     }
-    orig_row
+    Some(rows)
 }
 
-/// Where the least rotation of `s` starts, or `None` if two rotations are equal. Two
-/// candidates race; a mismatch after `k` equal bytes rules out the larger candidate and the
-/// `k` positions after it, each larger than its counterpart. Linear time.
-fn least_rotation(s: &[u8]) -> Option<usize> {
-    let n = s.len();
-    let at = |x: usize| s[if x >= n { x - n } else { x }];
-    let (mut i, mut j, mut k) = (0, 1, 0);
-    while i < n && j < n && k < n {
-        let (a, b) = (at(i + k), at(j + k));
-        if a == b {
-            k += 1;
+/// Where the least rotation of the block in `twice` (the block written twice) starts, or
+/// `None` if two rotations are equal.
+fn least_rotation(twice: &[u8]) -> Option<usize> {
+    let n = twice.len() / 2;
+    // It starts with the block's smallest byte, which in tar and text data is rare (tar's
+    // NUL padding): compare just those rotations, within a budget of bytes compared.
+    let least = *twice[..n].iter().min()?;
+    let mut budget = 4 * n;
+    let mut best = None;
+    for (p, _) in twice[..n].iter().enumerate().filter(|(_, &b)| b == least) {
+        let Some(b) = best else {
+            best = Some(p);
             continue;
+        };
+        let k = common_prefix(&twice[b..b + n], &twice[p..p + n]);
+        if k == n {
+            return None;
         }
-        if a > b {
+        if twice[p + k] < twice[b + k] {
+            best = Some(p);
+        }
+        if k + 1 >= budget {
+            return least_rotation_linear(twice);
+        }
+        budget -= k + 1;
+    }
+    best
+}
+
+/// The same in linear time for any block. Two candidates race; a mismatch after `k` equal
+/// bytes rules out the larger candidate and the `k` positions after it, each larger than its
+/// counterpart.
+fn least_rotation_linear(twice: &[u8]) -> Option<usize> {
+    let n = twice.len() / 2;
+    let (mut i, mut j) = (0, 1);
+    while i < n && j < n {
+        let k = common_prefix(&twice[i..i + n], &twice[j..j + n]);
+        if k == n {
+            return None;
+        }
+        if twice[i + k] > twice[j + k] {
             i += k + 1;
         } else {
             j += k + 1;
@@ -71,12 +106,27 @@ fn least_rotation(s: &[u8]) -> Option<usize> {
         if i == j {
             j += 1;
         }
-        k = 0;
     }
-    if n > 1 && k >= n {
-        return None;
+    Some(i.min(j))
+}
+
+/// How many leading bytes `a` and `b` (of equal length) share, eight at a time: SQL dumps
+/// repeat long stretches.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut k = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let diff = u64::from_le_bytes(x.try_into().unwrap_or_default())
+            ^ u64::from_le_bytes(y.try_into().unwrap_or_default());
+        if diff != 0 {
+            return k + diff.trailing_zeros() as usize / 8;
+        }
+        k += 8;
     }
-    Some(i.min(j).min(n - 1))
+    k + a[k..]
+        .iter()
+        .zip(&b[k..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 #[cfg(test)]
@@ -115,9 +165,11 @@ mod tests {
                     b'a' + ((x >> 16) % alphabet as u32) as u8
                 })
                 .collect();
+            let twice = [&block[..], &block[..]].concat();
+            assert_eq!(least_rotation(&twice), least_rotation_linear(&twice));
             match transform(&block, &mut scratch, &mut last) {
-                Some(orig) => {
-                    assert_eq!((last.clone(), orig), naive(&block), "{:?}", block);
+                Some(rows) => {
+                    assert_eq!((last.clone(), rows[0]), naive(&block), "{:?}", block);
                     checked += 1;
                 }
                 None => {
@@ -135,7 +187,7 @@ mod tests {
         let mut scratch = Scratch::default();
         assert_eq!(transform(b"abab", &mut scratch, &mut last), None);
         assert_eq!(transform(b"aaa", &mut scratch, &mut last), None);
-        assert_eq!(transform(b"a", &mut scratch, &mut last), Some(0));
-        assert_eq!(transform(b"aba", &mut scratch, &mut last), Some(1));
+        assert_eq!(transform(b"a", &mut scratch, &mut last), Some(vec![0]));
+        assert_eq!(transform(b"aba", &mut scratch, &mut last), Some(vec![1]));
     }
 }

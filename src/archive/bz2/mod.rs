@@ -10,19 +10,29 @@ mod bits;
 mod bwt;
 mod huffman;
 mod mtf;
+mod verify;
 
 use bits::BitWriter;
 
 /// What one level-9 block holds after the first run-length stage (libbz2's limit).
 const BLOCK_CAPACITY: usize = 900_000 - 19;
-const BLOCK_MAGIC: u64 = 0x3141_5926_5359;
-const END_MAGIC: u64 = 0x1772_4538_5090;
+pub(crate) const BLOCK_MAGIC: u64 = 0x3141_5926_5359;
+pub(crate) const END_MAGIC: u64 = 0x1772_4538_5090;
 
-const CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_BZIP2);
+pub(crate) const CRC: crc::Crc<u32, crc::Table<16>> =
+    crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_BZIP2);
 
-/// Compresses `data` into one complete bzip2 stream, or `None` if a block repeats a shorter
-/// string end to end (the caller then uses libbz2, which sorts such blocks itself).
-pub fn compress(data: &[u8]) -> Option<Vec<u8>> {
+/// Why `compress` left a segment to libbz2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A block repeats a shorter string end to end: libbz2 sorts such blocks itself.
+    Periodic,
+    /// The stream did not decode to the input (a bug, or memory that flipped a bit).
+    Unverified,
+}
+
+/// Compresses `data` into one complete bzip2 stream, checked by decoding it (`verify.rs`).
+pub fn compress(data: &[u8]) -> Result<Vec<u8>, Refused> {
     SCRATCH.with_borrow_mut(|scratch| compress_with(data, scratch))
 }
 
@@ -32,23 +42,33 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
-fn compress_with(data: &[u8], scratch: &mut Scratch) -> Option<Vec<u8>> {
+fn compress_with(data: &[u8], scratch: &mut Scratch) -> Result<Vec<u8>, Refused> {
+    let (z, hints) = encode(data, scratch).ok_or(Refused::Periodic)?;
+    if !verify::check(&z, data, &hints, &mut scratch.verify) {
+        return Err(Refused::Unverified);
+    }
+    Ok(z)
+}
+
+/// The stream, and per block the rows where `verify.rs` starts its walks.
+fn encode(data: &[u8], scratch: &mut Scratch) -> Option<(Vec<u8>, Vec<Vec<u32>>)> {
     let mut w = BitWriter::new(Vec::with_capacity(data.len() / 6 + 64));
     for &b in b"BZh9" {
         w.put(8, u32::from(b));
     }
     let mut combined = 0u32;
     let mut rest = data;
+    let mut hints = Vec::new();
     while !rest.is_empty() {
         let used = run_length(rest, &mut scratch.block);
         let crc = CRC.checksum(&rest[..used]);
         combined = combined.rotate_left(1) ^ crc;
-        write_block(&mut w, crc, scratch)?;
+        hints.push(write_block(&mut w, crc, scratch)?);
         rest = &rest[used..];
     }
     put48(&mut w, END_MAGIC);
     w.put(32, combined);
-    Some(w.finish())
+    Some((w.finish(), hints))
 }
 
 #[derive(Default)]
@@ -57,6 +77,7 @@ struct Scratch {
     sort: bwt::Scratch,
     last: Vec<u8>,
     syms: Vec<u16>,
+    verify: verify::Scratch,
 }
 
 /// The first stage: runs of 4 to 255 equal bytes become 4 bytes and a count. Fills `block`
@@ -65,27 +86,36 @@ fn run_length(data: &[u8], block: &mut Vec<u8>) -> usize {
     block.clear();
     let mut i = 0;
     while i < data.len() {
-        let b = data[i];
-        let mut run = 1;
-        while run < 255 && i + run < data.len() && data[i + run] == b {
-            run += 1;
-        }
-        let need = if run >= 4 { 5 } else { run };
-        if block.len() + need > BLOCK_CAPACITY {
+        // Bytes before the next run of four are copied as they are.
+        let run_at = next_run_of_four(data, i);
+        let take = (run_at - i).min(BLOCK_CAPACITY - block.len());
+        block.extend_from_slice(&data[i..i + take]);
+        i += take;
+        if i < run_at || i == data.len() || block.len() + 5 > BLOCK_CAPACITY {
             break;
         }
-        if run >= 4 {
-            block.extend_from_slice(&[b, b, b, b, (run - 4) as u8]);
-        } else {
-            block.extend(std::iter::repeat_n(b, run));
-        }
+        let b = data[i];
+        let run = data[i..data.len().min(i + 255)]
+            .iter()
+            .take_while(|&&x| x == b)
+            .count();
+        block.extend_from_slice(&[b, b, b, b, (run - 4) as u8]);
         i += run;
     }
     i
 }
 
-fn write_block(w: &mut BitWriter, crc: u32, s: &mut Scratch) -> Option<()> {
-    let orig = bwt::transform(&s.block, &mut s.sort, &mut s.last)?;
+/// Where the first run of four equal bytes at or after `from` starts (`data.len()` if none).
+fn next_run_of_four(data: &[u8], from: usize) -> usize {
+    data[from..]
+        .windows(4)
+        .position(|w| w[0] == w[1] && w[1] == w[2] && w[2] == w[3])
+        .map_or(data.len(), |p| from + p)
+}
+
+/// Writes one block; returns the rows `verify.rs` starts its walks from.
+fn write_block(w: &mut BitWriter, crc: u32, s: &mut Scratch) -> Option<Vec<u32>> {
+    let rows = bwt::transform(&s.block, &mut s.sort, &mut s.last)?;
     let mut used = [false; 256];
     for &b in &s.block {
         used[b as usize] = true;
@@ -96,7 +126,7 @@ fn write_block(w: &mut BitWriter, crc: u32, s: &mut Scratch) -> Option<()> {
     put48(w, BLOCK_MAGIC);
     w.put(32, crc);
     w.put(1, 0); // not randomised
-    w.put(24, orig);
+    w.put(24, rows[0]);
 
     // Used bytes: a 16-bit map of the 16-byte ranges in use, then one map per used range.
     let range_used = |r: usize| used[r * 16..r * 16 + 16].iter().any(|&u| u);
@@ -144,7 +174,7 @@ fn write_block(w: &mut BitWriter, crc: u32, s: &mut Scratch) -> Option<()> {
         }
     }
     s.syms = symbols.syms;
-    Some(())
+    Some(rows)
 }
 
 fn put48(w: &mut BitWriter, v: u64) {

@@ -129,8 +129,46 @@ fn size_is_close_to_bzip2_9() {
 
 #[test]
 fn a_block_repeating_a_shorter_string_is_left_to_libbz2() {
-    assert_eq!(compress(&b"ab".repeat(5000)), None);
+    assert_eq!(compress(&b"ab".repeat(5000)), Err(Refused::Periodic));
     // Zeros become a periodic "\0\0\0\0\xfb" pattern after the run-length stage.
-    assert_eq!(compress(&vec![0u8; 255 * 400]), None);
+    assert_eq!(compress(&vec![0u8; 255 * 400]), Err(Refused::Periodic));
     round_trip(&vec![0u8; 255 * 400 + 7]);
+}
+
+#[test]
+fn the_check_rejects_any_damage() {
+    let data = sql_like(300_000);
+    let mut scratch = Scratch::default();
+    let (z, hints) = encode(&data, &mut scratch).unwrap();
+    let mut v = verify::Scratch::default();
+    assert!(verify::check(&z, &data, &hints, &mut v));
+
+    // Every single-bit flip, at positions spread over the whole stream.
+    for i in (0..z.len() * 8).step_by(97) {
+        let mut bad = z.clone();
+        bad[i / 8] ^= 0x80 >> (i % 8);
+        assert!(
+            !verify::check(&bad, &data, &hints, &mut v),
+            "bit {i} flipped"
+        );
+    }
+    // Cut short, or followed by more bytes.
+    assert!(!verify::check(&z[..z.len() - 1], &data, &hints, &mut v));
+    assert!(!verify::check(
+        &[&z[..], b"\0"].concat(),
+        &data,
+        &hints,
+        &mut v
+    ));
+    // Another input, one byte changed.
+    let mut other = data.clone();
+    other[123_456] ^= 1;
+    assert!(!verify::check(&z, &other, &hints, &mut v));
+    // Hints that do not join up into the one walk from the origin row.
+    let mut wrong = hints.clone();
+    wrong[0][1] = wrong[0][1].wrapping_add(1) % data.len() as u32;
+    assert!(!verify::check(&z, &data, &wrong, &mut v));
+    let mut swapped = hints.clone();
+    swapped[0].swap(1, 2);
+    assert!(!verify::check(&z, &data, &swapped, &mut v));
 }
