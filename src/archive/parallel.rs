@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use fastcdc::v2020::FastCDC;
+use fastcdc::v2020::{FastCDC, Normalization};
 
 use crate::archive::bz2;
 use crate::archive::segment_cache::SegmentCache;
@@ -27,15 +27,17 @@ pub enum Codec {
     Gz,
 }
 
-/// Segment sizes (min, average, max) of the content-defined cut. bzip2: at most one level-9
-/// block (900,000 bytes less its run-length reserve), so a segment is one block and costs
-/// 1.8% of ratio against 8 MiB segments on opsi data; gzip: deflate's window is 32 KiB, so
-/// 128 KiB segments cost 4%. Smaller segments splice better (fewer bytes recompressed per
-/// edit) and compress worse; see the spec's "Export cache" for the measurements.
-pub fn segment_sizes(codec: Codec) -> (u32, u32, u32) {
+/// Segment sizes (min, average, max) of the content-defined cut, and its normalisation.
+/// bzip2: at most one level-9 block (900,000 bytes less its run-length reserve), so a segment
+/// is one block; the average sits below that and the cut is normalised harder (level 2) so
+/// that fewer segments are cut at the maximum, where the cut no longer follows the content.
+/// gzip: deflate's window is 32 KiB, so 128 KiB segments cost 4% against 8 MiB. Smaller
+/// segments splice better (fewer bytes recompressed per edit) and compress worse; see the
+/// spec's "Export cache" for the measurements.
+pub fn segment_cut(codec: Codec) -> ((u32, u32, u32), Normalization) {
     match codec {
-        Codec::Bz2 => (256 << 10, 768 << 10, 899_000),
-        Codec::Gz => (32 << 10, 128 << 10, 512 << 10),
+        Codec::Bz2 => ((256 << 10, 704 << 10, 899_000), Normalization::Level2),
+        Codec::Gz => ((32 << 10, 128 << 10, 512 << 10), Normalization::Level1),
     }
 }
 
@@ -117,6 +119,7 @@ pub struct ParallelEncoder<W: Write> {
     wrote_any: bool,
     codec: Codec,
     sizes: (u32, u32, u32),
+    level: Normalization,
 }
 
 impl<W: Write> ParallelEncoder<W> {
@@ -143,7 +146,7 @@ impl<W: Write> ParallelEncoder<W> {
                 })
             })
             .collect();
-        let sizes = segment_sizes(codec);
+        let (sizes, level) = segment_cut(codec);
         ParallelEncoder {
             out,
             buf: Vec::with_capacity(sizes.2 as usize),
@@ -158,6 +161,7 @@ impl<W: Write> ParallelEncoder<W> {
             wrote_any: false,
             codec,
             sizes,
+            level,
         }
     }
 
@@ -174,7 +178,7 @@ impl<W: Write> ParallelEncoder<W> {
     /// least `max` bytes buffered (or at the end) the first cut no longer depends on more input.
     fn first_cut(&self) -> usize {
         let (min, avg, max) = self.sizes;
-        FastCDC::new(&self.buf, min, avg, max)
+        FastCDC::with_level(&self.buf, min, avg, max, self.level)
             .next()
             .map_or(self.buf.len(), |c| c.length)
     }
