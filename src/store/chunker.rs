@@ -15,6 +15,10 @@ pub type ChunkId = [u8; 32];
 /// Chunks are read and hashed in batches of about this many bytes: big enough to keep every
 /// core busy hashing, small enough to bound memory.
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Smaller batches (a file backend's .ini files) are hashed on the calling thread: waking
+/// rayon's workers for them cost more than the hashing, mostly in their spinning
+/// `sched_yield` calls while MariaDB and mysqldump need the cores.
+const PARALLEL_BYTES: usize = 256 * 1024;
 
 /// Splits a stream into chunks, a batch at a time. Holds at most one batch plus the FastCDC
 /// buffer (`max_size`) in memory.
@@ -43,6 +47,9 @@ impl<R: Read> Chunker<R> {
                     batch.push(c.data);
                 }
             }
+        }
+        if bytes < PARALLEL_BYTES {
+            return Ok(batch.into_iter().map(|d| (chunk_id(&d), d)).collect());
         }
         Ok(batch.into_par_iter().map(|d| (chunk_id(&d), d)).collect())
     }

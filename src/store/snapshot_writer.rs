@@ -91,15 +91,19 @@ impl<'r> SnapshotWriter<'r> {
         let mut full: Vec<PlainGroup> = Vec::new();
         loop {
             let pending = std::mem::take(&mut full);
-            let level = self.level();
-            let mut sealed = Vec::new();
-            // The reader is not Send: chunking stays on this thread while rayon compresses.
-            let batch = rayon::in_place_scope(|scope| {
-                scope.spawn(|_| sealed = seal_all(pending, level));
-                chunker.next_batch()
-            });
-            self.append(sealed)?;
-            let batch = batch?;
+            let batch = if pending.is_empty() {
+                chunker.next_batch()?
+            } else {
+                let level = self.level();
+                let mut sealed = Vec::new();
+                // The reader is not Send: chunking stays on this thread while rayon compresses.
+                let batch = rayon::in_place_scope(|scope| {
+                    scope.spawn(|_| sealed = seal_all(pending, level));
+                    chunker.next_batch()
+                });
+                self.append(sealed)?;
+                batch?
+            };
             if batch.is_empty() {
                 break;
             }
