@@ -2,6 +2,7 @@
 //! adds the trailer, fsyncs, renames the pack into `packs/` and fsyncs that directory.
 //! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -32,18 +33,23 @@ impl PlainGroup {
     }
 
     /// Compresses the group into one zstd frame, or keeps it plain when zstd does not shrink
-    /// it. Pure; runs on rayon workers.
-    pub(crate) fn seal(self, level: i32) -> SealedGroup {
+    /// it. Leaves the group empty; a compressed group keeps its buffer for the next one (a
+    /// fresh 4 MiB buffer costs ~1,000 page faults). Pure; runs on rayon workers.
+    pub(crate) fn seal(&mut self, level: i32) -> SealedGroup {
+        let chunks = std::mem::take(&mut self.chunks);
         match compress(&self.data, level) {
-            Ok(z) if z.len() < self.data.len() => SealedGroup {
-                stored: z,
-                flags: FLAG_ZSTD,
-                chunks: self.chunks,
-            },
+            Ok(z) if z.len() < self.data.len() => {
+                self.data.clear();
+                SealedGroup {
+                    stored: z,
+                    flags: FLAG_ZSTD,
+                    chunks,
+                }
+            }
             _ => SealedGroup {
-                stored: self.data,
+                stored: std::mem::take(&mut self.data),
                 flags: 0,
-                chunks: self.chunks,
+                chunks,
             },
         }
     }
@@ -53,14 +59,28 @@ impl PlainGroup {
 /// entries each (~45 MB per group being compressed, two at a time); 2^20 (~13 MB) find
 /// nearly all of what a 4 MiB group holds: on a night's new groups 2.598 MB instead of
 /// 2.591 MB, and faster. Lower levels use smaller tables already.
+///
+/// Each thread keeps its compressor (zstd's tables) for the next group at the same level.
 fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     use zstd::zstd_safe::CParameter;
-    let mut c = zstd::bulk::Compressor::new(level)?;
-    if level >= 10 {
-        c.set_parameter(CParameter::HashLog(20))?;
-        c.set_parameter(CParameter::ChainLog(20))?;
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { RefCell::new(None) };
     }
-    c.compress(data)
+    COMPRESSOR.with_borrow_mut(|slot| {
+        let c = match slot {
+            Some((l, c)) if *l == level => c,
+            _ => {
+                let mut c = zstd::bulk::Compressor::new(level)?;
+                if level >= 10 {
+                    c.set_parameter(CParameter::HashLog(20))?;
+                    c.set_parameter(CParameter::ChainLog(20))?;
+                }
+                &mut slot.insert((level, c)).1
+            }
+        };
+        c.compress(data)
+    })
 }
 
 /// A pack being written. Owns its temporary file; dropping it without `finish` leaves the

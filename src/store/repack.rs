@@ -180,7 +180,7 @@ impl<'a> Output<'a> {
                 &data[*off as usize..(*off + u64::from(*len)) as usize],
             );
             if self.plain.data.len() >= self.params.group_size as usize {
-                let g = std::mem::take(&mut self.plain).seal(self.params.zstd_level);
+                let g = self.plain.seal(self.params.zstd_level);
                 self.packs.append(g)?;
             }
         }
@@ -189,7 +189,7 @@ impl<'a> Output<'a> {
 
     fn finish(mut self) -> Result<Vec<PackDone>> {
         if !self.plain.chunks.is_empty() {
-            let g = std::mem::take(&mut self.plain).seal(self.params.zstd_level);
+            let g = self.plain.seal(self.params.zstd_level);
             self.packs.append(g)?;
         }
         self.packs.finish()?;

@@ -26,6 +26,8 @@ use crate::store::{crash_point, PreviousFile, Repository};
 /// the CPU of level 3, a cost a full first backup would feel and a night does not.
 const SPARSE_LEVEL: i32 = 12;
 const SPARSE_RATIO: u64 = 8;
+/// Emptied groups kept for reuse: about what one batch fills.
+const SPARE_GROUPS: usize = 2;
 
 /// Writes one snapshot. Holds the shared repository lock until it is committed or dropped.
 /// Dropping it without `commit` deletes its temporary files and leaves its finished packs under
@@ -43,6 +45,8 @@ pub struct SnapshotWriter<'r> {
     /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
     /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
     meta_group: PlainGroup,
+    /// Emptied groups whose buffers the next groups reuse.
+    spare: Vec<PlainGroup>,
     /// Plain bytes stored so far (contents, metadata and unchanged files taken from the
     /// parent) and how many of them were new.
     read: u64,
@@ -75,6 +79,7 @@ impl<'r> SnapshotWriter<'r> {
             seen: HashSet::new(),
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
+            spare: Vec::new(),
             read: 0,
             new: 0,
             _lock: lock,
@@ -97,11 +102,13 @@ impl<'r> SnapshotWriter<'r> {
                 let level = self.level();
                 let mut sealed = Vec::new();
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
+                let mut pending = pending;
                 let batch = rayon::in_place_scope(|scope| {
-                    scope.spawn(|_| sealed = seal_all(pending, level));
+                    scope.spawn(|_| sealed = seal_all(&mut pending, level));
                     chunker.next_batch()
                 });
                 self.append(sealed)?;
+                self.recycle(pending);
                 batch?
             };
             if batch.is_empty() {
@@ -115,7 +122,8 @@ impl<'r> SnapshotWriter<'r> {
                 }
                 self.group.push(id, &data);
                 if self.group.data.len() >= self.params.group_size as usize {
-                    full.push(std::mem::take(&mut self.group));
+                    let next = self.spare.pop().unwrap_or_default();
+                    full.push(std::mem::replace(&mut self.group, next));
                 }
             }
         }
@@ -154,8 +162,9 @@ impl<'r> SnapshotWriter<'r> {
             }
             self.meta_group.push(id, &data);
             if self.meta_group.data.len() >= self.params.group_size as usize {
-                let full = std::mem::take(&mut self.meta_group);
-                self.append(seal_all(vec![full], self.level()))?;
+                let level = self.level();
+                let sealed = self.meta_group.seal(level);
+                self.append(vec![sealed])?;
             }
         }
         Ok(())
@@ -165,6 +174,15 @@ impl<'r> SnapshotWriter<'r> {
     fn member(&mut self, m: &Member, chunks: &[ChunkId]) -> Result<()> {
         self.file().member(m, chunks)?;
         self.store_meta(false)
+    }
+
+    /// Keeps emptied groups that still hold their buffer, for the next groups.
+    fn recycle(&mut self, groups: Vec<PlainGroup>) {
+        for g in groups {
+            if self.spare.len() < SPARE_GROUPS && g.data.capacity() > 0 {
+                self.spare.push(g);
+            }
+        }
     }
 
     /// Appends sealed groups, in order, to the current pack; finishes packs that reached
@@ -211,8 +229,9 @@ impl<'r> SnapshotWriter<'r> {
             std::mem::take(&mut self.group),
             std::mem::take(&mut self.meta_group),
         ];
-        let last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
-        self.append(seal_all(last, self.level()))?;
+        let mut last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
+        let sealed = seal_all(&mut last, self.level());
+        self.append(sealed)?;
         self.packs.finish()?;
         let packs_added = self.packs.done().iter().map(|p| p.size).sum();
         let file = self.file.take().expect("write_files runs once");
@@ -233,9 +252,9 @@ impl<'r> SnapshotWriter<'r> {
     }
 }
 
-/// Compresses groups in parallel (rayon), keeping their order.
-fn seal_all(groups: Vec<PlainGroup>, level: i32) -> Vec<SealedGroup> {
-    groups.into_par_iter().map(|g| g.seal(level)).collect()
+/// Compresses groups in parallel (rayon), keeping their order; leaves them empty.
+fn seal_all(groups: &mut [PlainGroup], level: i32) -> Vec<SealedGroup> {
+    groups.par_iter_mut().map(|g| g.seal(level)).collect()
 }
 
 impl Drop for SnapshotWriter<'_> {
