@@ -2,10 +2,10 @@
 //! adds the trailer, fsyncs, renames the pack into `packs/` and fsyncs that directory.
 //! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{IoContext, Result};
 use crate::store::chunker::ChunkId;
@@ -34,10 +34,10 @@ impl PlainGroup {
 
     /// Compresses the group into one zstd frame, or keeps it plain when zstd does not shrink
     /// it. Leaves the group empty; a compressed group keeps its buffer for the next one (a
-    /// fresh 4 MiB buffer costs ~1,000 page faults). Pure; runs on rayon workers.
-    pub(crate) fn seal(&mut self, level: i32) -> SealedGroup {
+    /// fresh 4 MiB buffer costs ~1,000 page faults). Runs on rayon workers.
+    pub(crate) fn seal(&mut self, level: i32, zstd: &Compressors) -> SealedGroup {
         let chunks = std::mem::take(&mut self.chunks);
-        match compress(&self.data, level) {
+        match zstd.compress(&self.data, level) {
             Ok(z) if z.len() < self.data.len() => {
                 self.data.clear();
                 SealedGroup {
@@ -55,32 +55,40 @@ impl PlainGroup {
     }
 }
 
-/// One zstd frame of `data`. From level 10 on zstd's match-finder tables would grow to 2^22
-/// entries each (~45 MB per group being compressed, two at a time); 2^20 (~13 MB) find
-/// nearly all of what a 4 MiB group holds: on a night's new groups 2.598 MB instead of
-/// 2.591 MB, and faster. Lower levels use smaller tables already.
-///
-/// Each thread keeps its compressor (zstd's tables) for the next group at the same level.
-fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
-    use zstd::zstd_safe::CParameter;
-    thread_local! {
-        static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-            const { RefCell::new(None) };
-    }
-    COMPRESSOR.with_borrow_mut(|slot| {
-        let c = match slot {
-            Some((l, c)) if *l == level => c,
-            _ => {
+/// zstd compressors (their tables: 1-13 MB each) kept for the next groups by whoever writes
+/// groups; freed with it.
+#[derive(Default)]
+pub(crate) struct Compressors(Mutex<Vec<(i32, zstd::bulk::Compressor<'static>)>>);
+
+impl Compressors {
+    /// One zstd frame of `data`. From level 10 on zstd's match-finder tables would grow to
+    /// 2^22 entries each (~45 MB per group being compressed, two at a time); 2^20 (~13 MB)
+    /// find nearly all of what a 4 MiB group holds: on a night's new groups 2.598 MB instead
+    /// of 2.591 MB, and faster. Lower levels use smaller tables already.
+    fn compress(&self, data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+        use zstd::zstd_safe::CParameter;
+        let kept = {
+            let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let at = free.iter().position(|(l, _)| *l == level);
+            at.map(|i| free.swap_remove(i).1)
+        };
+        let mut c = match kept {
+            Some(c) => c,
+            None => {
                 let mut c = zstd::bulk::Compressor::new(level)?;
                 if level >= 10 {
                     c.set_parameter(CParameter::HashLog(20))?;
                     c.set_parameter(CParameter::ChainLog(20))?;
                 }
-                &mut slot.insert((level, c)).1
+                c
             }
         };
-        c.compress(data)
-    })
+        let z = c.compress(data);
+        let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        free.retain(|(l, _)| *l == level);
+        free.push((level, c));
+        z
+    }
 }
 
 /// A pack being written. Owns its temporary file; dropping it without `finish` leaves the

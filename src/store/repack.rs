@@ -11,7 +11,7 @@ use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::ChunkerParams;
 use crate::store::index::SqlContext;
 use crate::store::pack::{self, FLAG_ZSTD};
-use crate::store::packer::{pack_path, PackDone, PackSeries, PlainGroup, SealedGroup};
+use crate::store::packer::{pack_path, Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 
 /// A group of a pack being repacked.
 #[derive(PartialEq)]
@@ -112,6 +112,7 @@ struct Output<'a> {
     reading: Option<(String, PathBuf, File)>,
     packs: PackSeries,
     plain: PlainGroup,
+    zstd: Compressors,
 }
 
 impl<'a> Output<'a> {
@@ -122,6 +123,7 @@ impl<'a> Output<'a> {
             reading: None,
             packs: PackSeries::new(root, params.pack_size),
             plain: PlainGroup::default(),
+            zstd: Compressors::default(),
         }
     }
 
@@ -180,7 +182,7 @@ impl<'a> Output<'a> {
                 &data[*off as usize..(*off + u64::from(*len)) as usize],
             );
             if self.plain.data.len() >= self.params.group_size as usize {
-                let g = self.plain.seal(self.params.zstd_level);
+                let g = self.plain.seal(self.params.zstd_level, &self.zstd);
                 self.packs.append(g)?;
             }
         }
@@ -189,7 +191,7 @@ impl<'a> Output<'a> {
 
     fn finish(mut self) -> Result<Vec<PackDone>> {
         if !self.plain.chunks.is_empty() {
-            let g = self.plain.seal(self.params.zstd_level);
+            let g = self.plain.seal(self.params.zstd_level, &self.zstd);
             self.packs.append(g)?;
         }
         self.packs.finish()?;

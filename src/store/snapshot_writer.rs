@@ -17,7 +17,7 @@ use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::{LockKind, RepoLock};
-use crate::store::packer::{PackSeries, PlainGroup, SealedGroup};
+use crate::store::packer::{Compressors, PackSeries, PlainGroup, SealedGroup};
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
 use crate::store::{crash_point, PreviousFile, Repository};
 
@@ -47,6 +47,7 @@ pub struct SnapshotWriter<'r> {
     meta_group: PlainGroup,
     /// Emptied groups whose buffers the next groups reuse.
     spare: Vec<PlainGroup>,
+    zstd: Compressors,
     /// Plain bytes stored so far (contents, metadata and unchanged files taken from the
     /// parent) and how many of them were new.
     read: u64,
@@ -80,6 +81,7 @@ impl<'r> SnapshotWriter<'r> {
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
             spare: Vec::new(),
+            zstd: Compressors::default(),
             read: 0,
             new: 0,
             _lock: lock,
@@ -103,8 +105,9 @@ impl<'r> SnapshotWriter<'r> {
                 let mut sealed = Vec::new();
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
                 let mut pending = pending;
+                let zstd = &self.zstd;
                 let batch = rayon::in_place_scope(|scope| {
-                    scope.spawn(|_| sealed = seal_all(&mut pending, level));
+                    scope.spawn(|_| sealed = seal_all(&mut pending, level, zstd));
                     chunker.next_batch()
                 });
                 self.append(sealed)?;
@@ -163,7 +166,7 @@ impl<'r> SnapshotWriter<'r> {
             self.meta_group.push(id, &data);
             if self.meta_group.data.len() >= self.params.group_size as usize {
                 let level = self.level();
-                let sealed = self.meta_group.seal(level);
+                let sealed = self.meta_group.seal(level, &self.zstd);
                 self.append(vec![sealed])?;
             }
         }
@@ -230,7 +233,7 @@ impl<'r> SnapshotWriter<'r> {
             std::mem::take(&mut self.meta_group),
         ];
         let mut last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
-        let sealed = seal_all(&mut last, self.level());
+        let sealed = seal_all(&mut last, self.level(), &self.zstd);
         self.append(sealed)?;
         self.packs.finish()?;
         let packs_added = self.packs.done().iter().map(|p| p.size).sum();
@@ -253,8 +256,8 @@ impl<'r> SnapshotWriter<'r> {
 }
 
 /// Compresses groups in parallel (rayon), keeping their order; leaves them empty.
-fn seal_all(groups: &mut [PlainGroup], level: i32) -> Vec<SealedGroup> {
-    groups.par_iter_mut().map(|g| g.seal(level)).collect()
+fn seal_all(groups: &mut [PlainGroup], level: i32, zstd: &Compressors) -> Vec<SealedGroup> {
+    groups.par_iter_mut().map(|g| g.seal(level, zstd)).collect()
 }
 
 impl Drop for SnapshotWriter<'_> {
