@@ -97,14 +97,13 @@ impl<'r> SnapshotWriter<'r> {
         let mut size = 0u64;
         let mut full: Vec<PlainGroup> = Vec::new();
         loop {
-            let pending = std::mem::take(&mut full);
+            let mut pending = std::mem::take(&mut full);
             let batch = if pending.is_empty() {
                 chunker.next_batch()?
             } else {
                 let level = self.level();
                 let mut sealed = Vec::new();
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
-                let mut pending = pending;
                 let zstd = &self.zstd;
                 let batch = rayon::in_place_scope(|scope| {
                     scope.spawn(|_| sealed = seal_all(&mut pending, level, zstd));

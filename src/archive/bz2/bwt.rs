@@ -44,9 +44,9 @@ pub fn transform(block: &[u8], scratch: &mut Scratch, last: &mut Vec<u8>) -> Opt
         .run()
         .ok()?;
     last.clear();
-    last.extend(sa.iter().map(|&s| ext[s as usize]));
     let mut rows = vec![u32::MAX; n.div_ceil(HINT_STEP)];
     for (row, &suffix) in sa.iter().enumerate() {
+        last.push(ext[suffix as usize]);
         let mut p = suffix as usize + start;
         if p >= n {
             p -= n;

@@ -117,7 +117,7 @@ fn decode_symbols(bits: &mut Bits, s: &mut Scratch) -> Option<()> {
     }
 
     let eob = alpha as u16 - 1;
-    let mut mtf: Vec<u8> = used.clone();
+    let mut mtf = used;
     let (mut run, mut weight) = (0usize, 1usize);
     s.last.clear();
     let mut left = 0;
