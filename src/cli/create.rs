@@ -1,6 +1,7 @@
 //! `create [DEST]`: a new backup archive, as the original writes it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -172,27 +173,28 @@ fn create_snapshot(
             .collect(),
         source: "create".into(),
     };
-    let writer = r.begin_snapshot(meta)?;
-    let mut control = ControlWriter::new(writer);
-    let bar = progress::bar("create", None);
     // restic's parent snapshot: unchanged files are not read again (unless --full).
     let parent = if a.full {
         None
     } else {
-        r.previous(&meta_host(sysinfo))?
+        r.previous(&meta_host(sysinfo))?.map(Arc::new)
     };
+    let mut writer = r.begin_snapshot(meta)?;
     if let Some(p) = &parent {
         logging::info(format!(
             "parent snapshot {} ({} files)",
             repo::short(&p.snapshot),
             p.len()
         ));
+        writer.set_parent(Arc::clone(p))?;
     }
+    let mut control = ControlWriter::new(writer);
+    let bar = progress::bar("create", None);
     let mut sink = ProgressSink::new(&mut control, bar.clone());
     let spool_dir = r.root().join("tmp");
     plan.run(
         &dump_options(a),
-        parent.as_ref(),
+        parent.as_deref(),
         &mut sink,
         Some(&spool_dir),
     )?;

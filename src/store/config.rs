@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::store::durable;
 
-/// The only repository format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The repository format version this build creates. It reads this one and
+/// `OLDEST_VERSION`, and writes no delta group into a version 2 repository.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format version this build reads and writes: version 3 only added delta groups.
+pub const OLDEST_VERSION: u32 = 2;
 
 /// Content-defined chunking and packing parameters, fixed when the repository is created
 /// (changing them would stop deduplication against older snapshots).
@@ -99,11 +102,13 @@ impl Config {
         let probe: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Repository(format!("{} is not valid JSON: {e}", path.display())))?;
         let version = probe.get("version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(FORMAT_VERSION)) {
+        if !version
+            .is_some_and(|v| (u64::from(OLDEST_VERSION)..=u64::from(FORMAT_VERSION)).contains(&v))
+        {
             let shown = version.map_or_else(|| "none".to_string(), |v| v.to_string());
             return Err(Error::Repository(format!(
                 "{}: repository format version {shown} is not supported by this opsi-backup \
-                 (it reads version {FORMAT_VERSION}); use the opsi-backup release that created it",
+                 (it reads versions {OLDEST_VERSION} to {FORMAT_VERSION}); use the opsi-backup release that created it",
                 path.display()
             )));
         }

@@ -16,7 +16,7 @@ use crate::store::pack::{self, GroupEntry};
 use crate::store::snapshot::{self, SnapshotInfo};
 
 /// `PRAGMA user_version` of the schema below; also stored as `meta.schema`.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -31,9 +31,13 @@ CREATE TABLE groups (
     offset     INTEGER NOT NULL,      -- of the stored bytes in the pack file
     stored_len INTEGER NOT NULL,
     plain_len  INTEGER NOT NULL,
-    flags      INTEGER NOT NULL       -- bit 0: zstd
+    flags      INTEGER NOT NULL       -- bit 0: zstd; bit 1: delta (reference chunks in group_refs)
 );
 CREATE INDEX groups_pack ON groups(pack);
+CREATE TABLE group_refs (          -- a delta group's reference chunks, as in its pack trailer
+    grp   INTEGER PRIMARY KEY,        -- groups(id)
+    refs  BLOB NOT NULL               -- their 32-byte ids, concatenated, in prefix order
+);
 CREATE TABLE chunks (
     id     INTEGER PRIMARY KEY,
     hash   BLOB NOT NULL,             -- 32-byte BLAKE3 of the plain chunk; one row per hash
@@ -129,6 +133,18 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
                     path.display()
                 )));
             }
+        }
+        3 => {
+            // Version 4 only adds group_refs, empty in a repository without delta groups.
+            let tx = conn.unchecked_transaction().sql()?;
+            tx.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS group_refs (grp INTEGER PRIMARY KEY, refs BLOB NOT NULL);
+                 UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema';
+                 PRAGMA user_version = {SCHEMA_VERSION};"
+            ))
+            .sql()?;
+            tx.commit().sql()?;
+            return open(root, repository_id);
         }
         1..SCHEMA_VERSION => return Ok(Opened::Outdated(version)),
         v => {
@@ -253,6 +269,7 @@ pub(crate) fn insert_pack(
             ])
             .sql()?;
         let grp = tx.last_insert_rowid();
+        insert_refs(tx, grp, g)?;
         let mut off = 0u64;
         for (id, len) in &g.chunks {
             if !chunk_known(tx, id)? {
@@ -264,6 +281,58 @@ pub(crate) fn insert_pack(
         }
     }
     Ok(true)
+}
+
+/// Records the reference chunks of group row `grp`, when it is a delta group.
+pub(crate) fn insert_refs(tx: &Connection, grp: i64, g: &GroupEntry) -> Result<()> {
+    if g.flags & pack::FLAG_DELTA != 0 {
+        tx.prepare_cached("INSERT INTO group_refs (grp, refs) VALUES (?1, ?2)")
+            .sql()?
+            .execute(params![grp, g.refs.concat()])
+            .sql()?;
+    }
+    Ok(())
+}
+
+/// The reference chunks of delta group row `grp`.
+pub(crate) fn group_refs(conn: &Connection, grp: i64) -> Result<Vec<ChunkId>> {
+    let refs: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT refs FROM group_refs WHERE grp = ?1")
+        .sql()?
+        .query_row([grp], |r| r.get(0))
+        .optional()
+        .sql()?;
+    let refs = refs.ok_or_else(|| damaged(&format!("delta group #{grp} has no reference list")))?;
+    if refs.len() % 32 != 0 {
+        return Err(damaged(&format!("reference list of delta group #{grp}")));
+    }
+    Ok(refs
+        .chunks_exact(32)
+        .map(|c| c.try_into().expect("32 bytes"))
+        .collect())
+}
+
+/// The length and group row of chunk `id` when it can serve as a reference: indexed, in a
+/// group that is not a delta group itself (so reading a delta group reads plain groups only).
+pub(crate) fn reference(conn: &Connection, id: &ChunkId) -> Result<Option<(u32, i64)>> {
+    let found: Option<(u32, i64)> = conn
+        .prepare_cached(&format!("SELECT len, grp FROM chunks WHERE {BY_HASH}"))
+        .sql()?
+        .query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .sql()?;
+    let Some((len, grp)) = found else {
+        return Ok(None);
+    };
+    let flags: Option<u8> = conn
+        .prepare_cached("SELECT flags FROM groups WHERE id = ?1")
+        .sql()?
+        .query_row([grp], |r| r.get(0))
+        .optional()
+        .sql()?;
+    Ok(flags
+        .filter(|f| f & pack::FLAG_DELTA == 0)
+        .map(|_| (len, grp)))
 }
 
 /// Indexes the pack file `name` from its trailer.
@@ -538,6 +607,8 @@ pub(crate) fn for_each_member(
 #[derive(Debug, Clone)]
 pub(crate) struct Location {
     pub hash: ChunkId,
+    pub group: i64,
+    pub delta: bool,
     pub pack: String,
     pub group_offset: u64,
     pub stored_len: u32,
@@ -550,19 +621,22 @@ pub(crate) struct Location {
 pub(crate) fn location(conn: &Connection, chunk_row: i64) -> Result<Option<Location>> {
     let mut st = conn
         .prepare_cached(
-            "SELECT c.hash, p.name, g.offset, g.stored_len, g.plain_len, g.flags, c.offset, c.len
+            "SELECT c.hash, p.name, g.offset, g.stored_len, g.plain_len, g.flags, c.offset, c.len, g.id
              FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE c.id = ?1",
         )
         .sql()?;
     st.query_row([chunk_row], |r| {
         let hash: Vec<u8> = r.get(0)?;
+        let flags: u8 = r.get(5)?;
         Ok(Location {
             hash: hash.try_into().unwrap_or([0; 32]),
+            group: r.get(8)?,
+            delta: flags & pack::FLAG_DELTA != 0,
             pack: r.get(1)?,
             group_offset: r.get::<_, i64>(2)? as u64,
             stored_len: r.get(3)?,
             plain_len: r.get::<_, i64>(4)? as u64,
-            compressed: r.get::<_, u8>(5)? & pack::FLAG_ZSTD != 0,
+            compressed: flags & pack::FLAG_ZSTD != 0,
             offset: r.get::<_, i64>(6)? as u64,
             len: r.get(7)?,
         })
@@ -659,6 +733,7 @@ mod tests {
             stored_len: 100,
             flags: 0,
             chunks: chunks.iter().map(|&(b, len)| ([b; 32], len)).collect(),
+            refs: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! Format (what lies on disk): `config`, `pack`, `snapshot`, `index`.
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `verify`, `rebuild`,
 //! `recovery`, `prune` (forget and prune), `repack` (prune's copying), `lock`, `durable`; `repository` ties them together.
+//! `previous` is the parent snapshot: unchanged files and older versions of changed chunks.
 
 mod chunker;
 mod config;
@@ -50,3 +51,5 @@ pub(crate) fn crash_point(name: &str) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_delta;

@@ -14,6 +14,11 @@ pub(crate) const TRAILER_MAGIC: &[u8; 8] = b"OBKPEND\x01";
 pub(crate) const TRAILER_TAIL: usize = 44;
 /// Group flag bit: the stored bytes are one zstd frame (otherwise they are the plain bytes).
 pub(crate) const FLAG_ZSTD: u8 = 1;
+/// Group flag bit (with `FLAG_ZSTD`): the frame was compressed with the plain bytes of the
+/// group's reference chunks, concatenated in order, as zstd prefix (format version 3).
+pub(crate) const FLAG_DELTA: u8 = 2;
+/// zstd window of delta groups: the prefix and the group's plain bytes must fit in it.
+pub(crate) const DELTA_WINDOW_LOG: u32 = 24;
 
 /// One group as listed in a pack trailer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +30,8 @@ pub(crate) struct GroupEntry {
     /// The group's chunks in order: id and plain length. Their plain bytes, concatenated,
     /// are the group's plain content.
     pub chunks: Vec<(ChunkId, u32)>,
+    /// With `FLAG_DELTA`: the reference chunks whose plain bytes form the zstd prefix.
+    pub refs: Vec<ChunkId>,
 }
 
 impl GroupEntry {
@@ -45,6 +52,12 @@ pub(crate) fn encode_trailer(groups: &[GroupEntry]) -> Vec<u8> {
         for (id, len) in &g.chunks {
             b.extend_from_slice(id);
             b.extend_from_slice(&len.to_le_bytes());
+        }
+        if g.flags & FLAG_DELTA != 0 {
+            b.extend_from_slice(&(g.refs.len() as u32).to_le_bytes());
+            for id in &g.refs {
+                b.extend_from_slice(id);
+            }
         }
     }
     let sum = blake3::hash(&b);
@@ -79,11 +92,23 @@ pub(crate) fn decode_trailer(
             let id: ChunkId = r.take(32)?.try_into().expect("32 bytes");
             chunks.push((id, r.u32()?));
         }
+        let mut refs = Vec::new();
+        if flags & FLAG_DELTA != 0 {
+            if flags & FLAG_ZSTD == 0 {
+                return Err(format!(
+                    "group at offset {offset}: a delta group must be zstd"
+                ));
+            }
+            for _ in 0..r.u32()? {
+                refs.push(r.take(32)?.try_into().expect("32 bytes"));
+            }
+        }
         groups.push(GroupEntry {
             offset,
             stored_len,
             flags,
             chunks,
+            refs,
         });
     }
     if r.at != body.len() || expected_offset != data_end {
@@ -156,6 +181,32 @@ pub(crate) fn read_stored(f: &mut File, offset: u64, stored_len: u32) -> std::io
 /// The plain content of a zstd group, which MUST be `plain_len` bytes.
 pub(crate) fn decompress_group(stored: &[u8], plain_len: usize) -> std::io::Result<Vec<u8>> {
     let plain = zstd::bulk::decompress(stored, plain_len)?;
+    check_len(plain, plain_len)
+}
+
+/// The plain content of a delta group: `prefix` is its reference chunks' plain bytes.
+pub(crate) fn decompress_delta(
+    stored: &[u8],
+    plain_len: usize,
+    prefix: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    use zstd::zstd_safe::{DCtx, DParameter};
+    let fail = |code| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            zstd::zstd_safe::get_error_name(code),
+        )
+    };
+    let mut d = DCtx::create();
+    d.set_parameter(DParameter::WindowLogMax(DELTA_WINDOW_LOG))
+        .map_err(fail)?;
+    d.ref_prefix(prefix).map_err(fail)?;
+    let mut plain = Vec::with_capacity(plain_len);
+    d.decompress(&mut plain, stored).map_err(fail)?;
+    check_len(plain, plain_len)
+}
+
+fn check_len(plain: Vec<u8>, plain_len: usize) -> std::io::Result<Vec<u8>> {
     if plain.len() != plain_len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -204,14 +255,16 @@ mod tests {
             GroupEntry {
                 offset: 8,
                 stored_len: 10,
-                flags: FLAG_ZSTD,
+                flags: FLAG_ZSTD | FLAG_DELTA,
                 chunks: vec![([1; 32], 7), ([2; 32], 9)],
+                refs: vec![[4; 32]],
             },
             GroupEntry {
                 offset: 18,
                 stored_len: 5,
                 flags: 0,
                 chunks: vec![([3; 32], 5)],
+                refs: Vec::new(),
             },
         ];
         let t = encode_trailer(&groups);

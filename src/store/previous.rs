@@ -40,11 +40,22 @@ impl PreviousFile {
 pub struct Previous {
     pub snapshot: String,
     files: HashMap<String, PreviousFile>,
+    /// The chunks of its other file members (streamed ones, such as a MySQL dump).
+    streams: HashMap<String, Vec<ChunkId>>,
 }
 
 impl Previous {
     pub fn get(&self, path: &str) -> Option<&PreviousFile> {
         self.files.get(path)
+    }
+
+    /// The chunks member `path` had in the parent: the older version a writer compresses
+    /// its changed chunks against (spec: "Delta groups").
+    pub(crate) fn chunks(&self, path: &str) -> Option<&[ChunkId]> {
+        match self.files.get(path) {
+            Some(f) => Some(&f.chunks),
+            None => self.streams.get(path).map(Vec::as_slice),
+        }
     }
     pub fn len(&self) -> usize {
         self.files.len()
@@ -62,11 +73,13 @@ impl Repository {
             return Ok(None);
         };
         let mut files = HashMap::new();
+        let mut streams = HashMap::new();
         let mut checksum_chunks = Vec::new();
         let conn = self.conn();
         read_snapshot_file(&conn, self.root(), &info.id, |m, chunks| {
             if m.path == CHECKSUMS {
-                checksum_chunks = chunks;
+                checksum_chunks = chunks.clone();
+                streams.insert(m.path, chunks);
             } else if m.is_file() && m.stamp.is_some() {
                 files.insert(
                     m.path.clone(),
@@ -76,6 +89,8 @@ impl Repository {
                         sha1: None,
                     },
                 );
+            } else if m.is_file() && !chunks.is_empty() {
+                streams.insert(m.path, chunks);
             }
             Ok(())
         })?;
@@ -87,6 +102,7 @@ impl Repository {
         Ok(Some(Previous {
             snapshot: info.id,
             files,
+            streams,
         }))
     }
 

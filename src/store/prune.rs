@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::store::chunker::ChunkId;
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::RepoLock;
@@ -194,6 +195,10 @@ fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
             }
         }
     }
+    mark_references(conn, &mut used).map_err(|e| match e {
+        Error::Corrupt(_) => missing(),
+        e => e,
+    })?;
     let mut group_used: HashMap<i64, u64> = HashMap::new();
     let mut unused_rows = Vec::new();
     let mut found = 0u64;
@@ -268,6 +273,61 @@ fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
         snapshots: snapshot_rows.len() as u64,
         packs,
     })
+}
+
+/// Marks the reference chunks of every delta group that holds a used chunk as used too:
+/// reading that group needs them. Repeats until nothing new is marked (references are in
+/// plain groups, so one round usually suffices).
+fn mark_references(conn: &Connection, used: &mut Bits) -> Result<()> {
+    let delta: HashMap<i64, Vec<u8>> = {
+        let mut st = conn.prepare("SELECT grp, refs FROM group_refs").sql()?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()?
+    };
+    if delta.is_empty() {
+        return Ok(());
+    }
+    // Delta groups holding a used chunk: one scan of the chunks.
+    let mut todo: Vec<i64> = Vec::new();
+    {
+        let mut st = conn.prepare("SELECT id, grp FROM chunks").sql()?;
+        let mut rows = st.query([]).sql()?;
+        while let Some(r) = rows.next().sql()? {
+            let (id, grp): (i64, i64) = (r.get(0).sql()?, r.get(1).sql()?);
+            if used.get(id) && delta.contains_key(&grp) {
+                todo.push(grp);
+            }
+        }
+    }
+    let mut done: HashSet<i64> = HashSet::new();
+    while let Some(grp) = todo.pop() {
+        if !done.insert(grp) {
+            continue;
+        }
+        for r in delta[&grp].chunks(32) {
+            let id: ChunkId = r
+                .try_into()
+                .map_err(|_| Error::Corrupt("damaged reference list".into()))?;
+            let row = index::chunk_row(conn, &id)?
+                .ok_or_else(|| Error::Corrupt("reference chunk not indexed".into()))?;
+            if used.get(row) {
+                continue;
+            }
+            if !used.set(row) {
+                return Err(Error::Corrupt("reference chunk row out of range".into()));
+            }
+            // A reference in a delta group itself (a copy left by concurrent writers).
+            let its: i64 = conn
+                .prepare_cached("SELECT grp FROM chunks WHERE id = ?1")
+                .sql()?
+                .query_row([row], |r| r.get(0))
+                .sql()?;
+            if delta.contains_key(&its) {
+                todo.push(its);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs prune (spec: "Forgetting and pruning"). With `dry_run` the caller holds the shared
@@ -433,6 +493,7 @@ pub(crate) fn prune(
             ])
             .sql()?;
             let grp = tx.last_insert_rowid();
+            index::insert_refs(&tx, grp, g)?;
             let mut off = 0u64;
             for (hash, len) in &g.chunks {
                 if repoint.execute(params![&hash[..], grp, off as i64]).sql()? != 1 {
@@ -453,6 +514,11 @@ pub(crate) fn prune(
             // Written again byte for byte: only its old groups go.
             if let Some(old) = old_groups.get(&p.id) {
                 tx.execute(
+                    "DELETE FROM group_refs WHERE grp IN (SELECT id FROM groups WHERE pack = ?1 AND id <= ?2)",
+                    params![p.id, old],
+                )
+                .sql()?;
+                tx.execute(
                     "DELETE FROM groups WHERE pack = ?1 AND id <= ?2",
                     params![p.id, old],
                 )
@@ -460,6 +526,11 @@ pub(crate) fn prune(
             }
             continue;
         }
+        tx.execute(
+            "DELETE FROM group_refs WHERE grp IN (SELECT id FROM groups WHERE pack = ?1)",
+            [p.id],
+        )
+        .sql()?;
         tx.execute("DELETE FROM groups WHERE pack = ?1", [p.id])
             .sql()?;
         tx.execute("DELETE FROM packs WHERE id = ?1", [p.id])
@@ -637,6 +708,7 @@ mod tests {
             stored_len: 10,
             flags: 0,
             chunks: vec![([7; 32], 10)],
+            refs: Vec::new(),
         };
         assert!(index::insert_pack(&conn, "a", 100, &[group]).unwrap());
         let a = PackPlan {

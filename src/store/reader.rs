@@ -53,6 +53,11 @@ impl<'c> ChunkFetcher<'c> {
     /// The plain bytes of chunk `row`, checked against its id. Errors name the pack, the
     /// chunk and `user` (`member <path>` or `the metadata of snapshot <id>`).
     pub(crate) fn fetch(&mut self, row: i64, user: &str) -> Result<Vec<u8>> {
+        self.fetch_at(row, user, 0)
+    }
+
+    /// `fetch` for a chunk read `depth` delta groups deep.
+    fn fetch_at(&mut self, row: i64, user: &str, depth: u32) -> Result<Vec<u8>> {
         let member = user;
         let loc = index::location(self.conn, row)?
             .ok_or_else(|| Error::Corrupt(format!("{member}: chunk #{row} is not in the index")))?;
@@ -62,24 +67,7 @@ impl<'c> ChunkFetcher<'c> {
             let hit = self.groups.remove(i);
             self.groups.push(hit);
         } else {
-            if self.file.as_ref().map(|f| &f.0) != Some(&loc.pack) {
-                let path = pack_path(&self.root, &loc.pack);
-                let f = File::open(&path).map_err(|e| {
-                    Error::Corrupt(format!(
-                        "pack {} holding chunk {chunk} of {member} cannot be opened: {e}",
-                        loc.pack
-                    ))
-                })?;
-                self.file = Some((loc.pack.clone(), f));
-            }
-            let f = &mut self.file.as_mut().expect("opened above").1;
-            let plain = pack::read_group(f, loc.group_offset, loc.stored_len, loc.compressed, loc.plain_len as usize)
-                .map_err(|e| {
-                    Error::Corrupt(format!(
-                        "pack {}: group at offset {} holding chunk {chunk} of {member} cannot be read: {e}",
-                        loc.pack, loc.group_offset
-                    ))
-                })?;
+            let plain = self.load_group(&loc, member, depth)?;
             let mut held: usize = self.groups.iter().map(|g| g.1.len()).sum();
             while !self.groups.is_empty() && held + plain.len() > GROUP_CACHE_BYTES {
                 held -= self.groups.remove(0).1.len();
@@ -103,7 +91,66 @@ impl<'c> ChunkFetcher<'c> {
         }
         Ok(data.to_vec())
     }
+
+    /// The plain bytes of the group holding `loc`; a delta group's reference chunks are
+    /// read (and checked) first.
+    fn load_group(&mut self, loc: &index::Location, member: &str, depth: u32) -> Result<Vec<u8>> {
+        let chunk = hex::encode(loc.hash);
+        let unreadable = |e: &dyn std::fmt::Display| {
+            Error::Corrupt(format!(
+                "pack {}: group at offset {} holding chunk {chunk} of {member} cannot be read: {e}",
+                loc.pack, loc.group_offset
+            ))
+        };
+        let prefix = if loc.delta {
+            if depth >= MAX_DELTA_DEPTH {
+                return Err(unreadable(&"its reference chunks form a chain too deep"));
+            }
+            // The references lie in a few groups (the writer cuts a delta group before it
+            // would need more), mostly those holding the unchanged neighbours that a reader
+            // of the snapshot reads next: through this cache, they are decompressed once.
+            let mut prefix = Vec::new();
+            for r in index::group_refs(self.conn, loc.group)? {
+                let row = index::chunk_row(self.conn, &r)?.ok_or_else(|| {
+                    unreadable(&format!("reference chunk {} is in no pack", hex::encode(r)))
+                })?;
+                prefix.extend_from_slice(&self.fetch_at(row, member, depth + 1)?);
+            }
+            Some(prefix)
+        } else {
+            None
+        };
+        if self.file.as_ref().map(|f| &f.0) != Some(&loc.pack) {
+            let path = pack_path(&self.root, &loc.pack);
+            let f = File::open(&path).map_err(|e| {
+                Error::Corrupt(format!(
+                    "pack {} holding chunk {chunk} of {member} cannot be opened: {e}",
+                    loc.pack
+                ))
+            })?;
+            self.file = Some((loc.pack.clone(), f));
+        }
+        let f = &mut self.file.as_mut().expect("opened above").1;
+        let plain_len = loc.plain_len as usize;
+        match prefix {
+            None => pack::read_group(
+                f,
+                loc.group_offset,
+                loc.stored_len,
+                loc.compressed,
+                plain_len,
+            ),
+            Some(prefix) => pack::read_stored(f, loc.group_offset, loc.stored_len)
+                .and_then(|stored| pack::decompress_delta(&stored, plain_len, &prefix)),
+        }
+        .map_err(|e| unreadable(&e))
+    }
 }
+
+/// How many delta groups deep a read may go. Writers reference chunks of plain groups only
+/// (depth 1); a copy of such a chunk in a delta group, left by concurrent writers, may be
+/// the one the index points to.
+const MAX_DELTA_DEPTH: u32 = 4;
 
 /// A sequence of chunks read as one stream, one chunk in memory at a time: a member's
 /// content, or a snapshot's metadata stream. A fetch error is parked in `error` (the reader of

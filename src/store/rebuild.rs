@@ -32,7 +32,7 @@ pub(crate) fn rebuild(
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .sql()?;
-    tx.execute_batch("DELETE FROM members; DELETE FROM snapshots; DELETE FROM chunks; DELETE FROM groups; DELETE FROM packs;").sql()?;
+    tx.execute_batch("DELETE FROM members; DELETE FROM snapshots; DELETE FROM chunks; DELETE FROM group_refs; DELETE FROM groups; DELETE FROM packs;").sql()?;
     for name in list_packs(root)? {
         match index::index_pack_file(&tx, root, &name) {
             Ok(_) => report.packs += 1,

@@ -9,9 +9,11 @@ use rusqlite::{Connection, Row};
 use crate::error::{Error, IoContext, Result};
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::ChunkerParams;
+use crate::store::index;
 use crate::store::index::SqlContext;
-use crate::store::pack::{self, FLAG_ZSTD};
+use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::{pack_path, Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
+use crate::store::reader::ChunkFetcher;
 
 /// A group of a pack being repacked.
 #[derive(PartialEq)]
@@ -64,7 +66,7 @@ pub(crate) fn repack(
         )
         .sql()?;
     let mut rows = st.query([]).sql()?;
-    let mut out = Output::new(root, params);
+    let mut out = Output::new(conn, root, params);
     let mut current: Option<Group> = None;
     let mut chunks: Vec<ChunkRow> = Vec::new();
     loop {
@@ -107,6 +109,9 @@ fn group_of(r: &Row) -> rusqlite::Result<Group> {
 
 /// The new packs being written, and the pack file being read.
 struct Output<'a> {
+    conn: &'a Connection,
+    /// Reads the reference chunks of delta groups.
+    refs: ChunkFetcher<'a>,
     root: &'a Path,
     params: &'a ChunkerParams,
     reading: Option<(String, PathBuf, File)>,
@@ -116,8 +121,10 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    fn new(root: &'a Path, params: &'a ChunkerParams) -> Output<'a> {
+    fn new(conn: &'a Connection, root: &'a Path, params: &'a ChunkerParams) -> Output<'a> {
         Output {
+            conn,
+            refs: ChunkFetcher::new(conn, root),
             root,
             params,
             reading: None,
@@ -145,7 +152,20 @@ impl<'a> Output<'a> {
             ))
         };
         let stored = pack::read_stored(file, g.offset, g.stored_len).path_ctx("reading", path)?;
-        let data = if g.flags & FLAG_ZSTD != 0 {
+        let refs = if g.flags & FLAG_DELTA != 0 {
+            index::group_refs(self.conn, g.id)?
+        } else {
+            Vec::new()
+        };
+        let data = if g.flags & FLAG_DELTA != 0 {
+            let mut prefix = Vec::new();
+            for r in &refs {
+                let user = format!("delta group at offset {} of pack {}", g.offset, g.pack);
+                prefix.extend_from_slice(&self.refs.fetch_hash(r, &user)?);
+            }
+            pack::decompress_delta(&stored, g.plain_len as usize, &prefix)
+                .map_err(|e| damaged(e.to_string()))?
+        } else if g.flags & FLAG_ZSTD != 0 {
             pack::decompress_group(&stored, g.plain_len as usize)
                 .map_err(|e| damaged(e.to_string()))?
         } else if stored.len() as u64 == g.plain_len {
@@ -174,6 +194,7 @@ impl<'a> Output<'a> {
                 stored,
                 flags: g.flags,
                 chunks: chunks.iter().map(|c| (c.1, c.3)).collect(),
+                refs,
             });
         }
         for (_, hash, off, len) in chunks {

@@ -4,8 +4,9 @@
 //! the snapshot file. `commit` runs the commit protocol of `store-format/README.md`, section
 //! "Commit protocol".
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use rusqlite::{Connection, TransactionBehavior};
@@ -18,8 +19,9 @@ use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::packer::{Compressors, PackSeries, PlainGroup, SealedGroup};
+use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
-use crate::store::{crash_point, PreviousFile, Repository};
+use crate::store::{crash_point, Previous, PreviousFile, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
 /// read to be new: a night's few changed chunks. They are worth ~25% fewer bytes at several times
@@ -28,6 +30,13 @@ const SPARSE_LEVEL: i32 = 12;
 const SPARSE_RATIO: u64 = 8;
 /// Emptied groups kept for reuse: about what one batch fills.
 const SPARE_GROUPS: usize = 2;
+/// A delta group's reference chunks hold at most this many times `group_size` bytes: with
+/// the group, they must fit zstd's window (`pack::DELTA_WINDOW_LOG`).
+const REFS_PER_GROUP: usize = 2;
+/// A delta group's references lie in at most this many groups: reading it decompresses
+/// those, which a reader of the snapshot mostly needs next anyway for the unchanged
+/// neighbours of the changed chunks. Beyond, the writer starts a new group.
+const REF_GROUPS: usize = 4;
 
 /// Writes one snapshot. Holds the shared repository lock until it is committed or dropped.
 /// Dropping it without `commit` deletes its temporary files and leaves its finished packs under
@@ -48,6 +57,11 @@ pub struct SnapshotWriter<'r> {
     /// Emptied groups whose buffers the next groups reuse.
     spare: Vec<PlainGroup>,
     zstd: Compressors,
+    /// The parent snapshot, whose chunks of a member are the older versions its new chunks
+    /// are compressed against (delta groups; format version 3 on).
+    parent: Option<Arc<Previous>>,
+    /// The parent's metadata chunks, the older versions of the metadata stream's.
+    meta_base: Option<BaseCursor<Vec<ChunkId>>>,
     /// Plain bytes stored so far (contents, metadata and unchanged files taken from the
     /// parent) and how many of them were new.
     read: u64,
@@ -82,16 +96,41 @@ impl<'r> SnapshotWriter<'r> {
             meta_group: PlainGroup::default(),
             spare: Vec::new(),
             zstd: Compressors::default(),
+            parent: None,
+            meta_base: None,
             read: 0,
             new: 0,
             _lock: lock,
         })
     }
 
+    /// Compresses the new chunks of each member against that member's chunks in `parent`
+    /// (spec: "Delta groups"). Repositories of format version 2 have no delta groups.
+    pub fn set_parent(&mut self, parent: Arc<Previous>) -> Result<()> {
+        if self.repo.config().version < 3 {
+            return Ok(());
+        }
+        let row = index::snapshot_row(&self.conn, &parent.snapshot)?;
+        let mut ids = Vec::new();
+        for r in index::meta_chunk_rows(&self.conn, row)? {
+            if let Some(loc) = index::location(&self.conn, r)? {
+                ids.push(loc.hash);
+            }
+        }
+        self.meta_base = Some(BaseCursor::new(ids));
+        self.parent = Some(parent);
+        Ok(())
+    }
+
     /// Stores a stream: returns its chunk ids and its length. Reading, chunking and hashing
     /// of one batch overlap with the compression of the previous batch's full groups.
     /// Memory: two chunk batches and the groups being compressed.
-    fn store_stream(&mut self, content: &mut dyn Read) -> Result<(Vec<ChunkId>, u64)> {
+    fn store_stream(&mut self, path: &str, content: &mut dyn Read) -> Result<(Vec<ChunkId>, u64)> {
+        let parent = self.parent.clone();
+        let mut base = parent
+            .as_deref()
+            .and_then(|p| p.chunks(path))
+            .map(BaseCursor::new);
         let mut chunker = Chunker::new(content, &self.params);
         let mut ids = Vec::new();
         let mut size = 0u64;
@@ -120,16 +159,63 @@ impl<'r> SnapshotWriter<'r> {
                 size += data.len() as u64;
                 ids.push(id);
                 if !self.claim(id, data.len())? {
+                    if let Some(b) = &mut base {
+                        b.found(&id);
+                    }
                     continue;
+                }
+                if let Some(r) = base.as_mut().and_then(BaseCursor::next) {
+                    if !self.add_ref(r)? {
+                        // Its group would need too many groups read: start a new one.
+                        let next = self.spare.pop().unwrap_or_default();
+                        let mut g = std::mem::replace(&mut self.group, next);
+                        self.read_refs(&mut g)?;
+                        full.push(g);
+                        self.add_ref(r)?;
+                    }
                 }
                 self.group.push(id, &data);
                 if self.group.data.len() >= self.params.group_size as usize {
                     let next = self.spare.pop().unwrap_or_default();
-                    full.push(std::mem::replace(&mut self.group, next));
+                    let mut g = std::mem::replace(&mut self.group, next);
+                    self.read_refs(&mut g)?;
+                    full.push(g);
                 }
             }
         }
         Ok((ids, size))
+    }
+
+    /// Adds `r`, the older version of the next new chunk, to the current group's references
+    /// when there is room and it is in a plain group of the index. False when the group
+    /// holds chunks already and `r` would add one group too many to read (`REF_GROUPS`).
+    fn add_ref(&mut self, r: ChunkId) -> Result<bool> {
+        add_ref(&self.conn, &self.params, &mut self.group, r)
+    }
+
+    /// Reads the bytes of a full group's reference chunks into its prefix. A reference that
+    /// cannot be read (damaged) only costs the delta: the group is compressed without.
+    fn read_refs(&self, g: &mut PlainGroup) -> Result<()> {
+        if g.refs.is_empty() {
+            return Ok(());
+        }
+        let mut fetcher = ChunkFetcher::new(&self.conn, self.repo.root());
+        let mut prefix = Vec::with_capacity(g.refs_len);
+        for r in &g.refs {
+            match fetcher.fetch_hash(r, "a reference chunk") {
+                Ok(b) => prefix.extend_from_slice(&b),
+                Err(e) => {
+                    crate::logging::warning(format!(
+                        "compressing without the older version of changed data: {e}"
+                    ));
+                    g.refs.clear();
+                    g.refs_len = 0;
+                    return Ok(());
+                }
+            }
+        }
+        g.prefix = prefix;
+        Ok(())
     }
 
     /// Whether chunk `id` (of `len` bytes) is new, neither in the index nor stored by this
@@ -160,16 +246,33 @@ impl<'r> SnapshotWriter<'r> {
     fn store_meta(&mut self, last: bool) -> Result<()> {
         for (id, data) in self.file().take_meta_chunks(last)? {
             if !self.claim(id, data.len())? {
+                if let Some(b) = &mut self.meta_base {
+                    b.found(&id);
+                }
                 continue;
+            }
+            if let Some(r) = self.meta_base.as_mut().and_then(BaseCursor::next) {
+                if !add_ref(&self.conn, &self.params, &mut self.meta_group, r)? {
+                    self.seal_meta()?;
+                    add_ref(&self.conn, &self.params, &mut self.meta_group, r)?;
+                }
             }
             self.meta_group.push(id, &data);
             if self.meta_group.data.len() >= self.params.group_size as usize {
-                let level = self.level();
-                let sealed = self.meta_group.seal(level, &self.zstd);
-                self.append(vec![sealed])?;
+                self.seal_meta()?;
             }
         }
         Ok(())
+    }
+
+    /// Compresses the metadata group and appends it.
+    fn seal_meta(&mut self) -> Result<()> {
+        let mut g = std::mem::take(&mut self.meta_group);
+        self.read_refs(&mut g)?;
+        let sealed = g.seal(self.level(), &self.zstd);
+        // Emptied, it keeps its buffer for the next metadata chunks.
+        self.meta_group = g;
+        self.append(vec![sealed])
     }
 
     /// Writes a member record into the metadata stream and stores the chunks it completes.
@@ -232,6 +335,9 @@ impl<'r> SnapshotWriter<'r> {
             std::mem::take(&mut self.meta_group),
         ];
         let mut last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
+        for g in &mut last {
+            self.read_refs(g)?;
+        }
         let sealed = seal_all(&mut last, self.level(), &self.zstd);
         self.append(sealed)?;
         self.packs.finish()?;
@@ -254,6 +360,82 @@ impl<'r> SnapshotWriter<'r> {
     }
 }
 
+/// Adds `r` to `g`'s references when there is room and it is in a plain group of the index.
+/// False when `g` holds chunks already and `r` would add one group too many to read
+/// (`REF_GROUPS`).
+fn add_ref(
+    conn: &Connection,
+    params: &ChunkerParams,
+    g: &mut PlainGroup,
+    r: ChunkId,
+) -> Result<bool> {
+    let room = REFS_PER_GROUP * params.group_size as usize;
+    if g.refs_len >= room || g.refs.last() == Some(&r) {
+        return Ok(true);
+    }
+    let Some((len, grp)) = index::reference(conn, &r)? else {
+        return Ok(true);
+    };
+    if g.refs_len + len as usize > room {
+        return Ok(true);
+    }
+    if !g.ref_groups.contains(&grp) {
+        if g.ref_groups.len() >= REF_GROUPS {
+            return Ok(g.chunks.is_empty());
+        }
+        g.ref_groups.push(grp);
+    }
+    g.refs.push(r);
+    g.refs_len += len as usize;
+    Ok(true)
+}
+
+/// Walks a member's chunk list in the parent alongside its new version: a chunk found in
+/// both moves the cursor behind it there, and a new chunk is taken to replace the parent's
+/// chunk at the cursor (a changed row changes its chunk and, until the cut points agree
+/// again, maybe the next).
+struct BaseCursor<B> {
+    base: B,
+    /// Place of each chunk in `base`, by the first 8 bytes of its id (built on first use): a
+    /// rare collision only picks a worse reference, which is checked when read like any chunk.
+    at: Option<HashMap<u64, u32>>,
+    next: usize,
+}
+
+impl<B: AsRef<[ChunkId]>> BaseCursor<B> {
+    fn new(base: B) -> BaseCursor<B> {
+        BaseCursor {
+            base,
+            at: None,
+            next: 0,
+        }
+    }
+
+    fn key(id: &ChunkId) -> u64 {
+        u64::from_le_bytes(id[..8].try_into().expect("8 bytes"))
+    }
+
+    fn found(&mut self, id: &ChunkId) {
+        let base = self.base.as_ref();
+        let at = self.at.get_or_insert_with(|| {
+            let mut m = HashMap::with_capacity(base.len());
+            for (i, c) in base.iter().enumerate().rev() {
+                m.insert(Self::key(c), i as u32);
+            }
+            m
+        });
+        if let Some(&i) = at.get(&Self::key(id)) {
+            self.next = i as usize + 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<ChunkId> {
+        let r = *self.base.as_ref().get(self.next)?;
+        self.next += 1;
+        Some(r)
+    }
+}
+
 /// Compresses groups in parallel (rayon), keeping their order; leaves them empty.
 fn seal_all(groups: &mut [PlainGroup], level: i32, zstd: &Compressors) -> Vec<SealedGroup> {
     groups.par_iter_mut().map(|g| g.seal(level, zstd)).collect()
@@ -272,7 +454,7 @@ impl MemberSink for SnapshotWriter<'_> {
         if !member.is_file() {
             return self.member(member, &[]);
         }
-        let (ids, size) = self.store_stream(content)?;
+        let (ids, size) = self.store_stream(&member.path, content)?;
         if size != member.size {
             return Err(Error::Invalid(format!(
                 "member {}: content has {size} bytes, its metadata says {}",
@@ -297,7 +479,7 @@ impl MemberSink for SnapshotWriter<'_> {
     /// Streams without spooling: the member record is written after its content, when the
     /// size is known.
     fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
-        let (ids, size) = self.store_stream(content)?;
+        let (ids, size) = self.store_stream(&member.path, content)?;
         member.size = size;
         self.member(&member, &ids)?;
         Ok(size)

@@ -13,7 +13,7 @@ use crate::sink::MemberSink;
 
 /// Collects replayed members with their content.
 #[derive(Default)]
-struct Collect(Vec<(Member, Vec<u8>)>);
+pub(super) struct Collect(Vec<(Member, Vec<u8>)>);
 
 impl MemberSink for Collect {
     fn add(&mut self, m: &Member, content: &mut dyn Read) -> crate::Result<()> {
@@ -43,7 +43,7 @@ fn member(path: &str, kind: MemberKind, size: u64) -> Member {
     }
 }
 
-fn file(path: &str, data: &[u8]) -> (Member, Vec<u8>) {
+pub(super) fn file(path: &str, data: &[u8]) -> (Member, Vec<u8>) {
     (
         member(path, MemberKind::File, data.len() as u64),
         data.to_vec(),
@@ -51,7 +51,7 @@ fn file(path: &str, data: &[u8]) -> (Member, Vec<u8>) {
 }
 
 /// Deterministic pseudo-random bytes.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
+pub(super) fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {
@@ -64,7 +64,7 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// SQL-like text: long INSERT lines of numbered rows.
-fn sql_text(rows: usize, seed: u64) -> Vec<u8> {
+pub(super) fn sql_text(rows: usize, seed: u64) -> Vec<u8> {
     let words = noise(rows * 4, seed);
     let mut s = String::from("-- MySQL dump\nDROP TABLE IF EXISTS `HOST`;\n");
     for (i, w) in words.chunks(4).enumerate() {
@@ -95,7 +95,7 @@ pub(crate) fn meta(host: &str) -> SnapshotMeta {
     }
 }
 
-fn store(repo: &Repository, members: &[(Member, Vec<u8>)]) -> SnapshotInfo {
+pub(super) fn store(repo: &Repository, members: &[(Member, Vec<u8>)]) -> SnapshotInfo {
     let mut w = repo.begin_snapshot(meta("server")).unwrap();
     for (m, d) in members {
         w.add(m, &mut &d[..]).unwrap();
@@ -103,7 +103,7 @@ fn store(repo: &Repository, members: &[(Member, Vec<u8>)]) -> SnapshotInfo {
     w.commit().unwrap()
 }
 
-fn replay_all(repo: &Repository, id: &str) -> Vec<(Member, Vec<u8>)> {
+pub(super) fn replay_all(repo: &Repository, id: &str) -> Vec<(Member, Vec<u8>)> {
     let mut c = Collect::default();
     repo.replay(id, &mut c).unwrap();
     c.0
@@ -143,7 +143,7 @@ fn sample() -> Vec<(Member, Vec<u8>)> {
     v
 }
 
-fn pack_files(root: &Path) -> Vec<std::path::PathBuf> {
+pub(super) fn pack_files(root: &Path) -> Vec<std::path::PathBuf> {
     rebuild::list_packs(root)
         .unwrap()
         .iter()
@@ -752,7 +752,7 @@ fn init_and_open_errors() {
     let cfg = root.join("config.json");
     let text = fs::read_to_string(&cfg)
         .unwrap()
-        .replace("\"version\": 2", "\"version\": 7");
+        .replace("\"version\": 3", "\"version\": 7");
     fs::File::create(&cfg)
         .unwrap()
         .write_all(text.as_bytes())
@@ -769,7 +769,7 @@ fn init_and_open_errors() {
     fs::write(&cfg, text).unwrap();
     let e = msg(Repository::open(&root).err().unwrap());
     assert!(
-        e.contains("repository format version 1 is not supported") && e.contains("version 2"),
+        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 3"),
         "{e}"
     );
 }

@@ -14,8 +14,9 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::index::{self, SqlContext};
-use crate::store::pack::{self, FLAG_ZSTD};
+use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::pack_path;
+use crate::store::reader::ChunkFetcher;
 use crate::store::rebuild::list_packs;
 use crate::store::snapshot::read_snapshot_file;
 
@@ -87,6 +88,7 @@ struct ChunkRow {
 }
 
 struct GroupWork {
+    id: i64,
     offset: u64,
     stored_len: u32,
     plain_len: u64,
@@ -161,6 +163,7 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
             let groups = packs.entry(r.get(9).sql()?).or_default();
             if last_group != Some(gid) || groups.is_empty() {
                 groups.push(GroupWork {
+                    id: gid,
                     offset: r.get::<_, i64>(5).sql()? as u64,
                     stored_len: r.get(6).sql()?,
                     plain_len: r.get::<_, i64>(7).sql()? as u64,
@@ -237,14 +240,20 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
         }
     };
     let (mut chunks, mut bytes, mut found) = (0, 0, Vec::new());
+    let mut conn = None;
     for g in groups {
-        let plain = pack::read_group(
-            &mut file,
-            g.offset,
-            g.stored_len,
-            g.flags & FLAG_ZSTD != 0,
-            g.plain_len as usize,
-        );
+        let plain = if g.flags & FLAG_DELTA != 0 {
+            read_delta(root, &mut conn, &mut file, g)
+        } else {
+            pack::read_group(
+                &mut file,
+                g.offset,
+                g.stored_len,
+                g.flags & FLAG_ZSTD != 0,
+                g.plain_len as usize,
+            )
+            .map_err(|e| e.to_string())
+        };
         let plain = match plain {
             Ok(p) => p,
             Err(e) => {
@@ -279,6 +288,30 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
         }
     }
     (chunks, bytes, found)
+}
+
+/// The plain bytes of a delta group: its reference chunks are read, and checked, through
+/// the index (`conn`, opened on the first delta group of the pack).
+fn read_delta(
+    root: &Path,
+    conn: &mut Option<Connection>,
+    file: &mut File,
+    g: &GroupWork,
+) -> std::result::Result<Vec<u8>, String> {
+    let conn = match conn {
+        Some(c) => c,
+        None => conn.insert(index::connect(&root.join("index.sqlite")).map_err(|e| e.to_string())?),
+    };
+    let mut fetcher = ChunkFetcher::new(conn, root);
+    let mut prefix = Vec::new();
+    for r in index::group_refs(conn, g.id).map_err(|e| e.to_string())? {
+        let chunk = fetcher
+            .fetch_hash(&r, "a delta group")
+            .map_err(|e| format!("its reference chunk {} cannot be read: {e}", hex::encode(r)))?;
+        prefix.extend_from_slice(&chunk);
+    }
+    let stored = pack::read_stored(file, g.offset, g.stored_len).map_err(|e| e.to_string())?;
+    pack::decompress_delta(&stored, g.plain_len as usize, &prefix).map_err(|e| e.to_string())
 }
 
 /// Scans every snapshot's members once and attaches the users of each problem's chunks.
