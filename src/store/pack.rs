@@ -92,6 +92,11 @@ pub(crate) fn decode_trailer(
             let id: ChunkId = r.take(32)?.try_into().expect("32 bytes");
             chunks.push((id, r.u32()?));
         }
+        if flags & !(FLAG_ZSTD | FLAG_DELTA) != 0 {
+            return Err(format!(
+                "group at offset {offset}: unknown flags {flags:#x}"
+            ));
+        }
         let mut refs = Vec::new();
         if flags & FLAG_DELTA != 0 {
             if flags & FLAG_ZSTD == 0 {
