@@ -16,7 +16,7 @@ use crate::store::pack::{self, GroupEntry};
 use crate::store::snapshot::{self, SnapshotInfo};
 
 /// `PRAGMA user_version` of the schema below; also stored as `meta.schema`.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -34,10 +34,6 @@ CREATE TABLE groups (
     flags      INTEGER NOT NULL       -- bit 0: zstd; bit 1: delta (reference chunks in group_refs)
 );
 CREATE INDEX groups_pack ON groups(pack);
-CREATE TABLE group_refs (          -- a delta group's reference chunks, as in its pack trailer
-    grp   INTEGER PRIMARY KEY,        -- groups(id)
-    refs  BLOB NOT NULL               -- their 32-byte ids, concatenated, in prefix order
-);
 CREATE TABLE chunks (
     id     INTEGER PRIMARY KEY,
     hash   BLOB NOT NULL,             -- 32-byte BLAKE3 of the plain chunk; one row per hash
@@ -67,6 +63,15 @@ CREATE TABLE members (            -- a snapshot's members' chunk lists, in batch
     chunks   BLOB NOT NULL,           -- zstd: per member, LEB128 count + chunk row ids (zigzag-delta LEB128)
     PRIMARY KEY (snapshot, first)
 ) WITHOUT ROWID;
+";
+
+/// A delta group's reference chunks, as in its pack trailer. Part of schema 3 since format
+/// version 3; `add_group_refs` adds it to older indexes.
+const GROUP_REFS: &str = "
+CREATE TABLE IF NOT EXISTS group_refs (
+    grp   INTEGER PRIMARY KEY,        -- groups(id)
+    refs  BLOB NOT NULL               -- their 32-byte ids, concatenated, in prefix order
+);
 ";
 
 fn sql(e: rusqlite::Error) -> Error {
@@ -111,6 +116,7 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
         0 => {
             let tx = conn.unchecked_transaction().sql()?;
             tx.execute_batch(SCHEMA).sql()?;
+            tx.execute_batch(GROUP_REFS).sql()?;
             tx.execute(
                 "INSERT INTO meta VALUES ('schema', ?1), ('repository', ?2)",
                 params![SCHEMA_VERSION.to_string(), repository_id],
@@ -133,18 +139,7 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
                     path.display()
                 )));
             }
-        }
-        3 => {
-            // Version 4 only adds group_refs, empty in a repository without delta groups.
-            let tx = conn.unchecked_transaction().sql()?;
-            tx.execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS group_refs (grp INTEGER PRIMARY KEY, refs BLOB NOT NULL);
-                 UPDATE meta SET value = '{SCHEMA_VERSION}' WHERE key = 'schema';
-                 PRAGMA user_version = {SCHEMA_VERSION};"
-            ))
-            .sql()?;
-            tx.commit().sql()?;
-            return open(root, repository_id);
+            add_group_refs(&conn)?;
         }
         1..SCHEMA_VERSION => return Ok(Opened::Outdated(version)),
         v => {
@@ -160,6 +155,23 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
         }
     }
     Ok(Opened::Ready { conn, created })
+}
+
+/// Adds `group_refs` (format version 3's delta groups) to an index made by an older program.
+/// Not a schema change: programs that do not know the table ignore it, so they keep reading
+/// the index of a version 2 repository (spec: "The index").
+fn add_group_refs(conn: &Connection) -> Result<()> {
+    let has: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'group_refs')",
+            [],
+            |r| r.get(0),
+        )
+        .sql()?;
+    if !has {
+        conn.execute_batch(GROUP_REFS).sql()?;
+    }
+    Ok(())
 }
 
 /// Replaces an index of an older schema by a new, empty one (`created`), which the caller

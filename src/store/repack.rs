@@ -158,9 +158,9 @@ impl<'a> Output<'a> {
             Vec::new()
         };
         let data = if g.flags & FLAG_DELTA != 0 {
+            let user = format!("delta group at offset {} of pack {}", g.offset, g.pack);
             let mut prefix = Vec::new();
             for r in &refs {
-                let user = format!("delta group at offset {} of pack {}", g.offset, g.pack);
                 prefix.extend_from_slice(&self.refs.fetch_hash(r, &user)?);
             }
             pack::decompress_delta(&stored, g.plain_len as usize, &prefix)
