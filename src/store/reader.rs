@@ -50,6 +50,31 @@ impl<'c> ChunkFetcher<'c> {
         self.fetch(row, user)
     }
 
+    /// The plain bytes of `refs` concatenated, each checked: the zstd prefix of a delta
+    /// group. A damaged or missing reference is an error naming it.
+    pub(crate) fn prefix(&mut self, refs: &[ChunkId], user: &str) -> Result<Vec<u8>> {
+        self.prefix_at(refs, user, 1)
+    }
+
+    /// `prefix` for a delta group read `depth - 1` delta groups deep.
+    fn prefix_at(&mut self, refs: &[ChunkId], user: &str, depth: u32) -> Result<Vec<u8>> {
+        let mut prefix = Vec::new();
+        for r in refs {
+            let chunk = index::chunk_row(self.conn, r)?
+                .ok_or_else(|| Error::Corrupt("it is in no pack".into()))
+                .and_then(|row| self.fetch_at(row, user, depth))
+                .map_err(|e| match e {
+                    Error::Corrupt(why) => Error::Corrupt(format!(
+                        "its reference chunk {} cannot be read: {why}",
+                        hex::encode(r)
+                    )),
+                    e => e,
+                })?;
+            prefix.extend_from_slice(&chunk);
+        }
+        Ok(prefix)
+    }
+
     /// The plain bytes of chunk `row`, checked against its id. Errors name the pack, the
     /// chunk and `user` (`member <path>` or `the metadata of snapshot <id>`).
     pub(crate) fn fetch(&mut self, row: i64, user: &str) -> Result<Vec<u8>> {
@@ -109,14 +134,8 @@ impl<'c> ChunkFetcher<'c> {
             // The references lie in a few groups (the writer cuts a delta group before it
             // would need more), mostly those holding the unchanged neighbours that a reader
             // of the snapshot reads next: through this cache, they are decompressed once.
-            let mut prefix = Vec::new();
-            for r in index::group_refs(self.conn, loc.group)? {
-                let row = index::chunk_row(self.conn, &r)?.ok_or_else(|| {
-                    unreadable(&format!("reference chunk {} is in no pack", hex::encode(r)))
-                })?;
-                prefix.extend_from_slice(&self.fetch_at(row, member, depth + 1)?);
-            }
-            Some(prefix)
+            let refs = index::group_refs(self.conn, loc.group)?;
+            Some(self.prefix_at(&refs, member, depth + 1)?)
         } else {
             None
         };

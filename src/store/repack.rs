@@ -159,10 +159,7 @@ impl<'a> Output<'a> {
         };
         let data = if g.flags & FLAG_DELTA != 0 {
             let user = format!("delta group at offset {} of pack {}", g.offset, g.pack);
-            let mut prefix = Vec::new();
-            for r in &refs {
-                prefix.extend_from_slice(&self.refs.fetch_hash(r, &user)?);
-            }
+            let prefix = self.refs.prefix(&refs, &user)?;
             pack::decompress_delta(&stored, g.plain_len as usize, &prefix)
                 .map_err(|e| damaged(e.to_string()))?
         } else if g.flags & FLAG_ZSTD != 0 {

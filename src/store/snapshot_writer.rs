@@ -167,23 +167,26 @@ impl<'r> SnapshotWriter<'r> {
                 if let Some(r) = base.as_mut().and_then(BaseCursor::next) {
                     if !self.add_ref(r)? {
                         // Its group would need too many groups read: start a new one.
-                        let next = self.spare.pop().unwrap_or_default();
-                        let mut g = std::mem::replace(&mut self.group, next);
-                        self.read_refs(&mut g)?;
-                        full.push(g);
+                        full.push(self.cut_group()?);
                         self.add_ref(r)?;
                     }
                 }
                 self.group.push(id, &data);
                 if self.group.data.len() >= self.params.group_size as usize {
-                    let next = self.spare.pop().unwrap_or_default();
-                    let mut g = std::mem::replace(&mut self.group, next);
-                    self.read_refs(&mut g)?;
-                    full.push(g);
+                    full.push(self.cut_group()?);
                 }
             }
         }
         Ok((ids, size))
+    }
+
+    /// Ends the current group (its references read, ready to compress) and starts the next
+    /// in a spare buffer.
+    fn cut_group(&mut self) -> Result<PlainGroup> {
+        let next = self.spare.pop().unwrap_or_default();
+        let mut g = std::mem::replace(&mut self.group, next);
+        self.read_refs(&mut g)?;
+        Ok(g)
     }
 
     /// Adds `r`, the older version of the next new chunk, to the current group's references
@@ -199,22 +202,16 @@ impl<'r> SnapshotWriter<'r> {
         if g.refs.is_empty() {
             return Ok(());
         }
-        let mut fetcher = ChunkFetcher::new(&self.conn, self.repo.root());
-        let mut prefix = Vec::with_capacity(g.refs_len);
-        for r in &g.refs {
-            match fetcher.fetch_hash(r, "a reference chunk") {
-                Ok(b) => prefix.extend_from_slice(&b),
-                Err(e) => {
-                    crate::logging::warning(format!(
-                        "compressing without the older version of changed data: {e}"
-                    ));
-                    g.refs.clear();
-                    g.refs_len = 0;
-                    return Ok(());
-                }
+        match ChunkFetcher::new(&self.conn, self.repo.root()).prefix(&g.refs, "a new group") {
+            Ok(prefix) => g.prefix = prefix,
+            Err(e) => {
+                crate::logging::warning(format!(
+                    "compressing without the older version of changed data: {e}"
+                ));
+                g.refs.clear();
+                g.refs_len = 0;
             }
         }
-        g.prefix = prefix;
         Ok(())
     }
 

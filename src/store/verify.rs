@@ -302,14 +302,10 @@ fn read_delta(
         Some(c) => c,
         None => conn.insert(index::connect(&root.join("index.sqlite")).map_err(|e| e.to_string())?),
     };
-    let mut fetcher = ChunkFetcher::new(conn, root);
-    let mut prefix = Vec::new();
-    for r in index::group_refs(conn, g.id).map_err(|e| e.to_string())? {
-        let chunk = fetcher
-            .fetch_hash(&r, "a delta group")
-            .map_err(|e| format!("its reference chunk {} cannot be read: {e}", hex::encode(r)))?;
-        prefix.extend_from_slice(&chunk);
-    }
+    let refs = index::group_refs(conn, g.id).map_err(|e| e.to_string())?;
+    let prefix = ChunkFetcher::new(conn, root)
+        .prefix(&refs, "a delta group")
+        .map_err(|e| e.to_string())?;
     let stored = pack::read_stored(file, g.offset, g.stored_len).map_err(|e| e.to_string())?;
     pack::decompress_delta(&stored, g.plain_len as usize, &prefix).map_err(|e| e.to_string())
 }
