@@ -829,7 +829,33 @@ fn prefetched_dump_failures() {
         assert!(sink.members.is_empty(), "a truncated dump was stored");
     }
 
-    let forever = pid_recording_mysqldump(dir.path(), "exec yes 'INSERT INTO t VALUES (1);'");
+    // mysqldump writing into the spool file on a full disk says only "errno 28" (its
+    // check_io); the error says what that means.
+    let full = failing_mysqldump(
+        dir.path(),
+        "echo 'mysqldump: Got errno 28 on write' >&2\nexit 5",
+    );
+    let err = {
+        let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &full)]);
+        let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();
+        p.add(member(), &mut VecSink::default()).unwrap_err()
+    };
+    assert_mysql_error(
+        &err,
+        &[
+            "mysqldump failed for backend mysql:",
+            "errno 28",
+            "exit status 5",
+            "the disk holding its spool file",
+            "is full",
+        ],
+    );
+
+    // (Throttled: the dump goes straight into the spool file, and `yes` would fill a disk.)
+    let forever = pid_recording_mysqldump(
+        dir.path(),
+        "while :; do echo 'INSERT INTO t VALUES (1);'; sleep 0.01; done",
+    );
     {
         let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &forever)]);
         let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();

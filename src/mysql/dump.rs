@@ -7,7 +7,7 @@
 //! truncated dump as if it were whole.
 
 use std::io::{self, Read};
-use std::process::{Child, ChildStdout, Stdio};
+use std::process::{Child, ChildStdout, ExitStatus, Stdio};
 
 use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
@@ -115,19 +115,63 @@ pub(crate) fn not_read_to_end(name: &str) -> Error {
     ))
 }
 
-/// Starts mysqldump. The defaults file holds the password and must outlive the dump.
-pub(crate) fn spawn(cfg: &MysqlConfig, opts: &DumpOptions) -> Result<(DumpStream, DefaultsFile)> {
+/// A started mysqldump, its error output being collected.
+pub(crate) struct Started {
+    pub child: Child,
+    pub stderr: StderrCollector,
+    /// Holds the password; mysqldump may read it late, so it must outlive the dump.
+    pub defaults: DefaultsFile,
+}
+
+/// Starts mysqldump writing its dump to `stdout`.
+pub(crate) fn start(cfg: &MysqlConfig, opts: &DumpOptions, stdout: Stdio) -> Result<Started> {
     let program = Tool::Mysqldump.locate()?;
     let database = tools::database_arg(&cfg.database)?;
     let defaults = DefaultsFile::create(&cfg.username, &cfg.password)?;
     let mut cmd = tools::command(&program, &defaults, cfg);
     cmd.args(dump_args(opts)).arg(database);
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().ctx(format!("starting {}", program.display()))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = StderrCollector::start(child.stderr.take().expect("stderr is piped"));
+    Ok(Started {
+        child,
+        stderr,
+        defaults,
+    })
+}
+
+/// How an exited mysqldump ended: `Ok` on success, else its messages and exit status.
+pub(crate) fn outcome(
+    status: io::Result<ExitStatus>,
+    stderr: StderrCollector,
+    cfg: &MysqlConfig,
+) -> std::result::Result<(), String> {
+    let stderr = stderr.finish();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(tools::failure_text(
+            &stderr,
+            &tools::describe_status(s),
+            cfg,
+        )),
+        Err(e) => Err(tools::failure_text(
+            &stderr,
+            &format!("waiting for it: {e}"),
+            cfg,
+        )),
+    }
+}
+
+/// Starts mysqldump with its stdout piped to us.
+fn spawn(cfg: &MysqlConfig, opts: &DumpOptions) -> Result<(DumpStream, DefaultsFile)> {
+    let Started {
+        mut child,
+        stderr,
+        defaults,
+    } = start(cfg, opts, Stdio::piped())?;
+    let stdout = child.stdout.take().expect("stdout is piped");
     let stream = DumpStream {
         stdout,
         child,
@@ -156,39 +200,15 @@ pub(crate) struct DumpStream {
 }
 
 impl DumpStream {
-    /// mysqldump's process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// How mysqldump failed, once a read returned its failure.
-    pub(crate) fn failure(&self) -> Option<&str> {
-        match &self.state {
-            State::Failed(text) => Some(text),
-            _ => None,
-        }
-    }
-
     /// Waits for mysqldump and records how it ended; returns whether it succeeded.
     fn finish(&mut self) -> bool {
         let status = self.child.wait();
-        let stderr = self
-            .stderr
-            .take()
-            .map(StderrCollector::finish)
-            .unwrap_or_default();
-        self.state = match status {
-            Ok(s) if s.success() => State::Done,
-            Ok(s) => State::Failed(tools::failure_text(
-                &stderr,
-                &tools::describe_status(s),
-                &self.cfg,
-            )),
-            Err(e) => State::Failed(tools::failure_text(
-                &stderr,
-                &format!("waiting for it: {e}"),
-                &self.cfg,
-            )),
+        let Some(stderr) = self.stderr.take() else {
+            return matches!(self.state, State::Done);
+        };
+        self.state = match outcome(status, stderr, &self.cfg) {
+            Ok(()) => State::Done,
+            Err(text) => State::Failed(text),
         };
         matches!(self.state, State::Done)
     }
