@@ -73,7 +73,41 @@ impl PlainGroup {
                 }
             }
         }
-        match plain.unwrap_or_else(|| zstd.compress(&self.data, level)) {
+        let z = plain.unwrap_or_else(|| zstd.compress(&self.data, level));
+        self.seal_plain(z, chunks)
+    }
+
+    /// Compresses a group without references at `fast` and at `level` and keeps the former
+    /// unless the latter is smaller by at least 1/`gain`. Returns the group and the level kept.
+    pub(crate) fn seal_probe(
+        &mut self,
+        fast: i32,
+        level: i32,
+        gain: usize,
+        zstd: &Compressors,
+    ) -> (SealedGroup, i32) {
+        debug_assert!(self.prefix.is_empty());
+        let f = zstd.compress(&self.data, fast);
+        let l = zstd.compress(&self.data, level);
+        let (z, kept) = match (f, l) {
+            (Ok(f), Ok(l)) if l.len() * gain > f.len() * (gain - 1) => (Ok(f), fast),
+            (_, l) => (l, level),
+        };
+        let chunks = std::mem::take(&mut self.chunks);
+        (self.seal_plain(z, chunks), kept)
+    }
+
+    /// The group as one zstd frame `z`, or plain when `z` failed or does not shrink it.
+    fn seal_plain(
+        &mut self,
+        z: std::io::Result<Vec<u8>>,
+        chunks: Vec<(ChunkId, u32)>,
+    ) -> SealedGroup {
+        self.refs.clear();
+        self.refs_len = 0;
+        self.ref_groups.clear();
+        self.prefix.clear();
+        match z {
             Ok(z) if z.len() < self.data.len() => {
                 self.data.clear();
                 SealedGroup {
@@ -152,7 +186,10 @@ impl Compressors {
         };
         let z = c.compress(data);
         let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        free.retain(|(l, _)| *l == level);
+        // A level's compressors stay while it is in use; the large tables of the high
+        // levels (~13 MB each) go as soon as another level is used, the small ones of the
+        // fast levels stay for a stream that switches between them.
+        free.retain(|(l, _)| *l == level || (*l < 10 && level < 10));
         free.push((level, c));
         z
     }
@@ -305,4 +342,78 @@ pub(crate) fn pack_path(root: &Path, name: &str) -> PathBuf {
     root.join("packs")
         .join(&name[..2])
         .join(format!("{name}.pack"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text in the file backend's shape: short `key = value` lines from a small vocabulary,
+    /// where level 3's longer match search pays.
+    fn ini_like(len: usize) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let keys = [
+            "productVersion",
+            "packageVersion",
+            "installationStatus",
+            "actionRequest",
+        ];
+        let vals = [
+            "installed",
+            "not_installed",
+            "none",
+            "setup",
+            "uninstall",
+            "4.2.0.1",
+        ];
+        let mut out = Vec::new();
+        while out.len() < len {
+            let line = match next(4) {
+                0 => format!("[{}-{}.domain.local]\n", "client", next(5000)),
+                _ => format!(
+                    "{}{} = {}{}\n",
+                    keys[next(4) as usize],
+                    next(90),
+                    vals[next(6) as usize],
+                    next(1000)
+                ),
+            };
+            out.extend_from_slice(line.as_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn probe(data: &[u8]) -> (SealedGroup, i32) {
+        let mut g = PlainGroup::default();
+        g.push(crate::store::chunker::chunk_id(data), data);
+        g.seal_probe(1, 3, 50, &Compressors::default())
+    }
+
+    #[test]
+    fn probe_keeps_the_fast_level_unless_the_normal_one_pays() {
+        let text = ini_like(1 << 20);
+        let (sealed, level) = probe(&text);
+        assert_eq!(level, 3, "level 3 pays on short-match text");
+        assert_eq!(sealed.flags, FLAG_ZSTD);
+        let fast = zstd::bulk::compress(&text, 1).unwrap();
+        assert!(sealed.stored.len() * 50 <= fast.len() * 49);
+        assert_eq!(
+            zstd::bulk::decompress(&sealed.stored, text.len()).unwrap(),
+            text
+        );
+
+        // Incompressible data: stored plain, at the fast level for the rest of the stream.
+        let mut noise = vec![0u8; 1 << 20];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let (sealed, level) = probe(&noise);
+        assert_eq!((sealed.flags, level), (0, 1));
+        assert_eq!(sealed.stored, noise);
+    }
 }

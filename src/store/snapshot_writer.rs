@@ -28,6 +28,12 @@ use crate::store::{crash_point, Previous, PreviousFile, Repository};
 /// the CPU of level 3, a cost a full first backup would feel and a night does not.
 const SPARSE_LEVEL: i32 = 12;
 const SPARSE_RATIO: u64 = 8;
+/// zstd level for the rest of a stream larger than a group whose first full group the
+/// normal level shrinks by less than 1/`FAST_GAIN` more than this one: a mysqldump's long
+/// rows lose 0.7% at a quarter less CPU (measured on 243 MB at 3000 clients), while the
+/// file backend's small files, grouped together, would lose 19% and stay at the normal level.
+const FAST_LEVEL: i32 = 1;
+const FAST_GAIN: usize = 50;
 /// Emptied groups kept for reuse: about what one batch fills.
 const SPARE_GROUPS: usize = 2;
 /// A delta group's reference chunks hold at most this many times `group_size` bytes: with
@@ -135,19 +141,47 @@ impl<'r> SnapshotWriter<'r> {
         let mut ids = Vec::new();
         let mut size = 0u64;
         let mut full: Vec<PlainGroup> = Vec::new();
+        // This stream's own level (FAST_LEVEL or the normal one), once its first full group
+        // has shown which pays.
+        let mut own_level = None;
         loop {
             let mut pending = std::mem::take(&mut full);
             let batch = if pending.is_empty() {
                 chunker.next_batch()?
             } else {
+                let normal = self.params.zstd_level;
                 let level = self.level();
+                let probe = own_level.is_none()
+                    && level == normal
+                    && normal > FAST_LEVEL
+                    && size >= u64::from(self.params.group_size)
+                    && pending[0].prefix.is_empty();
+                let level = if level == normal {
+                    own_level.unwrap_or(normal)
+                } else {
+                    level
+                };
                 let mut sealed = Vec::new();
+                let mut kept = None;
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
                 let zstd = &self.zstd;
                 let batch = rayon::in_place_scope(|scope| {
-                    scope.spawn(|_| sealed = seal_all(&mut pending, level, zstd));
+                    scope.spawn(|_| {
+                        let (first, rest) = pending.split_at_mut(usize::from(probe));
+                        let mut level = level;
+                        sealed = first
+                            .iter_mut()
+                            .map(|g| {
+                                let (s, l) = g.seal_probe(FAST_LEVEL, level, FAST_GAIN, zstd);
+                                (level, kept) = (l, Some(l));
+                                s
+                            })
+                            .collect();
+                        sealed.extend(seal_all(rest, level, zstd));
+                    });
                     chunker.next_batch()
                 });
+                own_level = own_level.or(kept);
                 self.append(sealed)?;
                 self.recycle(pending);
                 batch?
