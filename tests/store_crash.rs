@@ -131,6 +131,7 @@ fn crash_at_every_point() {
         ("pack-written", false),
         ("pack-synced", false),
         ("pack-renamed", false),
+        ("pack-indexed", false),
         ("snapshot-written", false),
         ("snapshot-synced", false),
         ("snapshot-renamed", true),

@@ -72,6 +72,8 @@ pub struct SnapshotWriter<'r> {
     /// parent) and how many of them were new.
     read: u64,
     new: u64,
+    /// How many of `packs.done()` are in the index already.
+    indexed: usize,
     _lock: RepoLock,
 }
 
@@ -106,6 +108,7 @@ impl<'r> SnapshotWriter<'r> {
             meta_base: None,
             read: 0,
             new: 0,
+            indexed: 0,
             _lock: lock,
         })
     }
@@ -328,11 +331,36 @@ impl<'r> SnapshotWriter<'r> {
             self.packs.append(g)?;
             crash_point("group-appended");
         }
+        if self.packs.done().len() > self.indexed {
+            self.index_finished_packs()?;
+        }
         Ok(())
     }
 
+    /// Indexes the packs finished since the last call in a transaction of their own. A
+    /// finished pack is durable, so its chunks may count as committed before the snapshot
+    /// does (spec: "Commit protocol", step 3); the commit then indexes only the last pack,
+    /// which keeps ~0.1 s per 100 MB of new data out of its serial end.
+    fn index_finished_packs(&mut self) -> Result<()> {
+        let root = self.repo.root();
+        // Ends the lookups' read transaction; a new one starts below.
+        self.conn.execute_batch("COMMIT").sql()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .sql()?;
+        for p in &self.packs.done()[self.indexed..] {
+            index::index_pack_file(&tx, root, &p.name)?;
+        }
+        tx.commit().sql()?;
+        crash_point("pack-indexed");
+        self.indexed = self.packs.done().len();
+        self.conn.execute_batch("BEGIN").sql()
+    }
+
     /// Makes the snapshot durable and visible: flushes the last group, finishes the pack,
-    /// writes the snapshot file, then indexes packs and snapshot in one SQLite transaction.
+    /// writes the snapshot file, then indexes the last packs and the snapshot in one SQLite
+    /// transaction.
     /// When this returns Ok the snapshot survives a crash.
     pub fn commit(mut self) -> Result<SnapshotInfo> {
         let id = self.write_files()?;
@@ -342,7 +370,7 @@ impl<'r> SnapshotWriter<'r> {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql()?;
-        for p in self.packs.done() {
+        for p in &self.packs.done()[self.indexed..] {
             index::index_pack_file(&tx, root, &p.name)?;
         }
         crash_point("index-packs-inserted");
