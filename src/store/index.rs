@@ -254,6 +254,7 @@ pub(crate) fn insert_pack(
     name: &str,
     size: u64,
     groups: &[GroupEntry],
+    rows: &mut dyn FnMut(&ChunkId, i64),
 ) -> Result<bool> {
     if tx
         .execute(
@@ -284,11 +285,16 @@ pub(crate) fn insert_pack(
         insert_refs(tx, grp, g)?;
         let mut off = 0u64;
         for (id, len) in &g.chunks {
-            if !chunk_known(tx, id)? {
-                ins_chunk
-                    .execute(params![&id[..], grp, off as i64, len])
-                    .sql()?;
-            }
+            let row = match chunk_row(tx, id)? {
+                Some(row) => row,
+                None => {
+                    ins_chunk
+                        .execute(params![&id[..], grp, off as i64, len])
+                        .sql()?;
+                    tx.last_insert_rowid()
+                }
+            };
+            rows(id, row);
             off += u64::from(*len);
         }
     }
@@ -349,13 +355,39 @@ pub(crate) fn reference(conn: &Connection, id: &ChunkId) -> Result<Option<(u32, 
 
 /// Indexes the pack file `name` from its trailer.
 pub(crate) fn index_pack_file(tx: &Connection, root: &Path, name: &str) -> Result<bool> {
+    index_pack_file_rows(tx, root, name, &mut |_, _| {})
+}
+
+/// `index_pack_file`, telling `rows` the chunk row of each of the pack's chunks (when the
+/// pack was not indexed yet).
+pub(crate) fn index_pack_file_rows(
+    tx: &Connection,
+    root: &Path,
+    name: &str,
+    rows: &mut dyn FnMut(&ChunkId, i64),
+) -> Result<bool> {
     let (size, groups) = pack::read_trailer(&crate::store::packer::pack_path(root, name))?;
-    insert_pack(tx, name, size, &groups)
+    insert_pack(tx, name, size, &groups, rows)
 }
 
 /// Indexes the snapshot file `id`. Every chunk it names, metadata chunks included, must be
 /// indexed already: its metadata stream is read from the packs through `tx`.
 pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Result<()> {
+    index_snapshot_file_rows(tx, root, id, &|_| None)
+}
+
+/// `index_snapshot_file`, taking chunk rows from `known` where it has them (a writer knows
+/// those of the chunks it stored) instead of looking each up.
+pub(crate) fn index_snapshot_file_rows(
+    tx: &Connection,
+    root: &Path,
+    id: &str,
+    known: &dyn Fn(&ChunkId) -> Option<i64>,
+) -> Result<()> {
+    let row_of = |c: &ChunkId| match known(c) {
+        Some(row) => Ok(Some(row)),
+        None => chunk_row(tx, c),
+    };
     tx.execute(
         "INSERT INTO snapshots (name, time, host, backends, sysinfo, source, size, added, members, written, meta_chunks) VALUES (?1, 0, '', '[]', '[]', '', 0, 0, 0, 0, x'')",
         [id],
@@ -367,7 +399,7 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
     let file = snapshot::read_snapshot_file(tx, root, id, |m: Member, chunks| {
         rows.clear();
         for c in &chunks {
-            rows.push(chunk_row(tx, c)?.ok_or_else(|| {
+            rows.push(row_of(c)?.ok_or_else(|| {
                 Error::Corrupt(format!(
                     "snapshot {id}: chunk {} of member {} is in no pack",
                     hex::encode(c),
@@ -384,7 +416,7 @@ pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Res
     batch.flush(tx, row)?;
     let mut meta_rows = Vec::with_capacity(file.meta_chunks.len());
     for c in &file.meta_chunks {
-        meta_rows.push(chunk_row(tx, c)?.ok_or_else(|| {
+        meta_rows.push(row_of(c)?.ok_or_else(|| {
             Error::Corrupt(format!(
                 "snapshot {id}: metadata chunk {} is in no pack",
                 hex::encode(c)
@@ -757,9 +789,16 @@ mod tests {
             group(8, &[(1, 10), (2, 20)]),
             group(108, &[(2, 20), (3, 5)]),
         ];
-        assert!(insert_pack(&conn, "a", 300, &first).unwrap());
-        assert!(insert_pack(&conn, "b", 200, &[group(8, &[(2, 20), (1, 10)])]).unwrap());
-        assert!(!insert_pack(&conn, "a", 300, &first).unwrap());
+        assert!(insert_pack(&conn, "a", 300, &first, &mut |_, _| {}).unwrap());
+        assert!(insert_pack(
+            &conn,
+            "b",
+            200,
+            &[group(8, &[(2, 20), (1, 10)])],
+            &mut |_, _| {}
+        )
+        .unwrap());
+        assert!(!insert_pack(&conn, "a", 300, &first, &mut |_, _| {}).unwrap());
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get(0))
             .unwrap();

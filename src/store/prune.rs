@@ -710,7 +710,7 @@ mod tests {
             chunks: vec![([7; 32], 10)],
             refs: Vec::new(),
         };
-        assert!(index::insert_pack(&conn, "a", 100, &[group]).unwrap());
+        assert!(index::insert_pack(&conn, "a", 100, &[group], &mut |_, _| {}).unwrap());
         let a = PackPlan {
             id: 1,
             name: "a".into(),

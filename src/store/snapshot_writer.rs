@@ -4,7 +4,7 @@
 //! the snapshot file. `commit` runs the commit protocol of `store-format/README.md`, section
 //! "Commit protocol".
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -54,8 +54,9 @@ pub struct SnapshotWriter<'r> {
     params: ChunkerParams,
     file: Option<SnapshotFileWriter>,
     packs: PackSeries,
-    /// Chunks this writer stored itself (not yet in the index).
-    seen: HashSet<ChunkId>,
+    /// Chunks this writer stored itself, with their index row once their pack is indexed
+    /// (0 before): the commit takes the rows from here instead of looking each up.
+    seen: HashMap<ChunkId, i64>,
     group: PlainGroup,
     /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
     /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
@@ -99,7 +100,7 @@ impl<'r> SnapshotWriter<'r> {
             params,
             file: Some(file),
             packs,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
             spare: Vec::new(),
@@ -256,10 +257,10 @@ impl<'r> SnapshotWriter<'r> {
     /// writer already; a new one is recorded as stored by this writer.
     fn claim(&mut self, id: ChunkId, len: usize) -> Result<bool> {
         self.read += len as u64;
-        if self.seen.contains(&id) || index::chunk_known(&self.conn, &id)? {
+        if self.seen.contains_key(&id) || index::chunk_known(&self.conn, &id)? {
             return Ok(false);
         }
-        self.seen.insert(id);
+        self.seen.insert(id, 0);
         self.new += len as u64;
         Ok(true)
     }
@@ -350,7 +351,7 @@ impl<'r> SnapshotWriter<'r> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql()?;
         for p in &self.packs.done()[self.indexed..] {
-            index::index_pack_file(&tx, root, &p.name)?;
+            index::index_pack_file_rows(&tx, root, &p.name, &mut row_into(&mut self.seen))?;
         }
         tx.commit().sql()?;
         crash_point("pack-indexed");
@@ -371,11 +372,13 @@ impl<'r> SnapshotWriter<'r> {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql()?;
         for p in &self.packs.done()[self.indexed..] {
-            index::index_pack_file(&tx, root, &p.name)?;
+            index::index_pack_file_rows(&tx, root, &p.name, &mut row_into(&mut self.seen))?;
         }
         crash_point("index-packs-inserted");
         if !index::snapshot_known(&tx, &id)? {
-            index::index_snapshot_file(&tx, root, &id)?;
+            let seen = &self.seen;
+            let known = |c: &ChunkId| seen.get(c).copied().filter(|&row| row > 0);
+            index::index_snapshot_file_rows(&tx, root, &id, &known)?;
         }
         crash_point("index-before-commit");
         tx.commit().sql()?;
@@ -495,6 +498,15 @@ impl<B: AsRef<[ChunkId]>> BaseCursor<B> {
     }
 }
 
+/// Records the index rows of the chunks this writer stored.
+fn row_into(seen: &mut HashMap<ChunkId, i64>) -> impl FnMut(&ChunkId, i64) + '_ {
+    |id, row| {
+        if let Some(r) = seen.get_mut(id) {
+            *r = row;
+        }
+    }
+}
+
 /// Compresses groups in parallel (rayon), keeping their order; leaves them empty.
 fn seal_all(groups: &mut [PlainGroup], level: i32, zstd: &Compressors) -> Vec<SealedGroup> {
     groups.par_iter_mut().map(|g| g.seal(level, zstd)).collect()
@@ -526,7 +538,7 @@ impl MemberSink for SnapshotWriter<'_> {
     /// Refers to the parent's chunks when every one of them is still in the repository.
     fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
         for id in &previous.chunks {
-            if !self.seen.contains(id) && !index::chunk_known(&self.conn, id)? {
+            if !self.seen.contains_key(id) && !index::chunk_known(&self.conn, id)? {
                 return Ok(false);
             }
         }
