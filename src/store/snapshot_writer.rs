@@ -63,6 +63,8 @@ pub struct SnapshotWriter<'r> {
     meta_group: PlainGroup,
     /// Emptied groups whose buffers the next groups reuse.
     spare: Vec<PlainGroup>,
+    /// The chunker's read buffer, reused from one stream to the next.
+    chunk_buf: Vec<u8>,
     zstd: Compressors,
     /// The parent snapshot, whose chunks of a member are the older versions its new chunks
     /// are compressed against (delta groups; format version 3 on).
@@ -104,6 +106,7 @@ impl<'r> SnapshotWriter<'r> {
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
             spare: Vec::new(),
+            chunk_buf: Vec::new(),
             zstd: Compressors::default(),
             parent: None,
             meta_base: None,
@@ -141,7 +144,7 @@ impl<'r> SnapshotWriter<'r> {
             .as_deref()
             .and_then(|p| p.chunks(path))
             .map(BaseCursor::new);
-        let mut chunker = Chunker::new(content, &self.params);
+        let mut chunker = Chunker::new(content, &self.params, std::mem::take(&mut self.chunk_buf));
         let mut ids = Vec::new();
         let mut size = 0u64;
         let mut full: Vec<PlainGroup> = Vec::new();
@@ -193,7 +196,7 @@ impl<'r> SnapshotWriter<'r> {
             if batch.is_empty() {
                 break;
             }
-            for (id, data) in batch {
+            for (id, data) in batch.iter() {
                 size += data.len() as u64;
                 ids.push(id);
                 if !self.claim(id, data.len())? {
@@ -209,12 +212,13 @@ impl<'r> SnapshotWriter<'r> {
                         self.add_ref(r)?;
                     }
                 }
-                self.group.push(id, &data);
+                self.group.push(id, data);
                 if self.group.data.len() >= self.params.group_size as usize {
                     full.push(self.cut_group()?);
                 }
             }
         }
+        self.chunk_buf = chunker.into_buffer();
         Ok((ids, size))
     }
 
