@@ -137,7 +137,7 @@ impl<'r> SnapshotWriter<'r> {
 
     /// Stores a stream: returns its chunk ids and its length. Reading, chunking and hashing
     /// of one batch overlap with the compression of the previous batch's full groups.
-    /// Memory: two chunk batches and the groups being compressed.
+    /// Memory: the chunker's batch buffer (~8 MiB, reused) and the groups being compressed.
     fn store_stream(&mut self, path: &str, content: &mut dyn Read) -> Result<(Vec<ChunkId>, u64)> {
         let parent = self.parent.clone();
         let mut base = parent
@@ -156,38 +156,15 @@ impl<'r> SnapshotWriter<'r> {
             let batch = if pending.is_empty() {
                 chunker.next_batch()?
             } else {
-                let normal = self.params.zstd_level;
-                let level = self.level();
-                let probe = own_level.is_none()
-                    && level == normal
-                    && normal > FAST_LEVEL
-                    && size >= u64::from(self.params.group_size)
-                    && pending[0].prefix.is_empty();
-                let level = if level == normal {
-                    own_level.unwrap_or(normal)
-                } else {
-                    level
-                };
-                let mut sealed = Vec::new();
-                let mut kept = None;
+                let (level, probe) = self.stream_level(own_level, size, &pending);
+                let mut sealed = (Vec::new(), None);
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
                 let zstd = &self.zstd;
                 let batch = rayon::in_place_scope(|scope| {
-                    scope.spawn(|_| {
-                        let (first, rest) = pending.split_at_mut(usize::from(probe));
-                        let mut level = level;
-                        sealed = first
-                            .iter_mut()
-                            .map(|g| {
-                                let (s, l) = g.seal_probe(FAST_LEVEL, level, FAST_GAIN, zstd);
-                                (level, kept) = (l, Some(l));
-                                s
-                            })
-                            .collect();
-                        sealed.extend(seal_all(rest, level, zstd));
-                    });
+                    scope.spawn(|_| sealed = seal_batch(&mut pending, level, probe, zstd));
                     chunker.next_batch()
                 });
+                let (sealed, kept) = sealed;
                 own_level = own_level.or(kept);
                 self.append(sealed)?;
                 self.recycle(pending);
@@ -267,6 +244,23 @@ impl<'r> SnapshotWriter<'r> {
         self.seen.insert(id, 0);
         self.new += len as u64;
         Ok(true)
+    }
+
+    /// The zstd level for a stream's next full groups, and whether the first of them should
+    /// probe for the stream's own level: `level()`, or at the normal level the stream's own
+    /// once chosen, which a stream of at least a group's size probes for (groups with
+    /// references excepted: a night's are at `SPARSE_LEVEL` anyway).
+    fn stream_level(&self, own: Option<i32>, size: u64, full: &[PlainGroup]) -> (i32, bool) {
+        let normal = self.params.zstd_level;
+        let level = self.level();
+        if level != normal {
+            return (level, false);
+        }
+        let probe = own.is_none()
+            && normal > FAST_LEVEL
+            && size >= u64::from(self.params.group_size)
+            && full.first().is_some_and(|g| g.prefix.is_empty());
+        (own.unwrap_or(normal), probe)
     }
 
     /// The zstd level for the next groups: `SPARSE_LEVEL` while little of what was read
@@ -508,6 +502,26 @@ fn row_into(seen: &mut HashMap<ChunkId, i64>) -> impl FnMut(&ChunkId, i64) + '_ 
         if let Some(r) = seen.get_mut(id) {
             *r = row;
         }
+    }
+}
+
+/// Compresses full groups at `level` (`seal_all`). With `probe`, the first one is compressed
+/// first, at `FAST_LEVEL` and `level` (`PlainGroup::seal_probe`); the others follow its
+/// choice, which is returned.
+fn seal_batch(
+    groups: &mut [PlainGroup],
+    level: i32,
+    probe: bool,
+    zstd: &Compressors,
+) -> (Vec<SealedGroup>, Option<i32>) {
+    match groups.split_first_mut() {
+        Some((first, rest)) if probe => {
+            let (s, kept) = first.seal_probe(FAST_LEVEL, level, FAST_GAIN, zstd);
+            let mut sealed = vec![s];
+            sealed.extend(seal_all(rest, kept, zstd));
+            (sealed, Some(kept))
+        }
+        _ => (seal_all(groups, level, zstd), None),
     }
 }
 
