@@ -876,3 +876,72 @@ fn prefetched_dump_failures() {
     assert!(t.elapsed().as_secs() < 30, "dropping waited for mysqldump");
     assert_not_running(dir.path());
 }
+
+const ORPHAN_DIR_ENV: &str = "OPSI_BACKUP_TEST_ORPHAN_DIR";
+
+/// The child of `killed_backup_leaves_no_mysqldump`: starts a prefetched dump (the fake
+/// mysqldump named by the environment) and waits to be killed. Does nothing on its own.
+#[test]
+#[ignore = "run by killed_backup_leaves_no_mysqldump"]
+fn prefetch_then_wait() {
+    let Some(dir) = std::env::var_os(ORPHAN_DIR_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let cfg = MysqlConfig {
+        address: "/nonexistent/mysqld.sock".into(),
+        database: "opsi".into(),
+        username: "opsi".into(),
+        password: "secret".into(),
+    };
+    let _dump = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", &dir).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}
+
+/// A backup killed with -9 while its dump runs ahead (mysqldump writing into the spool file,
+/// not a pipe that would break) takes mysqldump with it: nothing goes on holding the tables.
+#[test]
+fn killed_backup_leaves_no_mysqldump() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = pid_recording_mysqldump(dir.path(), "exec sleep 600");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "prefetch_then_wait",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ORPHAN_DIR_ENV, dir.path())
+        .env("OPSI_BACKUP_MYSQLDUMP", &fake)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("pid");
+    let waited = std::time::Instant::now();
+    while fs::read_to_string(&pid_file).map_or(true, |p| !p.ends_with('\n')) {
+        assert!(waited.elapsed().as_secs() < 60, "mysqldump never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.trim()));
+    assert!(proc_dir.exists(), "the fake mysqldump is not running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    // Gone, or a zombie waiting for init to reap it.
+    let alive = || {
+        fs::read_to_string(proc_dir.join("stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        assert!(
+            killed.elapsed().as_secs() < 10,
+            "mysqldump outlived the killed backup"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
