@@ -71,6 +71,7 @@ impl Bench {
         // Earlier commands' writeback must not slow this one down (restore fsyncs every file).
         // SAFETY: sync has no preconditions.
         unsafe { libc::sync() };
+        wait_idle();
         let busy_before = busy_secs();
         let child = cmd
             .stdin(Stdio::null())
@@ -144,6 +145,22 @@ fn busy_secs() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     busy / hz
+}
+
+/// Waits (up to a minute) until the machine is quiet: MariaDB flushes and purges for seconds
+/// after a bulk load or a night's changes, which would slow whichever command runs first
+/// (always ours) and not the peers that follow.
+fn wait_idle() {
+    const WINDOW: f64 = 0.25;
+    let start = Instant::now();
+    while start.elapsed().as_secs() < 60 {
+        let before = busy_secs();
+        std::thread::sleep(std::time::Duration::from_secs_f64(WINDOW));
+        // Under a tenth of a core busy.
+        if busy_secs() - before < 0.1 * WINDOW {
+            return;
+        }
+    }
 }
 
 fn slug(s: &str) -> String {
