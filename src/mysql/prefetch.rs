@@ -3,9 +3,10 @@
 //! a core idle while mysqldump and the server work. Instead the dump starts with the backup,
 //! writing straight into an unlinked spool file (in the destination's file system, never a
 //! RAM-backed /tmp; nothing is left behind by a crash), and at its turn the dump is read back
-//! from the spool as it grows. mysqldump's stdout is the spool file itself, not a pipe to us:
-//! a pipe cost ~0.6 CPU-seconds of wakeups and copies per 243 MB dump on a machine whose
-//! cores the dump, the server and the backup already share. Memory stays flat; what the
+//! from the spool as it grows. mysqldump's stdout is the spool file itself, not a pipe to a
+//! copying thread: each of mysqldump's 4 KiB writes woke that thread, and with the copies the
+//! pipe cost ~1.5 CPU-seconds per 243 MB dump, on two cores the dump, the server and the
+//! backup already share (a first create went from 4.6 s to 2.7-3.5 s). Memory stays flat; what the
 //! backup holds and in which order does not change.
 //!
 //! Failures keep `dump.rs`'s rule: a failed dump never reads as a complete one. The reader

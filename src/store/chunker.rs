@@ -2,7 +2,6 @@
 //! chunk). Spec: `store-format/README.md`, section "Chunking".
 
 use std::io::Read;
-
 use std::ops::Range;
 
 use fastcdc::v2020::FastCDC;

@@ -247,8 +247,8 @@ pub(crate) fn snapshot_known(conn: &Connection, name: &str) -> Result<bool> {
 }
 
 /// Adds a pack and its chunks. Chunks already indexed (stored twice by concurrent writers)
-/// keep their first location: SQLite does not enforce unique hashes, this does. Returns false
-/// when the pack was indexed already.
+/// keep their first location: SQLite does not enforce unique hashes, this does. `rows` is told
+/// each chunk's row (new or first). Returns false when the pack was indexed already.
 pub(crate) fn insert_pack(
     tx: &Connection,
     name: &str,
