@@ -308,7 +308,15 @@ fn mark_references(conn: &Connection, used: &mut Bits) -> Result<()> {
             let id: ChunkId = r
                 .try_into()
                 .map_err(|_| Error::Corrupt("damaged reference list".into()))?;
-            let row = index::chunk_row(conn, &id)?
+            let (row, its): (i64, i64) = conn
+                .prepare_cached(&format!(
+                    "SELECT id, grp FROM chunks WHERE {}",
+                    index::BY_HASH
+                ))
+                .sql()?
+                .query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .sql()?
                 .ok_or_else(|| Error::Corrupt("reference chunk not indexed".into()))?;
             if used.get(row) {
                 continue;
@@ -317,11 +325,6 @@ fn mark_references(conn: &Connection, used: &mut Bits) -> Result<()> {
                 return Err(Error::Corrupt("reference chunk row out of range".into()));
             }
             // A reference in a delta group itself (a copy left by concurrent writers).
-            let its: i64 = conn
-                .prepare_cached("SELECT grp FROM chunks WHERE id = ?1")
-                .sql()?
-                .query_row([row], |r| r.get(0))
-                .sql()?;
             if delta.contains_key(&its) {
                 todo.push(its);
             }

@@ -56,6 +56,16 @@ impl<'c> ChunkFetcher<'c> {
         self.prefix_at(refs, user, 1)
     }
 
+    /// The zstd prefix of delta group `grp`: its reference chunks, as listed in the index.
+    pub(crate) fn group_prefix(&mut self, grp: i64, user: &str) -> Result<Vec<u8>> {
+        self.group_prefix_at(grp, user, 1)
+    }
+
+    fn group_prefix_at(&mut self, grp: i64, user: &str, depth: u32) -> Result<Vec<u8>> {
+        let refs = index::group_refs(self.conn, grp)?;
+        self.prefix_at(&refs, user, depth)
+    }
+
     /// `prefix` for a delta group read `depth - 1` delta groups deep.
     fn prefix_at(&mut self, refs: &[ChunkId], user: &str, depth: u32) -> Result<Vec<u8>> {
         let mut prefix = Vec::new();
@@ -134,8 +144,7 @@ impl<'c> ChunkFetcher<'c> {
             // The references lie in a few groups (the writer cuts a delta group before it
             // would need more), mostly those holding the unchanged neighbours that a reader
             // of the snapshot reads next: through this cache, they are decompressed once.
-            let refs = index::group_refs(self.conn, loc.group)?;
-            Some(self.prefix_at(&refs, member, depth + 1)?)
+            Some(self.group_prefix_at(loc.group, member, depth + 1)?)
         } else {
             None
         };

@@ -240,10 +240,21 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
         }
     };
     let (mut chunks, mut bytes, mut found) = (0, 0, Vec::new());
-    let mut conn = None;
+    // The index, for the references of delta groups: opened only for a pack that has some,
+    // and read through one fetcher, so that a group holding the references of several delta
+    // groups is decompressed once.
+    let index = groups
+        .iter()
+        .any(|g| g.flags & FLAG_DELTA != 0)
+        .then(|| index::connect(&root.join("index.sqlite")).map_err(|e| e.to_string()));
+    let mut refs = match &index {
+        Some(Ok(conn)) => Ok(ChunkFetcher::new(conn, root)),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(String::new()),
+    };
     for g in groups {
         let plain = if g.flags & FLAG_DELTA != 0 {
-            read_delta(root, &mut conn, &mut file, g)
+            read_delta(&mut refs, &mut file, g)
         } else {
             pack::read_group(
                 &mut file,
@@ -290,21 +301,17 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
     (chunks, bytes, found)
 }
 
-/// The plain bytes of a delta group: its reference chunks are read, and checked, through
-/// the index (`conn`, opened on the first delta group of the pack).
+/// The plain bytes of a delta group, its reference chunks read and checked through `refs`
+/// (or the reason the index could not be opened).
 fn read_delta(
-    root: &Path,
-    conn: &mut Option<Connection>,
+    refs: &mut std::result::Result<ChunkFetcher, String>,
     file: &mut File,
     g: &GroupWork,
 ) -> std::result::Result<Vec<u8>, String> {
-    let conn = match conn {
-        Some(c) => c,
-        None => conn.insert(index::connect(&root.join("index.sqlite")).map_err(|e| e.to_string())?),
-    };
-    let refs = index::group_refs(conn, g.id).map_err(|e| e.to_string())?;
-    let prefix = ChunkFetcher::new(conn, root)
-        .prefix(&refs, "a delta group")
+    let prefix = refs
+        .as_mut()
+        .map_err(|e| e.clone())?
+        .group_prefix(g.id, "a delta group")
         .map_err(|e| e.to_string())?;
     let stored = pack::read_stored(file, g.offset, g.stored_len).map_err(|e| e.to_string())?;
     pack::decompress_delta(&stored, g.plain_len as usize, &prefix).map_err(|e| e.to_string())
