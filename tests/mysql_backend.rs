@@ -793,6 +793,39 @@ fn prefetched_dump_is_the_direct_dump() {
     );
 }
 
+/// mysqldump runs under coreutils' `stdbuf` with a 1 MiB stdout buffer where `stdbuf` is
+/// installed (fewer writes into the spool), with its arguments unchanged.
+#[test]
+fn mysqldump_output_is_buffered_when_stdbuf_is_installed() {
+    let Some(server) = server() else { return };
+    let cfg = MysqlConfig {
+        database: "opsi".into(),
+        ..server.root()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The variable stdbuf hands to its preload library; the arguments must pass unchanged.
+    let fake = script(
+        dir.path(),
+        "mysqldump",
+        "printf 'buffer=%s\\n' \"$_STDBUF_O\"\nprintf '%s\\n' \"$@\"\n",
+    );
+    let mut sink = VecSink::default();
+    {
+        let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &fake)]);
+        dump_into(&cfg, &DumpOptions::default(), member(), &mut sink).unwrap();
+    }
+    let out = String::from_utf8(sink.members.remove(0).1).unwrap();
+    let args: Vec<&str> = out.lines().skip(1).collect();
+    assert!(args[0].starts_with("--defaults-file="), "{out}");
+    assert_eq!(args.last(), Some(&"opsi"), "{out}");
+    let buffer = if opsi_backup::mysql::tools::on_path("stdbuf").is_some() {
+        "1048576"
+    } else {
+        ""
+    };
+    assert!(out.starts_with(&format!("buffer={buffer}\n")), "{out}");
+}
+
 /// A prefetched dump that fails fails the same way as a direct one and stores nothing; one
 /// that is dropped before its turn (the backup failed earlier) stops mysqldump.
 #[test]

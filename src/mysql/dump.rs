@@ -8,7 +8,8 @@
 
 use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
 use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
@@ -129,7 +130,7 @@ pub(crate) fn start(cfg: &MysqlConfig, opts: &DumpOptions, stdout: Stdio) -> Res
     let program = Tool::Mysqldump.locate()?;
     let database = tools::database_arg(&cfg.database)?;
     let defaults = DefaultsFile::create(&cfg.username, &cfg.password)?;
-    let mut cmd = tools::command(&program, &defaults, cfg);
+    let mut cmd = tools::connect(buffered(&program), &defaults, cfg);
     cmd.args(dump_args(opts)).arg(database);
     cmd.stdin(Stdio::null())
         .stdout(stdout)
@@ -159,6 +160,29 @@ pub(crate) fn start(cfg: &MysqlConfig, opts: &DumpOptions, stdout: Stdio) -> Res
         defaults,
     })
 }
+
+/// mysqldump writes through C stdio, which flushes a file or pipe every 4 KiB: ~60,000
+/// `write` calls for a 240 MB dump, ~0.2 CPU-s of kernel time in mysqldump (measured), on
+/// the two cores that the dump and its backup share. coreutils' `stdbuf` gives its stdout a
+/// 1 MiB buffer (then execs it: same process, same exit status); without `stdbuf` on `PATH`
+/// mysqldump runs as it is. The dump's bytes are the same either way.
+fn buffered(program: &Path) -> Command {
+    buffered_by(tools::on_path("stdbuf"), program)
+}
+
+fn buffered_by(stdbuf: Option<PathBuf>, program: &Path) -> Command {
+    match stdbuf {
+        Some(stdbuf) => {
+            let mut cmd = Command::new(stdbuf);
+            cmd.arg(format!("--output={STDOUT_BUFFER}")).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// mysqldump's stdout buffer (`stdbuf` size syntax).
+const STDOUT_BUFFER: &str = "1M";
 
 /// How an exited mysqldump ended: `Ok` on success, else its messages and exit status.
 pub(crate) fn outcome(
@@ -288,6 +312,20 @@ impl Read for DumpStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With `stdbuf`, it runs mysqldump with a bigger stdout buffer; without, mysqldump runs
+    /// directly.
+    #[test]
+    fn stdbuf_wraps_mysqldump_when_installed() {
+        let dump = Path::new("/opt/mariadb/bin/mysqldump");
+        let with = buffered_by(Some("/usr/bin/stdbuf".into()), dump);
+        assert_eq!(with.get_program(), "/usr/bin/stdbuf");
+        let args: Vec<_> = with.get_args().collect();
+        assert_eq!(args, ["--output=1M", "/opt/mariadb/bin/mysqldump"]);
+        let without = buffered_by(None, dump);
+        assert_eq!(without.get_program(), dump);
+        assert_eq!(without.get_args().count(), 0);
+    }
 
     #[test]
     fn original_options_plus_stable_ones() {

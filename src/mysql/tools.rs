@@ -49,11 +49,7 @@ impl Tool {
         let found = if Path::new(&wanted).components().count() > 1 {
             Some(PathBuf::from(&wanted)).filter(|p| is_executable(p))
         } else {
-            env::var_os("PATH").and_then(|paths| {
-                env::split_paths(&paths)
-                    .map(|d| d.join(&wanted))
-                    .find(|p| is_executable(p))
-            })
+            on_path(&wanted)
         };
         found.ok_or_else(|| {
             let how = if from_env {
@@ -73,6 +69,14 @@ impl Tool {
     }
 }
 
+/// The first executable named `name` in a directory of `PATH`.
+pub fn on_path(name: impl AsRef<Path>) -> Option<PathBuf> {
+    let paths = env::var_os("PATH")?;
+    env::split_paths(&paths)
+        .map(|d| d.join(name.as_ref()))
+        .find(|p| is_executable(p))
+}
+
 fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -82,7 +86,12 @@ fn is_executable(path: &Path) -> bool {
 /// `program --defaults-file=... --host=...|--socket=...`: the defaults file must come first
 /// (the clients ignore it anywhere else), and nothing secret ever goes on the command line.
 pub fn command(program: &Path, defaults: &DefaultsFile, cfg: &MysqlConfig) -> Command {
-    let mut cmd = Command::new(program);
+    connect(Command::new(program), defaults, cfg)
+}
+
+/// `command`'s arguments added to `cmd`, which runs the tool (directly or through a wrapper
+/// that passes them on).
+pub fn connect(mut cmd: Command, defaults: &DefaultsFile, cfg: &MysqlConfig) -> Command {
     cmd.arg(defaults.arg()).arg(cfg.address_arg());
     cmd
 }
