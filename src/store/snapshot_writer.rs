@@ -57,6 +57,9 @@ pub struct SnapshotWriter<'r> {
     /// Chunks this writer stored itself, with their index row once their pack is indexed
     /// (0 before): the commit takes the rows from here instead of looking each up.
     seen: HashMap<ChunkId, i64>,
+    /// The index rows of unchanged files' chunks, found when they were taken from the parent:
+    /// the commit needs them again.
+    reused: HashMap<ChunkId, i64>,
     group: PlainGroup,
     /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
     /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
@@ -103,6 +106,7 @@ impl<'r> SnapshotWriter<'r> {
             file: Some(file),
             packs,
             seen: HashMap::new(),
+            reused: HashMap::new(),
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
             spare: Vec::new(),
@@ -361,8 +365,11 @@ impl<'r> SnapshotWriter<'r> {
         let tx = begin_indexing(&mut self.conn, root, new, &mut self.seen)?;
         crash_point("index-packs-inserted");
         if !index::snapshot_known(&tx, &id)? {
-            let seen = &self.seen;
-            let known = |c: &ChunkId| seen.get(c).copied().filter(|&row| row > 0);
+            let (seen, reused) = (&self.seen, &self.reused);
+            let known = |c: &ChunkId| {
+                let own = seen.get(c).copied().filter(|&row| row > 0);
+                own.or_else(|| reused.get(c).copied())
+            };
             index::index_snapshot_file_rows(&tx, root, &id, &known)?;
         }
         crash_point("index-before-commit");
@@ -556,11 +563,17 @@ impl MemberSink for SnapshotWriter<'_> {
 
     /// Refers to the parent's chunks when every one of them is still in the repository.
     fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+        let mut rows = Vec::with_capacity(previous.chunks.len());
         for id in &previous.chunks {
-            if !self.seen.contains_key(id) && !index::chunk_known(&self.conn, id)? {
-                return Ok(false);
+            if self.seen.contains_key(id) || self.reused.contains_key(id) {
+                continue;
+            }
+            match index::chunk_row(&self.conn, id)? {
+                Some(row) => rows.push((*id, row)),
+                None => return Ok(false),
             }
         }
+        self.reused.extend(rows);
         self.read += member.size;
         self.member(member, &previous.chunks)?;
         Ok(true)
