@@ -327,3 +327,29 @@ fn parent_snapshot_skips_unchanged_files_but_never_misses_a_change() {
         );
     }
 }
+
+/// Unchanged files take their chunks' index rows from the parent's member list in the index;
+/// when that list is damaged the backup looks the chunks up instead and still succeeds.
+#[test]
+fn damaged_parent_member_list_costs_lookups_not_the_backup() {
+    let server = FakeServer::new(20, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    let db = rusqlite::Connection::open(repo.join("index.sqlite")).unwrap();
+    let damaged = db.execute("UPDATE members SET chunks = x'00'", []).unwrap();
+    assert!(damaged > 0);
+    drop(db);
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+    assert_eq!(
+        ok(common::repo_bin(server.root(), &repo).args(["verify", "latest"])).trim(),
+        "Verified"
+    );
+    let target = tempfile::tempdir().unwrap();
+    ok(common::repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
+    tree::assert_same(
+        &server.p("/var/lib/opsi/config"),
+        &target.path().join("var/lib/opsi/config"),
+    );
+}

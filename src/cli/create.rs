@@ -173,13 +173,14 @@ fn create_snapshot(
             .collect(),
         source: "create".into(),
     };
-    // restic's parent snapshot: unchanged files are not read again (unless --full).
+    let mut writer = r.begin_snapshot(meta)?;
+    // restic's parent snapshot: unchanged files are not read again (unless --full). Taken
+    // under the writer's lock, so no prune or rebuild-index changes the index rows it lists.
     let parent = if a.full {
         None
     } else {
         r.previous(&meta_host(sysinfo))?.map(Arc::new)
     };
-    let mut writer = r.begin_snapshot(meta)?;
     if let Some(p) = &parent {
         logging::info(format!(
             "parent snapshot {} ({} files)",

@@ -11,13 +11,18 @@ use crate::member::Member;
 use crate::store::chunker::ChunkId;
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::read_snapshot_file;
-use crate::store::Repository;
+use crate::store::{index, Repository};
 
 /// What a file looked like in the parent snapshot.
 #[derive(Debug, Clone)]
 pub struct PreviousFile {
     pub member: Member,
     pub(crate) chunks: Vec<ChunkId>,
+    /// The chunks' index rows, as the parent's member list in the index gives them (empty
+    /// when that list could not be read: the writer then looks the chunks up). They hold
+    /// while the repository stays locked for a writer (prune and rebuild-index change rows):
+    /// a writer takes its parent after it has begun.
+    pub(crate) rows: Vec<i64>,
     /// Its line in the parent's CONTROL/checksums.
     pub sha1: Option<String>,
 }
@@ -76,7 +81,18 @@ impl Repository {
         let mut streams = HashMap::new();
         let mut checksum_chunks = Vec::new();
         let conn = self.conn();
+        // The index's chunk lists of the parent: a damaged one only costs lookups.
+        let mut lists = index::snapshot_row(&conn, &info.id)
+            .and_then(|row| index::ChunkLists::of(&conn, row))
+            .ok();
         read_snapshot_file(&conn, self.root(), &info.id, |m, chunks| {
+            let rows = match lists.as_mut().map(|l| l.next_member()) {
+                Some(Ok(Some(rows))) if rows.len() == chunks.len() => rows,
+                _ => {
+                    lists = None;
+                    Vec::new()
+                }
+            };
             if m.path == CHECKSUMS {
                 checksum_chunks = chunks.clone();
                 streams.insert(m.path, chunks);
@@ -86,6 +102,7 @@ impl Repository {
                     PreviousFile {
                         member: m,
                         chunks,
+                        rows,
                         sha1: None,
                     },
                 );

@@ -563,6 +563,17 @@ impl MemberSink for SnapshotWriter<'_> {
 
     /// Refers to the parent's chunks when every one of them is still in the repository.
     fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+        if previous.rows.len() == previous.chunks.len() {
+            // The parent's rows: its chunks are in the index while it is (prune keeps them).
+            for (id, &row) in previous.chunks.iter().zip(&previous.rows) {
+                if !self.seen.contains_key(id) {
+                    self.reused.insert(*id, row);
+                }
+            }
+            self.read += member.size;
+            self.member(member, &previous.chunks)?;
+            return Ok(true);
+        }
         let mut rows = Vec::with_capacity(previous.chunks.len());
         for id in &previous.chunks {
             if self.seen.contains_key(id) || self.reused.contains_key(id) {
