@@ -666,7 +666,7 @@ fn main() {
     );
     let _ = writeln!(
         w,
-        "| opsi-backup command | wall | CPU (user+sys) | peak RSS | others' CPU meanwhile |\n|---|---:|---:|---:|---:|"
+        "| opsi-backup command | wall | CPU (user+sys) | peak RSS | others' CPU meanwhile | stolen by the host |\n|---|---:|---:|---:|---:|---:|"
     );
     let ours_runs: Vec<(&str, &Run)> = vec![
         ("create (first)", &first.ours),
@@ -693,11 +693,12 @@ fn main() {
         peak = peak.max(r.max_rss_kib);
         let _ = writeln!(
             w,
-            "| {name} | {} | {} | {:.1} MiB | {} |",
+            "| {name} | {} | {} | {:.1} MiB | {} | {} |",
             fmt_secs(r.secs),
             fmt_secs(r.cpu()),
             r.max_rss_kib as f64 / 1024.0,
-            fmt_secs(r.others)
+            fmt_secs(r.others),
+            fmt_secs(r.stolen)
         );
     }
     let goal = |ok: Option<bool>| match ok {

@@ -16,6 +16,9 @@ pub struct Run {
     pub max_rss_kib: u64,
     /// CPU seconds other processes used meanwhile (the machine may be shared).
     pub others: f64,
+    /// CPU seconds the hypervisor gave to other guests while this one wanted to run (steal
+    /// time): a shared host slows every figure of a run by that much.
+    pub stolen: f64,
 }
 
 impl Run {
@@ -72,7 +75,7 @@ impl Bench {
         // SAFETY: sync has no preconditions.
         unsafe { libc::sync() };
         wait_idle();
-        let busy_before = busy_secs();
+        let (busy_before, stolen_before) = cpu_secs();
         let child = cmd
             .stdin(Stdio::null())
             .stdout(File::create(stdout).expect("creating the output file"))
@@ -93,7 +96,8 @@ impl Bench {
             break r;
         };
         let secs = t.elapsed().as_secs_f64();
-        let busy = busy_secs() - busy_before;
+        let (busy, stolen) = cpu_secs();
+        let (busy, stolen) = (busy - busy_before, stolen - stolen_before);
         assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         let run = Run {
@@ -102,6 +106,7 @@ impl Bench {
             sys: tv(ru.ru_stime),
             max_rss_kib: ru.ru_maxrss as u64,
             others: 0.0,
+            stolen,
         };
         let run = Run {
             others: (busy - run.cpu()).max(0.0),
@@ -113,18 +118,20 @@ impl Bench {
             panic!("{label} failed ({status:#x}): {cmd:?}\n{err}");
         }
         self.log(&format!(
-            "{label}: {} (CPU {}, peak RSS {:.1} MiB, others' CPU {})",
+            "{label}: {} (CPU {}, peak RSS {:.1} MiB, others' CPU {}, stolen {})",
             fmt_secs(secs),
             fmt_secs(run.cpu()),
             run.max_rss_kib as f64 / 1024.0,
-            fmt_secs(run.others)
+            fmt_secs(run.others),
+            fmt_secs(run.stolen)
         ));
         run
     }
 }
 
-/// CPU seconds all processes of the machine spent so far (the first line of /proc/stat).
-fn busy_secs() -> f64 {
+/// CPU seconds all processes of the machine spent so far, and the steal time so far (the
+/// first line of /proc/stat).
+fn cpu_secs() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<f64> = stat
         .lines()
@@ -134,17 +141,19 @@ fn busy_secs() -> f64 {
         .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
-    // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+    // user nice system idle iowait irq softirq steal: busy is everything but idle, iowait and
+    // steal (time the guest wanted to run but the host ran others).
     let busy: f64 = ticks
         .iter()
-        .take(8)
+        .take(7)
         .enumerate()
         .filter(|(i, _)| *i != 3 && *i != 4)
         .map(|(_, v)| v)
         .sum();
+    let steal = ticks.get(7).copied().unwrap_or(0.0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    busy / hz
+    (busy / hz, steal / hz)
 }
 
 /// Waits (up to a minute) until the machine is quiet: MariaDB flushes and purges for seconds
@@ -154,10 +163,10 @@ fn wait_idle() {
     const WINDOW: f64 = 0.25;
     let start = Instant::now();
     while start.elapsed().as_secs() < 60 {
-        let before = busy_secs();
+        let (before, _) = cpu_secs();
         std::thread::sleep(std::time::Duration::from_secs_f64(WINDOW));
         // Under a tenth of a core busy.
-        if busy_secs() - before < 0.1 * WINDOW {
+        if cpu_secs().0 - before < 0.1 * WINDOW {
             return;
         }
     }
