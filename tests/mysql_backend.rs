@@ -793,6 +793,91 @@ fn prefetched_dump_is_the_direct_dump() {
     );
 }
 
+/// Reads a dump to its end, checking every byte, and notes how much disk the spool file under
+/// `spool_dir` (unlinked, still open) takes once the last byte is read.
+struct SpoolProbe {
+    spool_dir: PathBuf,
+    len: u64,
+    allocated_at_end: Option<u64>,
+}
+
+impl SpoolProbe {
+    fn read_all(&mut self, content: &mut dyn Read) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = content.read(&mut buf).ctx("reading dump")?;
+            if n == 0 {
+                break;
+            }
+            assert!(buf[..n].iter().all(|&b| b == b'd'), "dump bytes changed");
+            self.len += n as u64;
+        }
+        for fd in fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let Ok(target) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if t.starts_with(&*self.spool_dir.to_string_lossy()) && t.ends_with("(deleted)") {
+                self.allocated_at_end = Some(fs::metadata(fd.path()).unwrap().blocks() * 512);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MemberSink for SpoolProbe {
+    fn add(&mut self, _: &Member, content: &mut dyn Read) -> Result<()> {
+        self.read_all(content)
+    }
+    fn add_unsized(&mut self, _: Member, content: &mut dyn Read) -> Result<u64> {
+        self.read_all(content)?;
+        Ok(self.len)
+    }
+}
+
+/// What the backup has read of a prefetched dump is released behind it (holes punched in
+/// 16 MiB steps): the spool takes the unread part, not the whole dump, which still reads whole.
+#[test]
+fn prefetched_spool_is_released_behind_the_reader() {
+    let Some(server) = server() else { return };
+    let cfg = MysqlConfig {
+        database: "opsi".into(),
+        ..server.root()
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    const LEN: u64 = 48_000_000;
+    let fake = script(
+        dir.path(),
+        "mysqldump",
+        &format!("head -c {LEN} /dev/zero | tr '\\0' 'd'\n"),
+    );
+    // Read while it grows (at once) and after it has finished (the whole dump spooled).
+    for wait in [0, 1500] {
+        let mut probe = SpoolProbe {
+            spool_dir: spool.path().to_path_buf(),
+            len: 0,
+            allocated_at_end: None,
+        };
+        {
+            let _o = ToolOverride::set(&[("OPSI_BACKUP_MYSQLDUMP", &fake)]);
+            let p = Prefetch::start(&cfg, &DumpOptions::default(), "mysql", spool.path()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(wait));
+            assert_eq!(p.add(member(), &mut probe).unwrap(), LEN);
+        }
+        assert_eq!(probe.len, LEN);
+        let allocated = probe
+            .allocated_at_end
+            .expect("the spool file is open while read");
+        // 48 MB read: released up to 32 MiB, the last 14.4 MB are left.
+        assert!(
+            allocated < 20_000_000,
+            "the spool still takes {allocated} bytes after {LEN} were read"
+        );
+    }
+}
+
 /// mysqldump runs under coreutils' `stdbuf` with a 1 MiB stdout buffer where `stdbuf` is
 /// installed (fewer writes into the spool), with its arguments unchanged.
 #[test]

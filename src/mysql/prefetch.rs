@@ -9,11 +9,17 @@
 //! backup already share (a first create went from 4.6 s to 2.7-3.5 s). Memory stays flat; what the
 //! backup holds and in which order does not change.
 //!
+//! What has been read is released behind the reader (a hole punched every `RELEASE` bytes), so
+//! the spool takes only what the backup has not read yet, not the whole dump, in disk space and
+//! page cache, and closing it at the end frees little (freeing the pages of a whole 243 MB
+//! spool at once took ~0.1 s after the dump).
+//!
 //! Failures keep `dump.rs`'s rule: a failed dump never reads as a complete one. The reader
 //! returns an error instead of end-of-file, and `add` turns it into the mysqldump error.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,9 +33,12 @@ use crate::mysql::dump::{self, DumpOptions};
 use crate::mysql::MysqlConfig;
 use crate::sink::MemberSink;
 
-/// How often a reader that caught up with mysqldump looks for more: mysqldump writes 4 KiB at
-/// a time into a file, which wakes nobody.
+/// How often a reader that caught up with mysqldump looks for more: a write into a file wakes
+/// nobody.
 const POLL: Duration = Duration::from_millis(3);
+
+/// Read bytes are released in steps of this many.
+const RELEASE: u64 = 16 << 20;
 
 /// How mysqldump ended.
 enum End {
@@ -67,6 +76,8 @@ pub struct Prefetch {
     shared: Arc<Shared>,
     spool: File,
     pos: u64,
+    /// Bytes of the spool released so far; `None` once its file system refused to.
+    released: Option<u64>,
     waiter: Option<JoinHandle<()>>,
 }
 
@@ -112,6 +123,7 @@ impl Prefetch {
             shared,
             spool,
             pos: 0,
+            released: Some(0),
             waiter: Some(waiter),
         })
     }
@@ -137,6 +149,26 @@ impl Prefetch {
             (Ok(_), _) => Err(dump::not_read_to_end(&self.name)),
             (Err(e), _) => Err(e),
         }
+    }
+
+    /// Punches a hole over what was read since the last release, once that is `RELEASE`
+    /// bytes. Best effort: a file system without holes keeps the spool whole, as before.
+    fn release_read(&mut self) {
+        let Some(done) = self.released else { return };
+        if self.pos - done < RELEASE {
+            return;
+        }
+        let upto = self.pos - self.pos % RELEASE;
+        // SAFETY: fallocate on our own open file descriptor; no memory is passed.
+        let r = unsafe {
+            libc::fallocate(
+                self.spool.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                done as libc::off_t,
+                (upto - done) as libc::off_t,
+            )
+        };
+        self.released = (r == 0).then_some(upto);
     }
 
     /// mysqldump's failure; a full disk is named as such (mysqldump only says "errno 28").
@@ -172,6 +204,7 @@ impl Read for Prefetch {
                 // Positioned reads: mysqldump's file offset is its own.
                 let n = self.spool.read_at(&mut buf[..n], self.pos)?;
                 self.pos += n as u64;
+                self.release_read();
                 return Ok(n);
             }
             let st = self.shared.lock();
