@@ -373,18 +373,21 @@ pub(crate) fn index_pack_file_rows(
 /// Indexes the snapshot file `id`. Every chunk it names, metadata chunks included, must be
 /// indexed already: its metadata stream is read from the packs through `tx`.
 pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Result<()> {
-    index_snapshot_file_rows(tx, root, id, &|_| None)
+    index_snapshot_file_rows(tx, root, id, &|_, _| None)
 }
 
+/// Where a chunk is listed: the `n`th chunk of member `path`, or (`None`) a metadata chunk.
+pub(crate) type ChunkPlace<'a> = (Option<&'a str>, usize);
+
 /// `index_snapshot_file`, taking chunk rows from `known` where it has them (a writer knows
-/// those of the chunks it stored) instead of looking each up.
+/// those of the chunks it stored and of the parent's it reused) instead of looking each up.
 pub(crate) fn index_snapshot_file_rows(
     tx: &Connection,
     root: &Path,
     id: &str,
-    known: &dyn Fn(&ChunkId) -> Option<i64>,
+    known: &dyn Fn(ChunkPlace, &ChunkId) -> Option<i64>,
 ) -> Result<()> {
-    let row_of = |c: &ChunkId| match known(c) {
+    let row_of = |place: ChunkPlace, c: &ChunkId| match known(place, c) {
         Some(row) => Ok(Some(row)),
         None => chunk_row(tx, c),
     };
@@ -398,8 +401,8 @@ pub(crate) fn index_snapshot_file_rows(
     let mut rows = Vec::new();
     let file = snapshot::read_snapshot_file(tx, root, id, |m: Member, chunks| {
         rows.clear();
-        for c in &chunks {
-            rows.push(row_of(c)?.ok_or_else(|| {
+        for (n, c) in chunks.iter().enumerate() {
+            rows.push(row_of((Some(&m.path), n), c)?.ok_or_else(|| {
                 Error::Corrupt(format!(
                     "snapshot {id}: chunk {} of member {} is in no pack",
                     hex::encode(c),
@@ -415,8 +418,8 @@ pub(crate) fn index_snapshot_file_rows(
     })?;
     batch.flush(tx, row)?;
     let mut meta_rows = Vec::with_capacity(file.meta_chunks.len());
-    for c in &file.meta_chunks {
-        meta_rows.push(row_of(c)?.ok_or_else(|| {
+    for (n, c) in file.meta_chunks.iter().enumerate() {
+        meta_rows.push(row_of((None, n), c)?.ok_or_else(|| {
             Error::Corrupt(format!(
                 "snapshot {id}: metadata chunk {} is in no pack",
                 hex::encode(c)

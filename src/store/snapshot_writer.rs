@@ -57,9 +57,6 @@ pub struct SnapshotWriter<'r> {
     /// Chunks this writer stored itself, with their index row once their pack is indexed
     /// (0 before): the commit takes the rows from here instead of looking each up.
     seen: HashMap<ChunkId, i64>,
-    /// The index rows of unchanged files' chunks, found when they were taken from the parent:
-    /// the commit needs them again.
-    reused: HashMap<ChunkId, i64>,
     group: PlainGroup,
     /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
     /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
@@ -106,7 +103,6 @@ impl<'r> SnapshotWriter<'r> {
             file: Some(file),
             packs,
             seen: HashMap::new(),
-            reused: HashMap::new(),
             group: PlainGroup::default(),
             meta_group: PlainGroup::default(),
             spare: Vec::new(),
@@ -365,10 +361,16 @@ impl<'r> SnapshotWriter<'r> {
         let tx = begin_indexing(&mut self.conn, root, new, &mut self.seen)?;
         crash_point("index-packs-inserted");
         if !index::snapshot_known(&tx, &id)? {
-            let (seen, reused) = (&self.seen, &self.reused);
-            let known = |c: &ChunkId| {
+            let (seen, parent) = (&self.seen, self.parent.as_deref());
+            // Own chunks' rows, else the parent's row of the same chunk at the same place of
+            // the same member (every unchanged file's chunks).
+            let known = |(path, n): index::ChunkPlace, c: &ChunkId| {
                 let own = seen.get(c).copied().filter(|&row| row > 0);
-                own.or_else(|| reused.get(c).copied())
+                own.or_else(|| {
+                    let f = parent?.get(path?)?;
+                    let same = f.rows.len() == f.chunks.len() && f.chunks.get(n) == Some(c);
+                    same.then(|| f.rows[n])
+                })
             };
             index::index_snapshot_file_rows(&tx, root, &id, &known)?;
         }
@@ -563,28 +565,15 @@ impl MemberSink for SnapshotWriter<'_> {
 
     /// Refers to the parent's chunks when every one of them is still in the repository.
     fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
-        if previous.rows.len() == previous.chunks.len() {
-            // The parent's rows: its chunks are in the index while it is (prune keeps them).
-            for (id, &row) in previous.chunks.iter().zip(&previous.rows) {
-                if !self.seen.contains_key(id) {
-                    self.reused.insert(*id, row);
+        // With the parent's rows its chunks are in the index while it is (prune keeps them),
+        // and the commit takes the rows from there; else each is looked up.
+        if previous.rows.len() != previous.chunks.len() {
+            for id in &previous.chunks {
+                if !self.seen.contains_key(id) && !index::chunk_known(&self.conn, id)? {
+                    return Ok(false);
                 }
             }
-            self.read += member.size;
-            self.member(member, &previous.chunks)?;
-            return Ok(true);
         }
-        let mut rows = Vec::with_capacity(previous.chunks.len());
-        for id in &previous.chunks {
-            if self.seen.contains_key(id) || self.reused.contains_key(id) {
-                continue;
-            }
-            match index::chunk_row(&self.conn, id)? {
-                Some(row) => rows.push((*id, row)),
-                None => return Ok(false),
-            }
-        }
-        self.reused.extend(rows);
         self.read += member.size;
         self.member(member, &previous.chunks)?;
         Ok(true)
