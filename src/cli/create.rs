@@ -1,7 +1,6 @@
 //! `create [DEST]`: a new backup archive, as the original writes it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
 
@@ -174,12 +173,11 @@ fn create_snapshot(
         source: "create".into(),
     };
     let mut writer = r.begin_snapshot(meta)?;
-    // restic's parent snapshot: unchanged files are not read again (unless --full). Taken
-    // under the writer's lock, so no prune or rebuild-index changes the index rows it lists.
+    // restic's parent snapshot: unchanged files are not read again (unless --full).
     let parent = if a.full {
         None
     } else {
-        r.previous(&meta_host(sysinfo))?.map(Arc::new)
+        writer.take_parent(&meta_host(sysinfo))?
     };
     if let Some(p) = &parent {
         logging::info(format!(
@@ -187,7 +185,6 @@ fn create_snapshot(
             repo::short(&p.snapshot),
             p.len()
         ));
-        writer.set_parent(Arc::clone(p))?;
     }
     let mut control = ControlWriter::new(writer);
     let bar = progress::bar("create", None);

@@ -78,11 +78,9 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         };
         // The newest snapshot of the same server: its chunks are the older versions a
         // night's changed chunks are compressed against (delta groups).
-        let parent = r.previous(&meta.host)?;
+        let host = meta.host.clone();
         let mut writer = r.begin_snapshot(meta)?;
-        if let Some(p) = parent {
-            writer.set_parent(std::sync::Arc::new(p))?;
-        }
+        writer.take_parent(&host)?;
         let mut checked = Checked::new(&mut writer);
         let bar = progress::bar("import", Some(first.content_bytes));
         archive_file::replay(archive, &mut ProgressSink::new(&mut checked, bar.clone()))?;

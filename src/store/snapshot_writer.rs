@@ -117,8 +117,21 @@ impl<'r> SnapshotWriter<'r> {
         })
     }
 
+    /// Takes the newest snapshot of `host` as parent (`set_parent`) and returns it. It is
+    /// read under this writer's lock, so the index rows it lists hold until the commit (no
+    /// prune or rebuild-index can run meanwhile): unchanged files reuse them.
+    pub fn take_parent(&mut self, host: &str) -> Result<Option<Arc<Previous>>> {
+        let Some(parent) = self.repo.previous(host)?.map(Arc::new) else {
+            return Ok(None);
+        };
+        self.set_parent(Arc::clone(&parent))?;
+        Ok(Some(parent))
+    }
+
     /// Compresses the new chunks of each member against that member's chunks in `parent`
     /// (spec: "Delta groups"). Repositories of format version 2 have no delta groups.
+    /// `parent` must have been read after this writer began (`take_parent`): its index rows
+    /// are taken as they are.
     pub fn set_parent(&mut self, parent: Arc<Previous>) -> Result<()> {
         if self.repo.config().version < 3 {
             return Ok(());
