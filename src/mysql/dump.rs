@@ -177,9 +177,7 @@ fn working_stdbuf() -> Option<PathBuf> {
     STDBUF
         .get_or_init(|| {
             let stdbuf = tools::on_path("stdbuf")?;
-            let ok = Command::new(&stdbuf)
-                .arg(format!("--output={STDOUT_BUFFER}"))
-                .arg(&stdbuf)
+            let ok = buffered_by(Some(stdbuf.clone()), &stdbuf)
                 .arg("--version")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -227,6 +227,16 @@ pub(crate) fn chunk_row(conn: &Connection, id: &ChunkId) -> Result<Option<i64>> 
     st.query_row([&id[..]], |r| r.get(0)).optional().sql()
 }
 
+/// The row of a chunk in the index and the row of its group, if it is indexed.
+pub(crate) fn chunk_row_and_group(conn: &Connection, id: &ChunkId) -> Result<Option<(i64, i64)>> {
+    let mut st = conn
+        .prepare_cached(&format!("SELECT id, grp FROM chunks WHERE {BY_HASH}"))
+        .sql()?;
+    st.query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .sql()
+}
+
 /// Whether a chunk is in the index (committed, in a durable pack).
 pub(crate) fn chunk_known(conn: &Connection, id: &ChunkId) -> Result<bool> {
     Ok(chunk_row(conn, id)?.is_some())

@@ -308,15 +308,7 @@ fn mark_references(conn: &Connection, used: &mut Bits) -> Result<()> {
             let id: ChunkId = r
                 .try_into()
                 .map_err(|_| Error::Corrupt("damaged reference list".into()))?;
-            let (row, its): (i64, i64) = conn
-                .prepare_cached(&format!(
-                    "SELECT id, grp FROM chunks WHERE {}",
-                    index::BY_HASH
-                ))
-                .sql()?
-                .query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-                .sql()?
+            let (row, its) = index::chunk_row_and_group(conn, &id)?
                 .ok_or_else(|| Error::Corrupt("reference chunk not indexed".into()))?;
             if used.get(row) {
                 continue;
