@@ -13,6 +13,8 @@ pub mod archive;
 pub mod cli;
 pub mod diff;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod logging;
 pub mod member;
 pub mod mysql;

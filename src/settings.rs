@@ -12,7 +12,7 @@
 //! Options and environment variables win over the file. The repository path is taken as
 //! written (it is not placed under `--root`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -39,7 +39,12 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
         };
-        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        Settings::parse(&text, &path)
+    }
+
+    /// The settings in `text`, read from `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Settings> {
+        toml::from_str(text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 }
 

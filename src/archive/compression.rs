@@ -62,11 +62,18 @@ impl Compression {
 
 /// Opens an archive file for reading its tar stream, whatever its compression.
 pub fn open_tar_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression)> {
-    let mut file = File::open(path).path_ctx("cannot open archive", path)?;
+    let file = File::open(path).path_ctx("cannot open archive", path)?;
+    open_tar_reader(file).path_ctx("cannot read archive", path)
+}
+
+/// The tar stream of an archive read from `input`, decompressed as its first bytes say.
+pub fn open_tar_reader(
+    mut input: impl Read + Send + 'static,
+) -> io::Result<(Box<dyn Read + Send>, Compression)> {
     let mut head = [0u8; 4];
-    let n = read_up_to(&mut file, &mut head).path_ctx("cannot read archive", path)?;
+    let n = read_up_to(&mut input, &mut head)?;
     let compression = Compression::detect(&head[..n]);
-    let file = BufReader::with_capacity(1 << 20, io::Cursor::new(head[..n].to_vec()).chain(file));
+    let file = BufReader::with_capacity(1 << 20, io::Cursor::new(head[..n].to_vec()).chain(input));
     let reader: Box<dyn Read + Send> = match compression {
         Compression::Bz2 => Box::new(BufReader::with_capacity(
             1 << 20,

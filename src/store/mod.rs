@@ -31,6 +31,9 @@ pub use rebuild::RebuildReport;
 pub use repository::Repository;
 pub use snapshot::{SnapshotInfo, SnapshotMeta};
 pub use snapshot_writer::SnapshotWriter;
+mod fuzz_entry;
+#[doc(hidden)]
+pub use fuzz_entry::{fuzz_pack, fuzz_snapshot};
 pub use verify::{NeededBy, Problem, VerifyReport, META_USER, UNNAMED_USER};
 
 /// Environment variable naming the crash point at which the process aborts (tests only).

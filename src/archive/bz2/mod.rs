@@ -51,6 +51,17 @@ fn compress_with(data: &[u8], scratch: &mut Scratch) -> Result<Vec<u8>, Refused>
 }
 
 /// The stream, and per block the rows where `verify.rs` starts its walks.
+/// For the fuzz targets (`crate::fuzz`): a stream and its decoder hints, as `compress` makes
+/// them before checking.
+pub(crate) fn encode_for_fuzzing(data: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u32>>), Refused> {
+    encode(data, &mut Scratch::default()).ok_or(Refused::Periodic)
+}
+
+/// For the fuzz targets: the decoder's verdict on `z` as the stream of `plain`.
+pub(crate) fn check_for_fuzzing(z: &[u8], plain: &[u8], hints: &[Vec<u32>]) -> bool {
+    verify::check(z, plain, hints, &mut verify::Scratch::default())
+}
+
 fn encode(data: &[u8], scratch: &mut Scratch) -> Option<(Vec<u8>, Vec<Vec<u32>>)> {
     let mut w = BitWriter::new(Vec::with_capacity(data.len() / 6 + 64));
     for &b in b"BZh9" {

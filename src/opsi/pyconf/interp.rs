@@ -34,17 +34,20 @@ pub(super) const UNSUPPORTED_STATEMENTS: &[&str] = &[
 /// How deeply expressions may nest; bounds the recursion of parsing and evaluation.
 pub(super) const MAX_DEPTH: usize = 100;
 
-pub(super) struct Interp {
+pub(super) struct Interp<'a> {
     pub(super) tokens: Vec<Token>,
     pub(super) pos: usize,
     /// Current expression nesting while parsing.
     pub(super) depth: usize,
     pub(super) fqdn: String,
+    /// Answers `socket.gethostbyname(host)`: injected, so that evaluation itself never waits
+    /// on DNS (and a fuzzer or test can answer without a network).
+    pub(super) resolve: &'a dyn Fn(&str) -> String,
     /// Module globals in assignment order.
     pub(super) globals: Vec<(String, PyValue)>,
 }
 
-impl Interp {
+impl Interp<'_> {
     pub(super) fn peek(&self) -> &Token {
         &self.tokens[self.pos.min(self.tokens.len() - 1)]
     }
@@ -343,7 +346,7 @@ impl Interp {
                                 )
                             }
                         };
-                        return Ok(PyValue::Str(resolve_ipv4(&host)));
+                        return Ok(PyValue::Str((self.resolve)(&host)));
                     }
                 }
                 err(line, "unsupported function call")

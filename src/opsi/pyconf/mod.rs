@@ -189,8 +189,9 @@ pub struct PyConf {
     pub config: Vec<(String, PyValue)>,
 }
 
-/// The first IPv4 address of `host`, or 127.0.0.1 when it does not resolve.
-fn resolve_ipv4(host: &str) -> String {
+/// The first IPv4 address of `host`, or 127.0.0.1 when it does not resolve: what
+/// `socket.gethostbyname` answers on the server.
+pub fn resolve_ipv4(host: &str) -> String {
     use std::net::ToSocketAddrs;
     (host, 0)
         .to_socket_addrs()
@@ -200,14 +201,24 @@ fn resolve_ipv4(host: &str) -> String {
 }
 
 /// Parses and evaluates a backend configuration file. `fqdn` is what `socket.getfqdn()`
-/// returns.
+/// returns; `socket.gethostbyname` asks the system's resolver.
 pub fn parse_conf(src: &str, fqdn: &str) -> Result<PyConf, ParseError> {
+    parse_conf_with(src, fqdn, &resolve_ipv4)
+}
+
+/// `parse_conf` with `socket.gethostbyname` answered by `resolve`.
+pub fn parse_conf_with(
+    src: &str,
+    fqdn: &str,
+    resolve: &dyn Fn(&str) -> String,
+) -> Result<PyConf, ParseError> {
     let tokens = Lexer::new(src).run()?;
     let mut interp = Interp {
         tokens,
         pos: 0,
         depth: 0,
         fqdn: fqdn.to_string(),
+        resolve,
         globals: vec![
             ("config".to_string(), PyValue::Dict(Vec::new())),
             ("module".to_string(), PyValue::Str(String::new())),

@@ -1,0 +1,76 @@
+//! The store's parsers of repository files, reachable for the fuzz targets (`crate::fuzz`):
+//! what a reader does with a pack file and a snapshot file it finds on disk.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+use crate::store::chunker::ChunkId;
+use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
+use crate::store::snapshot::{read_snapshot, read_snapshot_head};
+
+/// Reads the pack at `path` as `verify` and the reader do: its trailer, then every group it
+/// lists, decompressed (a delta group against an empty prefix: its references are elsewhere).
+#[doc(hidden)]
+pub fn fuzz_pack(path: &Path) -> Result<()> {
+    let (_, groups) = pack::read_trailer(path)?;
+    let mut f = std::fs::File::open(path).ctx("opening the pack")?;
+    for g in groups.iter().take(64) {
+        let Ok(stored) = pack::read_stored(&mut f, g.offset, g.stored_len) else {
+            continue;
+        };
+        let plain_len = g.plain_len() as usize;
+        let _ = if g.flags & FLAG_DELTA != 0 {
+            pack::decompress_delta(&stored, plain_len, &[])
+        } else if g.flags & FLAG_ZSTD != 0 {
+            pack::decompress_group(&stored, plain_len)
+        } else {
+            Ok(stored)
+        };
+    }
+    Ok(())
+}
+
+/// Two readings of `data`: as a whole snapshot file (named by its BLAKE3, so that the name
+/// check passes and the records are parsed), and as the metadata stream of a well-formed
+/// snapshot file whose single metadata chunk it is.
+#[doc(hidden)]
+pub fn fuzz_snapshot(dir: &Path, data: &[u8]) -> Result<()> {
+    let id = blake3::hash(data).to_hex().to_string();
+    let path = dir.join(format!("{id}.snap"));
+    std::fs::write(&path, data).ctx("writing")?;
+    let _ = read_snapshot_head(&path, &id);
+
+    let chunk: ChunkId = *blake3::hash(data).as_bytes();
+    let file = wrap_stream(&chunk, data.len() as u64)?;
+    let id = blake3::hash(&file).to_hex().to_string();
+    let path = dir.join(format!("{id}.snap"));
+    std::fs::write(&path, &file).ctx("writing")?;
+    let mut fetch = |c: &ChunkId| -> Result<Vec<u8>> {
+        if c == &chunk {
+            Ok(data.to_vec())
+        } else {
+            Err(crate::error::Error::Corrupt("unknown chunk".into()))
+        }
+    };
+    let _ = read_snapshot(&path, &id, &mut fetch, |_, _| Ok(()));
+    Ok(())
+}
+
+/// A snapshot file (format of `snapshot.rs`) whose metadata stream is one chunk.
+fn wrap_stream(chunk: &ChunkId, meta_len: u64) -> Result<Vec<u8>> {
+    let header = br#"{"repository":"00000000000000000000000000000000","time":0,"host":"h","backends":[],"sysinfo":[],"source":"create"}"#;
+    let end =
+        format!(r#"{{"members":1,"size":0,"meta_len":{meta_len},"packs_added":0,"written":0}}"#);
+    let mut records = Vec::new();
+    for (kind, payload) in [(1u8, &header[..]), (4, &chunk[..]), (3, end.as_bytes())] {
+        records.push(kind);
+        records.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        records.extend_from_slice(payload);
+    }
+    let mut out = b"OBKSNAP\x02".to_vec();
+    let mut enc = zstd::Encoder::new(&mut out, 1).ctx("compressing")?;
+    enc.write_all(&records).ctx("compressing")?;
+    enc.finish().ctx("compressing")?;
+    Ok(out)
+}
