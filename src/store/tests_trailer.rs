@@ -11,8 +11,11 @@ use super::*;
 use crate::member::Member;
 use crate::store::chunker::ChunkId;
 
+/// Snapshot ids with the members stored in them.
+type Stored = Vec<(String, Vec<(Member, Vec<u8>)>)>;
+
 /// Five snapshots over several small packs: each adds a file of its own and changes a dump.
-fn five_snapshots(root: &Path) -> (Repository, Vec<(String, Vec<(Member, Vec<u8>)>)>) {
+fn five_snapshots(root: &Path) -> (Repository, Stored) {
     let params = ChunkerParams {
         group_size: 64 * 1024,
         pack_size: 256 * 1024,
@@ -246,7 +249,7 @@ fn packs_carry_two_trailers_from_version_4_on_only() {
             &repo,
             &[file("CONTENT/big", &noise(2_000_000, 1)), small.clone()],
         );
-        store(&repo, &[small.clone()]);
+        store(&repo, std::slice::from_ref(&small));
         repo.forget(&[first.id]).unwrap();
         let report = repo.prune(PruneOptions::default()).unwrap();
         assert!(report.packs_written > 0, "{report:?}");
