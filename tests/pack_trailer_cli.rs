@@ -73,6 +73,18 @@ fn rebuild_index_keeps_all_snapshots_of_a_pack_with_a_damaged_trailer() {
     assert_eq!(ids.len(), 5);
     assert!(packs(&repo).len() >= 5, "{} packs", packs(&repo).len());
     let before = exports(server.root(), &repo, work.path(), &ids);
+    // The cost of the second trailer copy: n + 44 bytes per pack.
+    let (mut pack_bytes, mut copy_bytes) = (0, 0);
+    for p in packs(&repo) {
+        let b = fs::read(&p).unwrap();
+        let n = u32::from_le_bytes(b[b.len() - 12..b.len() - 8].try_into().unwrap()) as usize;
+        pack_bytes += b.len();
+        copy_bytes += n + 44;
+    }
+    eprintln!(
+        "MEASURE trailer copies: {copy_bytes} of {pack_bytes} pack bytes ({:.2}%)",
+        copy_bytes as f64 * 100.0 / pack_bytes as f64
+    );
     // The first night's pack: the later nights need its chunks too.
     let pack = packs(&repo)
         .into_iter()
