@@ -29,12 +29,28 @@ pub enum Error {
     /// The repository is unusable or in use.
     #[error("{0}")]
     Repository(String),
+    /// `index.sqlite` is damaged (SQLite says corrupt or not a database). `repository` is
+    /// the repository's directory when known, for the message's `rebuild-index` advice.
+    #[error("{}", index_damaged(repository.as_deref(), detail))]
+    IndexDamaged {
+        repository: Option<std::path::PathBuf>,
+        detail: String,
+    },
     /// The user declined a confirmation, or it could not be asked.
     #[error("{0}")]
     Aborted(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn index_damaged(repository: Option<&Path>, detail: &str) -> String {
+    let repo = repository.map_or_else(|| "<repository>".into(), |p| p.display().to_string());
+    format!(
+        "the repository index {repo}/index.sqlite is damaged ({detail}); nothing was changed. \
+         Run `opsi-backup --repository {repo} rebuild-index`: it moves the damaged index aside \
+         and rebuilds it from the pack and snapshot files"
+    )
+}
 
 impl Error {
     pub fn io(context: impl Display, source: io::Error) -> Error {

@@ -1,21 +1,64 @@
-//! `rebuild-index`: recreates index.sqlite from the pack and snapshot files alone.
+//! `rebuild-index`: recreates index.sqlite from the pack and snapshot files alone. Reports
+//! exactly what could not be indexed; exits 1 when a snapshot or pack was left out.
 
 use clap::Args;
 
 use crate::cli::{repo, Global};
+use crate::store::RebuildReport;
 
 #[derive(Args, Debug)]
 pub struct RebuildIndexArgs {}
 
 pub fn run(g: &Global, _a: RebuildIndexArgs) -> anyhow::Result<i32> {
-    let r = repo::open(g)?;
+    let r = repo::open_for_rebuild(g)?;
     let report = r.rebuild_index()?;
     println!(
         "index rebuilt: {} packs, {} snapshots",
         report.packs, report.snapshots
     );
+    print_problems(&report);
+    let complete = report.skipped.is_empty() && report.lost.is_empty();
+    Ok(if complete { 0 } else { 1 })
+}
+
+fn print_problems(report: &RebuildReport) {
+    for s in &report.repaired {
+        eprintln!("WARNING: {s} (nothing lost; run `verify`)");
+    }
     for s in &report.skipped {
         eprintln!("WARNING: skipped {s}");
     }
-    Ok(0)
+    for l in &report.lost {
+        eprintln!(
+            "LOST: snapshot {} of {} ({}) cannot be restored and was left out of the index:",
+            l.id,
+            repo::format_time(l.time),
+            l.host
+        );
+        if !l.meta_chunks.is_empty() {
+            eprintln!(
+                "  its member list: metadata chunks in no readable pack: {}",
+                l.meta_chunks.join(", ")
+            );
+        }
+        for m in &l.members {
+            eprintln!(
+                "  member {}: chunks in no readable pack: {}",
+                m.path,
+                m.chunks.join(", ")
+            );
+        }
+        if let Some(why) = &l.unreadable {
+            eprintln!("  and its member list cannot be read further: {why}");
+        }
+    }
+    let chunks = report.lost_chunks();
+    if !chunks.is_empty() {
+        eprintln!(
+            "LOST: {} snapshots, {} chunks: {}",
+            report.lost.len(),
+            chunks.len(),
+            chunks.join(", ")
+        );
+    }
 }

@@ -21,6 +21,11 @@ pub fn open(g: &Global) -> Result<Repository> {
     Repository::open(&repository_path(g)?)
 }
 
+/// `open` for `rebuild-index`: a damaged index is moved aside instead of refused.
+pub fn open_for_rebuild(g: &Global) -> Result<Repository> {
+    Repository::open_for_rebuild(&repository_path(g)?)
+}
+
 /// An argument names an archive when it is an existing file, or when no repository is set;
 /// otherwise it names a snapshot (`latest` or an id prefix).
 pub fn is_archive(g: &Global, arg: &Path) -> bool {

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, IoContext, Result};
 use crate::store::durable;
 
-/// The repository format version this build creates. It reads this one and
-/// `OLDEST_VERSION`, and writes no delta group into a version 2 repository.
-pub const FORMAT_VERSION: u32 = 3;
-/// The oldest format version this build reads and writes: version 3 only added delta groups.
+/// The repository format version this build creates. It reads and writes versions
+/// `OLDEST_VERSION` up to this one as they are: no delta group into a version 2 repository,
+/// packs with a single trailer into a version 2 or 3 one (older programs keep reading them).
+pub const FORMAT_VERSION: u32 = 4;
+/// The oldest format version this build reads and writes: version 3 only added delta groups,
+/// version 4 only the second trailer copy of packs.
 pub const OLDEST_VERSION: u32 = 2;
 
 /// Content-defined chunking and packing parameters, fixed when the repository is created

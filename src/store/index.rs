@@ -75,7 +75,32 @@ CREATE TABLE IF NOT EXISTS group_refs (
 ";
 
 fn sql(e: rusqlite::Error) -> Error {
+    if is_damage(&e) {
+        return Error::IndexDamaged {
+            repository: None,
+            detail: e.to_string(),
+        };
+    }
     Error::Repository(format!("repository index (index.sqlite): {e}"))
+}
+
+/// Whether SQLite found the database file damaged (or not a database at all).
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// `IndexDamaged` errors of `r` name the repository `root`.
+fn in_repository<T>(root: &Path, r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e {
+        Error::IndexDamaged { detail, .. } => Error::IndexDamaged {
+            repository: Some(root.to_path_buf()),
+            detail,
+        },
+        e => e,
+    })
 }
 
 pub(crate) trait SqlContext<T> {
@@ -98,8 +123,14 @@ pub(crate) enum Opened {
     Outdated(i64),
 }
 
-/// Opens (creating when missing) the index.
+/// Opens (creating when missing) the index. A damaged index is `Error::IndexDamaged`, found
+/// before anything is written to it: SQLite's errors while opening, then `PRAGMA quick_check`
+/// (spec: "The index", damaged index).
 pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
+    in_repository(root, open_checked(root, repository_id))
+}
+
+fn open_checked(root: &Path, repository_id: &str) -> Result<Opened> {
     let path = root.join("index.sqlite");
     let created = !path.exists();
     if created {
@@ -112,6 +143,12 @@ pub(crate) fn open(root: &Path, repository_id: &str) -> Result<Opened> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .sql()?;
+    if version != 0 {
+        check_intact(&conn)?;
+    }
+    // An existing file without schema (emptied, or created by a crashed `init`) is rebuilt
+    // like a missing one.
+    let created = created || version == 0;
     match version {
         0 => {
             let tx = conn.unchecked_transaction().sql()?;
@@ -201,10 +238,57 @@ pub(crate) fn replace_outdated(
     }
 }
 
+/// `PRAGMA quick_check`: reads every page of the index once (no cross-checks of the indexes
+/// against their tables, which `integrity_check` adds). 0.1 s on a 31 MB index (spec: "The
+/// index").
+fn check_intact(conn: &Connection) -> Result<()> {
+    let first: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .sql()?;
+    if first != "ok" {
+        return Err(Error::IndexDamaged {
+            repository: None,
+            detail: format!("quick_check: {first}"),
+        });
+    }
+    Ok(())
+}
+
+/// Renames a damaged `index.sqlite` and its WAL files to `index.sqlite.damaged-<UTC time>`
+/// (`-wal`, `-shm`), for inspection; returns the new name. The caller holds the exclusive
+/// lock, so no process has the index open.
+pub(crate) fn move_aside(root: &Path, _lock: &RepoLock) -> Result<std::path::PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let mut name = format!("index.sqlite.damaged-{stamp}");
+    let mut n = 1;
+    while root.join(&name).exists() {
+        n += 1;
+        name = format!("index.sqlite.damaged-{stamp}-{n}");
+    }
+    // The WAL files first: left beside a new index they would be replayed into it.
+    for ext in ["-wal", "-shm", ""] {
+        let from = root.join(format!("index.sqlite{ext}"));
+        let to = root.join(format!("{name}{ext}"));
+        match std::fs::rename(&from, &to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("moving {} aside", from.display()), e))
+            }
+            _ => {}
+        }
+    }
+    durable::sync_dir(root)?;
+    Ok(root.join(name))
+}
+
 /// A new connection to an existing index, set up for WAL and waiting on other writers.
 pub(crate) fn connect(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| Error::Repository(format!("{}: {e}", path.display())))?;
+    let conn = Connection::open(path).map_err(|e| {
+        if is_damage(&e) {
+            sql(e)
+        } else {
+            Error::Repository(format!("{}: {e}", path.display()))
+        }
+    })?;
     conn.busy_timeout(std::time::Duration::from_secs(600))
         .sql()?;
     conn.execute_batch(

@@ -27,7 +27,7 @@ mod verify;
 pub use config::{ChunkerParams, FORMAT_VERSION};
 pub use previous::{Previous, PreviousFile};
 pub use prune::{PruneOptions, PruneReport};
-pub use rebuild::RebuildReport;
+pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;
 pub use snapshot::{SnapshotInfo, SnapshotMeta};
 pub use snapshot_writer::SnapshotWriter;
@@ -56,3 +56,5 @@ pub(crate) fn crash_point(name: &str) {
 mod tests;
 #[cfg(test)]
 mod tests_delta;
+#[cfg(test)]
+mod tests_trailer;

@@ -9,9 +9,16 @@ use crate::error::{Error, IoContext, Result};
 use crate::store::chunker::ChunkId;
 
 pub(crate) const PACK_MAGIC: &[u8; 8] = b"OBKPACK\x01";
+/// End magic of the single trailer of a format version 2/3 pack.
 pub(crate) const TRAILER_MAGIC: &[u8; 8] = b"OBKPEND\x01";
+/// End magic of the final trailer of a format version 4 pack (which carries it twice).
+pub(crate) const TRAILER_MAGIC_V4: &[u8; 8] = b"OBKPEND\x02";
+/// End magic of the first trailer copy of a format version 4 pack, right before the final one.
+pub(crate) const TRAILER_COPY_MAGIC: &[u8; 8] = b"OBKPCPY\x02";
 /// Bytes after the trailer body: BLAKE3 (32) + body length (4) + magic (8).
 pub(crate) const TRAILER_TAIL: usize = 44;
+/// How far back the search for an intact trailer copy reads at a time.
+const SCAN_WINDOW: u64 = 1 << 20;
 /// Group flag bit: the stored bytes are one zstd frame (otherwise they are the plain bytes).
 pub(crate) const FLAG_ZSTD: u8 = 1;
 /// Group flag bit (with `FLAG_ZSTD`): the frame was compressed with the plain bytes of the
@@ -40,8 +47,49 @@ impl GroupEntry {
     }
 }
 
-/// Encodes a trailer body plus its tail (checksum, length, magic).
-pub(crate) fn encode_trailer(groups: &[GroupEntry]) -> Vec<u8> {
+/// How many copies of its trailer a pack carries: one up to format version 3, two from
+/// version 4 on (spec: "Pack files", "Trailer copies").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrailerLayout {
+    Single,
+    Double,
+}
+
+impl TrailerLayout {
+    /// The layout a writer uses in a repository of format `version`: older programs read
+    /// version 2/3 repositories, so their packs keep the single trailer.
+    pub(crate) fn for_version(version: u32) -> TrailerLayout {
+        if version >= 4 {
+            TrailerLayout::Double
+        } else {
+            TrailerLayout::Single
+        }
+    }
+}
+
+/// Encodes the trailer(s) of a pack whose groups are `groups`: body plus tail (checksum,
+/// length, magic), once or, with `TrailerLayout::Double`, as a copy followed by the final one.
+pub(crate) fn encode_trailer(groups: &[GroupEntry], layout: TrailerLayout) -> Vec<u8> {
+    let body = encode_body(groups);
+    let mut b = Vec::with_capacity(2 * (body.len() + TRAILER_TAIL));
+    match layout {
+        TrailerLayout::Single => push_trailer(&mut b, &body, TRAILER_MAGIC),
+        TrailerLayout::Double => {
+            push_trailer(&mut b, &body, TRAILER_COPY_MAGIC);
+            push_trailer(&mut b, &body, TRAILER_MAGIC_V4);
+        }
+    }
+    b
+}
+
+fn push_trailer(out: &mut Vec<u8>, body: &[u8], magic: &[u8; 8]) {
+    out.extend_from_slice(body);
+    out.extend_from_slice(blake3::hash(body).as_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(magic);
+}
+
+fn encode_body(groups: &[GroupEntry]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&(groups.len() as u32).to_le_bytes());
     for g in groups {
@@ -60,11 +108,6 @@ pub(crate) fn encode_trailer(groups: &[GroupEntry]) -> Vec<u8> {
             }
         }
     }
-    let sum = blake3::hash(&b);
-    let body_len = b.len() as u32;
-    b.extend_from_slice(sum.as_bytes());
-    b.extend_from_slice(&body_len.to_le_bytes());
-    b.extend_from_slice(TRAILER_MAGIC);
     b
 }
 
@@ -122,8 +165,27 @@ pub(crate) fn decode_trailer(
     Ok(groups)
 }
 
+/// A pack's table of groups, as read from its trailer.
+#[derive(Debug)]
+pub(crate) struct PackTable {
+    /// Size of the pack file.
+    pub size: u64,
+    pub groups: Vec<GroupEntry>,
+    /// Why the final trailer could not be used, when the table was read from the first copy
+    /// (format version 4): the pack is damaged there, its data is whole.
+    pub final_damaged: Option<String>,
+}
+
 /// Reads and checks the trailer of the pack at `path`. Returns the file size and the groups.
 pub(crate) fn read_trailer(path: &Path) -> Result<(u64, Vec<GroupEntry>)> {
+    let t = read_table(path)?;
+    Ok((t.size, t.groups))
+}
+
+/// Reads the pack's table: from its final trailer, as its end magic says (version 2/3:
+/// single, version 4: final of two), or, when that one does not check out, from the first
+/// intact version 4 trailer copy found scanning back from the end.
+pub(crate) fn read_table(path: &Path) -> Result<PackTable> {
     let bad = |why: &str| Error::Corrupt(format!("pack {}: {why}", path.display()));
     let mut f = File::open(path).path_ctx("opening pack", path)?;
     let size = f.metadata().path_ctx("reading", path)?.len();
@@ -135,29 +197,116 @@ pub(crate) fn read_trailer(path: &Path) -> Result<(u64, Vec<GroupEntry>)> {
     if &magic != PACK_MAGIC {
         return Err(bad("no pack header"));
     }
-    let mut tail = [0u8; TRAILER_TAIL];
-    f.seek(SeekFrom::Start(size - TRAILER_TAIL as u64))
-        .path_ctx("reading", path)?;
-    f.read_exact(&mut tail).path_ctx("reading", path)?;
-    if &tail[36..] != TRAILER_MAGIC {
-        return Err(bad("no trailer (the pack was not finished)"));
+    let last = match read_final(&mut f, size).path_ctx("reading", path)? {
+        Ok(groups) => {
+            return Ok(PackTable {
+                size,
+                groups,
+                final_damaged: None,
+            })
+        }
+        Err(why) => why,
+    };
+    match scan_for_copy(&mut f, size).path_ctx("reading", path)? {
+        Some(groups) => Ok(PackTable {
+            size,
+            groups,
+            final_damaged: Some(last),
+        }),
+        None => Err(bad(&last)),
     }
+}
+
+/// The groups from the trailer at the very end of the file, or why it cannot be used.
+fn read_final(
+    f: &mut File,
+    size: u64,
+) -> std::io::Result<std::result::Result<Vec<GroupEntry>, String>> {
+    let tail_at = size - TRAILER_TAIL as u64;
+    let mut tail = [0u8; TRAILER_TAIL];
+    f.seek(SeekFrom::Start(tail_at))?;
+    f.read_exact(&mut tail)?;
+    let copies = match &tail[36..] {
+        m if m == TRAILER_MAGIC => 1,
+        m if m == TRAILER_MAGIC_V4 => 2,
+        _ => return Ok(Err("no trailer (the pack was not finished)".into())),
+    };
+    let Some((body_start, body)) = checked_body(f, tail_at, &tail)? else {
+        return Ok(Err(
+            "trailer checksum mismatch or length out of range".into()
+        ));
+    };
+    // Version 4: the first copy (body and tail, as long as the final ones) lies before.
+    let data_end = match copies {
+        1 => Some(body_start),
+        _ => body_start.checked_sub(body.len() as u64 + TRAILER_TAIL as u64),
+    };
+    let Some(data_end) = data_end.filter(|e| *e >= PACK_MAGIC.len() as u64) else {
+        return Ok(Err("trailer length out of range".into()));
+    };
+    Ok(decode_trailer(&body, data_end))
+}
+
+/// The body before the tail at `tail_at` (start and bytes) when its length is in range and
+/// its BLAKE3 is the one in the tail.
+fn checked_body(
+    f: &mut File,
+    tail_at: u64,
+    tail: &[u8; TRAILER_TAIL],
+) -> std::io::Result<Option<(u64, Vec<u8>)>> {
     let body_len = u64::from(u32::from_le_bytes(
         tail[32..36].try_into().expect("4 bytes"),
     ));
-    let body_start = size
-        .checked_sub(TRAILER_TAIL as u64 + body_len)
+    let Some(body_start) = tail_at
+        .checked_sub(body_len)
         .filter(|s| *s >= PACK_MAGIC.len() as u64)
-        .ok_or_else(|| bad("trailer length out of range"))?;
+    else {
+        return Ok(None);
+    };
     let mut body = vec![0u8; body_len as usize];
-    f.seek(SeekFrom::Start(body_start))
-        .path_ctx("reading", path)?;
-    f.read_exact(&mut body).path_ctx("reading", path)?;
-    if blake3::hash(&body).as_bytes() != &tail[..32] {
-        return Err(bad("trailer checksum mismatch"));
+    f.seek(SeekFrom::Start(body_start))?;
+    f.read_exact(&mut body)?;
+    Ok((blake3::hash(&body).as_bytes() == &tail[..32]).then_some((body_start, body)))
+}
+
+/// Searches the file from its end backwards for a version 4 trailer copy whose checksum and
+/// groups check out (the groups end where the copy's body starts). Reads the whole file in
+/// the worst case: only a damaged pack gets here.
+fn scan_for_copy(f: &mut File, size: u64) -> std::io::Result<Option<Vec<GroupEntry>>> {
+    let overlap = TRAILER_COPY_MAGIC.len() as u64 - 1;
+    let mut end = size;
+    let mut window = Vec::new();
+    while end > PACK_MAGIC.len() as u64 {
+        let start = end.saturating_sub(SCAN_WINDOW).max(PACK_MAGIC.len() as u64);
+        window.resize((end - start) as usize, 0);
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut window)?;
+        let hits: Vec<u64> = window
+            .windows(TRAILER_COPY_MAGIC.len())
+            .enumerate()
+            .filter(|(_, w)| w == TRAILER_COPY_MAGIC)
+            .map(|(i, _)| start + i as u64)
+            .collect();
+        for magic_at in hits.into_iter().rev() {
+            let Some(tail_at) = (magic_at + 8).checked_sub(TRAILER_TAIL as u64) else {
+                continue;
+            };
+            let mut tail = [0u8; TRAILER_TAIL];
+            f.seek(SeekFrom::Start(tail_at))?;
+            f.read_exact(&mut tail)?;
+            if let Some((body_start, body)) = checked_body(f, tail_at, &tail)? {
+                if let Ok(groups) = decode_trailer(&body, body_start) {
+                    return Ok(Some(groups));
+                }
+            }
+        }
+        if start == PACK_MAGIC.len() as u64 {
+            break;
+        }
+        // The next window overlaps this one so that a magic across the border is found.
+        end = start + overlap;
     }
-    let groups = decode_trailer(&body, body_start).map_err(|e| bad(&e))?;
-    Ok((size, groups))
+    Ok(None)
 }
 
 /// Reads the stored bytes of one group and returns its plain content.
@@ -272,10 +421,86 @@ mod tests {
                 refs: Vec::new(),
             },
         ];
-        let t = encode_trailer(&groups);
+        let t = encode_trailer(&groups, TrailerLayout::Single);
         let body = &t[..t.len() - TRAILER_TAIL];
         assert_eq!(decode_trailer(body, 23).unwrap(), groups);
         assert!(decode_trailer(body, 24).is_err());
         assert!(decode_trailer(&body[..body.len() - 1], 23).is_err());
+    }
+
+    fn sample_groups() -> Vec<GroupEntry> {
+        vec![
+            GroupEntry {
+                offset: 8,
+                stored_len: 40,
+                flags: FLAG_ZSTD,
+                chunks: vec![([1; 32], 70), ([2; 32], 90)],
+                refs: Vec::new(),
+            },
+            GroupEntry {
+                offset: 48,
+                stored_len: 30,
+                flags: 0,
+                chunks: vec![([3; 32], 30)],
+                refs: Vec::new(),
+            },
+        ]
+    }
+
+    /// A pack file: header, 70 bytes of group data that contain the copy magic (it must not
+    /// fool the scan), and the trailer(s).
+    fn sample_pack(layout: TrailerLayout) -> Vec<u8> {
+        let mut b = PACK_MAGIC.to_vec();
+        let mut data = vec![0x5a; 70];
+        data[10..18].copy_from_slice(TRAILER_COPY_MAGIC);
+        b.extend_from_slice(&data);
+        b.extend_from_slice(&encode_trailer(&sample_groups(), layout));
+        b
+    }
+
+    fn table_of(dir: &Path, bytes: &[u8]) -> Result<PackTable> {
+        let path = dir.join("p.pack");
+        std::fs::write(&path, bytes).unwrap();
+        read_table(&path)
+    }
+
+    /// Every single damaged byte after the group data, and every truncation of the final
+    /// trailer, leaves a version 4 pack's table readable; a version 3 pack loses it.
+    #[test]
+    fn a_double_trailer_survives_any_damaged_byte_or_a_cut_final_trailer() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = sample_pack(TrailerLayout::Double);
+        let t = table_of(dir.path(), &good).unwrap();
+        assert_eq!((t.groups, t.final_damaged), (sample_groups(), None));
+        let trailer_at = 8 + 70;
+        for at in trailer_at..good.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[at] ^= flip;
+                let t = table_of(dir.path(), &bad).unwrap_or_else(|e| panic!("byte {at}: {e}"));
+                assert_eq!(t.groups, sample_groups(), "byte {at}");
+            }
+        }
+        let one = (good.len() - trailer_at) / 2;
+        for cut in 1..=one {
+            let t = table_of(dir.path(), &good[..good.len() - cut]).unwrap();
+            assert_eq!(t.groups, sample_groups(), "cut {cut}");
+            assert!(t.final_damaged.is_some());
+        }
+        // Both copies damaged: unreadable, and said so.
+        let mut bad = good.clone();
+        bad[trailer_at + 3] ^= 1;
+        bad[good.len() - 50] ^= 1;
+        assert!(table_of(dir.path(), &bad).is_err());
+
+        let single = sample_pack(TrailerLayout::Single);
+        assert_eq!(
+            table_of(dir.path(), &single).unwrap().groups,
+            sample_groups()
+        );
+        let mut bad = single.clone();
+        bad[single.len() - 20] ^= 1;
+        assert!(table_of(dir.path(), &bad).is_err());
+        assert!(table_of(dir.path(), &single[..single.len() - 10]).is_err());
     }
 }

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use crate::error::{IoContext, Result};
 use crate::store::chunker::ChunkId;
-use crate::store::pack::{self, GroupEntry, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC};
+use crate::store::pack::{
+    self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
+};
 use crate::store::{crash_point, durable};
 
 /// A group of consecutive new chunks, before compression.
@@ -204,6 +206,7 @@ pub(crate) struct Packer {
     len: u64,
     groups: Vec<GroupEntry>,
     chunks: usize,
+    layout: TrailerLayout,
 }
 
 /// A finished pack, durable under `packs/` but not yet in the index.
@@ -214,7 +217,7 @@ pub(crate) struct PackDone {
 }
 
 impl Packer {
-    pub(crate) fn create(root: &Path) -> Result<Packer> {
+    pub(crate) fn create(root: &Path, layout: TrailerLayout) -> Result<Packer> {
         let tmp = root.join("tmp").join(durable::temp_name("pack")?);
         let file = durable::create_new(&tmp)?;
         let mut p = Packer {
@@ -224,6 +227,7 @@ impl Packer {
             len: 0,
             groups: Vec::new(),
             chunks: 0,
+            layout,
         };
         p.write(PACK_MAGIC)?;
         Ok(p)
@@ -255,10 +259,10 @@ impl Packer {
         Ok(())
     }
 
-    /// Writes the trailer, fsyncs, and renames the pack to `packs/<name[..2]>/<name>.pack`
+    /// Writes the trailer (twice in a format version 4 repository), fsyncs, and renames the pack to `packs/<name[..2]>/<name>.pack`
     /// (name = BLAKE3 of the whole file), then fsyncs that directory. Durable on return.
     pub(crate) fn finish(mut self, root: &Path) -> Result<PackDone> {
-        let trailer = pack::encode_trailer(&self.groups);
+        let trailer = pack::encode_trailer(&self.groups, self.layout);
         self.write(&trailer)?;
         let file = self
             .out
@@ -301,15 +305,17 @@ pub(crate) const PACK_CHUNKS: usize = 8192;
 pub(crate) struct PackSeries {
     root: PathBuf,
     pack_size: u64,
+    layout: TrailerLayout,
     current: Option<Packer>,
     done: Vec<PackDone>,
 }
 
 impl PackSeries {
-    pub(crate) fn new(root: &Path, pack_size: u64) -> PackSeries {
+    pub(crate) fn new(root: &Path, pack_size: u64, layout: TrailerLayout) -> PackSeries {
         PackSeries {
             root: root.to_path_buf(),
             pack_size,
+            layout,
             current: None,
             done: Vec::new(),
         }
@@ -318,7 +324,9 @@ impl PackSeries {
     pub(crate) fn append(&mut self, g: SealedGroup) -> Result<()> {
         let p = match &mut self.current {
             Some(p) => p,
-            None => self.current.insert(Packer::create(&self.root)?),
+            None => self
+                .current
+                .insert(Packer::create(&self.root, self.layout)?),
         };
         p.append(g)?;
         if p.len() >= self.pack_size || p.chunks >= PACK_CHUNKS {
@@ -455,7 +463,7 @@ mod series_tests {
     fn a_pack_is_finished_at_pack_chunks() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let mut series = PackSeries::new(dir.path(), 1 << 30);
+        let mut series = PackSeries::new(dir.path(), 1 << 30, TrailerLayout::Double);
         let per_group = 1000;
         let groups = PACK_CHUNKS / per_group + 2;
         for g in 0..groups {

@@ -14,7 +14,7 @@ use crate::store::chunker::ChunkId;
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::RepoLock;
-use crate::store::pack;
+use crate::store::pack::{self, TrailerLayout};
 use crate::store::packer::pack_path;
 use crate::store::snapshot::snapshot_path;
 use crate::store::{crash_point, durable, recovery, repack};
@@ -331,6 +331,7 @@ pub(crate) fn prune(
     conn: &mut Connection,
     root: &Path,
     params: &ChunkerParams,
+    layout: TrailerLayout,
     opts: PruneOptions,
     lock: &RepoLock,
 ) -> Result<PruneReport> {
@@ -408,7 +409,9 @@ pub(crate) fn prune(
         .filter(|p| p.fate == Fate::Repack)
         .map(|p| p.id)
         .collect();
-    let new = repack::repack(conn, root, params, &to_repack, |id| plan.used.get(id))?;
+    let new = repack::repack(conn, root, params, layout, &to_repack, |id| {
+        plan.used.get(id)
+    })?;
     crash_point("prune-repacked");
     report.packs_written = new.len() as u64;
     report.bytes_written = new.iter().map(|p| p.size).sum();

@@ -10,15 +10,65 @@ use serde::Serialize;
 use crate::error::{IoContext, Result};
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::RepoLock;
+use crate::store::pack;
+use crate::store::packer::pack_path;
+use crate::store::snapshot;
 
 /// What `Repository::rebuild_index` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RebuildReport {
     pub packs: u64,
     pub snapshots: u64,
-    /// Packs and snapshot files that could not be indexed, with the reason. A snapshot is
-    /// skipped when one of its chunks is in no readable pack.
+    /// Packs and snapshot files that could not be read at all, with the reason.
     pub skipped: Vec<String>,
+    /// Packs indexed from their trailer copy because the final trailer is damaged (format
+    /// version 4): their data is whole, the damage is `verify`'s to report.
+    pub repaired: Vec<String>,
+    /// Snapshots whose file is intact but which cannot be restored: a chunk they need is in
+    /// no readable pack.
+    pub lost: Vec<LostSnapshot>,
+}
+
+impl RebuildReport {
+    /// The distinct chunks (hex ids) the lost snapshots miss, sorted.
+    pub fn lost_chunks(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .lost
+            .iter()
+            .flat_map(|l| {
+                l.meta_chunks
+                    .iter()
+                    .chain(l.members.iter().flat_map(|m| m.chunks.iter()))
+            })
+            .cloned()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// A snapshot left out of the index because chunks it needs are in no readable pack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LostSnapshot {
+    pub id: String,
+    /// Unix seconds, from the snapshot file's header.
+    pub time: i64,
+    pub host: String,
+    /// Missing metadata chunks (hex ids): the member list itself cannot be read then.
+    pub meta_chunks: Vec<String>,
+    /// The members with missing chunks (when the member list could be read).
+    pub members: Vec<LostMember>,
+    /// Set when the member list could not be read for another reason (a damaged group).
+    pub unreadable: Option<String>,
+}
+
+/// A member of a lost snapshot and the chunks of it that are in no readable pack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LostMember {
+    pub path: String,
+    /// Hex ids, in the member's order.
+    pub chunks: Vec<String>,
 }
 
 /// Empties the index and fills it from the data files, in one transaction. The caller holds
@@ -34,8 +84,16 @@ pub(crate) fn rebuild(
         .sql()?;
     tx.execute_batch("DELETE FROM members; DELETE FROM snapshots; DELETE FROM chunks; DELETE FROM group_refs; DELETE FROM groups; DELETE FROM packs;").sql()?;
     for name in list_packs(root)? {
-        match index::index_pack_file(&tx, root, &name) {
-            Ok(_) => report.packs += 1,
+        match pack::read_table(&pack_path(root, &name)) {
+            Ok(t) => {
+                index::insert_pack(&tx, &name, t.size, &t.groups, &mut |_, _| {})?;
+                if let Some(why) = t.final_damaged {
+                    report.repaired.push(format!(
+                        "pack {name}: {why}; its table was read from the trailer copy"
+                    ));
+                }
+                report.packs += 1;
+            }
             Err(e) => report.skipped.push(format!("pack {name}: {e}")),
         }
     }
@@ -46,11 +104,58 @@ pub(crate) fn rebuild(
                 sp.commit().sql()?;
                 report.snapshots += 1;
             }
-            Err(e) => report.skipped.push(format!("snapshot {id}: {e}")),
+            Err(e) => {
+                drop(sp);
+                match what_is_lost(&tx, root, &id)? {
+                    Some(lost) => report.lost.push(lost),
+                    None => report.skipped.push(format!("snapshot {id}: {e}")),
+                }
+            }
         }
     }
     tx.commit().sql()?;
     Ok(report)
+}
+
+/// Why snapshot `id` could not be indexed, when its file is intact: the chunks it needs that
+/// are in no indexed pack. `None` when the file itself is damaged, or nothing is missing.
+fn what_is_lost(conn: &Connection, root: &Path, id: &str) -> Result<Option<LostSnapshot>> {
+    let Ok(file) = snapshot::read_snapshot_head(&snapshot::snapshot_path(root, id), id) else {
+        return Ok(None);
+    };
+    let mut lost = LostSnapshot {
+        id: id.to_string(),
+        time: file.header.meta.time,
+        host: file.header.meta.host.clone(),
+        ..LostSnapshot::default()
+    };
+    for c in &file.meta_chunks {
+        if !index::chunk_known(conn, c)? {
+            lost.meta_chunks.push(hex::encode(c));
+        }
+    }
+    if lost.meta_chunks.is_empty() {
+        let read = snapshot::read_snapshot_file(conn, root, id, |m, chunks| {
+            let mut missing = Vec::new();
+            for c in &chunks {
+                if !index::chunk_known(conn, c)? {
+                    missing.push(hex::encode(c));
+                }
+            }
+            if !missing.is_empty() {
+                lost.members.push(LostMember {
+                    path: m.path,
+                    chunks: missing,
+                });
+            }
+            Ok(())
+        });
+        if let Err(e) = read {
+            lost.unreadable = Some(e.to_string());
+        }
+    }
+    let nothing_missing = lost.meta_chunks.is_empty() && lost.members.is_empty();
+    Ok((!nothing_missing).then_some(lost))
 }
 
 fn is_hex_name(s: &str) -> bool {

@@ -11,7 +11,7 @@ use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::ChunkerParams;
 use crate::store::index;
 use crate::store::index::SqlContext;
-use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
+use crate::store::pack::{self, TrailerLayout, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::{pack_path, Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
 
@@ -38,6 +38,7 @@ pub(crate) fn repack(
     conn: &Connection,
     root: &Path,
     params: &ChunkerParams,
+    layout: TrailerLayout,
     packs: &[i64],
     used: impl Fn(i64) -> bool,
 ) -> Result<Vec<PackDone>> {
@@ -66,7 +67,7 @@ pub(crate) fn repack(
         )
         .sql()?;
     let mut rows = st.query([]).sql()?;
-    let mut out = Output::new(conn, root, params);
+    let mut out = Output::new(conn, root, params, layout);
     let mut current: Option<Group> = None;
     let mut chunks: Vec<ChunkRow> = Vec::new();
     loop {
@@ -121,14 +122,19 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    fn new(conn: &'a Connection, root: &'a Path, params: &'a ChunkerParams) -> Output<'a> {
+    fn new(
+        conn: &'a Connection,
+        root: &'a Path,
+        params: &'a ChunkerParams,
+        layout: TrailerLayout,
+    ) -> Output<'a> {
         Output {
             conn,
             refs: ChunkFetcher::new(conn, root),
             root,
             params,
             reading: None,
-            packs: PackSeries::new(root, params.pack_size),
+            packs: PackSeries::new(root, params.pack_size, layout),
             plain: PlainGroup::default(),
             zstd: Compressors::default(),
         }

@@ -9,10 +9,12 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 use crate::error::{Error, IoContext, Result};
+use crate::logging;
 use crate::member::Member;
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config};
 use crate::store::lock::{LockKind, RepoLock};
+use crate::store::pack::TrailerLayout;
 use crate::store::prune::{self, PruneOptions, PruneReport};
 use crate::store::rebuild::{self, RebuildReport};
 use crate::store::snapshot::{self, SnapshotInfo, SnapshotMeta};
@@ -79,7 +81,34 @@ impl Repository {
 
     /// Opens an existing repository. When nobody else uses it, cleans what interrupted
     /// writers left behind; when `index.sqlite` is missing, rebuilds it from the data files.
+    /// A damaged `index.sqlite` is `Error::IndexDamaged`, and nothing is changed.
     pub fn open(path: &Path) -> Result<Repository> {
+        Repository::open_with(path, true)
+    }
+
+    /// Opens a repository for `rebuild_index`, which the caller runs next: a damaged
+    /// `index.sqlite` is moved aside (`index.sqlite.damaged-<time>`, with its WAL files) and
+    /// a new, empty one created.
+    pub fn open_for_rebuild(path: &Path) -> Result<Repository> {
+        match Repository::open_with(path, false) {
+            Err(Error::IndexDamaged { detail, .. }) => {
+                let lock =
+                    RepoLock::acquire(path, LockKind::Exclusive, "move the damaged index aside")?;
+                let moved = index::move_aside(path, &lock)?;
+                logging::notice(format!(
+                    "the index was damaged ({detail}); moved it to {}",
+                    moved.display()
+                ));
+                drop(lock);
+                Repository::open_with(path, false)
+            }
+            r => r,
+        }
+    }
+
+    /// `open`; `rebuild_missing`: whether a missing index is rebuilt here (the caller rebuilds
+    /// it otherwise).
+    fn open_with(path: &Path, rebuild_missing: bool) -> Result<Repository> {
         if !path.is_dir() {
             return Err(Error::Repository(format!(
                 "no repository at {}: the directory does not exist",
@@ -106,7 +135,9 @@ impl Repository {
                 (conn, created, Some(lock))
             }
         };
-        if created {
+        if created && !rebuild_missing {
+            // The caller rebuilds the index next, under the exclusive lock.
+        } else if created {
             let lock = match lock {
                 Some(lock) => lock,
                 None => RepoLock::acquire(path, LockKind::Exclusive, "rebuild the missing index")?,
@@ -255,6 +286,7 @@ impl Repository {
             &mut self.conn(),
             &self.root,
             &self.config.chunker,
+            TrailerLayout::for_version(self.config.version),
             opts,
             &lock,
         )

@@ -18,6 +18,7 @@ use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::{LockKind, RepoLock};
+use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
@@ -90,7 +91,8 @@ impl<'r> SnapshotWriter<'r> {
         // keeps one row and prune frees the copy.
         conn.execute_batch("BEGIN").sql()?;
         let params = repo.config().chunker.clone();
-        let packs = PackSeries::new(repo.root(), params.pack_size);
+        let layout = TrailerLayout::for_version(repo.config().version);
+        let packs = PackSeries::new(repo.root(), params.pack_size, layout);
         let header = Header {
             repository: repo.config().id.clone(),
             meta,

@@ -752,7 +752,7 @@ fn init_and_open_errors() {
     let cfg = root.join("config.json");
     let text = fs::read_to_string(&cfg)
         .unwrap()
-        .replace("\"version\": 3", "\"version\": 7");
+        .replace("\"version\": 4", "\"version\": 7");
     fs::File::create(&cfg)
         .unwrap()
         .write_all(text.as_bytes())
@@ -769,7 +769,7 @@ fn init_and_open_errors() {
     fs::write(&cfg, text).unwrap();
     let e = msg(Repository::open(&root).err().unwrap());
     assert!(
-        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 3"),
+        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 4"),
         "{e}"
     );
 }

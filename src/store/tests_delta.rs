@@ -147,8 +147,8 @@ fn a_version_2_repository_gets_no_delta_groups() {
     drop(Repository::init(&root).unwrap());
     let cfg = root.join("config.json");
     let text = fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("\"version\": 3"), "{text}");
-    fs::write(&cfg, text.replace("\"version\": 3", "\"version\": 2")).unwrap();
+    assert!(text.contains("\"version\": 4"), "{text}");
+    fs::write(&cfg, text.replace("\"version\": 4", "\"version\": 2")).unwrap();
     let repo = Repository::open(&root).unwrap();
     let dump = sql_text(30_000, 9);
     store(&repo, &[file(DUMP, &dump)]);
