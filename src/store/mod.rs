@@ -31,7 +31,9 @@ pub use rebuild::RebuildReport;
 pub use repository::Repository;
 pub use snapshot::{SnapshotInfo, SnapshotMeta};
 pub use snapshot_writer::SnapshotWriter;
-pub use verify::{NeededBy, Problem, VerifyReport, META_USER, UNNAMED_USER};
+pub use verify::{
+    NeededBy, Problem, VerifyReport, CONFIG_USER, META_USER, SNAPSHOT_FILE_USER, UNNAMED_USER,
+};
 
 /// Environment variable naming the crash point at which the process aborts (tests only).
 pub const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";
