@@ -170,7 +170,7 @@ fn every_random_bit_flip_and_truncation_is_found() {
     let packs = files.iter().filter(|f| f.0.extension().unwrap() == "pack");
     assert!(packs.count() >= 4, "several packs: {files:?}");
     let t = std::time::Instant::now();
-    let mut rng = Rng(0x5eed_0f_da7a);
+    let mut rng = Rng(0x5e_ed0f_da7a);
     let (mut flips, mut cuts) = (0, 0);
     for trial in 0..520 {
         let (path, name) = &files[rng.below(files.len() as u64) as usize];
