@@ -82,6 +82,9 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
     for p in &report.problems {
         eprintln!("ERROR: {p}");
     }
+    for n in &report.notes {
+        eprintln!("NOTE: {n}");
+    }
     let mut failed = !report.is_ok();
     // A snapshot's members are also checked against its own CONTROL/checksums.
     if let (Some(info), false) = (&info, failed) {

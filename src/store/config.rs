@@ -19,6 +19,7 @@ pub const OLDEST_VERSION: u32 = 2;
 /// Content-defined chunking and packing parameters, fixed when the repository is created
 /// (changing them would stop deduplication against older snapshots).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChunkerParams {
     /// FastCDC minimum, average and maximum chunk size in bytes.
     pub min_size: u32,
@@ -80,12 +81,27 @@ impl ChunkerParams {
     }
 }
 
+/// `config.json`. Unknown fields are refused: a damaged key name must not pass for an
+/// unknown (ignored) field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     pub version: u32,
     /// 32 hex digits, random, written into every snapshot file.
     pub id: String,
     pub chunker: ChunkerParams,
+    /// BLAKE3 (hex) of the canonical serialisation of the other fields (`checksum_of`).
+    /// Written by every save; a config of an older build has none and is still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+/// The fields a checksum covers, in their canonical order (compact JSON, declaration order).
+#[derive(Serialize)]
+struct Checked<'a> {
+    version: u32,
+    id: &'a str,
+    chunker: &'a ChunkerParams,
 }
 
 impl Config {
@@ -95,12 +111,31 @@ impl Config {
             version: FORMAT_VERSION,
             id: hex::encode(durable::random_bytes::<16>()?),
             chunker,
+            checksum: None,
         })
     }
 
-    /// Reads `config.json`; refuses versions this build does not know.
+    /// The checksum of this config's fields (the `checksum` field itself excluded).
+    pub(crate) fn checksum_of(&self) -> String {
+        let canonical = serde_json::to_vec(&Checked {
+            version: self.version,
+            id: &self.id,
+            chunker: &self.chunker,
+        })
+        .expect("config serialises");
+        blake3::hash(&canonical).to_hex().to_string()
+    }
+
+    /// Reads `config.json`; refuses versions this build does not know, unknown fields and a
+    /// checksum that does not match.
     pub(crate) fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read(path).path_ctx("reading", path)?;
+        let damaged = |why: String| {
+            Error::Corrupt(format!(
+                "{} is damaged ({why}); every snapshot of the repository depends on it",
+                path.display()
+            ))
+        };
         let probe: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Repository(format!("{} is not valid JSON: {e}", path.display())))?;
         let version = probe.get("version").and_then(|v| v.as_u64());
@@ -114,15 +149,85 @@ impl Config {
                 path.display()
             )));
         }
-        let config: Config = serde_json::from_value(probe)
-            .map_err(|e| Error::Repository(format!("{}: {e}", path.display())))?;
+        let config: Config = serde_json::from_value(probe).map_err(|e| damaged(format!("{e}")))?;
+        if let Some(sum) = &config.checksum {
+            if *sum != config.checksum_of() {
+                return Err(damaged("checksum mismatch".into()));
+            }
+        }
         config.chunker.check()?;
         Ok(config)
     }
 
-    /// Writes `config.json` durably (temporary file, fsync, rename, fsync of the directory).
+    /// Writes `config.json` durably (temporary file, fsync, rename, fsync of the directory),
+    /// with a fresh checksum.
     pub(crate) fn save(&self, root: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).expect("config serialises");
+        let mut sealed = self.clone();
+        sealed.checksum = Some(self.checksum_of());
+        let json = serde_json::to_vec_pretty(&sealed).expect("config serialises");
         durable::write_file(root, "config.json", &json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(dir: &Path) -> (std::path::PathBuf, String) {
+        Config::new(ChunkerParams::default())
+            .unwrap()
+            .save(dir)
+            .unwrap();
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        (path, text)
+    }
+
+    #[test]
+    fn checksum_is_written_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, text) = saved(dir.path());
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.checksum.as_deref(), Some(c.checksum_of().as_str()));
+        // A changed value that is still valid and in range.
+        std::fs::write(
+            &path,
+            text.replace("\"zstd_level\": 3", "\"zstd_level\": 2"),
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("config.json") && e.contains("checksum mismatch"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, text) = saved(dir.path());
+        for (from, to) in [
+            ("\"group_size\"", "\"group_sizf\""),
+            ("\"checksum\"", "\"checksuo\""),
+        ] {
+            std::fs::write(&path, text.replace(from, to)).unwrap();
+            let e = Config::load(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("unknown field") || e.contains("missing field"),
+                "{to}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_without_checksum_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let old = r#"{"version": 3, "id": "00112233445566778899aabbccddeeff", "chunker": {"min_size": 2048,
+            "avg_size": 8192, "max_size": 65536, "group_size": 4194304, "pack_size": 33554432, "zstd_level": 3}}"#;
+        std::fs::write(&path, old).unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.checksum, None);
+        assert_eq!(c.chunker, ChunkerParams::default());
     }
 }

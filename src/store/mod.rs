@@ -34,7 +34,9 @@ pub use snapshot_writer::SnapshotWriter;
 mod fuzz_entry;
 #[doc(hidden)]
 pub use fuzz_entry::{fuzz_pack, fuzz_snapshot};
-pub use verify::{NeededBy, Problem, VerifyReport, META_USER, UNNAMED_USER};
+pub use verify::{
+    NeededBy, Problem, VerifyReport, CONFIG_USER, META_USER, SNAPSHOT_FILE_USER, UNNAMED_USER,
+};
 
 /// Environment variable naming the crash point at which the process aborts (tests only).
 pub const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";

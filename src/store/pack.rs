@@ -119,7 +119,9 @@ pub(crate) fn decode_trailer(
 ) -> std::result::Result<Vec<GroupEntry>, String> {
     let mut r = Cursor { b: body, at: 0 };
     let n = r.u32()?;
-    let mut groups = Vec::with_capacity(n.min(1 << 20) as usize);
+    // Capacities from on-disk counts are bounded by what the body can hold (a group entry
+    // takes at least 17 bytes, a chunk 36).
+    let mut groups = Vec::with_capacity((n as usize).min(body.len() / 17));
     let mut expected_offset = PACK_MAGIC.len() as u64;
     for _ in 0..n {
         let offset = r.u64()?;
@@ -130,7 +132,7 @@ pub(crate) fn decode_trailer(
             return Err(format!("group at offset {offset} does not fit the pack"));
         }
         expected_offset = offset + u64::from(stored_len);
-        let mut chunks = Vec::with_capacity(count.min(1 << 20) as usize);
+        let mut chunks = Vec::with_capacity((count as usize).min(body.len() / 36));
         for _ in 0..count {
             let id: ChunkId = r.take(32)?.try_into().expect("32 bytes");
             chunks.push((id, r.u32()?));
@@ -324,8 +326,16 @@ pub(crate) fn read_group(
     decompress_group(&stored, plain_len)
 }
 
-/// The stored bytes of one group, as they are in the pack.
+/// The stored bytes of one group, as they are in the pack. A group reaching past the end of
+/// the file is refused before anything is allocated for it.
 pub(crate) fn read_stored(f: &mut File, offset: u64, stored_len: u32) -> std::io::Result<Vec<u8>> {
+    let size = f.metadata()?.len();
+    if offset.saturating_add(u64::from(stored_len)) > size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("group of {stored_len} bytes at offset {offset} lies beyond the end of the {size}-byte pack file"),
+        ));
+    }
     let mut stored = vec![0u8; stored_len as usize];
     f.seek(SeekFrom::Start(offset))?;
     f.read_exact(&mut stored)?;
@@ -334,8 +344,8 @@ pub(crate) fn read_stored(f: &mut File, offset: u64, stored_len: u32) -> std::io
 
 /// The plain content of a zstd group, which MUST be `plain_len` bytes.
 pub(crate) fn decompress_group(stored: &[u8], plain_len: usize) -> std::io::Result<Vec<u8>> {
-    let plain = zstd::bulk::decompress(stored, plain_len)?;
-    check_len(plain, plain_len)
+    let dec = zstd::stream::read::Decoder::with_buffer(stored)?.single_frame();
+    read_plain(dec, stored.len(), plain_len)
 }
 
 /// The plain content of a delta group: `prefix` is its reference chunks' plain bytes.
@@ -344,19 +354,17 @@ pub(crate) fn decompress_delta(
     plain_len: usize,
     prefix: &[u8],
 ) -> std::io::Result<Vec<u8>> {
-    use zstd::zstd_safe::{DCtx, DParameter};
-    let fail = |code| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            zstd::zstd_safe::get_error_name(code),
-        )
-    };
-    let mut d = DCtx::create();
-    d.set_parameter(DParameter::WindowLogMax(DELTA_WINDOW_LOG))
-        .map_err(fail)?;
-    d.ref_prefix(prefix).map_err(fail)?;
-    let mut plain = Vec::with_capacity(plain_len);
-    d.decompress(&mut plain, stored).map_err(fail)?;
+    let mut dec = zstd::stream::read::Decoder::with_ref_prefix(stored, prefix)?.single_frame();
+    dec.window_log_max(DELTA_WINDOW_LOG)?;
+    read_plain(dec, stored.len(), plain_len)
+}
+
+/// Reads a decompressing reader to its end, expecting `plain_len` bytes. `plain_len` comes from
+/// disk: the buffer grows with what the frame really yields (at most one byte beyond
+/// `plain_len`), it is not allocated from the length up front.
+fn read_plain(dec: impl Read, stored_len: usize, plain_len: usize) -> std::io::Result<Vec<u8>> {
+    let mut plain = Vec::with_capacity(plain_len.min(stored_len.saturating_mul(16)));
+    dec.take(plain_len as u64 + 1).read_to_end(&mut plain)?;
     check_len(plain, plain_len)
 }
 

@@ -21,6 +21,9 @@ pub(crate) struct RecoveryReport {
     pub packs_reused: u64,
     /// Snapshot files whose commit was interrupted after the file was durable, now indexed.
     pub snapshots_completed: u64,
+    /// Chunk rows just added for delta groups whose reference chunks are in no pack, dropped
+    /// again (`drop_unreadable_delta_rows`).
+    pub delta_rows_dropped: u64,
     /// Files under packs/ or snapshots/ that cannot be indexed (damaged); left in place.
     pub unreadable: Vec<String>,
 }
@@ -42,6 +45,9 @@ pub(crate) fn recover(
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .sql()?;
+    let before: i64 = tx
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM chunks", [], |r| r.get(0))
+        .sql()?;
     for name in list_packs(root)? {
         if index::pack_known(&tx, &name)? {
             continue;
@@ -54,6 +60,9 @@ pub(crate) fn recover(
             }
             Err(e) => report.unreadable.push(format!("pack {name}: {e}")),
         }
+    }
+    if report.packs_reused > 0 {
+        report.delta_rows_dropped = drop_unreadable_delta_rows(&tx, before)?;
     }
     for id in list_snapshots(root)? {
         if index::snapshot_known(&tx, &id)? {
@@ -75,4 +84,48 @@ pub(crate) fn recover(
         );
     }
     Ok(report)
+}
+
+/// A delta group of a pack indexed just now (its chunk rows are those after row `after`) whose
+/// reference chunks are not all in the index cannot be read. That is the state an interrupted
+/// prune leaves: it re-pointed the used chunks and deleted the rows of the unused ones, then
+/// unlinked the pack holding a wholly unused delta group's references but not yet the pack
+/// holding the group. No snapshot needs such a group, so its chunks' new rows are dropped
+/// again: no writer deduplicates against chunks that cannot be read, and `verify` does not
+/// read them. The file stays until prune deletes it (no row points into the group). Dropping
+/// rows may leave another group without its references, hence the loop.
+fn drop_unreadable_delta_rows(tx: &Connection, after: i64) -> Result<u64> {
+    let mut dropped = 0;
+    loop {
+        let groups: Vec<(i64, Vec<u8>)> = tx
+            .prepare(
+                "SELECT grp, refs FROM group_refs
+                 WHERE grp IN (SELECT DISTINCT grp FROM chunks WHERE id > ?1)",
+            )
+            .sql()?
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()?;
+        let mut changed = false;
+        for (grp, refs) in groups {
+            let mut readable = refs.len() % 32 == 0;
+            for id in refs.chunks_exact(32) {
+                readable =
+                    readable && index::chunk_row(tx, id.try_into().expect("32 bytes"))?.is_some();
+            }
+            if !readable {
+                dropped += tx
+                    .execute(
+                        "DELETE FROM chunks WHERE grp = ?1 AND id > ?2",
+                        [grp, after],
+                    )
+                    .sql()? as u64;
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(dropped);
+        }
+    }
 }

@@ -286,12 +286,18 @@ pub(crate) fn read_snapshot(
         if kl[0] != REC_MEMBER {
             return Err(bad(format!("unexpected metadata record type {}", kl[0])));
         }
-        let mut payload = vec![0u8; rlen];
-        let got = read_full(&mut stream, &mut payload);
+        // The length is read off disk: it must fit in what the end record says is left.
+        if rlen as u64 > file.end.meta_len.saturating_sub(stream.produced) {
+            return Err(bad(format!(
+                "member record of {rlen} bytes is longer than the rest of the metadata stream"
+            )));
+        }
+        let got = read_record(&mut stream, rlen);
         if let Some(e) = stream.error.take() {
             return Err(e);
         }
-        if got.map_err(|e| bad(format!("metadata stream: {e}")))? != rlen {
+        let payload = got.map_err(|e| bad(format!("metadata stream: {e}")))?;
+        if payload.len() != rlen {
             return Err(bad("metadata stream ends inside a record".into()));
         }
         let jl = payload
@@ -316,6 +322,15 @@ pub(crate) fn read_snapshot(
         )));
     }
     Ok(file)
+}
+
+/// Reads a record payload of `len` bytes (read off disk) or less when the stream ends first.
+/// The buffer grows with the bytes actually read, so a damaged length allocates no more
+/// than the stream holds.
+fn read_record(r: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
+    let mut payload = Vec::with_capacity(len.min(1 << 16));
+    r.take(len as u64).read_to_end(&mut payload)?;
+    Ok(payload)
 }
 
 /// Reads into `buf` until it is full or the stream ends; returns the bytes read.
@@ -376,9 +391,14 @@ pub(crate) fn read_snapshot_head(path: &Path, id: &str) -> Result<SnapshotFile> 
         dec.read_exact(&mut kl)
             .map_err(|e| bad(format!("ends without an end record ({e})")))?;
         let rlen = u32::from_le_bytes(kl[1..].try_into().expect("4 bytes")) as usize;
-        let mut payload = vec![0u8; rlen];
-        dec.read_exact(&mut payload)
-            .map_err(|e| bad(format!("record cut short ({e})")))?;
+        let payload =
+            read_record(&mut dec, rlen).map_err(|e| bad(format!("record cut short ({e})")))?;
+        if payload.len() != rlen {
+            return Err(bad(format!(
+                "record cut short ({} of {rlen} bytes)",
+                payload.len()
+            )));
+        }
         match (kl[0], &header) {
             (REC_HEADER, None) => {
                 header = Some(
@@ -404,5 +424,73 @@ pub(crate) fn read_snapshot_head(path: &Path, id: &str) -> Result<SnapshotFile> 
             }
             (k, _) => return Err(bad(format!("unexpected record type {k}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot file with one member, and its id.
+    fn one_member(root: &Path) -> String {
+        for d in ["tmp", "snapshots"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let header = Header {
+            repository: "00".repeat(16),
+            meta: SnapshotMeta {
+                time: 1,
+                host: "h".into(),
+                backends: vec![],
+                sysinfo: vec![],
+                source: "create".into(),
+            },
+        };
+        let mut w = SnapshotFileWriter::create(root, &header, &ChunkerParams::default()).unwrap();
+        w.member(&Member::control("CONTROL/checksums", 3), &[[7; 32]])
+            .unwrap();
+        assert_eq!(w.take_meta_chunks(true).unwrap().len(), 1);
+        w.finish(root, 0).unwrap().0
+    }
+
+    /// A member record whose (damaged) length is beyond what the end record says the
+    /// metadata stream holds is refused before its payload is read or allocated.
+    #[test]
+    fn a_member_record_length_is_bounded_by_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = one_member(dir.path());
+        let path = snapshot_path(dir.path(), &id);
+        let mut stream = vec![REC_MEMBER, 0xf0, 0xff, 0xff, 0xff];
+        stream.extend_from_slice(&[0; 64]);
+        let e = read_snapshot(&path, &id, &mut |_| Ok(stream.clone()), |_, _| Ok(()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("longer than the rest of the metadata stream"),
+            "{e}"
+        );
+    }
+
+    /// A snapshot file record cut short (its length says more than the file holds) is
+    /// refused as such.
+    #[test]
+    fn a_file_record_longer_than_the_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut body = Vec::new();
+        let mut enc = zstd::Encoder::new(&mut body, 3).unwrap();
+        enc.write_all(&[REC_HEADER, 0xf0, 0xff, 0xff, 0xff, b'{'])
+            .unwrap();
+        enc.finish().unwrap();
+        let mut file = SNAPSHOT_MAGIC.to_vec();
+        file.extend_from_slice(&body);
+        let id = blake3::hash(&file).to_hex().to_string();
+        let path = dir.path().join("x.snap");
+        std::fs::write(&path, &file).unwrap();
+        let e = read_snapshot_head(&path, &id).err().unwrap().to_string();
+        assert!(
+            e.contains("record cut short (1 of 4294967280 bytes)"),
+            "{e}"
+        );
     }
 }

@@ -148,7 +148,9 @@ fn a_version_2_repository_gets_no_delta_groups() {
     let cfg = root.join("config.json");
     let text = fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("\"version\": 4"), "{text}");
-    fs::write(&cfg, text.replace("\"version\": 4", "\"version\": 2")).unwrap();
+    let mut config = crate::store::config::Config::load(&cfg).unwrap();
+    config.version = 2;
+    config.save(&root).unwrap();
     let repo = Repository::open(&root).unwrap();
     let dump = sql_text(30_000, 9);
     store(&repo, &[file(DUMP, &dump)]);

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -13,17 +14,22 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::config::Config;
 use crate::store::index::{self, SqlContext};
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::pack_path;
 use crate::store::reader::ChunkFetcher;
-use crate::store::rebuild::list_packs;
+use crate::store::rebuild::{list_packs, list_snapshots};
 use crate::store::snapshot::read_snapshot_file;
 
 /// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
 pub const META_USER: &str = "(snapshot metadata)";
 /// The member name given when a damaged snapshot metadata stream hides which member it was.
 pub const UNNAMED_USER: &str = "(a member: the snapshot metadata naming it is damaged)";
+/// The `member` of a `NeededBy` for a snapshot's own file.
+pub const SNAPSHOT_FILE_USER: &str = "(snapshot file)";
+/// The `member` of a `NeededBy` for `config.json`, which every snapshot needs.
+pub const CONFIG_USER: &str = "(repository config.json)";
 
 /// The outcome of `Repository::verify`. Problems do not stop the check.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -34,6 +40,8 @@ pub struct VerifyReport {
     /// Plain bytes of the chunks checked.
     pub bytes: u64,
     pub problems: Vec<Problem>,
+    /// Things worth saying that are not damage (e.g. a config.json without checksum).
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -97,11 +105,16 @@ struct GroupWork {
 }
 
 /// A problem before its users are known: the chunk rows it concerns.
+#[derive(Default)]
 struct Found {
     pack: Option<String>,
     chunk: Option<ChunkId>,
     what: String,
     rows: Vec<i64>,
+    /// Users known without looking at chunk rows (a snapshot file's own snapshot).
+    users: Vec<NeededBy>,
+    /// Every snapshot needs it (config.json).
+    everyone: bool,
 }
 
 /// Verifies snapshot `only` (its file and its chunks) or, with `None`, every snapshot file and
@@ -114,14 +127,17 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
         None => index::snapshots(conn)?.into_iter().map(|s| s.id).collect(),
     };
     let mut wanted: Option<HashSet<i64>> = only.map(|_| HashSet::new());
+    check_config(root, &mut report, &mut found);
     for name in &names {
         report.snapshots += 1;
         if let Err(e) = read_snapshot_file(conn, root, name, |_, _| Ok(())) {
             found.push(Found {
-                pack: None,
-                chunk: None,
                 what: format!("snapshot {name}: {e}"),
-                rows: Vec::new(),
+                users: vec![NeededBy {
+                    snapshot: name.clone(),
+                    member: SNAPSHOT_FILE_USER.into(),
+                }],
+                ..Found::default()
             });
         }
         if let Some(w) = &mut wanted {
@@ -178,10 +194,9 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
     if let Some(w) = &wanted {
         for row in w.difference(&seen_rows) {
             found.push(Found {
-                pack: None,
-                chunk: None,
                 what: format!("chunk #{row} is missing from the index"),
                 rows: vec![*row],
+                ..Found::default()
             });
         }
     }
@@ -194,9 +209,25 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
                     "pack file is not in the index (damaged trailer?); rebuild-index tells more";
                 found.push(Found {
                     pack: Some(name),
-                    chunk: None,
                     what: what.into(),
-                    rows: Vec::new(),
+                    ..Found::default()
+                });
+            } else {
+                // A pack no chunk row points into is still hashed: every byte is checked.
+                packs.entry(name).or_default();
+            }
+        }
+        for id in list_snapshots(root)? {
+            if !index::snapshot_known(conn, &id)? {
+                found.push(Found {
+                    what: format!(
+                        "snapshot file {id} is not in the index (recovery could not index it: damaged?)"
+                    ),
+                    users: vec![NeededBy {
+                        snapshot: id,
+                        member: SNAPSHOT_FILE_USER.into(),
+                    }],
+                    ..Found::default()
                 });
             }
         }
@@ -215,15 +246,123 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
     Ok(report)
 }
 
-/// Reads every group of one pack and re-hashes its chunks. Returns chunks and bytes checked.
+/// Checks `config.json` again (it was read when the repository was opened; it may have been
+/// damaged since): a damaged one concerns every snapshot.
+fn check_config(root: &Path, report: &mut VerifyReport, found: &mut Vec<Found>) {
+    match Config::load(&root.join("config.json")) {
+        Ok(c) if c.checksum.is_none() => report.notes.push(
+            "config.json has no checksum (written by an older opsi-backup): only its syntax and \
+             values could be checked"
+                .into(),
+        ),
+        Ok(_) => {}
+        Err(e) => found.push(Found {
+            what: e.to_string(),
+            everyone: true,
+            ..Found::default()
+        }),
+    }
+}
+
+/// Reads a pack file front to back once: the stored bytes of the groups asked for, in offset
+/// order, and everything between and after them, all of it into a BLAKE3 hasher, so that the
+/// whole file is compared with its name. Memory: one group and a 64 KiB buffer.
+struct PackScan {
+    file: File,
+    size: u64,
+    pos: u64,
+    hasher: blake3::Hasher,
+    /// A read failed part way: the hash is taken again from the start.
+    broken: bool,
+}
+
+impl PackScan {
+    fn open(path: &Path) -> io::Result<PackScan> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        Ok(PackScan {
+            file,
+            size,
+            pos: 0,
+            hasher: blake3::Hasher::new(),
+            broken: false,
+        })
+    }
+
+    /// Hashes the bytes up to `to` (at most the end of the file).
+    fn skip_to(&mut self, to: u64) -> io::Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        while self.pos < to.min(self.size) {
+            let want = (to.min(self.size) - self.pos).min(buf.len() as u64) as usize;
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.hasher.update(&buf[..n]);
+            self.pos += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The stored bytes of the group at `offset`. Groups are asked for in offset order; the
+    /// length is checked against the file size before anything is allocated.
+    fn stored(&mut self, offset: u64, len: u32) -> io::Result<Vec<u8>> {
+        if offset < self.pos || self.broken {
+            // Out of order (or after a failed read): read it apart, the hash is redone.
+            self.broken = true;
+            return pack::read_stored(&mut self.file, offset, len);
+        }
+        if offset.saturating_add(u64::from(len)) > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "group of {len} bytes at offset {offset} lies beyond the end of the {}-byte pack file",
+                    self.size
+                ),
+            ));
+        }
+        let read = self.skip_to(offset).and_then(|()| {
+            let mut stored = vec![0u8; len as usize];
+            self.file.read_exact(&mut stored)?;
+            Ok(stored)
+        });
+        match read {
+            Ok(stored) => {
+                self.hasher.update(&stored);
+                self.pos += u64::from(len);
+                Ok(stored)
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// The BLAKE3 of the whole file.
+    fn finish(mut self) -> io::Result<blake3::Hash> {
+        if self.broken {
+            use std::io::{Seek, SeekFrom};
+            self.file.seek(SeekFrom::Start(0))?;
+            self.hasher = blake3::Hasher::new();
+            self.pos = 0;
+        }
+        self.skip_to(u64::MAX)?;
+        Ok(self.hasher.finalize())
+    }
+}
+
+/// Reads every group of one pack, re-hashes its chunks and hashes the whole file against its
+/// name. Returns chunks and bytes checked.
 fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<Found>) {
-    let all_rows = || {
+    let all_rows = || -> Vec<i64> {
         groups
             .iter()
             .flat_map(|g| g.chunks.iter().map(|c| c.row))
             .collect()
     };
-    let mut file = match File::open(pack_path(root, name)) {
+    let path = pack_path(root, name);
+    let mut file = match PackScan::open(&path) {
         Ok(f) => f,
         Err(e) => {
             let what = format!("pack file cannot be opened: {e}");
@@ -232,9 +371,9 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
                 0,
                 vec![Found {
                     pack: Some(name.to_string()),
-                    chunk: None,
                     what,
                     rows: all_rows(),
+                    ..Found::default()
                 }],
             );
         }
@@ -256,14 +395,15 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
         let plain = if g.flags & FLAG_DELTA != 0 {
             read_delta(&mut refs, &mut file, g)
         } else {
-            pack::read_group(
-                &mut file,
-                g.offset,
-                g.stored_len,
-                g.flags & FLAG_ZSTD != 0,
-                g.plain_len as usize,
-            )
-            .map_err(|e| e.to_string())
+            file.stored(g.offset, g.stored_len)
+                .and_then(|stored| {
+                    if g.flags & FLAG_ZSTD != 0 {
+                        pack::decompress_group(&stored, g.plain_len as usize)
+                    } else {
+                        Ok(stored)
+                    }
+                })
+                .map_err(|e| e.to_string())
         };
         let plain = match plain {
             Ok(p) => p,
@@ -275,6 +415,7 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
                         chunk: Some(c.hash),
                         what,
                         rows: vec![c.row],
+                        ..Found::default()
                     });
                 }
                 continue;
@@ -294,9 +435,28 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
                     chunk: Some(c.hash),
                     what,
                     rows: vec![c.row],
+                    ..Found::default()
                 });
             }
         }
+    }
+    let whole = match file.finish() {
+        Ok(h) if h.to_hex().as_str() == name => None,
+        Ok(_) => Some("its BLAKE3 does not match its name".to_string()),
+        Err(e) => Some(format!("it cannot be read in full: {e}")),
+    };
+    if let Some(why) = whole {
+        // The trailer's own checks say where the damage lies when it is there.
+        let trailer = match pack::read_trailer(&path) {
+            Ok(_) => String::new(),
+            Err(e) => format!("; {e}"),
+        };
+        found.push(Found {
+            pack: Some(name.to_string()),
+            what: format!("pack file {} is damaged: {why}{trailer}", path.display()),
+            rows: all_rows(),
+            ..Found::default()
+        });
     }
     (chunks, bytes, found)
 }
@@ -305,15 +465,18 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
 /// (or the reason the index could not be opened).
 fn read_delta(
     refs: &mut std::result::Result<ChunkFetcher, String>,
-    file: &mut File,
+    file: &mut PackScan,
     g: &GroupWork,
 ) -> std::result::Result<Vec<u8>, String> {
+    // Read first: the file is read front to back for its hash, whatever the references do.
+    let stored = file
+        .stored(g.offset, g.stored_len)
+        .map_err(|e| e.to_string())?;
     let prefix = refs
         .as_mut()
         .map_err(|e| e.clone())?
         .group_prefix(g.id, "a delta group")
         .map_err(|e| e.to_string())?;
-    let stored = pack::read_stored(file, g.offset, g.stored_len).map_err(|e| e.to_string())?;
     pack::decompress_delta(&stored, g.plain_len as usize, &prefix).map_err(|e| e.to_string())
 }
 
@@ -323,6 +486,17 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
         .iter()
         .flat_map(|f| f.rows.iter().map(|r| (*r, Vec::new())))
         .collect();
+    let everyone: Vec<NeededBy> = if found.iter().any(|f| f.everyone) {
+        index::snapshots(conn)?
+            .into_iter()
+            .map(|s| NeededBy {
+                snapshot: s.id,
+                member: CONFIG_USER.into(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if !users.is_empty() {
         for s in index::snapshots(conn)? {
             let row = index::snapshot_row(conn, &s.id)?;
@@ -375,7 +549,11 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
                 .rows
                 .iter()
                 .flat_map(|r| users[r].iter().cloned())
+                .chain(f.users)
                 .collect();
+            if f.everyone {
+                needed_by.extend(everyone.iter().cloned());
+            }
             needed_by.sort();
             needed_by.dedup();
             Problem {
