@@ -13,6 +13,7 @@ pub mod archive;
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod leftovers;
 pub mod logging;
 pub mod member;
 pub mod mysql;
