@@ -129,7 +129,7 @@ pub fn clean(dir: &Path) -> Result<()> {
             let dest = dir.join(name);
             if fs::symlink_metadata(&dest).is_err() {
                 fs::rename(&path, &dest).path_ctx("cannot put back", &path)?;
-                logging::notice(format!(
+                logging::warning(format!(
                     "Put back {} (moved aside by a restore that did not finish) as {}",
                     path.display(),
                     dest.display()
@@ -138,7 +138,7 @@ pub fn clean(dir: &Path) -> Result<()> {
             }
         }
         remove_any(&path).path_ctx("cannot remove the leftover", &path)?;
-        logging::notice(format!(
+        logging::warning(format!(
             "Removed {} (left by an opsi-backup run that did not finish)",
             path.display()
         ));
