@@ -283,8 +283,8 @@ fn an_immutable_second_target_puts_the_first_back() {
     let after = targets_state(&server);
     chattr("-i");
     assert_eq!(code, 1, "{err}");
+    assert!(before == after, "a target was not put back: {err}");
     assert!(err.contains("put back as it was"), "{err}");
-    assert!(before == after, "a target was not put back");
 }
 
 fn leftovers_in(dirs: &[PathBuf]) -> Vec<String> {

@@ -55,10 +55,12 @@ pub fn confine(root: &OpsiRoot, plan: &mut Plan) -> Result<()> {
         if let Renamable::FileBackend {
             base_dir,
             host_key_file,
+            base_dir_setting,
+            host_key_file_setting,
         } = r
         {
-            *base_dir = inside(&root_real, base_dir, "the file backend's baseDir")?;
-            *host_key_file = inside(&root_real, host_key_file, "the file backend's hostKeyFile")?;
+            *base_dir = inside(&root_real, base_dir, base_dir_setting)?;
+            *host_key_file = inside(&root_real, host_key_file, host_key_file_setting)?;
         }
     }
     Ok(())

@@ -29,6 +29,9 @@ pub enum Renamable {
     FileBackend {
         base_dir: PathBuf,
         host_key_file: PathBuf,
+        /// The settings as they were read, for messages.
+        base_dir_setting: String,
+        host_key_file_setting: String,
     },
     Mysql(MysqlConfig),
 }
@@ -125,6 +128,8 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
             renamable.push(Renamable::FileBackend {
                 base_dir: root.resolve(&base_dir),
                 host_key_file: root.resolve(&host_key_file),
+                base_dir_setting: setting(b, "baseDir", &base_dir),
+                host_key_file_setting: setting(b, "hostKeyFile", &host_key_file),
             });
             out.push(Target {
                 prefix,

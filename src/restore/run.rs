@@ -70,6 +70,7 @@ fn rename_server(restored: &[Renamable], new: &str, local_fqdn: Option<&str>) ->
             Renamable::FileBackend {
                 base_dir,
                 host_key_file,
+                ..
             } => {
                 let options = FileRenameOptions {
                     host_key_file: Some(host_key_file.clone()),
