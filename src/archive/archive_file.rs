@@ -1,6 +1,7 @@
 //! Archive files on disk. Writing goes to a 0600 temporary file beside the destination, which
 //! is verified and only then renamed into place; on any failure the temporary file is removed
-//! and an existing destination is left as it was.
+//! and an existing destination is left as it was. Its name carries the writing process
+//! (`leftovers.rs`): the next create or export in the directory removes it after a kill.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -97,8 +98,11 @@ impl ArchiveFileWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        // Partial files of runs killed before they finished would pile up otherwise; the owner
+        // in the name keeps a running create's file safe.
+        crate::leftovers::clean(&dir)?;
         let tmp = tempfile::Builder::new()
-            .prefix(".opsi-backup-")
+            .prefix(&crate::leftovers::partial_prefix())
             .suffix(".partial")
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .tempfile_in(&dir)
@@ -134,6 +138,7 @@ impl ArchiveFileWriter {
             .into_inner()
             .map_err(|e| Error::io("writing archive", e.into_error()))?;
         written.file.sync_all().ctx("flushing archive to disk")?;
+        crate::store::crash_point("archive-synced");
         drop(written.file);
         let mut on_disk = blake3::Hasher::new();
         let mut f = File::open(&self.tmp_path).ctx("reading back the archive")?;

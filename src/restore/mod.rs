@@ -1,11 +1,14 @@
 //! Restore: members written back onto a server, verified before anything is touched and
 //! swapped in only when complete (see `run.rs` for the flow).
 
+pub mod confine;
 pub mod plan;
 pub mod restorer;
 pub mod run;
 pub mod safe_path;
 pub mod staging;
+pub mod swap;
+pub mod tree_links;
 
 pub use plan::Request;
 pub use run::{restore, BackupSource};

@@ -9,8 +9,8 @@ use crate::archive::scan::Scan;
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::mysql::{self, MysqlConfig};
-use crate::opsi::backends::BackendSet;
-use crate::opsi::root::OpsiRoot;
+use crate::opsi::backends::{BackendConfig, BackendSet};
+use crate::opsi::root::{OpsiRoot, CONF_DIR};
 use crate::restore::restorer::{Dest, Target};
 
 /// What the user asked to restore.
@@ -29,6 +29,9 @@ pub enum Renamable {
     FileBackend {
         base_dir: PathBuf,
         host_key_file: PathBuf,
+        /// The settings as they were read, for messages.
+        base_dir_setting: String,
+        host_key_file_setting: String,
     },
     Mysql(MysqlConfig),
 }
@@ -37,6 +40,32 @@ pub enum Renamable {
 pub struct Plan {
     pub targets: Vec<Target>,
     pub renamable: Vec<Renamable>,
+}
+
+/// Names a setting for messages: "`baseDir` '/x' of backend file in <where it was read>".
+fn setting(b: &BackendConfig, key: &str, value: &str) -> String {
+    format!(
+        "`{key}` '{value}' of backend {} in {}",
+        b.name,
+        b.file.display()
+    )
+}
+
+impl Plan {
+    /// The directories that will hold staged data: those of the trees and files.
+    pub fn staging_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .targets
+            .iter()
+            .filter_map(|t| match &t.dest {
+                Dest::Tree(p) | Dest::File(p) => p.parent().map(PathBuf::from),
+                Dest::Stream(_) => None,
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
 }
 
 fn has_prefix(present: &HashSet<String>, prefix: &str) -> bool {
@@ -57,6 +86,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
         if scan.contains.configuration {
             out.push(Target {
                 prefix: "CONTENT/CONF".into(),
+                what: format!("the configuration directory {CONF_DIR}"),
                 dest: Dest::Tree(root.conf_dir()),
             });
         } else if !req.force {
@@ -93,20 +123,25 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
                 ));
                 continue;
             }
-            let base_dir = root.resolve(b.file_base_dir()?);
+            let base_dir = b.file_base_dir()?;
+            let host_key_file = b.file_host_key_file()?;
             renamable.push(Renamable::FileBackend {
-                base_dir: base_dir.clone(),
-                host_key_file: root.resolve(b.file_host_key_file()?),
+                base_dir: root.resolve(&base_dir),
+                host_key_file: root.resolve(&host_key_file),
+                base_dir_setting: setting(b, "baseDir", &base_dir),
+                host_key_file_setting: setting(b, "hostKeyFile", &host_key_file),
             });
             out.push(Target {
                 prefix,
-                dest: Dest::Tree(base_dir),
+                what: setting(b, "baseDir", &base_dir),
+                dest: Dest::Tree(root.resolve(&base_dir)),
             });
             let keys = format!("CONTENT/BACKENDS/FILE_HOSTKEYS/{}", b.name);
             if has_prefix(&scan.present, &keys) {
                 out.push(Target {
                     prefix: keys,
-                    dest: Dest::File(root.resolve(b.file_host_key_file()?)),
+                    what: setting(b, "hostKeyFile", &host_key_file),
+                    dest: Dest::File(root.resolve(&host_key_file)),
                 });
             }
         }
@@ -132,6 +167,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
             renamable.push(Renamable::Mysql(cfg.clone()));
             out.push(Target {
                 prefix,
+                what: format!("mysql backend {}", b.name),
                 dest: Dest::Stream(Box::new(move |dump| {
                     logging::notice(format!(
                         "Restoring mysql backend {name} into database {}",
@@ -151,7 +187,8 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
             if has_prefix(&scan.present, &prefix) {
                 out.push(Target {
                     prefix,
-                    dest: Dest::File(root.resolve(file)),
+                    what: setting(b, "dhcpdConfigFile", &file),
+                    dest: Dest::File(root.resolve(&file)),
                 });
             } else {
                 logging::warning(format!(

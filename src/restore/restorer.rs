@@ -10,7 +10,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::member::{Member, MemberKind};
 use crate::restore::safe_path;
-use crate::restore::staging::{replace_file, MetaApplier, StagedTree};
+use crate::restore::staging::{stage_file, MetaApplier, StagedTree};
+use crate::restore::swap::{swap_all, Pending};
 use crate::sink::MemberSink;
 
 /// Consumes one member's verified bytes (e.g. feeds a dump to the mysql client).
@@ -27,6 +28,9 @@ pub enum Dest {
 
 pub struct Target {
     pub prefix: String,
+    /// What decided the destination, for messages (e.g. "`baseDir` '/x' of backend file in
+    /// <archive>:CONTENT/CONF/backends/file.conf").
+    pub what: String,
     pub dest: Dest,
 }
 
@@ -34,7 +38,8 @@ enum Active {
     Tree(StagedTree),
     File {
         dest: PathBuf,
-        staged: Option<(tempfile::NamedTempFile, Member)>,
+        /// Verified bytes in an unnamed temporary file: nothing to clean up after a kill.
+        staged: Option<(std::fs::File, Member)>,
     },
     Stream(StreamConsumer),
 }
@@ -72,9 +77,10 @@ impl<'a> Restorer<'a> {
         })
     }
 
-    /// Makes every staged part live. A single file that lies inside a restored tree (pckeys in
-    /// /etc/opsi) is placed into that tree's staging first, so the swapped-in tree is complete
-    /// and its directories keep their restored mtimes; trees are swapped in, then other files.
+    /// Makes every staged part live, all or nothing (`swap.rs`). A single file that lies inside
+    /// a restored tree (pckeys in /etc/opsi) is placed into that tree's staging first, so the
+    /// swapped-in tree is complete and its directories keep their restored mtimes. Every tree
+    /// is sealed (its symlinks checked) and every other file staged before the first swap.
     pub fn commit(mut self) -> Result<()> {
         let mut files = Vec::new();
         let mut trees = Vec::new();
@@ -100,7 +106,7 @@ impl<'a> Restorer<'a> {
                         .strip_prefix(&tree.dest)
                         .expect("checked by starts_with")
                         .to_path_buf();
-                    tree.replace_file(&m, &rel, tmp.as_file_mut(), &mut self.meta)?;
+                    tree.replace_file(&m, &rel, &mut tmp, &mut self.meta)?;
                 }
                 None => outside.push((dest, tmp, m)),
             }
@@ -108,16 +114,24 @@ impl<'a> Restorer<'a> {
         for t in &mut trees {
             t.seal(&mut self.meta)?;
         }
-        for t in trees {
-            let dest = t.dest.clone();
-            t.commit()?;
-            logging::notice(format!("Restored {}", dest.display()));
-        }
+        let mut pending: Vec<Pending> = Vec::new();
         for (dest, mut tmp, m) in outside {
-            replace_file(&dest, tmp.as_file_mut(), &m, &mut self.meta)?;
-            logging::notice(format!("Restored {}", dest.display()));
+            match stage_file(&dest, &mut tmp, &m, &mut self.meta) {
+                Ok(p) => pending.push(p),
+                Err(e) => {
+                    for p in &pending {
+                        let _ = crate::leftovers::remove_any(&p.staged);
+                    }
+                    return Err(e);
+                }
+            }
         }
-        Ok(())
+        let mut all: Vec<Pending> = trees.into_iter().map(StagedTree::into_pending).collect();
+        all.append(&mut pending);
+        crate::store::crash_point("restore-staged");
+        swap_all(all, |dest| {
+            logging::notice(format!("Restored {}", dest.display()))
+        })
     }
 }
 
@@ -170,7 +184,7 @@ impl MemberSink for Restorer<'_> {
                         dest.display()
                     )));
                 }
-                let mut tmp = tempfile::NamedTempFile::new().ctx("creating a staging file")?;
+                let mut tmp = tempfile::tempfile().ctx("creating a staging file")?;
                 let mut tee = Sha1Reader::new(content);
                 std::io::copy(&mut tee, &mut tmp)
                     .map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;

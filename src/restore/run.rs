@@ -3,18 +3,21 @@
 //!    nothing is touched when that fails;
 //! 2. compare the backup's sysinfo with this server's (ask, or refuse without a terminal,
 //!    unless `--force`);
-//! 3. plan the targets; 4. read again, writing into staging areas while re-checking every
+//! 3. plan the targets and check where they lie (`confine.rs`), remove what dead runs left
+//!    beside them; 4. read again, writing into staging areas while re-checking every
 //!    sha1; 5. swap the staged data in.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::archive::scan::Scan;
 use crate::error::{Error, IoContext, Result};
+use crate::leftovers;
 use crate::logging;
 use crate::opsi::backends::{load_backends, BackendSet};
 use crate::opsi::root::OpsiRoot;
 use crate::opsi::sysinfo::SysInfo;
 use crate::rename::{self, FileRenameOptions};
+use crate::restore::confine;
 use crate::restore::plan::{self, Renamable, Request};
 use crate::restore::restorer::Restorer;
 use crate::sink::MemberSink;
@@ -36,8 +39,12 @@ pub fn restore(root: &OpsiRoot, src: &dyn BackupSource, req: &Request) -> Result
     if !req.force {
         confirm_sysinfo(&scan, &here)?;
     }
-    let set = backend_set(root, &scan, &here, req)?;
-    let plan = plan::targets(root, &scan, &set, req)?;
+    let set = backend_set(root, &name, &scan, &here, req)?;
+    let mut plan = plan::targets(root, &scan, &set, req)?;
+    confine::confine(root, &mut plan)?;
+    for dir in plan.staging_dirs() {
+        leftovers::clean(&dir)?;
+    }
     logging::notice(format!("Restoring data from backup {name}."));
     let expected = |path: &str| scan.sha1_of(path).map(str::to_string);
     let mut restorer = Restorer::new(plan.targets, &expected)?;
@@ -63,6 +70,7 @@ fn rename_server(restored: &[Renamable], new: &str, local_fqdn: Option<&str>) ->
             Renamable::FileBackend {
                 base_dir,
                 host_key_file,
+                ..
             } => {
                 let options = FileRenameOptions {
                     host_key_file: Some(host_key_file.clone()),
@@ -83,7 +91,15 @@ fn rename_server(restored: &[Renamable], new: &str, local_fqdn: Option<&str>) ->
 
 /// The backend configuration that will be in force after the restore: the archived one when
 /// the configuration is restored too, else the server's.
-fn backend_set(root: &OpsiRoot, scan: &Scan, here: &SysInfo, req: &Request) -> Result<BackendSet> {
+/// Backends read from the archive name their member (`<archive>:CONTENT/CONF/backends/x.conf`)
+/// as the file they came from, so that messages point at what decided a target.
+fn backend_set(
+    root: &OpsiRoot,
+    archive: &str,
+    scan: &Scan,
+    here: &SysInfo,
+    req: &Request,
+) -> Result<BackendSet> {
     let fqdn = here.get("fqdn").unwrap_or_default().to_string();
     if !(req.configuration && scan.contains.configuration) {
         let set = load_backends(root, &fqdn)?;
@@ -104,7 +120,12 @@ fn backend_set(root: &OpsiRoot, scan: &Scan, here: &SysInfo, req: &Request) -> R
         std::fs::write(&dest, bytes).path_ctx("cannot write", &dest)?;
     }
     std::fs::create_dir_all(conf_root.backends_dir()).ctx("creating a temporary directory")?;
-    let set = load_backends(&conf_root, &fqdn)?;
+    let mut set = load_backends(&conf_root, &fqdn)?;
+    for b in &mut set.backends {
+        if let Ok(rel) = b.file.strip_prefix(conf_root.conf_dir()) {
+            b.file = format!("{archive}:CONTENT/CONF/{}", rel.display()).into();
+        }
+    }
     for w in &set.warnings {
         logging::warning(w.replace(&tmp.path().display().to_string(), "<archive>"));
     }

@@ -2,9 +2,10 @@
 //! that fails half-way leaves the old data in place.
 //!
 //! A `StagedTree` is a fresh directory next to the destination (same file system, so the
-//! swap is two renames). Files are created with `O_EXCL | O_NOFOLLOW` below directories this
-//! restore made itself, never through a symlink. A `StagedFile` is a single file (dhcpd.conf,
-//! pckeys) written to a temporary name in the destination's directory at commit time.
+//! swap is a rename, see `swap.rs`). Files are created with `O_EXCL | O_NOFOLLOW` below
+//! directories this restore made itself, never through a symlink. A single file (dhcpd.conf,
+//! pckeys) is written to a staging name in the destination's directory at commit time.
+//! Staging names carry their owner (`leftovers.rs`), so a later run can clean up after a kill.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -12,8 +13,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::leftovers;
 use crate::logging;
 use crate::member::Member;
+use crate::restore::swap::Pending;
+use crate::restore::tree_links;
 use crate::source::owners::Owners;
 
 /// Applies a member's mode, owner (by name) and mtime to a restored path.
@@ -104,30 +108,22 @@ pub struct StagedTree {
     pub staging: PathBuf,
     /// Directories whose metadata is applied last (creating children changes their mtime).
     dirs: Vec<(PathBuf, Member)>,
-    committed: bool,
+    /// Every symlink made (relative path, member), checked against the finished tree in `seal`.
+    links: Vec<(PathBuf, String)>,
+    /// True once `into_pending` passed the staging directory on to the swap.
+    handed_over: bool,
 }
 
 impl StagedTree {
-    /// A destination that is a symlink (a base directory moved to another disk) is restored
-    /// where the link points, and the link is kept.
+    /// `dest` is resolved already (`confine.rs`): a base directory that is a symlink to another
+    /// disk is restored where the link points, and the link is kept.
     pub fn new(dest: &Path) -> Result<StagedTree> {
-        let linked;
-        let dest = if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
-            linked = fs::canonicalize(dest).path_ctx("cannot follow the symlink", dest)?;
-            linked.as_path()
-        } else {
-            dest
-        };
         let parent = dest
             .parent()
             .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
         fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let staging = tempfile::Builder::new()
-            .prefix(&format!(".{name}.opsi-backup-restore-"))
+            .prefix(&leftovers::staged_prefix(dest))
             .tempdir_in(parent)
             .path_ctx("cannot create a staging directory in", parent)?
             .keep();
@@ -135,7 +131,8 @@ impl StagedTree {
             dest: dest.to_path_buf(),
             staging,
             dirs: Vec::new(),
-            committed: false,
+            links: Vec::new(),
+            handed_over: false,
         })
     }
 
@@ -236,6 +233,7 @@ impl StagedTree {
     pub fn symlink(&mut self, m: &Member, rel: &Path, target: &str) -> Result<PathBuf> {
         let p = self.place(&m.path, rel)?;
         std::os::unix::fs::symlink(target, &p).path_ctx("cannot create symlink", &p)?;
+        self.links.push((rel.to_path_buf(), m.path.clone()));
         Ok(p)
     }
 
@@ -254,8 +252,10 @@ impl StagedTree {
         fs::hard_link(&src, &p).path_ctx("cannot create hard link", &p)
     }
 
-    /// Applies the directories' metadata, deepest first, and syncs the tree.
+    /// Checks the finished tree's symlinks, applies the directories' metadata, deepest first,
+    /// and syncs the tree.
     pub fn seal(&mut self, meta: &mut MetaApplier) -> Result<()> {
+        tree_links::check(&self.staging, &self.links)?;
         self.dirs
             .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (p, m) in &self.dirs {
@@ -278,79 +278,38 @@ impl StagedTree {
         Ok(())
     }
 
-    /// Swaps the staged tree in: the old one is moved aside, the new one renamed into place,
-    /// then the old one removed. If the second rename fails the old tree is put back.
-    pub fn commit(mut self) -> Result<()> {
-        let parent = self.dest.parent().expect("checked in new").to_path_buf();
-        let old = if fs::symlink_metadata(&self.dest).is_ok() {
-            let name = self
-                .dest
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let aside = tempfile::Builder::new()
-                .prefix(&format!(".{name}.opsi-backup-old-"))
-                .tempdir_in(&parent)
-                .path_ctx("cannot prepare swap in", &parent)?
-                .keep();
-            fs::remove_dir(&aside).path_ctx("cannot prepare swap in", &parent)?;
-            fs::rename(&self.dest, &aside).path_ctx("cannot move aside", &self.dest)?;
-            Some(aside)
-        } else {
-            None
-        };
-        if let Err(e) = fs::rename(&self.staging, &self.dest) {
-            if let Some(old) = &old {
-                let _ = fs::rename(old, &self.dest);
-            }
-            return Err(Error::io(
-                format!("cannot move the restored tree to {}", self.dest.display()),
-                e,
-            ));
+    /// The sealed tree, ready to be swapped in; from now on the swap removes it.
+    pub fn into_pending(mut self) -> Pending {
+        self.handed_over = true;
+        Pending {
+            staged: self.staging.clone(),
+            dest: self.dest.clone(),
         }
-        self.committed = true;
-        crate::archive::archive_file::sync_parent(&self.dest);
-        if let Some(old) = old {
-            let removed = if fs::symlink_metadata(&old)
-                .map(|m| m.is_dir())
-                .unwrap_or(false)
-            {
-                fs::remove_dir_all(&old)
-            } else {
-                fs::remove_file(&old)
-            };
-            if let Err(e) = removed {
-                logging::warning(format!(
-                    "restored, but could not remove the old data at {}: {e}",
-                    old.display()
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
 impl Drop for StagedTree {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.handed_over {
             let _ = fs::remove_dir_all(&self.staging);
         }
     }
 }
 
-/// Writes `content` to `dest` via a temporary file in the same directory and a rename.
-pub fn replace_file(
+/// Writes `content` with `m`'s metadata to a staging file beside `dest`, made durable, for
+/// the swap to put in place.
+pub fn stage_file(
     dest: &Path,
     content: &mut dyn Read,
     m: &Member,
     meta: &mut MetaApplier,
-) -> Result<()> {
+) -> Result<Pending> {
     let parent = dest
         .parent()
         .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
     fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".opsi-backup-restore-")
+        .prefix(&leftovers::staged_prefix(dest))
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(parent)
         .path_ctx("cannot create a file in", parent)?;
@@ -358,8 +317,12 @@ pub fn replace_file(
     tmp.flush().path_ctx("cannot write", dest)?;
     tmp.as_file().sync_all().path_ctx("cannot write", dest)?;
     meta.apply(tmp.path(), m, false)?;
-    tmp.persist(dest)
-        .map_err(|e| Error::io(format!("cannot replace {}", dest.display()), e.error))?;
-    crate::archive::archive_file::sync_parent(dest);
-    Ok(())
+    let staged = tmp
+        .into_temp_path()
+        .keep()
+        .map_err(|e| Error::io(format!("cannot stage {}", dest.display()), e.error))?;
+    Ok(Pending {
+        staged,
+        dest: dest.to_path_buf(),
+    })
 }
