@@ -309,7 +309,7 @@ impl StagedTree {
             ));
         }
         self.committed = true;
-        crate::archive::archive_file::sync_parent(&self.dest);
+        crate::archive::archive_file::sync_parent(&self.dest)?;
         if let Some(old) = old {
             let removed = if fs::symlink_metadata(&old)
                 .map(|m| m.is_dir())
@@ -360,6 +360,5 @@ pub fn replace_file(
     meta.apply(tmp.path(), m, false)?;
     tmp.persist(dest)
         .map_err(|e| Error::io(format!("cannot replace {}", dest.display()), e.error))?;
-    crate::archive::archive_file::sync_parent(dest);
-    Ok(())
+    crate::archive::archive_file::sync_parent(dest)
 }
