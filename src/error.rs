@@ -61,6 +61,51 @@ impl Error {
     }
 }
 
+/// True when `e` says the file system has no room left (full disk or exhausted quota).
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// An error writing `file`; a full disk is said in words, naming the file that could not be
+/// written (not the member being read, nor "damaged archive").
+pub fn write_error(file: &Path, e: io::Error) -> Error {
+    if is_disk_full(&e) {
+        Error::io(
+            format!("cannot write {}: the disk is full", file.display()),
+            e,
+        )
+    } else {
+        Error::io(format!("writing {}", file.display()), e)
+    }
+}
+
+/// Which side of a copy failed.
+#[derive(Debug)]
+pub enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy` that tells a failed read from a failed write, so that a full disk is not
+/// reported as an error reading the source.
+pub fn copy_apart(
+    r: &mut dyn io::Read,
+    w: &mut dyn io::Write,
+) -> std::result::Result<u64, CopyError> {
+    let mut buf = [0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}
+
 /// Adds "what was being done" to an `io::Result`.
 pub trait IoContext<T> {
     fn ctx(self, context: impl Display) -> Result<T>;

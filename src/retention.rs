@@ -4,11 +4,17 @@
 //! most recent hours/days/ISO weeks/months/years that have one; `--keep-within D` keeps every
 //! snapshot taken within D (e.g. `1y2m3d4h`) before the group's newest one. A snapshot is
 //! kept when any rule keeps it, and the reasons are reported. Times are local time.
+//! "Newest" is `store::recency`: time, then when the snapshot file was finished, then id.
+//!
+//! A single wrong value must not erase the backups: a policy whose counts are all 0 is
+//! refused (as restic does), and so is a plan that would remove every snapshot of a host.
+//! Removing everything takes explicit snapshot ids.
 
 use chrono::{DateTime, Datelike, Local, Months, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::store::recency;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +31,19 @@ pub struct Policy {
 impl Policy {
     pub fn is_empty(&self) -> bool {
         *self == Policy::default()
+    }
+
+    /// True when no rule can keep a snapshot: every count given is 0 and no keep-within.
+    pub fn keeps_nothing(&self) -> bool {
+        let counts = [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ];
+        self.keep_within.is_none() && counts.iter().all(|c| c.unwrap_or(0) == 0)
     }
 }
 
@@ -81,7 +100,26 @@ impl Span {
 pub struct Candidate {
     pub id: String,
     pub time: i64,
+    /// When the snapshot file was finished, Unix ns: orders snapshots of the same second.
+    pub written: i64,
     pub host: String,
+}
+
+impl Candidate {
+    fn recency(&self) -> (i64, i64, &str) {
+        recency(self.time, self.written, &self.id)
+    }
+}
+
+impl From<&crate::store::SnapshotInfo> for Candidate {
+    fn from(s: &crate::store::SnapshotInfo) -> Candidate {
+        Candidate {
+            id: s.id.clone(),
+            time: s.time,
+            written: s.written,
+            host: s.host.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +146,13 @@ pub fn apply(policy: &Policy, candidates: &[Candidate]) -> Result<Vec<Decision>>
             "no retention policy given (e.g. --keep-daily 7 --keep-weekly 4): nothing would be kept".into(),
         ));
     }
+    if policy.keeps_nothing() {
+        return Err(Error::Invalid(
+            "the retention policy keeps nothing (every keep count is 0); refused, nothing was \
+             removed. To remove snapshots on purpose, name them: forget SNAPSHOT..."
+                .into(),
+        ));
+    }
     let within = policy.keep_within.as_deref().map(Span::parse).transpose()?;
     let mut hosts: Vec<&str> = candidates.iter().map(|c| c.host.as_str()).collect();
     hosts.sort_unstable();
@@ -115,7 +160,8 @@ pub fn apply(policy: &Policy, candidates: &[Candidate]) -> Result<Vec<Decision>>
     let mut out = Vec::new();
     for host in hosts {
         let mut group: Vec<&Candidate> = candidates.iter().filter(|c| c.host == host).collect();
-        group.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.id.cmp(&a.id)));
+        // Newest first.
+        group.sort_by(|a, b| b.recency().cmp(&a.recency()));
         let newest = group.first().map(|c| local(c.time));
         type Key = fn(DateTime<Local>) -> i64;
         let mut rules: Vec<(&str, Option<u32>, Key, Option<i64>)> = vec![
@@ -194,6 +240,24 @@ pub fn apply(policy: &Policy, candidates: &[Candidate]) -> Result<Vec<Decision>>
     Ok(out)
 }
 
+/// Refuses a plan that removes every snapshot of a host that has some: no policy meant that
+/// (restic's rules always keep a group's newest), so it is a wrong value or a clock gone wrong.
+pub fn check_keeps_each_host(decisions: &[Decision]) -> Result<()> {
+    let mut hosts: Vec<&str> = decisions.iter().map(|d| d.host.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    for host in hosts {
+        if !decisions.iter().any(|d| d.host == host && d.keep) {
+            return Err(Error::Invalid(format!(
+                "the retention policy would remove every snapshot of host {host:?}; refused, \
+                 nothing was removed (see --dry-run). To remove them on purpose, name them: \
+                 forget SNAPSHOT..."
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +271,7 @@ mod tests {
             .map(|d| Candidate {
                 id: format!("{d:04}"),
                 time: start + d * 86_400,
+                written: 0,
                 host: "opsi".into(),
             })
             .collect()
@@ -266,6 +331,7 @@ mod tests {
         c.push(Candidate {
             id: "x".into(),
             time: 0,
+            written: 0,
             host: "other".into(),
         });
         let p = Policy {
@@ -284,5 +350,78 @@ mod tests {
                 hours: 4
             }
         );
+    }
+
+    #[test]
+    fn policies_of_zeros_are_refused() {
+        let c = nightly(3);
+        for p in [
+            Policy {
+                keep_last: Some(0),
+                ..Policy::default()
+            },
+            Policy {
+                keep_daily: Some(0),
+                keep_weekly: Some(0),
+                ..Policy::default()
+            },
+            Policy {
+                keep_hourly: Some(0),
+                keep_monthly: Some(0),
+                keep_yearly: Some(0),
+                ..Policy::default()
+            },
+        ] {
+            let e = apply(&p, &c).unwrap_err().to_string();
+            assert!(e.contains("keeps nothing"), "{p:?}: {e}");
+        }
+        // A zero beside a real count is just an unused rule.
+        let p = Policy {
+            keep_last: Some(0),
+            keep_daily: Some(1),
+            ..Policy::default()
+        };
+        assert_eq!(kept(&apply(&p, &c).unwrap()), vec!["0002"]);
+    }
+
+    #[test]
+    fn same_second_newest_is_the_one_written_last() {
+        // The later-written snapshot has the smaller id: time alone ties, id alone is wrong.
+        let c = vec![
+            Candidate {
+                id: "ff00".into(),
+                time: 1_700_000_000,
+                written: 1_700_000_000_100_000_000,
+                host: "opsi".into(),
+            },
+            Candidate {
+                id: "00ff".into(),
+                time: 1_700_000_000,
+                written: 1_700_000_000_900_000_000,
+                host: "opsi".into(),
+            },
+        ];
+        let p = Policy {
+            keep_last: Some(1),
+            ..Policy::default()
+        };
+        assert_eq!(kept(&apply(&p, &c).unwrap()), vec!["00ff"]);
+    }
+
+    #[test]
+    fn a_plan_removing_a_whole_host_is_refused() {
+        let d = |host: &str, keep: bool| Decision {
+            id: format!("{host}{keep}"),
+            time: 0,
+            host: host.into(),
+            keep,
+            reasons: vec![],
+        };
+        assert!(check_keeps_each_host(&[d("a", true), d("a", false), d("b", true)]).is_ok());
+        let e = check_keeps_each_host(&[d("a", true), d("b", false), d("b", false)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("every snapshot of host \"b\""), "{e}");
+        assert!(check_keeps_each_host(&[]).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! repository = "/var/backups/opsi"
+//! lock_wait = 3600     # seconds to wait for a repository another process holds
 //!
 //! [retention]          # restic's forget semantics, see retention.rs
 //! keep_daily = 7
@@ -26,6 +27,8 @@ pub const SETTINGS_FILE: &str = "/etc/opsi/opsi-backup.toml";
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub repository: Option<PathBuf>,
+    /// Seconds to wait for the repository lock (the global `--lock-wait`).
+    pub lock_wait: Option<u64>,
     #[serde(default)]
     pub retention: Policy,
 }
@@ -61,7 +64,7 @@ mod tests {
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(
             &f,
-            "repository = \"/srv/r\"\n[retention]\nkeep_daily = 7\nkeep_within = \"1m\"\n",
+            "repository = \"/srv/r\"\nlock_wait = 60\n[retention]\nkeep_daily = 7\nkeep_within = \"1m\"\n",
         )
         .unwrap();
         let s = Settings::load(&root).unwrap();
@@ -70,6 +73,7 @@ mod tests {
             Some(std::path::Path::new("/srv/r"))
         );
         assert_eq!(s.retention.keep_daily, Some(7));
+        assert_eq!(s.lock_wait, Some(60));
         std::fs::write(&f, "[retention]\nkeep_dayly = 7\n").unwrap();
         let e = Settings::load(&root).unwrap_err().to_string();
         assert!(e.contains("keep_dayly"), "{e}");

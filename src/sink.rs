@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use crate::error::{IoContext, Result};
+use crate::error::{copy_apart, write_error, CopyError, Error, IoContext, Result};
 use crate::member::Member;
 use crate::store::PreviousFile;
 
@@ -65,12 +65,21 @@ pub fn spool_then_add<S: MemberSink + ?Sized>(
     }
     .ctx("creating spool file")?;
     let mut enc = zstd::Encoder::new(spool, 1).ctx("starting spool compression")?;
-    let size = io::copy(content, &mut enc).ctx(format!("reading {}", member.path))?;
-    let mut spool = enc.finish().ctx("finishing spool")?;
-    spool.flush().ctx("writing spool")?;
+    let spool_dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let size = match copy_apart(content, &mut enc) {
+        Ok(n) => n,
+        Err(CopyError::Read(e)) => return Err(Error::io(format!("reading {}", member.path), e)),
+        Err(CopyError::Write(e)) => return Err(spool_error(&spool_dir, e)),
+    };
+    let mut spool = enc.finish().map_err(|e| spool_error(&spool_dir, e))?;
+    spool.flush().map_err(|e| spool_error(&spool_dir, e))?;
     io::Seek::rewind(&mut spool).ctx("rewinding spool")?;
     member.size = size;
     let mut dec = zstd::Decoder::new(spool).ctx("reading spool")?;
     sink.add(&member, &mut dec)?;
     Ok(size)
+}
+
+fn spool_error(dir: &Path, e: io::Error) -> Error {
+    write_error(&dir.join("(spool file)"), e)
 }

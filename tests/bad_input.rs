@@ -273,3 +273,81 @@ fn existing_destination_survives_a_failed_create() {
         "no temporary file left"
     );
 }
+
+/// Rewrites archive `src` into `dst` with an extra PAX record `key=value` on its first CONTENT
+/// file whose name fits a ustar header; the ustar fields keep their true values, so only the
+/// record is wrong. Returns that member's name.
+fn with_pax_record(src: &Path, dst: &Path, key: &str, value: &str) -> String {
+    let script = r#"
+import tarfile, sys
+src, dst, key, val = sys.argv[1:5]
+i = tarfile.open(src)
+o = open(dst, 'wb')
+done = None
+for m in i.getmembers():
+    data = i.extractfile(m).read() if m.isfile() else b''
+    hdr = None
+    if done is None and m.isfile() and m.name.startswith('CONTENT/') and len(m.name) < 100:
+        recs = dict(m.pax_headers)
+        recs[key] = val
+        hdr = tarfile.TarInfo._create_pax_generic_header(recs, tarfile.XHDTYPE, 'utf-8')
+        hdr += m.tobuf(tarfile.USTAR_FORMAT)
+        done = m.name
+    o.write(hdr if hdr is not None else m.tobuf(tarfile.PAX_FORMAT))
+    o.write(data + b'\0' * ((512 - len(data) % 512) % 512))
+o.write(b'\0' * 1024)
+o.close()
+print(done)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([src, dst])
+        .args([key, value])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_ne!(name, "None");
+    name
+}
+
+/// A numeric PAX record that is not a number in range is damage naming the member (as GNU
+/// tar says "Malformed extended header"), not a record silently ignored.
+#[test]
+fn malformed_pax_numbers_are_damage() {
+    let server = FakeServer::new(5, false);
+    let dir = tempfile::tempdir().unwrap();
+    let a = make_archive(&server, dir.path(), "none");
+    // The rewrite itself keeps the archive valid: a well-formed record verifies.
+    let good = dir.path().join("good.tar");
+    with_pax_record(&a, &good, "uid", "0");
+    let (code, out, err) = run(bin(server.root()).arg("verify").arg(&good));
+    assert_eq!((code, out.trim()), (0, "Verified"), "{err}");
+    let cases = [
+        ("size", "-1"),
+        ("size", "12abc"),
+        ("size", "1e30"),
+        ("size", "99999999999999999999999"),
+        ("size", ""),
+        ("uid", "x1"),
+        ("gid", "-5"),
+        ("mtime", "12abc"),
+        ("mtime", ""),
+        ("mtime", "99999999999999999999999"),
+    ];
+    for (n, (key, value)) in cases.into_iter().enumerate() {
+        let bad = dir.path().join(format!("bad-{n}.tar"));
+        let member = with_pax_record(&a, &bad, key, value);
+        let (code, out, err) = run(bin(server.root()).arg("verify").arg(&bad));
+        assert_eq!(code, 1, "{key}={value:?}: {out}{err}");
+        assert!(
+            err.contains(&member) && err.contains(&format!("PAX record {key}=")),
+            "{key}={value:?}: {err}"
+        );
+    }
+}

@@ -154,3 +154,136 @@ fn diff_names_changed_tables() {
     );
     assert!(out.contains("1 tables changed"), "{out}");
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            hits.extend(files_containing(&p, needle));
+        } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
+            hits.push(p);
+        }
+    }
+    hits
+}
+
+/// A create killed with -9 in the middle of its dump leaves no file holding the password in
+/// its temporary directory, and no mysqldump running on.
+#[test]
+fn killed_create_leaves_no_password_file_and_no_mysqldump() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let Some(srv) = server() else { return };
+    let db = TestDb::create(&srv, "kill");
+    db.root_sql("CREATE TABLE held (x INT); INSERT INTO held VALUES (1);");
+    let fake = FakeServer::new(2, false);
+    use_mysql(&fake, &db.cfg);
+    let work = tempfile::tempdir().unwrap();
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // mysqldump blocks on the table another session holds: the kill lands mid-dump.
+    let root = srv.root();
+    let address = if root.address.starts_with('/') {
+        format!("--socket={}", root.address)
+    } else {
+        format!("--host={}", root.address)
+    };
+    let mut holder = Command::new("mysql")
+        .arg(address)
+        .arg(format!("--user={}", root.username))
+        .arg(format!("--password={}", root.password))
+        .arg(&db.name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sql = holder.stdin.take().unwrap();
+    writeln!(sql, "LOCK TABLES held WRITE; SELECT 'locked';").unwrap();
+    sql.flush().unwrap();
+    let pid_file = work.path().join("mysqldump.pid");
+    let wrapper = work.path().join("mysqldump");
+    let real = which("mysqldump");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho $$ > '{}'\nexec '{}' \"$@\"\n",
+            pid_file.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let archive = work.path().join("out.tar.gz");
+    let mut create = bin(fake.root())
+        .env("TMPDIR", &tmp)
+        .env("OPSI_BACKUP_MYSQLDUMP", &wrapper)
+        .args(["create", "-c", "gz", "--backends", "mysql"])
+        .arg(&archive)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dump_pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "mysqldump never started");
+        assert!(create.try_wait().unwrap().is_none(), "create ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Let it connect and reach the held table.
+    std::thread::sleep(Duration::from_millis(700));
+    let before_kill = files_containing(&tmp, db.cfg.password.as_bytes());
+    create.kill().unwrap();
+    create.wait().unwrap();
+    let alive = |pid: i32| {
+        std::path::Path::new(&format!("/proc/{pid}")).exists() && {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            !stat.contains(") Z ")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(dump_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let survived = alive(dump_pid);
+    let after_kill = files_containing(&tmp, db.cfg.password.as_bytes());
+    drop(sql);
+    holder.wait().unwrap();
+    if survived {
+        // SAFETY: killing the stray mysqldump this test started, by its pid.
+        unsafe { libc::kill(dump_pid, libc::SIGKILL) };
+    }
+    assert!(
+        before_kill.is_empty(),
+        "password in a file while dumping: {before_kill:?}"
+    );
+    assert!(
+        after_kill.is_empty(),
+        "password left in files: {after_kill:?}"
+    );
+    assert!(!survived, "mysqldump {dump_pid} outlived the killed create");
+}
+
+fn which(tool: &str) -> std::path::PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{tool} not on PATH"))
+}

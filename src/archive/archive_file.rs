@@ -13,7 +13,7 @@ use crate::archive::scan::{Checked, Scan};
 use crate::archive::segment_cache::SegmentCache;
 use crate::archive::tar_reader::{TarEnd, TarReader};
 use crate::archive::tar_writer::TarWriter;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{is_disk_full, write_error, Error, IoContext, Result};
 use crate::member::Member;
 use crate::sink::{spool_then_add, MemberSink};
 
@@ -128,6 +128,12 @@ impl ArchiveFileWriter {
 
     /// Ends the tar stream, makes it durable, checks it and renames it to its destination.
     pub fn finish(self, trailer_len: Option<u64>) -> Result<PathBuf> {
+        let dest = self.dest.clone();
+        self.finish_inner(trailer_len)
+            .map_err(|e| disk_full(&dest, e))
+    }
+
+    fn finish_inner(self, trailer_len: Option<u64>) -> Result<PathBuf> {
         self.tar.scan.ensure_intact("the archive being written")?;
         let enc = match trailer_len {
             Some(t) => self.tar.inner.finish_with_trailer(t)?,
@@ -155,14 +161,15 @@ impl ArchiveFileWriter {
                 e.error,
             )
         })?;
-        sync_parent(&self.dest);
+        sync_parent(&self.dest)?;
         Ok(self.dest)
     }
 }
 
 impl MemberSink for ArchiveFileWriter {
     fn add(&mut self, member: &Member, content: &mut dyn std::io::Read) -> Result<()> {
-        self.tar.add(member, content)
+        let res = self.tar.add(member, content);
+        res.map_err(|e| disk_full(&self.dest, e))
     }
 
     /// The tar header needs the size first: spool beside the archive, not in a RAM-backed /tmp.
@@ -172,16 +179,23 @@ impl MemberSink for ArchiveFileWriter {
     }
 }
 
-/// Makes a rename durable: fsync of the containing directory.
-pub fn sync_parent(path: &Path) {
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+/// A full disk while the archive is written is said as such, naming the archive.
+fn disk_full(dest: &Path, e: Error) -> Error {
+    match e {
+        Error::Io { cause, .. } if is_disk_full(&cause) => write_error(dest, cause),
+        other => other,
     }
+}
+
+/// Makes a rename durable: fsync of the containing directory. Its error is the caller's:
+/// a rename that may not survive a crash is not done.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        Some(_) => Path::new("."),
+        None => return Ok(()),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .path_ctx("cannot flush to disk the directory", dir)
 }

@@ -42,9 +42,43 @@ impl Extensions {
             .find(|(k, _)| k == key)
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
-    fn pax_num(&self, key: &str) -> Option<u64> {
-        self.pax_str(key).and_then(|v| v.trim().parse().ok())
+    /// A numeric PAX record of member `name`: decimal digits only, as GNU tar demands. A
+    /// record that is present but not a number in range is damage, never "no record".
+    fn pax_num(&self, key: &str, name: &str) -> Result<Option<u64>> {
+        let Some(v) = self.pax_str(key) else {
+            return Ok(None);
+        };
+        let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        match v.parse::<u64>() {
+            Ok(n) if ok => Ok(Some(n)),
+            _ => Err(bad_pax(name, key, &v)),
+        }
     }
+
+    /// The PAX `mtime` record, checked: `[-]digits[.digits]`.
+    fn pax_mtime(&self, name: &str) -> Result<Option<String>> {
+        let Some(v) = self.pax_str("mtime") else {
+            return Ok(None);
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let unsigned = v.strip_prefix('-').unwrap_or(&v);
+        let whole = unsigned.split_once('.').map_or(unsigned, |(w, _)| w);
+        let ok = digits(whole)
+            && unsigned.split_once('.').is_none_or(|(_, f)| digits(f))
+            && whole.parse::<i64>().is_ok();
+        if ok {
+            Ok(Some(v))
+        } else {
+            Err(bad_pax(name, "mtime", &v))
+        }
+    }
+}
+
+fn bad_pax(name: &str, key: &str, value: &str) -> Error {
+    let shown: String = value.chars().take(40).collect();
+    Error::Corrupt(format!(
+        "damaged tar header of {name}: PAX record {key}={shown:?} is not a valid number"
+    ))
 }
 
 impl<R: Read> TarReader<R> {
@@ -338,10 +372,10 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
     let mut member = Member {
         mode: num(100..108, "mode")? as u32 & 0o7777,
         uid: ext
-            .pax_num("uid")
+            .pax_num("uid", &name)?
             .map_or_else(|| num(108..116, "uid"), Ok)?,
         gid: ext
-            .pax_num("gid")
+            .pax_num("gid", &name)?
             .map_or_else(|| num(116..124, "gid"), Ok)?,
         uname: ext
             .pax_str("uname")
@@ -351,9 +385,9 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
             .unwrap_or_else(|| field_str(&b[297..329])),
         mtime: Mtime {
             secs: num(136..148, "mtime")? as i64,
-            pax: ext.pax_str("mtime"),
+            pax: ext.pax_mtime(&name)?,
         },
-        size: ext.pax_num("size").unwrap_or(ustar_size),
+        size: ext.pax_num("size", &name)?.unwrap_or(ustar_size),
         kind,
         path: name,
         raw_header: None,

@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 
 use crate::archive::tar_header::{self, BLOCK, RECORD};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{copy_apart, CopyError, Error, IoContext, Result};
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
 
@@ -49,8 +49,13 @@ impl<W: Write> MemberSink for TarWriter<W> {
         if data_len == 0 {
             return Ok(());
         }
-        let copied = io::copy(&mut content.take(data_len), &mut self.out)
-            .map_err(|e| Error::io(format!("reading {}", member.path), e))?;
+        let copied = match copy_apart(&mut content.take(data_len), &mut self.out) {
+            Ok(n) => n,
+            Err(CopyError::Read(e)) => {
+                return Err(Error::io(format!("reading {}", member.path), e))
+            }
+            Err(CopyError::Write(e)) => return Err(Error::io("writing archive", e)),
+        };
         self.offset += copied;
         if copied != data_len {
             return Err(Error::Invalid(format!(

@@ -6,7 +6,7 @@
 use clap::Args;
 
 use crate::cli::{prune, repo, Global};
-use crate::retention::{self, Candidate, Policy};
+use crate::retention::{self, Decision, Policy};
 use crate::store::PruneOptions;
 
 #[derive(Args, Debug)]
@@ -59,7 +59,7 @@ impl ForgetArgs {
 
 pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
-    let remove: Vec<String> = if a.snapshots.is_empty() {
+    let n = if a.snapshots.is_empty() {
         let mut policy = a.policy();
         if policy.is_empty() {
             policy = g.settings.retention.clone();
@@ -72,35 +72,18 @@ pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
                 crate::settings::SETTINGS_FILE
             );
         }
-        let candidates: Vec<Candidate> = r
-            .snapshots()?
-            .into_iter()
-            .map(|s| Candidate {
-                id: s.id,
-                time: s.time,
-                host: s.host,
-            })
-            .collect();
-        let decisions = retention::apply(&policy, &candidates)?;
-        println!(
-            "{:<12}  {:<19}  {:<28}  {:<6}  REASONS",
-            "ID", "TIME", "HOST", "ACTION"
-        );
-        for d in &decisions {
-            println!(
-                "{:<12}  {:<19}  {:<28}  {:<6}  {}",
-                repo::short(&d.id),
-                repo::format_time(d.time),
-                d.host,
-                if d.keep { "keep" } else { "remove" },
-                d.reasons.join(", ")
-            );
+        // Planned and removed under one lock: see Repository::forget_by_policy.
+        let (decisions, n) = r.forget_by_policy(&policy, a.dry_run)?;
+        print_decisions(&decisions);
+        if a.dry_run {
+            let remove = decisions.iter().filter(|d| !d.keep).count();
+            println!("dry run: {remove} snapshots would be removed; nothing was changed");
+            if let Err(e) = retention::check_keeps_each_host(&decisions) {
+                println!("without --dry-run this would be refused: {e}");
+            }
+            return Ok(0);
         }
-        decisions
-            .into_iter()
-            .filter(|d| !d.keep)
-            .map(|d| d.id)
-            .collect()
+        n
     } else {
         let mut ids = Vec::new();
         for s in &a.snapshots {
@@ -113,23 +96,35 @@ pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             );
             ids.push(info.id);
         }
-        ids
-    };
-    if a.dry_run {
-        println!(
-            "dry run: {} snapshots would be removed; nothing was changed",
-            remove.len()
-        );
-        return Ok(0);
-    }
-    let n = if remove.is_empty() {
-        0
-    } else {
-        r.forget(&remove)?
+        if a.dry_run {
+            println!(
+                "dry run: {} snapshots would be removed; nothing was changed",
+                ids.len()
+            );
+            return Ok(0);
+        }
+        r.forget(&ids)?
     };
     println!("{n} snapshots removed");
     if a.prune {
         prune::print_report(&r.prune(PruneOptions::default())?);
     }
     Ok(0)
+}
+
+fn print_decisions(decisions: &[Decision]) {
+    println!(
+        "{:<12}  {:<19}  {:<28}  {:<6}  REASONS",
+        "ID", "TIME", "HOST", "ACTION"
+    );
+    for d in decisions {
+        println!(
+            "{:<12}  {:<19}  {:<28}  {:<6}  {}",
+            repo::short(&d.id),
+            repo::format_time(d.time),
+            d.host,
+            if d.keep { "keep" } else { "remove" },
+            d.reasons.join(", ")
+        );
+    }
 }

@@ -65,6 +65,10 @@ pub struct Global {
         global = true
     )]
     pub repository: Option<PathBuf>,
+    /// Wait at most SECONDS for the repository lock held by another opsi-backup (default
+    /// 3600, or `lock_wait` in /etc/opsi/opsi-backup.toml; 0: do not wait).
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub lock_wait: Option<u64>,
     /// What /etc/opsi/opsi-backup.toml says (filled in after parsing).
     #[arg(skip)]
     pub settings: Settings,
@@ -162,6 +166,12 @@ fn apply_settings(g: &mut Global) -> crate::Result<()> {
     let settings = Settings::load(&OpsiRoot::new(g.root()))?;
     if g.repository.is_none() {
         g.repository = settings.repository.clone();
+    }
+    if g.lock_wait.is_none() {
+        g.lock_wait = settings.lock_wait;
+    }
+    if let Some(secs) = g.lock_wait {
+        crate::store::set_lock_wait(std::time::Duration::from_secs(secs));
     }
     g.settings = settings;
     Ok(())

@@ -7,7 +7,6 @@
 //! truncated dump as if it were whole.
 
 use std::io::{self, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 
@@ -136,22 +135,8 @@ pub(crate) fn start(cfg: &MysqlConfig, opts: &DumpOptions, stdout: Stdio) -> Res
         .stdout(stdout)
         .stderr(Stdio::piped());
     // A backup killed with -9 must not leave mysqldump behind, holding its table locks and
-    // writing into a spool nobody reads: it is killed when the thread that started it ends
-    // (a pipe's reader gone would only stop it at its next write).
-    let parent = std::process::id();
-    // SAFETY: prctl and getppid are async-signal-safe, as a pre_exec hook requires.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            // The backup died before prctl took effect: do not start.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
+    // writing into a spool nobody reads: `connect` (DefaultsFile::hand_to) has it killed when
+    // the thread that started it ends.
     let mut child = cmd.spawn().ctx(format!("starting {}", program.display()))?;
     let stderr = StderrCollector::start(child.stderr.take().expect("stderr is piped"));
     Ok(Started {

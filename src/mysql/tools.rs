@@ -93,6 +93,7 @@ pub fn command(program: &Path, defaults: &DefaultsFile, cfg: &MysqlConfig) -> Co
 /// that passes them on).
 pub fn connect(mut cmd: Command, defaults: &DefaultsFile, cfg: &MysqlConfig) -> Command {
     cmd.arg(defaults.arg()).arg(cfg.address_arg());
+    defaults.hand_to(&mut cmd);
     cmd
 }
 

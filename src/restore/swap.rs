@@ -69,9 +69,9 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// The `sync_parent` of archive files, kept behind one call so that its signature can change.
-fn sync_dir_of(p: &Path) {
-    crate::archive::archive_file::sync_parent(p);
+/// Makes the rename of `p` durable: fsyncs its directory.
+fn sync_dir_of(p: &Path) -> Result<()> {
+    crate::archive::archive_file::sync_parent(p)
 }
 
 fn swap_in(p: &Pending) -> Result<Swapped> {
@@ -107,7 +107,12 @@ fn swap_in(p: &Pending) -> Result<Swapped> {
         }
         s.old = Some(aside);
     }
-    sync_dir_of(&p.dest);
+    if let Err(e) = sync_dir_of(&p.dest) {
+        // Not durable is not done: put the old data back, so the rollback starts from a
+        // state it knows.
+        let _ = s.undo();
+        return Err(e);
+    }
     Ok(s)
 }
 

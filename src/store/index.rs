@@ -602,7 +602,8 @@ impl MemberBatch {
     }
 }
 
-const INFO_COLUMNS: &str = "name, time, host, backends, sysinfo, source, size, added, members";
+const INFO_COLUMNS: &str =
+    "name, time, host, backends, sysinfo, source, size, added, members, written";
 
 fn info_row(r: &rusqlite::Row) -> rusqlite::Result<SnapshotInfo> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -616,18 +617,20 @@ fn info_row(r: &rusqlite::Row) -> rusqlite::Result<SnapshotInfo> {
         size: r.get::<_, i64>(6)? as u64,
         added: r.get::<_, i64>(7)? as u64,
         members: r.get::<_, i64>(8)? as u64,
+        written: r.get(9)?,
     })
 }
 
 /// All snapshots, oldest first.
+/// Committed snapshots, oldest first in the order of `snapshot::recency`.
 pub(crate) fn snapshots(conn: &Connection) -> Result<Vec<SnapshotInfo>> {
     let mut st = conn
-        .prepare(&format!(
-            "SELECT {INFO_COLUMNS} FROM snapshots ORDER BY time, written, name"
-        ))
+        .prepare(&format!("SELECT {INFO_COLUMNS} FROM snapshots"))
         .sql()?;
     let rows = st.query_map([], info_row).sql()?;
-    rows.collect::<rusqlite::Result<_>>().sql()
+    let mut list: Vec<SnapshotInfo> = rows.collect::<rusqlite::Result<_>>().sql()?;
+    list.sort_by(|a, b| a.recency().cmp(&b.recency()));
+    Ok(list)
 }
 
 pub(crate) fn snapshot(conn: &Connection, name: &str) -> Result<Option<SnapshotInfo>> {

@@ -1,17 +1,42 @@
-//! The repository lock (`lock` file, fs2/flock). Spec: `store-format/README.md`, section
-//! "Locking". The kernel drops a lock when its holder dies, so there are no stale locks.
+//! The repository lock (`lock` file, fs2/flock) and its holder records (`locks/`). Spec:
+//! `store-format/README.md`, section "Locking". The kernel drops a lock when its holder dies,
+//! so there are no stale locks; a holder record of a dead process is ignored and removed.
+//!
+//! Waiting is bounded (`set_lock_wait`, the CLI's `--lock-wait`): a cron job must not hang
+//! forever behind a stuck process, and both the waiting message and the timeout name the
+//! holders, from their records.
 
 use std::fs::File;
-use std::io;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::store::durable;
 
-/// A held lock on the repository; released on drop.
+/// How long a command waits for the lock unless told otherwise: long enough for a nightly
+/// prune to finish, short enough that a stuck process does not stop every later cron run.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(3600);
+
+static LOCK_WAIT: OnceLock<Duration> = OnceLock::new();
+
+/// Sets how long this process waits for the repository lock (once, before the first lock).
+pub fn set_lock_wait(wait: Duration) {
+    let _ = LOCK_WAIT.set(wait);
+}
+
+fn lock_wait() -> Duration {
+    LOCK_WAIT.get().copied().unwrap_or(DEFAULT_LOCK_WAIT)
+}
+
+/// A held lock on the repository; released (and its record removed) on drop.
 #[derive(Debug)]
 pub(crate) struct RepoLock {
     file: File,
+    record: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -22,61 +47,287 @@ pub(crate) enum LockKind {
     Exclusive,
 }
 
+/// What a holder writes about itself to `locks/<pid>-<random>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    host: String,
+    /// "shared" or "exclusive".
+    kind: String,
+    /// What it holds the lock for, e.g. "remove snapshots".
+    purpose: String,
+    /// Its command line (no secrets are ever passed on one).
+    command: String,
+    /// Unix seconds when it took the lock.
+    since: i64,
+}
+
 impl RepoLock {
-    /// Takes the lock, waiting for it if needed. While it waits it says so on stderr, naming
-    /// `purpose` (what this process wants to do).
+    /// Takes the lock, waiting up to the configured limit. While it waits it says so on
+    /// stderr, naming `purpose` (what this process wants to do) and the holders.
     pub(crate) fn acquire(root: &Path, kind: LockKind, purpose: &str) -> Result<RepoLock> {
+        RepoLock::acquire_within(root, kind, purpose, lock_wait())
+    }
+
+    pub(crate) fn acquire_within(
+        root: &Path,
+        kind: LockKind,
+        purpose: &str,
+        wait: Duration,
+    ) -> Result<RepoLock> {
         let path = root.join("lock");
         let file = durable::open_or_create(&path)?;
-        match try_lock(&file, kind) {
-            Ok(()) => return Ok(RepoLock { file }),
-            Err(e) if is_contended(&e) => {}
-            Err(e) => return Err(Error::io(format!("locking {}", path.display()), e)),
+        if take(&file, kind, &path)? {
+            return Ok(RepoLock::recorded(root, file, kind, purpose));
         }
-        let holder = match kind {
-            LockKind::Shared => {
-                "another opsi-backup process is removing data from it or repairing it"
-            }
-            LockKind::Exclusive => "other opsi-backup processes are using it",
-        };
+        let start = Instant::now();
         eprintln!(
-            "opsi-backup: waiting to {purpose}: repository {} is locked ({holder})",
-            root.display()
+            "opsi-backup: waiting up to {} s to {purpose}: repository {} is locked by {}",
+            wait.as_secs(),
+            root.display(),
+            describe(&holders(root))
         );
-        let res = match kind {
-            LockKind::Shared => fs2::FileExt::lock_shared(&file),
-            LockKind::Exclusive => fs2::FileExt::lock_exclusive(&file),
-        };
-        res.map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
-        Ok(RepoLock { file })
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if take(&file, kind, &path)? {
+                return Ok(RepoLock::recorded(root, file, kind, purpose));
+            }
+            let waited = start.elapsed();
+            if waited >= wait {
+                return Err(Error::Repository(format!(
+                    "gave up after waiting {} s to {purpose}: repository {} is locked by {}; \
+                     wait longer with --lock-wait SECONDS",
+                    waited.as_secs(),
+                    root.display(),
+                    describe(&holders(root))
+                )));
+            }
+            std::thread::sleep(pause.min(wait - waited));
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// Takes the exclusive lock only if nobody holds any lock now.
-    pub(crate) fn try_exclusive(root: &Path) -> Result<Option<RepoLock>> {
+    pub(crate) fn try_exclusive(root: &Path, purpose: &str) -> Result<Option<RepoLock>> {
         let path = root.join("lock");
         let file = durable::open_or_create(&path)?;
-        match try_lock(&file, LockKind::Exclusive) {
-            Ok(()) => Ok(Some(RepoLock { file })),
-            Err(e) if is_contended(&e) => Ok(None),
-            Err(e) => Err(Error::io(format!("locking {}", path.display()), e)),
-        }
+        Ok(take(&file, LockKind::Exclusive, &path)?
+            .then(|| RepoLock::recorded(root, file, LockKind::Exclusive, purpose)))
+    }
+
+    /// Writes this process's holder record. Best effort: a record that cannot be written
+    /// (read-only mount for a verify) costs only the holder's name in others' messages.
+    fn recorded(root: &Path, file: File, kind: LockKind, purpose: &str) -> RepoLock {
+        let record = write_record(root, kind, purpose).ok();
+        RepoLock { file, record }
     }
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
+        if let Some(r) = &self.record {
+            let _ = std::fs::remove_file(r);
+        }
         let _ = fs2::FileExt::unlock(&self.file);
     }
 }
 
-fn try_lock(file: &File, kind: LockKind) -> io::Result<()> {
-    match kind {
+/// Tries once; false when someone else holds a conflicting lock.
+fn take(file: &File, kind: LockKind, path: &Path) -> Result<bool> {
+    let res = match kind {
         LockKind::Shared => fs2::FileExt::try_lock_shared(file),
         LockKind::Exclusive => fs2::FileExt::try_lock_exclusive(file),
+    };
+    match res {
+        Ok(()) => Ok(true),
+        Err(e) if is_contended(&e) => Ok(false),
+        Err(e) => Err(Error::io(format!("locking {}", path.display()), e)),
     }
 }
 
 fn is_contended(e: &io::Error) -> bool {
     e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
         || e.kind() == io::ErrorKind::WouldBlock
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBuf> {
+    let dir = root.join("locks");
+    std::fs::create_dir_all(&dir)?;
+    let mut command: String = std::env::args().collect::<Vec<_>>().join(" ");
+    if command.len() > 300 {
+        let cut = (0..=300).rev().find(|&i| command.is_char_boundary(i));
+        command.truncate(cut.unwrap_or(0));
+    }
+    let holder = Holder {
+        pid: std::process::id(),
+        host: host_name(),
+        kind: match kind {
+            LockKind::Shared => "shared",
+            LockKind::Exclusive => "exclusive",
+        }
+        .into(),
+        purpose: purpose.into(),
+        command,
+        since: chrono::Utc::now().timestamp(),
+    };
+    let mut f = tempfile::Builder::new()
+        .prefix(&format!("{}-", holder.pid))
+        .suffix(".json")
+        .tempfile_in(&dir)?;
+    f.write_all(&serde_json::to_vec(&holder).map_err(io::Error::other)?)?;
+    let (_, path) = f.keep().map_err(|e| e.error)?;
+    Ok(path)
+}
+
+/// The records of the current holders; records of processes that died on this host are
+/// removed (the kernel has already released their flock).
+fn holders(root: &Path) -> Vec<Holder> {
+    let Ok(entries) = std::fs::read_dir(root.join("locks")) else {
+        return Vec::new();
+    };
+    let here = host_name();
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(h) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Holder>(&b).ok())
+        else {
+            continue;
+        };
+        if h.host == here && !alive(h.pid) {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        out.push(h);
+    }
+    out.sort_by_key(|h| (h.since, h.pid));
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+fn describe(holders: &[Holder]) -> String {
+    if holders.is_empty() {
+        return "a process that left no record (an older opsi-backup, or flock(1))".into();
+    }
+    let one = |h: &Holder| {
+        format!(
+            "pid {} on {} ({} lock to {}, since {}: {})",
+            h.pid,
+            h.host,
+            h.kind,
+            h.purpose,
+            local_time(h.since),
+            h.command
+        )
+    };
+    holders.iter().map(one).collect::<Vec<_>>().join("; ")
+}
+
+fn local_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second open of the lock file conflicts like another process would (flock locks
+    /// belong to the open file description).
+    #[test]
+    fn waits_a_bounded_time_and_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = RepoLock::acquire_within(
+            dir.path(),
+            LockKind::Exclusive,
+            "prune unused data",
+            Duration::ZERO,
+        )
+        .unwrap();
+        let start = Instant::now();
+        let e = RepoLock::acquire_within(
+            dir.path(),
+            LockKind::Shared,
+            "write a snapshot",
+            Duration::from_millis(300),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let pid = format!("pid {} on {}", std::process::id(), host_name());
+        assert!(e.contains(&pid), "{e}");
+        assert!(e.contains("exclusive lock to prune unused data"), "{e}");
+        assert!(e.contains("--lock-wait"), "{e}");
+        drop(held);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("locks")).unwrap().count(),
+            0,
+            "the record goes with the lock"
+        );
+        // Released: taken at once, and two shared holders are both named.
+        let a = RepoLock::acquire_within(dir.path(), LockKind::Shared, "verify", Duration::ZERO)
+            .unwrap();
+        let _b = RepoLock::acquire_within(
+            dir.path(),
+            LockKind::Shared,
+            "read a snapshot",
+            Duration::ZERO,
+        )
+        .unwrap();
+        let named = describe(&holders(dir.path()));
+        assert!(
+            named.contains("to verify") && named.contains("to read a snapshot"),
+            "{named}"
+        );
+        drop(a);
+    }
+
+    #[test]
+    fn records_of_dead_processes_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("locks");
+        std::fs::create_dir_all(&locks).unwrap();
+        // A pid that cannot exist (above pid_max's upper bound of 2^22).
+        let dead = Holder {
+            pid: 1 << 30,
+            host: host_name(),
+            kind: "exclusive".into(),
+            purpose: "prune unused data".into(),
+            command: "opsi-backup prune".into(),
+            since: 0,
+        };
+        let path = locks.join("dead.json");
+        std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
+        let mut elsewhere = dead.clone();
+        elsewhere.host = format!("{}-other", host_name());
+        std::fs::write(
+            locks.join("other.json"),
+            serde_json::to_vec(&elsewhere).unwrap(),
+        )
+        .unwrap();
+        let h = holders(dir.path());
+        assert_eq!(h.len(), 1, "only the other host's record: {h:?}");
+        assert!(!path.exists());
+    }
 }

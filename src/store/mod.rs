@@ -25,11 +25,12 @@ mod snapshot_writer;
 mod verify;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
+pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
 pub use previous::{Previous, PreviousFile};
 pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;
-pub use snapshot::{SnapshotInfo, SnapshotMeta};
+pub use snapshot::{recency, SnapshotInfo, SnapshotMeta};
 pub use snapshot_writer::SnapshotWriter;
 mod fuzz_entry;
 #[doc(hidden)]

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::member::Member;
+use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config};
 use crate::store::lock::{LockKind, RepoLock};
@@ -147,7 +148,7 @@ impl Repository {
         } else {
             let lock = match lock {
                 Some(lock) => Some(lock),
-                None => RepoLock::try_exclusive(path)?,
+                None => RepoLock::try_exclusive(path, "clean up after interrupted writers")?,
             };
             if let Some(lock) = lock {
                 recovery::recover(path, &mut conn, &lock)?;
@@ -271,6 +272,37 @@ impl Repository {
             .map(|id| self.resolve(id).map(|s| s.id))
             .collect::<Result<Vec<_>>>()?;
         prune::forget(&mut self.conn(), &self.root, &names, &lock)
+    }
+
+    /// Applies a retention policy and removes the snapshots it does not keep, planning and
+    /// removing in one step under the exclusive lock, so a concurrent create or forget is
+    /// either wholly before the plan or wholly after the removal. A plan that would remove
+    /// every snapshot of a host is refused. A dry run takes the shared lock and removes
+    /// nothing. Returns the decisions (newest first per host) and how many were removed.
+    pub fn forget_by_policy(&self, policy: &Policy, dry_run: bool) -> Result<(Vec<Decision>, u64)> {
+        let (kind, purpose) = if dry_run {
+            (LockKind::Shared, "plan which snapshots to remove")
+        } else {
+            (LockKind::Exclusive, "remove snapshots")
+        };
+        let lock = RepoLock::acquire(&self.root, kind, purpose)?;
+        let candidates: Vec<Candidate> = self.snapshots()?.iter().map(Candidate::from).collect();
+        let decisions = retention::apply(policy, &candidates)?;
+        if dry_run {
+            return Ok((decisions, 0));
+        }
+        retention::check_keeps_each_host(&decisions)?;
+        let remove: Vec<String> = decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.id.clone())
+            .collect();
+        let n = if remove.is_empty() {
+            0
+        } else {
+            prune::forget(&mut self.conn(), &self.root, &remove, &lock)?
+        };
+        Ok((decisions, n))
     }
 
     /// Deletes packs no snapshot needs and rewrites packs that are mostly unused. Takes the

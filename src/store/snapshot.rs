@@ -56,6 +56,24 @@ pub struct SnapshotInfo {
     pub members: u64,
     pub source: String,
     pub sysinfo: Vec<(String, String)>,
+    /// When its file was finished, Unix nanoseconds (the end record's `written`).
+    #[serde(default)]
+    pub written: i64,
+}
+
+impl SnapshotInfo {
+    /// Its place in the one order of snapshots by age; see [`recency`].
+    pub fn recency(&self) -> (i64, i64, &str) {
+        recency(self.time, self.written, &self.id)
+    }
+}
+
+/// The one order of snapshots by age, used by `latest`, the snapshot list and retention:
+/// the snapshot's time (seconds), then when its file was finished (`written`, nanoseconds:
+/// two snapshots of the same second), then the id (only to make the order total). The
+/// greater key is the newer snapshot.
+pub fn recency(time: i64, written: i64, id: &str) -> (i64, i64, &str) {
+    (time, written, id)
 }
 
 /// The first record of a snapshot file.
