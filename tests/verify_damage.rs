@@ -252,6 +252,7 @@ fn each_pack_structure_is_covered() {
 
 fn sql(root: &Path, statement: &str) {
     let conn = rusqlite::Connection::open(root.join("index.sqlite")).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
     conn.execute(statement, []).unwrap();
 }
 
@@ -359,4 +360,58 @@ fn cli_exit_code_and_messages() {
     let (code, out) = verify_cli(dir.path(), &root);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("NOTE: config.json has no checksum"), "{out}");
+}
+
+/// Intact pack and snapshot files the index does not know yet (a writer renamed them and has
+/// not committed, or recovery has not run): notes, not damage.
+#[test]
+fn intact_files_not_yet_indexed_are_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let repo = small_repository(&root);
+    // An intact pack of another repository stands for a pack a writer has just renamed.
+    let other = Repository::init(&dir.path().join("other")).unwrap();
+    let mut w = other
+        .begin_snapshot(SnapshotMeta {
+            time: 9,
+            host: "o".into(),
+            backends: vec![],
+            sysinfo: vec![],
+            source: "create".into(),
+        })
+        .unwrap();
+    let (m, d) = file("CONTENT/x", content(10_000, 9, 99));
+    w.add(&m, &mut &d[..]).unwrap();
+    w.commit().unwrap();
+    let mut copied = Vec::new();
+    for (path, name) in data_files(&dir.path().join("other")) {
+        if path.extension().unwrap() == "pack" {
+            let to = root.join("packs").join(&name[..2]);
+            std::fs::create_dir_all(&to).unwrap();
+            std::fs::copy(&path, to.join(format!("{name}.pack"))).unwrap();
+            copied.push(name);
+        }
+    }
+    // A snapshot whose index rows are not there (yet).
+    let last = repo.snapshots().unwrap().pop().unwrap().id;
+    sql(
+        &root,
+        &format!("DELETE FROM snapshots WHERE name = '{last}'"),
+    );
+    let report = repo.verify(None).unwrap();
+    assert!(report.is_ok(), "{:#?}", report.problems);
+    for name in copied.iter().chain([&last]) {
+        assert!(
+            report.notes.iter().any(|n| n.contains(name.as_str())),
+            "{name}: {:#?}",
+            report.notes
+        );
+    }
+    // Damaged, the same files are problems.
+    let snap = root.join("snapshots").join(format!("{last}.snap"));
+    let mut bytes = std::fs::read(&snap).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&snap, &bytes).unwrap();
+    let report = repo.verify(None).unwrap();
+    assert!(names(&report, &last), "{:#?}", report.problems);
 }

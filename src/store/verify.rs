@@ -20,7 +20,7 @@ use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::pack_path;
 use crate::store::reader::ChunkFetcher;
 use crate::store::rebuild::{list_packs, list_snapshots};
-use crate::store::snapshot::read_snapshot_file;
+use crate::store::snapshot::{read_snapshot_file, read_snapshot_head, snapshot_path};
 
 /// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
 pub const META_USER: &str = "(snapshot metadata)";
@@ -202,33 +202,46 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
     }
 
     if only.is_none() {
-        // Recovery indexes every readable pack; one still unknown to the index is damaged.
+        // Recovery indexes every readable pack and snapshot file, but only when it gets the
+        // exclusive lock, and a writer renames its files before it indexes them: an intact
+        // file the index does not know is a note, a damaged one a problem.
         for name in list_packs(root)? {
-            if !index::pack_known(conn, &name)? {
-                let what =
-                    "pack file is not in the index (damaged trailer?); rebuild-index tells more";
-                found.push(Found {
-                    pack: Some(name),
-                    what: what.into(),
-                    ..Found::default()
-                });
-            } else {
+            if index::pack_known(conn, &name)? {
                 // A pack no chunk row points into is still hashed: every byte is checked.
                 packs.entry(name).or_default();
+                continue;
+            }
+            match intact_pack(root, &name) {
+                Ok(()) => report.notes.push(format!(
+                    "pack {name} is intact but not in the index yet (a writer is committing \
+                     it, or recovery has not run since a crash)"
+                )),
+                Err(why) => found.push(Found {
+                    pack: Some(name),
+                    what: format!(
+                        "pack file is not in the index and is damaged ({why}); rebuild-index tells more"
+                    ),
+                    ..Found::default()
+                }),
             }
         }
         for id in list_snapshots(root)? {
-            if !index::snapshot_known(conn, &id)? {
-                found.push(Found {
-                    what: format!(
-                        "snapshot file {id} is not in the index (recovery could not index it: damaged?)"
-                    ),
+            if index::snapshot_known(conn, &id)? {
+                continue;
+            }
+            match read_snapshot_head(&snapshot_path(root, &id), &id) {
+                Ok(_) => report.notes.push(format!(
+                    "snapshot {id} is intact but not in the index yet (a writer is committing \
+                     it, or recovery has not run since a crash)"
+                )),
+                Err(e) => found.push(Found {
+                    what: format!("snapshot file {id} is not in the index: {e}"),
                     users: vec![NeededBy {
                         snapshot: id,
                         member: SNAPSHOT_FILE_USER.into(),
                     }],
                     ..Found::default()
-                });
+                }),
             }
         }
     }
@@ -262,6 +275,19 @@ fn check_config(root: &Path, report: &mut VerifyReport, found: &mut Vec<Found>) 
             ..Found::default()
         }),
     }
+}
+
+/// Whether a pack file matches its name and its trailer checks out; the reason otherwise.
+fn intact_pack(root: &Path, name: &str) -> std::result::Result<(), String> {
+    let path = pack_path(root, name);
+    let hash = PackScan::open(&path)
+        .and_then(PackScan::finish)
+        .map_err(|e| e.to_string())?;
+    if hash.to_hex().as_str() != name {
+        return Err("its BLAKE3 does not match its name".into());
+    }
+    pack::read_trailer(&path).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Reads a pack file front to back once: the stored bytes of the groups asked for, in offset
