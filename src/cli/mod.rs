@@ -155,9 +155,29 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             logging::log(logging::DEBUG, &format!("{e:?}"));
+            let e = name_repository(e, cli.global.repository.as_deref());
             eprintln!("ERROR: {e:#}");
             1
         }
+    }
+}
+
+/// A damaged index found after opening (by a query, not by the check at open) does not know
+/// the repository's directory; the options do, for the `rebuild-index` advice.
+fn name_repository(e: anyhow::Error, repository: Option<&std::path::Path>) -> anyhow::Error {
+    match (e.downcast_ref::<crate::Error>(), repository) {
+        (
+            Some(crate::Error::IndexDamaged {
+                repository: None,
+                detail,
+            }),
+            Some(r),
+        ) => crate::Error::IndexDamaged {
+            repository: Some(r.to_path_buf()),
+            detail: detail.clone(),
+        }
+        .into(),
+        _ => e,
     }
 }
 
@@ -180,5 +200,33 @@ fn apply_settings(g: &mut Global) -> crate::Result<()> {
 impl Global {
     pub fn root(&self) -> PathBuf {
         self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_index_found_late_names_the_repository_of_the_options() {
+        let late = anyhow::Error::from(crate::Error::IndexDamaged {
+            repository: None,
+            detail: "database disk image is malformed".into(),
+        });
+        let shown = format!(
+            "{:#}",
+            name_repository(late, Some(std::path::Path::new("/srv/backup")))
+        );
+        assert!(
+            shown.contains("opsi-backup --repository /srv/backup rebuild-index")
+                && shown.contains("malformed"),
+            "{shown}"
+        );
+        let other = anyhow::anyhow!("something else");
+        let shown = format!(
+            "{:#}",
+            name_repository(other, Some(std::path::Path::new("/r")))
+        );
+        assert_eq!(shown, "something else");
     }
 }
