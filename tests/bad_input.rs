@@ -351,3 +351,39 @@ fn malformed_pax_numbers_are_damage() {
         );
     }
 }
+
+/// Unmounts on drop, also when the test fails.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk is said as such, naming the file that could not be written, and leaves nothing.
+#[test]
+fn full_disk_names_the_file_and_says_the_disk_is_full() {
+    let server = FakeServer::new(200, false);
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .output();
+    if !mounted.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED full_disk test: cannot mount a small tmpfs here: {mounted:?}");
+        return;
+    }
+    let _guard = Mounted(mnt.clone());
+    let dest = mnt.join("b.tar");
+    let (code, _, err) = run(bin(server.root()).args(["create", "-c", "none"]).arg(&dest));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the disk is full") && err.contains(&*dest.to_string_lossy()),
+        "{err}"
+    );
+    assert!(!err.contains("reading CONTENT"), "{err}");
+    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0, "nothing left");
+}
