@@ -148,9 +148,9 @@ pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()
     if let Some(e) = failure {
         let mut not_back = Vec::new();
         for s in swapped.iter().rev() {
-            match s.undo() {
-                Ok(()) => sync_dir_of(&s.dest),
-                Err(u) => not_back.push(format!("{}: {u}", s.dest.display())),
+            let back = s.undo().map_err(|u| u.to_string());
+            if let Err(u) = back.and_then(|()| sync_dir_of(&s.dest).map_err(|e| e.to_string())) {
+                not_back.push(format!("{}: {u}", s.dest.display()));
             }
         }
         for p in &pending {
