@@ -142,19 +142,33 @@ pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()
     }
     if let Some(e) = failure {
         let mut not_back = Vec::new();
-        for s in swapped.iter().rev() {
+        for (i, s) in swapped.iter().enumerate().rev() {
             match s.undo() {
                 Ok(()) => sync_dir_of(&s.dest),
-                Err(u) => not_back.push(format!("{}: {u}", s.dest.display())),
+                Err(u) => not_back.push((i, s, u)),
             }
         }
-        for p in &pending {
-            let _ = leftovers::remove_any(&p.staged);
+        // Staged data is removed, except where an undo failed: there it may be the old data.
+        for (i, p) in pending.iter().enumerate() {
+            if !not_back.iter().any(|(j, _, _)| *j == i) {
+                let _ = leftovers::remove_any(&p.staged);
+            }
         }
         if !not_back.is_empty() {
+            let list: Vec<String> = not_back
+                .iter()
+                .map(|(_, s, u)| {
+                    let old = s.old.as_deref().unwrap_or(&s.staged);
+                    format!(
+                        "{} (its old data is at {}): {u}",
+                        s.dest.display(),
+                        old.display()
+                    )
+                })
+                .collect();
             return Err(Error::Invalid(format!(
                 "{e}; the targets already restored could not all be put back: {}",
-                not_back.join("; ")
+                list.join("; ")
             )));
         }
         return Err(Error::Invalid(format!(
