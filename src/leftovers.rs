@@ -1,9 +1,11 @@
 //! Temporary files and directories whose names say which process owns them, so that a later run
 //! can remove what a run killed with -9 left behind without touching a live run's.
 //!
-//! The owner tag is `<pid>-<start>-`: the process id and its start time (clock ticks after boot,
-//! field 22 of `/proc/<pid>/stat`). A pid reused by another process has another start time, so
-//! an owner counts as alive only when both match. A name lives through renames, which a lock on
+//! The owner tag is `<pid>-<start>-<host>-`: the process id, its start time (clock ticks after
+//! boot, field 22 of `/proc/<pid>/stat`) and a hash of the host name. A pid reused by another
+//! process has another start time, so an owner counts as alive only when both match. A tag of
+//! another host (two servers writing archives to one NFS share) is never judged: its process
+//! table is not ours. A name lives through renames, which a lock on
 //! an open file would not follow to the inode that now carries the name (a swapped-out tree).
 //!
 //! Names without a tag (written by versions before this one) are left alone: nothing tells
@@ -13,7 +15,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::error::{IoContext, Result};
 use crate::logging;
 
 /// The start time of process `pid`, `None` when there is no such process.
@@ -25,28 +26,49 @@ fn start_time(pid: u32) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// This process's tag, `<pid>-<start>-`.
+/// This host's name as 8 hex digits (FNV-1a): short, and free of the `-` that separates the
+/// parts of a tag.
+fn host_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let mut h: u32 = 0x811c_9dc5;
+        for b in name.trim().bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        format!("{h:08x}")
+    })
+}
+
+/// This process's tag, `<pid>-<start>-<host>-`.
 pub fn own_tag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
     TAG.get_or_init(|| {
         let pid = std::process::id();
-        format!("{pid}-{}-", start_time(pid).unwrap_or(0))
+        tag_for(pid, start_time(pid).unwrap_or(0))
     })
 }
 
-/// The owner (pid, start) of a tag at the beginning of `s`.
-fn parse_tag(s: &str) -> Option<(u32, u64)> {
-    let mut parts = s.splitn(3, '-');
-    let pid = parts.next()?.parse().ok()?;
-    let start = parts.next()?.parse().ok()?;
-    parts.next()?;
-    Some((pid, start))
+/// The tag of process `pid` started at `start` on this host (tests make dead owners with it).
+pub fn tag_for(pid: u32, start: u64) -> String {
+    format!("{pid}-{start}-{}-", host_hash())
 }
 
-/// True when the tag at the beginning of `s` names a process that has ended; false for a live
-/// owner and for text that is no tag.
+/// The owner (pid, start, host) of a tag at the beginning of `s`.
+fn parse_tag(s: &str) -> Option<(u32, u64, &str)> {
+    let mut parts = s.splitn(4, '-');
+    let pid = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    let host = parts.next()?;
+    parts.next()?;
+    Some((pid, start, host))
+}
+
+/// True when the tag at the beginning of `s` names a process of this host that has ended;
+/// false for a live owner, another host's and text that is no tag.
 pub fn owner_is_dead(s: &str) -> bool {
-    parse_tag(s).is_some_and(|(pid, start)| start_time(pid) != Some(start))
+    parse_tag(s)
+        .is_some_and(|(pid, start, host)| host == host_hash() && start_time(pid) != Some(start))
 }
 
 /// What a leftover is, from its name.
@@ -109,10 +131,11 @@ pub fn classify(name: &str) -> Option<Leftover> {
 }
 
 /// Removes (or puts back) the leftovers of dead runs in `dir`, saying what it did. A directory
-/// that cannot be listed (missing, unreadable) has nothing to clean.
-pub fn clean(dir: &Path) -> Result<()> {
+/// that cannot be listed (missing, unreadable) has nothing to clean; a leftover that cannot be
+/// removed is a warning, not a reason to stop the run.
+pub fn clean(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
-        return Ok(());
+        return;
     };
     let mut found: Vec<(PathBuf, Leftover)> = entries
         .filter_map(|e| e.ok())
@@ -128,22 +151,25 @@ pub fn clean(dir: &Path) -> Result<()> {
         if let Leftover::MovedAside(name) = &kind {
             let dest = dir.join(name);
             if fs::symlink_metadata(&dest).is_err() {
-                fs::rename(&path, &dest).path_ctx("cannot put back", &path)?;
-                logging::warning(format!(
-                    "Put back {} (moved aside by a restore that did not finish) as {}",
-                    path.display(),
-                    dest.display()
-                ));
+                logging::warning(match fs::rename(&path, &dest) {
+                    Ok(()) => format!(
+                        "Put back {} (moved aside by a restore that did not finish) as {}",
+                        path.display(),
+                        dest.display()
+                    ),
+                    Err(e) => format!("cannot put back {}: {e}", path.display()),
+                });
                 continue;
             }
         }
-        remove_any(&path).path_ctx("cannot remove the leftover", &path)?;
-        logging::warning(format!(
-            "Removed {} (left by an opsi-backup run that did not finish)",
-            path.display()
-        ));
+        logging::warning(match remove_any(&path) {
+            Ok(()) => format!(
+                "Removed {} (left by an opsi-backup run that did not finish)",
+                path.display()
+            ),
+            Err(e) => format!("cannot remove the leftover {}: {e}", path.display()),
+        });
     }
-    Ok(())
 }
 
 /// Removes a file, symlink or whole directory.
@@ -175,17 +201,21 @@ mod tests {
         let pid = std::process::id();
         let start = start_time(pid).unwrap();
         assert!(
-            owner_is_dead(&format!("{pid}-{}-abc", start + 1)),
+            owner_is_dead(&format!("{}abc", tag_for(pid, start + 1))),
             "reused pid"
         );
-        assert!(owner_is_dead(&format!("{}-{start}-abc", dead_pid())));
+        assert!(owner_is_dead(&format!("{}abc", tag_for(dead_pid(), start))));
+        assert!(
+            !owner_is_dead(&format!("{}-{start}-0000beef-abc", dead_pid())),
+            "another host's: left alone"
+        );
         assert!(!owner_is_dead("abc"), "no tag: left alone");
         assert!(!owner_is_dead("12-x-abc"));
     }
 
     #[test]
     fn classify_names() {
-        let dead = format!("{}-5-", dead_pid());
+        let dead = format!("{}-5-{}-", dead_pid(), host_hash());
         assert_eq!(
             classify(&format!(".opsi.opsi-backup-restore-{dead}Xy")),
             Some(Leftover::Staged)
@@ -210,7 +240,7 @@ mod tests {
     #[test]
     fn clean_puts_back_a_missing_destination_and_removes_the_rest() {
         let d = tempfile::tempdir().unwrap();
-        let dead = format!("{}-5-", dead_pid());
+        let dead = format!("{}-5-{}-", dead_pid(), host_hash());
         let aside = d.path().join(format!(".opsi.opsi-backup-old-{dead}a"));
         fs::create_dir(&aside).unwrap();
         fs::write(aside.join("keep"), "old").unwrap();
@@ -223,7 +253,7 @@ mod tests {
             .path()
             .join(format!(".y.opsi-backup-restore-{}d", own_tag()));
         fs::write(&live, "mine").unwrap();
-        clean(d.path()).unwrap();
+        clean(d.path());
         assert_eq!(
             fs::read_to_string(d.path().join("opsi/keep")).unwrap(),
             "old"

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use common::fake_server::FakeServer;
 use common::{bin, ok, run};
+use opsi_backup::leftovers;
 
 /// An archive of the whole fake server (configuration, file backend, dhcpd).
 fn archive_of(server: &FakeServer, dir: &Path) -> PathBuf {
@@ -344,7 +345,10 @@ fn a_tree_moved_aside_by_a_dead_run_is_put_back() {
     let mut child = Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let aside = server.p(&format!("/etc/.hosts.d.opsi-backup-old-{dead}-1-Xq3"));
+    let aside = server.p(&format!(
+        "/etc/.hosts.d.opsi-backup-old-{}Xq3",
+        leftovers::tag_for(dead, 1)
+    ));
     std::fs::create_dir(&aside).unwrap();
     std::fs::write(aside.join("entry"), "old data").unwrap();
     let (code, _, err) = run(bin(server.root())
@@ -376,9 +380,8 @@ fn the_next_create_removes_a_dead_runs_partial_archive() {
     assert!(partial[0].ends_with(".partial"));
     // A partial file whose owner is this (live) test process is not touched.
     let live = dir.path().join(format!(
-        ".opsi-backup-{}-{}-live.partial",
-        std::process::id(),
-        own_start_time()
+        ".opsi-backup-{}live.partial",
+        leftovers::tag_for(std::process::id(), own_start_time())
     ));
     std::fs::write(&live, "in progress").unwrap();
     let (code, _, err) = run(bin(server.root()).arg("create").arg(&dest));

@@ -100,7 +100,7 @@ impl ArchiveFileWriter {
         };
         // Partial files of runs killed before they finished would pile up otherwise; the owner
         // in the name keeps a running create's file safe.
-        crate::leftovers::clean(&dir)?;
+        crate::leftovers::clean(&dir);
         let tmp = tempfile::Builder::new()
             .prefix(&crate::leftovers::partial_prefix())
             .suffix(".partial")

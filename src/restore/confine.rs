@@ -128,6 +128,11 @@ fn is_system_dir(rel: &Path) -> bool {
     SYSTEM_DIRS.contains(&text.as_ref()) || (parts.len() == 1 && text.starts_with("lib"))
 }
 
+/// True for a single file (`inner`) inside a tree (`outer`): placed into the staged tree.
+fn file_in_tree(inner_tree: bool, outer_tree: bool) -> bool {
+    outer_tree && !inner_tree
+}
+
 /// Two targets must not overlap, except a single file inside a tree.
 fn overlap(
     a: &Path,
@@ -139,9 +144,9 @@ fn overlap(
 ) -> Result<()> {
     let clash = if a == b {
         Some("is the same path as")
-    } else if a.starts_with(b) && !(b_tree && !a_tree) {
+    } else if a.starts_with(b) && !file_in_tree(a_tree, b_tree) {
         Some("lies inside")
-    } else if b.starts_with(a) && !(a_tree && !b_tree) {
+    } else if b.starts_with(a) && !file_in_tree(b_tree, a_tree) {
         Some("contains")
     } else {
         None

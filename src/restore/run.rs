@@ -43,7 +43,7 @@ pub fn restore(root: &OpsiRoot, src: &dyn BackupSource, req: &Request) -> Result
     let mut plan = plan::targets(root, &scan, &set, req)?;
     confine::confine(root, &mut plan)?;
     for dir in plan.staging_dirs() {
-        leftovers::clean(&dir)?;
+        leftovers::clean(&dir);
     }
     logging::notice(format!("Restoring data from backup {name}."));
     let expected = |path: &str| scan.sha1_of(path).map(str::to_string);

@@ -107,12 +107,6 @@ fn swap_in(p: &Pending) -> Result<Swapped> {
         }
         s.old = Some(aside);
     }
-    if let Err(e) = sync_dir_of(&p.dest) {
-        // Not durable is not done: put the old data back, so the rollback starts from a
-        // state it knows.
-        let _ = s.undo();
-        return Err(e);
-    }
     Ok(s)
 }
 
@@ -138,7 +132,16 @@ pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()
     let mut failure = None;
     for (i, p) in pending.iter().enumerate() {
         match fail_point(&format!("restore-swap-{}", i + 1)).and_then(|_| swap_in(p)) {
-            Ok(s) => swapped.push(s),
+            Ok(s) => {
+                // Not durable is not done: a failed fsync of the directory fails the restore,
+                // and this target is rolled back with the others.
+                let synced = sync_dir_of(&s.dest);
+                swapped.push(s);
+                if let Err(e) = synced {
+                    failure = Some(e);
+                    break;
+                }
+            }
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -147,19 +150,37 @@ pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()
     }
     if let Some(e) = failure {
         let mut not_back = Vec::new();
-        for s in swapped.iter().rev() {
-            let back = s.undo().map_err(|u| u.to_string());
-            if let Err(u) = back.and_then(|()| sync_dir_of(&s.dest).map_err(|e| e.to_string())) {
-                not_back.push(format!("{}: {u}", s.dest.display()));
+        for (i, s) in swapped.iter().enumerate().rev() {
+            match s.undo() {
+                Ok(()) => {
+                    if let Err(e) = sync_dir_of(&s.dest) {
+                        logging::warning(format!("{} was put back, but {e}", s.dest.display()));
+                    }
+                }
+                Err(u) => not_back.push((i, s, u)),
             }
         }
-        for p in &pending {
-            let _ = leftovers::remove_any(&p.staged);
+        // Staged data is removed, except where an undo failed: there it may be the old data.
+        for (i, p) in pending.iter().enumerate() {
+            if !not_back.iter().any(|(j, _, _)| *j == i) {
+                let _ = leftovers::remove_any(&p.staged);
+            }
         }
         if !not_back.is_empty() {
+            let list: Vec<String> = not_back
+                .iter()
+                .map(|(_, s, u)| {
+                    let old = s.old.as_deref().unwrap_or(&s.staged);
+                    format!(
+                        "{} (its old data is at {}): {u}",
+                        s.dest.display(),
+                        old.display()
+                    )
+                })
+                .collect();
             return Err(Error::Invalid(format!(
                 "{e}; the targets already restored could not all be put back: {}",
-                not_back.join("; ")
+                list.join("; ")
             )));
         }
         return Err(Error::Invalid(format!(

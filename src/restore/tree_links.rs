@@ -67,8 +67,9 @@ fn resolve(tree: &Path, link: &Path) -> std::result::Result<bool, &'static str> 
         };
         match Path::new(&part).components().next() {
             Some(Component::ParentDir) => {
-                if cur.pop().is_none() {
-                    return Ok(false);
+                let left = cur.pop();
+                if left.is_none() {
+                    return Ok(false); // above the tree's root
                 }
             }
             Some(Component::Normal(_)) => {
