@@ -139,12 +139,20 @@ fn a_full_restore_leaves_nothing_beside_its_targets() {
     let server = FakeServer::new(3, false);
     let dir = tempfile::tempdir().unwrap();
     let a = archive_of(&server, dir.path());
-    let before = common::tree::read(&server.p("/etc/opsi"));
+    // The tree as backed up, kept aside with its times (cp -a).
+    let backed_up = tempfile::tempdir().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(server.p("/etc/opsi"))
+        .arg(backed_up.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
     std::fs::write(server.p("/etc/opsi/pckeys"), "changed").unwrap();
     ok(bin(server.root())
         .args(["restore", "--configuration", "--force"])
         .arg(&a));
-    assert_eq!(before, common::tree::read(&server.p("/etc/opsi")));
+    common::tree::assert_same(&backed_up.path().join("opsi"), &server.p("/etc/opsi"));
     for d in ["/etc", "/var/lib/opsi", "/etc/dhcp"] {
         let stray: Vec<_> = std::fs::read_dir(server.p(d))
             .unwrap()
