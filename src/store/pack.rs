@@ -360,12 +360,39 @@ pub(crate) fn decompress_delta(
 }
 
 /// Reads a decompressing reader to its end, expecting `plain_len` bytes. `plain_len` comes from
-/// disk: the buffer grows with what the frame really yields (at most one byte beyond
-/// `plain_len`), it is not allocated from the length up front.
-fn read_plain(dec: impl Read, stored_len: usize, plain_len: usize) -> std::io::Result<Vec<u8>> {
-    let mut plain = Vec::with_capacity(plain_len.min(stored_len.saturating_mul(16)));
-    dec.take(plain_len as u64 + 1).read_to_end(&mut plain)?;
+/// disk: the buffer starts at what the stored bytes plausibly yield and grows with what the
+/// frame really yields, it is not allocated from the length up front. Reads ask for all the
+/// room left, so that zstd decompresses a frame declaring its size in a single pass.
+fn read_plain(mut dec: impl Read, stored_len: usize, plain_len: usize) -> std::io::Result<Vec<u8>> {
+    let mut plain = vec![0u8; plain_len.min(stored_len.saturating_mul(16))];
+    let mut filled = 0;
+    while filled < plain_len {
+        if filled == plain.len() {
+            let grow = plain.len().max(1 << 16).min(plain_len - filled);
+            plain.resize(filled + grow, 0);
+        }
+        match read_some(&mut dec, &mut plain[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    plain.truncate(filled);
+    if filled == plain_len && read_some(&mut dec, &mut [0u8; 1])? != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "group has the wrong plain length",
+        ));
+    }
     check_len(plain, plain_len)
+}
+
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            res => return res,
+        }
+    }
 }
 
 fn check_len(plain: Vec<u8>, plain_len: usize) -> std::io::Result<Vec<u8>> {
