@@ -163,7 +163,7 @@ impl Recorder {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("args");
         let body = format!(
-            "printf '%s\\n' \"$@\" >> '{log}'\nstat -c 'mode=%a' \"${{1#--defaults-file=}}\" >> '{log}'\nexec '{real}' \"$@\"\n",
+            "printf '%s\\n' \"$@\" >> '{log}'\nstat -L -c 'mode=%a' \"${{1#--defaults-file=}}\" >> '{log}'\nexec '{real}' \"$@\"\n",
             log = log.display(),
             real = real_tool(tool).display()
         );
@@ -175,17 +175,18 @@ impl Recorder {
         fs::read_to_string(self.dir.path().join("args")).unwrap_or_default()
     }
 
-    /// Every run got the defaults file first, private, and it is gone now; no secret in argv.
+    /// Every run got the defaults file first, private, as an inherited descriptor; no secret
+    /// in argv.
     fn check(&self) {
         let log = self.log();
         let mut runs = 0;
         for line in log.lines().filter(|l| l.starts_with("--defaults-file=")) {
             runs += 1;
-            let path = Path::new(line.trim_start_matches("--defaults-file="));
+            // An inherited descriptor, never a named file a crash could leave behind.
+            let path = line.trim_start_matches("--defaults-file=");
             assert!(
-                !path.exists(),
-                "defaults file {} left behind",
-                path.display()
+                path.starts_with("/dev/fd/"),
+                "defaults file {path} is a named file"
             );
         }
         assert!(runs > 0, "tool never ran: {log}");

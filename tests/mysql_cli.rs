@@ -249,7 +249,16 @@ fn killed_create_leaves_no_password_file_and_no_mysqldump() {
     };
     // Let it connect and reach the held table.
     std::thread::sleep(Duration::from_millis(700));
-    let before_kill = files_containing(&tmp, db.cfg.password.as_bytes());
+    // An option file escapes `\` and `"`: look for the longest piece without them.
+    let needle = db
+        .cfg
+        .password
+        .split(['\\', '"'])
+        .max_by_key(|p| p.len())
+        .unwrap()
+        .to_string();
+    assert!(needle.len() >= 8, "{needle:?}");
+    let before_kill = files_containing(&tmp, needle.as_bytes());
     create.kill().unwrap();
     create.wait().unwrap();
     let alive = |pid: i32| {
@@ -263,7 +272,7 @@ fn killed_create_leaves_no_password_file_and_no_mysqldump() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let survived = alive(dump_pid);
-    let after_kill = files_containing(&tmp, db.cfg.password.as_bytes());
+    let after_kill = files_containing(&tmp, needle.as_bytes());
     drop(sql);
     holder.wait().unwrap();
     if survived {

@@ -158,7 +158,9 @@ fn host_name() -> String {
 
 fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBuf> {
     let dir = root.join("locks");
-    std::fs::create_dir_all(&dir)?;
+    // 0700 like every directory of the repository (section "Durability and permissions").
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)?;
     let mut command: String = std::env::args().collect::<Vec<_>>().join(" ");
     if command.len() > 300 {
         let cut = (0..=300).rev().find(|&i| command.is_char_boundary(i));
