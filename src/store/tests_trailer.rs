@@ -238,11 +238,9 @@ fn packs_carry_two_trailers_from_version_4_on_only() {
         let cfg = root.join("config.json");
         let text = fs::read_to_string(&cfg).unwrap();
         assert!(text.contains("\"version\": 4"), "{text}");
-        fs::write(
-            &cfg,
-            text.replace("\"version\": 4", &format!("\"version\": {version}")),
-        )
-        .unwrap();
+        let mut config = crate::store::config::Config::load(&cfg).unwrap();
+        config.version = version;
+        config.save(&root).unwrap();
         let repo = Repository::open(&root).unwrap();
         let small = file("CONTENT/small", &noise(20_000, 2));
         let first = store(
