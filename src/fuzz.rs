@@ -104,8 +104,11 @@ pub fn settings(data: &[u8]) {
     }
 }
 
+/// A fuzz target: arbitrary bytes in, no panic out.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("archive", archive),
     ("bz2_stream", bz2_stream),
     ("pack", pack),
