@@ -71,6 +71,7 @@ fn kill_every_writing_command_at_random_moments() {
             verify_failed: 0,
             lost: 0,
         };
+        let mut max_ms = 700;
         for trial in 0..trials {
             // A new night, so that every command has data to write or to free.
             let text: String = (0..100_000)
@@ -102,10 +103,14 @@ fn kill_every_writing_command_at_random_moments() {
                 }
             }
             let before = ids(server.root(), &repo);
-            // Kill somewhere in the first ~second: these commands take 0.1-1 s here.
-            let ms = 1 + rng.below(700);
+            // Kill at a random moment before `max_ms`, which follows the command's run time:
+            // it shrinks when the command was already done at the kill, grows when it was not.
+            let ms = 1 + rng.below(max_ms);
             if kill_after(cmd, Duration::from_millis(ms)) {
                 t.mid_run += 1;
+                max_ms = (max_ms * 5 / 4).min(5_000);
+            } else {
+                max_ms = (max_ms * 2 / 3).max(5);
             }
             let (code, out, err) = common::run(r(&repo).arg("verify"));
             if code != 0 {
