@@ -1,5 +1,5 @@
 //! Tar header blocks exactly as Python's `tarfile` writes them in PAX format, which is what
-//! the original opsi-backup produces (see ../shared facts: one `././@PaxHeader` extended
+//! the original opsi-backup produces (see docs/OPSI-BACKUP-FACTS.md: one `././@PaxHeader` extended
 //! header per file-system member carrying `mtime`, ustar fields in octal, `%06o\0 ` checksum).
 //! Writing the same bytes lets an imported original archive be exported byte for byte.
 

@@ -1,5 +1,5 @@
 //! The MySQL backend: `mysqldump` out, `mysql` in, exactly as the original opsi-backup drives
-//! the client tools (see `/work/shared/OPSI-BACKUP-FACTS.md`, MySQL).
+//! the client tools (see `docs/OPSI-BACKUP-FACTS.md`, MySQL).
 //!
 //! - [`config`]: where the server is and who we are ([`MysqlConfig`]);
 //! - [`defaults_file`]: the credentials, handed to the tools in a private option file;
