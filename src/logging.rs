@@ -70,6 +70,18 @@ pub fn log(level: u8, msg: &str) {
     }
 }
 
+/// Unix seconds as local time for people (`2026-12-06 17:09:08`), as messages and listings
+/// show it; the number itself when it is out of range.
+pub fn local_time(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
 pub fn warning(msg: impl AsRef<str>) {
     log(WARNING, msg.as_ref());
 }

@@ -6,24 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::fake_server::FakeServer;
 use common::{bin, ok, tree};
-
-fn kill_after(mut cmd: Command, delay: Duration) -> bool {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let finished = child.try_wait().unwrap().is_some();
-    let _ = child.kill(); // SIGKILL on Unix
-    let _ = child.wait();
-    finished
-}
 
 fn snapshot_count(root: &Path, repo: &Path) -> usize {
     let out = ok(common::repo_bin(root, repo).args(["snapshots", "--json"]));
@@ -61,7 +47,7 @@ fn kill_during_create_and_import_leaves_a_working_repository() {
         } else {
             c.arg("create");
         }
-        kill_after(c, Duration::from_millis(*ms));
+        common::kill_after(c, Duration::from_millis(*ms));
         let now = snapshot_count(server.root(), &repo);
         assert!(now >= committed, "a committed snapshot disappeared");
         committed = now;

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::fake_server::{FakeServer, Rng};
@@ -19,20 +18,6 @@ fn ids(root: &Path, repo: &Path) -> Vec<String> {
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Starts `cmd`, kills it after `delay`; whether it was still running then.
-fn kill_after(mut cmd: Command, delay: Duration) -> bool {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let _ = child.wait();
-    running
 }
 
 struct Tally {
@@ -106,7 +91,7 @@ fn kill_every_writing_command_at_random_moments() {
             // Kill at a random moment before `max_ms`, which follows the command's run time:
             // it shrinks when the command was already done at the kill, grows when it was not.
             let ms = 1 + rng.below(max_ms);
-            if kill_after(cmd, Duration::from_millis(ms)) {
+            if common::kill_after(cmd, Duration::from_millis(ms)) {
                 t.mid_run += 1;
                 max_ms = (max_ms * 5 / 4).min(5_000);
             } else {

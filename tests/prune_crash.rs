@@ -4,12 +4,15 @@
 //! that every remaining snapshot restores byte for byte and verifies, and that a rerun
 //! finishes the job and ends where an uninterrupted run ends.
 
+mod common;
+
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
-use opsi_backup::member::{Member, MemberKind, Mtime};
+use common::file_member as file;
+use opsi_backup::member::Member;
 use opsi_backup::sink::MemberSink;
 use opsi_backup::store::{ChunkerParams, PruneOptions, PruneReport, Repository, SnapshotMeta};
 use opsi_backup::Result;
@@ -32,26 +35,6 @@ fn data(n: usize, seed: u64) -> Vec<u8> {
             }
         })
         .collect()
-}
-
-fn file(path: &str, d: Vec<u8>) -> (Member, Vec<u8>) {
-    let m = Member {
-        path: path.into(),
-        kind: MemberKind::File,
-        mode: 0o600,
-        uid: 0,
-        gid: 0,
-        uname: "root".into(),
-        gname: "root".into(),
-        mtime: Mtime {
-            secs: 1_764_000_000,
-            pax: None,
-        },
-        size: d.len() as u64,
-        raw_header: None,
-        stamp: None,
-    };
-    (m, d)
 }
 
 /// Night `n`: a file shared by all nights and one of its own.

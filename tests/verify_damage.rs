@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use opsi_backup::member::{Member, MemberKind, Mtime};
+use common::file_member as file;
 use opsi_backup::sink::MemberSink;
 use opsi_backup::store::{ChunkerParams, Repository, SnapshotMeta, VerifyReport};
 
@@ -75,26 +75,6 @@ fn content(n: usize, night: u64, seed: u64) -> Vec<u8> {
         d[p..p + 8].copy_from_slice(&(night * 1_000_003 + p as u64).to_le_bytes());
     }
     d
-}
-
-fn file(path: &str, d: Vec<u8>) -> (Member, Vec<u8>) {
-    let m = Member {
-        path: path.into(),
-        kind: MemberKind::File,
-        mode: 0o600,
-        uid: 0,
-        gid: 0,
-        uname: "root".into(),
-        gname: "root".into(),
-        mtime: Mtime {
-            secs: 1_764_000_000,
-            pax: None,
-        },
-        size: d.len() as u64,
-        raw_header: None,
-        stamp: None,
-    };
-    (m, d)
 }
 
 /// A small repository: three nights (the later ones with delta groups against their parent)

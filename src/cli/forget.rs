@@ -91,7 +91,7 @@ pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             println!(
                 "{:<12}  {:<19}  {:<28}  remove",
                 repo::short(&info.id),
-                repo::format_time(info.time),
+                crate::logging::local_time(info.time),
                 info.host
             );
             ids.push(info.id);
@@ -121,7 +121,7 @@ fn print_decisions(decisions: &[Decision]) {
         println!(
             "{:<12}  {:<19}  {:<28}  {:<6}  {}",
             repo::short(&d.id),
-            repo::format_time(d.time),
+            crate::logging::local_time(d.time),
             d.host,
             if d.keep { "keep" } else { "remove" },
             d.reasons.join(", ")

@@ -64,7 +64,7 @@ pub fn run(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
                     m.uname,
                     m.gname,
                     m.size,
-                    repo::format_time(m.mtime.secs),
+                    crate::logging::local_time(m.mtime.secs),
                     m.path
                 );
             }

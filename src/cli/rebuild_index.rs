@@ -32,7 +32,7 @@ fn print_problems(report: &RebuildReport) {
         eprintln!(
             "LOST: snapshot {} of {} ({}) cannot be restored and was left out of the index:",
             l.id,
-            repo::format_time(l.time),
+            crate::logging::local_time(l.time),
             l.host
         );
         if !l.meta_chunks.is_empty() {

@@ -52,16 +52,6 @@ pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-pub fn format_time(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
 /// Bytes for people: 1.5 MiB.
 pub fn human(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -26,7 +26,7 @@ pub fn run(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
         println!(
             "{:<12}  {:<19}  {:<28}  {:<26}  {:>10}  {:>10}",
             repo::short(&s.id),
-            repo::format_time(s.time),
+            crate::logging::local_time(s.time),
             s.host,
             s.backends.join(","),
             repo::human(s.size),

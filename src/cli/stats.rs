@@ -94,7 +94,7 @@ pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
         println!(
             "{:<12}  {:<19}  {:>10}  {:>10}",
             repo::short(&s.id),
-            repo::format_time(s.time),
+            crate::logging::local_time(s.time),
             repo::human(s.size),
             repo::human(s.added)
         );

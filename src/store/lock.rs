@@ -233,21 +233,11 @@ fn describe(holders: &[Holder]) -> String {
             h.host,
             h.kind,
             h.purpose,
-            local_time(h.since),
+            crate::logging::local_time(h.since),
             h.command
         )
     };
     holders.iter().map(one).collect::<Vec<_>>().join("; ")
-}
-
-fn local_time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| t.to_string())
 }
 
 #[cfg(test)]

@@ -143,6 +143,19 @@ fn sample() -> Vec<(Member, Vec<u8>)> {
     v
 }
 
+/// A new repository at `root`, made by this build (version `FORMAT_VERSION`), then marked as
+/// format `version`, as an older build would have made it.
+pub(super) fn init_as_version(root: &Path, version: u32) -> Repository {
+    drop(Repository::init(root).unwrap());
+    let cfg = root.join("config.json");
+    let text = fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("\"version\": 4"), "{text}");
+    let mut config = config::Config::load(&cfg).unwrap();
+    config.version = version;
+    config.save(root).unwrap();
+    Repository::open(root).unwrap()
+}
+
 pub(super) fn pack_files(root: &Path) -> Vec<std::path::PathBuf> {
     rebuild::list_packs(root)
         .unwrap()

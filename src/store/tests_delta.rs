@@ -4,7 +4,7 @@
 use std::fs;
 use std::sync::Arc;
 
-use super::tests::{file, meta, noise, pack_files, replay_all, sql_text, store};
+use super::tests::{file, init_as_version, meta, noise, pack_files, replay_all, sql_text, store};
 use super::*;
 use crate::error::Error;
 use crate::member::Member;
@@ -144,14 +144,7 @@ fn a_damaged_reference_is_reported() {
 fn a_version_2_repository_gets_no_delta_groups() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
-    drop(Repository::init(&root).unwrap());
-    let cfg = root.join("config.json");
-    let text = fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("\"version\": 4"), "{text}");
-    let mut config = crate::store::config::Config::load(&cfg).unwrap();
-    config.version = 2;
-    config.save(&root).unwrap();
-    let repo = Repository::open(&root).unwrap();
+    let repo = init_as_version(&root, 2);
     let dump = sql_text(30_000, 9);
     store(&repo, &[file(DUMP, &dump)]);
     let changed = night(&dump, 100);

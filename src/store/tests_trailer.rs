@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::tests::{file, noise, pack_files, replay_all, sql_text, store};
+use super::tests::{file, init_as_version, noise, pack_files, replay_all, sql_text, store};
 use super::*;
 use crate::member::Member;
 use crate::store::chunker::ChunkId;
@@ -234,14 +234,7 @@ fn packs_carry_two_trailers_from_version_4_on_only() {
     for version in [3u32, 4] {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("r");
-        drop(Repository::init(&root).unwrap());
-        let cfg = root.join("config.json");
-        let text = fs::read_to_string(&cfg).unwrap();
-        assert!(text.contains("\"version\": 4"), "{text}");
-        let mut config = crate::store::config::Config::load(&cfg).unwrap();
-        config.version = version;
-        config.save(&root).unwrap();
-        let repo = Repository::open(&root).unwrap();
+        let repo = init_as_version(&root, version);
         let small = file("CONTENT/small", &noise(20_000, 2));
         let first = store(
             &repo,

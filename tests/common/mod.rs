@@ -68,3 +68,40 @@ pub fn dir_size(p: &Path) -> u64 {
         .map(|m| m.len())
         .sum()
 }
+
+/// Starts `cmd` (output discarded), sends it SIGKILL after `delay`; whether it was still
+/// running at that moment, i.e. whether the kill landed mid-run.
+pub fn kill_after(mut cmd: Command, delay: std::time::Duration) -> bool {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+/// A regular file member of `d`'s length, owned by root, with a fixed mtime.
+pub fn file_member(path: &str, d: Vec<u8>) -> (opsi_backup::member::Member, Vec<u8>) {
+    use opsi_backup::member::{Member, MemberKind, Mtime};
+    let m = Member {
+        path: path.into(),
+        kind: MemberKind::File,
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+        uname: "root".into(),
+        gname: "root".into(),
+        mtime: Mtime {
+            secs: 1_764_000_000,
+            pax: None,
+        },
+        size: d.len() as u64,
+        raw_header: None,
+        stamp: None,
+    };
+    (m, d)
+}
