@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
 
@@ -40,7 +41,7 @@ impl MemberSink for Fingerprints {
     fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
         let read_err = |e: std::io::Error| Error::Corrupt(format!("cannot read {}: {e}", m.path));
         let mut hasher = blake3::Hasher::new();
-        if m.path.starts_with("CONTENT/BACKENDS/MYSQL/") && m.kind == MemberKind::File {
+        if layout::is_mysql(&m.path) && m.kind == MemberKind::File {
             let mut tee = HashingReader {
                 inner: content,
                 hasher: &mut hasher,
@@ -221,16 +222,16 @@ pub fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
 
 /// The opsi object behind a member path, where the layout makes it clear.
 pub fn opsi_name(path: &str) -> Option<String> {
-    if let Some(rest) = path.strip_prefix("CONTENT/CONF/") {
+    if let Some(rest) = layout::in_conf(path) {
         return Some(format!("configuration file /etc/opsi/{rest}"));
     }
-    if path.starts_with("CONTENT/BACKENDS/DHCP/") {
+    if layout::is_dhcp(path) {
         return Some("dhcpd configuration".into());
     }
-    if path.starts_with("CONTENT/BACKENDS/FILE_HOSTKEYS/") {
+    if layout::is_file_host_keys(path) {
         return Some("host keys (pckeys)".into());
     }
-    let rest = path.strip_prefix("CONTENT/BACKENDS/FILE/")?;
+    let rest = layout::in_file_backends(path)?;
     let rel = rest.split_once('/').map(|(_, r)| r)?;
     let (dir, file) = rel.rsplit_once('/').unwrap_or(("", rel));
     match dir {

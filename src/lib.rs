@@ -15,6 +15,7 @@ pub mod diff;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod layout;
 pub mod leftovers;
 pub mod logging;
 pub mod member;

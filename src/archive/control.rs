@@ -12,8 +12,7 @@ use crate::member::Member;
 use crate::sink::MemberSink;
 use crate::store::PreviousFile;
 
-pub const CHECKSUMS: &str = "CONTROL/checksums";
-pub const SYSINFO: &str = "CONTROL/sysinfo";
+pub use crate::layout::{CHECKSUMS, SYSINFO};
 
 /// Parsed CONTROL/checksums.
 #[derive(Debug, Default, Clone)]
@@ -110,7 +109,7 @@ impl<S: MemberSink> ControlWriter<S> {
 }
 
 fn checksummed(member: &Member) -> bool {
-    member.is_file() && member.path.starts_with("CONTENT/")
+    member.is_file() && crate::layout::is_content(&member.path)
 }
 
 impl<S: MemberSink> MemberSink for ControlWriter<S> {

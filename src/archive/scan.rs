@@ -9,6 +9,7 @@ use std::io::Read;
 
 use crate::archive::control::{self, Checksums, Sha1Reader};
 use crate::error::{Error, Result};
+use crate::layout::Part;
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
 
@@ -23,10 +24,13 @@ pub struct Contains {
 
 impl Contains {
     pub fn note(&mut self, path: &str) {
-        self.configuration |= path.starts_with("CONTENT/CONF");
-        self.dhcp |= path.starts_with("CONTENT/BACKENDS/DHCP");
-        self.file |= path.starts_with("CONTENT/BACKENDS/FILE");
-        self.mysql |= path.starts_with("CONTENT/BACKENDS/MYSQL");
+        match Part::of(path) {
+            Some(Part::Configuration) => self.configuration = true,
+            Some(Part::Dhcp) => self.dhcp = true,
+            Some(Part::File) => self.file = true,
+            Some(Part::Mysql) => self.mysql = true,
+            None => {}
+        }
     }
 
     /// The names present, sorted: "configuration, dhcp, file, mysql".

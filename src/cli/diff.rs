@@ -9,6 +9,7 @@ use clap::Args;
 use crate::archive::archive_file;
 use crate::cli::{repo, Global};
 use crate::diff::{self, Change, Fingerprints};
+use crate::layout;
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -47,11 +48,7 @@ pub fn run(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
         Change::Changed => 'M',
         Change::Metadata => 'U',
     };
-    for m in d
-        .members
-        .iter()
-        .filter(|m| !m.member.starts_with("CONTROL/"))
-    {
+    for m in d.members.iter().filter(|m| !layout::is_control(&m.member)) {
         match &m.opsi {
             Some(o) => println!("{}  {}  ({o})", sign(m.change), m.member),
             None => println!("{}  {}", sign(m.change), m.member),
@@ -70,7 +67,7 @@ pub fn run(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
     let count = |c: Change| {
         d.members
             .iter()
-            .filter(|m| m.change == c && !m.member.starts_with("CONTROL/"))
+            .filter(|m| m.change == c && !layout::is_control(&m.member))
             .count()
     };
     println!(

@@ -366,7 +366,7 @@ mod tests {
             username: String::new(),
             password: String::new(),
         };
-        let m = Member::control("CONTENT/BACKENDS/MYSQL/mysql/database.sql", 0);
+        let m = Member::control(&crate::layout::mysql_dump("mysql"), 0);
         assert_eq!(backend_name(&m, &cfg), "mysql");
         let m = Member::control("database.sql", 0);
         assert_eq!(backend_name(&m, &cfg), "opsi");

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::archive::scan::Scan;
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::logging;
 use crate::mysql::{self, MysqlConfig};
 use crate::opsi::backends::{BackendConfig, BackendSet};
@@ -85,7 +86,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
     if req.configuration {
         if scan.contains.configuration {
             out.push(Target {
-                prefix: "CONTENT/CONF".into(),
+                prefix: layout::CONF.into(),
                 what: format!("the configuration directory {CONF_DIR}"),
                 dest: Dest::Tree(root.conf_dir()),
             });
@@ -115,7 +116,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
 
     if !sel.file.is_empty() && !missing("file", scan.contains.file)? {
         for b in &sel.file {
-            let prefix = format!("CONTENT/BACKENDS/FILE/{}", b.name);
+            let prefix = layout::file_backend(&b.name);
             if !has_prefix(&scan.present, &prefix) {
                 logging::warning(format!(
                     "the archive holds no data for file backend '{}'",
@@ -136,7 +137,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
                 what: setting(b, "baseDir", &base_dir),
                 dest: Dest::Tree(root.resolve(&base_dir)),
             });
-            let keys = format!("CONTENT/BACKENDS/FILE_HOSTKEYS/{}", b.name);
+            let keys = layout::file_host_keys(&b.name);
             if has_prefix(&scan.present, &keys) {
                 out.push(Target {
                     prefix: keys,
@@ -148,7 +149,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
     }
     if !sel.mysql.is_empty() && !missing("mysql", scan.contains.mysql)? {
         for b in &sel.mysql {
-            let prefix = format!("CONTENT/BACKENDS/MYSQL/{}/database.sql", b.name);
+            let prefix = layout::mysql_dump(&b.name);
             if !scan.present.contains(&prefix) {
                 logging::warning(format!(
                     "the archive holds no dump for mysql backend '{}'",
@@ -180,7 +181,7 @@ pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) ->
     }
     if !sel.dhcp.is_empty() && !missing("dhcp", scan.contains.dhcp)? {
         for b in &sel.dhcp {
-            let prefix = format!("CONTENT/BACKENDS/DHCP/{}", b.name);
+            let prefix = layout::dhcp_backend(&b.name);
             let Some(file) = b.dhcpd_config_file()? else {
                 continue;
             };

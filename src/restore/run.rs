@@ -11,6 +11,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::archive::scan::Scan;
 use crate::error::{Error, IoContext, Result};
+use crate::layout;
 use crate::leftovers;
 use crate::logging;
 use crate::opsi::backends::{load_backends, BackendSet};
@@ -111,7 +112,7 @@ fn backend_set(
     let tmp = tempfile::tempdir().ctx("creating a temporary directory")?;
     let conf_root = OpsiRoot::new(tmp.path());
     for (member, bytes) in &scan.planning_files {
-        let rel = member.strip_prefix("CONTENT/CONF/").unwrap_or(member);
+        let rel = layout::in_conf(member).unwrap_or(member);
         let rel = crate::restore::safe_path::relative(member, rel)?;
         let dest = conf_root.conf_dir().join(rel);
         if let Some(parent) = dest.parent() {
@@ -123,7 +124,7 @@ fn backend_set(
     let mut set = load_backends(&conf_root, &fqdn)?;
     for b in &mut set.backends {
         if let Ok(rel) = b.file.strip_prefix(conf_root.conf_dir()) {
-            b.file = format!("{archive}:CONTENT/CONF/{}", rel.display()).into();
+            b.file = format!("{archive}:{}/{}", layout::CONF, rel.display()).into();
         }
     }
     for w in &set.warnings {

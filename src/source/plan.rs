@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+use crate::layout;
 use crate::logging;
 use crate::member::{Member, MemberKind, Mtime};
 use crate::mysql::{self, DumpOptions, MysqlConfig, Prefetch};
@@ -58,18 +59,14 @@ impl Plan {
             let base = b.file_base_dir()?;
             plan.parts.push(Part::Path {
                 path: root.resolve(&base),
-                arc: format!("CONTENT/BACKENDS/FILE/{}", b.name),
+                arc: layout::file_backend(&b.name),
             });
             let keys = b.file_host_key_file()?;
             // The original's test, kept as is: a substring test on the key file's directory.
             if !dirname(&keys).contains(base.as_str()) {
                 plan.parts.push(Part::Path {
                     path: root.resolve(&keys),
-                    arc: format!(
-                        "CONTENT/BACKENDS/FILE_HOSTKEYS/{}/{}",
-                        b.name,
-                        basename(&keys)
-                    ),
+                    arc: format!("{}/{}", layout::file_host_keys(&b.name), basename(&keys)),
                 });
             }
             plan.note("file");
@@ -104,7 +101,7 @@ impl Plan {
             if let Some(file) = b.dhcpd_config_file()? {
                 plan.parts.push(Part::Path {
                     path: root.resolve(&file),
-                    arc: format!("CONTENT/BACKENDS/DHCP/{}/{}", b.name, basename(&file)),
+                    arc: format!("{}/{}", layout::dhcp_backend(&b.name), basename(&file)),
                 });
                 plan.note("dhcp");
             }
@@ -112,7 +109,7 @@ impl Plan {
         if configuration {
             plan.parts.push(Part::Path {
                 path: root.conf_dir(),
-                arc: "CONTENT/CONF".into(),
+                arc: layout::CONF.into(),
             });
             plan.note("configuration");
         }
@@ -183,7 +180,7 @@ fn dump_member(name: &str, owners: &mut Owners) -> Member {
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
     Member {
-        path: format!("CONTENT/BACKENDS/MYSQL/{name}/database.sql"),
+        path: layout::mysql_dump(name),
         kind: MemberKind::File,
         mode: 0o600,
         uid: u64::from(uid),
