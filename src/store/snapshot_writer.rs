@@ -9,7 +9,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::member::Member;
@@ -17,11 +17,13 @@ use crate::sink::MemberSink;
 use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
+use crate::store::indexer;
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
-use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
+use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
+use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::{crash_point, Previous, PreviousFile, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
@@ -89,7 +91,7 @@ impl<'r> SnapshotWriter<'r> {
         // not for every lookup (~20,000 fcntl calls for a 3,000-client file backend). A
         // chunk another writer commits meanwhile is not seen and stored twice; the index
         // keeps one row and prune frees the copy.
-        conn.execute_batch("BEGIN").sql()?;
+        index::begin_read(&conn)?;
         let params = repo.config().chunker.clone();
         let layout = TrailerLayout::for_version(repo.config().version);
         let packs = PackSeries::new(repo.root(), params.pack_size, layout);
@@ -362,7 +364,7 @@ impl<'r> SnapshotWriter<'r> {
         crash_point("pack-indexed");
         self.indexed = self.packs.done().len();
         // The lookups' read transaction again.
-        self.conn.execute_batch("BEGIN").sql()
+        index::begin_read(&self.conn)
     }
 
     /// Makes the snapshot durable and visible: flushes the last group, finishes the pack,
@@ -387,7 +389,7 @@ impl<'r> SnapshotWriter<'r> {
                     same.then(|| f.rows[n])
                 })
             };
-            index::index_snapshot_file_rows(&tx, root, &id, &known)?;
+            indexer::index_snapshot_file_rows(&tx, root, &id, &known)?;
         }
         crash_point("index-before-commit");
         tx.commit().sql()?;
@@ -515,17 +517,15 @@ fn begin_indexing<'c>(
     new: &[PackDone],
     seen: &mut HashMap<ChunkId, i64>,
 ) -> Result<rusqlite::Transaction<'c>> {
-    conn.execute_batch("COMMIT").sql()?;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .sql()?;
+    index::end_read(conn)?;
+    let tx = index::immediate(conn)?;
     let mut row_of = |id: &ChunkId, row| {
         if let Some(r) = seen.get_mut(id) {
             *r = row;
         }
     };
     for p in new {
-        index::index_pack_file_rows(&tx, root, &p.name, &mut row_of)?;
+        indexer::index_pack_file_rows(&tx, root, &p.name, &mut row_of)?;
     }
     Ok(tx)
 }
