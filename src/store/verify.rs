@@ -425,21 +425,12 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
         None => Err(String::new()),
     };
     for g in groups {
-        let plain = if g.flags & FLAG_DELTA != 0 {
-            read_delta(&mut refs, &mut file, g)
-        } else {
-            file.stored(g.offset, g.stored_len)
-                .and_then(|stored| {
-                    if g.flags & FLAG_ZSTD != 0 {
-                        pack::decompress_group(&stored, g.plain_len as usize)
-                    } else {
-                        Ok(stored)
-                    }
-                })
-                .map_err(|e| e.to_string())
-        };
-        let plain = match plain {
-            Ok(p) => p,
+        match read_group(&mut refs, &mut file, g) {
+            Ok(plain) => {
+                let (n, b) = check_chunks(name, g, &plain, &mut found);
+                chunks += n;
+                bytes += b;
+            }
             Err(e) => {
                 for c in &g.chunks {
                     let what = format!("group at offset {} cannot be read: {e}", g.offset);
@@ -451,34 +442,10 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
                         ..Found::default()
                     });
                 }
-                continue;
-            }
-        };
-        for c in &g.chunks {
-            chunks += 1;
-            bytes += u64::from(c.len);
-            let data = plain.get(c.offset as usize..(c.offset + u64::from(c.len)) as usize);
-            if data.map(chunk_id) != Some(c.hash) {
-                let what = format!(
-                    "damaged (BLAKE3 mismatch) in the group at offset {}",
-                    g.offset
-                );
-                found.push(Found {
-                    pack: Some(name.to_string()),
-                    chunk: Some(c.hash),
-                    what,
-                    rows: vec![c.row],
-                    ..Found::default()
-                });
             }
         }
     }
-    let whole = match file.finish() {
-        Ok(h) if h.to_hex().as_str() == name => None,
-        Ok(_) => Some("its BLAKE3 does not match its name".to_string()),
-        Err(e) => Some(format!("it cannot be read in full: {e}")),
-    };
-    if let Some(why) = whole {
+    if let Some(why) = check_whole(file, name) {
         // The trailer's own checks say where the damage lies when it is there.
         let trailer = match pack::read_trailer(&path) {
             Ok(_) => String::new(),
@@ -495,6 +462,62 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
 }
 
 /// The plain bytes of a delta group, its reference chunks read and checked through `refs`
+/// The plain bytes of group `g`, read from `file` (a delta group's references through
+/// `refs`).
+fn read_group(
+    refs: &mut std::result::Result<ChunkFetcher, String>,
+    file: &mut PackScan,
+    g: &GroupWork,
+) -> std::result::Result<Vec<u8>, String> {
+    if g.flags & FLAG_DELTA != 0 {
+        return read_delta(refs, file, g);
+    }
+    file.stored(g.offset, g.stored_len)
+        .and_then(|stored| {
+            if g.flags & FLAG_ZSTD != 0 {
+                pack::decompress_group(&stored, g.plain_len as usize)
+            } else {
+                Ok(stored)
+            }
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Re-hashes the chunks of group `g` in its `plain` bytes; returns how many chunks and bytes
+/// were checked.
+fn check_chunks(name: &str, g: &GroupWork, plain: &[u8], found: &mut Vec<Found>) -> (u64, u64) {
+    let (mut chunks, mut bytes) = (0, 0);
+    for c in &g.chunks {
+        chunks += 1;
+        bytes += u64::from(c.len);
+        let data = plain.get(c.offset as usize..(c.offset + u64::from(c.len)) as usize);
+        if data.map(chunk_id) != Some(c.hash) {
+            let what = format!(
+                "damaged (BLAKE3 mismatch) in the group at offset {}",
+                g.offset
+            );
+            found.push(Found {
+                pack: Some(name.to_string()),
+                chunk: Some(c.hash),
+                what,
+                rows: vec![c.row],
+                ..Found::default()
+            });
+        }
+    }
+    (chunks, bytes)
+}
+
+/// What is wrong with the pack file as a whole, once every byte was read: its BLAKE3 must
+/// be its name.
+fn check_whole(file: PackScan, name: &str) -> Option<String> {
+    match file.finish() {
+        Ok(h) if h.to_hex().as_str() == name => None,
+        Ok(_) => Some("its BLAKE3 does not match its name".to_string()),
+        Err(e) => Some(format!("it cannot be read in full: {e}")),
+    }
+}
+
 /// (or the reason the index could not be opened).
 fn read_delta(
     refs: &mut std::result::Result<ChunkFetcher, String>,
@@ -532,47 +555,7 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
     };
     if !users.is_empty() {
         for s in index::snapshots(conn)? {
-            let row = index::snapshot_row(conn, &s.id)?;
-            for id in index::meta_chunk_rows(conn, row)? {
-                if let Some(u) = users.get_mut(&id) {
-                    u.push(NeededBy {
-                        snapshot: s.id.clone(),
-                        member: META_USER.into(),
-                    });
-                }
-            }
-            // Member names come from the snapshot's metadata stream; when the damage makes
-            // it unreadable, the chunk lists in the index still name the snapshot.
-            let mut hits: Vec<(i64, String)> = Vec::new();
-            let named = for_each_member(conn, root, row, |m, ids| {
-                hits.extend(
-                    ids.into_iter()
-                        .filter(|id| users.contains_key(id))
-                        .map(|id| (id, m.path.clone())),
-                );
-                Ok(())
-            });
-            if named.is_err() {
-                hits.clear();
-                index::for_each_chunk_list(conn, row, |ids| {
-                    hits.extend(
-                        ids.into_iter()
-                            .filter(|id| users.contains_key(id))
-                            .map(|id| (id, UNNAMED_USER.to_string())),
-                    );
-                    Ok(())
-                })?;
-            }
-            for (id, member) in hits {
-                let u = users.get_mut(&id).expect("filtered on users");
-                let n = NeededBy {
-                    snapshot: s.id.clone(),
-                    member,
-                };
-                if u.last() != Some(&n) {
-                    u.push(n);
-                }
-            }
+            add_users(conn, root, &s.id, &mut users)?;
         }
     }
     Ok(found
@@ -597,4 +580,56 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
             }
         })
         .collect())
+}
+
+/// Adds snapshot `id` to the users of the chunk rows in `users` that it needs, naming the
+/// member (or its metadata stream).
+fn add_users(
+    conn: &Connection,
+    root: &Path,
+    id: &str,
+    users: &mut HashMap<i64, Vec<NeededBy>>,
+) -> Result<()> {
+    let row = index::snapshot_row(conn, id)?;
+    for r in index::meta_chunk_rows(conn, row)? {
+        if let Some(u) = users.get_mut(&r) {
+            u.push(NeededBy {
+                snapshot: id.to_string(),
+                member: META_USER.into(),
+            });
+        }
+    }
+    // Member names come from the snapshot's metadata stream; when the damage makes
+    // it unreadable, the chunk lists in the index still name the snapshot.
+    let mut hits: Vec<(i64, String)> = Vec::new();
+    let named = for_each_member(conn, root, row, |m, ids| {
+        hits.extend(
+            ids.into_iter()
+                .filter(|id| users.contains_key(id))
+                .map(|id| (id, m.path.clone())),
+        );
+        Ok(())
+    });
+    if named.is_err() {
+        hits.clear();
+        index::for_each_chunk_list(conn, row, |ids| {
+            hits.extend(
+                ids.into_iter()
+                    .filter(|id| users.contains_key(id))
+                    .map(|id| (id, UNNAMED_USER.to_string())),
+            );
+            Ok(())
+        })?;
+    }
+    for (r, member) in hits {
+        let u = users.get_mut(&r).expect("filtered on users");
+        let n = NeededBy {
+            snapshot: id.to_string(),
+            member,
+        };
+        if u.last() != Some(&n) {
+            u.push(n);
+        }
+    }
+    Ok(())
 }
