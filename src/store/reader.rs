@@ -1,6 +1,7 @@
 //! Reading snapshots back: members in order, file contents chunk by chunk, every chunk's
 //! BLAKE3 checked as it is read. Memory: a few decompressed groups (at most 32 MiB) and one
-//! chunk.
+//! chunk. Chunks are found through the index; a snapshot file's metadata stream is read here
+//! too (`read_snapshot_file`), as the snapshot format (`snapshot.rs`) knows no index.
 //! Spec: `store-format/README.md`, section "Reading and verification".
 
 use std::fs::File;

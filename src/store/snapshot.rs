@@ -1,7 +1,9 @@
 //! The snapshot file format: a header, the ids of the metadata chunks and an end record. The
 //! metadata stream (every member of one backup, in order, with its chunk ids) is cut into
 //! chunks stored in packs like file content, so that unchanged metadata deduplicates against
-//! earlier snapshots. A snapshot is re-indexed from its file and the packs. Spec:
+//! earlier snapshots. A snapshot is re-indexed from its file and the packs. Reading takes the
+//! metadata chunks from a caller's `fetch` (`reader::read_snapshot_file` fetches them through
+//! the index), so this module imports neither the index nor the reader. Spec:
 //! `store-format/README.md`, section "Snapshot files".
 
 use std::fs::File;
