@@ -1,15 +1,19 @@
 //! The deduplicating repository ("store"). The on-disk format is specified in
 //! `store-format/README.md`; each module's header names its section.
 //!
-//! Format (what lies on disk): `config`, `pack`, `snapshot`, `index`.
-//! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `verify`, `rebuild`,
-//! `recovery`, `prune` (forget and prune), `repack` (prune's copying), `lock`, `durable`; `repository` ties them together.
+//! Format (what lies on disk): `config`, `pack`, `snapshot`, `index` (the only module that
+//! speaks SQL); `snapshot_info` and `chunk_stream` are plain leaves they share.
+//! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `indexer` (a data file into
+//! the index), `verify`, `rebuild`, `recovery`, `prune` (forget and prune), `repack` (prune's
+//! copying), `lock`, `durable`; `repository` ties them together.
 //! `previous` is the parent snapshot: unchanged files and older versions of changed chunks.
 
+mod chunk_stream;
 mod chunker;
 mod config;
 mod durable;
 mod index;
+mod indexer;
 mod lock;
 mod pack;
 mod packer;
@@ -21,6 +25,7 @@ mod recovery;
 mod repack;
 mod repository;
 mod snapshot;
+mod snapshot_info;
 mod snapshot_writer;
 mod verify;
 
@@ -30,7 +35,8 @@ pub use previous::{Previous, PreviousFile};
 pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;
-pub use snapshot::{recency, SnapshotInfo, SnapshotMeta};
+pub use snapshot::SnapshotMeta;
+pub use snapshot_info::{recency, SnapshotInfo};
 pub use snapshot_writer::SnapshotWriter;
 mod fuzz_entry;
 #[doc(hidden)]

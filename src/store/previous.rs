@@ -9,8 +9,8 @@ use crate::archive::control::{Checksums, CHECKSUMS};
 use crate::error::Result;
 use crate::member::Member;
 use crate::store::chunker::ChunkId;
+use crate::store::reader::read_snapshot_file;
 use crate::store::reader::ChunkFetcher;
-use crate::store::snapshot::read_snapshot_file;
 use crate::store::{index, Repository};
 
 /// What a file looked like in the parent snapshot.

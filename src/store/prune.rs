@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::RepoLock;
 use crate::store::pack::{self, TrailerLayout};
-use crate::store::packer::pack_path;
+use crate::store::packer::{pack_path, PackDone};
 use crate::store::snapshot::snapshot_path;
 use crate::store::{crash_point, durable, recovery, repack};
 
@@ -78,15 +78,10 @@ pub(crate) fn forget(
     _lock: &RepoLock,
 ) -> Result<u64> {
     let names: BTreeSet<&String> = names.iter().collect();
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .sql()?;
+    let tx = index::immediate(conn)?;
     for name in &names {
         let row = index::snapshot_row(&tx, name)?;
-        tx.execute("DELETE FROM members WHERE snapshot = ?1", [row])
-            .sql()?;
-        tx.execute("DELETE FROM snapshots WHERE id = ?1", [row])
-            .sql()?;
+        index::delete_snapshot(&tx, row)?;
     }
     crash_point("forget-index-before-commit");
     tx.commit().sql()?;
@@ -163,22 +158,45 @@ struct Plan {
 
 /// Marks every chunk row some snapshot uses and decides, per pack, delete / repack / keep.
 fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
-    let max: i64 = conn
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM chunks", [], |r| r.get(0))
-        .sql()?;
+    let (used, snapshots) = mark_used(conn)?;
+    let (unused_rows, group_used) = sort_chunk_rows(conn, &used)?;
+    let per_pack = pack_use(conn, &group_used)?;
+    let mut packs = Vec::new();
+    index::for_each_pack(conn, |id, name, size| {
+        let (used, unused) = per_pack.get(&id).copied().unwrap_or((0.0, true));
+        packs.push(PackPlan {
+            id,
+            name,
+            size,
+            used,
+            unused,
+            fate: fate(used, unused, size, threshold),
+        });
+        Ok(())
+    })?;
+    Ok(Plan {
+        used,
+        unused_rows,
+        snapshots,
+        packs,
+    })
+}
+
+/// A snapshot names a chunk row the index does not hold.
+fn missing() -> Error {
+    Error::Corrupt(
+        "index: a snapshot names a chunk the index does not hold; run `rebuild-index` \
+         before pruning"
+            .into(),
+    )
+}
+
+/// The chunk rows some snapshot uses (its members', its metadata stream's and the reference
+/// chunks of their delta groups), and how many snapshots there are.
+fn mark_used(conn: &Connection) -> Result<(Bits, u64)> {
+    let max = index::last_chunk_row(conn)?;
     let mut used = Bits::new(max as usize + 1);
-    let snapshot_rows: Vec<i64> = {
-        let mut st = conn.prepare("SELECT id FROM snapshots").sql()?;
-        let rows = st.query_map([], |r| r.get(0)).sql()?;
-        rows.collect::<rusqlite::Result<_>>().sql()?
-    };
-    let missing = || {
-        Error::Corrupt(
-            "index: a snapshot names a chunk the index does not hold; run `rebuild-index` \
-             before pruning"
-                .into(),
-        )
-    };
+    let snapshot_rows = index::snapshot_rows(conn)?;
     for &row in &snapshot_rows {
         index::for_each_chunk_list(conn, row, |ids| {
             for id in ids {
@@ -199,106 +217,75 @@ fn plan(conn: &Connection, threshold: f64) -> Result<Plan> {
         Error::Corrupt(_) => missing(),
         e => e,
     })?;
+    Ok((used, snapshot_rows.len() as u64))
+}
+
+/// One scan of the chunk rows: the unused ones, and per group the plain bytes of its used
+/// chunks. Every used row must be found.
+fn sort_chunk_rows(conn: &Connection, used: &Bits) -> Result<(Vec<i64>, HashMap<i64, u64>)> {
     let mut group_used: HashMap<i64, u64> = HashMap::new();
     let mut unused_rows = Vec::new();
     let mut found = 0u64;
-    {
-        let mut st = conn.prepare("SELECT id, grp, len FROM chunks").sql()?;
-        let mut rows = st.query([]).sql()?;
-        while let Some(r) = rows.next().sql()? {
-            let (id, grp, len): (i64, i64, i64) =
-                (r.get(0).sql()?, r.get(1).sql()?, r.get(2).sql()?);
-            if used.get(id) {
-                found += 1;
-                *group_used.entry(grp).or_default() += len as u64;
-            } else {
-                unused_rows.push(id);
-            }
+    index::for_each_chunk_row(conn, |id, grp, len| {
+        if used.get(id) {
+            found += 1;
+            *group_used.entry(grp).or_default() += len;
+        } else {
+            unused_rows.push(id);
         }
-    }
+        Ok(())
+    })?;
     if found != used.count() {
         return Err(missing());
     }
-    // Per pack: estimated stored bytes of used chunks, and whether anything is unused.
+    Ok((unused_rows, group_used))
+}
+
+/// Per pack row: estimated stored bytes of used chunks, and whether anything is unused.
+fn pack_use(
+    conn: &Connection,
+    group_used: &HashMap<i64, u64>,
+) -> Result<HashMap<i64, (f64, bool)>> {
     let mut per_pack: HashMap<i64, (f64, bool)> = HashMap::new();
-    {
-        let mut st = conn
-            .prepare("SELECT id, pack, stored_len, plain_len FROM groups")
-            .sql()?;
-        let mut rows = st.query([]).sql()?;
-        while let Some(r) = rows.next().sql()? {
-            let (id, pack, stored, plain): (i64, i64, i64, i64) = (
-                r.get(0).sql()?,
-                r.get(1).sql()?,
-                r.get(2).sql()?,
-                r.get(3).sql()?,
-            );
-            let u = group_used.get(&id).copied().unwrap_or(0);
-            let e = per_pack.entry(pack).or_insert((0.0, false));
-            if plain > 0 {
-                e.0 += stored as f64 * u as f64 / plain as f64;
-            }
-            e.1 |= (u as i64) < plain;
+    index::for_each_group(conn, |id, pack, stored, plain| {
+        let u = group_used.get(&id).copied().unwrap_or(0);
+        let e = per_pack.entry(pack).or_insert((0.0, false));
+        if plain > 0 {
+            e.0 += stored as f64 * u as f64 / plain as f64;
         }
+        e.1 |= u < plain;
+        Ok(())
+    })?;
+    Ok(per_pack)
+}
+
+/// What becomes of a pack of `size` bytes whose used chunks take about `used` of them.
+fn fate(used: f64, unused: bool, size: u64, threshold: f64) -> Fate {
+    if used == 0.0 {
+        Fate::Delete
+    } else if unused && used < threshold * size as f64 {
+        Fate::Repack
+    } else {
+        Fate::Keep
     }
-    let mut packs = Vec::new();
-    let mut st = conn
-        .prepare("SELECT id, name, size FROM packs ORDER BY name")
-        .sql()?;
-    let mut rows = st.query([]).sql()?;
-    while let Some(r) = rows.next().sql()? {
-        let (id, name, size): (i64, String, i64) =
-            (r.get(0).sql()?, r.get(1).sql()?, r.get(2).sql()?);
-        let (used_bytes, unused) = per_pack.get(&id).copied().unwrap_or((0.0, true));
-        let size = size as u64;
-        let fate = if used_bytes == 0.0 {
-            Fate::Delete
-        } else if unused && used_bytes < threshold * size as f64 {
-            Fate::Repack
-        } else {
-            Fate::Keep
-        };
-        packs.push(PackPlan {
-            id,
-            name,
-            size,
-            used: used_bytes,
-            unused,
-            fate,
-        });
-    }
-    Ok(Plan {
-        used,
-        unused_rows,
-        snapshots: snapshot_rows.len() as u64,
-        packs,
-    })
 }
 
 /// Marks the reference chunks of every delta group that holds a used chunk as used too:
 /// reading that group needs them. Repeats until nothing new is marked (references are in
 /// plain groups, so one round usually suffices).
 fn mark_references(conn: &Connection, used: &mut Bits) -> Result<()> {
-    let delta: HashMap<i64, Vec<u8>> = {
-        let mut st = conn.prepare("SELECT grp, refs FROM group_refs").sql()?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
-        rows.collect::<rusqlite::Result<_>>().sql()?
-    };
+    let delta = index::delta_groups(conn)?;
     if delta.is_empty() {
         return Ok(());
     }
     // Delta groups holding a used chunk: one scan of the chunks.
     let mut todo: Vec<i64> = Vec::new();
-    {
-        let mut st = conn.prepare("SELECT id, grp FROM chunks").sql()?;
-        let mut rows = st.query([]).sql()?;
-        while let Some(r) = rows.next().sql()? {
-            let (id, grp): (i64, i64) = (r.get(0).sql()?, r.get(1).sql()?);
-            if used.get(id) && delta.contains_key(&grp) {
-                todo.push(grp);
-            }
+    index::for_each_chunk_row(conn, |id, grp, _| {
+        if used.get(id) && delta.contains_key(&grp) {
+            todo.push(grp);
         }
-    }
+        Ok(())
+    })?;
     let mut done: HashSet<i64> = HashSet::new();
     while let Some(grp) = todo.pop() {
         if !done.insert(grp) {
@@ -337,63 +324,13 @@ pub(crate) fn prune(
 ) -> Result<PruneReport> {
     if !opts.dry_run {
         // Step 1: every durable snapshot file and pack is in the index, tmp/ is empty.
-        let rec = recovery::recover(root, conn, lock)?;
-        let bad: Vec<&String> = rec
-            .unreadable
-            .iter()
-            .filter(|u| u.starts_with("snapshot "))
-            .collect();
-        if !bad.is_empty() {
-            return Err(Error::Repository(format!(
-                "prune refused: snapshot files that cannot be indexed would lose their data: {}; \
-                 check them with `verify` and move them out of snapshots/ before pruning",
-                bad.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )));
-        }
+        recover_first(conn, root, lock)?;
     }
     // Step 2: the plan.
     let plan = plan(conn, opts.repack_threshold)?;
-    let mut report = PruneReport {
-        dry_run: opts.dry_run,
-        snapshots: plan.snapshots,
-        packs_before: plan.packs.len() as u64,
-        chunks_used: plan.used.count(),
-        chunks_deleted: plan.unused_rows.len() as u64,
-        bytes_before: plan.packs.iter().map(|p| p.size).sum(),
-        ..PruneReport::default()
-    };
-    for p in &plan.packs {
-        match p.fate {
-            Fate::Delete => report.packs_deleted += 1,
-            Fate::Repack => report.packs_repacked += 1,
-            Fate::Keep if p.unused => {
-                report.unused_bytes_kept += p.size.saturating_sub(p.used as u64)
-            }
-            Fate::Keep => {}
-        }
-    }
+    let mut report = PruneReport::planned(&plan, opts.dry_run);
     if opts.dry_run {
-        let repacked: f64 = plan
-            .packs
-            .iter()
-            .filter(|p| p.fate == Fate::Repack)
-            .map(|p| p.used)
-            .sum();
-        report.bytes_written = repacked as u64;
-        report.packs_written = report.bytes_written.div_ceil(params.pack_size.max(1));
-        let dropped: u64 = plan
-            .packs
-            .iter()
-            .filter(|p| p.fate != Fate::Keep)
-            .map(|p| p.size)
-            .sum();
-        report.bytes_after = report.bytes_before - dropped + report.bytes_written;
-        report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
-        report.packs_after = report.packs_before - report.packs_deleted - report.packs_repacked
-            + report.packs_written;
+        report.estimate(&plan, params);
         return Ok(report);
     }
     crash_point("prune-planned");
@@ -417,129 +354,180 @@ pub(crate) fn prune(
     report.bytes_written = new.iter().map(|p| p.size).sum();
     // Step 4: one transaction.
     let dropped: Vec<&PackPlan> = plan.packs.iter().filter(|p| p.fate != Fate::Keep).collect();
-    let dropped_ids: HashSet<i64> = dropped.iter().map(|p| p.id).collect();
     let new_names: HashSet<&str> = new.iter().map(|p| p.name.as_str()).collect();
+    commit_index(conn, root, &plan.unused_rows, &new, &dropped, &new_names)?;
+    // Step 5: the files no index row references any more.
+    remove_dropped_packs(root, &dropped, &new_names)?;
+    let (packs_after, bytes_after) = index::pack_totals(conn)?;
+    report.packs_after = packs_after;
+    report.bytes_after = bytes_after;
+    report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
+    Ok(report)
+}
+
+/// Step 1: recovery, refusing to prune when a snapshot file cannot be indexed (its chunks
+/// would look unused).
+fn recover_first(conn: &mut Connection, root: &Path, lock: &RepoLock) -> Result<()> {
+    let rec = recovery::recover(root, conn, lock)?;
+    let bad: Vec<&String> = rec
+        .unreadable
+        .iter()
+        .filter(|u| u.starts_with("snapshot "))
+        .collect();
+    if !bad.is_empty() {
+        return Err(Error::Repository(format!(
+            "prune refused: snapshot files that cannot be indexed would lose their data: {}; \
+             check them with `verify` and move them out of snapshots/ before pruning",
+            bad.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    Ok(())
+}
+
+impl PruneReport {
+    /// What the plan says: the figures known before anything is written.
+    fn planned(plan: &Plan, dry_run: bool) -> PruneReport {
+        let mut report = PruneReport {
+            dry_run,
+            snapshots: plan.snapshots,
+            packs_before: plan.packs.len() as u64,
+            chunks_used: plan.used.count(),
+            chunks_deleted: plan.unused_rows.len() as u64,
+            bytes_before: plan.packs.iter().map(|p| p.size).sum(),
+            ..PruneReport::default()
+        };
+        for p in &plan.packs {
+            match p.fate {
+                Fate::Delete => report.packs_deleted += 1,
+                Fate::Repack => report.packs_repacked += 1,
+                Fate::Keep if p.unused => {
+                    report.unused_bytes_kept += p.size.saturating_sub(p.used as u64)
+                }
+                Fate::Keep => {}
+            }
+        }
+        report
+    }
+
+    /// A dry run's estimate of the figures the repacking would give.
+    fn estimate(&mut self, plan: &Plan, params: &ChunkerParams) {
+        let repacked: f64 = plan
+            .packs
+            .iter()
+            .filter(|p| p.fate == Fate::Repack)
+            .map(|p| p.used)
+            .sum();
+        self.bytes_written = repacked as u64;
+        self.packs_written = self.bytes_written.div_ceil(params.pack_size.max(1));
+        let dropped: u64 = plan
+            .packs
+            .iter()
+            .filter(|p| p.fate != Fate::Keep)
+            .map(|p| p.size)
+            .sum();
+        self.bytes_after = self.bytes_before - dropped + self.bytes_written;
+        self.bytes_freed = self.bytes_before.saturating_sub(self.bytes_after);
+        self.packs_after =
+            self.packs_before - self.packs_deleted - self.packs_repacked + self.packs_written;
+    }
+}
+
+/// Step 4, in one transaction: deletes the unused chunk rows, indexes the new packs
+/// (re-pointing the used chunks' rows into them) and deletes the dropped packs' rows.
+fn commit_index(
+    conn: &mut Connection,
+    root: &Path,
+    unused_rows: &[i64],
+    new: &[PackDone],
+    dropped: &[&PackPlan],
+    new_names: &HashSet<&str>,
+) -> Result<()> {
+    let dropped_ids: HashSet<i64> = dropped.iter().map(|p| p.id).collect();
+    let tx = index::immediate(conn)?;
+    index::delete_chunk_rows(&tx, unused_rows)?;
     // Dropped packs written again byte for byte: their last old group row id.
     let mut old_groups: HashMap<i64, i64> = HashMap::new();
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .sql()?;
-    {
-        let mut del = tx
-            .prepare_cached("DELETE FROM chunks WHERE id = ?1")
-            .sql()?;
-        for id in &plan.unused_rows {
-            del.execute([id]).sql()?;
-        }
-    }
-    for p in &new {
-        // A rerun after a crash before the commit writes the same pack again, byte for byte
-        // (the earlier copy was indexed by recovery and holds no used chunk row); and used
-        // chunks regrouped exactly as they lay can give a pack being dropped again.
-        let known: Option<i64> = tx
-            .query_row("SELECT id FROM packs WHERE name = ?1", [&p.name], |r| {
-                r.get(0)
-            })
-            .optional()
-            .sql()?;
-        let (size, groups) = pack::read_trailer(&pack_path(root, &p.name))?;
-        let pack_row = match known {
-            Some(id) => {
-                if !dropped_ids.contains(&id) {
-                    return Err(Error::Repository(format!(
-                        "prune: rewritten pack {} equals a pack in use; nothing was changed",
-                        p.name
-                    )));
-                }
-                // The same bytes again: the pack row stays, its new groups are inserted and
-                // its old groups deleted once no chunk row points into them (below).
-                let old: i64 = tx
-                    .query_row(
-                        "SELECT COALESCE(MAX(id), 0) FROM groups WHERE pack = ?1",
-                        [id],
-                        |r| r.get(0),
-                    )
-                    .sql()?;
-                old_groups.insert(id, old);
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO packs (name, size) VALUES (?1, ?2)",
-                    params![p.name, size as i64],
-                )
-                .sql()?;
-                tx.last_insert_rowid()
-            }
-        };
-        let mut ins = tx
-            .prepare_cached("INSERT INTO groups (pack, offset, stored_len, plain_len, flags) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .sql()?;
-        let mut repoint = tx
-            .prepare_cached(&format!(
-                "UPDATE chunks SET grp = ?2, offset = ?3 WHERE {}",
-                index::BY_HASH
-            ))
-            .sql()?;
-        for g in &groups {
-            ins.execute(params![
-                pack_row,
-                g.offset as i64,
-                g.stored_len,
-                g.plain_len() as i64,
-                g.flags
-            ])
-            .sql()?;
-            let grp = tx.last_insert_rowid();
-            index::insert_refs(&tx, grp, g)?;
-            let mut off = 0u64;
-            for (hash, len) in &g.chunks {
-                if repoint.execute(params![&hash[..], grp, off as i64]).sql()? != 1 {
-                    return Err(Error::Repository(format!(
-                        "prune: chunk {} of rewritten pack {} is not in the index; nothing was changed",
-                        hex::encode(hash),
-                        p.name
-                    )));
-                }
-                off += u64::from(*len);
-            }
-        }
+    for p in new {
+        index_new_pack(&tx, root, p, &dropped_ids, &mut old_groups)?;
     }
     crash_point("prune-index-repointed");
-    check_groups_unused(&tx, &dropped, &new_names, &old_groups)?;
-    for p in &dropped {
+    check_groups_unused(&tx, dropped, new_names, &old_groups)?;
+    for p in dropped {
         if new_names.contains(p.name.as_str()) {
             // Written again byte for byte: only its old groups go.
-            if let Some(old) = old_groups.get(&p.id) {
-                tx.execute(
-                    "DELETE FROM group_refs WHERE grp IN (SELECT id FROM groups WHERE pack = ?1 AND id <= ?2)",
-                    params![p.id, old],
-                )
-                .sql()?;
-                tx.execute(
-                    "DELETE FROM groups WHERE pack = ?1 AND id <= ?2",
-                    params![p.id, old],
-                )
-                .sql()?;
+            if let Some(&old) = old_groups.get(&p.id) {
+                index::delete_groups(&tx, p.id, old)?;
             }
             continue;
         }
-        tx.execute(
-            "DELETE FROM group_refs WHERE grp IN (SELECT id FROM groups WHERE pack = ?1)",
-            [p.id],
-        )
-        .sql()?;
-        tx.execute("DELETE FROM groups WHERE pack = ?1", [p.id])
-            .sql()?;
-        tx.execute("DELETE FROM packs WHERE id = ?1", [p.id])
-            .sql()?;
+        index::delete_groups(&tx, p.id, i64::MAX)?;
+        index::delete_pack(&tx, p.id)?;
     }
     crash_point("prune-index-before-commit");
     tx.commit().sql()?;
     crash_point("prune-index-committed");
-    // Step 5: the files no index row references any more.
+    Ok(())
+}
+
+/// Indexes new pack `p` and re-points the rows of its chunks into it. A pack of the same name
+/// among the dropped ones (`dropped_ids`) keeps its row; its last old group row goes into
+/// `old_groups`.
+fn index_new_pack(
+    tx: &Connection,
+    root: &Path,
+    p: &PackDone,
+    dropped_ids: &HashSet<i64>,
+    old_groups: &mut HashMap<i64, i64>,
+) -> Result<()> {
+    // A rerun after a crash before the commit writes the same pack again, byte for byte
+    // (the earlier copy was indexed by recovery and holds no used chunk row); and used
+    // chunks regrouped exactly as they lay can give a pack being dropped again.
+    let known = index::pack_row(tx, &p.name)?;
+    let (size, groups) = pack::read_trailer(&pack_path(root, &p.name))?;
+    let pack_row = match known {
+        Some(id) => {
+            if !dropped_ids.contains(&id) {
+                return Err(Error::Repository(format!(
+                    "prune: rewritten pack {} equals a pack in use; nothing was changed",
+                    p.name
+                )));
+            }
+            // The same bytes again: the pack row stays, its new groups are inserted and
+            // its old groups deleted once no chunk row points into them.
+            old_groups.insert(id, index::last_group_row(tx, id)?);
+            id
+        }
+        None => index::insert_pack_row(tx, &p.name, size)?,
+    };
+    for g in &groups {
+        let grp = index::insert_group(tx, pack_row, g)?;
+        let mut off = 0u64;
+        for (hash, len) in &g.chunks {
+            if !index::repoint_chunk(tx, hash, grp, off)? {
+                return Err(Error::Repository(format!(
+                    "prune: chunk {} of rewritten pack {} is not in the index; nothing was changed",
+                    hex::encode(hash),
+                    p.name
+                )));
+            }
+            off += u64::from(*len);
+        }
+    }
+    Ok(())
+}
+
+/// Step 5: removes the files of the dropped packs (not those written again), then makes the
+/// removals durable.
+fn remove_dropped_packs(
+    root: &Path,
+    dropped: &[&PackPlan],
+    new_names: &HashSet<&str>,
+) -> Result<()> {
     let mut dirs = BTreeSet::new();
-    for p in &dropped {
+    for p in dropped {
         if new_names.contains(p.name.as_str()) {
             continue;
         }
@@ -551,57 +539,29 @@ pub(crate) fn prune(
     for d in dirs {
         durable::sync_dir(&d)?;
     }
-    let after: (i64, i64) = conn
-        .query_row(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM packs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .sql()?;
-    report.packs_after = after.0 as u64;
-    report.bytes_after = after.1 as u64;
-    report.bytes_freed = report.bytes_before.saturating_sub(report.bytes_after);
-    Ok(report)
+    Ok(())
 }
 
 /// Refuses (before the commit) when a chunk row still points into a group about to be deleted:
 /// the groups of the dropped packs, except the new groups of a pack written again byte for
-/// byte. `chunks.grp` has no foreign key, whose check would scan `chunks` once per deleted
-/// group; this is one scan.
+/// byte.
 fn check_groups_unused(
     tx: &Connection,
     dropped: &[&PackPlan],
     new_names: &HashSet<&str>,
     old_groups: &HashMap<i64, i64>,
 ) -> Result<()> {
-    tx.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS prune_groups (id INTEGER PRIMARY KEY);
-         DELETE FROM temp.prune_groups;",
-    )
-    .sql()?;
-    for p in dropped {
-        let last = match old_groups.get(&p.id) {
-            Some(old) if new_names.contains(p.name.as_str()) => *old,
-            _ => i64::MAX,
-        };
-        tx.execute(
-            "INSERT INTO temp.prune_groups SELECT id FROM groups WHERE pack = ?1 AND id <= ?2",
-            params![p.id, last],
-        )
-        .sql()?;
-    }
-    let stray: Option<(Vec<u8>, String)> = tx
-        .query_row(
-            "SELECT c.hash, p.name FROM chunks c CROSS JOIN groups g ON g.id = c.grp
-             CROSS JOIN packs p ON p.id = g.pack
-             WHERE c.grp IN (SELECT id FROM temp.prune_groups) LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .sql()?;
-    tx.execute_batch("DELETE FROM temp.prune_groups").sql()?;
-    match stray {
+    let groups: Vec<(i64, i64)> = dropped
+        .iter()
+        .map(|p| {
+            let last = match old_groups.get(&p.id) {
+                Some(old) if new_names.contains(p.name.as_str()) => *old,
+                _ => i64::MAX,
+            };
+            (p.id, last)
+        })
+        .collect();
+    match index::chunk_in_groups(tx, &groups)? {
         Some((hash, pack)) => Err(Error::Repository(format!(
             "prune: chunk {} still lies in pack {pack}, which is being dropped; nothing was changed",
             hex::encode(hash)
@@ -681,16 +641,12 @@ mod tests {
     /// Every chunk listed in any pack trailer has its index row pointing into that pack.
     fn no_unused_copies(root: &Path) -> bool {
         let conn = index::connect(&root.join("index.sqlite")).unwrap();
-        let mut st = conn
-            .prepare("SELECT p.name FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack WHERE substr(c.hash, 1, 8) = substr(?1, 1, 8) AND c.hash = ?1")
-            .unwrap();
         list_packs(root).unwrap().iter().all(|name| {
             let (_, groups) = pack::read_trailer(&pack_path(root, name)).unwrap();
             groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
-                st.query_row([&h[..]], |r| r.get::<_, String>(0))
-                    .ok()
-                    .as_deref()
-                    == Some(name.as_str())
+                let row = index::chunk_row(&conn, h).unwrap();
+                let loc = row.and_then(|row| index::location(&conn, row).unwrap());
+                loc.is_some_and(|l| l.pack == *name)
             })
         })
     }

@@ -1,10 +1,11 @@
 //! Reading snapshots back: members in order, file contents chunk by chunk, every chunk's
 //! BLAKE3 checked as it is read. Memory: a few decompressed groups (at most 32 MiB) and one
-//! chunk.
+//! chunk. Chunks are found through the index; a snapshot file's metadata stream is read here
+//! too (`read_snapshot_file`), as the snapshot format (`snapshot.rs`) knows no index.
 //! Spec: `store-format/README.md`, section "Reading and verification".
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -12,10 +13,12 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 use crate::member::Member;
 use crate::sink::MemberSink;
+use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::index;
 use crate::store::pack;
 use crate::store::packer::pack_path;
+use crate::store::snapshot::{read_snapshot, snapshot_path, SnapshotFile};
 
 /// Decompressed groups kept by a reader. A member of a later night alternates between the
 /// first night's groups and the small groups of each night's changes; keeping a few avoids
@@ -180,59 +183,6 @@ impl<'c> ChunkFetcher<'c> {
 /// the one the index points to.
 const MAX_DELTA_DEPTH: u32 = 4;
 
-/// A sequence of chunks read as one stream, one chunk in memory at a time: a member's
-/// content, or a snapshot's metadata stream. A fetch error is parked in `error` (the reader of
-/// the stream only sees an `io::Error`) so that the caller can return it intact, naming the
-/// pack and chunk.
-pub(crate) struct ChunkStream<I: Iterator, F: FnMut(I::Item) -> Result<Vec<u8>>> {
-    ids: I,
-    fetch: F,
-    buf: Vec<u8>,
-    pos: usize,
-    /// Bytes produced so far.
-    pub(crate) produced: u64,
-    pub(crate) error: Option<Error>,
-}
-
-impl<I: Iterator, F: FnMut(I::Item) -> Result<Vec<u8>>> ChunkStream<I, F> {
-    pub(crate) fn new(ids: I, fetch: F) -> ChunkStream<I, F> {
-        ChunkStream {
-            ids,
-            fetch,
-            buf: Vec::new(),
-            pos: 0,
-            produced: 0,
-            error: None,
-        }
-    }
-}
-
-impl<I: Iterator, F: FnMut(I::Item) -> Result<Vec<u8>>> Read for ChunkStream<I, F> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.buf.len() {
-            let Some(id) = self.ids.next() else {
-                return Ok(0);
-            };
-            match (self.fetch)(id) {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    self.error = Some(e);
-                    return Err(io::Error::other(msg));
-                }
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        self.produced += n as u64;
-        Ok(n)
-    }
-}
-
 /// Feeds every member of snapshot `row` into `sink`, in order, with checked content.
 pub(crate) fn replay(
     conn: &Connection,
@@ -241,7 +191,7 @@ pub(crate) fn replay(
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let mut fetcher = ChunkFetcher::new(conn, root);
-    index::for_each_member(conn, root, row, |m: Member, ids| {
+    for_each_member(conn, root, row, |m: Member, ids| {
         if !m.is_file() {
             return sink.add(&m, &mut io::empty());
         }
@@ -266,4 +216,45 @@ pub(crate) fn replay(
         }
         Ok(())
     })
+}
+
+/// Reads a snapshot through the index: its metadata chunks are fetched from their packs
+/// (looked up in `conn`) and checked. Errors about a metadata chunk name the snapshot.
+pub(crate) fn read_snapshot_file(
+    conn: &Connection,
+    root: &Path,
+    id: &str,
+    member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
+) -> Result<SnapshotFile> {
+    let mut fetcher = ChunkFetcher::new(conn, root);
+    let user = format!("the metadata of snapshot {id}");
+    read_snapshot(
+        &snapshot_path(root, id),
+        id,
+        &mut |c| fetcher.fetch_hash(c, &user),
+        member,
+    )
+}
+
+/// Calls `f` with every member of a snapshot, in order, and its chunk row ids: the members
+/// come from the snapshot's metadata stream (read from the packs, checked), the row ids from
+/// the index, and both must agree member by member.
+pub(crate) fn for_each_member(
+    conn: &Connection,
+    root: &Path,
+    snapshot_row: i64,
+    mut f: impl FnMut(Member, Vec<i64>) -> Result<()>,
+) -> Result<()> {
+    let name = index::snapshot_name(conn, snapshot_row)?;
+    let mut lists = index::ChunkLists::of(conn, snapshot_row)?;
+    read_snapshot_file(conn, root, &name, |m, hashes| {
+        let ids = lists
+            .next_member()?
+            .ok_or_else(|| index::damaged("fewer chunk lists than members"))?;
+        if ids.len() != hashes.len() {
+            return Err(index::damaged(&format!("chunk list of {}", m.path)));
+        }
+        f(m, ids)
+    })?;
+    lists.finish()
 }

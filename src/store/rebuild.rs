@@ -4,14 +4,16 @@
 use std::fs;
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::{IoContext, Result};
 use crate::store::index::{self, SqlContext};
+use crate::store::indexer;
 use crate::store::lock::RepoLock;
 use crate::store::pack;
 use crate::store::packer::pack_path;
+use crate::store::reader::read_snapshot_file;
 use crate::store::snapshot;
 
 /// What `Repository::rebuild_index` found.
@@ -79,10 +81,8 @@ pub(crate) fn rebuild(
     _lock: &RepoLock,
 ) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
-    let mut tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .sql()?;
-    tx.execute_batch("DELETE FROM members; DELETE FROM snapshots; DELETE FROM chunks; DELETE FROM group_refs; DELETE FROM groups; DELETE FROM packs;").sql()?;
+    let mut tx = index::immediate(conn)?;
+    index::clear(&tx)?;
     for name in list_packs(root)? {
         match pack::read_table(&pack_path(root, &name)) {
             Ok(t) => {
@@ -99,7 +99,7 @@ pub(crate) fn rebuild(
     }
     for id in list_snapshots(root)? {
         let sp = tx.savepoint().sql()?;
-        match index::index_snapshot_file(&sp, root, &id) {
+        match indexer::index_snapshot_file(&sp, root, &id) {
             Ok(()) => {
                 sp.commit().sql()?;
                 report.snapshots += 1;
@@ -135,7 +135,7 @@ fn what_is_lost(conn: &Connection, root: &Path, id: &str) -> Result<Option<LostS
         }
     }
     if lost.meta_chunks.is_empty() {
-        let read = snapshot::read_snapshot_file(conn, root, id, |m, chunks| {
+        let read = read_snapshot_file(conn, root, id, |m, chunks| {
             let mut missing = Vec::new();
             for c in &chunks {
                 if !index::chunk_known(conn, c)? {

@@ -5,10 +5,11 @@
 use std::fs;
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::error::{IoContext, Result};
 use crate::store::index::{self, SqlContext};
+use crate::store::indexer;
 use crate::store::lock::RepoLock;
 use crate::store::rebuild::{list_packs, list_snapshots};
 
@@ -42,18 +43,14 @@ pub(crate) fn recover(
         fs::remove_file(&path).path_ctx("removing leftover", &path)?;
         report.tmp_removed += 1;
     }
-    let mut tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .sql()?;
-    let before: i64 = tx
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM chunks", [], |r| r.get(0))
-        .sql()?;
+    let mut tx = index::immediate(conn)?;
+    let before = index::last_chunk_row(&tx)?;
     for name in list_packs(root)? {
         if index::pack_known(&tx, &name)? {
             continue;
         }
         let sp = tx.savepoint().sql()?;
-        match index::index_pack_file(&sp, root, &name) {
+        match indexer::index_pack_file(&sp, root, &name) {
             Ok(_) => {
                 sp.commit().sql()?;
                 report.packs_reused += 1;
@@ -69,7 +66,7 @@ pub(crate) fn recover(
             continue;
         }
         let sp = tx.savepoint().sql()?;
-        match index::index_snapshot_file(&sp, root, &id) {
+        match indexer::index_snapshot_file(&sp, root, &id) {
             Ok(()) => {
                 sp.commit().sql()?;
                 report.snapshots_completed += 1;
@@ -97,16 +94,7 @@ pub(crate) fn recover(
 fn drop_unreadable_delta_rows(tx: &Connection, after: i64) -> Result<u64> {
     let mut dropped = 0;
     loop {
-        let groups: Vec<(i64, Vec<u8>)> = tx
-            .prepare(
-                "SELECT grp, refs FROM group_refs
-                 WHERE grp IN (SELECT DISTINCT grp FROM chunks WHERE id > ?1)",
-            )
-            .sql()?
-            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
-            .sql()?
-            .collect::<rusqlite::Result<_>>()
-            .sql()?;
+        let groups = index::delta_groups_after(tx, after)?;
         let mut changed = false;
         for (grp, refs) in groups {
             let mut readable = refs.len() % 32 == 0;
@@ -115,12 +103,7 @@ fn drop_unreadable_delta_rows(tx: &Connection, after: i64) -> Result<u64> {
                     readable && index::chunk_row(tx, id.try_into().expect("32 bytes"))?.is_some();
             }
             if !readable {
-                dropped += tx
-                    .execute(
-                        "DELETE FROM chunks WHERE grp = ?1 AND id > ?2",
-                        [grp, after],
-                    )
-                    .sql()? as u64;
+                dropped += index::delete_group_chunks_after(tx, grp, after)?;
                 changed = true;
             }
         }

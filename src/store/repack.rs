@@ -4,27 +4,15 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, Row};
+use rusqlite::Connection;
 
 use crate::error::{Error, IoContext, Result};
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::ChunkerParams;
-use crate::store::index;
-use crate::store::index::SqlContext;
+use crate::store::index::{self, GroupAt};
 use crate::store::pack::{self, TrailerLayout, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::{pack_path, Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
-
-/// A group of a pack being repacked.
-#[derive(PartialEq)]
-struct Group {
-    pack: String,
-    id: i64,
-    offset: u64,
-    stored_len: u32,
-    plain_len: u64,
-    flags: u8,
-}
 
 /// A used chunk of that group: row id, hash, offset in the group's plain bytes, length.
 type ChunkRow = (i64, ChunkId, u64, u32);
@@ -42,70 +30,24 @@ pub(crate) fn repack(
     packs: &[i64],
     used: impl Fn(i64) -> bool,
 ) -> Result<Vec<PackDone>> {
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS repack_packs (id INTEGER PRIMARY KEY);
-         DELETE FROM temp.repack_packs;",
-    )
-    .sql()?;
-    {
-        let mut ins = conn
-            .prepare("INSERT INTO temp.repack_packs VALUES (?1)")
-            .sql()?;
-        for id in packs {
-            ins.execute([id]).sql()?;
-        }
-    }
-    // chunks has no index on grp: one scan of it, ordered by SQLite's sorter (which spills to
-    // temporary files), in the order of the packs' names and their groups' offsets.
-    let mut st = conn
-        .prepare(
-            "SELECT p.name, g.id, g.offset, g.stored_len, g.plain_len, g.flags,
-                    c.id, c.hash, c.offset, c.len
-             FROM chunks c CROSS JOIN groups g ON g.id = c.grp CROSS JOIN packs p ON p.id = g.pack
-             WHERE g.pack IN (SELECT id FROM temp.repack_packs)
-             ORDER BY p.name, g.offset, c.offset, c.id",
-        )
-        .sql()?;
-    let mut rows = st.query([]).sql()?;
     let mut out = Output::new(conn, root, params, layout);
-    let mut current: Option<Group> = None;
+    let mut current: Option<GroupAt> = None;
     let mut chunks: Vec<ChunkRow> = Vec::new();
-    loop {
-        let row = rows.next().sql()?;
-        let group = row.map(group_of).transpose().sql()?;
-        if let Some(c) = current.as_ref().filter(|&c| group.as_ref() != Some(c)) {
-            out.group(c, &chunks)?;
+    index::for_each_chunk_of_packs(conn, packs, |g, c| {
+        if let Some(cur) = current.as_ref().filter(|&cur| *cur != g) {
+            out.group(cur, &chunks)?;
             chunks.clear();
         }
-        let (Some(r), Some(g)) = (row, group) else {
-            break;
-        };
-        let id: i64 = r.get(6).sql()?;
-        if used(id) {
-            let h: Vec<u8> = r.get(7).sql()?;
-            chunks.push((
-                id,
-                h.try_into().unwrap_or([0; 32]),
-                r.get::<_, i64>(8).sql()? as u64,
-                r.get(9).sql()?,
-            ));
+        if used(c.row) {
+            chunks.push((c.row, c.hash, c.offset, c.len));
         }
         current = Some(g);
+        Ok(())
+    })?;
+    if let Some(cur) = &current {
+        out.group(cur, &chunks)?;
     }
-    drop(rows);
-    conn.execute_batch("DELETE FROM temp.repack_packs").sql()?;
     out.finish()
-}
-
-fn group_of(r: &Row) -> rusqlite::Result<Group> {
-    Ok(Group {
-        pack: r.get(0)?,
-        id: r.get(1)?,
-        offset: r.get::<_, i64>(2)? as u64,
-        stored_len: r.get(3)?,
-        plain_len: r.get::<_, i64>(4)? as u64,
-        flags: r.get(5)?,
-    })
 }
 
 /// The new packs being written, and the pack file being read.
@@ -141,7 +83,7 @@ impl<'a> Output<'a> {
     }
 
     /// Copies the used `chunks` of group `g` (ordered by offset).
-    fn group(&mut self, g: &Group, chunks: &[ChunkRow]) -> Result<()> {
+    fn group(&mut self, g: &GroupAt, chunks: &[ChunkRow]) -> Result<()> {
         if chunks.is_empty() {
             return Ok(());
         }

@@ -18,7 +18,8 @@ use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::prune::{self, PruneOptions, PruneReport};
 use crate::store::rebuild::{self, RebuildReport};
-use crate::store::snapshot::{self, SnapshotInfo, SnapshotMeta};
+use crate::store::snapshot::SnapshotMeta;
+use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::verify::{self, VerifyReport};
 use crate::store::{durable, index, reader, recovery};
@@ -221,7 +222,7 @@ impl Repository {
         let info = self.resolve(id)?;
         let conn = self.conn();
         let mut out = Vec::new();
-        snapshot::read_snapshot_file(&conn, self.root(), &info.id, |m, _| {
+        reader::read_snapshot_file(&conn, self.root(), &info.id, |m, _| {
             out.push(m);
             Ok(())
         })?;

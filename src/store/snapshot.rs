@@ -1,21 +1,22 @@
 //! The snapshot file format: a header, the ids of the metadata chunks and an end record. The
 //! metadata stream (every member of one backup, in order, with its chunk ids) is cut into
 //! chunks stored in packs like file content, so that unchanged metadata deduplicates against
-//! earlier snapshots. A snapshot is re-indexed from its file and the packs. Spec:
+//! earlier snapshots. A snapshot is re-indexed from its file and the packs. Reading takes the
+//! metadata chunks from a caller's `fetch` (`reader::read_snapshot_file` fetches them through
+//! the index), so this module imports neither the index nor the reader. Spec:
 //! `store-format/README.md`, section "Snapshot files".
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
+use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::{self, ChunkId};
 use crate::store::config::ChunkerParams;
-use crate::store::reader::{ChunkFetcher, ChunkStream};
 use crate::store::{crash_point, durable};
 
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"OBKSNAP\x02";
@@ -39,41 +40,6 @@ pub struct SnapshotMeta {
     pub sysinfo: Vec<(String, String)>,
     /// `create` or `import <file name>`.
     pub source: String,
-}
-
-/// A committed snapshot as listed by the index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotInfo {
-    /// 64 hex digits: BLAKE3 of the snapshot file. Any unique prefix names it.
-    pub id: String,
-    pub time: i64,
-    pub host: String,
-    pub backends: Vec<String>,
-    /// Logical bytes of file contents.
-    pub size: u64,
-    /// Bytes this snapshot added to the repository on disk (new packs and its own file).
-    pub added: u64,
-    pub members: u64,
-    pub source: String,
-    pub sysinfo: Vec<(String, String)>,
-    /// When its file was finished, Unix nanoseconds (the end record's `written`).
-    #[serde(default)]
-    pub written: i64,
-}
-
-impl SnapshotInfo {
-    /// Its place in the one order of snapshots by age; see [`recency`].
-    pub fn recency(&self) -> (i64, i64, &str) {
-        recency(self.time, self.written, &self.id)
-    }
-}
-
-/// The one order of snapshots by age, used by `latest`, the snapshot list and retention:
-/// the snapshot's time (seconds), then when its file was finished (`written`, nanoseconds:
-/// two snapshots of the same second), then the id (only to make the order total). The
-/// greater key is the newer snapshot.
-pub fn recency(time: i64, written: i64, id: &str) -> (i64, i64, &str) {
-    (time, written, id)
 }
 
 /// The first record of a snapshot file.
@@ -361,24 +327,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// Reads a snapshot through the index: its metadata chunks are fetched from their packs
-/// (looked up in `conn`) and checked. Errors about a metadata chunk name the snapshot.
-pub(crate) fn read_snapshot_file(
-    conn: &Connection,
-    root: &Path,
-    id: &str,
-    member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
-) -> Result<SnapshotFile> {
-    let mut fetcher = ChunkFetcher::new(conn, root);
-    let user = format!("the metadata of snapshot {id}");
-    read_snapshot(
-        &snapshot_path(root, id),
-        id,
-        &mut |c| fetcher.fetch_hash(c, &user),
-        member,
-    )
 }
 
 /// Reads the snapshot file alone: checks its BLAKE3 against `id`, its magic and records.

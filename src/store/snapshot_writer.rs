@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction};
 
 use crate::error::{Error, Result};
 use crate::member::Member;
@@ -17,11 +18,13 @@ use crate::sink::MemberSink;
 use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
+use crate::store::indexer;
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
-use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotInfo, SnapshotMeta};
+use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
+use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::{crash_point, Previous, PreviousFile, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
@@ -51,13 +54,63 @@ const REF_GROUPS: usize = 4;
 /// temporary files too; that run deletes them.
 pub struct SnapshotWriter<'r> {
     repo: &'r Repository,
-    conn: Connection,
     params: ChunkerParams,
     file: Option<SnapshotFileWriter>,
-    packs: PackSeries,
+    /// The writer's own connection: its lookups and the indexing of its packs.
+    index: WriterIndex,
+    /// The groups being filled and the packs they go to.
+    packing: Packing,
+    /// The parent snapshot, whose chunks of a member are the older versions its new chunks
+    /// are compressed against (delta groups; format version 3 on).
+    parent: Option<Arc<Previous>>,
+    /// The parent's metadata chunks, the older versions of the metadata stream's.
+    meta_base: Option<BaseCursor<Vec<ChunkId>>>,
+    volume: Volume,
+    _lock: RepoLock,
+}
+
+/// A writer's index connection and what it knows of its own chunks.
+struct WriterIndex {
+    conn: Connection,
     /// Chunks this writer stored itself, with their index row once their pack is indexed
     /// (0 before): the commit takes the rows from here instead of looking each up.
     seen: HashMap<ChunkId, i64>,
+    /// How many of `Packing::packs.done()` are in the index already.
+    indexed: usize,
+}
+
+impl WriterIndex {
+    /// Whether chunk `id` is stored already: in the index, or by this writer.
+    fn known(&self, id: &ChunkId) -> Result<bool> {
+        Ok(self.seen.contains_key(id) || index::chunk_known(&self.conn, id)?)
+    }
+
+    /// Ends the writer's read transaction (its lookups) and starts a write transaction that
+    /// indexes the finished packs `new`, recording the rows of the writer's own chunks in
+    /// `seen`. Returns the transaction and those rows.
+    fn begin_indexing(
+        &mut self,
+        root: &Path,
+        new: &[PackDone],
+    ) -> Result<(Transaction<'_>, &HashMap<ChunkId, i64>)> {
+        let WriterIndex { conn, seen, .. } = self;
+        index::end_read(conn)?;
+        let tx = index::immediate(conn)?;
+        let mut row_of = |id: &ChunkId, row| {
+            if let Some(r) = seen.get_mut(id) {
+                *r = row;
+            }
+        };
+        for p in new {
+            indexer::index_pack_file_rows(&tx, root, &p.name, &mut row_of)?;
+        }
+        Ok((tx, seen))
+    }
+}
+
+/// New chunks on their way into packs.
+struct Packing {
+    packs: PackSeries,
     group: PlainGroup,
     /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
     /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
@@ -67,18 +120,14 @@ pub struct SnapshotWriter<'r> {
     /// The chunker's read buffer, reused from one stream to the next.
     chunk_buf: Vec<u8>,
     zstd: Compressors,
-    /// The parent snapshot, whose chunks of a member are the older versions its new chunks
-    /// are compressed against (delta groups; format version 3 on).
-    parent: Option<Arc<Previous>>,
-    /// The parent's metadata chunks, the older versions of the metadata stream's.
-    meta_base: Option<BaseCursor<Vec<ChunkId>>>,
-    /// Plain bytes stored so far (contents, metadata and unchanged files taken from the
-    /// parent) and how many of them were new.
+}
+
+/// Plain bytes stored so far (contents, metadata and unchanged files taken from the parent)
+/// and how many of them were new: they choose the zstd level (`SnapshotWriter::level`).
+#[derive(Default)]
+struct Volume {
     read: u64,
     new: u64,
-    /// How many of `packs.done()` are in the index already.
-    indexed: usize,
-    _lock: RepoLock,
 }
 
 impl<'r> SnapshotWriter<'r> {
@@ -89,7 +138,7 @@ impl<'r> SnapshotWriter<'r> {
         // not for every lookup (~20,000 fcntl calls for a 3,000-client file backend). A
         // chunk another writer commits meanwhile is not seen and stored twice; the index
         // keeps one row and prune frees the copy.
-        conn.execute_batch("BEGIN").sql()?;
+        index::begin_read(&conn)?;
         let params = repo.config().chunker.clone();
         let layout = TrailerLayout::for_version(repo.config().version);
         let packs = PackSeries::new(repo.root(), params.pack_size, layout);
@@ -100,21 +149,24 @@ impl<'r> SnapshotWriter<'r> {
         let file = SnapshotFileWriter::create(repo.root(), &header, &params)?;
         Ok(SnapshotWriter {
             repo,
-            conn,
             params,
             file: Some(file),
-            packs,
-            seen: HashMap::new(),
-            group: PlainGroup::default(),
-            meta_group: PlainGroup::default(),
-            spare: Vec::new(),
-            chunk_buf: Vec::new(),
-            zstd: Compressors::default(),
+            index: WriterIndex {
+                conn,
+                seen: HashMap::new(),
+                indexed: 0,
+            },
+            packing: Packing {
+                packs,
+                group: PlainGroup::default(),
+                meta_group: PlainGroup::default(),
+                spare: Vec::new(),
+                chunk_buf: Vec::new(),
+                zstd: Compressors::default(),
+            },
             parent: None,
             meta_base: None,
-            read: 0,
-            new: 0,
-            indexed: 0,
+            volume: Volume::default(),
             _lock: lock,
         })
     }
@@ -138,10 +190,10 @@ impl<'r> SnapshotWriter<'r> {
         if self.repo.config().version < 3 {
             return Ok(());
         }
-        let row = index::snapshot_row(&self.conn, &parent.snapshot)?;
+        let row = index::snapshot_row(&self.index.conn, &parent.snapshot)?;
         let mut ids = Vec::new();
-        for r in index::meta_chunk_rows(&self.conn, row)? {
-            if let Some(loc) = index::location(&self.conn, r)? {
+        for r in index::meta_chunk_rows(&self.index.conn, row)? {
+            if let Some(loc) = index::location(&self.index.conn, r)? {
                 ids.push(loc.hash);
             }
         }
@@ -159,7 +211,11 @@ impl<'r> SnapshotWriter<'r> {
             .as_deref()
             .and_then(|p| p.chunks(path))
             .map(BaseCursor::new);
-        let mut chunker = Chunker::new(content, &self.params, std::mem::take(&mut self.chunk_buf));
+        let mut chunker = Chunker::new(
+            content,
+            &self.params,
+            std::mem::take(&mut self.packing.chunk_buf),
+        );
         let mut ids = Vec::new();
         let mut size = 0u64;
         let mut full: Vec<PlainGroup> = Vec::new();
@@ -174,7 +230,7 @@ impl<'r> SnapshotWriter<'r> {
                 let (level, probe) = self.stream_level(own_level, size, &pending);
                 let mut sealed = (Vec::new(), None);
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
-                let zstd = &self.zstd;
+                let zstd = &self.packing.zstd;
                 let batch = rayon::in_place_scope(|scope| {
                     scope.spawn(|_| sealed = seal_batch(&mut pending, level, probe, zstd));
                     chunker.next_batch()
@@ -204,21 +260,21 @@ impl<'r> SnapshotWriter<'r> {
                         self.add_ref(r)?;
                     }
                 }
-                self.group.push(id, data);
-                if self.group.data.len() >= self.params.group_size as usize {
+                self.packing.group.push(id, data);
+                if self.packing.group.data.len() >= self.params.group_size as usize {
                     full.push(self.cut_group()?);
                 }
             }
         }
-        self.chunk_buf = chunker.into_buffer();
+        self.packing.chunk_buf = chunker.into_buffer();
         Ok((ids, size))
     }
 
     /// Ends the current group (its references read, ready to compress) and starts the next
     /// in a spare buffer.
     fn cut_group(&mut self) -> Result<PlainGroup> {
-        let next = self.spare.pop().unwrap_or_default();
-        let mut g = std::mem::replace(&mut self.group, next);
+        let next = self.packing.spare.pop().unwrap_or_default();
+        let mut g = std::mem::replace(&mut self.packing.group, next);
         self.read_refs(&mut g)?;
         Ok(g)
     }
@@ -227,7 +283,7 @@ impl<'r> SnapshotWriter<'r> {
     /// when there is room and it is in a plain group of the index. False when the group
     /// holds chunks already and `r` would add one group too many to read (`REF_GROUPS`).
     fn add_ref(&mut self, r: ChunkId) -> Result<bool> {
-        add_ref(&self.conn, &self.params, &mut self.group, r)
+        add_ref(&self.index.conn, &self.params, &mut self.packing.group, r)
     }
 
     /// Reads the bytes of a full group's reference chunks into its prefix. A reference that
@@ -236,7 +292,7 @@ impl<'r> SnapshotWriter<'r> {
         if g.refs.is_empty() {
             return Ok(());
         }
-        match ChunkFetcher::new(&self.conn, self.repo.root()).prefix(&g.refs, "a new group") {
+        match ChunkFetcher::new(&self.index.conn, self.repo.root()).prefix(&g.refs, "a new group") {
             Ok(prefix) => g.prefix = prefix,
             Err(e) => {
                 crate::logging::warning(format!(
@@ -252,12 +308,12 @@ impl<'r> SnapshotWriter<'r> {
     /// Whether chunk `id` (of `len` bytes) is new, neither in the index nor stored by this
     /// writer already; a new one is recorded as stored by this writer.
     fn claim(&mut self, id: ChunkId, len: usize) -> Result<bool> {
-        self.read += len as u64;
-        if self.seen.contains_key(&id) || index::chunk_known(&self.conn, &id)? {
+        self.volume.read += len as u64;
+        if self.index.known(&id)? {
             return Ok(false);
         }
-        self.seen.insert(id, 0);
-        self.new += len as u64;
+        self.index.seen.insert(id, 0);
+        self.volume.new += len as u64;
         Ok(true)
     }
 
@@ -282,7 +338,7 @@ impl<'r> SnapshotWriter<'r> {
     /// was new.
     fn level(&self) -> i32 {
         let base = self.params.zstd_level;
-        if self.new.saturating_mul(SPARSE_RATIO) <= self.read {
+        if self.volume.new.saturating_mul(SPARSE_RATIO) <= self.volume.read {
             base.max(SPARSE_LEVEL)
         } else {
             base
@@ -300,13 +356,23 @@ impl<'r> SnapshotWriter<'r> {
                 continue;
             }
             if let Some(r) = self.meta_base.as_mut().and_then(BaseCursor::next) {
-                if !add_ref(&self.conn, &self.params, &mut self.meta_group, r)? {
+                if !add_ref(
+                    &self.index.conn,
+                    &self.params,
+                    &mut self.packing.meta_group,
+                    r,
+                )? {
                     self.seal_meta()?;
-                    add_ref(&self.conn, &self.params, &mut self.meta_group, r)?;
+                    add_ref(
+                        &self.index.conn,
+                        &self.params,
+                        &mut self.packing.meta_group,
+                        r,
+                    )?;
                 }
             }
-            self.meta_group.push(id, &data);
-            if self.meta_group.data.len() >= self.params.group_size as usize {
+            self.packing.meta_group.push(id, &data);
+            if self.packing.meta_group.data.len() >= self.params.group_size as usize {
                 self.seal_meta()?;
             }
         }
@@ -315,11 +381,11 @@ impl<'r> SnapshotWriter<'r> {
 
     /// Compresses the metadata group and appends it.
     fn seal_meta(&mut self) -> Result<()> {
-        let mut g = std::mem::take(&mut self.meta_group);
+        let mut g = std::mem::take(&mut self.packing.meta_group);
         self.read_refs(&mut g)?;
-        let sealed = g.seal(self.level(), &self.zstd);
+        let sealed = g.seal(self.level(), &self.packing.zstd);
         // Emptied, it keeps its buffer for the next metadata chunks.
-        self.meta_group = g;
+        self.packing.meta_group = g;
         self.append(vec![sealed])
     }
 
@@ -332,8 +398,8 @@ impl<'r> SnapshotWriter<'r> {
     /// Keeps emptied groups that still hold their buffer, for the next groups.
     fn recycle(&mut self, groups: Vec<PlainGroup>) {
         for g in groups {
-            if self.spare.len() < SPARE_GROUPS && g.data.capacity() > 0 {
-                self.spare.push(g);
+            if self.packing.spare.len() < SPARE_GROUPS && g.data.capacity() > 0 {
+                self.packing.spare.push(g);
             }
         }
     }
@@ -342,10 +408,10 @@ impl<'r> SnapshotWriter<'r> {
     /// their size.
     fn append(&mut self, sealed: Vec<SealedGroup>) -> Result<()> {
         for g in sealed {
-            self.packs.append(g)?;
+            self.packing.packs.append(g)?;
             crash_point("group-appended");
         }
-        if self.packs.done().len() > self.indexed {
+        if self.packing.packs.done().len() > self.index.indexed {
             self.index_finished_packs()?;
         }
         Ok(())
@@ -356,13 +422,13 @@ impl<'r> SnapshotWriter<'r> {
     /// does (spec: "Commit protocol", step 3); the commit then indexes only the last pack,
     /// which keeps ~0.1 s per 100 MB of new data out of its serial end.
     fn index_finished_packs(&mut self) -> Result<()> {
-        let new = &self.packs.done()[self.indexed..];
-        let tx = begin_indexing(&mut self.conn, self.repo.root(), new, &mut self.seen)?;
+        let new = &self.packing.packs.done()[self.index.indexed..];
+        let (tx, _) = self.index.begin_indexing(self.repo.root(), new)?;
         tx.commit().sql()?;
         crash_point("pack-indexed");
-        self.indexed = self.packs.done().len();
+        self.index.indexed = self.packing.packs.done().len();
         // The lookups' read transaction again.
-        self.conn.execute_batch("BEGIN").sql()
+        index::begin_read(&self.index.conn)
     }
 
     /// Makes the snapshot durable and visible: flushes the last group, finishes the pack,
@@ -372,11 +438,11 @@ impl<'r> SnapshotWriter<'r> {
     pub fn commit(mut self) -> Result<SnapshotInfo> {
         let id = self.write_files()?;
         let root = self.repo.root();
-        let new = &self.packs.done()[self.indexed..];
-        let tx = begin_indexing(&mut self.conn, root, new, &mut self.seen)?;
+        let new = &self.packing.packs.done()[self.index.indexed..];
+        let (tx, seen) = self.index.begin_indexing(root, new)?;
         crash_point("index-packs-inserted");
         if !index::snapshot_known(&tx, &id)? {
-            let (seen, parent) = (&self.seen, self.parent.as_deref());
+            let parent = self.parent.as_deref();
             // Own chunks' rows, else the parent's row of the same chunk at the same place of
             // the same member (every unchanged file's chunks).
             let known = |(path, n): index::ChunkPlace, c: &ChunkId| {
@@ -387,12 +453,12 @@ impl<'r> SnapshotWriter<'r> {
                     same.then(|| f.rows[n])
                 })
             };
-            index::index_snapshot_file_rows(&tx, root, &id, &known)?;
+            indexer::index_snapshot_file_rows(&tx, root, &id, &known)?;
         }
         crash_point("index-before-commit");
         tx.commit().sql()?;
         crash_point("index-committed");
-        index::snapshot(&self.conn, &id)?
+        index::snapshot(&self.index.conn, &id)?
             .ok_or_else(|| Error::Repository(format!("snapshot {id} vanished from the index")))
     }
 
@@ -402,17 +468,17 @@ impl<'r> SnapshotWriter<'r> {
         crash_point("commit-begin");
         self.store_meta(true)?;
         let last = [
-            std::mem::take(&mut self.group),
-            std::mem::take(&mut self.meta_group),
+            std::mem::take(&mut self.packing.group),
+            std::mem::take(&mut self.packing.meta_group),
         ];
         let mut last: Vec<PlainGroup> = last.into_iter().filter(|g| !g.chunks.is_empty()).collect();
         for g in &mut last {
             self.read_refs(g)?;
         }
-        let sealed = seal_all(&mut last, self.level(), &self.zstd);
+        let sealed = seal_all(&mut last, self.level(), &self.packing.zstd);
         self.append(sealed)?;
-        self.packs.finish()?;
-        let packs_added = self.packs.done().iter().map(|p| p.size).sum();
+        self.packing.packs.finish()?;
+        let packs_added = self.packing.packs.done().iter().map(|p| p.size).sum();
         let file = self.file.take().expect("write_files runs once");
         let (id, _, _) = file.finish(self.repo.root(), packs_added)?;
         Ok(id)
@@ -507,29 +573,6 @@ impl<B: AsRef<[ChunkId]>> BaseCursor<B> {
     }
 }
 
-/// Ends the writer's read transaction (its lookups) and starts a write transaction that
-/// indexes the finished packs `new`, recording the rows of the writer's own chunks in `seen`.
-fn begin_indexing<'c>(
-    conn: &'c mut Connection,
-    root: &std::path::Path,
-    new: &[PackDone],
-    seen: &mut HashMap<ChunkId, i64>,
-) -> Result<rusqlite::Transaction<'c>> {
-    conn.execute_batch("COMMIT").sql()?;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .sql()?;
-    let mut row_of = |id: &ChunkId, row| {
-        if let Some(r) = seen.get_mut(id) {
-            *r = row;
-        }
-    };
-    for p in new {
-        index::index_pack_file_rows(&tx, root, &p.name, &mut row_of)?;
-    }
-    Ok(tx)
-}
-
 /// Compresses full groups at `level` (`seal_all`). With `probe`, the first one is compressed
 /// first, at `FAST_LEVEL` and `level` (`PlainGroup::seal_probe`); the others follow its
 /// choice, which is returned.
@@ -584,12 +627,12 @@ impl MemberSink for SnapshotWriter<'_> {
         // and the commit takes the rows from there; else each is looked up.
         if previous.rows.len() != previous.chunks.len() {
             for id in &previous.chunks {
-                if !self.seen.contains_key(id) && !index::chunk_known(&self.conn, id)? {
+                if !self.index.seen.contains_key(id) && !index::chunk_known(&self.index.conn, id)? {
                     return Ok(false);
                 }
             }
         }
-        self.read += member.size;
+        self.volume.read += member.size;
         self.member(member, &previous.chunks)?;
         Ok(true)
     }
@@ -625,16 +668,23 @@ mod tests {
             .flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 7).to_le_bytes())
             .collect();
         w.add(&file("a", data.len()), &mut &data[..]).unwrap();
-        assert_eq!((w.read, w.new), (data.len() as u64, data.len() as u64));
+        assert_eq!(
+            (w.volume.read, w.volume.new),
+            (data.len() as u64, data.len() as u64)
+        );
         assert_eq!(w.level(), 3, "everything read so far was new");
         // The same content under ten more names: only metadata is new (the members' records
         // with their chunk lists), under 1/8 of all bytes read.
         for name in ["b", "c", "d", "e", "f", "g", "h", "i", "j", "k"] {
             w.add(&file(name, data.len()), &mut &data[..]).unwrap();
         }
-        assert!(w.new < data.len() as u64 + 65_536, "{}", w.new);
+        assert!(
+            w.volume.new < data.len() as u64 + 65_536,
+            "{}",
+            w.volume.new
+        );
         assert_eq!(w.level(), SPARSE_LEVEL);
-        w.new = w.read / 4;
+        w.volume.new = w.volume.read / 4;
         assert_eq!(w.level(), 3);
         w.commit().unwrap();
     }

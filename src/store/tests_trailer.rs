@@ -107,7 +107,7 @@ fn expected_loss(repo: &Repository, lost: &BTreeSet<ChunkId>) -> Expected {
     let mut out = Expected::new();
     for s in snapshots {
         let mut members = Vec::new();
-        let file = snapshot::read_snapshot_file(&conn, repo.root(), &s.id, |m, chunks| {
+        let file = reader::read_snapshot_file(&conn, repo.root(), &s.id, |m, chunks| {
             let gone: Vec<String> = chunks
                 .iter()
                 .filter(|c| lost.contains(*c))
@@ -145,7 +145,7 @@ fn rebuild_reports_exactly_what_a_pack_with_both_trailers_damaged_loses() {
     let night1 = {
         let conn = repo.conn();
         let mut ids = Vec::new();
-        snapshot::read_snapshot_file(&conn, &root, &snaps[1].0, |m, chunks| {
+        reader::read_snapshot_file(&conn, &root, &snaps[1].0, |m, chunks| {
             if m.path == "CONTENT/night1.bin" {
                 ids = chunks;
             }

@@ -15,12 +15,12 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::Config;
-use crate::store::index::{self, SqlContext};
+use crate::store::index::{self, ChunkAt};
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::packer::pack_path;
-use crate::store::reader::ChunkFetcher;
+use crate::store::reader::{for_each_member, read_snapshot_file, ChunkFetcher};
 use crate::store::rebuild::{list_packs, list_snapshots};
-use crate::store::snapshot::{read_snapshot_file, read_snapshot_head, snapshot_path};
+use crate::store::snapshot::{read_snapshot_head, snapshot_path};
 
 /// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
 pub const META_USER: &str = "(snapshot metadata)";
@@ -88,20 +88,13 @@ impl fmt::Display for Problem {
     }
 }
 
-struct ChunkRow {
-    row: i64,
-    hash: ChunkId,
-    offset: u64,
-    len: u32,
-}
-
 struct GroupWork {
     id: i64,
     offset: u64,
     stored_len: u32,
     plain_len: u64,
     flags: u8,
-    chunks: Vec<ChunkRow>,
+    chunks: Vec<ChunkAt>,
 }
 
 /// A problem before its users are known: the chunk rows it concerns.
@@ -126,9 +119,38 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
         Some(id) => vec![id.to_string()],
         None => index::snapshots(conn)?.into_iter().map(|s| s.id).collect(),
     };
-    let mut wanted: Option<HashSet<i64>> = only.map(|_| HashSet::new());
     check_config(root, &mut report, &mut found);
-    for name in &names {
+    let wanted = check_snapshot_files(conn, root, &names, only.is_some(), &mut report, &mut found)?;
+    let mut packs = groups_to_read(conn, wanted.as_ref(), &mut found)?;
+    if only.is_none() {
+        check_unindexed_files(conn, root, &mut packs, &mut report, &mut found)?;
+    }
+    report.packs = packs.len() as u64;
+    let results: Vec<(u64, u64, Vec<Found>)> = packs
+        .par_iter()
+        .map(|(name, groups)| check_pack(root, name, groups))
+        .collect();
+    for (chunks, bytes, f) in results {
+        report.chunks += chunks;
+        report.bytes += bytes;
+        found.extend(f);
+    }
+    report.problems = attach_users(conn, root, found)?;
+    Ok(report)
+}
+
+/// Reads the snapshot files `names` and their metadata streams. With `only_these`, returns
+/// the chunk rows they use (the only ones to read back); else `None`: all of them.
+fn check_snapshot_files(
+    conn: &Connection,
+    root: &Path,
+    names: &[String],
+    only_these: bool,
+    report: &mut VerifyReport,
+    found: &mut Vec<Found>,
+) -> Result<Option<HashSet<i64>>> {
+    let mut wanted: Option<HashSet<i64>> = only_these.then(HashSet::new);
+    for name in names {
         report.snapshots += 1;
         if let Err(e) = read_snapshot_file(conn, root, name, |_, _| Ok(())) {
             found.push(Found {
@@ -149,49 +171,40 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
             w.extend(index::meta_chunk_rows(conn, row)?);
         }
     }
+    Ok(wanted)
+}
 
+/// The indexed chunks to read back (`wanted`, or all), by pack and group in file order. A
+/// wanted row the index does not hold is a problem.
+fn groups_to_read(
+    conn: &Connection,
+    wanted: Option<&HashSet<i64>>,
+    found: &mut Vec<Found>,
+) -> Result<BTreeMap<String, Vec<GroupWork>>> {
     let mut packs: BTreeMap<String, Vec<GroupWork>> = BTreeMap::new();
     let mut seen_rows = HashSet::new();
-    {
-        let mut st = conn
-            .prepare(
-                "SELECT c.id, c.hash, c.offset, c.len, g.id, g.offset, g.stored_len, g.plain_len, g.flags, p.name
-                 FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack
-                 ORDER BY p.name, g.offset, c.offset",
-            )
-            .sql()?;
-        let mut rows = st.query([]).sql()?;
-        let mut last_group = None;
-        while let Some(r) = rows.next().sql()? {
-            let row: i64 = r.get(0).sql()?;
-            if wanted.as_ref().is_some_and(|w| !w.contains(&row)) {
-                continue;
-            }
-            seen_rows.insert(row);
-            let hash: Vec<u8> = r.get(1).sql()?;
-            let chunk = ChunkRow {
-                row,
-                hash: hash.try_into().unwrap_or([0; 32]),
-                offset: r.get::<_, i64>(2).sql()? as u64,
-                len: r.get(3).sql()?,
-            };
-            let gid: i64 = r.get(4).sql()?;
-            let groups = packs.entry(r.get(9).sql()?).or_default();
-            if last_group != Some(gid) || groups.is_empty() {
-                groups.push(GroupWork {
-                    id: gid,
-                    offset: r.get::<_, i64>(5).sql()? as u64,
-                    stored_len: r.get(6).sql()?,
-                    plain_len: r.get::<_, i64>(7).sql()? as u64,
-                    flags: r.get(8).sql()?,
-                    chunks: Vec::new(),
-                });
-                last_group = Some(gid);
-            }
-            groups.last_mut().expect("pushed").chunks.push(chunk);
+    let mut last_group = None;
+    index::for_each_located_chunk(conn, |g, chunk| {
+        if wanted.is_some_and(|w| !w.contains(&chunk.row)) {
+            return Ok(());
         }
-    }
-    if let Some(w) = &wanted {
+        seen_rows.insert(chunk.row);
+        let groups = packs.entry(g.pack).or_default();
+        if last_group != Some(g.id) || groups.is_empty() {
+            groups.push(GroupWork {
+                id: g.id,
+                offset: g.offset,
+                stored_len: g.stored_len,
+                plain_len: g.plain_len,
+                flags: g.flags,
+                chunks: Vec::new(),
+            });
+            last_group = Some(g.id);
+        }
+        groups.last_mut().expect("pushed").chunks.push(chunk);
+        Ok(())
+    })?;
+    if let Some(w) = wanted {
         for row in w.difference(&seen_rows) {
             found.push(Found {
                 what: format!("chunk #{row} is missing from the index"),
@@ -200,67 +213,61 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
             });
         }
     }
-
-    if only.is_none() {
-        // Recovery indexes every readable pack and snapshot file, but only when it gets the
-        // exclusive lock, and a writer renames its files before it indexes them: an intact
-        // file the index does not know is a note, a damaged one a problem.
-        for name in list_packs(root)? {
-            if index::pack_known(conn, &name)? {
-                // A pack no chunk row points into is still hashed: every byte is checked.
-                packs.entry(name).or_default();
-                continue;
-            }
-            match intact_pack(root, &name) {
-                Ok(()) => report.notes.push(format!(
-                    "pack {name} is intact but not in the index yet (a writer is committing \
-                     it, or recovery has not run since a crash)"
-                )),
-                Err(why) => found.push(Found {
-                    pack: Some(name),
-                    what: format!(
-                        "pack file is not in the index and is damaged ({why}); rebuild-index tells more"
-                    ),
-                    ..Found::default()
-                }),
-            }
-        }
-        for id in list_snapshots(root)? {
-            if index::snapshot_known(conn, &id)? {
-                continue;
-            }
-            match read_snapshot_head(&snapshot_path(root, &id), &id) {
-                Ok(_) => report.notes.push(format!(
-                    "snapshot {id} is intact but not in the index yet (a writer is committing \
-                     it, or recovery has not run since a crash)"
-                )),
-                Err(e) => found.push(Found {
-                    what: format!("snapshot file {id} is not in the index: {e}"),
-                    users: vec![NeededBy {
-                        snapshot: id,
-                        member: SNAPSHOT_FILE_USER.into(),
-                    }],
-                    ..Found::default()
-                }),
-            }
-        }
-    }
-    report.packs = packs.len() as u64;
-    let results: Vec<(u64, u64, Vec<Found>)> = packs
-        .par_iter()
-        .map(|(name, groups)| check_pack(root, name, groups))
-        .collect();
-    for (chunks, bytes, f) in results {
-        report.chunks += chunks;
-        report.bytes += bytes;
-        found.extend(f);
-    }
-    report.problems = attach_users(conn, root, found)?;
-    Ok(report)
+    Ok(packs)
 }
 
-/// Checks `config.json` again (it was read when the repository was opened; it may have been
-/// damaged since): a damaged one concerns every snapshot.
+/// The pack and snapshot files the index does not know. Recovery indexes every readable pack
+/// and snapshot file, but only when it gets the exclusive lock, and a writer renames its
+/// files before it indexes them: an intact file the index does not know is a note, a damaged
+/// one a problem. Indexed packs no chunk row points into join `packs`: every byte is checked.
+fn check_unindexed_files(
+    conn: &Connection,
+    root: &Path,
+    packs: &mut BTreeMap<String, Vec<GroupWork>>,
+    report: &mut VerifyReport,
+    found: &mut Vec<Found>,
+) -> Result<()> {
+    for name in list_packs(root)? {
+        if index::pack_known(conn, &name)? {
+            packs.entry(name).or_default();
+            continue;
+        }
+        match intact_pack(root, &name) {
+            Ok(()) => report.notes.push(format!(
+                "pack {name} is intact but not in the index yet (a writer is committing \
+                 it, or recovery has not run since a crash)"
+            )),
+            Err(why) => found.push(Found {
+                pack: Some(name),
+                what: format!(
+                    "pack file is not in the index and is damaged ({why}); rebuild-index tells more"
+                ),
+                ..Found::default()
+            }),
+        }
+    }
+    for id in list_snapshots(root)? {
+        if index::snapshot_known(conn, &id)? {
+            continue;
+        }
+        match read_snapshot_head(&snapshot_path(root, &id), &id) {
+            Ok(_) => report.notes.push(format!(
+                "snapshot {id} is intact but not in the index yet (a writer is committing \
+                 it, or recovery has not run since a crash)"
+            )),
+            Err(e) => found.push(Found {
+                what: format!("snapshot file {id} is not in the index: {e}"),
+                users: vec![NeededBy {
+                    snapshot: id,
+                    member: SNAPSHOT_FILE_USER.into(),
+                }],
+                ..Found::default()
+            }),
+        }
+    }
+    Ok(())
+}
+
 fn check_config(root: &Path, report: &mut VerifyReport, found: &mut Vec<Found>) {
     match Config::load(&root.join("config.json")) {
         Ok(c) if c.checksum.is_none() => report.notes.push(
@@ -418,21 +425,12 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
         None => Err(String::new()),
     };
     for g in groups {
-        let plain = if g.flags & FLAG_DELTA != 0 {
-            read_delta(&mut refs, &mut file, g)
-        } else {
-            file.stored(g.offset, g.stored_len)
-                .and_then(|stored| {
-                    if g.flags & FLAG_ZSTD != 0 {
-                        pack::decompress_group(&stored, g.plain_len as usize)
-                    } else {
-                        Ok(stored)
-                    }
-                })
-                .map_err(|e| e.to_string())
-        };
-        let plain = match plain {
-            Ok(p) => p,
+        match read_group(&mut refs, &mut file, g) {
+            Ok(plain) => {
+                let (n, b) = check_chunks(name, g, &plain, &mut found);
+                chunks += n;
+                bytes += b;
+            }
             Err(e) => {
                 for c in &g.chunks {
                     let what = format!("group at offset {} cannot be read: {e}", g.offset);
@@ -444,34 +442,10 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
                         ..Found::default()
                     });
                 }
-                continue;
-            }
-        };
-        for c in &g.chunks {
-            chunks += 1;
-            bytes += u64::from(c.len);
-            let data = plain.get(c.offset as usize..(c.offset + u64::from(c.len)) as usize);
-            if data.map(chunk_id) != Some(c.hash) {
-                let what = format!(
-                    "damaged (BLAKE3 mismatch) in the group at offset {}",
-                    g.offset
-                );
-                found.push(Found {
-                    pack: Some(name.to_string()),
-                    chunk: Some(c.hash),
-                    what,
-                    rows: vec![c.row],
-                    ..Found::default()
-                });
             }
         }
     }
-    let whole = match file.finish() {
-        Ok(h) if h.to_hex().as_str() == name => None,
-        Ok(_) => Some("its BLAKE3 does not match its name".to_string()),
-        Err(e) => Some(format!("it cannot be read in full: {e}")),
-    };
-    if let Some(why) = whole {
+    if let Some(why) = check_whole(file, name) {
         // The trailer's own checks say where the damage lies when it is there.
         let trailer = match pack::read_trailer(&path) {
             Ok(_) => String::new(),
@@ -488,6 +462,62 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
 }
 
 /// The plain bytes of a delta group, its reference chunks read and checked through `refs`
+/// The plain bytes of group `g`, read from `file` (a delta group's references through
+/// `refs`).
+fn read_group(
+    refs: &mut std::result::Result<ChunkFetcher, String>,
+    file: &mut PackScan,
+    g: &GroupWork,
+) -> std::result::Result<Vec<u8>, String> {
+    if g.flags & FLAG_DELTA != 0 {
+        return read_delta(refs, file, g);
+    }
+    file.stored(g.offset, g.stored_len)
+        .and_then(|stored| {
+            if g.flags & FLAG_ZSTD != 0 {
+                pack::decompress_group(&stored, g.plain_len as usize)
+            } else {
+                Ok(stored)
+            }
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Re-hashes the chunks of group `g` in its `plain` bytes; returns how many chunks and bytes
+/// were checked.
+fn check_chunks(name: &str, g: &GroupWork, plain: &[u8], found: &mut Vec<Found>) -> (u64, u64) {
+    let (mut chunks, mut bytes) = (0, 0);
+    for c in &g.chunks {
+        chunks += 1;
+        bytes += u64::from(c.len);
+        let data = plain.get(c.offset as usize..(c.offset + u64::from(c.len)) as usize);
+        if data.map(chunk_id) != Some(c.hash) {
+            let what = format!(
+                "damaged (BLAKE3 mismatch) in the group at offset {}",
+                g.offset
+            );
+            found.push(Found {
+                pack: Some(name.to_string()),
+                chunk: Some(c.hash),
+                what,
+                rows: vec![c.row],
+                ..Found::default()
+            });
+        }
+    }
+    (chunks, bytes)
+}
+
+/// What is wrong with the pack file as a whole, once every byte was read: its BLAKE3 must
+/// be its name.
+fn check_whole(file: PackScan, name: &str) -> Option<String> {
+    match file.finish() {
+        Ok(h) if h.to_hex().as_str() == name => None,
+        Ok(_) => Some("its BLAKE3 does not match its name".to_string()),
+        Err(e) => Some(format!("it cannot be read in full: {e}")),
+    }
+}
+
 /// (or the reason the index could not be opened).
 fn read_delta(
     refs: &mut std::result::Result<ChunkFetcher, String>,
@@ -525,47 +555,7 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
     };
     if !users.is_empty() {
         for s in index::snapshots(conn)? {
-            let row = index::snapshot_row(conn, &s.id)?;
-            for id in index::meta_chunk_rows(conn, row)? {
-                if let Some(u) = users.get_mut(&id) {
-                    u.push(NeededBy {
-                        snapshot: s.id.clone(),
-                        member: META_USER.into(),
-                    });
-                }
-            }
-            // Member names come from the snapshot's metadata stream; when the damage makes
-            // it unreadable, the chunk lists in the index still name the snapshot.
-            let mut hits: Vec<(i64, String)> = Vec::new();
-            let named = index::for_each_member(conn, root, row, |m, ids| {
-                hits.extend(
-                    ids.into_iter()
-                        .filter(|id| users.contains_key(id))
-                        .map(|id| (id, m.path.clone())),
-                );
-                Ok(())
-            });
-            if named.is_err() {
-                hits.clear();
-                index::for_each_chunk_list(conn, row, |ids| {
-                    hits.extend(
-                        ids.into_iter()
-                            .filter(|id| users.contains_key(id))
-                            .map(|id| (id, UNNAMED_USER.to_string())),
-                    );
-                    Ok(())
-                })?;
-            }
-            for (id, member) in hits {
-                let u = users.get_mut(&id).expect("filtered on users");
-                let n = NeededBy {
-                    snapshot: s.id.clone(),
-                    member,
-                };
-                if u.last() != Some(&n) {
-                    u.push(n);
-                }
-            }
+            add_users(conn, root, &s.id, &mut users)?;
         }
     }
     Ok(found
@@ -590,4 +580,56 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
             }
         })
         .collect())
+}
+
+/// Adds snapshot `id` to the users of the chunk rows in `users` that it needs, naming the
+/// member (or its metadata stream).
+fn add_users(
+    conn: &Connection,
+    root: &Path,
+    id: &str,
+    users: &mut HashMap<i64, Vec<NeededBy>>,
+) -> Result<()> {
+    let row = index::snapshot_row(conn, id)?;
+    for r in index::meta_chunk_rows(conn, row)? {
+        if let Some(u) = users.get_mut(&r) {
+            u.push(NeededBy {
+                snapshot: id.to_string(),
+                member: META_USER.into(),
+            });
+        }
+    }
+    // Member names come from the snapshot's metadata stream; when the damage makes
+    // it unreadable, the chunk lists in the index still name the snapshot.
+    let mut hits: Vec<(i64, String)> = Vec::new();
+    let named = for_each_member(conn, root, row, |m, ids| {
+        hits.extend(
+            ids.into_iter()
+                .filter(|id| users.contains_key(id))
+                .map(|id| (id, m.path.clone())),
+        );
+        Ok(())
+    });
+    if named.is_err() {
+        hits.clear();
+        index::for_each_chunk_list(conn, row, |ids| {
+            hits.extend(
+                ids.into_iter()
+                    .filter(|id| users.contains_key(id))
+                    .map(|id| (id, UNNAMED_USER.to_string())),
+            );
+            Ok(())
+        })?;
+    }
+    for (r, member) in hits {
+        let u = users.get_mut(&r).expect("filtered on users");
+        let n = NeededBy {
+            snapshot: id.to_string(),
+            member,
+        };
+        if u.last() != Some(&n) {
+            u.push(n);
+        }
+    }
+    Ok(())
 }
