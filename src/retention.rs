@@ -4,7 +4,7 @@
 //! most recent hours/days/ISO weeks/months/years that have one; `--keep-within D` keeps every
 //! snapshot taken within D (e.g. `1y2m3d4h`) before the group's newest one. A snapshot is
 //! kept when any rule keeps it, and the reasons are reported. Times are local time.
-//! "Newest" is `store::recency`: time, then when the snapshot file was finished, then id.
+//! "Newest" is [`recency`]: time, then when the snapshot file was finished, then id.
 //!
 //! A single wrong value must not erase the backups: a policy whose counts are all 0 is
 //! refused (as restic does), and so is a plan that would remove every snapshot of a host.
@@ -14,7 +14,6 @@ use chrono::{DateTime, Datelike, Local, Months, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::recency;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,20 +104,17 @@ pub struct Candidate {
     pub host: String,
 }
 
+/// The one order of snapshots by age, used by `latest`, the snapshot list and retention:
+/// the snapshot's time (seconds), then when its file was finished (`written`, nanoseconds:
+/// two snapshots of the same second), then the id (only to make the order total). The
+/// greater key is the newer snapshot.
+pub fn recency(time: i64, written: i64, id: &str) -> (i64, i64, &str) {
+    (time, written, id)
+}
+
 impl Candidate {
     fn recency(&self) -> (i64, i64, &str) {
         recency(self.time, self.written, &self.id)
-    }
-}
-
-impl From<&crate::store::SnapshotInfo> for Candidate {
-    fn from(s: &crate::store::SnapshotInfo) -> Candidate {
-        Candidate {
-            id: s.id.clone(),
-            time: s.time,
-            written: s.written,
-            host: s.host.clone(),
-        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! `SnapshotInfo`: a committed snapshot as the index lists it, and the one order of
-//! snapshots by age. A plain record: it imports nothing of the store.
+//! snapshots by age. A plain record: it imports nothing of the store; the order itself is retention's.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::retention::recency;
+use crate::retention::Candidate;
 
 /// A committed snapshot as listed by the index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,10 +33,14 @@ impl SnapshotInfo {
     }
 }
 
-/// The one order of snapshots by age, used by `latest`, the snapshot list and retention:
-/// the snapshot's time (seconds), then when its file was finished (`written`, nanoseconds:
-/// two snapshots of the same second), then the id (only to make the order total). The
-/// greater key is the newer snapshot.
-pub fn recency(time: i64, written: i64, id: &str) -> (i64, i64, &str) {
-    (time, written, id)
+/// The view retention takes of a snapshot.
+impl From<&SnapshotInfo> for Candidate {
+    fn from(s: &SnapshotInfo) -> Candidate {
+        Candidate {
+            id: s.id.clone(),
+            time: s.time,
+            written: s.written,
+            host: s.host.clone(),
+        }
+    }
 }
