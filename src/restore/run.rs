@@ -151,3 +151,75 @@ fn confirm_sysinfo(survey: &Survey, here: &SysInfo, confirm: Confirm) -> Result<
     );
     confirm(&text)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::member::{Member, MemberKind};
+    use crate::sink::MemberSink;
+
+    /// A backup of /etc/opsi whose replay fails after its file was written, as the source's
+    /// check fails a member whose bytes changed since the survey.
+    struct ChangedSinceSurvey;
+
+    fn member(path: &str, kind: MemberKind, size: u64) -> Member {
+        Member {
+            kind,
+            mode: 0o755,
+            uid: nix::unistd::getuid().as_raw().into(),
+            gid: nix::unistd::getgid().as_raw().into(),
+            ..Member::control(path, size)
+        }
+    }
+
+    impl BackupSource for ChangedSinceSurvey {
+        fn name(&self) -> String {
+            "changed".into()
+        }
+        fn survey(&mut self) -> Result<Survey> {
+            Ok(Survey {
+                present: [layout::CONF, "CONTENT/CONF/opsi.conf"]
+                    .map(String::from)
+                    .into(),
+                ..Survey::default()
+            })
+        }
+        fn replay(&mut self, sink: &mut dyn MemberSink) -> Result<()> {
+            sink.add(
+                &member(layout::CONF, MemberKind::Dir, 0),
+                &mut std::io::empty(),
+            )?;
+            let conf = member("CONTENT/CONF/opsi.conf", MemberKind::File, 3);
+            sink.add(&conf, &mut &b"new"[..])?;
+            Err(Error::Corrupt(format!(
+                "{}: checksum mismatch while restoring; nothing was changed",
+                conf.path
+            )))
+        }
+    }
+
+    #[test]
+    fn a_replay_failing_after_writing_touches_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = OpsiRoot::new(tmp.path());
+        fs::create_dir_all(root.conf_dir()).unwrap();
+        fs::write(root.conf_dir().join("opsi.conf"), "old").unwrap();
+        let req = Request {
+            configuration: true,
+            force: true,
+            ..Request::default()
+        };
+        let never = |_: &str| -> Result<()> { panic!("--force asks nothing") };
+        let e = restore(&root, &mut ChangedSinceSurvey, &req, &never).unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+        let conf = fs::read_to_string(root.conf_dir().join("opsi.conf")).unwrap();
+        assert_eq!(conf, "old");
+        let beside: Vec<_> = fs::read_dir(root.conf_dir().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["opsi"], "nothing staged is left beside /etc/opsi");
+    }
+}
