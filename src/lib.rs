@@ -7,11 +7,14 @@
 //! - `mysql`: the MySQL backend (mysqldump out, mysql in);
 //! - `archive`: the opsi-backup tar format, writer and reader;
 //! - `store`: the deduplicating repository;
-//! - `restore`: safe writing of members back onto a server.
+//! - `restore`: safe writing of members back onto a server;
+//! - `owners`, `durable`: ground shared by sources, archive and restore (user and group names
+//!   by id, fsync of a directory after a rename).
 
 pub mod archive;
 pub mod cli;
 pub mod diff;
+pub mod durable;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz;
@@ -21,6 +24,7 @@ pub mod logging;
 pub mod member;
 pub mod mysql;
 pub mod opsi;
+pub mod owners;
 pub mod rename;
 pub mod restore;
 pub mod retention;

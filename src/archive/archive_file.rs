@@ -161,7 +161,7 @@ impl ArchiveFileWriter {
                 e.error,
             )
         })?;
-        sync_parent(&self.dest)?;
+        crate::durable::sync_parent(&self.dest)?;
         Ok(self.dest)
     }
 }
@@ -185,17 +185,4 @@ fn disk_full(dest: &Path, e: Error) -> Error {
         Error::Io { cause, .. } if is_disk_full(&cause) => write_error(dest, cause),
         other => other,
     }
-}
-
-/// Makes a rename durable: fsync of the containing directory. Its error is the caller's:
-/// a rename that may not survive a crash is not done.
-pub fn sync_parent(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        Some(_) => Path::new("."),
-        None => return Ok(()),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .path_ctx("cannot flush to disk the directory", dir)
 }

@@ -151,6 +151,7 @@ impl<S: MemberSink> MemberSink for ControlWriter<S> {
 pub struct Sha1Reader<'a> {
     inner: &'a mut dyn Read,
     hash: Sha1,
+    read_from: bool,
 }
 
 impl<'a> Sha1Reader<'a> {
@@ -158,15 +159,21 @@ impl<'a> Sha1Reader<'a> {
         Sha1Reader {
             inner,
             hash: Sha1::new(),
+            read_from: false,
         }
     }
     pub fn hex(&self) -> String {
         hex::encode(self.hash.clone().finalize())
     }
+    /// Whether anyone read from it, even only the end of an empty file.
+    pub fn was_read(&self) -> bool {
+        self.read_from
+    }
 }
 
 impl Read for Sha1Reader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read_from = true;
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
         Ok(n)

@@ -6,6 +6,7 @@ pub mod bz2;
 pub mod compression;
 pub mod control;
 pub mod parallel;
+pub mod rechecked;
 pub mod scan;
 pub mod segment_cache;
 pub mod tar_header;

@@ -3,6 +3,7 @@
 //! calls the library and returns an exit code. Errors become one `ERROR: ...` line and exit 1
 //! (usage errors exit 2), as the original does.
 
+mod backup_source;
 mod create;
 mod diff;
 mod export;

@@ -1,13 +1,11 @@
-//! What the repository commands share: opening the repository the options name, telling
-//! an archive argument from a snapshot argument, and a snapshot as a restore source.
+//! What the repository commands share: opening the repository the options name and telling
+//! an archive argument from a snapshot argument.
 
 use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::restore::BackupSource;
-use crate::sink::MemberSink;
-use crate::store::{Repository, SnapshotInfo};
+use crate::store::Repository;
 
 pub fn repository_path(g: &Global) -> Result<PathBuf> {
     g.repository.clone().ok_or_else(|| {
@@ -30,21 +28,6 @@ pub fn open_for_rebuild(g: &Global) -> Result<Repository> {
 /// otherwise it names a snapshot (`latest` or an id prefix).
 pub fn is_archive(g: &Global, arg: &Path) -> bool {
     g.repository.is_none() || arg.is_file()
-}
-
-/// A snapshot as a restore source.
-pub struct SnapshotSource<'r> {
-    pub repo: &'r Repository,
-    pub info: SnapshotInfo,
-}
-
-impl BackupSource for SnapshotSource<'_> {
-    fn name(&self) -> String {
-        format!("snapshot {}", short(&self.info.id))
-    }
-    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()> {
-        self.repo.replay(&self.info.id, sink)
-    }
 }
 
 /// The id as shown to people: 12 hex digits are plenty to be unique in one repository.

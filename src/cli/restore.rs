@@ -1,16 +1,17 @@
-//! `restore FILE`: verified, confirmed, staged, then swapped in (see `restore::run`).
+//! `restore FILE`: verified, confirmed, staged, then swapped in (see `restore::run`). The
+//! confirmation is asked here, on the terminal.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::progress::{self, ProgressSink};
+use crate::cli::backup_source::{Origin, Verified};
 use crate::cli::{repo, Global};
+use crate::error::{Error, IoContext, Result};
 use crate::opsi::root::OpsiRoot;
 use crate::rename::validate_server_id;
-use crate::restore::BackupSource;
-use crate::restore::{self, run::ArchiveSource, Request};
-use crate::sink::MemberSink;
+use crate::restore::{self, Request};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -50,30 +51,36 @@ pub fn run(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
     if repo::is_archive(g, &a.file) {
-        restore::restore(&root, &WithProgress(&ArchiveSource(a.file.clone())), &req)?;
+        let mut src = Verified::new(Origin::Archive(a.file.clone()));
+        restore::restore(&root, &mut src, &req, &ask)?;
     } else {
         let r = repo::open(g)?;
         let info = r.resolve(&a.file.to_string_lossy())?;
-        restore::restore(
-            &root,
-            &WithProgress(&repo::SnapshotSource { repo: &r, info }),
-            &req,
-        )?;
+        let mut src = Verified::new(Origin::Snapshot { repo: &r, info });
+        restore::restore(&root, &mut src, &req, &ask)?;
     }
     Ok(0)
 }
 
-/// Shows a bar for each pass over the backup (verification, then the restore itself).
-struct WithProgress<'a>(&'a dyn BackupSource);
-
-impl BackupSource for WithProgress<'_> {
-    fn name(&self) -> String {
-        self.0.name()
+/// Asks on the terminal whether to go on despite `warning`. Without a terminal the answer is
+/// no (use --force).
+fn ask(warning: &str) -> Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::Aborted(format!(
+            "{warning}Not restoring: no terminal to confirm on. Use --force to restore anyway."
+        )));
     }
-    fn replay(&self, sink: &mut dyn MemberSink) -> crate::Result<()> {
-        let bar = progress::bar("restore", None);
-        let r = self.0.replay(&mut ProgressSink::new(sink, bar.clone()));
-        bar.finish_and_clear();
-        r
+    eprint!("{warning}Do you wish to continue? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .ctx("reading the answer")?;
+    if matches!(line.trim(), "y" | "Y") {
+        Ok(())
+    } else {
+        Err(Error::Aborted("Restore aborted.".into()))
     }
 }

@@ -1,6 +1,9 @@
 //! Restore: members written back onto a server, verified before anything is touched and
-//! swapped in only when complete (see `run.rs` for the flow).
+//! swapped in only when complete (see `run.rs` for the flow). It reads a backup through
+//! `backup::BackupSource` and knows neither archive files nor repositories: it imports no
+//! `archive`, `source` or `cli`, and of `store` only the crash point tests kill it at.
 
+pub mod backup;
 pub mod confine;
 pub mod plan;
 pub mod restorer;
@@ -10,5 +13,6 @@ pub mod staging;
 pub mod swap;
 pub mod tree_links;
 
+pub use backup::{BackupSource, Survey};
 pub use plan::Request;
-pub use run::{restore, BackupSource};
+pub use run::{restore, Confirm};

@@ -2,16 +2,15 @@
 //! `--configuration`), following the original's rules. Backend locations come from the
 //! archived configuration when it is restored too, else from the server's current one.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::archive::scan::Scan;
 use crate::error::{Error, Result};
-use crate::layout;
+use crate::layout::{self, Part};
 use crate::logging;
 use crate::mysql::{self, MysqlConfig};
 use crate::opsi::backends::{BackendConfig, BackendSet};
 use crate::opsi::root::{OpsiRoot, CONF_DIR};
+use crate::restore::backup::Survey;
 use crate::restore::restorer::{Dest, Target};
 
 /// What the user asked to restore.
@@ -38,6 +37,7 @@ pub enum Renamable {
 }
 
 /// The targets of a restore and the backends they restore.
+#[derive(Default)]
 pub struct Plan {
     pub targets: Vec<Target>,
     pub renamable: Vec<Renamable>,
@@ -69,143 +69,190 @@ impl Plan {
     }
 }
 
-fn has_prefix(present: &HashSet<String>, prefix: &str) -> bool {
-    present
-        .iter()
-        .any(|p| p == prefix || p.starts_with(&format!("{prefix}/")))
-}
-
-/// Builds the targets. `set` holds the backend configuration that will be in force.
-pub fn targets(root: &OpsiRoot, scan: &Scan, set: &BackendSet, req: &Request) -> Result<Plan> {
+/// Builds the targets, part by part. `set` holds the backend configuration that will be in
+/// force.
+pub fn targets(root: &OpsiRoot, survey: &Survey, set: &BackendSet, req: &Request) -> Result<Plan> {
     let sel = set.select(&req.backends)?;
     for w in &sel.warnings {
         logging::warning(w);
     }
-    let mut out = Vec::new();
-    let mut renamable = Vec::new();
+    let mut plan = Plan::default();
     if req.configuration {
-        if scan.contains.configuration {
-            out.push(Target {
-                prefix: layout::CONF.into(),
-                what: format!("the configuration directory {CONF_DIR}"),
-                dest: Dest::Tree(root.conf_dir()),
-            });
-        } else if !req.force {
-            return Err(Error::Invalid(
-                "Backup file does not contain configuration data.".into(),
-            ));
-        }
+        configuration(root, survey, req, &mut plan)?;
     }
-    let explicit = |kind: &str| {
-        req.backends
-            .iter()
-            .any(|b| b.eq_ignore_ascii_case(kind) || b.eq_ignore_ascii_case("all"))
+    let parts = Parts {
+        survey,
+        req,
+        auto: sel.auto,
     };
-    let missing = |kind: &str, has: bool| -> Result<bool> {
-        if has {
-            return Ok(false);
-        }
-        if sel.auto || req.force || !explicit(kind) {
-            logging::info(format!("No backend data for {kind} - skipping."));
-            return Ok(true);
-        }
-        Err(Error::Invalid(format!(
-            "Backup file does not contain {kind} backend data."
-        )))
-    };
-
-    if !sel.file.is_empty() && !missing("file", scan.contains.file)? {
+    if parts.restored(Part::File, "file", &sel.file)? {
         for b in &sel.file {
-            let prefix = layout::file_backend(&b.name);
-            if !has_prefix(&scan.present, &prefix) {
-                logging::warning(format!(
-                    "the archive holds no data for file backend '{}'",
-                    b.name
-                ));
-                continue;
-            }
-            let base_dir = b.file_base_dir()?;
-            let host_key_file = b.file_host_key_file()?;
-            renamable.push(Renamable::FileBackend {
-                base_dir: root.resolve(&base_dir),
-                host_key_file: root.resolve(&host_key_file),
-                base_dir_setting: setting(b, "baseDir", &base_dir),
-                host_key_file_setting: setting(b, "hostKeyFile", &host_key_file),
-            });
-            out.push(Target {
-                prefix,
-                what: setting(b, "baseDir", &base_dir),
-                dest: Dest::Tree(root.resolve(&base_dir)),
-            });
-            let keys = layout::file_host_keys(&b.name);
-            if has_prefix(&scan.present, &keys) {
-                out.push(Target {
-                    prefix: keys,
-                    what: setting(b, "hostKeyFile", &host_key_file),
-                    dest: Dest::File(root.resolve(&host_key_file)),
-                });
-            }
+            file_backend(root, survey, b, &mut plan)?;
         }
     }
-    if !sel.mysql.is_empty() && !missing("mysql", scan.contains.mysql)? {
+    if parts.restored(Part::Mysql, "mysql", &sel.mysql)? {
         for b in &sel.mysql {
-            let prefix = layout::mysql_dump(&b.name);
-            if !scan.present.contains(&prefix) {
-                logging::warning(format!(
-                    "the archive holds no dump for mysql backend '{}'",
-                    b.name
-                ));
-                continue;
-            }
-            let s = b.mysql()?;
-            let cfg = MysqlConfig {
-                address: s.address,
-                database: s.database,
-                username: s.username,
-                password: s.password,
-            };
-            let name = b.name.clone();
-            renamable.push(Renamable::Mysql(cfg.clone()));
-            out.push(Target {
-                prefix,
-                what: format!("mysql backend {}", b.name),
-                dest: Dest::Stream(Box::new(move |dump| {
-                    logging::notice(format!(
-                        "Restoring mysql backend {name} into database {}",
-                        cfg.database
-                    ));
-                    mysql::restore_from(&cfg, dump)
-                })),
-            });
+            mysql_backend(survey, b, &mut plan)?;
         }
     }
-    if !sel.dhcp.is_empty() && !missing("dhcp", scan.contains.dhcp)? {
+    if parts.restored(Part::Dhcp, "dhcp", &sel.dhcp)? {
         for b in &sel.dhcp {
-            let prefix = layout::dhcp_backend(&b.name);
-            let Some(file) = b.dhcpd_config_file()? else {
-                continue;
-            };
-            if has_prefix(&scan.present, &prefix) {
-                out.push(Target {
-                    prefix,
-                    what: setting(b, "dhcpdConfigFile", &file),
-                    dest: Dest::File(root.resolve(&file)),
-                });
-            } else {
-                logging::warning(format!(
-                    "the archive holds no data for dhcpd backend '{}'",
-                    b.name
-                ));
-            }
+            dhcp_backend(root, survey, b, &mut plan)?;
         }
     }
-    if out.is_empty() {
+    if plan.targets.is_empty() {
         return Err(Error::Invalid(
             "Neither possible backend given nor configuration selected for restore.".into(),
         ));
     }
-    Ok(Plan {
-        targets: out,
-        renamable,
-    })
+    Ok(plan)
+}
+
+/// The checks every backend part shares: whether its selected backends are restored.
+struct Parts<'a> {
+    survey: &'a Survey,
+    req: &'a Request,
+    /// The backends were chosen by dispatch.conf, not named.
+    auto: bool,
+}
+
+impl Parts<'_> {
+    /// True when backends of `kind` are selected and the backup holds the part. A part it
+    /// lacks is skipped, unless the user named it (or `all`) without `--force`: then an error.
+    fn restored(&self, part: Part, kind: &str, selected: &[&BackendConfig]) -> Result<bool> {
+        if selected.is_empty() {
+            return Ok(false);
+        }
+        if self.survey.holds(part) {
+            return Ok(true);
+        }
+        if self.auto || self.req.force || !self.named(kind) {
+            logging::info(format!("No backend data for {kind} - skipping."));
+            return Ok(false);
+        }
+        Err(Error::Invalid(format!(
+            "Backup file does not contain {kind} backend data."
+        )))
+    }
+
+    fn named(&self, kind: &str) -> bool {
+        self.req
+            .backends
+            .iter()
+            .any(|b| b.eq_ignore_ascii_case(kind) || b.eq_ignore_ascii_case("all"))
+    }
+}
+
+/// `--configuration`: /etc/opsi; a backup without it is an error unless `--force`.
+fn configuration(root: &OpsiRoot, survey: &Survey, req: &Request, plan: &mut Plan) -> Result<()> {
+    if survey.holds(Part::Configuration) {
+        plan.targets.push(Target {
+            prefix: layout::CONF.into(),
+            what: format!("the configuration directory {CONF_DIR}"),
+            dest: Dest::Tree(root.conf_dir()),
+        });
+    } else if !req.force {
+        return Err(Error::Invalid(
+            "Backup file does not contain configuration data.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A file backend: its base directory, and its host key file when the backup holds it apart.
+fn file_backend(
+    root: &OpsiRoot,
+    survey: &Survey,
+    b: &BackendConfig,
+    plan: &mut Plan,
+) -> Result<()> {
+    let prefix = layout::file_backend(&b.name);
+    if !survey.holds_below(&prefix) {
+        logging::warning(format!(
+            "the archive holds no data for file backend '{}'",
+            b.name
+        ));
+        return Ok(());
+    }
+    let base_dir = b.file_base_dir()?;
+    let host_key_file = b.file_host_key_file()?;
+    plan.renamable.push(Renamable::FileBackend {
+        base_dir: root.resolve(&base_dir),
+        host_key_file: root.resolve(&host_key_file),
+        base_dir_setting: setting(b, "baseDir", &base_dir),
+        host_key_file_setting: setting(b, "hostKeyFile", &host_key_file),
+    });
+    plan.targets.push(Target {
+        prefix,
+        what: setting(b, "baseDir", &base_dir),
+        dest: Dest::Tree(root.resolve(&base_dir)),
+    });
+    let keys = layout::file_host_keys(&b.name);
+    if survey.holds_below(&keys) {
+        plan.targets.push(Target {
+            prefix: keys,
+            what: setting(b, "hostKeyFile", &host_key_file),
+            dest: Dest::File(root.resolve(&host_key_file)),
+        });
+    }
+    Ok(())
+}
+
+/// A mysql backend: its dump, streamed into the database.
+fn mysql_backend(survey: &Survey, b: &BackendConfig, plan: &mut Plan) -> Result<()> {
+    let prefix = layout::mysql_dump(&b.name);
+    if !survey.present.contains(&prefix) {
+        logging::warning(format!(
+            "the archive holds no dump for mysql backend '{}'",
+            b.name
+        ));
+        return Ok(());
+    }
+    let s = b.mysql()?;
+    let cfg = MysqlConfig {
+        address: s.address,
+        database: s.database,
+        username: s.username,
+        password: s.password,
+    };
+    let name = b.name.clone();
+    plan.renamable.push(Renamable::Mysql(cfg.clone()));
+    plan.targets.push(Target {
+        prefix,
+        what: format!("mysql backend {}", b.name),
+        dest: Dest::Stream(Box::new(move |dump| {
+            logging::notice(format!(
+                "Restoring mysql backend {name} into database {}",
+                cfg.database
+            ));
+            mysql::restore_from(&cfg, dump)
+        })),
+    });
+    Ok(())
+}
+
+/// A dhcp backend: its dhcpd.conf, when the backend names one.
+fn dhcp_backend(
+    root: &OpsiRoot,
+    survey: &Survey,
+    b: &BackendConfig,
+    plan: &mut Plan,
+) -> Result<()> {
+    let prefix = layout::dhcp_backend(&b.name);
+    let Some(file) = b.dhcpd_config_file()? else {
+        return Ok(());
+    };
+    if survey.holds_below(&prefix) {
+        plan.targets.push(Target {
+            prefix,
+            what: setting(b, "dhcpdConfigFile", &file),
+            dest: Dest::File(root.resolve(&file)),
+        });
+    } else {
+        logging::warning(format!(
+            "the archive holds no data for dhcpd backend '{}'",
+            b.name
+        ));
+    }
+    Ok(())
 }

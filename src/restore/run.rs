@@ -1,54 +1,50 @@
-//! The restore flow, the same for an archive and a snapshot:
-//! 1. read everything once and verify it (sha1 of every member against CONTROL/checksums);
-//!    nothing is touched when that fails;
-//! 2. compare the backup's sysinfo with this server's (ask, or refuse without a terminal,
-//!    unless `--force`);
+//! The restore flow, the same for every backup source (`backup.rs`):
+//! 1. read everything once and verify it; nothing is touched when that fails;
+//! 2. compare the backup's sysinfo with this server's and ask the caller to confirm any
+//!    difference, unless `--force`;
 //! 3. plan the targets and check where they lie (`confine.rs`), remove what dead runs left
-//!    beside them; 4. read again, writing into staging areas while re-checking every
-//!    sha1; 5. swap the staged data in.
+//!    beside them; 4. read again, writing into staging areas while the source checks every
+//!    file again; 5. swap the staged data in.
 
-use std::io::{BufRead, IsTerminal, Write};
-
-use crate::archive::scan::Scan;
 use crate::error::{Error, IoContext, Result};
-use crate::layout;
+use crate::layout::{self, Part};
 use crate::leftovers;
 use crate::logging;
 use crate::opsi::backends::{load_backends, BackendSet};
 use crate::opsi::root::OpsiRoot;
 use crate::opsi::sysinfo::SysInfo;
 use crate::rename::{self, FileRenameOptions};
+use crate::restore::backup::{BackupSource, Survey};
 use crate::restore::confine;
 use crate::restore::plan::{self, Renamable, Request};
 use crate::restore::restorer::Restorer;
-use crate::sink::MemberSink;
 
-/// Something that can replay a backup's members: an archive file or a snapshot.
-pub trait BackupSource {
-    fn name(&self) -> String;
-    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()>;
-}
+/// Asks whether to go on despite `warning` (several lines, each ending in a newline): `Ok` to
+/// go on, an error (`Error::Aborted`) to stop.
+pub type Confirm<'a> = &'a dyn Fn(&str) -> Result<()>;
 
-pub fn restore(root: &OpsiRoot, src: &dyn BackupSource, req: &Request) -> Result<()> {
+pub fn restore(
+    root: &OpsiRoot,
+    src: &mut dyn BackupSource,
+    req: &Request,
+    confirm: Confirm,
+) -> Result<()> {
     let name = src.name();
     logging::info(format!("Verifying {name} before restoring"));
-    let mut scan = Scan::default();
-    src.replay(&mut scan)?;
-    scan.ensure_intact(&name)?;
+    let survey = src.survey()?;
 
     let here = SysInfo::gather(root);
     if !req.force {
-        confirm_sysinfo(&scan, &here)?;
+        confirm_sysinfo(&survey, &here, confirm)?;
     }
-    let set = backend_set(root, &name, &scan, &here, req)?;
-    let mut plan = plan::targets(root, &scan, &set, req)?;
+    let set = backend_set(root, &name, &survey, &here, req)?;
+    let mut plan = plan::targets(root, &survey, &set, req)?;
     confine::confine(root, &mut plan)?;
     for dir in plan.staging_dirs() {
         leftovers::clean(&dir);
     }
     logging::notice(format!("Restoring data from backup {name}."));
-    let expected = |path: &str| scan.sha1_of(path).map(str::to_string);
-    let mut restorer = Restorer::new(plan.targets, &expected)?;
+    let mut restorer = Restorer::new(plan.targets)?;
     src.replay(&mut restorer)?;
     restorer.commit()?;
     logging::notice("Restoration complete");
@@ -97,12 +93,12 @@ fn rename_server(restored: &[Renamable], new: &str, local_fqdn: Option<&str>) ->
 fn backend_set(
     root: &OpsiRoot,
     archive: &str,
-    scan: &Scan,
+    survey: &Survey,
     here: &SysInfo,
     req: &Request,
 ) -> Result<BackendSet> {
     let fqdn = here.get("fqdn").unwrap_or_default().to_string();
-    if !(req.configuration && scan.contains.configuration) {
+    if !(req.configuration && survey.holds(Part::Configuration)) {
         let set = load_backends(root, &fqdn)?;
         for w in &set.warnings {
             logging::warning(w);
@@ -111,7 +107,7 @@ fn backend_set(
     }
     let tmp = tempfile::tempdir().ctx("creating a temporary directory")?;
     let conf_root = OpsiRoot::new(tmp.path());
-    for (member, bytes) in &scan.planning_files {
+    for (member, bytes) in &survey.planning_files {
         let rel = layout::in_conf(member).unwrap_or(member);
         let rel = crate::restore::safe_path::relative(member, rel)?;
         let dest = conf_root.conf_dir().join(rel);
@@ -134,13 +130,9 @@ fn backend_set(
 }
 
 /// Differences between the backup's system and this one need a yes; so does configuration
-/// from before opsi 4.3. Without a terminal the answer is no (use --force).
-fn confirm_sysinfo(scan: &Scan, here: &SysInfo) -> Result<()> {
-    let mut archived = SysInfo::new();
-    for (k, v) in scan.sysinfo.iter().flatten() {
-        archived.set(k, v);
-    }
-    let diffs = archived.differences(here);
+/// from before opsi 4.3.
+fn confirm_sysinfo(survey: &Survey, here: &SysInfo, confirm: Confirm) -> Result<()> {
+    let diffs = survey.sysinfo.differences(here);
     if diffs.is_empty() {
         return Ok(());
     }
@@ -157,38 +149,77 @@ fn confirm_sysinfo(scan: &Scan, here: &SysInfo) -> Result<()> {
     text.push_str(
         "This means the backup was probably taken for another machine and restoring it might leave this opsi installation unusable.\n",
     );
-    ask(&text)
+    confirm(&text)
 }
 
-fn ask(text: &str) -> Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::Aborted(format!(
-            "{text}Not restoring: no terminal to confirm on. Use --force to restore anyway."
-        )));
-    }
-    eprint!("{text}Do you wish to continue? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .ctx("reading the answer")?;
-    if matches!(line.trim(), "y" | "Y") {
-        Ok(())
-    } else {
-        Err(Error::Aborted("Restore aborted.".into()))
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::fs;
 
-/// An archive file as a restore source.
-pub struct ArchiveSource(pub std::path::PathBuf);
+    use super::*;
+    use crate::member::{Member, MemberKind};
+    use crate::sink::MemberSink;
 
-impl BackupSource for ArchiveSource {
-    fn name(&self) -> String {
-        self.0.display().to_string()
+    /// A backup of /etc/opsi whose replay fails after its file was written, as the source's
+    /// check fails a member whose bytes changed since the survey.
+    struct ChangedSinceSurvey;
+
+    fn member(path: &str, kind: MemberKind, size: u64) -> Member {
+        Member {
+            kind,
+            mode: 0o755,
+            uid: nix::unistd::getuid().as_raw().into(),
+            gid: nix::unistd::getgid().as_raw().into(),
+            ..Member::control(path, size)
+        }
     }
-    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()> {
-        crate::archive::archive_file::replay(&self.0, sink).map(|_| ())
+
+    impl BackupSource for ChangedSinceSurvey {
+        fn name(&self) -> String {
+            "changed".into()
+        }
+        fn survey(&mut self) -> Result<Survey> {
+            Ok(Survey {
+                present: [layout::CONF, "CONTENT/CONF/opsi.conf"]
+                    .map(String::from)
+                    .into(),
+                ..Survey::default()
+            })
+        }
+        fn replay(&mut self, sink: &mut dyn MemberSink) -> Result<()> {
+            sink.add(
+                &member(layout::CONF, MemberKind::Dir, 0),
+                &mut std::io::empty(),
+            )?;
+            let conf = member("CONTENT/CONF/opsi.conf", MemberKind::File, 3);
+            sink.add(&conf, &mut &b"new"[..])?;
+            Err(Error::Corrupt(format!(
+                "{}: checksum mismatch while restoring; nothing was changed",
+                conf.path
+            )))
+        }
+    }
+
+    #[test]
+    fn a_replay_failing_after_writing_touches_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = OpsiRoot::new(tmp.path());
+        fs::create_dir_all(root.conf_dir()).unwrap();
+        fs::write(root.conf_dir().join("opsi.conf"), "old").unwrap();
+        let req = Request {
+            configuration: true,
+            force: true,
+            ..Request::default()
+        };
+        let never = |_: &str| -> Result<()> { panic!("--force asks nothing") };
+        let e = restore(&root, &mut ChangedSinceSurvey, &req, &never).unwrap_err();
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+        let conf = fs::read_to_string(root.conf_dir().join("opsi.conf")).unwrap();
+        assert_eq!(conf, "old");
+        let beside: Vec<_> = fs::read_dir(root.conf_dir().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["opsi"], "nothing staged is left beside /etc/opsi");
     }
 }

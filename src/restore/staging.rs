@@ -16,9 +16,9 @@ use crate::error::{Error, IoContext, Result};
 use crate::leftovers;
 use crate::logging;
 use crate::member::Member;
+use crate::owners::Owners;
 use crate::restore::swap::Pending;
 use crate::restore::tree_links;
-use crate::source::owners::Owners;
 
 /// Applies a member's mode, owner (by name) and mtime to a restored path.
 pub struct MetaApplier {

@@ -11,6 +11,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::durable::sync_parent;
 use crate::error::{Error, IoContext, Result};
 use crate::leftovers;
 use crate::logging;
@@ -67,11 +68,6 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
         Some(libc::EINVAL) | Some(libc::ENOSYS) => Ok(false),
         _ => Err(e),
     }
-}
-
-/// Makes the rename of `p` durable: fsyncs its directory.
-fn sync_dir_of(p: &Path) -> Result<()> {
-    crate::archive::archive_file::sync_parent(p)
 }
 
 fn swap_in(p: &Pending) -> Result<Swapped> {
@@ -135,7 +131,7 @@ pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()
             Ok(s) => {
                 // Not durable is not done: a failed fsync of the directory fails the restore,
                 // and this target is rolled back with the others.
-                let synced = sync_dir_of(&s.dest);
+                let synced = sync_parent(&s.dest);
                 swapped.push(s);
                 if let Err(e) = synced {
                     failure = Some(e);
@@ -153,7 +149,7 @@ pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()
         for (i, s) in swapped.iter().enumerate().rev() {
             match s.undo() {
                 Ok(()) => {
-                    if let Err(e) = sync_dir_of(&s.dest) {
+                    if let Err(e) = sync_parent(&s.dest) {
                         logging::warning(format!("{} was put back, but {e}", s.dest.display()));
                     }
                 }

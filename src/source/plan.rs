@@ -11,8 +11,8 @@ use crate::member::{Member, MemberKind, Mtime};
 use crate::mysql::{self, DumpOptions, MysqlConfig, Prefetch};
 use crate::opsi::backends::Selection;
 use crate::opsi::root::OpsiRoot;
+use crate::owners::Owners;
 use crate::sink::MemberSink;
-use crate::source::owners::Owners;
 use crate::source::tree;
 use crate::store::Previous;
 

@@ -14,8 +14,8 @@ use sha1::{Digest, Sha1};
 use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::member::{FileStamp, Member, MemberKind, Mtime};
+use crate::owners::Owners;
 use crate::sink::MemberSink;
-use crate::source::owners::Owners;
 use crate::store::Previous;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is

@@ -1,5 +1,6 @@
-//! User and group names by id (and ids by name for restore), cached: a tree of thousands of
-//! files would otherwise ask NSS thousands of times.
+//! User and group names by id (for the members `source` reads) and ids by name (for the files
+//! `restore` writes), cached: a tree of thousands of files would otherwise ask NSS thousands
+//! of times. Imports nothing of the crate.
 
 use std::collections::HashMap;
 
