@@ -13,6 +13,7 @@ pub mod archive;
 pub mod cli;
 pub mod diff;
 pub mod error;
+mod fail_points;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod leftovers;
