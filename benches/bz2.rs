@@ -1,4 +1,4 @@
-//! Our bzip2 compressor (`src/archive/bz2/`, including the decoding check it makes of every
+//! Our bzip2 compressor (`crates/bz2-encoder`, including the decoding check it makes of every
 //! stream) against libbz2 -9, one thread, on the export's segments of a file: speed, output
 //! sizes, and what a check by libbz2's decoder would cost instead.
 //!
@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use opsi_backup::archive::bz2;
+use bz2_encoder as bz2;
 
 fn main() {
     let Some(path) = std::env::args().skip(1).find(|a| !a.starts_with("--")) else {

@@ -32,10 +32,10 @@ pub fn archive(data: &[u8]) {
 /// without panicking.
 pub fn bz2_stream(data: &[u8]) {
     let (edits, plain) = data.split_at(data.len().min(16));
-    let Ok((mut z, hints)) = crate::archive::bz2::encode_for_fuzzing(plain) else {
+    let Ok((mut z, hints)) = bz2_encoder::encode_for_fuzzing(plain) else {
         return;
     };
-    assert!(crate::archive::bz2::check_for_fuzzing(&z, plain, &hints));
+    assert!(bz2_encoder::check_for_fuzzing(&z, plain, &hints));
     let original = z.clone();
     for pair in edits.chunks_exact(2) {
         if z.is_empty() {
@@ -44,7 +44,7 @@ pub fn bz2_stream(data: &[u8]) {
         let at = usize::from(pair[0]) * z.len() / 256;
         z[at] ^= pair[1];
     }
-    let ok = crate::archive::bz2::check_for_fuzzing(&z, plain, &hints);
+    let ok = bz2_encoder::check_for_fuzzing(&z, plain, &hints);
     if ok && z != original {
         // A different stream that decodes to the same bytes is possible (a flipped bit in
         // padding) but must then really decode to them: ask libbz2.
@@ -57,7 +57,7 @@ pub fn bz2_stream(data: &[u8]) {
     }
     // Cut short: never accepted.
     if z.len() > 4 {
-        assert!(!crate::archive::bz2::check_for_fuzzing(
+        assert!(!bz2_encoder::check_for_fuzzing(
             &z[..z.len() - 1],
             plain,
             &hints
@@ -92,8 +92,7 @@ pub fn snapshot(data: &[u8]) {
 /// A backend configuration file (`/etc/opsi/backends/*.conf`) as the interpreter evaluates it.
 pub fn backend_conf(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ =
-            crate::opsi::pyconf::parse_conf_with(text, "fuzz.example.org", &|_| "127.0.0.1".into());
+        let _ = pyconf::parse_conf(text, "fuzz.example.org", &|_| "127.0.0.1".into());
     }
 }
 

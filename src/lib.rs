@@ -16,6 +16,7 @@ pub mod cli;
 pub mod diff;
 pub mod durable;
 pub mod error;
+mod fail_points;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod layout;

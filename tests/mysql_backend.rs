@@ -1,7 +1,7 @@
 //! Integration tests of `opsi_backup::mysql` against a real MySQL/MariaDB server.
 //!
-//! Set `OPSI_BACKUP_TEST_MYSQL` to find the server (else every test prints
-//! "MySQL tests SKIPPED: set OPSI_BACKUP_TEST_MYSQL" and passes):
+//! Set `OPSI_BACKUP_TEST_MYSQL` to find the server (else every test fails, or with
+//! `OPSI_BACKUP_SKIP_MYSQL=1` prints "SKIPPED (not tested)" and passes):
 //! - `/run/mysqld/mysqld.sock` — a socket path, user root, empty password;
 //! - `socket=/run/mysqld/mysqld.sock;user=root;password=` or
 //!   `host=127.0.0.1;port=3306;user=root;password=secret` — `;`-separated `key=value` pairs.

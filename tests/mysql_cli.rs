@@ -1,7 +1,8 @@
 //! The MySQL backend end to end through the command line against the real MariaDB:
 //! create (mysqldump streamed into the archive) -> drop -> restore -> the same rows; and a
 //! failing mysqldump fails the whole create, leaves no archive and never shows the password.
-//! Needs OPSI_BACKUP_TEST_MYSQL (see tests/common/mysql_env.rs); says loudly when skipped.
+//! Needs OPSI_BACKUP_TEST_MYSQL (see tests/common/mysql_env.rs): fails without it, unless
+//! OPSI_BACKUP_SKIP_MYSQL=1 skips it knowingly (and says so).
 
 mod common;
 #[path = "common/mysql_env.rs"]

@@ -2,7 +2,8 @@
 //! "Forgetting and pruning"). The test re-runs its own binary as a child that forgets or prunes
 //! with `OPSI_BACKUP_CRASH_AT` set, so the child aborts at that step; the parent then checks
 //! that every remaining snapshot restores byte for byte and verifies, and that a rerun
-//! finishes the job and ends where an uninterrupted run ends.
+//! finishes the job and ends where an uninterrupted run ends. Needs `--features crash-points`
+//! (ignored without it).
 
 mod common;
 
@@ -183,6 +184,10 @@ fn setup_delta(root: &Path) {
 /// is clean (an old pack holding a delta group whose references' pack is already unlinked is
 /// data no snapshot needs, not damage), and a rerun ends where an uninterrupted prune ends.
 #[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
 fn crash_at_every_step_with_delta_groups() {
     let dir = tempfile::tempdir().unwrap();
     let clean = dir.path().join("clean");
@@ -264,6 +269,10 @@ fn nothing_left(r: &PruneReport) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
 fn crash_at_every_step() {
     // The uninterrupted run, for comparison.
     let dir = tempfile::tempdir().unwrap();

@@ -2,11 +2,10 @@
 //! with the tables of python-opsi's MySQL backend (`OPSI/Backend/SQL.py`, `MySQL.py`: same
 //! column names, keys, engines) holding the config server's id in every place it can be.
 //!
-//! Set `OPSI_BACKUP_TEST_MYSQL` as for `tests/mysql_backend.rs` (else the tests print
-//! "MySQL tests SKIPPED" and pass): a socket path (user root, empty password), or
-//! `;`-separated `key=value` pairs: `socket=/run/mysqld/mysqld.sock;user=root;password=` or
-//! `host=127.0.0.1;port=3306;user=root;password=secret`. The account must be able to create
-//! databases; each test uses its own, `obt_rename_<pid>_<n>`, dropped at the end.
+//! Set `OPSI_BACKUP_TEST_MYSQL` as for `tests/mysql_backend.rs` (`tests/common/mysql_env.rs`
+//! reads it; without it the tests fail, or with `OPSI_BACKUP_SKIP_MYSQL=1` print "SKIPPED (not
+//! tested)" and pass). The account must be able to create databases; each test uses its own,
+//! `obt_rename_<pid>_<n>`, dropped at the end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,49 +13,17 @@ use opsi_backup::error::Error;
 use opsi_backup::mysql::{quote_identifier, run_sql, MysqlConfig};
 use opsi_backup::rename::{rename_in_mysql, validate_server_id};
 
+#[path = "common/mysql_env.rs"]
+mod mysql_env;
+
 const OLD: &str = "opsi.example.org";
 const NEW: &str = "newsrv.test.lan";
 const LOOKALIKE: &str = "pc.opsi.example.org";
 
+/// The server of `OPSI_BACKUP_TEST_MYSQL` as root (the test fails without one, unless
+/// `OPSI_BACKUP_SKIP_MYSQL=1`; see `tests/common/mysql_env.rs`).
 fn server() -> Option<MysqlConfig> {
-    let spec = std::env::var("OPSI_BACKUP_TEST_MYSQL")
-        .ok()
-        .filter(|s| !s.is_empty());
-    let Some(spec) = spec else {
-        // Straight to the process's stderr (the harness captures eprintln!), once.
-        static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*****\n***** MySQL tests SKIPPED: set OPSI_BACKUP_TEST_MYSQL\n*****\n"
-            );
-        });
-        return None;
-    };
-    let mut cfg = MysqlConfig {
-        address: "localhost".into(),
-        database: String::new(),
-        username: "root".into(),
-        password: String::new(),
-    };
-    if spec.starts_with('/') {
-        cfg.address = spec;
-        return Some(cfg);
-    }
-    for part in spec.split(';').filter(|p| !p.trim().is_empty()) {
-        let (key, value) = part
-            .split_once('=')
-            .unwrap_or_else(|| panic!("OPSI_BACKUP_TEST_MYSQL: expected key=value, got {part:?}"));
-        match key.trim() {
-            "socket" | "host" | "address" => cfg.address = value.into(),
-            "user" => cfg.username = value.into(),
-            "password" => cfg.password = value.into(),
-            "port" => std::env::set_var("MYSQL_TCP_PORT", value.trim()),
-            other => panic!("OPSI_BACKUP_TEST_MYSQL: unknown key {other:?}"),
-        }
-    }
-    Some(cfg)
+    mysql_env::server().map(|s| s.root())
 }
 
 /// A database of its own, dropped when this goes out of scope.

@@ -247,6 +247,10 @@ fn change_targets(server: &FakeServer) {
 
 /// A failure at the second target (injected, test-only) puts /etc/opsi back as it was.
 #[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
 fn a_failure_at_the_second_target_puts_the_first_back() {
     let server = FakeServer::new(3, false);
     let dir = tempfile::tempdir().unwrap();
@@ -312,6 +316,10 @@ fn leftovers_in(dirs: &[PathBuf]) -> Vec<String> {
 /// A restore killed after staging (abort, as kill -9) leaves staging trees and files; the next
 /// restore removes them and says so.
 #[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
 fn the_next_restore_removes_what_a_killed_one_left() {
     let server = FakeServer::new(3, false);
     let dir = tempfile::tempdir().unwrap();
@@ -374,6 +382,10 @@ fn a_tree_moved_aside_by_a_dead_run_is_put_back() {
 /// `create` killed (abort, as kill -9) after writing its partial file: the next create in the
 /// directory removes it, a live run's partial file is kept.
 #[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
 fn the_next_create_removes_a_dead_runs_partial_archive() {
     let server = FakeServer::new(3, false);
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! "Crash points" and "What a crash leaves behind"). The test re-runs its own binary as a child
 //! that writes a snapshot with `OPSI_BACKUP_CRASH_AT` set, so the child aborts at that point;
 //! the parent then checks that every committed snapshot restores and verifies, and that the
-//! repository keeps working.
+//! repository keeps working. Needs `--features crash-points` (ignored without it).
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -124,6 +124,10 @@ fn crash_child() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
 fn crash_at_every_point() {
     let points = [
         ("group-appended", false),

@@ -144,7 +144,7 @@ impl ArchiveFileWriter {
             .into_inner()
             .map_err(|e| Error::io("writing archive", e.into_error()))?;
         written.file.sync_all().ctx("flushing archive to disk")?;
-        crate::store::crash_point("archive-synced");
+        crate::fail_points::crash_point("archive-synced");
         drop(written.file);
         let mut on_disk = blake3::Hasher::new();
         let mut f = File::open(&self.tmp_path).ctx("reading back the archive")?;

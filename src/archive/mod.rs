@@ -2,7 +2,6 @@
 //! followed by `CONTROL/checksums` and `CONTROL/sysinfo`.
 
 pub mod archive_file;
-pub mod bz2;
 pub mod compression;
 pub mod control;
 pub mod parallel;

@@ -18,7 +18,6 @@ use std::thread::JoinHandle;
 
 use fastcdc::v2020::{FastCDC, Normalization};
 
-use crate::archive::bz2;
 use crate::archive::segment_cache::SegmentCache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +70,14 @@ fn encode(codec: Codec, cache: Option<&SegmentCache>, data: &[u8]) -> io::Result
     Ok(z)
 }
 
-/// bzip2 by our own compressor (`bz2/`, several times faster than libbz2 on opsi data), which
+/// bzip2 by our own compressor (crate `bz2-encoder`, several times faster than libbz2 on opsi data), which
 /// checks its stream by decoding it; libbz2 for what it leaves, and zlib, checked here.
 fn compress_checked(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
     if codec == Codec::Bz2 {
-        match bz2::compress(data) {
+        match bz2_encoder::compress(data) {
             Ok(z) => return Ok(z),
-            Err(bz2::Refused::Periodic) => {}
-            Err(bz2::Refused::Unverified) => crate::logging::warning(
+            Err(bz2_encoder::Refused::Periodic) => {}
+            Err(bz2_encoder::Refused::Unverified) => crate::logging::warning(
                 "a bzip2 segment failed its decoding check; compressed again with libbz2",
             ),
         }

@@ -16,8 +16,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 
+use pyconf::{dict_get, parse_conf, system_resolver, PyValue};
+
 use super::dispatch::DispatchConfig;
-use super::pyconf::{dict_get, parse_conf, PyValue};
 use super::root::OpsiRoot;
 use crate::error::{Error, IoContext, Result};
 
@@ -264,7 +265,7 @@ pub fn load_backends(root: &OpsiRoot, fqdn: &str) -> Result<BackendSet> {
                 continue;
             }
         };
-        match parse_conf(&text, fqdn) {
+        match parse_conf(&text, fqdn, &system_resolver) {
             Ok(conf) => backends.push(BackendConfig {
                 dispatched: dispatched.contains(&name),
                 name,

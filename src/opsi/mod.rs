@@ -1,10 +1,9 @@
 //! Knowledge of an opsi server: where its files are ([`OpsiRoot`]), its backend configuration
-//! files ([`pyconf`], [`backends`]), the dispatch configuration ([`dispatch`]) and the system
+//! files ([`backends`], evaluated by the `pyconf` crate), the dispatch configuration ([`dispatch`]) and the system
 //! information recorded in an archive's `CONTROL/sysinfo` ([`SysInfo`]).
 
 pub mod backends;
 pub mod dispatch;
-pub mod pyconf;
 pub mod root;
 pub mod sysinfo;
 
@@ -12,6 +11,5 @@ pub use backends::{
     load_backends, BackendConfig, BackendKind, BackendSet, MysqlSettings, Selection,
 };
 pub use dispatch::DispatchConfig;
-pub use pyconf::{parse_conf, ParseError, PyConf, PyValue};
 pub use root::OpsiRoot;
 pub use sysinfo::{Difference, SysInfo};

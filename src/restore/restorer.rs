@@ -122,7 +122,7 @@ impl Restorer {
         }
         let mut all: Vec<Pending> = trees.into_iter().map(StagedTree::into_pending).collect();
         all.append(&mut pending);
-        crate::store::crash_point("restore-staged");
+        crate::fail_points::crash_point("restore-staged");
         swap_all(all, |dest| {
             logging::notice(format!("Restored {}", dest.display()))
         })

@@ -13,19 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::durable::sync_parent;
 use crate::error::{Error, IoContext, Result};
+use crate::fail_points::fail_point;
 use crate::leftovers;
 use crate::logging;
-
-/// Environment variable naming a point at which a restore fails with an error (tests only);
-/// `restore-swap-<n>` fails before the n-th target (1-based) is swapped in.
-pub const FAIL_ENV: &str = "OPSI_BACKUP_FAIL_AT";
-
-fn fail_point(name: &str) -> Result<()> {
-    if std::env::var_os(FAIL_ENV).is_some_and(|v| v == name) {
-        return Err(Error::Invalid(format!("injected failure at {name}")));
-    }
-    Ok(())
-}
 
 /// Staged data waiting to replace `dest`.
 pub struct Pending {

@@ -45,21 +45,8 @@ pub use verify::{
     NeededBy, Problem, VerifyReport, CONFIG_USER, META_USER, SNAPSHOT_FILE_USER, UNNAMED_USER,
 };
 
-/// Environment variable naming the crash point at which the process aborts (tests only).
-pub const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";
-
-/// Aborts the process (as kill -9 would end it) when `OPSI_BACKUP_CRASH_AT` equals `name`.
-/// The names and where they lie are listed in the spec, section "Crash points".
-pub(crate) fn crash_point(name: &str) {
-    static AT: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
-    if AT
-        .get_or_init(|| std::env::var_os(CRASH_ENV))
-        .as_deref()
-        .is_some_and(|v| v == name)
-    {
-        std::process::abort();
-    }
-}
+// The store's modules name their crash points as `crate::store::crash_point`.
+pub(crate) use crate::fail_points::crash_point;
 
 #[cfg(test)]
 mod tests;

@@ -69,19 +69,19 @@ pub fn dir_size(p: &Path) -> u64 {
         .sum()
 }
 
-/// Starts `cmd` (output discarded), sends it SIGKILL after `delay`; whether it was still
-/// running at that moment, i.e. whether the kill landed mid-run.
+/// Starts `cmd` (output discarded), sends it SIGKILL after `delay`; whether the kill is what
+/// ended it, i.e. whether it landed mid-run (false: the command had finished by itself).
 pub fn kill_after(mut cmd: Command, delay: std::time::Duration) -> bool {
+    use std::os::unix::process::ExitStatusExt;
     let mut child = cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
-    let _ = child.wait();
-    running
+    let status = child.wait().unwrap();
+    status.signal() == Some(libc::SIGKILL)
 }
 
 /// A regular file member of `d`'s length, owned by root, with a fixed mtime.

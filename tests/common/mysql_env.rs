@@ -8,6 +8,10 @@
 //! The account must be allowed to create databases and users. `port` is passed to the client
 //! tools through `MYSQL_TCP_PORT` (opsi's `mysql.conf` has no port, nor has `MysqlConfig`).
 //! Each test gets its own database and its own user with a nasty password, dropped at the end.
+//!
+//! Without `OPSI_BACKUP_TEST_MYSQL` a MySQL test fails (a test that returns early would count
+//! as passed without testing anything), unless `OPSI_BACKUP_SKIP_MYSQL=1` asks to skip them
+//! knowingly: then each says on stderr that it was SKIPPED (not tested) and passes.
 
 #![allow(dead_code)]
 
@@ -27,8 +31,11 @@ pub struct TestServer {
     pub password: String,
 }
 
-/// The server from `OPSI_BACKUP_TEST_MYSQL`, or `None` after saying loudly that the tests
-/// are skipped.
+/// Set to `1` to skip the MySQL tests knowingly when no server is at hand.
+pub const SKIP_ENV: &str = "OPSI_BACKUP_SKIP_MYSQL";
+
+/// The server from `OPSI_BACKUP_TEST_MYSQL`. Without one the calling test panics, or, with
+/// `OPSI_BACKUP_SKIP_MYSQL=1`, gets `None` after saying loudly that it tests nothing.
 pub fn server() -> Option<TestServer> {
     static SERVER: OnceLock<Option<TestServer>> = OnceLock::new();
     let server = SERVER.get_or_init(|| {
@@ -38,18 +45,29 @@ pub fn server() -> Option<TestServer> {
         let server = parse(&spec);
         Some(server)
     });
-    static WARNED: std::sync::Once = std::sync::Once::new();
     if server.is_none() {
-        // Straight to the process's stderr: the test harness captures eprintln! output.
-        WARNED.call_once(|| {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*****\n***** MySQL tests SKIPPED: set OPSI_BACKUP_TEST_MYSQL\n*****\n"
-            );
-        });
+        skip_or_fail();
     }
     server.clone()
+}
+
+/// No server: fails the test unless skipping was asked for, and then says so.
+fn skip_or_fail() {
+    if std::env::var_os(SKIP_ENV).is_none_or(|v| v != "1") {
+        panic!(
+            "OPSI_BACKUP_TEST_MYSQL is not set: start MariaDB and run `sh .ci/mysql-setup.sh` \
+             (see README); set {SKIP_ENV}=1 to skip these tests knowingly"
+        );
+    }
+    // The harness names each test's thread after the test.
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a MySQL test");
+    // Straight to the process's stderr: the test harness captures eprintln! output.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n***** {test}: SKIPPED (not tested): no MySQL server, {SKIP_ENV}=1"
+    );
 }
 
 fn parse(spec: &str) -> TestServer {

@@ -5,6 +5,12 @@
 //!
 //! Stream: "BZh9", blocks, end marker with the combined CRC. Block: marker, CRC of its
 //! input, origin row, used bytes, Huffman tables and selectors, then the coded symbols.
+//!
+//! A crate of its own because it needs nothing of opsi-backup: it turns bytes into one
+//! bzip2 stream. opsi-backup compresses an archive's segments with it on several threads
+//! (`src/archive/parallel.rs`) and leaves to libbz2 what it refuses ([`Refused`]).
+//! Modules: `bits` (the bit writer), `bwt` (the sort), `mtf` (move-to-front and zero-run
+//! coding), `huffman` (tables), `verify` (the decoder that checks every stream).
 
 mod bits;
 mod bwt;
@@ -51,14 +57,16 @@ fn compress_with(data: &[u8], scratch: &mut Scratch) -> Result<Vec<u8>, Refused>
 }
 
 /// The stream, and per block the rows where `verify.rs` starts its walks.
-/// For the fuzz targets (`crate::fuzz`): a stream and its decoder hints, as `compress` makes
-/// them before checking.
-pub(crate) fn encode_for_fuzzing(data: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u32>>), Refused> {
+/// For opsi-backup's fuzz targets (its `fuzz` module): a stream and its decoder hints, as
+/// `compress` makes them before checking. Not part of the supported API.
+#[doc(hidden)]
+pub fn encode_for_fuzzing(data: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u32>>), Refused> {
     encode(data, &mut Scratch::default()).ok_or(Refused::Periodic)
 }
 
 /// For the fuzz targets: the decoder's verdict on `z` as the stream of `plain`.
-pub(crate) fn check_for_fuzzing(z: &[u8], plain: &[u8], hints: &[Vec<u32>]) -> bool {
+#[doc(hidden)]
+pub fn check_for_fuzzing(z: &[u8], plain: &[u8], hints: &[Vec<u32>]) -> bool {
     verify::check(z, plain, hints, &mut verify::Scratch::default())
 }
 

@@ -19,6 +19,13 @@
 //! Anything else (control flow, other calls, f-strings, sets, ...) is a [`ParseError`] with the
 //! line it starts on: the caller skips that backend with a warning, as the original skips a file
 //! whose `exec()` raises. Bytes literals become strings (each `\xNN` byte one char U+00NN).
+//!
+//! `socket.gethostbyname(...)` is answered by the resolver the caller passes to
+//! [`parse_conf`]: evaluation never asks the network by itself. opsi-backup passes
+//! [`system_resolver`]; tests and fuzzing pass a fixed answer.
+//!
+//! A crate of its own because it needs nothing of opsi-backup. Modules: `lex` (tokens),
+//! `interp` (the evaluator); this file holds the values, the errors and the entry point.
 
 use std::fmt;
 
@@ -189,9 +196,10 @@ pub struct PyConf {
     pub config: Vec<(String, PyValue)>,
 }
 
-/// The first IPv4 address of `host`, or 127.0.0.1 when it does not resolve: what
-/// `socket.gethostbyname` answers on the server.
-pub fn resolve_ipv4(host: &str) -> String {
+/// The first IPv4 address of `host` from the system's resolver, or 127.0.0.1 when it does not
+/// resolve: what `socket.gethostbyname` answers on the server. The resolver opsi-backup passes
+/// to [`parse_conf`].
+pub fn system_resolver(host: &str) -> String {
     use std::net::ToSocketAddrs;
     (host, 0)
         .to_socket_addrs()
@@ -201,13 +209,8 @@ pub fn resolve_ipv4(host: &str) -> String {
 }
 
 /// Parses and evaluates a backend configuration file. `fqdn` is what `socket.getfqdn()`
-/// returns; `socket.gethostbyname` asks the system's resolver.
-pub fn parse_conf(src: &str, fqdn: &str) -> Result<PyConf, ParseError> {
-    parse_conf_with(src, fqdn, &resolve_ipv4)
-}
-
-/// `parse_conf` with `socket.gethostbyname` answered by `resolve`.
-pub fn parse_conf_with(
+/// returns; `socket.gethostbyname(host)` returns `resolve(host)`.
+pub fn parse_conf(
     src: &str,
     fqdn: &str,
     resolve: &dyn Fn(&str) -> String,
@@ -249,12 +252,17 @@ use lex::*;
 mod tests {
     use super::*;
 
+    /// A fixed answer (a documentation address): unit tests never ask the network.
+    fn test_resolver(_host: &str) -> String {
+        "192.0.2.1".to_string()
+    }
+
     fn parse(src: &str) -> PyConf {
-        parse_conf(src, "opsi.example.org").unwrap_or_else(|e| panic!("{e}\n{src}"))
+        parse_conf(src, "opsi.example.org", &test_resolver).unwrap_or_else(|e| panic!("{e}\n{src}"))
     }
 
     fn parse_err(src: &str) -> ParseError {
-        match parse_conf(src, "opsi.example.org") {
+        match parse_conf(src, "opsi.example.org", &test_resolver) {
             Ok(c) => panic!("expected an error, got {c:?}"),
             Err(e) => e,
         }
@@ -645,7 +653,7 @@ mod stock_dhcpd_conf {
     fn gethostbyname_of_the_fqdn_evaluates() {
         let src = "import socket\nmodule = 'DHCPD'\nlocalip = socket.gethostbyname(socket.getfqdn())\n\
                    config = {\"dhcpdConfigFile\": u\"/etc/dhcp/dhcpd.conf\", \"defaultClientParameters\": {\"next-server\": localip}}\n";
-        let c = parse_conf(src, "localhost").unwrap();
+        let c = parse_conf(src, "localhost", &system_resolver).unwrap();
         assert_eq!(c.module, "DHCPD");
         let params = dict_get(&c.config, "defaultClientParameters").unwrap();
         assert_eq!(
