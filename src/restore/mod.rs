@@ -1,7 +1,7 @@
 //! Restore: members written back onto a server, verified before anything is touched and
 //! swapped in only when complete (see `run.rs` for the flow). It reads a backup through
 //! `backup::BackupSource` and knows neither archive files nor repositories: it imports no
-//! `archive`, `source` or `cli`, and of `store` only the crash point tests kill it at.
+//! `archive`, `store`, `source` or `cli` (ARCHITECTURE.md).
 
 pub mod backup;
 pub mod confine;
