@@ -8,7 +8,7 @@ use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{export, repo, Global};
+use crate::cli::{export, parent, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -36,7 +36,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub flush_logs: bool,
     /// Read every file again instead of trusting size, mtime, inode and ctime against the
-    /// previous snapshot (repository only).
+    /// parent snapshot (repository only).
     #[arg(long)]
     pub full: bool,
     /// With a repository and DEST: compress the archive afresh instead of reusing compressed
@@ -177,7 +177,7 @@ fn create_snapshot(
     let parent = if a.full {
         None
     } else {
-        writer.take_parent(&meta_host(sysinfo))?
+        writer.take_parent(&meta_host(sysinfo), parent::attach_checksums)?
     };
     if let Some(p) = &parent {
         logging::info(format!(

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::archive::archive_file;
 use crate::archive::scan::{Checked, Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{repo, Global};
+use crate::cli::{parent, repo, Global};
 use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
@@ -80,7 +80,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         // night's changed chunks are compressed against (delta groups).
         let host = meta.host.clone();
         let mut writer = r.begin_snapshot(meta)?;
-        writer.take_parent(&host)?;
+        writer.take_parent(&host, parent::attach_checksums)?;
         let mut checked = Checked::new(&mut writer);
         let bar = progress::bar("import", Some(first.content_bytes));
         archive_file::replay(archive, &mut ProgressSink::new(&mut checked, bar.clone()))?;

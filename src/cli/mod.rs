@@ -10,6 +10,7 @@ mod forget;
 mod import;
 mod init;
 mod list;
+mod parent;
 mod progress;
 mod prune;
 mod rebuild_index;

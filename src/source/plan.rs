@@ -11,10 +11,10 @@ use crate::member::{Member, MemberKind, Mtime};
 use crate::mysql::{self, DumpOptions, MysqlConfig, Prefetch};
 use crate::opsi::backends::Selection;
 use crate::opsi::root::OpsiRoot;
+use crate::parent::Parent;
 use crate::sink::MemberSink;
 use crate::source::owners::Owners;
 use crate::source::tree;
-use crate::store::Previous;
 
 /// One part of a backup, in archive order.
 #[derive(Debug)]
@@ -130,7 +130,7 @@ impl Plan {
     pub fn run(
         &self,
         dump: &DumpOptions,
-        parent: Option<&Previous>,
+        parent: Option<&Parent>,
         sink: &mut dyn MemberSink,
         spool_dir: Option<&Path>,
     ) -> Result<()> {

@@ -4,7 +4,7 @@
 //! Format (what lies on disk): `config`, `pack`, `snapshot`, `index`.
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `verify`, `rebuild`,
 //! `recovery`, `prune` (forget and prune), `repack` (prune's copying), `lock`, `durable`; `repository` ties them together.
-//! `previous` is the parent snapshot: unchanged files and older versions of changed chunks.
+//! `parent` builds a parent snapshot (`crate::parent`) and reads its members back.
 
 mod chunker;
 mod config;
@@ -13,7 +13,7 @@ mod index;
 mod lock;
 mod pack;
 mod packer;
-mod previous;
+mod parent;
 mod prune;
 mod reader;
 mod rebuild;
@@ -26,7 +26,6 @@ mod verify;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
-pub use previous::{Previous, PreviousFile};
 pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;
