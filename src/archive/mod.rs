@@ -3,8 +3,10 @@
 
 pub mod archive_file;
 pub mod bz2;
+pub mod codec;
 pub mod compression;
 pub mod control;
+pub mod naming;
 pub mod parallel;
 pub mod scan;
 pub mod segment_cache;

@@ -1,12 +1,13 @@
 //! `create [DEST]`: a new backup archive, as the original writes it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
+use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{export, parent, repo, Global};
 use crate::error::Error;
@@ -48,45 +49,6 @@ pub struct CreateArgs {
     pub single_transaction: bool,
 }
 
-/// The original's generated file name: `<hostname>_<opsiVersion>_<date>_<time>.tar[.bz2|.gz]`,
-/// the time as Python's `str(datetime.now())` with ' ' -> '_' and ':' -> '-'.
-pub fn archive_name(sysinfo: &SysInfo, compression: Compression) -> String {
-    name_for(sysinfo, compression, chrono::Local::now())
-}
-
-/// The generated name for a backup taken at `unix` (an exported snapshot keeps its own time).
-pub fn archive_name_at(sysinfo: &SysInfo, compression: Compression, unix: i64) -> String {
-    let t = chrono::DateTime::from_timestamp(unix, 0)
-        .unwrap_or_default()
-        .with_timezone(&chrono::Local);
-    name_for(sysinfo, compression, t)
-}
-
-fn name_for(
-    sysinfo: &SysInfo,
-    compression: Compression,
-    now: chrono::DateTime<chrono::Local>,
-) -> String {
-    let micros = now.timestamp_subsec_micros();
-    let mut stamp = now.format("%Y-%m-%d_%H-%M-%S").to_string();
-    if micros != 0 {
-        stamp.push_str(&format!(".{micros:06}"));
-    }
-    let host = sysinfo.get("hostname").unwrap_or("opsi");
-    let version = sysinfo.get("opsiVersion").unwrap_or("unknown");
-    format!("{host}_{version}_{stamp}.tar{}", compression.suffix())
-}
-
-/// DEST rules of the original: none -> current directory; an existing directory -> a generated
-/// name inside it; anything else is the file (an existing one is replaced).
-pub fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
-    match dest {
-        None => PathBuf::from(generated),
-        Some(d) if d.is_dir() => d.join(generated),
-        Some(d) => d.to_path_buf(),
-    }
-}
-
 pub fn dump_options(a: &CreateArgs) -> DumpOptions {
     DumpOptions {
         flush_logs: a.flush_logs,
@@ -124,10 +86,13 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     if g.repository.is_some() {
         return create_snapshot(g, &a, &plan, &sysinfo, compression);
     }
-    let dest = destination(
-        a.destination.as_deref(),
-        &archive_name(&sysinfo, compression),
+    let name = naming::archive_name(
+        sysinfo.get("hostname"),
+        sysinfo.get("opsiVersion"),
+        compression,
+        chrono::Local::now(),
     );
+    let dest = naming::destination(a.destination.as_deref(), &name);
     logging::notice(format!("Creating backup archive {}", dest.display()));
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let spool_dir = writer.dir().to_path_buf();

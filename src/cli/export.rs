@@ -8,9 +8,10 @@ use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
+use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{create, repo, Global};
+use crate::cli::{repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
 use crate::store::{Repository, SnapshotInfo};
@@ -41,12 +42,18 @@ pub fn export(
     compression: Compression,
     use_cache: bool,
 ) -> anyhow::Result<PathBuf> {
+    // Cleaned as `create` cleans what it writes, so the name is the one `create` would give.
     let mut sysinfo = SysInfo::new();
     for (k, v) in &info.sysinfo {
         sysinfo.set(k, v);
     }
-    let name = create::archive_name_at(&sysinfo, compression, info.time);
-    let dest = create::destination(Some(dest), &name);
+    let name = naming::archive_name_at(
+        sysinfo.get("hostname"),
+        sysinfo.get("opsiVersion"),
+        compression,
+        info.time,
+    );
+    let dest = naming::destination(Some(dest), &name);
     let codec = compression.codec().filter(|_| use_cache);
     let cache = codec.and_then(|codec| {
         SegmentCache::open(r.root(), codec)
