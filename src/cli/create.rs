@@ -9,7 +9,7 @@ use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
 use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{export, parent, repo, Global};
+use crate::cli::{export, human, parent, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -78,7 +78,7 @@ pub fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Resul
     Ok(Plan::new(root, &sel, !a.no_configuration)?)
 }
 
-pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
+pub fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let root = OpsiRoot::new(g.root());
     let sysinfo = SysInfo::gather(&root);
     let plan = plan(&root, &sysinfo, &a)?;
@@ -147,7 +147,7 @@ fn create_snapshot(
     if let Some(p) = &parent {
         logging::info(format!(
             "parent snapshot {} ({} files)",
-            repo::short(&p.snapshot),
+            human::short(&p.snapshot),
             p.len()
         ));
     }
@@ -167,12 +167,12 @@ fn create_snapshot(
     let info = writer.commit()?;
     println!(
         "snapshot {} saved ({} new of {}; {reused} unchanged files not read again)",
-        repo::short(&info.id),
-        repo::human(info.added),
-        repo::human(info.size)
+        human::short(&info.id),
+        human::bytes(info.added),
+        human::bytes(info.size)
     );
     if let Some(dest) = &a.destination {
-        let done = export::export(&r, &info, dest, compression, !a.no_cache)?;
+        let done = export::export_snapshot(&r, &info, dest, compression, !a.no_cache)?;
         println!("{}", done.display());
     }
     Ok(0)

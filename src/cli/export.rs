@@ -11,7 +11,7 @@ use crate::archive::compression::Compression;
 use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{repo, Global};
+use crate::cli::{human, repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
 use crate::store::{Repository, SnapshotInfo};
@@ -35,7 +35,7 @@ pub struct ExportArgs {
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
 /// With `use_cache`, compressed segments of earlier exports are spliced where the archive did
 /// not change (see `archive/segment_cache.rs`).
-pub fn export(
+pub fn export_snapshot(
     r: &Repository,
     info: &SnapshotInfo,
     dest: &std::path::Path,
@@ -82,16 +82,16 @@ pub fn export(
     };
     logging::notice(format!(
         "Exported snapshot {} to {}{reused}",
-        repo::short(&info.id),
+        human::short(&info.id),
         done.display()
     ));
     Ok(done)
 }
 
-pub fn run(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
+pub fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let info = r.resolve(&a.snapshot)?;
-    let done = export(
+    let done = export_snapshot(
         &r,
         &info,
         &a.destination,

@@ -10,7 +10,7 @@ use crate::archive::archive_file;
 use crate::archive::naming;
 use crate::archive::scan::{Checked, Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{parent, repo, Global};
+use crate::cli::{human, parent, repo, Global};
 use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
@@ -20,7 +20,7 @@ pub struct ImportArgs {
     pub archives: Vec<PathBuf>,
 }
 
-pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
+pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     for archive in &a.archives {
         let name = archive
@@ -66,7 +66,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         println!(
             "{} imported as snapshot {}",
             archive.display(),
-            repo::short(&info.id)
+            human::short(&info.id)
         );
     }
     Ok(0)

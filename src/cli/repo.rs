@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Global;
+use crate::cli::{human, Global};
 use crate::error::{Error, Result};
 use crate::restore::BackupSource;
 use crate::sink::MemberSink;
@@ -40,30 +40,9 @@ pub struct SnapshotSource<'r> {
 
 impl BackupSource for SnapshotSource<'_> {
     fn name(&self) -> String {
-        format!("snapshot {}", short(&self.info.id))
+        format!("snapshot {}", human::short(&self.info.id))
     }
     fn replay(&self, sink: &mut dyn MemberSink) -> Result<()> {
         self.repo.replay(&self.info.id, sink)
-    }
-}
-
-/// The id as shown to people: 12 hex digits are plenty to be unique in one repository.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
-
-/// Bytes for people: 1.5 MiB.
-pub fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", units[u])
     }
 }
