@@ -7,6 +7,7 @@
 //! - `mysql`: the MySQL backend (mysqldump out, mysql in);
 //! - `archive`: the opsi-backup tar format, writer and reader;
 //! - `store`: the deduplicating repository;
+//! - `parent`: the parent snapshot, between a source and the repository (unchanged files);
 //! - `restore`: safe writing of members back onto a server;
 //! - `owners`, `durable`: ground shared by sources, archive and restore (user and group names
 //!   by id, fsync of a directory after a rename).
@@ -26,6 +27,7 @@ pub mod member;
 pub mod mysql;
 pub mod opsi;
 pub mod owners;
+pub mod parent;
 pub mod rename;
 pub mod restore;
 pub mod retention;

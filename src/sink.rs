@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::error::{copy_apart, write_error, CopyError, Error, IoContext, Result};
 use crate::member::Member;
-use crate::store::PreviousFile;
+use crate::parent::ParentFile;
 
 pub trait MemberSink {
     /// Adds one member. For files `content` yields exactly `member.size` bytes; for other
@@ -29,7 +29,7 @@ pub trait MemberSink {
     /// Adds an unchanged file by reference to its copy in the parent snapshot, without
     /// reading it. Returns false when this sink cannot (archives) or the parent's data is
     /// gone; the caller then adds the file normally.
-    fn reuse(&mut self, _member: &Member, _previous: &PreviousFile) -> Result<bool> {
+    fn reuse(&mut self, _member: &Member, _parent: &ParentFile) -> Result<bool> {
         Ok(false)
     }
 }
@@ -45,8 +45,8 @@ impl<T: MemberSink + ?Sized> MemberSink for &mut T {
     fn note_checksum(&mut self, path: &str, sha1_hex: &str) {
         (**self).note_checksum(path, sha1_hex)
     }
-    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
-        (**self).reuse(member, previous)
+    fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
+        (**self).reuse(member, parent)
     }
 }
 

@@ -71,7 +71,7 @@ fn write_from(
         })
         .unwrap();
     if delta {
-        w.take_parent("srv").unwrap();
+        w.take_parent("srv", |_, _| Ok(())).unwrap();
     }
     for (m, d) in members(n) {
         w.add(&m, &mut &d[..]).unwrap();

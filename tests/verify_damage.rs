@@ -99,7 +99,7 @@ fn small_repository(root: &Path) -> Repository {
                 source: "create".into(),
             })
             .unwrap();
-        w.take_parent("srv").unwrap();
+        w.take_parent("srv", |_, _| Ok(())).unwrap();
         for (m, d) in [
             file("CONTENT/a", content(60_000, night, 1)),
             file("CONTENT/b", content(30_000, night.min(2), 2)),

@@ -7,7 +7,8 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::archive::parallel::{Codec, ParallelEncoder};
+use crate::archive::codec::Codec;
+use crate::archive::parallel::ParallelEncoder;
 use crate::archive::segment_cache::SegmentCache;
 use crate::error::{Error, IoContext, Result};
 

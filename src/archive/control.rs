@@ -9,8 +9,8 @@ use sha1::{Digest, Sha1};
 
 use crate::error::Result;
 use crate::member::Member;
+use crate::parent::ParentFile;
 use crate::sink::MemberSink;
-use crate::store::PreviousFile;
 
 pub use crate::layout::{CHECKSUMS, SYSINFO};
 
@@ -135,11 +135,11 @@ impl<S: MemberSink> MemberSink for ControlWriter<S> {
         self.lines.push((path.to_string(), sha1_hex.to_string()));
     }
 
-    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
-        let Some(sha1) = previous.sha1.as_deref() else {
+    fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
+        let Some(sha1) = parent.sha1.as_deref() else {
             return Ok(false);
         };
-        if !checksummed(member) || !self.inner.reuse(member, previous)? {
+        if !checksummed(member) || !self.inner.reuse(member, parent)? {
             return Ok(false);
         }
         self.lines.push((member.path.clone(), sha1.to_string()));

@@ -2,8 +2,10 @@
 //! followed by `CONTROL/checksums` and `CONTROL/sysinfo`.
 
 pub mod archive_file;
+pub mod codec;
 pub mod compression;
 pub mod control;
+pub mod naming;
 pub mod parallel;
 pub mod rechecked;
 pub mod scan;

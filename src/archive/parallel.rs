@@ -18,13 +18,8 @@ use std::thread::JoinHandle;
 
 use fastcdc::v2020::{FastCDC, Normalization};
 
+use crate::archive::codec::Codec;
 use crate::archive::segment_cache::SegmentCache;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    Bz2,
-    Gz,
-}
 
 /// Segment sizes (min, average, max) of the content-defined cut, and its normalisation.
 /// bzip2: at most one level-9 block (900,000 bytes less its run-length reserve), so a segment

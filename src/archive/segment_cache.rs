@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crate::archive::parallel::Codec;
+use crate::archive::codec::Codec;
 
 /// First bytes of every entry; the version is the last byte.
 const MAGIC: &[u8; 8] = b"OBKSEG\x00\x01";

@@ -10,8 +10,8 @@ use crate::archive::archive_file;
 use crate::archive::control::Checksums;
 use crate::archive::rechecked::Rechecked;
 use crate::archive::scan::Scan;
+use crate::cli::human;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::repo;
 use crate::error::{Error, Result};
 use crate::opsi::sysinfo::SysInfo;
 use crate::restore::{BackupSource, Survey};
@@ -31,7 +31,7 @@ impl Origin<'_> {
     fn name(&self) -> String {
         match self {
             Origin::Archive(path) => path.display().to_string(),
-            Origin::Snapshot { info, .. } => format!("snapshot {}", repo::short(&info.id)),
+            Origin::Snapshot { info, .. } => format!("snapshot {}", human::short(&info.id)),
         }
     }
 

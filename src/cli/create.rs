@@ -1,14 +1,15 @@
 //! `create [DEST]`: a new backup archive, as the original writes it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
+use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{export, repo, Global};
+use crate::cli::{export, human, parent, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -36,7 +37,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub flush_logs: bool,
     /// Read every file again instead of trusting size, mtime, inode and ctime against the
-    /// previous snapshot (repository only).
+    /// parent snapshot (repository only).
     #[arg(long)]
     pub full: bool,
     /// With a repository and DEST: compress the archive afresh instead of reusing compressed
@@ -46,45 +47,6 @@ pub struct CreateArgs {
     /// Dump mysql in one consistent transaction instead of locking the tables (InnoDB; opsi keeps working meanwhile).
     #[arg(long)]
     pub single_transaction: bool,
-}
-
-/// The original's generated file name: `<hostname>_<opsiVersion>_<date>_<time>.tar[.bz2|.gz]`,
-/// the time as Python's `str(datetime.now())` with ' ' -> '_' and ':' -> '-'.
-pub fn archive_name(sysinfo: &SysInfo, compression: Compression) -> String {
-    name_for(sysinfo, compression, chrono::Local::now())
-}
-
-/// The generated name for a backup taken at `unix` (an exported snapshot keeps its own time).
-pub fn archive_name_at(sysinfo: &SysInfo, compression: Compression, unix: i64) -> String {
-    let t = chrono::DateTime::from_timestamp(unix, 0)
-        .unwrap_or_default()
-        .with_timezone(&chrono::Local);
-    name_for(sysinfo, compression, t)
-}
-
-fn name_for(
-    sysinfo: &SysInfo,
-    compression: Compression,
-    now: chrono::DateTime<chrono::Local>,
-) -> String {
-    let micros = now.timestamp_subsec_micros();
-    let mut stamp = now.format("%Y-%m-%d_%H-%M-%S").to_string();
-    if micros != 0 {
-        stamp.push_str(&format!(".{micros:06}"));
-    }
-    let host = sysinfo.get("hostname").unwrap_or("opsi");
-    let version = sysinfo.get("opsiVersion").unwrap_or("unknown");
-    format!("{host}_{version}_{stamp}.tar{}", compression.suffix())
-}
-
-/// DEST rules of the original: none -> current directory; an existing directory -> a generated
-/// name inside it; anything else is the file (an existing one is replaced).
-pub fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
-    match dest {
-        None => PathBuf::from(generated),
-        Some(d) if d.is_dir() => d.join(generated),
-        Some(d) => d.to_path_buf(),
-    }
 }
 
 pub fn dump_options(a: &CreateArgs) -> DumpOptions {
@@ -116,7 +78,7 @@ pub fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Resul
     Ok(Plan::new(root, &sel, !a.no_configuration)?)
 }
 
-pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
+pub fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let root = OpsiRoot::new(g.root());
     let sysinfo = SysInfo::gather(&root);
     let plan = plan(&root, &sysinfo, &a)?;
@@ -124,10 +86,13 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     if g.repository.is_some() {
         return create_snapshot(g, &a, &plan, &sysinfo, compression);
     }
-    let dest = destination(
-        a.destination.as_deref(),
-        &archive_name(&sysinfo, compression),
+    let name = naming::archive_name(
+        sysinfo.get("hostname"),
+        sysinfo.get("opsiVersion"),
+        compression,
+        chrono::Local::now(),
     );
+    let dest = naming::destination(a.destination.as_deref(), &name);
     logging::notice(format!("Creating backup archive {}", dest.display()));
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let spool_dir = writer.dir().to_path_buf();
@@ -177,12 +142,12 @@ fn create_snapshot(
     let parent = if a.full {
         None
     } else {
-        writer.take_parent(&meta_host(sysinfo))?
+        writer.take_parent(&meta_host(sysinfo), parent::attach_checksums)?
     };
     if let Some(p) = &parent {
         logging::info(format!(
             "parent snapshot {} ({} files)",
-            repo::short(&p.snapshot),
+            human::short(&p.snapshot),
             p.len()
         ));
     }
@@ -202,12 +167,12 @@ fn create_snapshot(
     let info = writer.commit()?;
     println!(
         "snapshot {} saved ({} new of {}; {reused} unchanged files not read again)",
-        repo::short(&info.id),
-        repo::human(info.added),
-        repo::human(info.size)
+        human::short(&info.id),
+        human::bytes(info.added),
+        human::bytes(info.size)
     );
     if let Some(dest) = &a.destination {
-        let done = export::export(&r, &info, dest, compression, !a.no_cache)?;
+        let done = export::export_snapshot(&r, &info, dest, compression, !a.no_cache)?;
         println!("{}", done.display());
     }
     Ok(0)

@@ -8,9 +8,10 @@ use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
+use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{create, repo, Global};
+use crate::cli::{human, repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
 use crate::store::{Repository, SnapshotInfo};
@@ -34,19 +35,25 @@ pub struct ExportArgs {
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
 /// With `use_cache`, compressed segments of earlier exports are spliced where the archive did
 /// not change (see `archive/segment_cache.rs`).
-pub fn export(
+pub fn export_snapshot(
     r: &Repository,
     info: &SnapshotInfo,
     dest: &std::path::Path,
     compression: Compression,
     use_cache: bool,
 ) -> anyhow::Result<PathBuf> {
+    // Cleaned as `create` cleans what it writes, so the name is the one `create` would give.
     let mut sysinfo = SysInfo::new();
     for (k, v) in &info.sysinfo {
         sysinfo.set(k, v);
     }
-    let name = create::archive_name_at(&sysinfo, compression, info.time);
-    let dest = create::destination(Some(dest), &name);
+    let name = naming::archive_name_at(
+        sysinfo.get("hostname"),
+        sysinfo.get("opsiVersion"),
+        compression,
+        info.time,
+    );
+    let dest = naming::destination(Some(dest), &name);
     let codec = compression.codec().filter(|_| use_cache);
     let cache = codec.and_then(|codec| {
         SegmentCache::open(r.root(), codec)
@@ -75,16 +82,16 @@ pub fn export(
     };
     logging::notice(format!(
         "Exported snapshot {} to {}{reused}",
-        repo::short(&info.id),
+        human::short(&info.id),
         done.display()
     ));
     Ok(done)
 }
 
-pub fn run(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
+pub fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let info = r.resolve(&a.snapshot)?;
-    let done = export(
+    let done = export_snapshot(
         &r,
         &info,
         &a.destination,

@@ -5,7 +5,7 @@
 
 use clap::Args;
 
-use crate::cli::{prune, repo, Global};
+use crate::cli::{human, prune, repo, Global};
 use crate::retention::{self, Decision, Policy};
 use crate::store::PruneOptions;
 
@@ -57,7 +57,7 @@ impl ForgetArgs {
     }
 }
 
-pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
+pub fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let n = if a.snapshots.is_empty() {
         let mut policy = a.policy();
@@ -90,7 +90,7 @@ pub fn run(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             let info = r.resolve(s)?;
             println!(
                 "{:<12}  {:<19}  {:<28}  remove",
-                repo::short(&info.id),
+                human::short(&info.id),
                 crate::logging::local_time(info.time),
                 info.host
             );
@@ -120,7 +120,7 @@ fn print_decisions(decisions: &[Decision]) {
     for d in decisions {
         println!(
             "{:<12}  {:<19}  {:<28}  {:<6}  {}",
-            repo::short(&d.id),
+            human::short(&d.id),
             crate::logging::local_time(d.time),
             d.host,
             if d.keep { "keep" } else { "remove" },

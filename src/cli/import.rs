@@ -2,14 +2,15 @@
 //! checked (every sha1 against CONTROL/checksums) in the same pass that stores it; a damaged
 //! archive is not committed. The snapshot keeps the archive's own time and sysinfo.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::archive::archive_file;
+use crate::archive::naming;
 use crate::archive::scan::{Checked, Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{repo, Global};
+use crate::cli::{human, parent, repo, Global};
 use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
@@ -19,32 +20,7 @@ pub struct ImportArgs {
     pub archives: Vec<PathBuf>,
 }
 
-/// The archive's time: the original's generated name ends in `_YYYY-MM-DD_HH-MM-SS[.ffffff]`
-/// (local time); otherwise the file's mtime.
-pub fn archive_time(path: &Path) -> i64 {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.split(".tar").next().unwrap_or(&name);
-    let parts: Vec<&str> = stem.rsplitn(3, '_').collect();
-    if parts.len() == 3 {
-        let text = format!("{}_{}", parts[1], parts[0]);
-        let text = text.split('.').next().unwrap_or(&text);
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d_%H-%M-%S") {
-            if let Some(local) = t.and_local_timezone(chrono::Local).earliest() {
-                return local.timestamp();
-            }
-        }
-    }
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
+pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     for archive in &a.archives {
         let name = archive
@@ -65,7 +41,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
         let meta = SnapshotMeta {
-            time: archive_time(archive),
+            time: naming::archive_time(archive),
             host,
             backends: first
                 .contains
@@ -80,7 +56,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         // night's changed chunks are compressed against (delta groups).
         let host = meta.host.clone();
         let mut writer = r.begin_snapshot(meta)?;
-        writer.take_parent(&host)?;
+        writer.take_parent(&host, parent::attach_checksums)?;
         let mut checked = Checked::new(&mut writer);
         let bar = progress::bar("import", Some(first.content_bytes));
         archive_file::replay(archive, &mut ProgressSink::new(&mut checked, bar.clone()))?;
@@ -90,7 +66,7 @@ pub fn run(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         println!(
             "{} imported as snapshot {}",
             archive.display(),
-            repo::short(&info.id)
+            human::short(&info.id)
         );
     }
     Ok(0)

@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::archive::archive_file;
 use crate::archive::scan::Contains;
-use crate::cli::{repo, Global};
+use crate::cli::{human, repo, Global};
 use crate::member::MemberKind;
 
 #[derive(Args, Debug)]
@@ -20,7 +20,7 @@ pub struct ListArgs {
     pub long: bool,
 }
 
-pub fn run(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
+pub fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
     for file in &a.files {
         if repo::is_archive(g, file) {
             let scan = archive_file::scan(file)?;
@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
         }
         println!(
             "{} contains: {}",
-            repo::short(&info.id),
+            human::short(&info.id),
             contains.names().join(", ")
         );
         if a.long {

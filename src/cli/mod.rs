@@ -1,16 +1,20 @@
 //! Command line: the original opsi-backup's commands and options (create, list, verify,
-//! restore), plus the repository commands. One file per command; each parses nothing itself,
-//! calls the library and returns an exit code. Errors become one `ERROR: ...` line and exit 1
-//! (usage errors exit 2), as the original does.
+//! restore), plus the repository commands. One file per command, its handler named after it
+//! (`create::create`); each parses nothing itself, calls the library and returns an exit code.
+//! Shared by the commands: `repo` (opening the repository), `human` (ids and sizes for people),
+//! `progress` (bars), `parent` (completing a parent snapshot for create and import).
+//! Errors become one `ERROR: ...` line and exit 1 (usage errors exit 2), as the original does.
 
 mod backup_source;
 mod create;
 mod diff;
 mod export;
 mod forget;
+mod human;
 mod import;
 mod init;
 mod list;
+mod parent;
 mod progress;
 mod prune;
 mod rebuild_index;
@@ -138,19 +142,19 @@ pub fn main() -> i32 {
         return 2;
     };
     let result = match command {
-        Command::Create(a) => create::run(&cli.global, a),
-        Command::List(a) => list::run(&cli.global, a),
-        Command::Verify(a) => verify::run(&cli.global, a),
-        Command::Restore(a) => restore::run(&cli.global, a),
-        Command::Init(a) => init::run(&cli.global, a),
-        Command::Snapshots(a) => snapshots::run(&cli.global, a),
-        Command::Export(a) => export::run(&cli.global, a),
-        Command::Import(a) => import::run(&cli.global, a),
-        Command::RebuildIndex(a) => rebuild_index::run(&cli.global, a),
-        Command::Stats(a) => stats::run(&cli.global, a),
-        Command::Diff(a) => diff::run(&cli.global, a),
-        Command::Forget(a) => forget::run(&cli.global, a),
-        Command::Prune(a) => prune::run(&cli.global, a),
+        Command::Create(a) => create::create(&cli.global, a),
+        Command::List(a) => list::list(&cli.global, a),
+        Command::Verify(a) => verify::verify(&cli.global, a),
+        Command::Restore(a) => restore::restore(&cli.global, a),
+        Command::Init(a) => init::init(&cli.global, a),
+        Command::Snapshots(a) => snapshots::snapshots(&cli.global, a),
+        Command::Export(a) => export::export(&cli.global, a),
+        Command::Import(a) => import::import(&cli.global, a),
+        Command::RebuildIndex(a) => rebuild_index::rebuild_index(&cli.global, a),
+        Command::Stats(a) => stats::stats(&cli.global, a),
+        Command::Diff(a) => diff::diff(&cli.global, a),
+        Command::Forget(a) => forget::forget(&cli.global, a),
+        Command::Prune(a) => prune::prune(&cli.global, a),
     };
     match result {
         Ok(code) => code,

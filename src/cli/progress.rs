@@ -7,8 +7,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::Result;
 use crate::member::Member;
+use crate::parent::ParentFile;
 use crate::sink::MemberSink;
-use crate::store::PreviousFile;
 
 /// A bar when `total` is known, else a spinner with bytes and rate; hidden without a terminal.
 pub fn bar(label: &str, total: Option<u64>) -> ProgressBar {
@@ -89,8 +89,8 @@ impl MemberSink for ProgressSink<'_> {
         self.inner.note_checksum(path, sha1_hex);
     }
 
-    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
-        let reused = self.inner.reuse(member, previous)?;
+    fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
+        let reused = self.inner.reuse(member, parent)?;
         if reused {
             self.bar.inc(member.size);
             self.reused += 1;

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::cli::{repo, Global};
+use crate::cli::{human, repo, Global};
 use crate::store::{PruneOptions, PruneReport};
 
 #[derive(Args, Debug)]
@@ -27,7 +27,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn run(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
+pub fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let report = r.prune(PruneOptions {
         dry_run: a.dry_run,
@@ -59,15 +59,15 @@ pub fn print_report(r: &PruneReport) {
     println!(
         "{}: {} ({} bytes); packs {} -> {}",
         if r.dry_run { "would free" } else { "freed" },
-        repo::human(r.bytes_freed),
+        human::bytes(r.bytes_freed),
         r.bytes_freed,
-        repo::human(r.bytes_before),
-        repo::human(r.bytes_after)
+        human::bytes(r.bytes_before),
+        human::bytes(r.bytes_after)
     );
     if r.unused_bytes_kept > 0 {
         println!(
             "unused data left in packs not worth rewriting: about {}",
-            repo::human(r.unused_bytes_kept)
+            human::bytes(r.unused_bytes_kept)
         );
     }
 }

@@ -29,24 +29,3 @@ pub fn open_for_rebuild(g: &Global) -> Result<Repository> {
 pub fn is_archive(g: &Global, arg: &Path) -> bool {
     g.repository.is_none() || arg.is_file()
 }
-
-/// The id as shown to people: 12 hex digits are plenty to be unique in one repository.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
-
-/// Bytes for people: 1.5 MiB.
-pub fn human(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}

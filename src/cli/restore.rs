@@ -47,7 +47,7 @@ pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
     })
 }
 
-pub fn run(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
+pub fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
     if repo::is_archive(g, &a.file) {

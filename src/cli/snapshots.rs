@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{repo, Global};
+use crate::cli::{human, repo, Global};
 
 #[derive(Args, Debug)]
 pub struct SnapshotsArgs {
@@ -11,7 +11,7 @@ pub struct SnapshotsArgs {
     pub json: bool,
 }
 
-pub fn run(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
+pub fn snapshots(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let list = r.snapshots()?;
     if a.json {
@@ -25,12 +25,12 @@ pub fn run(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
     for s in &list {
         println!(
             "{:<12}  {:<19}  {:<28}  {:<26}  {:>10}  {:>10}",
-            repo::short(&s.id),
+            human::short(&s.id),
             crate::logging::local_time(s.time),
             s.host,
             s.backends.join(","),
-            repo::human(s.size),
-            repo::human(s.added)
+            human::bytes(s.size),
+            human::bytes(s.added)
         );
     }
     println!("{} snapshots", list.len());

@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::cli::{repo, Global};
+use crate::cli::{human, repo, Global};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
@@ -40,7 +40,7 @@ fn disk_usage(path: &std::path::Path) -> u64 {
         .sum()
 }
 
-pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
+pub fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let list = r.snapshots()?;
     let path = repo::repository_path(g)?;
@@ -73,16 +73,16 @@ pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!("snapshots:          {}", stats.snapshots);
-    println!("size on disk:       {}", repo::human(disk));
+    println!("size on disk:       {}", human::bytes(disk));
     if cache > 0 {
         println!(
             "export cache:       {} (compressed archive segments for faster exports; may be deleted)",
-            repo::human(cache)
+            human::bytes(cache)
         );
     }
     println!(
         "logical size:       {} (all snapshots as full archives, uncompressed)",
-        repo::human(logical)
+        human::bytes(logical)
     );
     println!("dedup+compression:  {:.1}x", stats.dedup_ratio);
     println!();
@@ -93,10 +93,10 @@ pub fn run(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     for s in &list {
         println!(
             "{:<12}  {:<19}  {:>10}  {:>10}",
-            repo::short(&s.id),
+            human::short(&s.id),
             crate::logging::local_time(s.time),
-            repo::human(s.size),
-            repo::human(s.added)
+            human::bytes(s.size),
+            human::bytes(s.added)
         );
     }
     Ok(0)

@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::archive::{archive_file, scan::Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{repo, Global};
+use crate::cli::{human, repo, Global};
 use crate::logging;
 
 #[derive(Args, Debug)]
@@ -20,7 +20,7 @@ pub struct VerifyArgs {
     pub files: Vec<PathBuf>,
 }
 
-pub fn run(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
+pub fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
     let archives = !a.files.is_empty() && a.files.iter().all(|f| repo::is_archive(g, f));
     let failed = if archives {
         verify_archives(&a.files)
@@ -93,7 +93,7 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
             Ok(()) => {
                 for p in scan.problems() {
                     failed = true;
-                    eprintln!("ERROR: snapshot {}: {p}", repo::short(&info.id));
+                    eprintln!("ERROR: snapshot {}: {p}", human::short(&info.id));
                 }
             }
             Err(e) => {
@@ -107,7 +107,7 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
         report.snapshots,
         report.packs,
         report.chunks,
-        repo::human(report.bytes)
+        human::bytes(report.bytes)
     ));
     Ok(failed)
 }

@@ -12,9 +12,9 @@ use crate::mysql::{self, DumpOptions, MysqlConfig, Prefetch};
 use crate::opsi::backends::Selection;
 use crate::opsi::root::OpsiRoot;
 use crate::owners::Owners;
+use crate::parent::Parent;
 use crate::sink::MemberSink;
 use crate::source::tree;
-use crate::store::Previous;
 
 /// One part of a backup, in archive order.
 #[derive(Debug)]
@@ -130,7 +130,7 @@ impl Plan {
     pub fn run(
         &self,
         dump: &DumpOptions,
-        parent: Option<&Previous>,
+        parent: Option<&Parent>,
         sink: &mut dyn MemberSink,
         spool_dir: Option<&Path>,
     ) -> Result<()> {

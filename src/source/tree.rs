@@ -15,8 +15,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::member::{FileStamp, Member, MemberKind, Mtime};
 use crate::owners::Owners;
+use crate::parent::Parent;
 use crate::sink::MemberSink;
-use crate::store::Previous;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
 /// skipped with a note, as the original does.
@@ -24,7 +24,7 @@ pub fn add_path(
     path: &Path,
     arc: &str,
     owners: &mut Owners,
-    parent: Option<&Previous>,
+    parent: Option<&Parent>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let meta = match fs::metadata(path) {
@@ -44,7 +44,7 @@ fn add_node(
     arc: &str,
     meta: &Metadata,
     owners: &mut Owners,
-    parent: Option<&Previous>,
+    parent: Option<&Parent>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     if meta.is_dir() {
@@ -59,7 +59,7 @@ fn add_dir(
     arc: &str,
     meta: &Metadata,
     owners: &mut Owners,
-    parent: Option<&Previous>,
+    parent: Option<&Parent>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     sink.add(
@@ -90,7 +90,7 @@ fn add_entry(
     arc: &str,
     meta: &Metadata,
     owners: &mut Owners,
-    parent: Option<&Previous>,
+    parent: Option<&Parent>,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let ft = meta.file_type();
@@ -119,9 +119,9 @@ fn add_entry(
         return Ok(());
     }
     // Unchanged since the parent snapshot: refer to its data without reading the file.
-    if let Some(prev) = parent.and_then(|p| p.get(arc)) {
+    if let Some(old) = parent.and_then(|p| p.get(arc)) {
         let m = member(arc, MemberKind::File, meta, meta.len(), owners);
-        if prev.unchanged(&m) && sink.reuse(&m, prev)? {
+        if old.unchanged(&m) && sink.reuse(&m, old)? {
             return Ok(());
         }
     }

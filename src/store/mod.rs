@@ -6,7 +6,7 @@
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `indexer` (a data file into
 //! the index), `verify`, `rebuild`, `recovery`, `prune` (forget and prune), `repack` (prune's
 //! copying), `lock`, `durable`; `repository` ties them together.
-//! `previous` is the parent snapshot: unchanged files and older versions of changed chunks.
+//! `parent` builds a parent snapshot (`crate::parent`) and reads its members back.
 
 mod chunk_stream;
 mod chunker;
@@ -17,7 +17,7 @@ mod indexer;
 mod lock;
 mod pack;
 mod packer;
-mod previous;
+mod parent;
 mod prune;
 mod reader;
 mod rebuild;
@@ -31,7 +31,6 @@ mod verify;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
-pub use previous::{Previous, PreviousFile};
 pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;

@@ -14,6 +14,7 @@ use rusqlite::{Connection, Transaction};
 
 use crate::error::{Error, Result};
 use crate::member::Member;
+use crate::parent::{Parent, ParentFile};
 use crate::sink::MemberSink;
 use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
@@ -25,7 +26,7 @@ use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, Sealed
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
 use crate::store::snapshot_info::SnapshotInfo;
-use crate::store::{crash_point, Previous, PreviousFile, Repository};
+use crate::store::{crash_point, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
 /// read to be new: a night's few changed chunks. They are worth ~25% fewer bytes at several times
@@ -62,7 +63,7 @@ pub struct SnapshotWriter<'r> {
     packing: Packing,
     /// The parent snapshot, whose chunks of a member are the older versions its new chunks
     /// are compressed against (delta groups; format version 3 on).
-    parent: Option<Arc<Previous>>,
+    parent: Option<Arc<Parent>>,
     /// The parent's metadata chunks, the older versions of the metadata stream's.
     meta_base: Option<BaseCursor<Vec<ChunkId>>>,
     volume: Volume,
@@ -171,13 +172,20 @@ impl<'r> SnapshotWriter<'r> {
         })
     }
 
-    /// Takes the newest snapshot of `host` as parent (`set_parent`) and returns it. It is
-    /// read under this writer's lock, so the index rows it lists hold until the commit (no
-    /// prune or rebuild-index can run meanwhile): unchanged files reuse them.
-    pub fn take_parent(&mut self, host: &str) -> Result<Option<Arc<Previous>>> {
-        let Some(parent) = self.repo.previous(host)?.map(Arc::new) else {
+    /// Takes the newest snapshot of `host` as parent (`set_parent`) once `complete` has added
+    /// what only its caller knows (the command line attaches the parent's CONTROL/checksums),
+    /// and returns it. It is read under this writer's lock, so the index rows it lists hold
+    /// until the commit (no prune or rebuild-index can run meanwhile): unchanged files reuse them.
+    pub fn take_parent(
+        &mut self,
+        host: &str,
+        complete: impl FnOnce(&Repository, &mut Parent) -> Result<()>,
+    ) -> Result<Option<Arc<Parent>>> {
+        let Some(mut parent) = self.repo.parent(host)? else {
             return Ok(None);
         };
+        complete(self.repo, &mut parent)?;
+        let parent = Arc::new(parent);
         self.set_parent(Arc::clone(&parent))?;
         Ok(Some(parent))
     }
@@ -186,7 +194,7 @@ impl<'r> SnapshotWriter<'r> {
     /// (spec: "Delta groups"). Repositories of format version 2 have no delta groups.
     /// `parent` must have been read after this writer began (`take_parent`): its index rows
     /// are taken as they are.
-    pub fn set_parent(&mut self, parent: Arc<Previous>) -> Result<()> {
+    pub fn set_parent(&mut self, parent: Arc<Parent>) -> Result<()> {
         if self.repo.config().version < 3 {
             return Ok(());
         }
@@ -448,7 +456,7 @@ impl<'r> SnapshotWriter<'r> {
             let known = |(path, n): index::ChunkPlace, c: &ChunkId| {
                 let own = seen.get(c).copied().filter(|&row| row > 0);
                 own.or_else(|| {
-                    let f = parent?.get(path?)?;
+                    let f = &parent?.get(path?)?.content;
                     let same = f.rows.len() == f.chunks.len() && f.chunks.get(n) == Some(c);
                     same.then(|| f.rows[n])
                 })
@@ -622,18 +630,19 @@ impl MemberSink for SnapshotWriter<'_> {
     }
 
     /// Refers to the parent's chunks when every one of them is still in the repository.
-    fn reuse(&mut self, member: &Member, previous: &PreviousFile) -> Result<bool> {
+    fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
         // With the parent's rows its chunks are in the index while it is (prune keeps them),
         // and the commit takes the rows from there; else each is looked up.
-        if previous.rows.len() != previous.chunks.len() {
-            for id in &previous.chunks {
+        let content = &parent.content;
+        if content.rows.len() != content.chunks.len() {
+            for id in &content.chunks {
                 if !self.index.seen.contains_key(id) && !index::chunk_known(&self.index.conn, id)? {
                     return Ok(false);
                 }
             }
         }
         self.volume.read += member.size;
-        self.member(member, &previous.chunks)?;
+        self.member(member, &content.chunks)?;
         Ok(true)
     }
 

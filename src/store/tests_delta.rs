@@ -34,7 +34,7 @@ fn night(text: &[u8], every: usize) -> Vec<u8> {
 
 /// Stores `members` with the newest snapshot of host "server" as parent.
 fn store_with_parent(repo: &Repository, members: &[(Member, Vec<u8>)]) -> SnapshotInfo {
-    let parent = repo.previous("server").unwrap().expect("a parent snapshot");
+    let parent = repo.parent("server").unwrap().expect("a parent snapshot");
     let mut w = repo.begin_snapshot(meta("server")).unwrap();
     w.set_parent(Arc::new(parent)).unwrap();
     for (m, d) in members {
@@ -163,7 +163,7 @@ fn unsized_members_find_their_parent_too() {
     let text = sql_text(30_000, 10);
     store(&repo, &[file(DUMP, &text)]);
     let changed = night(&text, 100);
-    let parent = repo.previous("server").unwrap().unwrap();
+    let parent = repo.parent("server").unwrap().unwrap();
     let mut w = repo.begin_snapshot(meta("server")).unwrap();
     w.set_parent(Arc::new(parent)).unwrap();
     let m = file(DUMP, &[]).0;

@@ -1,0 +1,61 @@
+//! The store's side of a parent snapshot (`crate::parent`): building a `Parent` from the
+//! newest snapshot of a host, and reading a member of it back (the command line reads its
+//! CONTROL/checksums there). Spec: `store-format/README.md`, section "Parent snapshots".
+
+use crate::error::Result;
+use crate::parent::{ContentRef, Parent, ParentFile};
+use crate::store::reader::read_snapshot_file;
+use crate::store::reader::ChunkFetcher;
+use crate::store::{index, Repository};
+
+impl Repository {
+    /// The newest snapshot of `host` as a parent, or `None` when there is none. Files that came
+    /// from a file system (with a stamp) are kept as candidates for reuse, without checksums;
+    /// of the other file members, the chunks.
+    pub fn parent(&self, host: &str) -> Result<Option<Parent>> {
+        let Some(info) = self.snapshots()?.into_iter().rfind(|s| s.host == host) else {
+            return Ok(None);
+        };
+        let mut parent = Parent::new(info.id.clone());
+        let conn = self.conn();
+        // The index's chunk lists of the parent: a damaged one only costs lookups.
+        let mut lists = index::snapshot_row(&conn, &info.id)
+            .and_then(|row| index::ChunkLists::of(&conn, row))
+            .ok();
+        read_snapshot_file(&conn, self.root(), &info.id, |m, chunks| {
+            let rows = match lists.as_mut().map(|l| l.next_member()) {
+                Some(Ok(Some(rows))) if rows.len() == chunks.len() => rows,
+                _ => {
+                    lists = None;
+                    Vec::new()
+                }
+            };
+            if m.is_file() && m.stamp.is_some() {
+                parent.add_file(ParentFile {
+                    member: m,
+                    sha1: None,
+                    content: ContentRef { chunks, rows },
+                });
+            } else if m.is_file() && !chunks.is_empty() {
+                parent.add_stream(m.path, chunks);
+            }
+            Ok(())
+        })?;
+        Ok(Some(parent))
+    }
+
+    /// The bytes of `parent`'s member `path` (a short one: they are held in memory), each chunk
+    /// checked; `None` when the parent has no such member with content.
+    pub fn parent_member(&self, parent: &Parent, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(chunks) = parent.chunks(path) else {
+            return Ok(None);
+        };
+        let conn = self.conn();
+        let mut fetcher = ChunkFetcher::new(&conn, self.root());
+        let mut out = Vec::new();
+        for id in chunks {
+            out.extend_from_slice(&fetcher.fetch_hash(id, &format!("member {path}"))?);
+        }
+        Ok(Some(out))
+    }
+}
