@@ -12,28 +12,28 @@
 //! - `owners`, `durable`: ground shared by sources, archive and restore (user and group names
 //!   by id, fsync of a directory after a rename).
 
-pub mod archive;
+pub(crate) mod archive;
 pub mod cli;
-pub mod diff;
-pub mod durable;
+pub(crate) mod diff;
+pub(crate) mod durable;
 pub mod error;
 mod fail_points;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod layout;
+pub(crate) mod layout;
 pub mod leftovers;
-pub mod logging;
+pub(crate) mod logging;
 pub mod member;
 pub mod mysql;
-pub mod opsi;
-pub mod owners;
+pub(crate) mod opsi;
+pub(crate) mod owners;
 pub mod parent;
 pub mod rename;
-pub mod restore;
+pub(crate) mod restore;
 pub mod retention;
-pub mod settings;
+pub(crate) mod settings;
 pub mod sink;
-pub mod source;
+pub(crate) mod source;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -7,8 +7,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-pub const ESSENTIAL: u8 = 1;
-pub const ERROR: u8 = 3;
 pub const WARNING: u8 = 4;
 pub const NOTICE: u8 = 5;
 pub const INFO: u8 = 6;
@@ -90,10 +88,4 @@ pub fn notice(msg: impl AsRef<str>) {
 }
 pub fn info(msg: impl AsRef<str>) {
     log(INFO, msg.as_ref());
-}
-pub fn debug(msg: impl AsRef<str>) {
-    log(DEBUG, msg.as_ref());
-}
-pub fn error(msg: impl AsRef<str>) {
-    log(ERROR, msg.as_ref());
 }

@@ -59,6 +59,7 @@ impl Checksums {
         self.map.keys().map(String::as_str)
     }
 
+    #[cfg(test)]
     pub fn is_cut(&self) -> bool {
         self.cut_line.is_some()
     }
@@ -101,10 +102,6 @@ impl<S: MemberSink> ControlWriter<S> {
             self.inner.add(&member, &mut text.as_bytes())?;
         }
         Ok(self.inner)
-    }
-
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 }
 

@@ -137,10 +137,6 @@ impl Scan {
             list.join("\n")
         )))
     }
-
-    pub fn sha1_of(&self, path: &str) -> Option<&str> {
-        self.checksums.as_ref().and_then(|c| c.get(path))
-    }
 }
 
 impl Scan {

@@ -173,6 +173,7 @@ pub struct Selection<'a> {
     pub warnings: Vec<String>,
 }
 
+#[cfg(test)]
 impl Selection<'_> {
     /// True when no backend is selected.
     pub fn is_empty(&self) -> bool {
@@ -289,6 +290,7 @@ pub fn load_backends(root: &OpsiRoot, fqdn: &str) -> Result<BackendSet> {
 
 impl BackendSet {
     /// The backend called `name`.
+    #[cfg(test)]
     pub fn get(&self, name: &str) -> Option<&BackendConfig> {
         self.backends.iter().find(|b| b.name == name)
     }

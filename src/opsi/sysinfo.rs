@@ -3,7 +3,7 @@
 //! way python-opsi's `SysInfo` / `OpsiBackupArchive.getSysInfo` do, and compared before a
 //! restore like `OpsiBackup.getDifferencesInSysConfig`.
 //!
-//! File format: one `key: value\n` line per key, keys in the order of [`KEYS`].
+//! File format: one `key: value\n` line per key, keys in the order the original writes them.
 //!
 //! Where the values come from (python-opsi uses `socket` and the `distro` package):
 //! - `hostname`: the host name's first label, lower-cased (`socket.gethostname()`); for a
@@ -27,6 +27,7 @@ use std::path::Path;
 use super::root::OpsiRoot;
 
 /// The sysinfo keys in the order the original writes them.
+#[cfg(test)]
 pub const KEYS: [&str; 7] = [
     "hostname",
     "fqdn",
@@ -76,6 +77,7 @@ impl SysInfo {
     /// Parses a `CONTROL/sysinfo`: `key: value` lines, split at the first `:`, both sides
     /// trimmed. Lines without `:` or with an empty key are skipped; a repeated key keeps its
     /// first place and its last value (as the original's dict does).
+    #[cfg(test)]
     pub fn parse(text: &str) -> SysInfo {
         let mut info = SysInfo::new();
         for line in text.lines() {
@@ -132,11 +134,13 @@ impl SysInfo {
     }
 
     /// The host name, used in generated archive names.
+    #[cfg(test)]
     pub fn hostname(&self) -> Option<&str> {
         self.get("hostname")
     }
 
     /// The opsi version, used in generated archive names.
+    #[cfg(test)]
     pub fn opsi_version(&self) -> Option<&str> {
         self.get("opsiVersion")
     }

@@ -15,4 +15,4 @@ pub mod tree_links;
 
 pub use backup::{BackupSource, Survey};
 pub use plan::Request;
-pub use run::{restore, Confirm};
+pub use run::restore;
