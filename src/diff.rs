@@ -23,7 +23,7 @@ struct Print {
 
 /// A table's fingerprint in a dump: digest of its lines and its row count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct TablePrint {
+pub(crate) struct TablePrint {
     #[serde(skip)]
     digest: [u8; 32],
     pub rows: u64,
@@ -31,7 +31,7 @@ pub struct TablePrint {
 
 /// Everything `diff` needs of one backup.
 #[derive(Debug, Default)]
-pub struct Fingerprints {
+pub(crate) struct Fingerprints {
     members: BTreeMap<String, Print>,
     /// Dump member path -> table -> print.
     tables: BTreeMap<String, BTreeMap<String, TablePrint>>,
@@ -136,7 +136,7 @@ fn table_named(line: &[u8], prefix: &[u8]) -> Option<String> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Change {
+pub(crate) enum Change {
     Added,
     Removed,
     Changed,
@@ -145,7 +145,7 @@ pub enum Change {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct MemberChange {
+pub(crate) struct MemberChange {
     pub change: Change,
     pub member: String,
     /// The member in opsi terms, when that is clear ("client pc1.example.org").
@@ -154,7 +154,7 @@ pub struct MemberChange {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TableChange {
+pub(crate) struct TableChange {
     pub change: Change,
     pub dump: String,
     pub table: String,
@@ -163,12 +163,12 @@ pub struct TableChange {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Diff {
+pub(crate) struct Diff {
     pub members: Vec<MemberChange>,
     pub tables: Vec<TableChange>,
 }
 
-pub fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
+pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
     let mut d = Diff::default();
     for (path, pa) in &a.members {
         let change = match b.members.get(path) {
@@ -221,7 +221,7 @@ pub fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
 }
 
 /// The opsi object behind a member path, where the layout makes it clear.
-pub fn opsi_name(path: &str) -> Option<String> {
+pub(crate) fn opsi_name(path: &str) -> Option<String> {
     if let Some(rest) = layout::in_conf(path) {
         return Some(format!("configuration file /etc/opsi/{rest}"));
     }

@@ -8,7 +8,7 @@ use crate::error::{IoContext, Result};
 
 /// Fsyncs the directory containing `path`. Its error is the caller's: a rename that may not
 /// survive a crash is not done.
-pub fn sync_parent(path: &Path) -> Result<()> {
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         Some(_) => Path::new("."),

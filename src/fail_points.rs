@@ -10,12 +10,12 @@ use crate::error::Result;
 
 /// Environment variable naming the crash point at which the process aborts.
 #[cfg(feature = "crash-points")]
-pub const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";
+pub(crate) const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";
 
 /// Environment variable naming a point at which a restore fails with an error;
 /// `restore-swap-<n>` fails before the n-th target (1-based) is swapped in.
 #[cfg(feature = "crash-points")]
-pub const FAIL_ENV: &str = "OPSI_BACKUP_FAIL_AT";
+pub(crate) const FAIL_ENV: &str = "OPSI_BACKUP_FAIL_AT";
 
 /// Aborts the process (as kill -9 would end it) when `OPSI_BACKUP_CRASH_AT` equals `name`.
 #[cfg(feature = "crash-points")]

@@ -4,11 +4,11 @@
 //! scanner, diff and the MySQL dump ask here. Imports nothing.
 
 /// `/etc/opsi`, the server's configuration.
-pub const CONF: &str = "CONTENT/CONF";
+pub(crate) const CONF: &str = "CONTENT/CONF";
 /// The sha1 of every content file, one `<sha1> <path>` line each.
-pub const CHECKSUMS: &str = "CONTROL/checksums";
+pub(crate) const CHECKSUMS: &str = "CONTROL/checksums";
 /// The server's system information (`key: value` lines).
-pub const SYSINFO: &str = "CONTROL/sysinfo";
+pub(crate) const SYSINFO: &str = "CONTROL/sysinfo";
 
 const CONTENT_DIR: &str = "CONTENT/";
 const CONTROL_DIR: &str = "CONTROL/";
@@ -19,7 +19,7 @@ const MYSQL: &str = "CONTENT/BACKENDS/MYSQL";
 
 /// The parts an archive can hold, named as `list` and the `--backends` option name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     Configuration,
     Dhcp,
     File,
@@ -29,7 +29,7 @@ pub enum Part {
 impl Part {
     /// The part a member belongs to, tested as the original tests it: a plain prefix, so
     /// `FILE` also takes `FILE_HOSTKEYS` (the host keys go with the file backend).
-    pub fn of(path: &str) -> Option<Part> {
+    pub(crate) fn of(path: &str) -> Option<Part> {
         [
             (CONF, Part::Configuration),
             (DHCP, Part::Dhcp),
@@ -43,58 +43,58 @@ impl Part {
 }
 
 /// The file backend `name`'s base directory tree.
-pub fn file_backend(name: &str) -> String {
+pub(crate) fn file_backend(name: &str) -> String {
     format!("{FILE}/{name}")
 }
 
 /// The directory holding the file backend `name`'s host key file, when it lies outside the
 /// base directory.
-pub fn file_host_keys(name: &str) -> String {
+pub(crate) fn file_host_keys(name: &str) -> String {
     format!("{FILE_HOSTKEYS}/{name}")
 }
 
 /// The directory holding the dhcp backend `name`'s dhcpd.conf.
-pub fn dhcp_backend(name: &str) -> String {
+pub(crate) fn dhcp_backend(name: &str) -> String {
     format!("{DHCP}/{name}")
 }
 
 /// The SQL dump of the MySQL backend `name`.
-pub fn mysql_dump(name: &str) -> String {
+pub(crate) fn mysql_dump(name: &str) -> String {
     format!("{MYSQL}/{name}/database.sql")
 }
 
 /// Whether `path` is server data (under `CONTENT/`), the members CONTROL/checksums covers.
-pub fn is_content(path: &str) -> bool {
+pub(crate) fn is_content(path: &str) -> bool {
     path.starts_with(CONTENT_DIR)
 }
 
 /// Whether `path` is one of the archive's own bookkeeping members (under `CONTROL/`).
-pub fn is_control(path: &str) -> bool {
+pub(crate) fn is_control(path: &str) -> bool {
     path.starts_with(CONTROL_DIR)
 }
 
 /// Whether `path` lies in the MySQL part (a dump).
-pub fn is_mysql(path: &str) -> bool {
+pub(crate) fn is_mysql(path: &str) -> bool {
     path.starts_with(&format!("{MYSQL}/"))
 }
 
 /// Whether `path` lies in the host keys' part.
-pub fn is_file_host_keys(path: &str) -> bool {
+pub(crate) fn is_file_host_keys(path: &str) -> bool {
     path.starts_with(&format!("{FILE_HOSTKEYS}/"))
 }
 
 /// Whether `path` lies in the dhcp part.
-pub fn is_dhcp(path: &str) -> bool {
+pub(crate) fn is_dhcp(path: &str) -> bool {
     path.starts_with(&format!("{DHCP}/"))
 }
 
 /// The path of a configuration member below /etc/opsi (`CONTENT/CONF/a/b` -> `a/b`).
-pub fn in_conf(path: &str) -> Option<&str> {
+pub(crate) fn in_conf(path: &str) -> Option<&str> {
     path.strip_prefix(CONF)?.strip_prefix('/')
 }
 
 /// The path of a file-backend member below `CONTENT/BACKENDS/FILE/`, its backend's name first.
-pub fn in_file_backends(path: &str) -> Option<&str> {
+pub(crate) fn in_file_backends(path: &str) -> Option<&str> {
     path.strip_prefix(FILE)?.strip_prefix('/')
 }
 

@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-pub const WARNING: u8 = 4;
-pub const NOTICE: u8 = 5;
-pub const INFO: u8 = 6;
-pub const DEBUG: u8 = 7;
+pub(crate) const WARNING: u8 = 4;
+pub(crate) const NOTICE: u8 = 5;
+pub(crate) const INFO: u8 = 6;
+pub(crate) const DEBUG: u8 = 7;
 
 struct Logger {
     stderr_level: u8,
@@ -26,7 +26,7 @@ static LOGGER: Mutex<Logger> = Mutex::new(Logger {
 
 /// Sets up logging once at start-up. A log file that cannot be opened is skipped with a note
 /// on stderr (the default one lives under /var/log/opsi, which a test machine may lack).
-pub fn init(level: u8, verbose: bool, log_file: Option<&Path>, explicit_file: bool) {
+pub(crate) fn init(level: u8, verbose: bool, log_file: Option<&Path>, explicit_file: bool) {
     let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     l.stderr_level = if verbose { level } else { WARNING.min(level) };
     if let Some(path) = log_file {
@@ -55,7 +55,7 @@ fn level_name(level: u8) -> &'static str {
     }
 }
 
-pub fn log(level: u8, msg: &str) {
+pub(crate) fn log(level: u8, msg: &str) {
     let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     if level <= l.stderr_level {
         eprintln!("[{}] {msg}", level_name(level));
@@ -70,7 +70,7 @@ pub fn log(level: u8, msg: &str) {
 
 /// Unix seconds as local time for people (`2026-12-06 17:09:08`), as messages and listings
 /// show it; the number itself when it is out of range.
-pub fn local_time(unix: i64) -> String {
+pub(crate) fn local_time(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| {
             t.with_timezone(&chrono::Local)
@@ -80,12 +80,12 @@ pub fn local_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-pub fn warning(msg: impl AsRef<str>) {
+pub(crate) fn warning(msg: impl AsRef<str>) {
     log(WARNING, msg.as_ref());
 }
-pub fn notice(msg: impl AsRef<str>) {
+pub(crate) fn notice(msg: impl AsRef<str>) {
     log(NOTICE, msg.as_ref());
 }
-pub fn info(msg: impl AsRef<str>) {
+pub(crate) fn info(msg: impl AsRef<str>) {
     log(INFO, msg.as_ref());
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use nix::unistd::{Gid, Group, Uid, User};
 
 #[derive(Default)]
-pub struct Owners {
+pub(crate) struct Owners {
     users: HashMap<u32, String>,
     groups: HashMap<u32, String>,
     uids: HashMap<String, Option<u32>>,
@@ -16,7 +16,7 @@ pub struct Owners {
 
 impl Owners {
     /// The user name, or "" when the id has none (as Python's tarfile writes).
-    pub fn user(&mut self, uid: u32) -> String {
+    pub(crate) fn user(&mut self, uid: u32) -> String {
         self.users
             .entry(uid)
             .or_insert_with(|| {
@@ -29,7 +29,7 @@ impl Owners {
             .clone()
     }
 
-    pub fn group(&mut self, gid: u32) -> String {
+    pub(crate) fn group(&mut self, gid: u32) -> String {
         self.groups
             .entry(gid)
             .or_insert_with(|| {
@@ -42,14 +42,14 @@ impl Owners {
             .clone()
     }
 
-    pub fn uid_of(&mut self, name: &str) -> Option<u32> {
+    pub(crate) fn uid_of(&mut self, name: &str) -> Option<u32> {
         *self
             .uids
             .entry(name.to_string())
             .or_insert_with(|| User::from_name(name).ok().flatten().map(|u| u.uid.as_raw()))
     }
 
-    pub fn gid_of(&mut self, name: &str) -> Option<u32> {
+    pub(crate) fn gid_of(&mut self, name: &str) -> Option<u32> {
         *self.gids.entry(name.to_string()).or_insert_with(|| {
             Group::from_name(name)
                 .ok()

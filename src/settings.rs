@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::opsi::root::OpsiRoot;
 use crate::retention::Policy;
 
-pub const SETTINGS_FILE: &str = "/etc/opsi/opsi-backup.toml";
+pub(crate) const SETTINGS_FILE: &str = "/etc/opsi/opsi-backup.toml";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

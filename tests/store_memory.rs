@@ -37,6 +37,7 @@ impl Read for Generated {
 
 /// Peak resident memory of this process so far, in MiB.
 fn peak_rss_mib() -> u64 {
+    // SAFETY: rusage is plain data, valid when zeroed.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills the struct it is given.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };

@@ -20,21 +20,27 @@ struct Largest;
 
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every method only records a size and passes the call on to the system allocator
+// unchanged, so its contract is System's.
 unsafe impl GlobalAlloc for Largest {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        System.alloc(l)
+        // SAFETY: our caller keeps GlobalAlloc's contract, which is all System needs.
+        unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        System.alloc_zeroed(l)
+        // SAFETY: as in alloc.
+        unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
+        // SAFETY: as in alloc; p came from System through this allocator.
+        unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         LARGEST.fetch_max(new, Ordering::Relaxed);
-        System.realloc(p, l, new)
+        // SAFETY: as in dealloc.
+        unsafe { System.realloc(p, l, new) }
     }
 }
 

@@ -14,13 +14,13 @@ use std::time::{Duration, SystemTime};
 use crate::mysql_schema::{client_id, Rng};
 
 /// When the generated server was last touched; a night `v` is `v` days later.
-pub const T0: i64 = 1_735_700_000;
-pub const SERVER: &str = "config.domain.example";
+pub(crate) const T0: i64 = 1_735_700_000;
+pub(crate) const SERVER: &str = "config.domain.example";
 const DEPOTS: usize = 4;
 const PRODUCTS: usize = 180;
 const NETBOOT: usize = 20;
 
-pub struct Tree {
+pub(crate) struct Tree {
     pub root: PathBuf,
     pub seed: u64,
 }
@@ -75,7 +75,7 @@ fn words(r: &mut Rng, n: usize) -> String {
     (0..n).map(|_| r.pick(WORDS)).collect::<Vec<_>>().join(" ")
 }
 
-pub fn product_id(p: usize) -> String {
+pub(crate) fn product_id(p: usize) -> String {
     format!("product-{p:03}")
 }
 
@@ -84,7 +84,7 @@ fn depot_id(d: usize) -> String {
 }
 
 /// Writes `data` to `root/rel` with mtime `mtime` and mode 0660.
-pub fn put(root: &Path, rel: &str, data: &[u8], mtime: i64) -> io::Result<()> {
+pub(crate) fn put(root: &Path, rel: &str, data: &[u8], mtime: i64) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let p = root.join(rel);
     if let Some(d) = p.parent() {
@@ -266,7 +266,7 @@ const HW_CLASSES: &[(&str, usize, &[&str])] = &[
 ];
 
 /// One client's three files at check-in `v` (0 = as generated).
-pub fn client_files(seed: u64, id: &str, v: u32) -> (String, String, String) {
+pub(crate) fn client_files(seed: u64, id: &str, v: u32) -> (String, String, String) {
     let base = mix(seed, id);
     let mut r = Rng::new(base);
     let mut c = Rng::new(base ^ (u64::from(v) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -378,12 +378,12 @@ pub fn client_files(seed: u64, id: &str, v: u32) -> (String, String, String) {
 }
 
 impl Tree {
-    pub fn config_dir(&self) -> PathBuf {
+    pub(crate) fn config_dir(&self) -> PathBuf {
         self.root.join("var/lib/opsi/config")
     }
 
     /// The paths a peer backs up: what opsi-backup takes from the root.
-    pub fn peer_paths(&self) -> Vec<PathBuf> {
+    pub(crate) fn peer_paths(&self) -> Vec<PathBuf> {
         vec![
             self.root.join("etc/opsi"),
             self.config_dir(),
@@ -392,7 +392,7 @@ impl Tree {
     }
 
     /// Writes one client's files as at check-in `v`.
-    pub fn write_client(&self, id: &str, v: u32) -> io::Result<()> {
+    pub(crate) fn write_client(&self, id: &str, v: u32) -> io::Result<()> {
         let (ini, hw, sw) = client_files(self.seed, id, v);
         let cfg = self.config_dir();
         let t = T0 + i64::from(v) * 86_400 - 600;
@@ -402,7 +402,7 @@ impl Tree {
     }
 
     /// The whole server for `clients` clients.
-    pub fn generate(&self, clients: usize, mysql_conf: &str) -> io::Result<()> {
+    pub(crate) fn generate(&self, clients: usize, mysql_conf: &str) -> io::Result<()> {
         let mut r = Rng::new(self.seed ^ 0x0e7c);
         let etc = self.root.join("etc/opsi");
         let t = T0 - 5_000_000;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 /// What one command cost.
 #[derive(Debug, Clone, Copy)]
-pub struct Run {
+pub(crate) struct Run {
     pub secs: f64,
     pub user: f64,
     pub sys: f64,
@@ -22,20 +22,20 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn cpu(&self) -> f64 {
+    pub(crate) fn cpu(&self) -> f64 {
         self.user + self.sys
     }
 }
 
 /// The work directory and the log of what ran.
-pub struct Bench {
+pub(crate) struct Bench {
     pub work: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     start: Instant,
 }
 
 impl Bench {
-    pub fn new(parent: Option<&Path>, keep: bool) -> Bench {
+    pub(crate) fn new(parent: Option<&Path>, keep: bool) -> Bench {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
         std::fs::create_dir_all(&parent).expect("creating the work directory's parent");
         let tmp = tempfile::Builder::new()
@@ -56,12 +56,12 @@ impl Bench {
         }
     }
 
-    pub fn log(&self, msg: &str) {
+    pub(crate) fn log(&self, msg: &str) {
         eprintln!("[{:7.1}s] {msg}", self.start.elapsed().as_secs_f64());
     }
 
     /// Runs `cmd` with its output in logs/; panics with its stderr when it fails.
-    pub fn run(&self, label: &str, cmd: &mut Command) -> Run {
+    pub(crate) fn run(&self, label: &str, cmd: &mut Command) -> Run {
         let out = self.work.join("logs").join(format!("{}.out", slug(label)));
         self.run_to(label, cmd, &out)
     }
@@ -69,7 +69,7 @@ impl Bench {
     /// Runs `cmd` with its standard output into `stdout`.
     // The child is reaped by wait4 below, which also gives its rusage.
     #[allow(clippy::zombie_processes)]
-    pub fn run_to(&self, label: &str, cmd: &mut Command, stdout: &Path) -> Run {
+    pub(crate) fn run_to(&self, label: &str, cmd: &mut Command, stdout: &Path) -> Run {
         let err_path = self.work.join("logs").join(format!("{}.err", slug(label)));
         // Earlier commands' writeback must not slow this one down (restore fsyncs every file).
         // SAFETY: sync has no preconditions.
@@ -88,6 +88,7 @@ impl Bench {
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         let pid = child.id() as libc::pid_t;
         let r = loop {
+            // SAFETY: status and ru are live locals wait4 writes into.
             let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
             if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
             {
@@ -179,12 +180,12 @@ fn slug(s: &str) -> String {
 }
 
 /// Bytes in regular files under `p` (a missing `p` counts 0).
-pub fn dir_size(p: &Path) -> u64 {
+pub(crate) fn dir_size(p: &Path) -> u64 {
     tree_stats(&[p.to_path_buf()]).0
 }
 
 /// Bytes and number of regular files under the given paths.
-pub fn tree_stats(paths: &[PathBuf]) -> (u64, u64) {
+pub(crate) fn tree_stats(paths: &[PathBuf]) -> (u64, u64) {
     let (mut bytes, mut files) = (0, 0);
     for p in paths {
         for e in walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()) {
@@ -198,7 +199,7 @@ pub fn tree_stats(paths: &[PathBuf]) -> (u64, u64) {
 }
 
 /// Whether `program` is on PATH.
-pub fn installed(program: &str) -> bool {
+pub(crate) fn installed(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path)
             .any(|d| std::fs::metadata(d.join(program)).is_ok_and(|m| m.is_file()))
@@ -206,7 +207,7 @@ pub fn installed(program: &str) -> bool {
 }
 
 /// The first line a program prints for `args`.
-pub fn version(program: &str, args: &[&str]) -> String {
+pub(crate) fn version(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
         .output()
@@ -220,7 +221,7 @@ pub fn version(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "not installed".into())
 }
 
-pub fn fmt_secs(s: f64) -> String {
+pub(crate) fn fmt_secs(s: f64) -> String {
     if s < 10.0 {
         format!("{s:.2} s")
     } else {
@@ -228,7 +229,7 @@ pub fn fmt_secs(s: f64) -> String {
     }
 }
 
-pub fn fmt_bytes(b: u64) -> String {
+pub(crate) fn fmt_bytes(b: u64) -> String {
     let b = b as f64;
     if b >= 1e9 {
         format!("{:.2} GB", b / 1e9)

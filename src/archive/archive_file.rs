@@ -18,7 +18,7 @@ use crate::member::Member;
 use crate::sink::{spool_then_add, MemberSink};
 
 /// Pushes every member of the archive at `path` into `sink`.
-pub fn replay(path: &Path, sink: &mut dyn MemberSink) -> Result<(TarEnd, Compression)> {
+pub(crate) fn replay(path: &Path, sink: &mut dyn MemberSink) -> Result<(TarEnd, Compression)> {
     let (stream, compression) = open_tar_stream(path)?;
     let end = TarReader::new(stream)
         .replay(sink)
@@ -37,7 +37,7 @@ fn in_archive(path: &Path, e: Error) -> Error {
 }
 
 /// Reads the whole archive once: integrity and contents (see `Scan`).
-pub fn scan(path: &Path) -> Result<Scan> {
+pub(crate) fn scan(path: &Path) -> Result<Scan> {
     let mut s = Scan::default();
     replay(path, &mut s)?;
     Ok(s)
@@ -51,7 +51,7 @@ pub fn scan(path: &Path) -> Result<Scan> {
 /// compressed segment is decompressed and compared by the compression worker that made it
 /// (`parallel.rs`); and the file is read back after fsync and must hash (BLAKE3) to exactly
 /// the bytes that were written.
-pub struct ArchiveFileWriter {
+pub(crate) struct ArchiveFileWriter {
     tar: Checked<TarWriter<Encoder<BufWriter<HashingFile>>>>,
     tmp_path: tempfile::TempPath,
     dest: PathBuf,
@@ -77,12 +77,12 @@ impl std::io::Write for HashingFile {
 }
 
 impl ArchiveFileWriter {
-    pub fn create(dest: &Path, compression: Compression) -> Result<ArchiveFileWriter> {
+    pub(crate) fn create(dest: &Path, compression: Compression) -> Result<ArchiveFileWriter> {
         Self::create_with_cache(dest, compression, None)
     }
 
     /// Like `create`, splicing compressed segments from `cache` where the stream is unchanged.
-    pub fn create_with_cache(
+    pub(crate) fn create_with_cache(
         dest: &Path,
         compression: Compression,
         cache: Option<Arc<SegmentCache>>,
@@ -122,12 +122,12 @@ impl ArchiveFileWriter {
     }
 
     /// The destination's directory: where spools belong (never a RAM-backed /tmp).
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Ends the tar stream, makes it durable, checks it and renames it to its destination.
-    pub fn finish(self, trailer_len: Option<u64>) -> Result<PathBuf> {
+    pub(crate) fn finish(self, trailer_len: Option<u64>) -> Result<PathBuf> {
         let dest = self.dest.clone();
         self.finish_inner(trailer_len)
             .map_err(|e| disk_full(&dest, e))

@@ -3,7 +3,7 @@
 
 /// A segment compressor: each segment becomes a complete bzip2 stream or gzip member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
+pub(crate) enum Codec {
     Bz2,
     Gz,
 }

@@ -13,14 +13,14 @@ use crate::archive::segment_cache::SegmentCache;
 use crate::error::{Error, IoContext, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Compression {
+pub(crate) enum Compression {
     Bz2,
     Gz,
     None,
 }
 
 impl Compression {
-    pub fn parse(s: &str) -> Result<Compression> {
+    pub(crate) fn parse(s: &str) -> Result<Compression> {
         match s {
             "bz2" => Ok(Compression::Bz2),
             "gz" => Ok(Compression::Gz),
@@ -32,7 +32,7 @@ impl Compression {
     }
 
     /// The file name suffix the original appends after `.tar`.
-    pub fn suffix(self) -> &'static str {
+    pub(crate) fn suffix(self) -> &'static str {
         match self {
             Compression::Bz2 => ".bz2",
             Compression::Gz => ".gz",
@@ -41,7 +41,7 @@ impl Compression {
     }
 
     /// The parallel codec, or `None` for an uncompressed tar.
-    pub fn codec(self) -> Option<Codec> {
+    pub(crate) fn codec(self) -> Option<Codec> {
         match self {
             Compression::Bz2 => Some(Codec::Bz2),
             Compression::Gz => Some(Codec::Gz),
@@ -50,7 +50,7 @@ impl Compression {
     }
 
     /// Detects the compression from the first bytes of `head`.
-    pub fn detect(head: &[u8]) -> Compression {
+    pub(crate) fn detect(head: &[u8]) -> Compression {
         if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gz
         } else if head.starts_with(b"BZh") {
@@ -62,13 +62,13 @@ impl Compression {
 }
 
 /// Opens an archive file for reading its tar stream, whatever its compression.
-pub fn open_tar_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression)> {
+pub(crate) fn open_tar_stream(path: &Path) -> Result<(Box<dyn Read + Send>, Compression)> {
     let file = File::open(path).path_ctx("cannot open archive", path)?;
     open_tar_reader(file).path_ctx("cannot read archive", path)
 }
 
 /// The tar stream of an archive read from `input`, decompressed as its first bytes say.
-pub fn open_tar_reader(
+pub(crate) fn open_tar_reader(
     mut input: impl Read + Send + 'static,
 ) -> io::Result<(Box<dyn Read + Send>, Compression)> {
     let mut head = [0u8; 4];
@@ -102,21 +102,25 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// A compressing writer that must be finished to write its end-of-stream. bzip2 and gzip use
 /// every core (see `parallel.rs`), at level 9 as Python's `BZ2File` and `GzipFile` default to.
-pub enum Encoder<W: Write> {
+pub(crate) enum Encoder<W: Write> {
     Parallel(ParallelEncoder<W>),
     None(W),
 }
 
 impl<W: Write> Encoder<W> {
     /// `cache` (for this compression's codec) supplies segments compressed by earlier runs.
-    pub fn new(out: W, compression: Compression, cache: Option<Arc<SegmentCache>>) -> Encoder<W> {
+    pub(crate) fn new(
+        out: W,
+        compression: Compression,
+        cache: Option<Arc<SegmentCache>>,
+    ) -> Encoder<W> {
         match compression.codec() {
             Some(codec) => Encoder::Parallel(ParallelEncoder::new(out, codec, cache)),
             None => Encoder::None(out),
         }
     }
 
-    pub fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Parallel(e) => e.finish(),
             Encoder::None(mut w) => {

@@ -12,11 +12,11 @@ use crate::member::Member;
 use crate::parent::ParentFile;
 use crate::sink::MemberSink;
 
-pub use crate::layout::{CHECKSUMS, SYSINFO};
+pub(crate) use crate::layout::{CHECKSUMS, SYSINFO};
 
 /// Parsed CONTROL/checksums.
 #[derive(Debug, Default, Clone)]
-pub struct Checksums {
+pub(crate) struct Checksums {
     map: HashMap<String, String>,
     /// The last line when the file does not end with a newline. The original sized this member
     /// in characters, not bytes, so non-ASCII paths cut its end off; the line may be incomplete.
@@ -24,7 +24,7 @@ pub struct Checksums {
 }
 
 impl Checksums {
-    pub fn parse(bytes: &[u8]) -> Checksums {
+    pub(crate) fn parse(bytes: &[u8]) -> Checksums {
         let text = String::from_utf8_lossy(bytes);
         let mut out = Checksums::default();
         let complete = text.ends_with('\n');
@@ -45,7 +45,7 @@ impl Checksums {
 
     /// The recorded sha1 of `path`. An incomplete last line answers for the paths it may be
     /// the beginning of; `candidates` are the archive's file paths without a complete line.
-    pub fn get(&self, path: &str) -> Option<&str> {
+    pub(crate) fn get(&self, path: &str) -> Option<&str> {
         if let Some(s) = self.map.get(path) {
             return Some(s);
         }
@@ -55,18 +55,18 @@ impl Checksums {
         }
     }
 
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &str> {
         self.map.keys().map(String::as_str)
     }
 
     #[cfg(test)]
-    pub fn is_cut(&self) -> bool {
+    pub(crate) fn is_cut(&self) -> bool {
         self.cut_line.is_some()
     }
 }
 
 /// Parses CONTROL/sysinfo leniently: `key: value` per line, split at the first colon.
-pub fn parse_sysinfo(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_sysinfo(bytes: &[u8]) -> Vec<(String, String)> {
     String::from_utf8_lossy(bytes)
         .lines()
         .filter_map(|l| l.split_once(':'))
@@ -76,13 +76,13 @@ pub fn parse_sysinfo(bytes: &[u8]) -> Vec<(String, String)> {
 
 /// Wraps a sink: computes the sha1 of every CONTENT file passing through and, in `finish`,
 /// appends CONTROL/checksums and CONTROL/sysinfo.
-pub struct ControlWriter<S: MemberSink> {
+pub(crate) struct ControlWriter<S: MemberSink> {
     inner: S,
     lines: Vec<(String, String)>,
 }
 
 impl<S: MemberSink> ControlWriter<S> {
-    pub fn new(inner: S) -> ControlWriter<S> {
+    pub(crate) fn new(inner: S) -> ControlWriter<S> {
         ControlWriter {
             inner,
             lines: Vec::new(),
@@ -90,7 +90,7 @@ impl<S: MemberSink> ControlWriter<S> {
     }
 
     /// Appends the two CONTROL members; `sysinfo` is the rendered CONTROL/sysinfo text.
-    pub fn finish(mut self, sysinfo: &str) -> Result<S> {
+    pub(crate) fn finish(mut self, sysinfo: &str) -> Result<S> {
         let checksums: String = self
             .lines
             .iter()
@@ -145,25 +145,25 @@ impl<S: MemberSink> MemberSink for ControlWriter<S> {
 }
 
 /// Passes bytes through while hashing them with sha1.
-pub struct Sha1Reader<'a> {
+pub(crate) struct Sha1Reader<'a> {
     inner: &'a mut dyn Read,
     hash: Sha1,
     read_from: bool,
 }
 
 impl<'a> Sha1Reader<'a> {
-    pub fn new(inner: &'a mut dyn Read) -> Sha1Reader<'a> {
+    pub(crate) fn new(inner: &'a mut dyn Read) -> Sha1Reader<'a> {
         Sha1Reader {
             inner,
             hash: Sha1::new(),
             read_from: false,
         }
     }
-    pub fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         hex::encode(self.hash.clone().finalize())
     }
     /// Whether anyone read from it, even only the end of an empty file.
-    pub fn was_read(&self) -> bool {
+    pub(crate) fn was_read(&self) -> bool {
         self.read_from
     }
 }

@@ -1,15 +1,15 @@
 //! The opsi-backup archive: a tar stream (bzip2, gzip or plain) of `CONTENT/...` members
 //! followed by `CONTROL/checksums` and `CONTROL/sysinfo`.
 
-pub mod archive_file;
-pub mod codec;
-pub mod compression;
-pub mod control;
-pub mod naming;
-pub mod parallel;
-pub mod rechecked;
-pub mod scan;
-pub mod segment_cache;
-pub mod tar_header;
-pub mod tar_reader;
-pub mod tar_writer;
+pub(crate) mod archive_file;
+pub(crate) mod codec;
+pub(crate) mod compression;
+pub(crate) mod control;
+pub(crate) mod naming;
+pub(crate) mod parallel;
+pub(crate) mod rechecked;
+pub(crate) mod scan;
+pub(crate) mod segment_cache;
+pub(crate) mod tar_header;
+pub(crate) mod tar_reader;
+pub(crate) mod tar_writer;

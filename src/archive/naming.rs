@@ -11,7 +11,7 @@ use crate::archive::compression::Compression;
 /// The original's generated file name: `<hostname>_<opsiVersion>_<date>_<time>.tar[.bz2|.gz]`,
 /// the time as Python's `str(datetime.now())` with ' ' -> '_' and ':' -> '-'. `hostname` and
 /// `opsi_version` are the sysinfo's (`opsi` and `unknown` when missing).
-pub fn archive_name(
+pub(crate) fn archive_name(
     hostname: Option<&str>,
     opsi_version: Option<&str>,
     compression: Compression,
@@ -28,7 +28,7 @@ pub fn archive_name(
 }
 
 /// `archive_name` for a backup taken at `unix` seconds (an exported snapshot keeps its own time).
-pub fn archive_name_at(
+pub(crate) fn archive_name_at(
     hostname: Option<&str>,
     opsi_version: Option<&str>,
     compression: Compression,
@@ -42,7 +42,7 @@ pub fn archive_name_at(
 
 /// DEST rules of the original: none -> current directory; an existing directory -> a generated
 /// name inside it; anything else is the file (an existing one is replaced).
-pub fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
+pub(crate) fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
     match dest {
         None => PathBuf::from(generated),
         Some(d) if d.is_dir() => d.join(generated),
@@ -52,7 +52,7 @@ pub fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
 
 /// The archive's time: the original's generated name ends in `_YYYY-MM-DD_HH-MM-SS[.ffffff]`
 /// (local time); otherwise the file's mtime.
-pub fn archive_time(path: &Path) -> i64 {
+pub(crate) fn archive_time(path: &Path) -> i64 {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -28,7 +28,7 @@ use crate::archive::segment_cache::SegmentCache;
 /// gzip: deflate's window is 32 KiB, so 128 KiB segments cost 4% against 8 MiB. Smaller
 /// segments splice better (fewer bytes recompressed per edit) and compress worse; see the
 /// spec's "Export cache" for the measurements.
-pub fn segment_cut(codec: Codec) -> ((u32, u32, u32), Normalization) {
+pub(crate) fn segment_cut(codec: Codec) -> ((u32, u32, u32), Normalization) {
     match codec {
         Codec::Bz2 => ((256 << 10, 704 << 10, 899_000), Normalization::Level2),
         Codec::Gz => ((32 << 10, 128 << 10, 512 << 10), Normalization::Level1),
@@ -36,7 +36,7 @@ pub fn segment_cut(codec: Codec) -> ((u32, u32, u32), Normalization) {
 }
 
 /// Compresses one segment into a complete stream/member with libbz2 or zlib.
-pub fn compress_segment(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
+pub(crate) fn compress_segment(codec: Codec, data: &[u8]) -> io::Result<Vec<u8>> {
     let out = Vec::with_capacity(data.len() / 4);
     match codec {
         Codec::Bz2 => {
@@ -99,7 +99,7 @@ fn round_trip(codec: Codec, plain: &[u8], z: Vec<u8>) -> io::Result<Vec<u8>> {
 type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 
-pub struct ParallelEncoder<W: Write> {
+pub(crate) struct ParallelEncoder<W: Write> {
     out: W,
     buf: Vec<u8>,
     jobs: Option<SyncSender<Job>>,
@@ -118,7 +118,11 @@ pub struct ParallelEncoder<W: Write> {
 
 impl<W: Write> ParallelEncoder<W> {
     /// With `cache`, segments already compressed by an earlier run are taken from it.
-    pub fn new(out: W, codec: Codec, cache: Option<Arc<SegmentCache>>) -> ParallelEncoder<W> {
+    pub(crate) fn new(
+        out: W,
+        codec: Codec,
+        cache: Option<Arc<SegmentCache>>,
+    ) -> ParallelEncoder<W> {
         let n = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .max(1);
@@ -211,7 +215,7 @@ impl<W: Write> ParallelEncoder<W> {
     }
 
     /// Compresses what is left, writes every segment in order and returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         while !self.buf.is_empty() {
             let n = self.first_cut();
             self.cut(n)?;

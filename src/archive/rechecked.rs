@@ -12,14 +12,14 @@ use crate::layout;
 use crate::member::Member;
 use crate::sink::MemberSink;
 
-pub struct Rechecked<'a, S: MemberSink> {
+pub(crate) struct Rechecked<'a, S: MemberSink> {
     sums: &'a Checksums,
     inner: S,
 }
 
 impl<'a, S: MemberSink> Rechecked<'a, S> {
     /// `sums`: the CONTROL/checksums of the verifying pass.
-    pub fn new(sums: &'a Checksums, inner: S) -> Rechecked<'a, S> {
+    pub(crate) fn new(sums: &'a Checksums, inner: S) -> Rechecked<'a, S> {
         Rechecked { sums, inner }
     }
 }
@@ -82,7 +82,7 @@ mod tests {
         );
         let sums = Checksums::parse(sums.as_bytes());
         let mut sink = Rechecked::new(&sums, Picky(Vec::new()));
-        let add = |sink: &mut Rechecked<Picky>, path: &str, bytes: &[u8]| {
+        let add = |sink: &mut Rechecked<'_, Picky>, path: &str, bytes: &[u8]| {
             let m = Member::control(path, bytes.len() as u64);
             sink.add(&m, &mut &bytes[..])
         };

@@ -15,7 +15,7 @@ use crate::sink::MemberSink;
 
 /// Which parts an archive holds, as `list` prints them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Contains {
+pub(crate) struct Contains {
     pub configuration: bool,
     pub dhcp: bool,
     pub file: bool,
@@ -23,7 +23,7 @@ pub struct Contains {
 }
 
 impl Contains {
-    pub fn note(&mut self, path: &str) {
+    pub(crate) fn note(&mut self, path: &str) {
         match Part::of(path) {
             Some(Part::Configuration) => self.configuration = true,
             Some(Part::Dhcp) => self.dhcp = true,
@@ -34,7 +34,7 @@ impl Contains {
     }
 
     /// The names present, sorted: "configuration, dhcp, file, mysql".
-    pub fn names(&self) -> Vec<&'static str> {
+    pub(crate) fn names(&self) -> Vec<&'static str> {
         [
             ("configuration", self.configuration),
             ("dhcp", self.dhcp),
@@ -50,7 +50,7 @@ impl Contains {
 
 /// Something wrong with an archive's integrity.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// Its bytes do not match CONTROL/checksums.
     Corrupt(String),
     /// Listed in CONTROL/checksums but absent from the archive.
@@ -86,7 +86,7 @@ fn is_planning_file(path: &str) -> bool {
 }
 
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     pub members: u64,
     pub content_bytes: u64,
     /// sha1 of every CONTENT regular file, in archive order.
@@ -100,7 +100,7 @@ pub struct Scan {
 }
 
 impl Scan {
-    pub fn problems(&self) -> Vec<Problem> {
+    pub(crate) fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let Some(sums) = &self.checksums else {
             out.push(Problem::NoControl(control::CHECKSUMS));
@@ -126,7 +126,7 @@ impl Scan {
     }
 
     /// Fails with every problem named when the archive is not intact.
-    pub fn ensure_intact(&self, name: &str) -> Result<()> {
+    pub(crate) fn ensure_intact(&self, name: &str) -> Result<()> {
         let problems = self.problems();
         if problems.is_empty() {
             return Ok(());
@@ -207,13 +207,13 @@ impl MemberSink for Scan {
 
 /// Passes members on to another sink while scanning them, so an archive is checked in the
 /// same pass that imports or writes it.
-pub struct Checked<S: MemberSink> {
+pub(crate) struct Checked<S: MemberSink> {
     pub scan: Scan,
     pub inner: S,
 }
 
 impl<S: MemberSink> Checked<S> {
-    pub fn new(inner: S) -> Checked<S> {
+    pub(crate) fn new(inner: S) -> Checked<S> {
         Checked {
             scan: Scan::default(),
             inner,

@@ -23,7 +23,7 @@ const MAGIC: &[u8; 8] = b"OBKSEG\x00\x01";
 /// timestamps.
 const SLACK: Duration = Duration::from_secs(120);
 
-pub struct SegmentCache {
+pub(crate) struct SegmentCache {
     dir: PathBuf,
     started: SystemTime,
     hits: AtomicU64,
@@ -32,7 +32,7 @@ pub struct SegmentCache {
 
 /// How much of an export came from the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
+pub(crate) struct CacheStats {
     pub hits: u64,
     pub misses: u64,
 }
@@ -40,7 +40,7 @@ pub struct CacheStats {
 impl SegmentCache {
     /// The cache for `codec` under a repository's root (`cache/segments/<codec>-9[-v2]`),
     /// created when missing.
-    pub fn open(repository_root: &Path, codec: Codec) -> io::Result<SegmentCache> {
+    pub(crate) fn open(repository_root: &Path, codec: Codec) -> io::Result<SegmentCache> {
         let segments = repository_root.join("cache").join("segments");
         let name = match codec {
             Codec::Bz2 => {
@@ -68,7 +68,7 @@ impl SegmentCache {
 
     /// The compressed segment whose plain bytes hash to `key`, if cached and intact. A hit is
     /// stamped with the current time so that the sweep keeps it.
-    pub fn get(&self, key: &blake3::Hash) -> Option<Vec<u8>> {
+    pub(crate) fn get(&self, key: &blake3::Hash) -> Option<Vec<u8>> {
         let found = read_entry(&self.path(key)).ok().flatten();
         let counter = if found.is_some() {
             &self.hits
@@ -80,7 +80,7 @@ impl SegmentCache {
     }
 
     /// Stores a checked compressed segment. Best effort: the export goes on without it.
-    pub fn put(&self, key: &blake3::Hash, compressed: &[u8]) {
+    pub(crate) fn put(&self, key: &blake3::Hash, compressed: &[u8]) {
         let path = self.path(key);
         let write = || -> io::Result<()> {
             let dir = path.parent().expect("entry has a directory");
@@ -101,7 +101,7 @@ impl SegmentCache {
         }
     }
 
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -110,7 +110,7 @@ impl SegmentCache {
 
     /// After a successful run: removes the entries this run did not use, so the cache holds
     /// one archive's segments (those of the last export). Returns the number removed.
-    pub fn sweep(&self) -> io::Result<u64> {
+    pub(crate) fn sweep(&self) -> io::Result<u64> {
         let cutoff = self.started - SLACK;
         let mut removed = 0;
         for sub in fs::read_dir(&self.dir)? {

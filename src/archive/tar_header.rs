@@ -5,14 +5,14 @@
 
 use crate::member::{Member, MemberKind};
 
-pub const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// Python pads the archive to a multiple of 20 blocks.
-pub const RECORD: usize = 20 * BLOCK;
+pub(crate) const RECORD: usize = 20 * BLOCK;
 
 const POSIX_MAGIC: &[u8; 8] = b"ustar\x0000";
 
 /// The typeflag byte written for a member kind.
-pub fn typeflag(kind: &MemberKind) -> u8 {
+pub(crate) fn typeflag(kind: &MemberKind) -> u8 {
     match kind {
         MemberKind::File => b'0',
         MemberKind::Hardlink(_) => b'1',
@@ -31,7 +31,7 @@ fn link_name(kind: &MemberKind) -> &str {
 
 /// Encodes the header blocks (an optional PAX extended header, then the ustar header) that
 /// precede `member`'s data. A kept `raw_header` wins: it is what the archive originally held.
-pub fn encode(member: &Member) -> Vec<u8> {
+pub(crate) fn encode(member: &Member) -> Vec<u8> {
     if let Some(raw) = &member.raw_header {
         return raw.clone();
     }
@@ -123,7 +123,7 @@ fn pax_records(pax: &[(&str, String)]) -> Vec<u8> {
     out
 }
 
-pub fn pad_to_block(buf: &mut Vec<u8>) {
+pub(crate) fn pad_to_block(buf: &mut Vec<u8>) {
     let rem = buf.len() % BLOCK;
     if rem != 0 {
         buf.resize(buf.len() + BLOCK - rem, 0);
@@ -144,7 +144,7 @@ struct UstarFields<'a> {
     gname: &'a str,
 }
 
-fn ustar_block(f: &UstarFields) -> [u8; BLOCK] {
+fn ustar_block(f: &UstarFields<'_>) -> [u8; BLOCK] {
     let mut b = [0u8; BLOCK];
     put_str(&mut b[0..100], f.name);
     put_octal(&mut b[100..108], u64::from(f.mode));
@@ -184,7 +184,7 @@ fn put_octal(field: &mut [u8], v: u64) {
 }
 
 /// Sum of the header bytes with the checksum field counted as spaces.
-pub fn checksum(b: &[u8; BLOCK]) -> u32 {
+pub(crate) fn checksum(b: &[u8; BLOCK]) -> u32 {
     b.iter()
         .enumerate()
         .map(|(i, &c)| {
@@ -198,7 +198,7 @@ pub fn checksum(b: &[u8; BLOCK]) -> u32 {
 }
 
 /// The same sum with bytes read as signed, which some old writers used.
-pub fn checksum_signed(b: &[u8; BLOCK]) -> i64 {
+pub(crate) fn checksum_signed(b: &[u8; BLOCK]) -> i64 {
     b.iter()
         .enumerate()
         .map(|(i, &c)| {

@@ -14,14 +14,14 @@ use crate::sink::MemberSink;
 
 /// What followed the last member: the end-of-archive blocks and record padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TarEnd {
+pub(crate) struct TarEnd {
     /// Bytes from the first zero block to the end of the stream.
     pub trailer_len: u64,
     /// Offset of the first zero block (the length of all members).
     pub members_len: u64,
 }
 
-pub struct TarReader<R: Read> {
+pub(crate) struct TarReader<R: Read> {
     inner: R,
     offset: u64,
 }
@@ -82,12 +82,12 @@ fn bad_pax(name: &str, key: &str, value: &str) -> Error {
 }
 
 impl<R: Read> TarReader<R> {
-    pub fn new(inner: R) -> TarReader<R> {
+    pub(crate) fn new(inner: R) -> TarReader<R> {
         TarReader { inner, offset: 0 }
     }
 
     /// Pushes every member into `sink`, in order, and returns what ended the archive.
-    pub fn replay(mut self, sink: &mut dyn MemberSink) -> Result<TarEnd> {
+    pub(crate) fn replay(mut self, sink: &mut dyn MemberSink) -> Result<TarEnd> {
         let mut ext = Extensions::default();
         loop {
             let start = self.offset;

@@ -8,25 +8,25 @@ use crate::error::{copy_apart, CopyError, Error, IoContext, Result};
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
 
-pub struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     out: W,
     offset: u64,
 }
 
 impl<W: Write> TarWriter<W> {
-    pub fn new(out: W) -> TarWriter<W> {
+    pub(crate) fn new(out: W) -> TarWriter<W> {
         TarWriter { out, offset: 0 }
     }
 
     /// Writes the end-of-archive blocks and pads to a whole record, as Python does.
-    pub fn finish(self) -> Result<W> {
+    pub(crate) fn finish(self) -> Result<W> {
         let end = self.offset + 2 * BLOCK as u64;
         let trailer = 2 * BLOCK as u64 + (RECORD as u64 - end % RECORD as u64) % RECORD as u64;
         self.finish_with_trailer(trailer)
     }
 
     /// Ends the stream with exactly `trailer_len` zero bytes (an imported archive's own).
-    pub fn finish_with_trailer(mut self, trailer_len: u64) -> Result<W> {
+    pub(crate) fn finish_with_trailer(mut self, trailer_len: u64) -> Result<W> {
         io::copy(&mut io::repeat(0).take(trailer_len), &mut self.out).ctx("writing archive")?;
         self.out.flush().ctx("writing archive")?;
         Ok(self.out)

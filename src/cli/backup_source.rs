@@ -19,7 +19,7 @@ use crate::sink::MemberSink;
 use crate::store::{Repository, SnapshotInfo};
 
 /// Where a backup's members come from.
-pub enum Origin<'r> {
+pub(super) enum Origin<'r> {
     Archive(PathBuf),
     Snapshot {
         repo: &'r Repository,
@@ -49,14 +49,14 @@ impl Origin<'_> {
 }
 
 /// A backup as restore reads it: verified in `survey`, checked again in every `replay`.
-pub struct Verified<'r> {
+pub(super) struct Verified<'r> {
     origin: Origin<'r>,
     /// CONTROL/checksums, once `survey` found the backup intact.
     checksums: Option<Checksums>,
 }
 
 impl<'r> Verified<'r> {
-    pub fn new(origin: Origin<'r>) -> Verified<'r> {
+    pub(super) fn new(origin: Origin<'r>) -> Verified<'r> {
         Verified {
             origin,
             checksums: None,

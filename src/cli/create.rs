@@ -49,7 +49,7 @@ pub struct CreateArgs {
     pub single_transaction: bool,
 }
 
-pub fn dump_options(a: &CreateArgs) -> DumpOptions {
+pub(super) fn dump_options(a: &CreateArgs) -> DumpOptions {
     DumpOptions {
         flush_logs: a.flush_logs,
         consistency: if a.single_transaction {
@@ -61,7 +61,7 @@ pub fn dump_options(a: &CreateArgs) -> DumpOptions {
 }
 
 /// Reads the server's configuration and decides what goes into the backup.
-pub fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Result<Plan> {
+pub(super) fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Result<Plan> {
     if root.is_live() && !nix::unistd::geteuid().is_root() {
         return Err(
             Error::Invalid("Only users with root access can create a backup.".into()).into(),
@@ -78,7 +78,7 @@ pub fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Resul
     Ok(Plan::new(root, &sel, !a.no_configuration)?)
 }
 
-pub fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
+pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let root = OpsiRoot::new(g.root());
     let sysinfo = SysInfo::gather(&root);
     let plan = plan(&root, &sysinfo, &a)?;

@@ -36,7 +36,7 @@ fn fingerprints(g: &Global, arg: &std::path::Path) -> anyhow::Result<Fingerprint
     Ok(f)
 }
 
-pub fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
+pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
     let d = diff::compare(&fingerprints(g, &a.a)?, &fingerprints(g, &a.b)?);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&d)?);

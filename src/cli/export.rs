@@ -35,7 +35,7 @@ pub struct ExportArgs {
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
 /// With `use_cache`, compressed segments of earlier exports are spliced where the archive did
 /// not change (see `archive/segment_cache.rs`).
-pub fn export_snapshot(
+pub(super) fn export_snapshot(
     r: &Repository,
     info: &SnapshotInfo,
     dest: &std::path::Path,
@@ -88,7 +88,7 @@ pub fn export_snapshot(
     Ok(done)
 }
 
-pub fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
+pub(super) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let info = r.resolve(&a.snapshot)?;
     let done = export_snapshot(

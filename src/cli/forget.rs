@@ -57,7 +57,7 @@ impl ForgetArgs {
     }
 }
 
-pub fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
+pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let n = if a.snapshots.is_empty() {
         let mut policy = a.policy();

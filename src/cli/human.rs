@@ -1,12 +1,12 @@
 //! Formatting for people: short snapshot ids and byte counts, as every command prints them.
 
 /// The id as shown to people: 12 hex digits are plenty to be unique in one repository.
-pub fn short(id: &str) -> &str {
+pub(super) fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
 /// Bytes for people: 1.5 MiB.
-pub fn bytes(bytes: u64) -> String {
+pub(super) fn bytes(bytes: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut u = 0;

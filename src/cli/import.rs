@@ -20,7 +20,7 @@ pub struct ImportArgs {
     pub archives: Vec<PathBuf>,
 }
 
-pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
+pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     for archive in &a.archives {
         let name = archive

@@ -8,7 +8,7 @@ use crate::store::Repository;
 #[derive(Args, Debug)]
 pub struct InitArgs {}
 
-pub fn init(g: &Global, _a: InitArgs) -> anyhow::Result<i32> {
+pub(super) fn init(g: &Global, _a: InitArgs) -> anyhow::Result<i32> {
     let path = repo::repository_path(g)?;
     Repository::init(&path)?;
     println!("created repository at {}", path.display());

@@ -20,7 +20,7 @@ pub struct ListArgs {
     pub long: bool,
 }
 
-pub fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
+pub(super) fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
     for file in &a.files {
         if repo::is_archive(g, file) {
             let scan = archive_file::scan(file)?;

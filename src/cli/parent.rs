@@ -9,7 +9,7 @@ use crate::parent::Parent;
 use crate::store::Repository;
 
 /// Reads `parent`'s CONTROL/checksums from `repo` and attaches each file's line.
-pub fn attach_checksums(repo: &Repository, parent: &mut Parent) -> Result<()> {
+pub(super) fn attach_checksums(repo: &Repository, parent: &mut Parent) -> Result<()> {
     let bytes = repo.parent_member(parent, CHECKSUMS)?.unwrap_or_default();
     let sums = Checksums::parse(&bytes);
     parent.attach_checksums(|path| sums.get(path).map(str::to_string));

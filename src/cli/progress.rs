@@ -11,7 +11,7 @@ use crate::parent::ParentFile;
 use crate::sink::MemberSink;
 
 /// A bar when `total` is known, else a spinner with bytes and rate; hidden without a terminal.
-pub fn bar(label: &str, total: Option<u64>) -> ProgressBar {
+pub(super) fn bar(label: &str, total: Option<u64>) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -34,7 +34,7 @@ pub fn bar(label: &str, total: Option<u64>) -> ProgressBar {
 }
 
 /// Passes members on, advancing `bar` by each file's bytes as they are read.
-pub struct ProgressSink<'a> {
+pub(super) struct ProgressSink<'a> {
     pub inner: &'a mut dyn MemberSink,
     pub bar: ProgressBar,
     /// Files taken from the parent snapshot without reading them.
@@ -42,7 +42,7 @@ pub struct ProgressSink<'a> {
 }
 
 impl<'a> ProgressSink<'a> {
-    pub fn new(inner: &'a mut dyn MemberSink, bar: ProgressBar) -> ProgressSink<'a> {
+    pub(super) fn new(inner: &'a mut dyn MemberSink, bar: ProgressBar) -> ProgressSink<'a> {
         ProgressSink {
             inner,
             bar,

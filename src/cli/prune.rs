@@ -27,7 +27,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
+pub(super) fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let report = r.prune(PruneOptions {
         dry_run: a.dry_run,
@@ -42,7 +42,7 @@ pub fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
 }
 
 /// The report for people; also used by `forget --prune`.
-pub fn print_report(r: &PruneReport) {
+pub(super) fn print_report(r: &PruneReport) {
     let would = if r.dry_run { "would be " } else { "" };
     println!(
         "packs: {} {would}deleted, {} {would}rewritten into {} new, {} of {} kept",

@@ -9,7 +9,7 @@ use crate::store::RebuildReport;
 #[derive(Args, Debug)]
 pub struct RebuildIndexArgs {}
 
-pub fn rebuild_index(g: &Global, _a: RebuildIndexArgs) -> anyhow::Result<i32> {
+pub(super) fn rebuild_index(g: &Global, _a: RebuildIndexArgs) -> anyhow::Result<i32> {
     let r = repo::open_for_rebuild(g)?;
     let report = r.rebuild_index()?;
     println!(

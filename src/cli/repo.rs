@@ -7,7 +7,7 @@ use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::store::Repository;
 
-pub fn repository_path(g: &Global) -> Result<PathBuf> {
+pub(super) fn repository_path(g: &Global) -> Result<PathBuf> {
     g.repository.clone().ok_or_else(|| {
         Error::Invalid(
             "no repository given: use --repository DIR or set OPSI_BACKUP_REPOSITORY".into(),
@@ -15,17 +15,17 @@ pub fn repository_path(g: &Global) -> Result<PathBuf> {
     })
 }
 
-pub fn open(g: &Global) -> Result<Repository> {
+pub(super) fn open(g: &Global) -> Result<Repository> {
     Repository::open(&repository_path(g)?)
 }
 
 /// `open` for `rebuild-index`: a damaged index is moved aside instead of refused.
-pub fn open_for_rebuild(g: &Global) -> Result<Repository> {
+pub(super) fn open_for_rebuild(g: &Global) -> Result<Repository> {
     Repository::open_for_rebuild(&repository_path(g)?)
 }
 
 /// An argument names an archive when it is an existing file, or when no repository is set;
 /// otherwise it names a snapshot (`latest` or an id prefix).
-pub fn is_archive(g: &Global, arg: &Path) -> bool {
+pub(super) fn is_archive(g: &Global, arg: &Path) -> bool {
     g.repository.is_none() || arg.is_file()
 }

@@ -32,7 +32,7 @@ pub struct RestoreArgs {
     pub new_server_id: Option<String>,
 }
 
-pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
+pub(super) fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
     // An invalid id is an error before anything is read or restored.
     let new_server_id = a
         .new_server_id
@@ -47,7 +47,7 @@ pub fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
     })
 }
 
-pub fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
+pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
     if repo::is_archive(g, &a.file) {

@@ -11,7 +11,7 @@ pub struct SnapshotsArgs {
     pub json: bool,
 }
 
-pub fn snapshots(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
+pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let list = r.snapshots()?;
     if a.json {

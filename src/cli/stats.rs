@@ -40,7 +40,7 @@ fn disk_usage(path: &std::path::Path) -> u64 {
         .sum()
 }
 
-pub fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
+pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let list = r.snapshots()?;
     let path = repo::repository_path(g)?;

@@ -20,7 +20,7 @@ pub struct VerifyArgs {
     pub files: Vec<PathBuf>,
 }
 
-pub fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
+pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
     let archives = !a.files.is_empty() && a.files.iter().all(|f| repo::is_archive(g, f));
     let failed = if archives {
         verify_archives(&a.files)

@@ -23,16 +23,16 @@ use super::root::OpsiRoot;
 use crate::error::{Error, IoContext, Result};
 
 /// The file backend's `baseDir` when its config does not name one.
-pub const DEFAULT_FILE_BASE_DIR: &str = "/var/lib/opsi/config";
+pub(crate) const DEFAULT_FILE_BASE_DIR: &str = "/var/lib/opsi/config";
 /// The file backend's `hostKeyFile` when its config does not name one.
-pub const DEFAULT_HOST_KEY_FILE: &str = "/etc/opsi/pckeys";
+pub(crate) const DEFAULT_HOST_KEY_FILE: &str = "/etc/opsi/pckeys";
 
 /// The backend names `--backends` accepts.
-pub const BACKEND_CHOICES: &[&str] = &["file", "mysql", "dhcp", "auto", "all"];
+pub(crate) const BACKEND_CHOICES: &[&str] = &["file", "mysql", "dhcp", "auto", "all"];
 
 /// What a backend is, from its `module` (compared lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackendKind {
+pub(crate) enum BackendKind {
     File,
     Mysql,
     Dhcpd,
@@ -43,7 +43,7 @@ pub enum BackendKind {
 
 /// BackendConfig is one `/etc/opsi/backends/<name>.conf`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BackendConfig {
+pub(crate) struct BackendConfig {
     /// The file name before its first `.`, lower-cased (`MySQL.conf` -> `mysql`).
     pub name: String,
     /// The file's `module` as written (`File`, `MySQL`, `DHCPD`, ...).
@@ -58,7 +58,7 @@ pub struct BackendConfig {
 
 /// MysqlSettings are the connection settings of a MySQL backend. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
-pub struct MysqlSettings {
+pub(crate) struct MysqlSettings {
     /// A host name, or the path of a socket when it starts with `/`.
     pub address: String,
     pub database: String,
@@ -79,7 +79,7 @@ impl fmt::Debug for MysqlSettings {
 
 impl BackendConfig {
     /// The kind of backend, from `module`.
-    pub fn kind(&self) -> BackendKind {
+    pub(crate) fn kind(&self) -> BackendKind {
         match self.module.to_lowercase().as_str() {
             "file" => BackendKind::File,
             "mysql" => BackendKind::Mysql,
@@ -89,7 +89,7 @@ impl BackendConfig {
     }
 
     /// The config value under `key`.
-    pub fn get(&self, key: &str) -> Option<&PyValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<&PyValue> {
         dict_get(&self.config, key)
     }
 
@@ -119,14 +119,14 @@ impl BackendConfig {
     }
 
     /// The file backend's data directory (a server path), [`DEFAULT_FILE_BASE_DIR`] when unset.
-    pub fn file_base_dir(&self) -> Result<String> {
+    pub(crate) fn file_base_dir(&self) -> Result<String> {
         Ok(self
             .opt_str("baseDir")?
             .unwrap_or_else(|| DEFAULT_FILE_BASE_DIR.to_string()))
     }
 
     /// The file backend's host key file (a server path), [`DEFAULT_HOST_KEY_FILE`] when unset.
-    pub fn file_host_key_file(&self) -> Result<String> {
+    pub(crate) fn file_host_key_file(&self) -> Result<String> {
         Ok(self
             .opt_str("hostKeyFile")?
             .unwrap_or_else(|| DEFAULT_HOST_KEY_FILE.to_string()))
@@ -134,12 +134,12 @@ impl BackendConfig {
 
     /// The dhcpd backend's `dhcpdConfigFile` (a server path); `None` when unset or empty, in
     /// which case the original backs up nothing for this backend.
-    pub fn dhcpd_config_file(&self) -> Result<Option<String>> {
+    pub(crate) fn dhcpd_config_file(&self) -> Result<Option<String>> {
         Ok(self.opt_str("dhcpdConfigFile")?.filter(|s| !s.is_empty()))
     }
 
     /// The MySQL backend's connection settings; every one of them must be set.
-    pub fn mysql(&self) -> Result<MysqlSettings> {
+    pub(crate) fn mysql(&self) -> Result<MysqlSettings> {
         Ok(MysqlSettings {
             address: self.req_str("address")?,
             database: self.req_str("database")?,
@@ -151,7 +151,7 @@ impl BackendConfig {
 
 /// BackendSet is every backend configured on a server, sorted by name.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct BackendSet {
+pub(crate) struct BackendSet {
     pub backends: Vec<BackendConfig>,
     /// Problems that did not stop loading (unreadable files, bad dispatch.conf lines).
     pub warnings: Vec<String>,
@@ -162,7 +162,7 @@ pub struct BackendSet {
 /// Selection is the backends a `--backends` request picks, by kind. It borrows the
 /// [`BackendSet`] it was made from.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Selection<'a> {
+pub(crate) struct Selection<'a> {
     pub file: Vec<&'a BackendConfig>,
     pub mysql: Vec<&'a BackendConfig>,
     pub dhcp: Vec<&'a BackendConfig>,
@@ -176,7 +176,7 @@ pub struct Selection<'a> {
 #[cfg(test)]
 impl Selection<'_> {
     /// True when no backend is selected.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.file.is_empty() && self.mysql.is_empty() && self.dhcp.is_empty()
     }
 }
@@ -185,7 +185,7 @@ impl Selection<'_> {
 /// `socket.getfqdn()` evaluates to in the files.
 ///
 /// Errors: the backends directory is missing or unreadable, or two files give the same name.
-pub fn load_backends(root: &OpsiRoot, fqdn: &str) -> Result<BackendSet> {
+pub(crate) fn load_backends(root: &OpsiRoot, fqdn: &str) -> Result<BackendSet> {
     let mut warnings = Vec::new();
 
     let dispatch_path = root.dispatch_conf();
@@ -291,13 +291,13 @@ pub fn load_backends(root: &OpsiRoot, fqdn: &str) -> Result<BackendSet> {
 impl BackendSet {
     /// The backend called `name`.
     #[cfg(test)]
-    pub fn get(&self, name: &str) -> Option<&BackendConfig> {
+    pub(crate) fn get(&self, name: &str) -> Option<&BackendConfig> {
         self.backends.iter().find(|b| b.name == name)
     }
 
     /// The backends a `--backends` request selects. `requested` holds items among
     /// [`BACKEND_CHOICES`] (case-insensitive); empty means `auto`.
-    pub fn select(&self, requested: &[String]) -> Result<Selection<'_>> {
+    pub(crate) fn select(&self, requested: &[String]) -> Result<Selection<'_>> {
         let mut wanted = Vec::new();
         for r in requested {
             let r = r.trim().to_lowercase();

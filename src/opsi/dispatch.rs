@@ -21,7 +21,7 @@ use crate::error::{IoContext, Result};
 
 /// DispatchConfig is the parsed content of a dispatch.conf.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DispatchConfig {
+pub(crate) struct DispatchConfig {
     /// `(method regex, backend names as written)` in file order.
     pub entries: Vec<(String, Vec<String>)>,
     /// Lines that are neither blank, comments nor entries: `(1-based line number, text)`.
@@ -30,7 +30,7 @@ pub struct DispatchConfig {
 
 impl DispatchConfig {
     /// Parses the text of a dispatch.conf. Never fails: bad lines are collected.
-    pub fn parse(text: &str) -> DispatchConfig {
+    pub(crate) fn parse(text: &str) -> DispatchConfig {
         let mut out = DispatchConfig::default();
         for (idx, raw) in text.lines().enumerate() {
             let Some(line) = strip_comments(raw) else {
@@ -45,13 +45,13 @@ impl DispatchConfig {
     }
 
     /// Reads and parses a dispatch.conf file.
-    pub fn read(path: &Path) -> Result<DispatchConfig> {
+    pub(crate) fn read(path: &Path) -> Result<DispatchConfig> {
         let bytes = std::fs::read(path).path_ctx("reading", path)?;
         Ok(DispatchConfig::parse(&String::from_utf8_lossy(&bytes)))
     }
 
     /// The backends used on any line, lower-cased.
-    pub fn used_backends(&self) -> BTreeSet<String> {
+    pub(crate) fn used_backends(&self) -> BTreeSet<String> {
         self.entries
             .iter()
             .flat_map(|(_, backends)| backends.iter())

@@ -2,7 +2,7 @@
 //! files ([`backends`], evaluated by the `pyconf` crate), the dispatch configuration ([`dispatch`]) and the system
 //! information recorded in an archive's `CONTROL/sysinfo` ([`sysinfo::SysInfo`]).
 
-pub mod backends;
-pub mod dispatch;
-pub mod root;
-pub mod sysinfo;
+pub(crate) mod backends;
+pub(crate) mod dispatch;
+pub(crate) mod root;
+pub(crate) mod sysinfo;

@@ -6,11 +6,11 @@
 use std::path::{Component, Path, PathBuf};
 
 /// The opsi configuration directory, archived as `CONTENT/CONF`.
-pub const CONF_DIR: &str = "/etc/opsi";
+pub(crate) const CONF_DIR: &str = "/etc/opsi";
 /// The directory of backend configuration files (`<name>.conf`).
-pub const BACKENDS_DIR: &str = "/etc/opsi/backends";
+pub(crate) const BACKENDS_DIR: &str = "/etc/opsi/backends";
 /// The backend dispatch configuration.
-pub const DISPATCH_CONF: &str = "/etc/opsi/backendManager/dispatch.conf";
+pub(crate) const DISPATCH_CONF: &str = "/etc/opsi/backendManager/dispatch.conf";
 
 /// OpsiRoot maps absolute paths of an opsi server onto the directory that holds its tree.
 #[derive(Debug, Clone, PartialEq, Eq)]

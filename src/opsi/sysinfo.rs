@@ -28,7 +28,7 @@ use super::root::OpsiRoot;
 
 /// The sysinfo keys in the order the original writes them.
 #[cfg(test)]
-pub const KEYS: [&str; 7] = [
+pub(crate) const KEYS: [&str; 7] = [
     "hostname",
     "fqdn",
     "domainname",
@@ -39,18 +39,18 @@ pub const KEYS: [&str; 7] = [
 ];
 
 /// The opsi version recorded when no installed opsi package is found.
-pub const DEFAULT_OPSI_VERSION: &str = "4.3";
+pub(crate) const DEFAULT_OPSI_VERSION: &str = "4.3";
 
 /// The dpkg packages whose version is the opsi version, in order of preference.
 const OPSI_PACKAGES: [&str; 3] = ["python3-opsi", "opsiconfd", "opsi-utils"];
 
 /// SysInfo is an ordered list of `(key, value)` pairs with unique keys.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SysInfo(Vec<(String, String)>);
+pub(crate) struct SysInfo(Vec<(String, String)>);
 
 /// One key whose value differs between an archive and this system.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Difference {
+pub(crate) struct Difference {
     pub key: String,
     /// The value in the archive.
     pub archive: String,
@@ -60,13 +60,13 @@ pub struct Difference {
 
 impl SysInfo {
     /// An empty SysInfo.
-    pub fn new() -> SysInfo {
+    pub(crate) fn new() -> SysInfo {
         SysInfo::default()
     }
 
     /// The information of the server at `root`, read from the process environment, the
     /// resolver and the files under `root`. Never fails: what cannot be found is empty.
-    pub fn gather(root: &OpsiRoot) -> SysInfo {
+    pub(crate) fn gather(root: &OpsiRoot) -> SysInfo {
         gather_with(
             root,
             &|k| std::env::var(k).ok().filter(|v| !v.is_empty()),
@@ -78,7 +78,7 @@ impl SysInfo {
     /// trimmed. Lines without `:` or with an empty key are skipped; a repeated key keeps its
     /// first place and its last value (as the original's dict does).
     #[cfg(test)]
-    pub fn parse(text: &str) -> SysInfo {
+    pub(crate) fn parse(text: &str) -> SysInfo {
         let mut info = SysInfo::new();
         for line in text.lines() {
             let Some((key, value)) = line.split_once(':') else {
@@ -93,12 +93,12 @@ impl SysInfo {
     }
 
     /// The `CONTROL/sysinfo` text: `"{key}: {value}\n"` per key, in order.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
     }
 
     /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -108,7 +108,7 @@ impl SysInfo {
     /// Sets `key` (appended when new). The value is made safe for the file format: the
     /// original's reader splits each line on every `:` and fails on a second one, so `:` becomes
     /// `-`; line breaks become spaces; surrounding white space is trimmed.
-    pub fn set(&mut self, key: &str, value: &str) {
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
         let clean: String = value
             .trim()
             .chars()
@@ -129,25 +129,25 @@ impl SysInfo {
     }
 
     /// The `(key, value)` pairs in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// The host name, used in generated archive names.
     #[cfg(test)]
-    pub fn hostname(&self) -> Option<&str> {
+    pub(crate) fn hostname(&self) -> Option<&str> {
         self.get("hostname")
     }
 
     /// The opsi version, used in generated archive names.
     #[cfg(test)]
-    pub fn opsi_version(&self) -> Option<&str> {
+    pub(crate) fn opsi_version(&self) -> Option<&str> {
         self.get("opsiVersion")
     }
 
     /// The keys of `self` (an archive's sysinfo) whose trimmed value differs from the trimmed
     /// value in `system`, or which `system` lacks. Keys only `system` has do not count.
-    pub fn differences(&self, system: &SysInfo) -> Vec<Difference> {
+    pub(crate) fn differences(&self, system: &SysInfo) -> Vec<Difference> {
         self.0
             .iter()
             .filter_map(|(key, value)| {

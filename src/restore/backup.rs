@@ -12,7 +12,7 @@ use crate::sink::MemberSink;
 
 /// What restore learns in the verifying pass, before it plans anything.
 #[derive(Debug, Default)]
-pub struct Survey {
+pub(crate) struct Survey {
     /// The path of every member.
     pub present: HashSet<String>,
     /// The system the backup was taken on (CONTROL/sysinfo).
@@ -24,12 +24,12 @@ pub struct Survey {
 
 impl Survey {
     /// Whether the backup holds anything of `part`.
-    pub fn holds(&self, part: Part) -> bool {
+    pub(crate) fn holds(&self, part: Part) -> bool {
         self.present.iter().any(|p| Part::of(p) == Some(part))
     }
 
     /// Whether the backup holds the member `prefix` or anything below it.
-    pub fn holds_below(&self, prefix: &str) -> bool {
+    pub(crate) fn holds_below(&self, prefix: &str) -> bool {
         self.present.iter().any(|p| {
             p.strip_prefix(prefix)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -38,7 +38,7 @@ impl Survey {
 }
 
 /// A backup to restore from.
-pub trait BackupSource {
+pub(crate) trait BackupSource {
     fn name(&self) -> String;
 
     /// The first pass: reads the whole backup and verifies it. Fails, naming every problem,

@@ -27,7 +27,7 @@ const SYSTEM_DIRS: &[&str] = &[
 
 /// Resolves every target of `plan` (and the paths `--new-server-id` rewrites) and checks them;
 /// see the module comment.
-pub fn confine(root: &OpsiRoot, plan: &mut Plan) -> Result<()> {
+pub(crate) fn confine(root: &OpsiRoot, plan: &mut Plan) -> Result<()> {
     let root_real = fs::canonicalize(root.path()).map_err(|e| {
         Error::Config(format!(
             "cannot resolve the root {}: {e}",

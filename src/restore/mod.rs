@@ -3,16 +3,16 @@
 //! `backup::BackupSource` and knows neither archive files nor repositories: it imports no
 //! `archive`, `store`, `source` or `cli` (ARCHITECTURE.md).
 
-pub mod backup;
-pub mod confine;
-pub mod plan;
-pub mod restorer;
-pub mod run;
-pub mod safe_path;
-pub mod staging;
-pub mod swap;
-pub mod tree_links;
+pub(crate) mod backup;
+pub(crate) mod confine;
+pub(crate) mod plan;
+pub(crate) mod restorer;
+pub(crate) mod run;
+pub(crate) mod safe_path;
+pub(crate) mod staging;
+pub(crate) mod swap;
+pub(crate) mod tree_links;
 
-pub use backup::{BackupSource, Survey};
-pub use plan::Request;
-pub use run::restore;
+pub(crate) use backup::{BackupSource, Survey};
+pub(crate) use plan::Request;
+pub(crate) use run::restore;

@@ -15,7 +15,7 @@ use crate::restore::restorer::{Dest, Target};
 
 /// What the user asked to restore.
 #[derive(Debug, Clone, Default)]
-pub struct Request {
+pub(crate) struct Request {
     pub backends: Vec<String>,
     pub configuration: bool,
     pub force: bool,
@@ -25,7 +25,7 @@ pub struct Request {
 
 /// A restored backend whose data `--new-server-id` rewrites afterwards.
 #[derive(Debug, Clone)]
-pub enum Renamable {
+pub(crate) enum Renamable {
     FileBackend {
         base_dir: PathBuf,
         host_key_file: PathBuf,
@@ -38,7 +38,7 @@ pub enum Renamable {
 
 /// The targets of a restore and the backends they restore.
 #[derive(Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub targets: Vec<Target>,
     pub renamable: Vec<Renamable>,
 }
@@ -54,7 +54,7 @@ fn setting(b: &BackendConfig, key: &str, value: &str) -> String {
 
 impl Plan {
     /// The directories that will hold staged data: those of the trees and files.
-    pub fn staging_dirs(&self) -> Vec<PathBuf> {
+    pub(crate) fn staging_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self
             .targets
             .iter()
@@ -71,7 +71,12 @@ impl Plan {
 
 /// Builds the targets, part by part. `set` holds the backend configuration that will be in
 /// force.
-pub fn targets(root: &OpsiRoot, survey: &Survey, set: &BackendSet, req: &Request) -> Result<Plan> {
+pub(crate) fn targets(
+    root: &OpsiRoot,
+    survey: &Survey,
+    set: &BackendSet,
+    req: &Request,
+) -> Result<Plan> {
     let sel = set.select(&req.backends)?;
     for w in &sel.warnings {
         logging::warning(w);

@@ -15,9 +15,9 @@ use crate::restore::swap::{swap_all, Pending};
 use crate::sink::MemberSink;
 
 /// Consumes one member's verified bytes (e.g. feeds a dump to the mysql client).
-pub type StreamConsumer = Box<dyn FnMut(&mut dyn Read) -> Result<()>>;
+pub(crate) type StreamConsumer = Box<dyn FnMut(&mut dyn Read) -> Result<()>>;
 
-pub enum Dest {
+pub(crate) enum Dest {
     /// Every member below the prefix rebuilds the directory tree at this path.
     Tree(PathBuf),
     /// The regular file(s) directly below the prefix become this file (dhcpd.conf, pckeys).
@@ -26,7 +26,7 @@ pub enum Dest {
     Stream(StreamConsumer),
 }
 
-pub struct Target {
+pub(crate) struct Target {
     pub prefix: String,
     /// What decided the destination, for messages (e.g. "`baseDir` '/x' of backend file in
     /// <archive>:CONTENT/CONF/backends/file.conf").
@@ -44,14 +44,14 @@ enum Active {
     Stream(StreamConsumer),
 }
 
-pub struct Restorer {
+pub(crate) struct Restorer {
     targets: Vec<(String, Active)>,
     meta: MetaApplier,
     pub files_restored: u64,
 }
 
 impl Restorer {
-    pub fn new(targets: Vec<Target>) -> Result<Restorer> {
+    pub(crate) fn new(targets: Vec<Target>) -> Result<Restorer> {
         let mut active = Vec::new();
         for t in targets {
             let a = match t.dest {
@@ -75,7 +75,7 @@ impl Restorer {
     /// a restored tree (pckeys in /etc/opsi) is placed into that tree's staging first, so the
     /// swapped-in tree is complete and its directories keep their restored mtimes. Every tree
     /// is sealed (its symlinks checked) and every other file staged before the first swap.
-    pub fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         let mut files = Vec::new();
         let mut trees = Vec::new();
         for (_, a) in self.targets.drain(..) {

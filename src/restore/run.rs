@@ -21,13 +21,13 @@ use crate::restore::restorer::Restorer;
 
 /// Asks whether to go on despite `warning` (several lines, each ending in a newline): `Ok` to
 /// go on, an error (`Error::Aborted`) to stop.
-pub type Confirm<'a> = &'a dyn Fn(&str) -> Result<()>;
+pub(crate) type Confirm<'a> = &'a dyn Fn(&str) -> Result<()>;
 
-pub fn restore(
+pub(crate) fn restore(
     root: &OpsiRoot,
     src: &mut dyn BackupSource,
     req: &Request,
-    confirm: Confirm,
+    confirm: Confirm<'_>,
 ) -> Result<()> {
     let name = src.name();
     logging::info(format!("Verifying {name} before restoring"));
@@ -131,7 +131,7 @@ fn backend_set(
 
 /// Differences between the backup's system and this one need a yes; so does configuration
 /// from before opsi 4.3.
-fn confirm_sysinfo(survey: &Survey, here: &SysInfo, confirm: Confirm) -> Result<()> {
+fn confirm_sysinfo(survey: &Survey, here: &SysInfo, confirm: Confirm<'_>) -> Result<()> {
     let diffs = survey.sysinfo.differences(here);
     if diffs.is_empty() {
         return Ok(());

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 /// The part of `member` below `prefix` (e.g. `CONTENT/CONF`) as a checked relative path;
 /// `Ok(None)` when the member is not below the prefix, `Ok(Some(""))` for the prefix itself.
-pub fn below(member: &str, prefix: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn below(member: &str, prefix: &str) -> Result<Option<PathBuf>> {
     let rest = if member == prefix {
         ""
     } else if let Some(r) = member
@@ -24,7 +24,7 @@ pub fn below(member: &str, prefix: &str) -> Result<Option<PathBuf>> {
 }
 
 /// Checks `rest` as a relative path inside the target; `member` names the offender.
-pub fn relative(member: &str, rest: &str) -> Result<PathBuf> {
+pub(crate) fn relative(member: &str, rest: &str) -> Result<PathBuf> {
     let mut out = PathBuf::new();
     if rest.starts_with('/') {
         return Err(Error::UnsafePath(format!("{member}: absolute path")));
@@ -44,7 +44,7 @@ pub fn relative(member: &str, rest: &str) -> Result<PathBuf> {
 
 /// A symlink at `rel` (relative to the tree root) pointing to `target` must resolve inside the
 /// tree, lexically: absolute targets and targets climbing above the root are refused.
-pub fn check_symlink(member: &str, rel: &Path, target: &str) -> Result<()> {
+pub(crate) fn check_symlink(member: &str, rel: &Path, target: &str) -> Result<()> {
     if target.is_empty() {
         return Err(Error::UnsafePath(format!(
             "{member}: symlink with an empty target"
@@ -55,7 +55,7 @@ pub fn check_symlink(member: &str, rel: &Path, target: &str) -> Result<()> {
             "{member}: symlink to absolute path {target} points outside the restored tree"
         )));
     }
-    let mut depth: Vec<Component> = rel
+    let mut depth: Vec<Component<'_>> = rel
         .parent()
         .map(|p| p.components().collect())
         .unwrap_or_default();

@@ -21,13 +21,13 @@ use crate::restore::swap::Pending;
 use crate::restore::tree_links;
 
 /// Applies a member's mode, owner (by name) and mtime to a restored path.
-pub struct MetaApplier {
+pub(crate) struct MetaApplier {
     owners: Owners,
     warned: std::collections::HashSet<String>,
 }
 
 impl MetaApplier {
-    pub fn new() -> MetaApplier {
+    pub(crate) fn new() -> MetaApplier {
         MetaApplier {
             owners: Owners::default(),
             warned: Default::default(),
@@ -36,7 +36,7 @@ impl MetaApplier {
 
     /// Owner by name; an empty name means the numeric id; an unknown name keeps the restoring
     /// user as owner and warns once (a numeric fallback could hand secrets to a stranger).
-    pub fn apply(&mut self, path: &Path, m: &Member, is_symlink: bool) -> Result<()> {
+    pub(crate) fn apply(&mut self, path: &Path, m: &Member, is_symlink: bool) -> Result<()> {
         let uid = self.id(&m.uname, m.uid, true);
         let gid = self.id(&m.gname, m.gid, false);
         if let Err(e) = nix::unistd::fchownat(
@@ -103,7 +103,7 @@ impl Default for MetaApplier {
 }
 
 /// A directory tree being rebuilt next to `dest`.
-pub struct StagedTree {
+pub(crate) struct StagedTree {
     pub dest: PathBuf,
     pub staging: PathBuf,
     /// Directories whose metadata is applied last (creating children changes their mtime).
@@ -117,7 +117,7 @@ pub struct StagedTree {
 impl StagedTree {
     /// `dest` is resolved already (`confine.rs`): a base directory that is a symlink to another
     /// disk is restored where the link points, and the link is kept.
-    pub fn new(dest: &Path) -> Result<StagedTree> {
+    pub(crate) fn new(dest: &Path) -> Result<StagedTree> {
         let parent = dest
             .parent()
             .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
@@ -168,7 +168,7 @@ impl StagedTree {
         Ok(cur)
     }
 
-    pub fn dir(&mut self, m: &Member, rel: &Path) -> Result<()> {
+    pub(crate) fn dir(&mut self, m: &Member, rel: &Path) -> Result<()> {
         let p = if rel.as_os_str().is_empty() {
             self.staging.clone()
         } else {
@@ -189,7 +189,7 @@ impl StagedTree {
     }
 
     /// Creates the file and returns it for writing; metadata is applied by `finish_file`.
-    pub fn file(&mut self, m: &Member, rel: &Path) -> Result<(PathBuf, File)> {
+    pub(crate) fn file(&mut self, m: &Member, rel: &Path) -> Result<(PathBuf, File)> {
         let p = self.place(&m.path, rel)?;
         let f = OpenOptions::new()
             .write(true)
@@ -207,7 +207,7 @@ impl StagedTree {
     }
 
     /// Puts `content` at `rel` in the staged tree, replacing what a member put there.
-    pub fn replace_file(
+    pub(crate) fn replace_file(
         &mut self,
         m: &Member,
         rel: &Path,
@@ -230,14 +230,14 @@ impl StagedTree {
         meta.apply(&p, m, false)
     }
 
-    pub fn symlink(&mut self, m: &Member, rel: &Path, target: &str) -> Result<PathBuf> {
+    pub(crate) fn symlink(&mut self, m: &Member, rel: &Path, target: &str) -> Result<PathBuf> {
         let p = self.place(&m.path, rel)?;
         std::os::unix::fs::symlink(target, &p).path_ctx("cannot create symlink", &p)?;
         self.links.push((rel.to_path_buf(), m.path.clone()));
         Ok(p)
     }
 
-    pub fn hardlink(&mut self, m: &Member, rel: &Path, to_rel: &Path) -> Result<()> {
+    pub(crate) fn hardlink(&mut self, m: &Member, rel: &Path, to_rel: &Path) -> Result<()> {
         let p = self.place(&m.path, rel)?;
         let src = self.place(&m.path, to_rel)?;
         if !fs::symlink_metadata(&src)
@@ -254,7 +254,7 @@ impl StagedTree {
 
     /// Checks the finished tree's symlinks, applies the directories' metadata, deepest first,
     /// and syncs the tree.
-    pub fn seal(&mut self, meta: &mut MetaApplier) -> Result<()> {
+    pub(crate) fn seal(&mut self, meta: &mut MetaApplier) -> Result<()> {
         tree_links::check(&self.staging, &self.links)?;
         self.dirs
             .sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
@@ -279,7 +279,7 @@ impl StagedTree {
     }
 
     /// The sealed tree, ready to be swapped in; from now on the swap removes it.
-    pub fn into_pending(mut self) -> Pending {
+    pub(crate) fn into_pending(mut self) -> Pending {
         self.handed_over = true;
         Pending {
             staged: self.staging.clone(),
@@ -298,7 +298,7 @@ impl Drop for StagedTree {
 
 /// Writes `content` with `m`'s metadata to a staging file beside `dest`, made durable, for
 /// the swap to put in place.
-pub fn stage_file(
+pub(crate) fn stage_file(
     dest: &Path,
     content: &mut dyn Read,
     m: &Member,

@@ -18,7 +18,7 @@ use crate::leftovers;
 use crate::logging;
 
 /// Staged data waiting to replace `dest`.
-pub struct Pending {
+pub(crate) struct Pending {
     pub staged: PathBuf,
     pub dest: PathBuf,
 }
@@ -113,7 +113,7 @@ impl Swapped {
 /// Swaps every pending target in, in order. On failure the swapped ones are swapped back (in
 /// reverse), all staged data is removed, and the error says whether the rollback worked. On
 /// success the replaced data is removed. `done` is called with each target once it is live.
-pub fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()> {
+pub(crate) fn swap_all(pending: Vec<Pending>, mut done: impl FnMut(&Path)) -> Result<()> {
     let mut swapped: Vec<Swapped> = Vec::new();
     let mut failure = None;
     for (i, p) in pending.iter().enumerate() {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 const MAX_FOLLOWED: usize = 40;
 
 /// Checks every symlink in `links` (path relative to `tree`, member that made it).
-pub fn check(tree: &Path, links: &[(PathBuf, String)]) -> Result<()> {
+pub(crate) fn check(tree: &Path, links: &[(PathBuf, String)]) -> Result<()> {
     for (rel, member) in links {
         let Ok(target) = fs::read_link(tree.join(rel)) else {
             continue; // replaced by a later member

@@ -1,5 +1,5 @@
 //! Sources of members from a live opsi server: directory trees (configuration, file backend,
 //! dhcpd.conf) and the create plan that orders them like the original.
 
-pub mod plan;
-pub mod tree;
+pub(crate) mod plan;
+pub(crate) mod tree;

@@ -18,7 +18,7 @@ use crate::source::tree;
 
 /// One part of a backup, in archive order.
 #[derive(Debug)]
-pub enum Part {
+pub(crate) enum Part {
     /// A file or directory tree at `path` (resolved under the root) stored as `arc`.
     Path { path: PathBuf, arc: String },
     /// A mysqldump of a backend, stored as `CONTENT/BACKENDS/MYSQL/<name>/database.sql`.
@@ -26,7 +26,7 @@ pub enum Part {
 }
 
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub parts: Vec<Part>,
     /// What the backup holds, for listing snapshots: "configuration", "file", "mysql", "dhcp".
     pub kinds: Vec<String>,
@@ -47,7 +47,7 @@ fn dirname(p: &str) -> String {
 }
 
 impl Plan {
-    pub fn new(root: &OpsiRoot, sel: &Selection<'_>, configuration: bool) -> Result<Plan> {
+    pub(crate) fn new(root: &OpsiRoot, sel: &Selection<'_>, configuration: bool) -> Result<Plan> {
         let mut plan = Plan::default();
         for b in &sel.file {
             if !b.dispatched {
@@ -127,7 +127,7 @@ impl Plan {
     /// With a `parent` snapshot, unchanged files are stored by reference to it. With
     /// `spool_dir`, the first MySQL dump starts at once and is spooled there until its turn
     /// (see `mysql/prefetch.rs`), so that it runs while the files are backed up.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         dump: &DumpOptions,
         parent: Option<&Parent>,

@@ -20,7 +20,7 @@ use crate::sink::MemberSink;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
 /// skipped with a note, as the original does.
-pub fn add_path(
+pub(crate) fn add_path(
     path: &Path,
     arc: &str,
     owners: &mut Owners,

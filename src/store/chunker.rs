@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::store::config::ChunkerParams;
 
 /// A chunk id: BLAKE3 of the chunk's plain bytes.
-pub type ChunkId = [u8; 32];
+pub(super) type ChunkId = [u8; 32];
 
 /// Chunks are read and hashed in batches of about this many bytes: big enough to keep every
 /// core busy hashing, small enough to bound memory.

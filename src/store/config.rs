@@ -14,7 +14,7 @@ use crate::store::durable;
 pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this build reads and writes: version 3 only added delta groups,
 /// version 4 only the second trailer copy of packs.
-pub const OLDEST_VERSION: u32 = 2;
+pub(super) const OLDEST_VERSION: u32 = 2;
 
 /// Content-defined chunking and packing parameters, fixed when the repository is created
 /// (changing them would stop deduplication against older snapshots).

@@ -45,9 +45,9 @@ pub(crate) fn index_snapshot_file_rows(
     tx: &Connection,
     root: &Path,
     id: &str,
-    known: &dyn Fn(ChunkPlace, &ChunkId) -> Option<i64>,
+    known: &dyn Fn(ChunkPlace<'_>, &ChunkId) -> Option<i64>,
 ) -> Result<()> {
-    let row_of = |place: ChunkPlace, c: &ChunkId| match known(place, c) {
+    let row_of = |place: ChunkPlace<'_>, c: &ChunkId| match known(place, c) {
         Some(row) => Ok(Some(row)),
         None => index::chunk_row(tx, c),
     };

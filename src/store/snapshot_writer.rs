@@ -453,7 +453,7 @@ impl<'r> SnapshotWriter<'r> {
             let parent = self.parent.as_deref();
             // Own chunks' rows, else the parent's row of the same chunk at the same place of
             // the same member (every unchanged file's chunks).
-            let known = |(path, n): index::ChunkPlace, c: &ChunkId| {
+            let known = |(path, n): index::ChunkPlace<'_>, c: &ChunkId| {
                 let own = seen.get(c).copied().filter(|&row| row > 0);
                 own.or_else(|| {
                     let f = &parent?.get(path?)?.content;

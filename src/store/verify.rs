@@ -465,7 +465,7 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
 /// The plain bytes of group `g`, read from `file` (a delta group's references through
 /// `refs`).
 fn read_group(
-    refs: &mut std::result::Result<ChunkFetcher, String>,
+    refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
     file: &mut PackScan,
     g: &GroupWork,
 ) -> std::result::Result<Vec<u8>, String> {
@@ -520,7 +520,7 @@ fn check_whole(file: PackScan, name: &str) -> Option<String> {
 
 /// (or the reason the index could not be opened).
 fn read_delta(
-    refs: &mut std::result::Result<ChunkFetcher, String>,
+    refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
     file: &mut PackScan,
     g: &GroupWork,
 ) -> std::result::Result<Vec<u8>, String> {

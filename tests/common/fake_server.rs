@@ -8,37 +8,37 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Deterministic pseudo-random numbers (xorshift), so every run builds the same server.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-pub struct FakeServer {
+pub(crate) struct FakeServer {
     pub dir: tempfile::TempDir,
 }
 
-pub const SERVER: &str = "opsiserver.example.org";
+pub(crate) const SERVER: &str = "opsiserver.example.org";
 
-pub fn write(path: &Path, data: impl AsRef<[u8]>, mode: u32, mtime: i64) {
+pub(crate) fn write(path: &Path, data: impl AsRef<[u8]>, mode: u32, mtime: i64) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, data).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     set_mtime(path, mtime, 123_456_789);
 }
 
-pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
+pub(crate) fn set_mtime(path: &Path, secs: i64, nanos: i64) {
     let t = nix::sys::time::TimeSpec::new(secs, nanos);
     nix::sys::stat::utimensat(
         None,
@@ -111,18 +111,18 @@ configState_.*     : file, opsipxeconfd
 
 impl FakeServer {
     /// A server with `clients` clients; `big` adds an audit file over 10 MiB.
-    pub fn new(clients: usize, big: bool) -> FakeServer {
+    pub(crate) fn new(clients: usize, big: bool) -> FakeServer {
         let dir = tempfile::tempdir().unwrap();
         let s = FakeServer { dir };
         s.build(clients, big);
         s
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn p(&self, abs: &str) -> PathBuf {
+    pub(crate) fn p(&self, abs: &str) -> PathBuf {
         self.root().join(abs.trim_start_matches('/'))
     }
 

@@ -2,14 +2,14 @@
 //! comparison, and the binary under test. Each integration test file includes what it uses.
 #![allow(dead_code)]
 
-pub mod fake_server;
-pub mod tree;
+pub(crate) mod fake_server;
+pub(crate) mod tree;
 
 use std::path::Path;
 use std::process::Command;
 
 /// The opsi-backup binary, with a stable host identity and no log file.
-pub fn bin(root: &Path) -> Command {
+pub(crate) fn bin(root: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_opsi-backup"));
     c.env("OPSI_BACKUP_ROOT", root)
         .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
@@ -22,7 +22,7 @@ pub fn bin(root: &Path) -> Command {
 }
 
 /// Runs a command and returns (exit code, stdout, stderr).
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
+pub(crate) fn run(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd.output().expect("run opsi-backup");
     (
         out.status.code().unwrap_or(-1),
@@ -32,7 +32,7 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 /// Runs and insists on success, showing the output otherwise.
-pub fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     let (code, out, err) = run(cmd);
     assert_eq!(
         code, 0,
@@ -42,14 +42,14 @@ pub fn ok(cmd: &mut Command) -> String {
 }
 
 /// The binary with a repository set through the environment, as a nightly cron job has it.
-pub fn repo_bin(root: &Path, repo: &Path) -> Command {
+pub(crate) fn repo_bin(root: &Path, repo: &Path) -> Command {
     let mut c = bin(root);
     c.env("OPSI_BACKUP_REPOSITORY", repo);
     c
 }
 
 /// `snapshots --json`, parsed.
-pub fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
     let out = ok(repo_bin(root, repo).args(["snapshots", "--json"]));
     serde_json::from_str::<serde_json::Value>(&out)
         .unwrap()
@@ -59,7 +59,7 @@ pub fn snapshots(root: &Path, repo: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Bytes of all files below `p`.
-pub fn dir_size(p: &Path) -> u64 {
+pub(crate) fn dir_size(p: &Path) -> u64 {
     walkdir::WalkDir::new(p)
         .into_iter()
         .filter_map(|e| e.ok())
@@ -71,7 +71,7 @@ pub fn dir_size(p: &Path) -> u64 {
 
 /// Starts `cmd` (output discarded), sends it SIGKILL after `delay`; whether the kill is what
 /// ended it, i.e. whether it landed mid-run (false: the command had finished by itself).
-pub fn kill_after(mut cmd: Command, delay: std::time::Duration) -> bool {
+pub(crate) fn kill_after(mut cmd: Command, delay: std::time::Duration) -> bool {
     use std::os::unix::process::ExitStatusExt;
     let mut child = cmd
         .stdout(std::process::Stdio::null())
@@ -85,7 +85,7 @@ pub fn kill_after(mut cmd: Command, delay: std::time::Duration) -> bool {
 }
 
 /// A regular file member of `d`'s length, owned by root, with a fixed mtime.
-pub fn file_member(path: &str, d: Vec<u8>) -> (opsi_backup::member::Member, Vec<u8>) {
+pub(crate) fn file_member(path: &str, d: Vec<u8>) -> (opsi_backup::member::Member, Vec<u8>) {
     use opsi_backup::member::{Member, MemberKind, Mtime};
     let m = Member {
         path: path.into(),

@@ -22,21 +22,21 @@ use opsi_backup::mysql::{quote_identifier, quote_string, run_sql, MysqlConfig};
 
 /// A password exercising option-file quoting: blanks at both ends, both quote kinds,
 /// backslashes (one at the end), `#` and `;` comment characters, `=`, and non-ASCII.
-pub const NASTY_PASSWORD: &str = " pä'ss\"w\\o rd #x;y=z\\";
+pub(crate) const NASTY_PASSWORD: &str = " pä'ss\"w\\o rd #x;y=z\\";
 
 #[derive(Debug, Clone)]
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub address: String,
     pub user: String,
     pub password: String,
 }
 
 /// Set to `1` to skip the MySQL tests knowingly when no server is at hand.
-pub const SKIP_ENV: &str = "OPSI_BACKUP_SKIP_MYSQL";
+pub(crate) const SKIP_ENV: &str = "OPSI_BACKUP_SKIP_MYSQL";
 
 /// The server from `OPSI_BACKUP_TEST_MYSQL`. Without one the calling test panics, or, with
 /// `OPSI_BACKUP_SKIP_MYSQL=1`, gets `None` after saying loudly that it tests nothing.
-pub fn server() -> Option<TestServer> {
+pub(crate) fn server() -> Option<TestServer> {
     static SERVER: OnceLock<Option<TestServer>> = OnceLock::new();
     let server = SERVER.get_or_init(|| {
         let spec = std::env::var("OPSI_BACKUP_TEST_MYSQL")
@@ -120,20 +120,20 @@ fn tool_env_write() -> RwLockWriteGuard<'static, ()> {
 
 /// Runs `f` (which runs the client tools) while no test changes the tool overrides.
 /// Do not nest, and do not call while holding a [`ToolOverride`].
-pub fn with_tools<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_tools<T>(f: impl FnOnce() -> T) -> T {
     let _guard = tool_env_read();
     f()
 }
 
 /// Sets tool overrides for the lifetime of the value, excluding every other test's tool runs;
 /// removes them again when dropped (also when the test panics).
-pub struct ToolOverride {
+pub(crate) struct ToolOverride {
     vars: Vec<&'static str>,
     _guard: RwLockWriteGuard<'static, ()>,
 }
 
 impl ToolOverride {
-    pub fn set(vars: &[(&'static str, &std::path::Path)]) -> ToolOverride {
+    pub(crate) fn set(vars: &[(&'static str, &std::path::Path)]) -> ToolOverride {
         let guard = tool_env_write();
         for (k, v) in vars {
             std::env::set_var(k, v);
@@ -154,7 +154,7 @@ impl Drop for ToolOverride {
 }
 
 impl TestServer {
-    pub fn root(&self) -> MysqlConfig {
+    pub(crate) fn root(&self) -> MysqlConfig {
         MysqlConfig {
             address: self.address.clone(),
             database: String::new(),
@@ -169,7 +169,7 @@ impl TestServer {
 ///
 /// A database and a user (password [`NASTY_PASSWORD`]) allowed everything on it; both are
 /// dropped when this goes out of scope.
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub name: String,
     /// The test user's view: what an opsi `mysql.conf` would hold.
     pub cfg: MysqlConfig,
@@ -177,7 +177,7 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    pub fn create(server: &TestServer, tag: &str) -> TestDb {
+    pub(crate) fn create(server: &TestServer, tag: &str) -> TestDb {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let name = format!("obt_{tag}_{}_{n}", std::process::id());
@@ -204,7 +204,7 @@ impl TestDb {
     }
 
     /// Runs SQL as root (e.g. to grant or to inspect).
-    pub fn root_sql(&self, sql: &str) -> String {
+    pub(crate) fn root_sql(&self, sql: &str) -> String {
         with_tools(|| run_sql(&self.root, Some(&self.name), sql)).expect("root SQL")
     }
 }

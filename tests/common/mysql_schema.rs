@@ -16,7 +16,7 @@ use std::io::{self, Write};
 
 /// How much data to generate.
 #[derive(Debug, Clone, Copy)]
-pub struct DataSize {
+pub(crate) struct DataSize {
     pub clients: usize,
     pub depots: usize,
     pub products: usize,
@@ -33,7 +33,7 @@ pub struct DataSize {
 
 impl DataSize {
     /// A few thousand rows: for round-trip tests.
-    pub fn small() -> DataSize {
+    pub(crate) fn small() -> DataSize {
         DataSize {
             clients: 25,
             depots: 2,
@@ -47,7 +47,7 @@ impl DataSize {
     }
 
     /// A server with `clients` audited clients (~40 kB of dump each).
-    pub fn realistic(clients: usize) -> DataSize {
+    pub(crate) fn realistic(clients: usize) -> DataSize {
         DataSize {
             clients,
             depots: 4,
@@ -62,7 +62,7 @@ impl DataSize {
 }
 
 /// The tables, in dependency order.
-pub const TABLES: &[&str] = &[
+pub(crate) const TABLES: &[&str] = &[
     "HOST",
     "CONFIG",
     "CONFIG_VALUE",
@@ -80,7 +80,7 @@ pub const TABLES: &[&str] = &[
 ];
 
 /// Table definitions after opsi's MySQL backend (InnoDB, utf8, the same keys).
-pub const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE `HOST` (
   `hostId` varchar(255) NOT NULL, `type` varchar(30), `description` varchar(100),
   `notes` varchar(500), `hardwareAddress` varchar(17), `ipAddress` varchar(15),
@@ -180,32 +180,32 @@ CREATE TABLE `BLOBS` (
 "#;
 
 /// splitmix64: small, deterministic, good enough for test data.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub(crate) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len())]
     }
-    pub fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 }
 
 /// A SQL string literal (default sql_mode, i.e. backslash escapes).
-pub fn lit(s: &str) -> String {
+pub(crate) fn lit(s: &str) -> String {
     opsi_backup::mysql::quote_string(s)
 }
 
@@ -253,7 +253,7 @@ fn words(rng: &mut Rng, n: usize) -> String {
         .join(" ")
 }
 
-pub fn client_id(i: usize) -> String {
+pub(crate) fn client_id(i: usize) -> String {
     format!("client-{i:05}.domain.example")
 }
 
@@ -415,14 +415,14 @@ fn hw_config_rows(
 }
 
 /// Binary values with every byte the dump must escape or carry raw.
-pub fn blob(rng: &mut Rng, i: usize) -> Vec<u8> {
+pub(crate) fn blob(rng: &mut Rng, i: usize) -> Vec<u8> {
     let mut v: Vec<u8> = vec![0, b'\'', b'"', b'\\', b'\n', b'\r', 0x1a, 0xff, 0xfe, 0xc3];
     v.extend((0..(i * 37) % 3000).map(|_| rng.next() as u8));
     v
 }
 
 /// The whole database: schema and data. Feed to `mysql <database>`.
-pub fn write_database(out: &mut dyn Write, size: &DataSize) -> io::Result<()> {
+pub(crate) fn write_database(out: &mut dyn Write, size: &DataSize) -> io::Result<()> {
     let mut rng = Rng::new(size.seed);
     writeln!(out, "SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS=0;")?;
     out.write_all(SCHEMA.as_bytes())?;
@@ -647,7 +647,7 @@ fn hex(data: &[u8]) -> String {
 /// audit rows updated (new lastseen, new action results), `new_clients` clients added whose
 /// ids sort into the middle of the client list (so their product states land in the middle of
 /// PRODUCT_ON_CLIENT), and their audit rows appended. Feed to `mysql <database>`.
-pub fn write_nightly_changes(
+pub(crate) fn write_nightly_changes(
     out: &mut dyn Write,
     size: &DataSize,
     percent: f64,
@@ -731,7 +731,7 @@ pub fn write_nightly_changes(
 /// Clustered changes, as opsi's nightly software audit makes them: every SOFTWARE_CONFIG and
 /// hardware row of `percent`% of the clients gets a new `lastseen` (their rows are
 /// contiguous), and those clients' product states change. Feed to `mysql <database>`.
-pub fn write_reaudit(
+pub(crate) fn write_reaudit(
     out: &mut dyn Write,
     size: &DataSize,
     percent: f64,
@@ -768,7 +768,7 @@ pub fn write_reaudit(
 }
 
 /// The database as SQL text in memory.
-pub fn database_sql(size: &DataSize) -> Vec<u8> {
+pub(crate) fn database_sql(size: &DataSize) -> Vec<u8> {
     let mut out = Vec::new();
     write_database(&mut out, size).expect("writing to memory");
     out

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
+pub(crate) enum Node {
     Dir {
         mode: u32,
         uid: u32,
@@ -27,7 +27,7 @@ pub enum Node {
     },
 }
 
-pub fn read(root: &Path) -> BTreeMap<String, Node> {
+pub(crate) fn read(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).follow_links(false) {
         let e = e.unwrap();
@@ -95,7 +95,7 @@ fn same(a: &Node, b: &Node) -> bool {
 }
 
 /// Asserts two trees are identical, listing the first differences.
-pub fn assert_same(a: &Path, b: &Path) {
+pub(crate) fn assert_same(a: &Path, b: &Path) {
     let ta = read(a);
     let tb = read(b);
     let mut diffs = Vec::new();

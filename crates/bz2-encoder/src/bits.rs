@@ -1,13 +1,13 @@
 //! A most-significant-bit-first bit writer, the bit order of a bzip2 stream.
 
-pub struct BitWriter {
+pub(crate) struct BitWriter {
     out: Vec<u8>,
     acc: u64,
     pending: u32,
 }
 
 impl BitWriter {
-    pub fn new(out: Vec<u8>) -> BitWriter {
+    pub(crate) fn new(out: Vec<u8>) -> BitWriter {
         BitWriter {
             out,
             acc: 0,
@@ -17,7 +17,7 @@ impl BitWriter {
 
     /// Appends the low `bits` bits of `value` (at most 32), highest first.
     #[inline]
-    pub fn put(&mut self, bits: u32, value: u32) {
+    pub(crate) fn put(&mut self, bits: u32, value: u32) {
         debug_assert!(bits <= 32 && (bits == 32 || value >> bits == 0));
         // At most 7 bits wait in `acc`, so 39 fit; bits above them are never read.
         self.acc = (self.acc << bits) | u64::from(value);
@@ -29,7 +29,7 @@ impl BitWriter {
     }
 
     /// Pads the last byte with zero bits and returns the bytes.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         if self.pending > 0 {
             self.out.push((self.acc << (8 - self.pending)) as u8);
         }

@@ -15,7 +15,7 @@ use super::verify::HINT_STEP;
 
 /// Sorting buffers, kept between blocks.
 #[derive(Default)]
-pub struct Scratch {
+pub(crate) struct Scratch {
     rotated: Vec<u8>,
     sa: Vec<i32>,
 }
@@ -24,7 +24,11 @@ pub struct Scratch {
 /// positions 0 (the original row), HINT_STEP, 2 x HINT_STEP... (where `verify.rs` starts its
 /// walks), or `None` when the block repeats a shorter string (equal rotations; no Lyndon
 /// rotation exists).
-pub fn transform(block: &[u8], scratch: &mut Scratch, last: &mut Vec<u8>) -> Option<Vec<u32>> {
+pub(crate) fn transform(
+    block: &[u8],
+    scratch: &mut Scratch,
+    last: &mut Vec<u8>,
+) -> Option<Vec<u32>> {
     let n = block.len();
     let twice = &mut scratch.rotated;
     twice.clear();

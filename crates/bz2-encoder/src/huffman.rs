@@ -5,12 +5,12 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-pub const GROUP: usize = 50;
+pub(crate) const GROUP: usize = 50;
 /// Longest code written (the format allows 20; shorter codes keep tables cheap to decode).
 const MAX_LEN: u8 = 17;
 const ROUNDS: usize = 4;
 
-pub struct Tables {
+pub(crate) struct Tables {
     /// Code length of every symbol, per table.
     pub lens: Vec<[u8; 258]>,
     pub codes: Vec<[u32; 258]>,
@@ -19,7 +19,7 @@ pub struct Tables {
 }
 
 /// Chooses tables and selectors for `syms` over an alphabet of `alpha` symbols.
-pub fn build(syms: &[u16], alpha: usize, freq: &[u32; 258]) -> Tables {
+pub(crate) fn build(syms: &[u16], alpha: usize, freq: &[u32; 258]) -> Tables {
     let n_tables = match syms.len() {
         0..200 => 2,
         200..600 => 3,
@@ -90,7 +90,7 @@ fn initial_tables(n: usize, alpha: usize, freq: &[u32; 258], total: usize) -> Ve
 
 /// Huffman code lengths of at most `MAX_LEN` bits; every symbol gets a code, since the
 /// format stores a length for each. Too deep a tree is rebuilt from flattened weights.
-pub fn code_lengths(freq: &[u32], lens: &mut [u8]) {
+pub(crate) fn code_lengths(freq: &[u32], lens: &mut [u8]) {
     let mut weights: Vec<u64> = freq.iter().map(|&f| u64::from(f.max(1))).collect();
     loop {
         let depths = tree_depths(&weights);

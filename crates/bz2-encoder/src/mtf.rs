@@ -1,11 +1,11 @@
 //! Move-to-front over the bytes a block uses, with runs of zeros written in bijective base 2
 //! (RUNA = digit 1, RUNB = digit 2), ending with the end-of-block symbol.
 
-pub const RUNA: u16 = 0;
-pub const RUNB: u16 = 1;
+pub(crate) const RUNA: u16 = 0;
+pub(crate) const RUNB: u16 = 1;
 
 /// The symbols of one block and how often each occurs.
-pub struct Symbols {
+pub(crate) struct Symbols {
     pub syms: Vec<u16>,
     /// Number of symbols in the alphabet: the used bytes, RUNA/RUNB's extra one, end of block.
     pub alpha: usize,
@@ -13,7 +13,7 @@ pub struct Symbols {
 }
 
 /// `used` lists which byte values occur in `last`.
-pub fn encode(last: &[u8], used: &[bool; 256], syms: Vec<u16>) -> Symbols {
+pub(crate) fn encode(last: &[u8], used: &[bool; 256], syms: Vec<u16>) -> Symbols {
     let mut seq = [0u8; 256];
     let mut in_use = 0usize;
     for b in 0..256 {

@@ -15,13 +15,13 @@ use super::huffman::GROUP;
 use super::CRC;
 
 /// Positions in the block between hinted rows (a power of two).
-pub const HINT_STEP: usize = 1 << 16;
+pub(crate) const HINT_STEP: usize = 1 << 16;
 const MAX_BLOCK: usize = 900_000;
 /// Code bits resolved by one table lookup; longer codes take the canonical slow path.
 const FAST_BITS: u32 = 10;
 
 #[derive(Default)]
-pub struct Scratch {
+pub(crate) struct Scratch {
     last: Vec<u8>,
     next: Vec<u32>,
     block: Vec<u8>,
@@ -29,7 +29,7 @@ pub struct Scratch {
 
 /// Whether `z` is one bzip2 stream of exactly `plain`. `hints[b]` are block `b`'s rows at
 /// positions 0, HINT_STEP, 2 x HINT_STEP... of its run-length-coded bytes.
-pub fn check(z: &[u8], plain: &[u8], hints: &[Vec<u32>], s: &mut Scratch) -> bool {
+pub(crate) fn check(z: &[u8], plain: &[u8], hints: &[Vec<u32>], s: &mut Scratch) -> bool {
     check_stream(z, plain, hints, s).is_some()
 }
 
@@ -69,7 +69,7 @@ fn expect(ok: bool) -> Option<()> {
 
 /// Parses one block's tables and selectors and decodes its symbols (Huffman, then
 /// RUNA/RUNB runs and move-to-front) into `s.last`, the transformed block.
-fn decode_symbols(bits: &mut Bits, s: &mut Scratch) -> Option<()> {
+fn decode_symbols(bits: &mut Bits<'_>, s: &mut Scratch) -> Option<()> {
     let ranges = bits.get(16);
     let mut used = Vec::with_capacity(256);
     for r in 0..16 {
@@ -272,7 +272,7 @@ impl Decoder {
     }
 
     #[inline]
-    fn decode(&self, bits: &mut Bits) -> Option<u16> {
+    fn decode(&self, bits: &mut Bits<'_>) -> Option<u16> {
         bits.refill();
         let e = self.fast[bits.peek(FAST_BITS) as usize];
         if e != 0 {

@@ -187,7 +187,7 @@ pub(super) const LOCATED_COLUMNS: &str =
     "p.name, g.id, g.offset, g.stored_len, g.plain_len, g.flags, c.id, c.hash, c.offset, c.len";
 
 /// A row of `LOCATED_COLUMNS`.
-pub(super) fn located(r: &Row) -> rusqlite::Result<(GroupAt, ChunkAt)> {
+pub(super) fn located(r: &Row<'_>) -> rusqlite::Result<(GroupAt, ChunkAt)> {
     let hash: Vec<u8> = r.get(7)?;
     Ok((
         GroupAt {

@@ -138,7 +138,7 @@ pub(crate) fn end_read(conn: &Connection) -> Result<()> {
 }
 
 /// Empties every table, in the caller's transaction (rebuild-index fills them again).
-pub(crate) fn clear(tx: &Transaction) -> Result<()> {
+pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
     schema::clear(tx)
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn snapshot_known(conn: &Connection, name: &str) -> Result<bool> {
 const INFO_COLUMNS: &str =
     "name, time, host, backends, sysinfo, source, size, added, members, written";
 
-fn info_row(r: &rusqlite::Row) -> rusqlite::Result<SnapshotInfo> {
+fn info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
     Ok(SnapshotInfo {
         id: r.get(0)?,
