@@ -1,4 +1,5 @@
-//! Connection settings of one MySQL backend, as read from opsi's `mysql.conf`.
+//! Connection settings of one MySQL backend, as read from opsi's `mysql.conf`
+//! (`opsi::backends` reads them into this type).
 
 use std::ffi::OsString;
 use std::fmt;

@@ -13,7 +13,6 @@
 //! backend loads, none is "in use", and a warning says why `auto` selects nothing.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::PathBuf;
 
 use pyconf::{dict_get, parse_conf, system_resolver, PyValue};
@@ -21,6 +20,7 @@ use pyconf::{dict_get, parse_conf, system_resolver, PyValue};
 use super::dispatch::DispatchConfig;
 use super::root::OpsiRoot;
 use crate::error::{Error, IoContext, Result};
+use crate::mysql::MysqlConfig;
 
 /// The file backend's `baseDir` when its config does not name one.
 pub(crate) const DEFAULT_FILE_BASE_DIR: &str = "/var/lib/opsi/config";
@@ -54,27 +54,6 @@ pub(crate) struct BackendConfig {
     pub dispatched: bool,
     /// The file it was read from (under the [`OpsiRoot`]).
     pub file: PathBuf,
-}
-
-/// MysqlSettings are the connection settings of a MySQL backend. `Debug` hides the password.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct MysqlSettings {
-    /// A host name, or the path of a socket when it starts with `/`.
-    pub address: String,
-    pub database: String,
-    pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for MysqlSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MysqlSettings")
-            .field("address", &self.address)
-            .field("database", &self.database)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
 }
 
 impl BackendConfig {
@@ -139,8 +118,8 @@ impl BackendConfig {
     }
 
     /// The MySQL backend's connection settings; every one of them must be set.
-    pub(crate) fn mysql(&self) -> Result<MysqlSettings> {
-        Ok(MysqlSettings {
+    pub(crate) fn mysql(&self) -> Result<MysqlConfig> {
+        Ok(MysqlConfig {
             address: self.req_str("address")?,
             database: self.req_str("database")?,
             username: self.req_str("username")?,

@@ -213,13 +213,7 @@ fn mysql_backend(survey: &Survey, b: &BackendConfig, plan: &mut Plan) -> Result<
         ));
         return Ok(());
     }
-    let s = b.mysql()?;
-    let cfg = MysqlConfig {
-        address: s.address,
-        database: s.database,
-        username: s.username,
-        password: s.password,
-    };
+    let cfg = b.mysql()?;
     let name = b.name.clone();
     plan.renamable.push(Renamable::Mysql(cfg.clone()));
     plan.targets.push(Target {

@@ -78,13 +78,7 @@ impl Plan {
                     b.name
                 ));
             }
-            let s = b.mysql()?;
-            let config = MysqlConfig {
-                address: s.address,
-                database: s.database,
-                username: s.username,
-                password: s.password,
-            };
+            let config = b.mysql()?;
             plan.parts.push(Part::Mysql {
                 name: b.name.clone(),
                 config,

@@ -110,6 +110,19 @@ struct Found {
     everyone: bool,
 }
 
+impl Found {
+    /// Chunk `c` of pack `pack` is damaged or cannot be read.
+    fn chunk(pack: &str, c: &ChunkAt, what: String) -> Found {
+        Found {
+            pack: Some(pack.to_string()),
+            chunk: Some(c.hash),
+            what,
+            rows: vec![c.row],
+            ..Found::default()
+        }
+    }
+}
+
 /// Verifies snapshot `only` (its file and its chunks) or, with `None`, every snapshot file and
 /// every indexed chunk.
 pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Result<VerifyReport> {
@@ -434,13 +447,7 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
             Err(e) => {
                 for c in &g.chunks {
                     let what = format!("group at offset {} cannot be read: {e}", g.offset);
-                    found.push(Found {
-                        pack: Some(name.to_string()),
-                        chunk: Some(c.hash),
-                        what,
-                        rows: vec![c.row],
-                        ..Found::default()
-                    });
+                    found.push(Found::chunk(name, c, what));
                 }
             }
         }
@@ -496,13 +503,7 @@ fn check_chunks(name: &str, g: &GroupWork, plain: &[u8], found: &mut Vec<Found>)
                 "damaged (BLAKE3 mismatch) in the group at offset {}",
                 g.offset
             );
-            found.push(Found {
-                pack: Some(name.to_string()),
-                chunk: Some(c.hash),
-                what,
-                rows: vec![c.row],
-                ..Found::default()
-            });
+            found.push(Found::chunk(name, c, what));
         }
     }
     (chunks, bytes)
