@@ -339,6 +339,13 @@ fn contrib_cargo_toml_and_readme_name_the_same_paths() {
         "sed 's|/usr/bin/opsi-backup|/usr/local/bin/opsi-backup|' contrib/systemd/opsi-backup.service"
     ));
 
+    // The package's changelog names the version cargo deb gives it.
+    let changelog = read("contrib/deb/changelog");
+    assert!(
+        changelog.starts_with(&format!("opsi-backup ({}-1) ", env!("CARGO_PKG_VERSION"))),
+        "{changelog}"
+    );
+
     // The cron file: disabled, the same two commands, a PATH holding both places.
     let cron = read("contrib/cron/opsi-backup");
     let job: Vec<&str> = cron.lines().filter(|l| l.contains(" root ")).collect();

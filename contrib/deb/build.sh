@@ -11,6 +11,8 @@ cargo build --locked --profile dist --bin opsi-backup
 dist="$target/dist"
 rm -rf "$dist/man" "$dist/completions"
 "$dist/opsi-backup" man "$dist/man"
+# Debian wants man pages compressed; cargo-deb compresses only files it did not build.
+gzip -9n "$dist"/man/*.1
 mkdir -p "$dist/completions"
 for shell in bash zsh fish; do
     "$dist/opsi-backup" completions "$shell" >"$dist/completions/opsi-backup.$shell"
