@@ -265,7 +265,7 @@ fn contrib_cargo_toml_and_readme_name_the_same_paths() {
         .filter(|l| !l.starts_with('#'))
         .map(str::to_string)
         .collect();
-    let block = readme_block("The sample copied in step 1 (`contrib/opsi-backup.toml`) sets the repository and the policy:");
+    let block = readme_block("Step 2 puts the sample (`contrib/opsi-backup.toml`) in its place, with a repository and a policy:");
     assert_eq!(block, settings[..block.len()]);
     assert!(settings[block.len()..].iter().all(|l| l.is_empty()));
 
