@@ -2,7 +2,7 @@
 //! cron line is just `opsi-backup create` plus `opsi-backup forget --prune`:
 //!
 //! ```toml
-//! repository = "/var/backups/opsi"
+//! repository = "/var/backups/opsi-backup"
 //! lock_wait = 3600     # seconds to wait for a repository another process holds
 //!
 //! [retention]          # restic's forget semantics, see retention.rs

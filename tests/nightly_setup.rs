@@ -24,7 +24,7 @@ fn sh(line: &str, root: &Path) {
         .parent()
         .unwrap()
         .to_path_buf();
-    let line = line.replace("/usr/local/bin/opsi-backup", "opsi-backup");
+    let line = line.replace("/usr/bin/opsi-backup", "opsi-backup");
     let out = Command::new("sh")
         .arg("-c")
         .arg(&line)

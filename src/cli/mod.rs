@@ -3,6 +3,7 @@
 //! (`create::create`); each parses nothing itself, calls the library and returns an exit code.
 //! Shared by the commands: `repo` (opening the repository), `human` (ids and sizes for people),
 //! `progress` (bars), `parent` (completing a parent snapshot for create and import).
+//! `manual`: completions and man pages generated from these definitions.
 //! Errors become one `ERROR: ...` line and exit 1 (usage errors exit 2), as the original does.
 
 mod backup_source;
@@ -14,6 +15,7 @@ mod human;
 mod import;
 mod init;
 mod list;
+mod manual;
 mod parent;
 mod progress;
 mod prune;
@@ -107,6 +109,11 @@ pub enum Command {
     Forget(forget::ForgetArgs),
     /// Free the space of data no snapshot needs any more.
     Prune(prune::PruneArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(manual::CompletionsArgs),
+    /// Write the man pages into DIR (a packaging step).
+    #[command(hide = true)]
+    Man(manual::ManArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -123,6 +130,12 @@ pub fn main() -> i32 {
         println!("{} [opsi-backup-rs]", env!("CARGO_PKG_VERSION"));
         return 0;
     }
+    // The manual depends on the definitions alone: no log file, no settings to read.
+    let cli = match cli.command {
+        Some(Command::Completions(a)) => return finish(manual::completions(a), None),
+        Some(Command::Man(a)) => return finish(manual::man(a), None),
+        _ => cli,
+    };
     let default_log = PathBuf::from("/var/log/opsi/opsi-backup.log");
     let explicit = cli.global.log_file.is_some();
     let log_file = cli.global.log_file.clone().unwrap_or(default_log);
@@ -155,12 +168,19 @@ pub fn main() -> i32 {
         Command::Diff(a) => diff::diff(&cli.global, a),
         Command::Forget(a) => forget::forget(&cli.global, a),
         Command::Prune(a) => prune::prune(&cli.global, a),
+        Command::Completions(a) => manual::completions(a),
+        Command::Man(a) => manual::man(a),
     };
+    finish(result, cli.global.repository.as_deref())
+}
+
+/// The exit code of a command's result; an error becomes one `ERROR: ...` line.
+fn finish(result: anyhow::Result<i32>, repository: Option<&std::path::Path>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
             logging::log(logging::DEBUG, &format!("{e:?}"));
-            let e = name_repository(e, cli.global.repository.as_deref());
+            let e = name_repository(e, repository);
             eprintln!("ERROR: {e:#}");
             1
         }
