@@ -106,6 +106,15 @@ fn the_debian_package_installs_every_file_where_expected() {
         !control.join("postinst").exists(),
         "nothing is enabled on install"
     );
+    // The original (opsi-utils' /usr/bin/opsi-backup) is diverted aside, and back on removal.
+    for script in ["preinst", "postrm"] {
+        let text = fs::read_to_string(control.join(script)).unwrap();
+        assert!(
+            text.contains("dpkg-divert --package opsi-backup")
+                && text.contains("--divert /usr/bin/opsi-backup.opsi-utils /usr/bin/opsi-backup"),
+            "{script}: {text}"
+        );
+    }
 
     // lintian, where installed: no errors (README, "Debian package", names the warnings).
     if Command::new("lintian").arg("--version").output().is_ok() {

@@ -26,7 +26,7 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script for `a.shell` on stdout.
-pub fn completions(a: CompletionsArgs) -> anyhow::Result<i32> {
+pub(crate) fn completions(a: CompletionsArgs) -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(a.shell, &mut Cli::command(), "opsi-backup", &mut out);
     out.flush()?;
@@ -34,7 +34,7 @@ pub fn completions(a: CompletionsArgs) -> anyhow::Result<i32> {
 }
 
 /// Writes opsi-backup.1 and opsi-backup-COMMAND.1 for every visible command into `a.dir`.
-pub fn man(a: ManArgs) -> anyhow::Result<i32> {
+pub(crate) fn man(a: ManArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     // The version goes into each page's footer; the flag itself stays `-V` as the original's.
