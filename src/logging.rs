@@ -1,12 +1,16 @@
 //! opsi-style logging: levels 0 (nothing) to 9 (confidential), default 5 (notice). Messages go
 //! to the log file at the chosen level and to stderr at warning level, or at the chosen level
 //! with `-v`, as the original does. Log lines never contain credentials.
+//! What the commands print for people (`ERROR: ...`, `WARNING: ...`, a repository command's
+//! summary) goes to the log file as well (`error`, `labelled`, `record`), so a failed night
+//! leaves its reason in the log and not only in a cron mail.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
+pub(crate) const ERROR: u8 = 3;
 pub(crate) const WARNING: u8 = 4;
 pub(crate) const NOTICE: u8 = 5;
 pub(crate) const INFO: u8 = 6;
@@ -60,12 +64,36 @@ pub(crate) fn log(level: u8, msg: &str) {
     if level <= l.stderr_level {
         eprintln!("[{}] {msg}", level_name(level));
     }
+    to_file(&mut l, level, msg);
+}
+
+fn to_file(l: &mut Logger, level: u8, msg: &str) {
     if level <= l.file_level {
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f");
         if let Some(f) = l.file.as_mut() {
             let _ = writeln!(f, "[{level}] [{now}] {msg}");
         }
     }
+}
+
+/// `{label}: {msg}` on stderr whatever the level (the command's own report, as the original
+/// prints its `ERROR:` lines), and `msg` in the log file at `level`.
+pub(crate) fn labelled(level: u8, label: &str, msg: &str) {
+    let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    eprintln!("{label}: {msg}");
+    to_file(&mut l, level, &format!("{label}: {msg}"));
+}
+
+/// `ERROR: {msg}` on stderr and in the log file.
+pub(crate) fn error(msg: impl AsRef<str>) {
+    labelled(ERROR, "ERROR", msg.as_ref());
+}
+
+/// A line printed for people on stdout (a command's summary), kept in the log file too at
+/// notice level.
+pub(crate) fn record(msg: &str) {
+    let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
+    to_file(&mut l, NOTICE, msg);
 }
 
 /// Unix seconds as local time for people (`2026-12-06 17:09:08`), as messages and listings

@@ -40,6 +40,15 @@ impl Compression {
         }
     }
 
+    /// The name people know it by (`bzip2`, `gzip`, `no compression`).
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Compression::Bz2 => "bzip2",
+            Compression::Gz => "gzip",
+            Compression::None => "no compression",
+        }
+    }
+
     /// The parallel codec, or `None` for an uncompressed tar.
     pub(crate) fn codec(self) -> Option<Codec> {
         match self {

@@ -50,6 +50,23 @@ pub(crate) fn destination(dest: Option<&Path>, generated: &str) -> PathBuf {
     }
 }
 
+/// The compression a file name promises (`.tar.gz`/`.tgz`, `.tar.bz2`/`.tbz2`, `.tar`) when it
+/// is not `compression`; `None` when it matches or the name promises nothing. The name is the
+/// user's to choose (the original keeps it too); readers go by the content.
+pub(crate) fn name_mismatch(dest: &Path, compression: Compression) -> Option<Compression> {
+    let name = dest.file_name()?.to_string_lossy().to_ascii_lowercase();
+    let named = if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Compression::Gz
+    } else if name.ends_with(".tar.bz2") || name.ends_with(".tbz2") || name.ends_with(".tbz") {
+        Compression::Bz2
+    } else if name.ends_with(".tar") {
+        Compression::None
+    } else {
+        return None;
+    };
+    (named != compression).then_some(named)
+}
+
 /// The archive's time: the original's generated name ends in `_YYYY-MM-DD_HH-MM-SS[.ffffff]`
 /// (local time); otherwise the file's mtime.
 pub(crate) fn archive_time(path: &Path) -> i64 {
@@ -78,6 +95,18 @@ pub(crate) fn archive_time(path: &Path) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_promising_another_compression_is_told() {
+        let m = |n: &str, c| name_mismatch(Path::new(n), c);
+        assert_eq!(m("/b/x.tar.gz", Compression::Bz2), Some(Compression::Gz));
+        assert_eq!(m("x.TGZ", Compression::None), Some(Compression::Gz));
+        assert_eq!(m("x.tar", Compression::Gz), Some(Compression::None));
+        assert_eq!(m("x.tar.bz2", Compression::Gz), Some(Compression::Bz2));
+        assert_eq!(m("x.tar.bz2", Compression::Bz2), None);
+        assert_eq!(m("x.tar.gz", Compression::Gz), None);
+        assert_eq!(m("backup", Compression::Gz), None);
+    }
 
     /// A generated name gives back the time it was made at.
     #[test]

@@ -9,7 +9,7 @@ use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
 use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{export, human, parent, repo, Global};
+use crate::cli::{export, human, output, parent, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -93,6 +93,7 @@ pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
         chrono::Local::now(),
     );
     let dest = naming::destination(a.destination.as_deref(), &name);
+    export::warn_name_mismatch(&dest, compression);
     logging::notice(format!("Creating backup archive {}", dest.display()));
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let spool_dir = writer.dir().to_path_buf();
@@ -165,15 +166,23 @@ fn create_snapshot(
     bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
     let info = writer.commit()?;
-    println!(
-        "snapshot {} saved ({} new of {}; {reused} unchanged files not read again)",
+    // Without a parent nothing could be reused: saying "0 unchanged files" would only puzzle.
+    let unchanged = match &parent {
+        Some(_) => format!(
+            "; {} not read again",
+            output::count(reused, "unchanged file")
+        ),
+        None => String::new(),
+    };
+    output::summary(format!(
+        "snapshot {} saved ({} new of {}{unchanged})",
         human::short(&info.id),
         human::bytes(info.added),
         human::bytes(info.size)
-    );
+    ));
     if let Some(dest) = &a.destination {
         let done = export::export_snapshot(&r, &info, dest, compression, !a.no_cache)?;
-        println!("{}", done.display());
+        output::summary(done.display().to_string());
     }
     Ok(0)
 }

@@ -27,6 +27,7 @@ pub struct DiffArgs {
 fn fingerprints(g: &Global, arg: &std::path::Path) -> anyhow::Result<Fingerprints> {
     let mut f = Fingerprints::default();
     if repo::is_archive(g, arg) {
+        repo::ensure_not_snapshot(g, arg)?;
         archive_file::replay(arg, &mut f)?;
     } else {
         let r = repo::open(g)?;
@@ -50,12 +51,12 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
     };
     for m in d.members.iter().filter(|m| !layout::is_control(&m.member)) {
         match &m.opsi {
-            Some(o) => println!("{}  {}  ({o})", sign(m.change), m.member),
-            None => println!("{}  {}", sign(m.change), m.member),
+            Some(o) => say!("{}  {}  ({o})", sign(m.change), m.member),
+            None => say!("{}  {}", sign(m.change), m.member),
         }
     }
     for t in &d.tables {
-        println!(
+        say!(
             "{}  table {} in {}: {} -> {} rows",
             sign(t.change),
             t.table,
@@ -70,7 +71,7 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
             .filter(|m| m.change == c && !layout::is_control(&m.member))
             .count()
     };
-    println!(
+    say!(
         "{} added, {} removed, {} changed, {} metadata only; {} tables changed",
         count(Change::Added),
         count(Change::Removed),

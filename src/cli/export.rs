@@ -11,7 +11,7 @@ use crate::archive::compression::Compression;
 use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, repo, Global};
+use crate::cli::{human, output, repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
 use crate::store::{Repository, SnapshotInfo};
@@ -54,6 +54,7 @@ pub(super) fn export_snapshot(
         info.time,
     );
     let dest = naming::destination(Some(dest), &name);
+    warn_name_mismatch(&dest, compression);
     let codec = compression.codec().filter(|_| use_cache);
     let cache = codec.and_then(|codec| {
         SegmentCache::open(r.root(), codec)
@@ -88,6 +89,20 @@ pub(super) fn export_snapshot(
     Ok(done)
 }
 
+/// An archive named `x.tar.gz` but written with `-c bz2` keeps its name (as the original
+/// does), with a warning: the name would mislead tools that go by it.
+pub(super) fn warn_name_mismatch(dest: &std::path::Path, compression: Compression) {
+    if let Some(named) = naming::name_mismatch(dest, compression) {
+        logging::warning(format!(
+            "{}: the name says {}, but the archive is written with {}; the name is kept \
+             (opsi-backup reads it by its content)",
+            dest.display(),
+            named.describe(),
+            compression.describe()
+        ));
+    }
+}
+
 pub(super) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let info = r.resolve(&a.snapshot)?;
@@ -98,6 +113,6 @@ pub(super) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
         Compression::parse(&a.compression)?,
         !a.no_cache,
     )?;
-    println!("{}", done.display());
+    output::summary(done.display().to_string());
     Ok(0)
 }

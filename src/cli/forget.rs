@@ -5,7 +5,7 @@
 
 use clap::Args;
 
-use crate::cli::{human, prune, repo, Global};
+use crate::cli::{human, output, prune, repo, Global};
 use crate::retention::{self, Decision, Policy};
 use crate::store::PruneOptions;
 
@@ -77,9 +77,12 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
         print_decisions(&decisions);
         if a.dry_run {
             let remove = decisions.iter().filter(|d| !d.keep).count();
-            println!("dry run: {remove} snapshots would be removed; nothing was changed");
+            say!(
+                "dry run: {} would be removed; nothing was changed",
+                output::count(remove as u64, "snapshot")
+            );
             if let Err(e) = retention::check_keeps_each_host(&decisions) {
-                println!("without --dry-run this would be refused: {e}");
+                say!("without --dry-run this would be refused: {e}");
             }
             return Ok(0);
         }
@@ -88,7 +91,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
         let mut ids = Vec::new();
         for s in &a.snapshots {
             let info = r.resolve(s)?;
-            println!(
+            say!(
                 "{:<12}  {:<19}  {:<28}  remove",
                 human::short(&info.id),
                 crate::logging::local_time(info.time),
@@ -97,15 +100,15 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             ids.push(info.id);
         }
         if a.dry_run {
-            println!(
-                "dry run: {} snapshots would be removed; nothing was changed",
-                ids.len()
+            say!(
+                "dry run: {} would be removed; nothing was changed",
+                output::count(ids.len() as u64, "snapshot")
             );
             return Ok(0);
         }
         r.forget(&ids)?
     };
-    println!("{n} snapshots removed");
+    output::summary(format!("{} removed", output::count(n as u64, "snapshot")));
     if a.prune {
         prune::print_report(&r.prune(PruneOptions::default())?);
     }
@@ -113,12 +116,15 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
 }
 
 fn print_decisions(decisions: &[Decision]) {
-    println!(
+    say!(
         "{:<12}  {:<19}  {:<28}  {:<6}  REASONS",
-        "ID", "TIME", "HOST", "ACTION"
+        "ID",
+        "TIME",
+        "HOST",
+        "ACTION"
     );
     for d in decisions {
-        println!(
+        say!(
             "{:<12}  {:<19}  {:<28}  {:<6}  {}",
             human::short(&d.id),
             crate::logging::local_time(d.time),

@@ -10,7 +10,7 @@ use crate::archive::archive_file;
 use crate::archive::naming;
 use crate::archive::scan::{Checked, Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, parent, repo, Global};
+use crate::cli::{human, output, parent, repo, Global};
 use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
@@ -63,11 +63,11 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         bar.finish_and_clear();
         checked.scan.ensure_intact(&archive.display().to_string())?;
         let info = writer.commit()?;
-        println!(
+        output::summary(format!(
             "{} imported as snapshot {}",
             archive.display(),
             human::short(&info.id)
-        );
+        ));
     }
     Ok(0)
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{repo, Global};
+use crate::cli::{output, repo, Global};
 use crate::store::Repository;
 
 #[derive(Args, Debug)]
@@ -11,6 +11,6 @@ pub struct InitArgs {}
 pub(super) fn init(g: &Global, _a: InitArgs) -> anyhow::Result<i32> {
     let path = repo::repository_path(g)?;
     Repository::init(&path)?;
-    println!("created repository at {}", path.display());
+    output::summary(format!("created repository at {}", path.display()));
     Ok(0)
 }

@@ -3,8 +3,18 @@
 //! (`create::create`); each parses nothing itself, calls the library and returns an exit code.
 //! Shared by the commands: `repo` (opening the repository), `human` (ids and sizes for people),
 //! `progress` (bars), `parent` (completing a parent snapshot for create and import).
-//! `manual`: completions and man pages generated from these definitions.
-//! Errors become one `ERROR: ...` line and exit 1 (usage errors exit 2), as the original does.
+//! `manual`: completions and man pages generated from these definitions. `output` (what
+//! goes to stdout, `-q`). Errors become one `ERROR: ...` line on stderr and in
+//! the log file, and exit 1 (usage errors exit 2), as the original does.
+
+/// `println!` for people: nothing with `-q` (see `output`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !$crate::cli::output::quiet() {
+            println!($($arg)*);
+        }
+    };
+}
 
 mod backup_source;
 mod create;
@@ -16,6 +26,7 @@ mod import;
 mod init;
 mod list;
 mod manual;
+mod output;
 mod parent;
 mod progress;
 mod prune;
@@ -48,10 +59,15 @@ pub struct Cli {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Log to standard error at the chosen log level.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Print nothing on standard output (a report asked for with --json still is); errors
+    /// and warnings still go to standard error and the log file. For cron jobs.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     /// Show version info and exit.
     #[arg(short = 'V', long)]
     pub version: bool,
@@ -62,13 +78,22 @@ pub struct Global {
     #[arg(long, value_name = "FILE", global = true)]
     pub log_file: Option<PathBuf>,
     /// Resolve every opsi path (/etc/opsi, backend paths, dhcpd.conf) under DIR instead of /.
-    #[arg(long, value_name = "DIR", env = "OPSI_BACKUP_ROOT", global = true)]
-    pub root: Option<PathBuf>,
-    /// The deduplicating repository to use (create stores a snapshot there).
     #[arg(
         long,
         value_name = "DIR",
+        env = "OPSI_BACKUP_ROOT",
+        hide_env_values = true,
+        global = true
+    )]
+    pub root: Option<PathBuf>,
+    /// The deduplicating repository to use (create stores a snapshot there). Default:
+    /// `repository` in /etc/opsi/opsi-backup.toml.
+    #[arg(
+        short = 'r',
+        long,
+        value_name = "DIR",
         env = "OPSI_BACKUP_REPOSITORY",
+        hide_env_values = true,
         global = true
     )]
     pub repository: Option<PathBuf>,
@@ -83,7 +108,8 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a new backup archive.
+    /// Create a new backup archive; with a repository, a snapshot in it instead (and the
+    /// archive too when DEST is given).
     Create(create::CreateArgs),
     /// List the data contained in backup archives.
     List(list::ListArgs),
@@ -145,15 +171,25 @@ pub fn main() -> i32 {
         Some(&log_file),
         explicit,
     );
+    output::set_quiet(cli.global.quiet);
     let mut cli = cli;
-    if let Err(e) = apply_settings(&mut cli.global) {
-        eprintln!("ERROR: {e}");
-        return 1;
-    }
     let Some(command) = cli.command else {
         eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
         return 2;
     };
+    if let Err(e) = apply_settings(&mut cli.global) {
+        if needs_settings(&cli.global, &command) {
+            logging::error(format!(
+                "{e}; fix {} or move it away (options and environment variables can replace it)",
+                crate::settings::SETTINGS_FILE
+            ));
+            return 1;
+        }
+        logging::warning(format!(
+            "{e}; ignored, as {} does not need it",
+            command.name()
+        ));
+    }
     let result = match command {
         Command::Create(a) => create::create(&cli.global, a),
         Command::List(a) => list::list(&cli.global, a),
@@ -181,7 +217,7 @@ fn finish(result: anyhow::Result<i32>, repository: Option<&std::path::Path>) -> 
         Err(e) => {
             logging::log(logging::DEBUG, &format!("{e:?}"));
             let e = name_repository(e, repository);
-            eprintln!("ERROR: {e:#}");
+            logging::error(format!("{e:#}"));
             1
         }
     }
@@ -206,9 +242,54 @@ fn name_repository(e: anyhow::Error, repository: Option<&std::path::Path>) -> an
     }
 }
 
+/// Whether `command` may depend on /etc/opsi/opsi-backup.toml: it does unless it only reads
+/// archive files (list, verify, diff, restore of existing files) with the repository given
+/// or not needed. A broken file must not turn a nightly `create` into an archive in the current
+/// directory, but it need not stop anyone from reading an archive.
+fn needs_settings(g: &Global, command: &Command) -> bool {
+    fn files_only<P: AsRef<std::path::Path>>(files: &[P]) -> bool {
+        !files.is_empty() && files.iter().all(|f| f.as_ref().is_file())
+    }
+    match command {
+        Command::List(a) => !files_only(&a.files),
+        Command::Verify(a) => !files_only(&a.files),
+        Command::Diff(a) => !files_only(&[&a.a, &a.b]),
+        Command::Restore(a) => !files_only(&[&a.file]),
+        Command::Init(_) => g.repository.is_none(),
+        _ => true,
+    }
+}
+
+impl Command {
+    /// The command's name as typed (`rebuild-index`).
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Create(_) => "create",
+            Command::List(_) => "list",
+            Command::Verify(_) => "verify",
+            Command::Restore(_) => "restore",
+            Command::Init(_) => "init",
+            Command::Snapshots(_) => "snapshots",
+            Command::Export(_) => "export",
+            Command::Import(_) => "import",
+            Command::RebuildIndex(_) => "rebuild-index",
+            Command::Stats(_) => "stats",
+            Command::Diff(_) => "diff",
+            Command::Forget(_) => "forget",
+            Command::Prune(_) => "prune",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+}
+
 /// Fills what options and environment left open from /etc/opsi/opsi-backup.toml.
+/// When the file cannot be used, what options and environment say still applies.
 fn apply_settings(g: &mut Global) -> crate::Result<()> {
-    let settings = Settings::load(&OpsiRoot::new(g.root()))?;
+    let (settings, loaded) = match Settings::load(&OpsiRoot::new(g.root())) {
+        Ok(s) => (s, Ok(())),
+        Err(e) => (Settings::default(), Err(e)),
+    };
     if g.repository.is_none() {
         g.repository = settings.repository.clone();
     }
@@ -219,7 +300,7 @@ fn apply_settings(g: &mut Global) -> crate::Result<()> {
         crate::store::set_lock_wait(std::time::Duration::from_secs(secs));
     }
     g.settings = settings;
-    Ok(())
+    loaded
 }
 
 impl Global {

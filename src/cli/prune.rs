@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::cli::{human, repo, Global};
+use crate::cli::{human, output, repo, Global};
 use crate::store::{PruneOptions, PruneReport};
 
 #[derive(Args, Debug)]
@@ -44,28 +44,30 @@ pub(super) fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
 /// The report for people; also used by `forget --prune`.
 pub(super) fn print_report(r: &PruneReport) {
     let would = if r.dry_run { "would be " } else { "" };
-    println!(
+    output::summary(format!(
         "packs: {} {would}deleted, {} {would}rewritten into {} new, {} of {} kept",
         r.packs_deleted,
         r.packs_repacked,
         r.packs_written,
         r.packs_before - r.packs_deleted - r.packs_repacked,
         r.packs_before
-    );
-    println!(
-        "chunks: {} used by {} snapshots, {} unused {would}removed from the index",
-        r.chunks_used, r.snapshots, r.chunks_deleted
-    );
-    println!(
+    ));
+    output::summary(format!(
+        "chunks: {} used by {}, {} unused {would}removed from the index",
+        r.chunks_used,
+        output::count(r.snapshots, "snapshot"),
+        r.chunks_deleted
+    ));
+    output::summary(format!(
         "{}: {} ({} bytes); packs {} -> {}",
         if r.dry_run { "would free" } else { "freed" },
         human::bytes(r.bytes_freed),
         r.bytes_freed,
         human::bytes(r.bytes_before),
         human::bytes(r.bytes_after)
-    );
+    ));
     if r.unused_bytes_kept > 0 {
-        println!(
+        say!(
             "unused data left in packs not worth rewriting: about {}",
             human::bytes(r.unused_bytes_kept)
         );

@@ -3,7 +3,8 @@
 
 use clap::Args;
 
-use crate::cli::{repo, Global};
+use crate::cli::{output, repo, Global};
+use crate::logging;
 use crate::store::RebuildReport;
 
 #[derive(Args, Debug)]
@@ -12,10 +13,11 @@ pub struct RebuildIndexArgs {}
 pub(super) fn rebuild_index(g: &Global, _a: RebuildIndexArgs) -> anyhow::Result<i32> {
     let r = repo::open_for_rebuild(g)?;
     let report = r.rebuild_index()?;
-    println!(
-        "index rebuilt: {} packs, {} snapshots",
-        report.packs, report.snapshots
-    );
+    output::summary(format!(
+        "index rebuilt: {}, {}",
+        output::count(report.packs as u64, "pack"),
+        output::count(report.snapshots as u64, "snapshot")
+    ));
     print_problems(&report);
     let complete = report.skipped.is_empty() && report.lost.is_empty();
     Ok(if complete { 0 } else { 1 })
@@ -23,17 +25,25 @@ pub(super) fn rebuild_index(g: &Global, _a: RebuildIndexArgs) -> anyhow::Result<
 
 fn print_problems(report: &RebuildReport) {
     for s in &report.repaired {
-        eprintln!("WARNING: {s} (nothing lost; run `verify`)");
+        logging::labelled(
+            logging::WARNING,
+            "WARNING",
+            &format!("{s} (nothing lost; run `verify`)"),
+        );
     }
     for s in &report.skipped {
-        eprintln!("WARNING: skipped {s}");
+        logging::labelled(logging::WARNING, "WARNING", &format!("skipped {s}"));
     }
     for l in &report.lost {
-        eprintln!(
-            "LOST: snapshot {} of {} ({}) cannot be restored and was left out of the index:",
-            l.id,
-            crate::logging::local_time(l.time),
-            l.host
+        logging::labelled(
+            logging::ERROR,
+            "LOST",
+            &format!(
+                "snapshot {} of {} ({}) cannot be restored and was left out of the index:",
+                l.id,
+                logging::local_time(l.time),
+                l.host
+            ),
         );
         if !l.meta_chunks.is_empty() {
             eprintln!(
@@ -54,11 +64,15 @@ fn print_problems(report: &RebuildReport) {
     }
     let chunks = report.lost_chunks();
     if !chunks.is_empty() {
-        eprintln!(
-            "LOST: {} snapshots, {} chunks: {}",
-            report.lost.len(),
-            chunks.len(),
-            chunks.join(", ")
+        logging::labelled(
+            logging::ERROR,
+            "LOST",
+            &format!(
+                "{}, {}: {}",
+                output::count(report.lost.len() as u64, "snapshot"),
+                output::count(chunks.len() as u64, "chunk"),
+                chunks.join(", ")
+            ),
         );
     }
 }

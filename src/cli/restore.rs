@@ -51,6 +51,7 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
     if repo::is_archive(g, &a.file) {
+        repo::ensure_not_snapshot(g, &a.file)?;
         let mut src = Verified::new(Origin::Archive(a.file.clone()));
         restore::restore(&root, &mut src, &req, &ask)?;
     } else {
@@ -67,6 +68,8 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
 fn ask(warning: &str) -> Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
+        // The error is shown as `ERROR: ...`: the warning's own prefix would double it.
+        let warning = warning.strip_prefix("WARNING: ").unwrap_or(warning);
         return Err(Error::Aborted(format!(
             "{warning}Not restoring: no terminal to confirm on. Use --force to restore anyway."
         )));

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{human, repo, Global};
+use crate::cli::{human, output, repo, Global};
 
 #[derive(Args, Debug)]
 pub struct SnapshotsArgs {
@@ -18,12 +18,17 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(0);
     }
-    println!(
+    say!(
         "{:<12}  {:<19}  {:<28}  {:<26}  {:>10}  {:>10}",
-        "ID", "TIME", "HOST", "CONTAINS", "SIZE", "ADDED"
+        "ID",
+        "TIME",
+        "HOST",
+        "CONTAINS",
+        "SIZE",
+        "ADDED"
     );
     for s in &list {
-        println!(
+        say!(
             "{:<12}  {:<19}  {:<28}  {:<26}  {:>10}  {:>10}",
             human::short(&s.id),
             crate::logging::local_time(s.time),
@@ -33,6 +38,6 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
             human::bytes(s.added)
         );
     }
-    println!("{} snapshots", list.len());
+    say!("{}", output::count(list.len() as u64, "snapshot"));
     Ok(0)
 }

@@ -72,26 +72,29 @@ pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(0);
     }
-    println!("snapshots:          {}", stats.snapshots);
-    println!("size on disk:       {}", human::bytes(disk));
+    say!("snapshots:          {}", stats.snapshots);
+    say!("size on disk:       {}", human::bytes(disk));
     if cache > 0 {
-        println!(
+        say!(
             "export cache:       {} (compressed archive segments for faster exports; may be deleted)",
             human::bytes(cache)
         );
     }
-    println!(
+    say!(
         "logical size:       {} (all snapshots as full archives, uncompressed)",
         human::bytes(logical)
     );
-    println!("dedup+compression:  {:.1}x", stats.dedup_ratio);
-    println!();
-    println!(
+    say!("dedup+compression:  {:.1}x", stats.dedup_ratio);
+    say!();
+    say!(
         "{:<12}  {:<19}  {:>10}  {:>10}",
-        "ID", "TIME", "SIZE", "ADDED"
+        "ID",
+        "TIME",
+        "SIZE",
+        "ADDED"
     );
     for s in &list {
-        println!(
+        say!(
             "{:<12}  {:<19}  {:>10}  {:>10}",
             human::short(&s.id),
             crate::logging::local_time(s.time),

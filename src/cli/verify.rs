@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::archive::{archive_file, scan::Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, repo, Global};
+use crate::cli::{human, output, repo, Global};
 use crate::logging;
 
 #[derive(Args, Debug)]
@@ -21,6 +21,9 @@ pub struct VerifyArgs {
 }
 
 pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
+    for f in &a.files {
+        repo::ensure_not_snapshot(g, f)?;
+    }
     let archives = !a.files.is_empty() && a.files.iter().all(|f| repo::is_archive(g, f));
     let failed = if archives {
         verify_archives(&a.files)
@@ -29,14 +32,11 @@ pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
     } else {
         anyhow::bail!("verify needs archive files, or a repository (--repository DIR)");
     };
-    println!(
-        "{}",
-        if failed {
-            "Verification failed"
-        } else {
-            "Verified"
-        }
-    );
+    output::summary(if failed {
+        "Verification failed"
+    } else {
+        "Verified"
+    });
     Ok(i32::from(failed))
 }
 
@@ -56,13 +56,13 @@ fn verify_archives(files: &[PathBuf]) -> bool {
                 } else {
                     failed = true;
                     for p in problems {
-                        eprintln!("ERROR: {}: {p}", file.display());
+                        logging::error(format!("{}: {p}", file.display()));
                     }
                 }
             }
             Err(e) => {
                 failed = true;
-                eprintln!("ERROR: {e}");
+                logging::error(e.to_string());
             }
         }
     }
@@ -80,10 +80,10 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
     };
     let report = r.verify(info.as_ref().map(|i| i.id.as_str()))?;
     for p in &report.problems {
-        eprintln!("ERROR: {p}");
+        logging::error(p.to_string());
     }
     for n in &report.notes {
-        eprintln!("NOTE: {n}");
+        logging::labelled(logging::NOTICE, "NOTE", n);
     }
     let mut failed = !report.is_ok();
     // A snapshot's members are also checked against its own CONTROL/checksums.
@@ -93,20 +93,20 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
             Ok(()) => {
                 for p in scan.problems() {
                     failed = true;
-                    eprintln!("ERROR: snapshot {}: {p}", human::short(&info.id));
+                    logging::error(format!("snapshot {}: {p}", human::short(&info.id)));
                 }
             }
             Err(e) => {
                 failed = true;
-                eprintln!("ERROR: {e}");
+                logging::error(e.to_string());
             }
         }
     }
     logging::notice(format!(
-        "checked {} snapshots, {} packs, {} chunks ({})",
-        report.snapshots,
-        report.packs,
-        report.chunks,
+        "checked {}, {}, {} ({})",
+        output::count(report.snapshots as u64, "snapshot"),
+        output::count(report.packs as u64, "pack"),
+        output::count(report.chunks as u64, "chunk"),
         human::bytes(report.bytes)
     ));
     Ok(failed)

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::logging;
 use crate::store::durable;
 
 /// How long a command waits for the lock unless told otherwise: long enough for a nightly
@@ -81,11 +82,15 @@ impl RepoLock {
             return Ok(RepoLock::recorded(root, file, kind, purpose));
         }
         let start = Instant::now();
-        eprintln!(
-            "opsi-backup: waiting up to {} s to {purpose}: repository {} is locked by {}",
-            wait.as_secs(),
-            root.display(),
-            describe(&holders(root))
+        logging::labelled(
+            logging::WARNING,
+            "opsi-backup",
+            &format!(
+                "waiting up to {} s to {purpose}: repository {} is locked by {}",
+                wait.as_secs(),
+                root.display(),
+                describe(&holders(root))
+            ),
         );
         let mut pause = Duration::from_millis(10);
         loop {

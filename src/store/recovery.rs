@@ -8,6 +8,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::error::{IoContext, Result};
+use crate::logging;
 use crate::store::index::{self, SqlContext};
 use crate::store::indexer;
 use crate::store::lock::RepoLock;
@@ -76,8 +77,10 @@ pub(crate) fn recover(
     }
     tx.commit().sql()?;
     for u in &report.unreadable {
-        eprintln!(
-            "opsi-backup: warning: {u} (left in place; `verify` and `rebuild-index` report it)"
+        logging::labelled(
+            logging::WARNING,
+            "WARNING",
+            &format!("{u} (left in place; `verify` and `rebuild-index` report it)"),
         );
     }
     Ok(report)

@@ -32,6 +32,58 @@ pub struct Repository {
     conn: Mutex<Connection>,
 }
 
+/// Why the directory `path` cannot be opened as a repository, from what stat said of the
+/// directory (`Ok(is_dir)`) and of its config.json, with the next step to take.
+fn check_opens(path: &Path, dir: std::io::Result<bool>, config: std::io::Result<()>) -> Result<()> {
+    use std::io::ErrorKind::{NotFound, PermissionDenied};
+    let shown = path.display();
+    let denied = |what: &str| permission_denied(path, what);
+    match dir {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::Repository(format!(
+                "no repository at {shown}: it is a file, not a directory; give the repository's \
+                 directory with --repository DIR"
+            )))
+        }
+        Err(e) if e.kind() == NotFound => {
+            return Err(Error::Repository(format!(
+                "no repository at {shown}: the directory does not exist; run \
+                 `opsi-backup init --repository {shown}` to create one, or give the right \
+                 --repository DIR"
+            )))
+        }
+        Err(e) if e.kind() == PermissionDenied => return Err(denied("the way to it")),
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot open the repository at {shown}"),
+                e,
+            ))
+        }
+    }
+    match config {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == NotFound => Err(Error::Repository(format!(
+            "{shown} is not an opsi-backup repository (it has no config.json); give the \
+             repository's directory with --repository DIR, or create one in a new or empty \
+             directory with `opsi-backup init --repository DIR`"
+        ))),
+        Err(e) if e.kind() == PermissionDenied => Err(denied("its directory")),
+        Err(e) => Err(Error::io(
+            format!("cannot open the repository at {shown}"),
+            e,
+        )),
+    }
+}
+
+fn permission_denied(path: &Path, what: &str) -> Error {
+    Error::Repository(format!(
+        "cannot read the repository at {}: permission denied on {what}; run opsi-backup as \
+         root or as the repository's owner (a repository is readable by its owner only)",
+        path.display()
+    ))
+}
+
 impl Repository {
     /// Creates a repository in `path` (a new or empty directory) with the default parameters.
     pub fn init(path: &Path) -> Result<Repository> {
@@ -40,6 +92,18 @@ impl Repository {
 
     /// Creates a repository with explicit chunking parameters (measurements, tests).
     pub fn init_with(path: &Path, params: ChunkerParams) -> Result<Repository> {
+        // A file on the way would fail deep inside with a bare "Not a directory".
+        if let Some(file) = path.ancestors().find(|a| a.is_file()) {
+            let what = if file == path {
+                "it is a file".to_string()
+            } else {
+                format!("{} is a file", file.display())
+            };
+            return Err(Error::Repository(format!(
+                "cannot create a repository at {}: {what}; give a new or empty directory",
+                path.display()
+            )));
+        }
         if path.join("config.json").exists() {
             return Err(Error::Repository(format!(
                 "{} already holds a repository",
@@ -111,20 +175,18 @@ impl Repository {
     /// `open`; `rebuild_missing`: whether a missing index is rebuilt here (the caller rebuilds
     /// it otherwise).
     fn open_with(path: &Path, rebuild_missing: bool) -> Result<Repository> {
-        if !path.is_dir() {
-            return Err(Error::Repository(format!(
-                "no repository at {}: the directory does not exist",
-                path.display()
-            )));
-        }
         let config_path = path.join("config.json");
-        if !config_path.exists() {
-            return Err(Error::Repository(format!(
-                "{} is not an opsi-backup repository (it has no config.json)",
-                path.display()
-            )));
-        }
-        let config = Config::load(&config_path)?;
+        check_opens(
+            path,
+            fs::metadata(path).map(|m| m.is_dir()),
+            fs::metadata(&config_path).map(|_| ()),
+        )?;
+        let config = Config::load(&config_path).map_err(|e| match e {
+            Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::PermissionDenied => {
+                permission_denied(path, "config.json")
+            }
+            e => e,
+        })?;
         for sub in ["packs", "snapshots", "tmp"] {
             durable::create_dir(&path.join(sub))?;
         }
@@ -323,5 +385,35 @@ impl Repository {
             opts,
             &lock,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error as IoError, ErrorKind};
+
+    use super::*;
+
+    /// What stat says decides the message; a permission problem is not "no config.json".
+    #[test]
+    fn why_a_repository_does_not_open() {
+        let p = Path::new("/srv/r");
+        let said = |dir, config| check_opens(p, dir, config).unwrap_err().to_string();
+        let denied = || IoError::from(ErrorKind::PermissionDenied);
+        let missing = || IoError::from(ErrorKind::NotFound);
+        assert!(said(Ok(false), Ok(())).contains("it is a file"));
+        let e = said(Err(missing()), Ok(()));
+        assert!(
+            e.contains("run `opsi-backup init --repository /srv/r`"),
+            "{e}"
+        );
+        let e = said(Ok(true), Err(denied()));
+        assert!(
+            e.contains("permission denied") && !e.contains("config.json)"),
+            "{e}"
+        );
+        assert!(said(Err(denied()), Ok(())).contains("permission denied"));
+        assert!(said(Ok(true), Err(missing())).contains("it has no config.json"));
+        assert!(check_opens(p, Ok(true), Ok(())).is_ok());
     }
 }
