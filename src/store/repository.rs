@@ -14,6 +14,7 @@ use crate::member::Member;
 use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config};
+use crate::store::last_verify::{self, LastVerify};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::prune::{self, PruneOptions, PruneReport};
@@ -112,14 +113,14 @@ impl Repository {
     /// it otherwise).
     fn open_with(path: &Path, rebuild_missing: bool) -> Result<Repository> {
         if !path.is_dir() {
-            return Err(Error::Repository(format!(
+            return Err(Error::NoRepository(format!(
                 "no repository at {}: the directory does not exist",
                 path.display()
             )));
         }
         let config_path = path.join("config.json");
         if !config_path.exists() {
-            return Err(Error::Repository(format!(
+            return Err(Error::NoRepository(format!(
                 "{} is not an opsi-backup repository (it has no config.json)",
                 path.display()
             )));
@@ -245,12 +246,18 @@ impl Repository {
         )
     }
 
-    /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository.
+    /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository. A
+    /// verify of the whole repository records its outcome in `state/last-verify.json`.
     pub fn verify(&self, id: Option<&str>) -> Result<VerifyReport> {
         let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
-        let conn = index::connect(&self.root.join("index.sqlite"))?;
-        verify::verify(&conn, &self.root, id.as_deref())
+        let started = chrono::Utc::now().timestamp();
+        let outcome = index::connect(&self.root.join("index.sqlite"))
+            .and_then(|conn| verify::verify(&conn, &self.root, id.as_deref()));
+        if id.is_none() {
+            last_verify::record(&self.root, &LastVerify::of(started, &outcome));
+        }
+        outcome
     }
 
     /// Replaces the index by what the pack trailers and snapshot files say. Takes the
