@@ -3,13 +3,17 @@
 //! (`create::create`); each parses nothing itself, calls the library and returns an exit code.
 //! Shared by the commands: `repo` (opening the repository), `human` (ids and sizes for people),
 //! `progress` (bars), `parent` (completing a parent snapshot for create and import).
-//! Errors become one `ERROR: ...` line and exit 1 (usage errors exit 2), as the original does.
+//! Errors become one `ERROR: ...` line and exit 1 (usage errors exit 2), as the original does;
+//! `exit_code` holds every code, and the detailed ones of the repository commands. `health`
+//! is the monitoring check, with the plugin conventions' codes.
 
 mod backup_source;
 mod create;
 mod diff;
+mod exit_code;
 mod export;
 mod forget;
+mod health;
 mod human;
 mod import;
 mod init;
@@ -31,6 +35,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::logging;
 use crate::opsi::root::OpsiRoot;
 use crate::settings::Settings;
+use exit_code::{ExitCode, ExitCodes};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -74,6 +79,17 @@ pub struct Global {
     /// 3600, or `lock_wait` in /etc/opsi/opsi-backup.toml; 0: do not wait).
     #[arg(long, value_name = "SECONDS", global = true)]
     pub lock_wait: Option<u64>,
+    /// Exit codes of the commands with a repository: `compatible` (0, 1, 2 as the original)
+    /// or `detailed` (also 3 damage found, 10 no repository, 11 lock not obtained).
+    #[arg(
+        long,
+        value_name = "CODES",
+        value_enum,
+        default_value_t = ExitCodes::Compatible,
+        env = "OPSI_BACKUP_EXIT_CODES",
+        global = true
+    )]
+    pub exit_codes: ExitCodes,
     /// What /etc/opsi/opsi-backup.toml says (filled in after parsing).
     #[arg(skip)]
     pub settings: Settings,
@@ -107,6 +123,9 @@ pub enum Command {
     Forget(forget::ForgetArgs),
     /// Free the space of data no snapshot needs any more.
     Prune(prune::PruneArgs),
+    /// Monitoring check (Icinga, Nagios, check_mk): one status line; exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN.
+    Health(health::HealthArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -114,7 +133,12 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = match (e.use_stderr(), invoked_as_health()) {
+                (false, _) => ExitCode::Success as i32,
+                // Plugin conventions: wrong arguments are UNKNOWN.
+                (true, true) => health::State::Unknown as i32,
+                (true, false) => ExitCode::Usage as i32,
+            };
             let _ = e.print();
             return code;
         }
@@ -134,12 +158,15 @@ pub fn main() -> i32 {
     );
     let mut cli = cli;
     if let Err(e) = apply_settings(&mut cli.global) {
+        if matches!(cli.command, Some(Command::Health(_))) {
+            return health::unknown(&e.to_string());
+        }
         eprintln!("ERROR: {e}");
-        return 1;
+        return ExitCode::Failure as i32;
     }
     let Some(command) = cli.command else {
         eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
-        return 2;
+        return ExitCode::Usage as i32;
     };
     let result = match command {
         Command::Create(a) => create::create(&cli.global, a),
@@ -155,6 +182,7 @@ pub fn main() -> i32 {
         Command::Diff(a) => diff::diff(&cli.global, a),
         Command::Forget(a) => forget::forget(&cli.global, a),
         Command::Prune(a) => prune::prune(&cli.global, a),
+        Command::Health(a) => health::health(&cli.global, a),
     };
     match result {
         Ok(code) => code,
@@ -162,9 +190,15 @@ pub fn main() -> i32 {
             logging::log(logging::DEBUG, &format!("{e:?}"));
             let e = name_repository(e, cli.global.repository.as_deref());
             eprintln!("ERROR: {e:#}");
-            1
+            ExitCode::of_error(&e).code(cli.global.codes())
         }
     }
+}
+
+/// Whether the command line names the `health` command, for the code of a usage error
+/// (clap has not said which command it is then).
+fn invoked_as_health() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "health")
 }
 
 /// A damaged index found after opening (by a query, not by the check at open) does not know
@@ -205,6 +239,15 @@ fn apply_settings(g: &mut Global) -> crate::Result<()> {
 impl Global {
     pub fn root(&self) -> PathBuf {
         self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The exit codes in force: without a repository always the original's.
+    fn codes(&self) -> ExitCodes {
+        if self.repository.is_some() {
+            self.exit_codes
+        } else {
+            ExitCodes::Compatible
+        }
     }
 }
 
