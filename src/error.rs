@@ -26,9 +26,15 @@ pub enum Error {
     /// mysqldump or mysql failed; the text is the tool's own error output.
     #[error("{0}")]
     Mysql(String),
-    /// The repository is unusable or in use.
+    /// The repository is unusable.
     #[error("{0}")]
     Repository(String),
+    /// There is no repository where one was named: no directory, or no `config.json` in it.
+    #[error("{0}")]
+    NoRepository(String),
+    /// The repository lock was not obtained within the lock wait.
+    #[error("{0}")]
+    LockBusy(String),
     /// `index.sqlite` is damaged (SQLite says corrupt or not a database). `repository` is
     /// the repository's directory when known, for the message's `rebuild-index` advice.
     #[error("{}", index_damaged(repository.as_deref(), detail))]

@@ -5,7 +5,9 @@
 //! `progress` (bars), `parent` (completing a parent snapshot for create and import).
 //! `manual`: completions and man pages generated from these definitions. `output` (what
 //! goes to stdout, `-q`). Errors become one `ERROR: ...` line on stderr and in
-//! the log file, and exit 1 (usage errors exit 2), as the original does.
+//! the log file, and exit 1 (usage errors exit 2), as the original does; `exit_code` holds
+//! every code, and the detailed ones of the repository commands. `health` is the monitoring
+//! check, with the plugin conventions' codes.
 
 /// `println!` for people: nothing with `-q` (see `output`).
 macro_rules! say {
@@ -19,8 +21,10 @@ macro_rules! say {
 mod backup_source;
 mod create;
 mod diff;
+mod exit_code;
 mod export;
 mod forget;
+mod health;
 mod human;
 mod import;
 mod init;
@@ -44,6 +48,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::logging;
 use crate::opsi::root::OpsiRoot;
 use crate::settings::Settings;
+use exit_code::{ExitCode, ExitCodes};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,6 +106,17 @@ pub struct Global {
     /// 3600, or `lock_wait` in /etc/opsi/opsi-backup.toml; 0: do not wait).
     #[arg(long, value_name = "SECONDS", global = true)]
     pub lock_wait: Option<u64>,
+    /// Exit codes of the commands with a repository: `compatible` (0, 1, 2 as the original)
+    /// or `detailed` (also 3 damage found, 10 no repository, 11 lock not obtained).
+    #[arg(
+        long,
+        value_name = "CODES",
+        value_enum,
+        default_value_t = ExitCodes::Compatible,
+        env = "OPSI_BACKUP_EXIT_CODES",
+        global = true
+    )]
+    pub exit_codes: ExitCodes,
     /// What /etc/opsi/opsi-backup.toml says (filled in after parsing).
     #[arg(skip)]
     pub settings: Settings,
@@ -140,6 +156,9 @@ pub enum Command {
     /// Write the man pages into DIR (a packaging step).
     #[command(hide = true)]
     Man(manual::ManArgs),
+    /// Monitoring check (Icinga, Nagios, check_mk): one status line; exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN.
+    Health(health::HealthArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -147,7 +166,12 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = match (e.use_stderr(), invoked_as_health()) {
+                (false, _) => ExitCode::Success as i32,
+                // Plugin conventions: wrong arguments are UNKNOWN.
+                (true, true) => health::State::Unknown as i32,
+                (true, false) => ExitCode::Usage as i32,
+            };
             let _ = e.print();
             return code;
         }
@@ -158,8 +182,10 @@ pub fn main() -> i32 {
     }
     // The manual depends on the definitions alone: no log file, no settings to read.
     let cli = match cli.command {
-        Some(Command::Completions(a)) => return finish(manual::completions(a), None),
-        Some(Command::Man(a)) => return finish(manual::man(a), None),
+        Some(Command::Completions(a)) => {
+            return finish(manual::completions(a), None, ExitCodes::Compatible)
+        }
+        Some(Command::Man(a)) => return finish(manual::man(a), None, ExitCodes::Compatible),
         _ => cli,
     };
     let default_log = PathBuf::from("/var/log/opsi/opsi-backup.log");
@@ -175,15 +201,18 @@ pub fn main() -> i32 {
     let mut cli = cli;
     let Some(command) = cli.command else {
         eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
-        return 2;
+        return ExitCode::Usage as i32;
     };
     if let Err(e) = apply_settings(&mut cli.global) {
+        if matches!(command, Command::Health(_)) {
+            return health::unknown(&e.to_string());
+        }
         if needs_settings(&cli.global, &command) {
             logging::error(format!(
                 "{e}; fix {} or move it away (options and environment variables can replace it)",
                 crate::settings::SETTINGS_FILE
             ));
-            return 1;
+            return ExitCode::Failure as i32;
         }
         logging::warning(format!(
             "{e}; ignored, as {} does not need it",
@@ -206,21 +235,32 @@ pub fn main() -> i32 {
         Command::Prune(a) => prune::prune(&cli.global, a),
         Command::Completions(a) => manual::completions(a),
         Command::Man(a) => manual::man(a),
+        Command::Health(a) => health::health(&cli.global, a),
     };
-    finish(result, cli.global.repository.as_deref())
+    finish(result, cli.global.repository.as_deref(), cli.global.codes())
 }
 
 /// The exit code of a command's result; an error becomes one `ERROR: ...` line.
-fn finish(result: anyhow::Result<i32>, repository: Option<&std::path::Path>) -> i32 {
+fn finish(
+    result: anyhow::Result<i32>,
+    repository: Option<&std::path::Path>,
+    codes: ExitCodes,
+) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
             logging::log(logging::DEBUG, &format!("{e:?}"));
             let e = name_repository(e, repository);
             logging::error(format!("{e:#}"));
-            1
+            ExitCode::of_error(&e).code(codes)
         }
     }
+}
+
+/// Whether the command line names the `health` command, for the code of a usage error
+/// (clap has not said which command it is then).
+fn invoked_as_health() -> bool {
+    std::env::args_os().skip(1).any(|a| a == "health")
 }
 
 /// A damaged index found after opening (by a query, not by the check at open) does not know
@@ -279,6 +319,7 @@ impl Command {
             Command::Prune(_) => "prune",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
+            Command::Health(_) => "health",
         }
     }
 }
@@ -306,6 +347,15 @@ fn apply_settings(g: &mut Global) -> crate::Result<()> {
 impl Global {
     pub fn root(&self) -> PathBuf {
         self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The exit codes in force: without a repository always the original's.
+    fn codes(&self) -> ExitCodes {
+        if self.repository.is_some() {
+            self.exit_codes
+        } else {
+            ExitCodes::Compatible
+        }
     }
 }
 

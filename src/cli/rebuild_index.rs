@@ -1,8 +1,10 @@
 //! `rebuild-index`: recreates index.sqlite from the pack and snapshot files alone. Reports
-//! exactly what could not be indexed; exits 1 when a snapshot or pack was left out.
+//! exactly what could not be indexed; exits 1 (detailed codes: 3, damage) when a snapshot or
+//! pack was left out.
 
 use clap::Args;
 
+use crate::cli::exit_code::ExitCode;
 use crate::cli::{output, repo, Global};
 use crate::logging;
 use crate::store::RebuildReport;
@@ -20,7 +22,12 @@ pub(super) fn rebuild_index(g: &Global, _a: RebuildIndexArgs) -> anyhow::Result<
     ));
     print_problems(&report);
     let complete = report.skipped.is_empty() && report.lost.is_empty();
-    Ok(if complete { 0 } else { 1 })
+    let code = if complete {
+        ExitCode::Success
+    } else {
+        ExitCode::Damage
+    };
+    Ok(code.code(g.codes()))
 }
 
 fn print_problems(report: &RebuildReport) {

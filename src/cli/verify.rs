@@ -1,5 +1,6 @@
 //! `verify FILE...`: re-computes every member's sha1; names each corrupt or missing member.
 //! Prints `Verified` or `Verification failed`; exit 0 only when every archive is intact.
+//! A verify of the whole repository is recorded for `health` (`state/last-verify.json`).
 //! With a repository, `verify [SNAPSHOT]` re-reads, decompresses and re-hashes every chunk
 //! (of one snapshot, or of the whole repository) and names the pack, chunk, snapshots and
 //! members behind each problem.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::archive::{archive_file, scan::Scan};
+use crate::cli::exit_code::ExitCode;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{human, output, repo, Global};
 use crate::logging;
@@ -26,18 +28,18 @@ pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
     }
     let archives = !a.files.is_empty() && a.files.iter().all(|f| repo::is_archive(g, f));
     let failed = if archives {
-        verify_archives(&a.files)
+        verify_archives(&a.files).then_some(ExitCode::Failure)
     } else if g.repository.is_some() {
-        verify_repository(g, &a)?
+        verify_repository(g, &a)?.then_some(ExitCode::Damage)
     } else {
         anyhow::bail!("verify needs archive files, or a repository (--repository DIR)");
     };
-    output::summary(if failed {
+    output::summary(if failed.is_some() {
         "Verification failed"
     } else {
         "Verified"
     });
-    Ok(i32::from(failed))
+    Ok(failed.unwrap_or(ExitCode::Success).code(g.codes()))
 }
 
 fn verify_archives(files: &[PathBuf]) -> bool {

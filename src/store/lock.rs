@@ -50,17 +50,17 @@ pub(crate) enum LockKind {
 
 /// What a holder writes about itself to `locks/<pid>-<random>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Holder {
-    pid: u32,
-    host: String,
+pub(crate) struct Holder {
+    pub(crate) pid: u32,
+    pub(crate) host: String,
     /// "shared" or "exclusive".
-    kind: String,
+    pub(crate) kind: String,
     /// What it holds the lock for, e.g. "remove snapshots".
-    purpose: String,
+    pub(crate) purpose: String,
     /// Its command line (no secrets are ever passed on one).
-    command: String,
+    pub(crate) command: String,
     /// Unix seconds when it took the lock.
-    since: i64,
+    pub(crate) since: i64,
 }
 
 impl RepoLock {
@@ -99,7 +99,7 @@ impl RepoLock {
             }
             let waited = start.elapsed();
             if waited >= wait {
-                return Err(Error::Repository(format!(
+                return Err(Error::LockBusy(format!(
                     "gave up after waiting {} s to {purpose}: repository {} is locked by {}; \
                      wait longer with --lock-wait SECONDS",
                     waited.as_secs(),
@@ -195,6 +195,16 @@ fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBu
 /// The records of the current holders; records of processes that died on this host are
 /// removed (the kernel has already released their flock).
 fn holders(root: &Path) -> Vec<Holder> {
+    read_holders(root, true)
+}
+
+/// The records of the current holders, touching nothing: records of processes that died on
+/// this host are skipped, not removed (monitoring must not change the repository).
+pub(crate) fn live_holders(root: &Path) -> Vec<Holder> {
+    read_holders(root, false)
+}
+
+fn read_holders(root: &Path, remove_dead: bool) -> Vec<Holder> {
     let Ok(entries) = std::fs::read_dir(root.join("locks")) else {
         return Vec::new();
     };
@@ -209,7 +219,9 @@ fn holders(root: &Path) -> Vec<Holder> {
             continue;
         };
         if h.host == here && !alive(h.pid) {
-            let _ = std::fs::remove_file(&path);
+            if remove_dead {
+                let _ = std::fs::remove_file(&path);
+            }
             continue;
         }
         out.push(h);

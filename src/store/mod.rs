@@ -5,7 +5,8 @@
 //! speaks SQL); `snapshot_info` and `chunk_stream` are plain leaves they share.
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `indexer` (a data file into
 //! the index), `verify`, `rebuild`, `recovery`, `prune` (forget and prune), `repack` (prune's
-//! copying), `lock`, `durable`; `repository` ties them together.
+//! copying), `lock`, `durable`, `last_verify` (the record `health` reads); `repository` ties
+//! them together. `probe` is the read-only look of monitoring: no lock, no write.
 //! `parent` builds a parent snapshot (`crate::parent`) and reads its members back.
 
 mod chunk_stream;
@@ -14,10 +15,12 @@ mod config;
 mod durable;
 mod index;
 mod indexer;
+mod last_verify;
 mod lock;
 mod pack;
 mod packer;
 mod parent;
+mod probe;
 mod prune;
 mod reader;
 mod rebuild;
@@ -31,6 +34,7 @@ mod verify;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
+pub(crate) use probe::{probe, Probe};
 pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;

@@ -14,6 +14,7 @@ use crate::member::Member;
 use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config};
+use crate::store::last_verify::{self, LastVerify};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::prune::{self, PruneOptions, PruneReport};
@@ -41,13 +42,13 @@ fn check_opens(path: &Path, dir: std::io::Result<bool>, config: std::io::Result<
     match dir {
         Ok(true) => {}
         Ok(false) => {
-            return Err(Error::Repository(format!(
+            return Err(Error::NoRepository(format!(
                 "no repository at {shown}: it is a file, not a directory; give the repository's \
                  directory with --repository DIR"
             )))
         }
         Err(e) if e.kind() == NotFound => {
-            return Err(Error::Repository(format!(
+            return Err(Error::NoRepository(format!(
                 "no repository at {shown}: the directory does not exist; run \
                  `opsi-backup init --repository {shown}` to create one, or give the right \
                  --repository DIR"
@@ -63,7 +64,7 @@ fn check_opens(path: &Path, dir: std::io::Result<bool>, config: std::io::Result<
     }
     match config {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == NotFound => Err(Error::Repository(format!(
+        Err(e) if e.kind() == NotFound => Err(Error::NoRepository(format!(
             "{shown} is not an opsi-backup repository (it has no config.json); give the \
              repository's directory with --repository DIR, or create one in a new or empty \
              directory with `opsi-backup init --repository DIR`"
@@ -307,12 +308,18 @@ impl Repository {
         )
     }
 
-    /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository.
+    /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository. A
+    /// verify of the whole repository records its outcome in `state/last-verify.json`.
     pub fn verify(&self, id: Option<&str>) -> Result<VerifyReport> {
         let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
-        let conn = index::connect(&self.root.join("index.sqlite"))?;
-        verify::verify(&conn, &self.root, id.as_deref())
+        let started = chrono::Utc::now().timestamp();
+        let outcome = index::connect(&self.root.join("index.sqlite"))
+            .and_then(|conn| verify::verify(&conn, &self.root, id.as_deref()));
+        if id.is_none() {
+            last_verify::record(&self.root, &LastVerify::of(started, &outcome));
+        }
+        outcome
     }
 
     /// Replaces the index by what the pack trailers and snapshot files say. Takes the

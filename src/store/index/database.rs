@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use super::schema::{self, SCHEMA_VERSION};
 use super::sql_error::{in_repository, is_damage, sql, SqlContext};
@@ -99,6 +99,51 @@ pub(crate) fn replace_outdated(
             path.display()
         ))),
     }
+}
+
+/// Opens an existing index only to read it, for monitoring: no file is created (`None` when
+/// there is no index), no schema is added, nothing is written. A damaged index is
+/// `Error::IndexDamaged`; one of another schema or repository is `Error::Repository` (the
+/// next command that opens the repository rebuilds it).
+pub(crate) fn open_read_only(root: &Path, repository_id: &str) -> Result<Option<Connection>> {
+    let path = root.join("index.sqlite");
+    if !path.exists() {
+        return Ok(None);
+    }
+    in_repository(root, read_only_checked(&path, repository_id)).map(Some)
+}
+
+fn read_only_checked(path: &Path, repository_id: &str) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| {
+        if is_damage(&e) {
+            sql(e)
+        } else {
+            Error::Repository(format!("{}: {e}", path.display()))
+        }
+    })?;
+    // Readers of a WAL database do not block writers; a checkpoint in progress is short.
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .sql()?;
+    let version = schema::user_version(&conn)?;
+    if version != SCHEMA_VERSION {
+        return Err(Error::Repository(format!(
+            "{} has schema version {version}, this opsi-backup knows {SCHEMA_VERSION}; the next \
+             command that opens the repository rebuilds it",
+            path.display()
+        )));
+    }
+    schema::check_intact(&conn)?;
+    if schema::repository_id(&conn)?.as_deref() != Some(repository_id) {
+        return Err(Error::Repository(format!(
+            "{} belongs to another repository",
+            path.display()
+        )));
+    }
+    Ok(conn)
 }
 
 /// A new connection to an existing index, set up for WAL and waiting on other writers.

@@ -26,7 +26,8 @@ pub(crate) use chunks::{
 #[cfg(test)]
 pub(crate) use database::remove;
 pub(crate) use database::{
-    begin_read, clear, connect, end_read, immediate, move_aside, open, replace_outdated, Opened,
+    begin_read, clear, connect, end_read, immediate, move_aside, open, open_read_only,
+    replace_outdated, Opened,
 };
 pub(crate) use groups::{
     delete_group_chunks_after, delete_groups, delta_groups, delta_groups_after, for_each_group,

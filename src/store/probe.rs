@@ -1,0 +1,77 @@
+//! `probe`: what monitoring (`health`) needs to know about a repository, read without the
+//! lock and without writing anything: no recovery, no index rebuild, no holder record, not
+//! even SQLite's schema upgrade. Spec: `store-format/README.md`, sections "State files" and
+//! "Locking".
+
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use crate::error::{Error, IoContext, Result};
+use crate::store::config::Config;
+use crate::store::index;
+use crate::store::last_verify::{self, LastVerify};
+use crate::store::lock::{self, Holder};
+use crate::store::snapshot_info::SnapshotInfo;
+
+/// A repository as monitoring sees it.
+#[derive(Debug)]
+pub(crate) struct Probe {
+    /// Committed snapshots, oldest first.
+    pub(crate) snapshots: Vec<SnapshotInfo>,
+    /// The outcome of the last verify of the whole repository, if any was recorded.
+    pub(crate) last_verify: Option<LastVerify>,
+    /// Unix seconds when `config.json` was written: when the repository was created.
+    pub(crate) created: i64,
+    /// Who holds the lock now, by their records (oldest first).
+    pub(crate) holders: Vec<Holder>,
+}
+
+/// Looks at the repository in `root`. No directory or no `config.json` is
+/// `Error::NoRepository`; a damaged `config.json` or index is `Error::Corrupt` or
+/// `Error::IndexDamaged`; a missing index (rebuilt by the next command) is `Error::Repository`.
+pub(crate) fn probe(root: &Path) -> Result<Probe> {
+    let meta = match std::fs::metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoRepository(format!(
+                "no repository at {}: the directory does not exist",
+                root.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(format!("looking at {}", root.display()), e)),
+    };
+    if !meta.is_dir() {
+        return Err(Error::NoRepository(format!(
+            "no repository at {}: it is not a directory",
+            root.display()
+        )));
+    }
+    let config_path = root.join("config.json");
+    let created = match std::fs::metadata(&config_path) {
+        Ok(m) => m
+            .modified()
+            .path_ctx("reading the time of", &config_path)?
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoRepository(format!(
+                "{} is not an opsi-backup repository (it has no config.json)",
+                root.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(format!("reading {}", config_path.display()), e)),
+    };
+    let config = Config::load(&config_path)?;
+    let Some(conn) = index::open_read_only(root, &config.id)? else {
+        return Err(Error::Repository(format!(
+            "{} has no index.sqlite; the next command that opens the repository rebuilds it",
+            root.display()
+        )));
+    };
+    Ok(Probe {
+        snapshots: index::snapshots(&conn)?,
+        last_verify: last_verify::read(root)?,
+        created,
+        holders: lock::live_holders(root),
+    })
+}
