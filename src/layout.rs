@@ -11,7 +11,6 @@ pub(crate) const CHECKSUMS: &str = "CONTROL/checksums";
 pub(crate) const SYSINFO: &str = "CONTROL/sysinfo";
 
 const CONTENT_DIR: &str = "CONTENT/";
-const CONTROL_DIR: &str = "CONTROL/";
 const FILE: &str = "CONTENT/BACKENDS/FILE";
 const FILE_HOSTKEYS: &str = "CONTENT/BACKENDS/FILE_HOSTKEYS";
 const DHCP: &str = "CONTENT/BACKENDS/DHCP";
@@ -68,11 +67,6 @@ pub(crate) fn is_content(path: &str) -> bool {
     path.starts_with(CONTENT_DIR)
 }
 
-/// Whether `path` is one of the archive's own bookkeeping members (under `CONTROL/`).
-pub(crate) fn is_control(path: &str) -> bool {
-    path.starts_with(CONTROL_DIR)
-}
-
 /// Whether `path` lies in the MySQL part (a dump).
 pub(crate) fn is_mysql(path: &str) -> bool {
     path.starts_with(&format!("{MYSQL}/"))
@@ -120,6 +114,6 @@ mod tests {
         );
         assert_eq!(in_file_backends("CONTENT/BACKENDS/FILE_HOSTKEYS/x"), None);
         assert!(is_mysql("CONTENT/BACKENDS/MYSQL/mysql/database.sql"));
-        assert!(is_content("CONTENT/x") && !is_content(SYSINFO) && is_control(SYSINFO));
+        assert!(is_content("CONTENT/x") && !is_content(SYSINFO));
     }
 }

@@ -49,6 +49,8 @@ fn diff_names_clients_products_and_config_files() {
         "-  CONTENT/BACKENDS/FILE/file/audit/client0005.example.org.sw  (software audit of client0005.example.org)",
         "+  CONTENT/BACKENDS/FILE/file/products/newtool_1.0-1.localboot  (product newtool_1.0-1.localboot)",
         "M  CONTENT/CONF/opsi.conf  (configuration file /etc/opsi/opsi.conf)",
+        // The text lists what the JSON lists, the archive's own checksum list too.
+        "M  CONTROL/checksums",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }

@@ -9,7 +9,6 @@ use clap::Args;
 use crate::archive::archive_file;
 use crate::cli::{repo, Global};
 use crate::diff::{self, Change, Fingerprints};
-use crate::layout;
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -49,7 +48,9 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
         Change::Changed => 'M',
         Change::Metadata => 'U',
     };
-    for m in d.members.iter().filter(|m| !layout::is_control(&m.member)) {
+    // Every member the JSON lists, CONTROL/checksums and CONTROL/sysinfo too: a changed
+    // checksum list is what an archive-level compare sees first.
+    for m in &d.members {
         match &m.opsi {
             Some(o) => say!("{}  {}  ({o})", sign(m.change), m.member),
             None => say!("{}  {}", sign(m.change), m.member),
@@ -68,7 +69,7 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
     let count = |c: Change| {
         d.members
             .iter()
-            .filter(|m| m.change == c && !layout::is_control(&m.member))
+            .filter(|m| m.change == c)
             .count()
     };
     say!(
