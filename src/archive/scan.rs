@@ -9,7 +9,7 @@ use std::io::Read;
 
 use crate::archive::control::{self, Checksums, Sha1Reader};
 use crate::error::{Error, Result};
-use crate::layout::Part;
+use crate::layout::{self, Part};
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
 
@@ -81,8 +81,10 @@ impl fmt::Display for Problem {
 
 /// Files under CONTENT/CONF that restore reads to plan (backend configs, dispatch.conf).
 fn is_planning_file(path: &str) -> bool {
-    (path.starts_with("CONTENT/CONF/backends/") && path.ends_with(".conf"))
-        || path == "CONTENT/CONF/backendManager/dispatch.conf"
+    layout::in_conf(path).is_some_and(|rel| {
+        (rel.starts_with("backends/") && rel.ends_with(".conf"))
+            || rel == "backendManager/dispatch.conf"
+    })
 }
 
 #[derive(Debug, Default)]
