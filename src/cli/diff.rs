@@ -66,12 +66,7 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
             t.rows_after
         );
     }
-    let count = |c: Change| {
-        d.members
-            .iter()
-            .filter(|m| m.change == c)
-            .count()
-    };
+    let count = |c: Change| d.members.iter().filter(|m| m.change == c).count();
     say!(
         "{} added, {} removed, {} changed, {} metadata only; {} tables changed",
         count(Change::Added),

@@ -2,14 +2,13 @@
 //! result, so that monitoring (`health`) can tell a repository nobody checks. Spec:
 //! `store-format/README.md`, section "State files".
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::logging;
-use crate::store::durable;
+use crate::store::state;
 use crate::store::verify::VerifyReport;
 
 /// The file, relative to the repository.
@@ -74,32 +73,21 @@ pub(crate) fn record(root: &Path, last: &LastVerify) {
 }
 
 fn write(root: &Path, last: &LastVerify) -> Result<()> {
-    let state = root.join("state");
-    let new_dir = !state.exists();
-    durable::create_dir(&state)?;
-    if new_dir {
-        durable::sync_dir(root)?;
-    }
-    // A unique temporary name: two verifies (both under the shared lock) may end together.
-    let tmp = root.join("tmp").join(durable::temp_name("last-verify")?);
-    let mut f = durable::create_new(&tmp)?;
     let json = serde_json::to_vec_pretty(last).map_err(|e| Error::Invalid(e.to_string()))?;
-    f.write_all(&json).path_ctx("writing", &tmp)?;
-    f.sync_all().path_ctx("syncing", &tmp)?;
-    durable::rename_durable(&tmp, &root.join(LAST_VERIFY))
+    state::write(root, "last-verify.json", &json)
 }
 
 /// The record, if a verify of the whole repository ever wrote one.
 pub(crate) fn read(root: &Path) -> Result<Option<LastVerify>> {
-    let path = root.join(LAST_VERIFY);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    let Some(bytes) = state::read(root, "last-verify.json")? else {
+        return Ok(None);
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Repository(format!("{} is not valid: {e}", path.display())))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::Repository(format!(
+            "{} is not valid: {e}",
+            root.join(LAST_VERIFY).display()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod indexer;
 mod last_verify;
 mod lock;
 mod pack;
+mod pack_verified;
 mod packer;
 mod parent;
 mod probe;
@@ -30,7 +31,9 @@ mod repository;
 mod snapshot;
 mod snapshot_info;
 mod snapshot_writer;
+mod state;
 mod verify;
+mod verify_subset;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
@@ -45,7 +48,8 @@ mod fuzz_entry;
 #[doc(hidden)]
 pub use fuzz_entry::{fuzz_pack, fuzz_snapshot};
 pub use verify::{
-    NeededBy, Problem, VerifyReport, CONFIG_USER, META_USER, SNAPSHOT_FILE_USER, UNNAMED_USER,
+    DataSubset, NeededBy, Problem, VerifyOptions, VerifyReport, CONFIG_USER, META_USER,
+    SNAPSHOT_FILE_USER, UNNAMED_USER,
 };
 
 // The store's modules name their crash points as `crate::store::crash_point`.

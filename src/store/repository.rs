@@ -22,7 +22,7 @@ use crate::store::rebuild::{self, RebuildReport};
 use crate::store::snapshot::SnapshotMeta;
 use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
-use crate::store::verify::{self, VerifyReport};
+use crate::store::verify::{self, VerifyOptions, VerifyReport};
 use crate::store::{durable, index, reader, recovery};
 
 /// An open repository. Cheap queries go through one shared index connection; each
@@ -311,12 +311,19 @@ impl Repository {
     /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository. A
     /// verify of the whole repository records its outcome in `state/last-verify.json`.
     pub fn verify(&self, id: Option<&str>) -> Result<VerifyReport> {
+        self.verify_with(id, &VerifyOptions::default())
+    }
+
+    /// `verify`, reading back only the packs `opts` chooses when the whole repository is
+    /// verified (a rolling verify); only a verify that read everything is recorded as complete.
+    pub fn verify_with(&self, id: Option<&str>, opts: &VerifyOptions) -> Result<VerifyReport> {
         let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
         let started = chrono::Utc::now().timestamp();
         let outcome = index::connect(&self.root.join("index.sqlite"))
-            .and_then(|conn| verify::verify(&conn, &self.root, id.as_deref()));
-        if id.is_none() {
+            .and_then(|conn| verify::verify(&conn, &self.root, id.as_deref(), opts));
+        let complete = matches!(&outcome, Ok(r) if r.packs_skipped == 0) || outcome.is_err();
+        if id.is_none() && complete {
             last_verify::record(&self.root, &LastVerify::of(started, &outcome));
         }
         outcome

@@ -7,6 +7,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use rusqlite::Connection;
@@ -17,10 +18,12 @@ use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::Config;
 use crate::store::index::{self, ChunkAt};
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
+use crate::store::pack_verified;
 use crate::store::packer::pack_path;
 use crate::store::reader::{for_each_member, read_snapshot_file, ChunkFetcher};
 use crate::store::rebuild::{list_packs, list_snapshots};
 use crate::store::snapshot::{read_snapshot_head, snapshot_path};
+pub use crate::store::verify_subset::DataSubset;
 
 /// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
 pub const META_USER: &str = "(snapshot metadata)";
@@ -31,6 +34,22 @@ pub const SNAPSHOT_FILE_USER: &str = "(snapshot file)";
 /// The `member` of a `NeededBy` for `config.json`, which every snapshot needs.
 pub const CONFIG_USER: &str = "(repository config.json)";
 
+/// How much pack data a verify of the whole repository reads back (a snapshot's verify reads
+/// all of its own). Metadata is always checked in full.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    pub subset: DataSubset,
+    /// Start no pack once this much time has passed; the rest wait for the next verify.
+    pub max_duration: Option<Duration>,
+}
+
+impl VerifyOptions {
+    /// Whether every pack is to be read back.
+    pub fn reads_everything(&self) -> bool {
+        self.subset == DataSubset::All && self.max_duration.is_none()
+    }
+}
+
 /// The outcome of `Repository::verify`. Problems do not stop the check.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
@@ -40,6 +59,8 @@ pub struct VerifyReport {
     /// Plain bytes of the chunks checked.
     pub bytes: u64,
     pub problems: Vec<Problem>,
+    /// Packs whose data was not read back this time (a rolling verify: `VerifyOptions`).
+    pub packs_skipped: u64,
     /// Things worth saying that are not damage (e.g. a config.json without checksum).
     pub notes: Vec<String>,
 }
@@ -125,7 +146,12 @@ impl Found {
 
 /// Verifies snapshot `only` (its file and its chunks) or, with `None`, every snapshot file and
 /// every indexed chunk.
-pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Result<VerifyReport> {
+pub(crate) fn verify(
+    conn: &Connection,
+    root: &Path,
+    only: Option<&str>,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut found = Vec::new();
     let names: Vec<String> = match only {
@@ -138,18 +164,70 @@ pub(crate) fn verify(conn: &Connection, root: &Path, only: Option<&str>) -> Resu
     if only.is_none() {
         check_unindexed_files(conn, root, &mut packs, &mut report, &mut found)?;
     }
-    report.packs = packs.len() as u64;
-    let results: Vec<(u64, u64, Vec<Found>)> = packs
-        .par_iter()
-        .map(|(name, groups)| check_pack(root, name, groups))
-        .collect();
-    for (chunks, bytes, f) in results {
-        report.chunks += chunks;
-        report.bytes += bytes;
-        found.extend(f);
-    }
+    read_back(root, &packs, only.is_none(), opts, &mut report, &mut found);
     report.problems = attach_users(conn, root, found)?;
     Ok(report)
+}
+
+/// Reads back the packs the options choose, in their order; for a verify of the whole
+/// repository, records which packs were read back intact (`state/pack-verified.json`).
+fn read_back(
+    root: &Path,
+    packs: &BTreeMap<String, Vec<GroupWork>>,
+    whole: bool,
+    opts: &VerifyOptions,
+    report: &mut VerifyReport,
+    found: &mut Vec<Found>,
+) {
+    let started = Instant::now();
+    let known = if whole {
+        pack_verified::load(root)
+    } else {
+        HashMap::new()
+    };
+    let sizes: Vec<(String, u64)> = packs
+        .iter()
+        .map(|(name, groups)| {
+            let bytes = groups.iter().map(|g| u64::from(g.stored_len)).sum();
+            (name.clone(), bytes)
+        })
+        .collect();
+    let subset = if whole { opts.subset } else { DataSubset::All };
+    let order = subset.choose(&sizes, &known);
+    // Without a time limit one parallel pass; with one, batches of a few packs per core, so
+    // that no pack starts after the limit.
+    let batch = match opts.max_duration {
+        None => order.len().max(1),
+        Some(_) => rayon::current_num_threads().max(1) * 2,
+    };
+    let mut intact = Vec::new();
+    let mut read = 0;
+    for names in order.chunks(batch) {
+        if opts.max_duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        let results: Vec<(u64, u64, Vec<Found>)> = names
+            .par_iter()
+            .map(|name| check_pack(root, name, &packs[name]))
+            .collect();
+        for (name, (chunks, bytes, f)) in names.iter().zip(results) {
+            report.chunks += chunks;
+            report.bytes += bytes;
+            if f.is_empty() {
+                intact.push(name.clone());
+            }
+            found.extend(f);
+        }
+        read += names.len();
+    }
+    report.packs = read as u64;
+    report.packs_skipped = (packs.len() - read) as u64;
+    if whole {
+        // A damaged pack stays "never verified": it is read first again next time.
+        let present: Vec<String> = packs.keys().cloned().collect();
+        let now = chrono::Utc::now().timestamp();
+        pack_verified::record(root, known, &intact, &present, now);
+    }
 }
 
 /// Reads the snapshot files `names` and their metadata streams. With `only_these`, returns

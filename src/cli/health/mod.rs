@@ -9,7 +9,7 @@
 //! message: never exit 1, never a panic.
 
 mod status;
-mod threshold;
+pub(super) mod threshold;
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@ pub enum Space {
 }
 
 /// An age: a number with a unit `s`, `m`/`min`, `h`, `d` or `w` (seconds without one).
-pub(super) fn duration(s: &str) -> Result<u64, String> {
+pub(in crate::cli) fn duration(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);

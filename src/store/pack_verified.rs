@@ -1,0 +1,96 @@
+//! `state/pack-verified.json`: when each pack's data was last read back and re-hashed, so that
+//! a rolling verify (`verify_subset`) reads the packs verified longest ago first. Spec:
+//! `store-format/README.md`, section "State files". A missing or damaged record only means
+//! every pack counts as never verified: it costs order, never a check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::logging;
+use crate::store::state;
+
+const NAME: &str = "pack-verified.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Record {
+    version: u32,
+    /// Pack file name -> Unix seconds when its data was last read back.
+    packs: BTreeMap<String, i64>,
+}
+
+/// When each pack was last read back; empty (with a warning) when the record is damaged.
+pub(crate) fn load(root: &Path) -> HashMap<String, i64> {
+    let parsed = state::read(root, NAME).and_then(|bytes| match bytes {
+        None => Ok(Record::default()),
+        Some(b) => serde_json::from_slice::<Record>(&b)
+            .map_err(|e| Error::Repository(format!("state/{NAME} is not valid: {e}"))),
+    });
+    match parsed {
+        Ok(r) => r.packs.into_iter().collect(),
+        Err(e) => {
+            logging::warning(format!("{e}; every pack counts as never verified"));
+            HashMap::new()
+        }
+    }
+}
+
+/// Records that `checked` were read back at `now`; packs not in `present` (pruned since) are
+/// dropped. Best effort, like the verify record: a warning when it cannot be written.
+pub(crate) fn record(
+    root: &Path,
+    mut known: HashMap<String, i64>,
+    checked: &[String],
+    present: &[String],
+    now: i64,
+) {
+    for name in checked {
+        known.insert(name.clone(), now);
+    }
+    let present: std::collections::HashSet<&String> = present.iter().collect();
+    let record = Record {
+        version: 1,
+        packs: known
+            .into_iter()
+            .filter(|(name, _)| present.contains(name))
+            .collect(),
+    };
+    let written = serde_json::to_vec(&record)
+        .map_err(|e| Error::Invalid(e.to_string()))
+        .and_then(|json| state::write(root, NAME, &json));
+    if let Err(e) = written {
+        logging::warning(format!(
+            "could not record the packs verified in state/{NAME}: {e}"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_reads_back_without_pruned_packs_and_damage_costs_only_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        assert!(load(dir.path()).is_empty());
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        record(
+            dir.path(),
+            HashMap::new(),
+            &names(&["a", "b"]),
+            &names(&["a", "b"]),
+            10,
+        );
+        let known = load(dir.path());
+        record(dir.path(), known, &names(&["b"]), &names(&["b", "c"]), 20);
+        let back = load(dir.path());
+        assert_eq!(back.get("b"), Some(&20));
+        assert_eq!(back.get("a"), None, "pruned pack dropped");
+        assert_eq!(back.get("c"), None, "never verified");
+        std::fs::write(dir.path().join("state").join(NAME), b"{garbage").unwrap();
+        assert!(load(dir.path()).is_empty());
+    }
+}
