@@ -48,7 +48,12 @@ fn verified(repo: &Path) -> BTreeMap<String, i64> {
 /// A night whose changed audit file brings new data, hence at least one new pack.
 fn night(server: &FakeServer, repo: &Path, n: u64) {
     let text: String = (0..20_000)
-        .map(|i| format!("[SW_{i}]\nid = {:016x}\n", ((i + 1) * 0x9e37_79b9) ^ (n << 40)))
+        .map(|i| {
+            format!(
+                "[SW_{i}]\nid = {:016x}\n",
+                ((i + 1) * 0x9e37_79b9) ^ (n << 40)
+            )
+        })
         .collect();
     std::fs::write(
         server.p("/var/lib/opsi/config/audit/rolling.example.org.sw"),

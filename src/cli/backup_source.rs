@@ -35,9 +35,14 @@ impl Origin<'_> {
         }
     }
 
-    /// One pass over every member, with a progress bar.
-    fn replay(&self, sink: &mut dyn MemberSink) -> Result<()> {
-        let bar = progress::bar("restore", None);
+    /// One pass over every member, with a progress bar named after the pass (`phase`); a
+    /// snapshot knows its size, so its bar has a total and an ETA.
+    fn replay(&self, phase: &str, sink: &mut dyn MemberSink) -> Result<()> {
+        let total = match self {
+            Origin::Archive(_) => None,
+            Origin::Snapshot { info, .. } => Some(info.size),
+        };
+        let bar = progress::bar(phase, total);
         let mut shown = ProgressSink::new(sink, bar.clone());
         let r = match self {
             Origin::Archive(path) => archive_file::replay(path, &mut shown).map(|_| ()),
@@ -71,7 +76,7 @@ impl BackupSource for Verified<'_> {
 
     fn survey(&mut self) -> Result<Survey> {
         let mut scan = Scan::default();
-        self.origin.replay(&mut scan)?;
+        self.origin.replay("verify", &mut scan)?;
         scan.ensure_intact(&self.name())?;
         let mut sysinfo = SysInfo::new();
         for (k, v) in scan.sysinfo.iter().flatten() {
@@ -92,6 +97,7 @@ impl BackupSource for Verified<'_> {
                 self.name()
             )));
         };
-        self.origin.replay(&mut Rechecked::new(sums, sink))
+        self.origin
+            .replay("restore", &mut Rechecked::new(sums, sink))
     }
 }

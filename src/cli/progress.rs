@@ -18,13 +18,14 @@ pub(super) fn bar(label: &str, total: Option<u64>) -> ProgressBar {
     let pb = match total {
         Some(t) => ProgressBar::new(t).with_style(
             ProgressStyle::with_template(
-                "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                // At most 78 columns, so a bar never wraps on an 80-column terminal.
+                "{msg:>8} [{bar:20}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{msg:>10} {spinner} {bytes} {bytes_per_sec} {wide_msg}")
+            ProgressStyle::with_template("{msg:>8} {spinner} {binary_bytes} {binary_bytes_per_sec}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
