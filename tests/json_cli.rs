@@ -495,3 +495,32 @@ fn snapshots_by_host_and_the_latest_per_host() {
     let out = ok(repo_bin(root, &repo).args(["snapshots", "--latest", "1"]));
     assert!(out.contains("2 snapshots"), "{out}");
 }
+
+#[test]
+fn a_damaged_archive_is_reported_in_the_document_not_as_an_error() {
+    let server = FakeServer::new(2, false);
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("a.tar");
+    ok(bin(server.root())
+        .args(["create", "-c", "none"])
+        .arg(&archive));
+    // A byte of a member's content changed: its sha1 no longer matches CONTROL/checksums.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"[Pro" || w == b"[pro" || w == b"[Loc" || w == b"[gen")
+        .expect("an .ini member's content");
+    bytes[at + 1] ^= 0x20;
+    std::fs::write(&archive, &bytes).unwrap();
+    let (code, out, err) = run(bin(server.root()).args(["verify", "--json"]).arg(&archive));
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    check_schema(&doc, "verify");
+    assert_eq!(doc["ok"], false, "{doc:#}");
+    assert_eq!(doc["items"][0]["ok"], false, "{doc:#}");
+    assert!(
+        !doc["items"][0]["problems"].as_array().unwrap().is_empty(),
+        "{doc:#}"
+    );
+    assert!(err.contains("ERROR: "), "{err}");
+}
