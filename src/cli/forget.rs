@@ -110,15 +110,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
                 crate::logging::local_time(info.time),
                 info.host
             );
-            doc.decisions.push(json::ForgetDecision {
-                id: info.id.clone(),
-                short_id: human::short(&info.id).to_string(),
-                time: info.time,
-                time_rfc3339: json::rfc3339(info.time),
-                host: info.host.clone(),
-                keep: false,
-                reasons: Vec::new(),
-            });
+            doc.decisions.push(json::ForgetDecision::named(&info));
             ids.push(info.id);
         }
         if a.dry_run {

@@ -232,6 +232,21 @@ pub(super) struct ForgetDecision {
     pub reasons: Vec<String>,
 }
 
+impl ForgetDecision {
+    /// A snapshot named on the command line: removed, no policy's reasons.
+    pub(super) fn named(s: &SnapshotInfo) -> Self {
+        ForgetDecision {
+            id: s.id.clone(),
+            short_id: human::short(&s.id).to_string(),
+            time: s.time,
+            time_rfc3339: rfc3339(s.time),
+            host: s.host.clone(),
+            keep: false,
+            reasons: Vec::new(),
+        }
+    }
+}
+
 impl From<&Decision> for ForgetDecision {
     fn from(d: &Decision) -> Self {
         ForgetDecision {
