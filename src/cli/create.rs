@@ -9,7 +9,7 @@ use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
 use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{export, human, output, parent, repo, Global};
+use crate::cli::{export, human, json, output, parent, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -47,6 +47,9 @@ pub struct CreateArgs {
     /// Dump mysql in one consistent transaction instead of locking the tables (InnoDB; opsi keeps working meanwhile).
     #[arg(long)]
     pub single_transaction: bool,
+    /// Print what was saved and written as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn dump_options(a: &CreateArgs) -> DumpOptions {
@@ -107,8 +110,16 @@ pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     )?;
     bar.finish_and_clear();
     let writer = control.finish(&sysinfo.render())?;
-    writer.finish(None)?;
+    let done = writer.finish(None)?;
     logging::notice("Backup complete");
+    if a.json {
+        json::print(&json::Create {
+            schema: json::schema("create"),
+            snapshot: None,
+            unchanged_files: None,
+            archive: Some(done.display().to_string()),
+        })?;
+    }
     Ok(0)
 }
 
@@ -180,9 +191,19 @@ fn create_snapshot(
         human::bytes(info.added),
         human::bytes(info.size)
     ));
+    let mut archive = None;
     if let Some(dest) = &a.destination {
         let done = export::export_snapshot(&r, &info, dest, compression, !a.no_cache)?;
         output::summary(done.display().to_string());
+        archive = Some(done.display().to_string());
+    }
+    if a.json {
+        json::print(&json::Create {
+            schema: json::schema("create"),
+            snapshot: Some(json::Snapshot::from(&info)),
+            unchanged_files: parent.as_ref().map(|_| reused),
+            archive,
+        })?;
     }
     Ok(0)
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::archive::archive_file;
-use crate::cli::{repo, Global};
+use crate::cli::{json, repo, Global};
 use crate::diff::{self, Change, Fingerprints};
 
 #[derive(Args, Debug)]
@@ -18,7 +18,7 @@ pub struct DiffArgs {
     /// The newer backup.
     #[arg(value_name = "B")]
     pub b: PathBuf,
-    /// Print the differences as JSON.
+    /// Print the differences as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -39,7 +39,10 @@ fn fingerprints(g: &Global, arg: &std::path::Path) -> anyhow::Result<Fingerprint
 pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
     let d = diff::compare(&fingerprints(g, &a.a)?, &fingerprints(g, &a.b)?);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        json::print(&json::DiffDoc {
+            schema: json::schema("diff"),
+            diff: &d,
+        })?;
         return Ok(0);
     }
     let sign = |c: Change| match c {

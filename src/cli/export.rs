@@ -11,7 +11,7 @@ use crate::archive::compression::Compression;
 use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, output, repo, Global};
+use crate::cli::{human, json, output, repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
 use crate::store::{Repository, SnapshotInfo};
@@ -30,6 +30,9 @@ pub struct ExportArgs {
     /// Compress every segment afresh: neither use nor fill the export cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Print the snapshot and the archive written as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
@@ -114,5 +117,12 @@ pub(super) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
         !a.no_cache,
     )?;
     output::summary(done.display().to_string());
+    if a.json {
+        json::print(&json::Export {
+            schema: json::schema("export"),
+            snapshot: json::Snapshot::from(&info),
+            archive: done.display().to_string(),
+        })?;
+    }
     Ok(0)
 }

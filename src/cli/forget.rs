@@ -5,7 +5,7 @@
 
 use clap::Args;
 
-use crate::cli::{human, output, prune, repo, Global};
+use crate::cli::{human, json, output, prune, repo, Global};
 use crate::retention::{self, Decision, Policy};
 use crate::store::PruneOptions;
 
@@ -41,6 +41,9 @@ pub struct ForgetArgs {
     /// Remove exactly these snapshots (ids or unique prefixes) instead of applying a policy.
     #[arg(value_name = "SNAPSHOT", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within"])]
     pub snapshots: Vec<String>,
+    /// Print the decisions (and with --prune prune's report) as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl ForgetArgs {
@@ -59,6 +62,14 @@ impl ForgetArgs {
 
 pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
+    let mut doc = json::Forget {
+        schema: json::schema("forget"),
+        dry_run: a.dry_run,
+        decisions: Vec::new(),
+        removed: 0,
+        refused: None,
+        prune: None,
+    };
     let n = if a.snapshots.is_empty() {
         let mut policy = a.policy();
         if policy.is_empty() {
@@ -75,6 +86,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
         // Planned and removed under one lock: see Repository::forget_by_policy.
         let (decisions, n) = r.forget_by_policy(&policy, a.dry_run)?;
         print_decisions(&decisions);
+        doc.decisions = decisions.iter().map(json::ForgetDecision::from).collect();
         if a.dry_run {
             let remove = decisions.iter().filter(|d| !d.keep).count();
             say!(
@@ -83,8 +95,9 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
             );
             if let Err(e) = retention::check_keeps_each_host(&decisions) {
                 say!("without --dry-run this would be refused: {e}");
+                doc.refused = Some(e.to_string());
             }
-            return Ok(0);
+            return finish(&a, &doc);
         }
         n
     } else {
@@ -97,6 +110,7 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
                 crate::logging::local_time(info.time),
                 info.host
             );
+            doc.decisions.push(json::ForgetDecision::named(&info));
             ids.push(info.id);
         }
         if a.dry_run {
@@ -104,13 +118,24 @@ pub(super) fn forget(g: &Global, a: ForgetArgs) -> anyhow::Result<i32> {
                 "dry run: {} would be removed; nothing was changed",
                 output::count(ids.len() as u64, "snapshot")
             );
-            return Ok(0);
+            return finish(&a, &doc);
         }
         r.forget(&ids)?
     };
     output::summary(format!("{} removed", output::count(n as u64, "snapshot")));
+    doc.removed = n as u64;
     if a.prune {
-        prune::print_report(&r.prune(PruneOptions::default())?);
+        let report = r.prune(PruneOptions::default())?;
+        prune::print_report(&report);
+        doc.prune = Some(report);
+    }
+    finish(&a, &doc)
+}
+
+/// Prints the document when asked for; forget's exit code is 0 once it gets here.
+fn finish(a: &ForgetArgs, doc: &json::Forget) -> anyhow::Result<i32> {
+    if a.json {
+        json::print(doc)?;
     }
     Ok(0)
 }

@@ -10,7 +10,7 @@ use crate::archive::archive_file;
 use crate::archive::naming;
 use crate::archive::scan::{Checked, Scan};
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, output, parent, repo, Global};
+use crate::cli::{human, json, output, parent, repo, Global};
 use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
@@ -18,10 +18,14 @@ pub struct ImportArgs {
     /// opsi-backup archives (any compression).
     #[arg(required = true, value_name = "ARCHIVE")]
     pub archives: Vec<PathBuf>,
+    /// Print each archive with the snapshot it became as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
+    let mut imported = Vec::new();
     for archive in &a.archives {
         let name = archive
             .file_name()
@@ -68,6 +72,16 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
             archive.display(),
             human::short(&info.id)
         ));
+        imported.push(json::Imported {
+            archive: archive.display().to_string(),
+            snapshot: json::Snapshot::from(&info),
+        });
+    }
+    if a.json {
+        json::print(&json::Import {
+            schema: json::schema("import"),
+            imported,
+        })?;
     }
     Ok(0)
 }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::archive::archive_file;
 use crate::archive::scan::{Checked, Contains};
-use crate::cli::{human, repo, Global};
+use crate::cli::{human, json, repo, Global};
 use crate::error::{IoContext, Result};
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
@@ -22,6 +22,9 @@ pub struct ListArgs {
     /// Also list every member: type, mode, owner, size, mtime, path.
     #[arg(long)]
     pub long: bool,
+    /// Print what each contains (and with --long its members) as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Keeps the members passing by (their content is only read through, for the checksums).
@@ -37,6 +40,11 @@ impl MemberSink for Members {
 }
 
 pub(super) fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
+    let mut items = Vec::new();
+    let entries = |members: &[Member]| {
+        a.long
+            .then(|| members.iter().map(json::MemberEntry::from).collect())
+    };
     for file in &a.files {
         if repo::is_archive(g, file) {
             repo::ensure_not_snapshot(g, file)?;
@@ -55,6 +63,12 @@ pub(super) fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
                 scan.contains.names().join(", ")
             );
             print_members(&members);
+            items.push(json::Listed {
+                archive: Some(shown.display().to_string()),
+                snapshot: None,
+                contains: names(&scan.contains),
+                members: entries(&members),
+            });
             continue;
         }
         let r = repo::open(g)?;
@@ -72,8 +86,24 @@ pub(super) fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
         if a.long {
             print_members(&members);
         }
+        items.push(json::Listed {
+            archive: None,
+            snapshot: Some(json::Snapshot::from(&info)),
+            contains: names(&contains),
+            members: entries(&members),
+        });
+    }
+    if a.json {
+        json::print(&json::List {
+            schema: json::schema("list"),
+            items,
+        })?;
     }
     Ok(0)
+}
+
+fn names(contains: &Contains) -> Vec<String> {
+    contains.names().iter().map(|s| s.to_string()).collect()
 }
 
 fn print_members(members: &[Member]) {

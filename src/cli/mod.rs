@@ -4,7 +4,7 @@
 //! Shared by the commands: `repo` (opening the repository), `human` (ids and sizes for people),
 //! `progress` (bars), `parent` (completing a parent snapshot for create and import).
 //! `manual`: completions and man pages generated from these definitions. `output` (what
-//! goes to stdout, `-q`). Errors become one `ERROR: ...` line on stderr and in
+//! goes to stdout, `-q`), `json` (the documents of `--json`, docs/json.md). Errors become one `ERROR: ...` line on stderr and in
 //! the log file, and exit 1 (usage errors exit 2), as the original does; `exit_code` holds
 //! every code, and the detailed ones of the repository commands. `health` is the monitoring
 //! check, with the plugin conventions' codes.
@@ -28,6 +28,7 @@ mod health;
 mod human;
 mod import;
 mod init;
+mod json;
 mod list;
 mod manual;
 mod output;
@@ -197,12 +198,13 @@ pub fn main() -> i32 {
         Some(&log_file),
         explicit,
     );
-    output::set_quiet(cli.global.quiet);
     let mut cli = cli;
     let Some(command) = cli.command else {
         eprintln!("opsi-backup: a command is required (create, list, verify, restore); see --help");
         return ExitCode::Usage as i32;
     };
+    // With --json, stdout holds the one document and nothing for people.
+    output::set_quiet(cli.global.quiet || command.json());
     if let Err(e) = apply_settings(&mut cli.global) {
         if matches!(command, Command::Health(_)) {
             return health::unknown(&e.to_string());
@@ -301,6 +303,28 @@ fn needs_settings(g: &Global, command: &Command) -> bool {
 }
 
 impl Command {
+    /// Whether the report is asked for as JSON.
+    fn json(&self) -> bool {
+        match self {
+            Command::Create(a) => a.json,
+            Command::List(a) => a.json,
+            Command::Verify(a) => a.json,
+            Command::Restore(a) => a.json,
+            Command::Snapshots(a) => a.json,
+            Command::Export(a) => a.json,
+            Command::Import(a) => a.json,
+            Command::Stats(a) => a.json,
+            Command::Diff(a) => a.json,
+            Command::Forget(a) => a.json,
+            Command::Prune(a) => a.json,
+            Command::Init(_)
+            | Command::RebuildIndex(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::Health(_) => false,
+        }
+    }
+
     /// The command's name as typed (`rebuild-index`).
     fn name(&self) -> &'static str {
         match self {

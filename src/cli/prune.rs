@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::cli::{human, output, repo, Global};
+use crate::cli::{human, json, output, repo, Global};
 use crate::store::{PruneOptions, PruneReport};
 
 #[derive(Args, Debug)]
@@ -15,7 +15,7 @@ pub struct PruneArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = 50.0,
           value_parser = parse_percent)]
     pub repack_threshold: f64,
-    /// Print the report as JSON.
+    /// Print the report as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -34,7 +34,10 @@ pub(super) fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<i32> {
         repack_threshold: a.repack_threshold / 100.0,
     })?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        json::print(&json::Prune {
+            schema: json::schema("prune"),
+            report: &report,
+        })?;
     } else {
         print_report(&report);
     }

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::backup_source::{Origin, Verified};
-use crate::cli::{repo, Global};
+use crate::cli::{json, repo, Global};
 use crate::error::{Error, IoContext, Result};
 use crate::opsi::root::OpsiRoot;
 use crate::rename::validate_server_id;
-use crate::restore::{self, Request};
+use crate::restore::{self, Request, Restored};
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
@@ -30,6 +30,9 @@ pub struct RestoreArgs {
     /// Rename the config server to this id after restoring.
     #[arg(long, value_name = "SERVER_ID")]
     pub new_server_id: Option<String>,
+    /// Print what was restored as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
@@ -50,17 +53,36 @@ pub(super) fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
 pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let req = request(&a)?;
     let root = OpsiRoot::new(g.root());
-    if repo::is_archive(g, &a.file) {
+    let (archive, snapshot, restored) = if repo::is_archive(g, &a.file) {
         repo::ensure_not_snapshot(g, &a.file)?;
         let mut src = Verified::new(Origin::Archive(a.file.clone()));
-        restore::restore(&root, &mut src, &req, &ask)?;
+        let restored = restore::restore(&root, &mut src, &req, &ask)?;
+        (Some(a.file.display().to_string()), None, restored)
     } else {
         let r = repo::open(g)?;
         let info = r.resolve(&a.file.to_string_lossy())?;
+        let snapshot = json::Snapshot::from(&info);
         let mut src = Verified::new(Origin::Snapshot { repo: &r, info });
-        restore::restore(&root, &mut src, &req, &ask)?;
+        let restored = restore::restore(&root, &mut src, &req, &ask)?;
+        (None, Some(snapshot), restored)
+    };
+    if a.json {
+        json::print(&json::Restore {
+            schema: json::schema("restore"),
+            archive,
+            snapshot,
+            restored: restored.into_iter().map(part).collect(),
+            new_server_id: req.new_server_id.clone(),
+        })?;
     }
     Ok(0)
+}
+
+fn part(r: Restored) -> json::RestoredPart {
+    json::RestoredPart {
+        prefix: r.prefix,
+        destination: r.what,
+    }
 }
 
 /// Asks on the terminal whether to go on despite `warning`. Without a terminal the answer is

@@ -3,31 +3,14 @@
 
 use clap::Args;
 
+use crate::cli::json::{self, Stats};
 use crate::cli::{human, repo, Global};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Print the figures as JSON.
+    /// Print the figures as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(serde::Serialize)]
-struct Stats {
-    snapshots: usize,
-    disk_bytes: u64,
-    export_cache_bytes: u64,
-    logical_bytes: u64,
-    dedup_ratio: f64,
-    per_snapshot: Vec<PerSnapshot>,
-}
-
-#[derive(serde::Serialize)]
-struct PerSnapshot {
-    id: String,
-    time: i64,
-    size: u64,
-    added: u64,
 }
 
 fn disk_usage(path: &std::path::Path) -> u64 {
@@ -49,6 +32,7 @@ pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     let disk = disk_usage(&path).saturating_sub(cache);
     let logical: u64 = list.iter().map(|s| s.size).sum();
     let stats = Stats {
+        schema: json::schema("stats"),
         snapshots: list.len(),
         disk_bytes: disk,
         export_cache_bytes: cache,
@@ -58,18 +42,10 @@ pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
         } else {
             logical as f64 / disk as f64
         },
-        per_snapshot: list
-            .iter()
-            .map(|s| PerSnapshot {
-                id: s.id.clone(),
-                time: s.time,
-                size: s.size,
-                added: s.added,
-            })
-            .collect(),
+        per_snapshot: list.iter().map(json::Snapshot::from).collect(),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
+        json::print(&stats)?;
         return Ok(0);
     }
     say!("snapshots:          {}", stats.snapshots);

@@ -13,7 +13,7 @@ use clap::Args;
 use crate::archive::{archive_file, scan::Scan};
 use crate::cli::exit_code::ExitCode;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{health, human, output, repo, Global};
+use crate::cli::{health, human, json, output, repo, Global};
 use crate::logging;
 use crate::store::{DataSubset, VerifyOptions};
 
@@ -31,6 +31,9 @@ pub struct VerifyArgs {
     /// packs verified longest ago go first, the rest wait for the next night.
     #[arg(long, value_name = "DURATION", value_parser = health::threshold::duration)]
     pub max_duration: Option<u64>,
+    /// Print the result and every problem as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
@@ -38,13 +41,25 @@ pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
         repo::ensure_not_snapshot(g, f)?;
     }
     let archives = !a.files.is_empty() && a.files.iter().all(|f| repo::is_archive(g, f));
-    let failed = if archives {
-        verify_archives(&a.files).then_some(ExitCode::Failure)
+    let (failed, items, repository) = if archives {
+        let items = verify_archives(&a.files);
+        let failed = items.iter().any(|i| !i.ok);
+        (failed.then_some(ExitCode::Failure), items, None)
     } else if g.repository.is_some() {
-        verify_repository(g, &a)?.then_some(ExitCode::Damage)
+        let (items, checked) = verify_repository(g, &a)?;
+        let failed = items.iter().any(|i| !i.ok);
+        (failed.then_some(ExitCode::Damage), items, Some(checked))
     } else {
         anyhow::bail!("verify needs archive files, or a repository (--repository DIR)");
     };
+    if a.json {
+        json::print(&json::Verify {
+            schema: json::schema("verify"),
+            ok: failed.is_none(),
+            items,
+            repository,
+        })?;
+    }
     output::summary(if failed.is_some() {
         "Verification failed"
     } else {
@@ -53,9 +68,11 @@ pub(super) fn verify(g: &Global, a: VerifyArgs) -> anyhow::Result<i32> {
     Ok(failed.unwrap_or(ExitCode::Success).code(g.codes()))
 }
 
-fn verify_archives(files: &[PathBuf]) -> bool {
-    let mut failed = false;
+/// Each archive checked, with its problems (each also logged as an error).
+fn verify_archives(files: &[PathBuf]) -> Vec<json::Verified> {
+    let mut items = Vec::new();
     for file in files {
+        let mut found = Vec::new();
         logging::info(format!("Verifying archive {}", file.display()));
         let mut scan = Scan::default();
         let bar = progress::bar("verify", None);
@@ -67,22 +84,32 @@ fn verify_archives(files: &[PathBuf]) -> bool {
                 if problems.is_empty() {
                     logging::notice(format!("Archive {} is OK.", file.display()));
                 } else {
-                    failed = true;
                     for p in problems {
                         logging::error(format!("{}: {p}", file.display()));
+                        found.push(p.to_string());
                     }
                 }
             }
             Err(e) => {
-                failed = true;
                 logging::error(e.to_string());
+                found.push(e.to_string());
             }
         }
+        items.push(json::Verified {
+            archive: Some(file.display().to_string()),
+            snapshot: None,
+            ok: found.is_empty(),
+            problems: found,
+        });
     }
-    failed
+    items
 }
 
-fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
+/// The repository (or one snapshot) checked: one item with every problem, and the counts.
+fn verify_repository(
+    g: &Global,
+    a: &VerifyArgs,
+) -> anyhow::Result<(Vec<json::Verified>, json::RepositoryChecked)> {
     let r = repo::open(g)?;
     if a.files.len() > 1 {
         anyhow::bail!("verify takes at most one snapshot");
@@ -102,26 +129,28 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
         );
     }
     let report = r.verify_with(info.as_ref().map(|i| i.id.as_str()), &opts)?;
+    let mut found = Vec::new();
     for p in &report.problems {
         logging::error(p.to_string());
+        found.push(p.to_string());
     }
     for n in &report.notes {
         logging::labelled(logging::NOTICE, "NOTE", n);
     }
-    let mut failed = !report.is_ok();
     // A snapshot's members are also checked against its own CONTROL/checksums.
-    if let (Some(info), false) = (&info, failed) {
+    if let (Some(info), true) = (&info, report.is_ok()) {
         let mut scan = Scan::default();
         match r.replay(&info.id, &mut scan) {
             Ok(()) => {
                 for p in scan.problems() {
-                    failed = true;
-                    logging::error(format!("snapshot {}: {p}", human::short(&info.id)));
+                    let p = format!("snapshot {}: {p}", human::short(&info.id));
+                    logging::error(&p);
+                    found.push(p);
                 }
             }
             Err(e) => {
-                failed = true;
                 logging::error(e.to_string());
+                found.push(e.to_string());
             }
         }
     }
@@ -138,5 +167,19 @@ fn verify_repository(g: &Global, a: &VerifyArgs) -> anyhow::Result<bool> {
             output::count(report.packs_skipped, "pack")
         ));
     }
-    Ok(failed)
+    let item = json::Verified {
+        archive: None,
+        snapshot: info.as_ref().map(json::Snapshot::from),
+        ok: found.is_empty(),
+        problems: found,
+    };
+    let checked = json::RepositoryChecked {
+        snapshots: report.snapshots,
+        packs: report.packs,
+        chunks: report.chunks,
+        bytes: report.bytes,
+        packs_skipped: report.packs_skipped,
+        notes: report.notes,
+    };
+    Ok((vec![item], checked))
 }

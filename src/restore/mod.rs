@@ -15,4 +15,4 @@ pub(crate) mod tree_links;
 
 pub(crate) use backup::{BackupSource, Survey};
 pub(crate) use plan::Request;
-pub(crate) use run::restore;
+pub(crate) use run::{restore, Restored};

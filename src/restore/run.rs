@@ -23,12 +23,21 @@ use crate::restore::restorer::Restorer;
 /// go on, an error (`Error::Aborted`) to stop.
 pub(crate) type Confirm<'a> = &'a dyn Fn(&str) -> Result<()>;
 
+/// A part of the backup that was restored, for the caller's report.
+#[derive(Debug)]
+pub(crate) struct Restored {
+    /// The archive prefix (`CONTENT/BACKENDS/FILE/`).
+    pub prefix: String,
+    /// Where it went and what decided that.
+    pub what: String,
+}
+
 pub(crate) fn restore(
     root: &OpsiRoot,
     src: &mut dyn BackupSource,
     req: &Request,
     confirm: Confirm<'_>,
-) -> Result<()> {
+) -> Result<Vec<Restored>> {
     let name = src.name();
     logging::info(format!("Verifying {name} before restoring"));
     let survey = src.survey()?;
@@ -44,6 +53,14 @@ pub(crate) fn restore(
         leftovers::clean(&dir);
     }
     logging::notice(format!("Restoring data from backup {name}."));
+    let restored = plan
+        .targets
+        .iter()
+        .map(|t| Restored {
+            prefix: t.prefix.clone(),
+            what: t.what.clone(),
+        })
+        .collect();
     let mut restorer = Restorer::new(plan.targets)?;
     src.replay(&mut restorer)?;
     restorer.commit()?;
@@ -51,7 +68,7 @@ pub(crate) fn restore(
     if let Some(new) = &req.new_server_id {
         rename_server(&plan.renamable, new, here.get("fqdn"))?;
     }
-    Ok(())
+    Ok(restored)
 }
 
 /// `--new-server-id`: the config server of every restored backend becomes `new`.
