@@ -6,6 +6,7 @@
 //! members behind each problem.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -15,7 +16,7 @@ use crate::cli::exit_code::ExitCode;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{health, human, json, output, repo, Global};
 use crate::logging;
-use crate::store::{DataSubset, VerifyOptions};
+use crate::store::{DataSubset, VerifyOptions, VerifyProgress};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -118,9 +119,15 @@ fn verify_repository(
         Some(s) => Some(r.resolve(&s.to_string_lossy())?),
         None => None,
     };
+    let bar = progress::bar("verify", Some(0));
+    let shown = bar.clone();
     let opts = VerifyOptions {
         subset: a.read_data_subset.unwrap_or_default(),
         max_duration: a.max_duration.map(Duration::from_secs),
+        progress: Some(Arc::new(move |step| match step {
+            VerifyProgress::Total(t) => shown.set_length(t),
+            VerifyProgress::Done(b) => shown.inc(b),
+        })),
     };
     if info.is_some() && !opts.reads_everything() {
         anyhow::bail!(
@@ -128,7 +135,9 @@ fn verify_repository(
              repository; a snapshot's verify reads all of its data"
         );
     }
-    let report = r.verify_with(info.as_ref().map(|i| i.id.as_str()), &opts)?;
+    let report = r.verify_with(info.as_ref().map(|i| i.id.as_str()), &opts);
+    bar.finish_and_clear();
+    let report = report?;
     let mut found = Vec::new();
     for p in &report.problems {
         logging::error(p.to_string());

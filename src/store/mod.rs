@@ -48,8 +48,8 @@ mod fuzz_entry;
 #[doc(hidden)]
 pub use fuzz_entry::{fuzz_pack, fuzz_snapshot};
 pub use verify::{
-    DataSubset, NeededBy, Problem, VerifyOptions, VerifyReport, CONFIG_USER, META_USER,
-    SNAPSHOT_FILE_USER, UNNAMED_USER,
+    DataSubset, NeededBy, Problem, Progress as VerifyProgress, VerifyOptions, VerifyReport,
+    CONFIG_USER, META_USER, SNAPSHOT_FILE_USER, UNNAMED_USER,
 };
 
 // The store's modules name their crash points as `crate::store::crash_point`.

@@ -7,6 +7,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -36,11 +37,23 @@ pub const CONFIG_USER: &str = "(repository config.json)";
 
 /// How much pack data a verify of the whole repository reads back (a snapshot's verify reads
 /// all of its own). Metadata is always checked in full.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct VerifyOptions {
     pub subset: DataSubset,
     /// Start no pack once this much time has passed; the rest wait for the next verify.
     pub max_duration: Option<Duration>,
+    /// Told the stored bytes of pack data to read back, then each pack's as it is done (from
+    /// several threads): a progress bar's total and steps.
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+}
+
+/// A step of `VerifyOptions::progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The stored bytes of all packs to read back, once, before the first.
+    Total(u64),
+    /// A pack of this many stored bytes was read back.
+    Done(u64),
 }
 
 impl VerifyOptions {
@@ -194,6 +207,15 @@ fn read_back(
         .collect();
     let subset = if whole { opts.subset } else { DataSubset::All };
     let order = subset.choose(&sizes, &known);
+    let size_of: HashMap<&str, u64> = sizes.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let tell = |step| {
+        if let Some(p) = &opts.progress {
+            p(step)
+        }
+    };
+    tell(Progress::Total(
+        order.iter().map(|n| size_of[n.as_str()]).sum(),
+    ));
     // Without a time limit one parallel pass; with one, batches of a few packs per core, so
     // that no pack starts after the limit.
     let batch = match opts.max_duration {
@@ -208,7 +230,11 @@ fn read_back(
         }
         let results: Vec<(u64, u64, Vec<Found>)> = names
             .par_iter()
-            .map(|name| check_pack(root, name, &packs[name]))
+            .map(|name| {
+                let checked = check_pack(root, name, &packs[name]);
+                tell(Progress::Done(size_of[name.as_str()]));
+                checked
+            })
             .collect();
         for (name, (chunks, bytes, f)) in names.iter().zip(results) {
             report.chunks += chunks;
