@@ -115,6 +115,7 @@ pub struct Global {
         value_enum,
         default_value_t = ExitCodes::Compatible,
         env = "OPSI_BACKUP_EXIT_CODES",
+        hide_env_values = true,
         global = true
     )]
     pub exit_codes: ExitCodes,
