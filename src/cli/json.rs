@@ -35,38 +35,22 @@ pub(super) fn rfc3339(secs: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// A snapshot, wherever a document names one.
+/// A snapshot, wherever a document names one: the index's record as the store serializes it,
+/// plus the short id and the time in RFC 3339.
 #[derive(Serialize)]
 pub(super) struct Snapshot {
-    pub id: String,
+    #[serde(flatten)]
+    pub info: SnapshotInfo,
     pub short_id: String,
-    pub time: i64,
     pub time_rfc3339: String,
-    pub host: String,
-    pub backends: Vec<String>,
-    pub size: u64,
-    pub added: u64,
-    pub members: u64,
-    pub source: String,
-    pub sysinfo: Vec<(String, String)>,
-    pub written: i64,
 }
 
 impl From<&SnapshotInfo> for Snapshot {
     fn from(s: &SnapshotInfo) -> Self {
         Snapshot {
-            id: s.id.clone(),
+            info: s.clone(),
             short_id: human::short(&s.id).to_string(),
-            time: s.time,
             time_rfc3339: rfc3339(s.time),
-            host: s.host.clone(),
-            backends: s.backends.clone(),
-            size: s.size,
-            added: s.added,
-            members: s.members,
-            source: s.source.clone(),
-            sysinfo: s.sysinfo.clone(),
-            written: s.written,
         }
     }
 }
