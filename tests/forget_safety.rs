@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::fake_server::FakeServer;
@@ -97,32 +97,6 @@ fn keep_last_keeps_the_snapshot_latest_names() {
     assert_eq!(ids(&server, &repo), vec![latest]);
 }
 
-/// Holds the repository lock exclusively with flock(1) until the returned child's stdin closes.
-fn hold_lock(repo: &Path) -> Child {
-    let child = Command::new("flock")
-        .arg("-x")
-        .arg(repo.join("lock"))
-        .arg("cat")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    // flock(1) has taken the lock once `cat` runs; wait until a try fails.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Command::new("flock")
-        .args(["-n", "-s"])
-        .arg(repo.join("lock"))
-        .arg("true")
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(Instant::now() < deadline, "flock(1) did not take the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
 fn wait_for_stderr(path: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -152,7 +126,7 @@ fn concurrent_forgets_plan_under_the_lock() {
         ],
     );
     let newest = ids(&server, &repo).last().unwrap().clone();
-    let mut holder = hold_lock(&repo);
+    let mut holder = common::hold_lock(&repo);
     let mut forgets = Vec::new();
     for n in 0..2 {
         let err = work.path().join(format!("forget-{n}.err"));
@@ -189,7 +163,7 @@ fn lock_wait_gives_up_with_a_clear_error() {
     let server = FakeServer::new(5, false);
     let work = tempfile::tempdir().unwrap();
     let repo = repository(&server, work.path(), &["2026-01-01_03-00-00"]);
-    let mut holder = hold_lock(&repo);
+    let mut holder = common::hold_lock(&repo);
     let start = Instant::now();
     let mut child = repo_bin(server.root(), &repo)
         .args(["--lock-wait", "1", "forget", "--keep-last", "1"])

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant, SystemTime};
 
 use common::fake_server::FakeServer;
@@ -63,31 +63,6 @@ fn fake_holder(repo: &Path, name: &str, pid: u32, age: i64) {
         "command": "opsi-backup forget --prune", "since": now() - age
     });
     std::fs::write(repo.join("locks").join(name), record.to_string()).unwrap();
-}
-
-/// `flock -x` on the repository lock, held until the child's stdin closes.
-fn hold_lock(repo: &Path) -> Child {
-    let child = Command::new("flock")
-        .arg("-x")
-        .arg(repo.join("lock"))
-        .arg("cat")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("flock")
-        .args(["-n", "-s"])
-        .arg(repo.join("lock"))
-        .arg("true")
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(Instant::now() < deadline, "flock(1) did not take the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
 }
 
 /// Names, sizes and times of the repository's files, but SQLite's coordination files (and
@@ -262,7 +237,7 @@ fn a_lock_held_long_is_a_warning_and_health_neither_waits_nor_changes_anything()
     let work = tempfile::tempdir().unwrap();
     let repo = repository(&server, work.path(), &[1]);
     ok(repo_bin(server.root(), &repo).arg("verify"));
-    let mut holder = hold_lock(&repo);
+    let mut holder = common::hold_lock(&repo);
     fake_holder(&repo, "7h.json", std::process::id(), 7 * 3600);
     // A record of a process that died on this host: skipped, and left where it is.
     fake_holder(&repo, "dead.json", 1 << 30, 30 * 3600);
@@ -401,7 +376,7 @@ fn detailed_exit_codes_for_repository_commands_and_the_originals_by_default() {
 
     // Lock not obtained: 11.
     let repo = repository(&server, work.path(), &[2, 1]);
-    let mut holder = hold_lock(&repo);
+    let mut holder = common::hold_lock(&repo);
     let (code, _, err) =
         run(detailed(&repo).args(["--lock-wait", "0", "forget", "--keep-last", "1"]));
     assert_eq!(code, 11, "{err}");

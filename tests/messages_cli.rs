@@ -9,20 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::fake_server::FakeServer;
-use common::{bin, ok, run};
-
-/// `bin` with the log going to `log` instead of /dev/null.
-fn logged(root: &Path, log: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_opsi-backup"));
-    c.env("OPSI_BACKUP_ROOT", root)
-        .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
-        .env("OPSI_BACKUP_FQDN", "opsiserver.example.org")
-        .env("OPSI_BACKUP_OPSI_VERSION", "4.3.0.28")
-        .env_remove("OPSI_BACKUP_REPOSITORY")
-        .arg("--log-file")
-        .arg(log);
-    c
-}
+use common::{bin, logged_bin, ok, run};
 
 /// Runs a command that must fail with exit 1 and returns its stderr.
 fn fails(cmd: &mut Command) -> String {
@@ -160,7 +147,7 @@ fn quiet_runs_print_nothing_and_the_log_keeps_summaries_and_errors() {
     let repo = work.path().join("repo");
     let log = work.path().join("opsi-backup.log");
     let quiet = |args: &[&str]| {
-        let (code, out, err) = run(logged(server.root(), &log)
+        let (code, out, err) = run(logged_bin(server.root(), &log)
             .env("OPSI_BACKUP_REPOSITORY", &repo)
             .arg("-q")
             .args(args));
@@ -175,13 +162,13 @@ fn quiet_runs_print_nothing_and_the_log_keeps_summaries_and_errors() {
     quiet(&["forget", "--keep-last", "1", "--prune"]);
     let archive = work.path().join("a.tar");
     quiet(&["export", "latest", "-c", "none", archive.to_str().unwrap()]);
-    let (code, out, _) = run(logged(server.root(), &log)
+    let (code, out, _) = run(logged_bin(server.root(), &log)
         .arg("-q")
         .arg("verify")
         .arg(&archive));
     assert_eq!((code, out.as_str()), (0, ""));
     // --json is asked for: it is printed even with -q.
-    let out = ok(logged(server.root(), &log)
+    let out = ok(logged_bin(server.root(), &log)
         .env("OPSI_BACKUP_REPOSITORY", &repo)
         .args(["-q", "snapshots", "--json"]));
     assert!(out.trim_start().starts_with('['), "{out}");
@@ -189,7 +176,7 @@ fn quiet_runs_print_nothing_and_the_log_keeps_summaries_and_errors() {
     // Two failing runs: their errors are in the log.
     let missing = work.path().join("missing");
     fails(
-        logged(server.root(), &log)
+        logged_bin(server.root(), &log)
             .arg("-q")
             .arg("--repository")
             .arg(&missing)
@@ -201,7 +188,7 @@ fn quiet_runs_print_nothing_and_the_log_keeps_summaries_and_errors() {
     bytes[at] ^= 0xff;
     std::fs::write(&damaged, bytes).unwrap();
     fails(
-        logged(server.root(), &log)
+        logged_bin(server.root(), &log)
             .args(["-q", "verify"])
             .arg(&damaged),
     );

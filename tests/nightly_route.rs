@@ -8,8 +8,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::fake_server::FakeServer;
 
@@ -83,34 +82,6 @@ fn repository_in(toml_text: &str) -> String {
     line.split('"').nth(1).unwrap().to_string()
 }
 
-/// Runs a line of the route with our binary on PATH, as root's shell would find /usr/bin's.
-fn sh(line: &str, root: &Path) -> String {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let line = line.replace("/usr/bin/opsi-backup", "opsi-backup");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
-        .env("OPSI_BACKUP_ROOT", root)
-        .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
-        .env("OPSI_BACKUP_FQDN", "opsiserver.example.org")
-        .env("OPSI_BACKUP_OPSI_VERSION", "4.3.0.28")
-        .env_remove("OPSI_BACKUP_REPOSITORY")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{line}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn latest_id(root: &Path, repo: &Path) -> String {
     let all = common::snapshots(root, repo);
     assert!(!all.is_empty(), "no snapshot");
@@ -165,7 +136,7 @@ fn the_readme_route_installs_initialises_runs_two_nights_and_restores() {
                 done.push("settings");
             }
             ["opsi-backup", "init"] => {
-                sh(step, root);
+                common::sh(step, root);
                 assert!(repo.is_dir(), "init made {}", repo.display());
                 done.push("init");
             }
@@ -199,7 +170,7 @@ fn the_readme_route_installs_initialises_runs_two_nights_and_restores() {
                     )
                     .unwrap();
                     for e in &exec {
-                        sh(e, root);
+                        common::sh(e, root);
                     }
                     nights += 1;
                     ids.push(latest_id(root, &repo));
@@ -207,7 +178,7 @@ fn the_readme_route_installs_initialises_runs_two_nights_and_restores() {
                 done.push("timer");
             }
             ["opsi-backup", "snapshots"] => {
-                snapshots_listed = sh(step, root);
+                snapshots_listed = common::sh(step, root);
                 done.push("snapshots");
             }
             ["opsi-backup", "restore", "latest", ..] => {
@@ -216,7 +187,7 @@ fn the_readme_route_installs_initialises_runs_two_nights_and_restores() {
                 let stray = server.p("/var/lib/opsi/config/clients/stray.example.org.ini");
                 fs::remove_file(&lost).unwrap();
                 fs::write(&stray, "[info]\n").unwrap();
-                sh(step, root);
+                common::sh(step, root);
                 assert_eq!(fs::read_to_string(&lost).unwrap(), "[info]\nnight = 1\n");
                 assert!(!stray.exists(), "the file backend is the snapshot's again");
                 done.push("restore");

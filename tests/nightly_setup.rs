@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::fake_server::FakeServer;
@@ -16,30 +16,6 @@ fn contrib(name: &str) -> String {
             .join(name),
     )
     .unwrap()
-}
-
-/// Runs a shell command line the way cron or systemd would, with our binary on PATH.
-fn sh(line: &str, root: &Path) {
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let line = line.replace("/usr/bin/opsi-backup", "opsi-backup");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(&line)
-        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
-        .env("OPSI_BACKUP_ROOT", root)
-        .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
-        .env("OPSI_BACKUP_FQDN", "opsiserver.example.org")
-        .env_remove("OPSI_BACKUP_REPOSITORY")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{line}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn snapshot_count(root: &Path) -> usize {
@@ -100,10 +76,10 @@ fn cron_line_and_systemd_service_run_the_nightly_backup() {
         )
         .unwrap();
         if night % 2 == 0 {
-            sh(command, server.root());
+            common::sh(command, server.root());
         } else {
             for e in &exec {
-                sh(e, server.root());
+                common::sh(e, server.root());
             }
         }
     }

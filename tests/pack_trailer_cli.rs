@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::fake_server::{self, FakeServer, Rng};
 use common::{ok, run};
@@ -30,17 +30,6 @@ fn ids(root: &Path, repo: &Path) -> Vec<String> {
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn packs(repo: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort();
-    v
 }
 
 fn flip(path: &Path, at: usize) {
@@ -71,11 +60,15 @@ fn rebuild_index_keeps_all_snapshots_of_a_pack_with_a_damaged_trailer() {
     }
     let ids = ids(server.root(), &repo);
     assert_eq!(ids.len(), 5);
-    assert!(packs(&repo).len() >= 5, "{} packs", packs(&repo).len());
+    assert!(
+        common::pack_files(&repo).len() >= 5,
+        "{} packs",
+        common::pack_files(&repo).len()
+    );
     let before = exports(server.root(), &repo, work.path(), &ids);
     // The cost of the second trailer copy: n + 44 bytes per pack.
     let (mut pack_bytes, mut copy_bytes) = (0, 0);
-    for p in packs(&repo) {
+    for p in common::pack_files(&repo) {
         let b = fs::read(&p).unwrap();
         let n = u32::from_le_bytes(b[b.len() - 12..b.len() - 8].try_into().unwrap()) as usize;
         pack_bytes += b.len();
@@ -86,7 +79,7 @@ fn rebuild_index_keeps_all_snapshots_of_a_pack_with_a_damaged_trailer() {
         copy_bytes as f64 * 100.0 / pack_bytes as f64
     );
     // The first night's pack: the later nights need its chunks too.
-    let pack = packs(&repo)
+    let pack = common::pack_files(&repo)
         .into_iter()
         .max_by_key(|p| fs::metadata(p).unwrap().len())
         .unwrap();

@@ -11,17 +11,6 @@ use std::path::{Path, PathBuf};
 use common::fake_server::FakeServer;
 use common::{ok, run};
 
-fn packs(repo: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort();
-    v
-}
-
 /// A pack's name as the repository names it (its file name without `.pack`).
 fn name(pack: &Path) -> String {
     pack.file_name()
@@ -72,7 +61,7 @@ fn rolling_verify_covers_every_pack_and_reads_the_unverified_first() {
     for n in 0..4 {
         night(&server, &repo, n);
     }
-    let all: Vec<String> = packs(&repo).iter().map(|p| name(p)).collect();
+    let all: Vec<String> = common::pack_files(&repo).iter().map(|p| name(p)).collect();
     assert!(all.len() >= 4, "a pack a night: {all:?}");
 
     // Three slices read every pack once; none of them counts as a complete verify.
@@ -98,7 +87,7 @@ fn rolling_verify_covers_every_pack_and_reads_the_unverified_first() {
 
     // A new night's pack was never verified: a one-pack subset reads it, and finds its damage.
     night(&server, &repo, 9);
-    let new: Vec<PathBuf> = packs(&repo)
+    let new: Vec<PathBuf> = common::pack_files(&repo)
         .into_iter()
         .filter(|p| !all.contains(&name(p)))
         .collect();

@@ -4,12 +4,14 @@
 //! the parent then checks that every committed snapshot restores and verifies, and that the
 //! repository keeps working. Needs `--features crash-points` (ignored without it).
 
+mod common;
+
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
-use opsi_backup::member::{Member, MemberKind, Mtime};
+use opsi_backup::member::Member;
 use opsi_backup::sink::MemberSink;
 use opsi_backup::store::{ChunkerParams, Repository, SnapshotMeta};
 use opsi_backup::Result;
@@ -35,25 +37,7 @@ fn data(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn members(seed: u64) -> Vec<(Member, Vec<u8>)> {
-    let file = |path: &str, d: Vec<u8>| {
-        let m = Member {
-            path: path.into(),
-            kind: MemberKind::File,
-            mode: 0o600,
-            uid: 0,
-            gid: 0,
-            uname: "root".into(),
-            gname: "root".into(),
-            mtime: Mtime {
-                secs: 1_764_000_000,
-                pax: None,
-            },
-            size: d.len() as u64,
-            raw_header: None,
-            stamp: None,
-        };
-        (m, d)
-    };
+    let file = common::file_member;
     vec![
         file(
             "CONTENT/BACKENDS/FILE/file/pckeys",

@@ -10,6 +10,11 @@ use std::process::Command;
 
 /// The opsi-backup binary, with a stable host identity and no log file.
 pub(crate) fn bin(root: &Path) -> Command {
+    logged_bin(root, Path::new("/dev/null"))
+}
+
+/// `bin` with the log going to `log`.
+pub(crate) fn logged_bin(root: &Path, log: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_opsi-backup"));
     c.env("OPSI_BACKUP_ROOT", root)
         .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
@@ -17,7 +22,7 @@ pub(crate) fn bin(root: &Path) -> Command {
         .env("OPSI_BACKUP_OPSI_VERSION", "4.3.0.28")
         .env_remove("OPSI_BACKUP_REPOSITORY")
         .arg("--log-file")
-        .arg("/dev/null");
+        .arg(log);
     c
 }
 
@@ -104,4 +109,74 @@ pub(crate) fn file_member(path: &str, d: Vec<u8>) -> (opsi_backup::member::Membe
         stamp: None,
     };
     (m, d)
+}
+
+/// Holds the repository lock exclusively with flock(1) until the returned child's stdin closes.
+pub(crate) fn hold_lock(repo: &Path) -> std::process::Child {
+    let child = std::process::Command::new("flock")
+        .arg("-x")
+        .arg(repo.join("lock"))
+        .arg("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // flock(1) has taken the lock once `cat` runs; wait until a try fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::process::Command::new("flock")
+        .args(["-n", "-s"])
+        .arg(repo.join("lock"))
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flock(1) did not take the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// The repository's pack files, sorted.
+pub(crate) fn pack_files(repo: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = walkdir::WalkDir::new(repo.join("packs"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs a shell command line as cron, systemd or root's shell would, with our binary on PATH
+/// in place of /usr/bin/opsi-backup; returns its stdout.
+pub(crate) fn sh(line: &str, root: &Path) -> String {
+    let bin_dir = std::path::PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let line = line.replace("/usr/bin/opsi-backup", "opsi-backup");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("OPSI_BACKUP_ROOT", root)
+        .env("OPSI_BACKUP_HOSTNAME", "opsiserver")
+        .env("OPSI_BACKUP_FQDN", "opsiserver.example.org")
+        .env("OPSI_BACKUP_OPSI_VERSION", "4.3.0.28")
+        .env_remove("OPSI_BACKUP_REPOSITORY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{line}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
