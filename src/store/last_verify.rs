@@ -6,13 +6,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::logging;
+use crate::error::Result;
 use crate::store::state;
 use crate::store::verify::VerifyReport;
 
-/// The file, relative to the repository.
-pub(crate) const LAST_VERIFY: &str = "state/last-verify.json";
+/// The file, under `state/`.
+const NAME: &str = "last-verify.json";
 
 /// The outcome of the last `verify` of the whole repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,32 +66,18 @@ impl LastVerify {
 /// a verify whose record cannot be written (read-only mount) still reports its result; the
 /// record then stays older and monitoring says so.
 pub(crate) fn record(root: &Path, last: &LastVerify) {
-    if let Err(e) = write(root, last) {
-        logging::warning(format!("could not record the verify in {LAST_VERIFY}: {e}"));
-    }
-}
-
-fn write(root: &Path, last: &LastVerify) -> Result<()> {
-    let json = serde_json::to_vec_pretty(last).map_err(|e| Error::Invalid(e.to_string()))?;
-    state::write(root, "last-verify.json", &json)
+    state::save(root, NAME, "the verify", last);
 }
 
 /// The record, if a verify of the whole repository ever wrote one.
 pub(crate) fn read(root: &Path) -> Result<Option<LastVerify>> {
-    let Some(bytes) = state::read(root, "last-verify.json")? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::Repository(format!(
-            "{} is not valid: {e}",
-            root.join(LAST_VERIFY).display()
-        ))
-    })
+    state::load(root, NAME)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn a_record_reads_back_and_a_missing_one_is_none() {

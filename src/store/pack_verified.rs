@@ -8,7 +8,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
 use crate::logging;
 use crate::store::state;
 
@@ -23,13 +22,8 @@ struct Record {
 
 /// When each pack was last read back; empty (with a warning) when the record is damaged.
 pub(crate) fn load(root: &Path) -> HashMap<String, i64> {
-    let parsed = state::read(root, NAME).and_then(|bytes| match bytes {
-        None => Ok(Record::default()),
-        Some(b) => serde_json::from_slice::<Record>(&b)
-            .map_err(|e| Error::Repository(format!("state/{NAME} is not valid: {e}"))),
-    });
-    match parsed {
-        Ok(r) => r.packs.into_iter().collect(),
+    match state::load::<Record>(root, NAME) {
+        Ok(r) => r.unwrap_or_default().packs.into_iter().collect(),
         Err(e) => {
             logging::warning(format!("{e}; every pack counts as never verified"));
             HashMap::new()
@@ -57,14 +51,7 @@ pub(crate) fn record(
             .filter(|(name, _)| present.contains(name))
             .collect(),
     };
-    let written = serde_json::to_vec(&record)
-        .map_err(|e| Error::Invalid(e.to_string()))
-        .and_then(|json| state::write(root, NAME, &json));
-    if let Err(e) = written {
-        logging::warning(format!(
-            "could not record the packs verified in state/{NAME}: {e}"
-        ));
-    }
+    state::save(root, NAME, "the packs verified", &record);
 }
 
 #[cfg(test)]

@@ -6,7 +6,11 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::error::{Error, IoContext, Result};
+use crate::logging;
 use crate::store::durable;
 
 /// A state file larger than this is damaged (the pack list of a 100 TB repository is smaller).
@@ -15,7 +19,7 @@ const MAX_STATE_FILE: u64 = 256 << 20;
 /// Writes `state/<name>` durably: under `tmp/` with a unique name (two verifies may end
 /// together), fsynced, renamed over the old one, `state/` fsynced (and the repository
 /// directory when `state/` was just made).
-pub(crate) fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let state = root.join("state");
     let new_dir = !state.exists();
     durable::create_dir(&state)?;
@@ -30,7 +34,7 @@ pub(crate) fn write(root: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 }
 
 /// The bytes of `state/<name>`, or `None` when it does not exist.
-pub(crate) fn read(root: &Path, name: &str) -> Result<Option<Vec<u8>>> {
+fn read(root: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     let path = root.join("state").join(name);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
@@ -48,4 +52,28 @@ pub(crate) fn read(root: &Path, name: &str) -> Result<Option<Vec<u8>>> {
         )));
     }
     Ok(Some(bytes))
+}
+
+/// Writes `value` as `state/<name>`, best effort: a record that cannot be written (read-only
+/// mount) costs a warning naming `what`, never the command that keeps it.
+pub(crate) fn save<T: Serialize>(root: &Path, name: &str, what: &str, value: &T) {
+    let written = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Invalid(e.to_string()))
+        .and_then(|json| write(root, name, &json));
+    if let Err(e) = written {
+        logging::warning(format!("could not record {what} in state/{name}: {e}"));
+    }
+}
+
+/// `state/<name>` parsed, or `None` when it does not exist; a damaged one is an error.
+pub(crate) fn load<T: DeserializeOwned>(root: &Path, name: &str) -> Result<Option<T>> {
+    let Some(bytes) = read(root, name)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::Repository(format!(
+            "{} is not valid: {e}",
+            root.join("state").join(name).display()
+        ))
+    })
 }
