@@ -18,8 +18,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::durable::sync_dir;
 use crate::error::{Error, IoContext, Result};
-use crate::rename::line_rewrite::{any_line, rewrite_lines, sync_dir, LineEdit};
+use crate::rename::line_rewrite::{any_line, rewrite_lines, LineEdit};
 use crate::rename::replacer::{dedupe_json_list, replace_url_host, IdReplacer};
 use crate::rename::server_id::validate_server_id;
 use crate::rename::RenameReport;

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use crate::durable::sync_dir;
 use crate::error::{Error, IoContext, Result};
 
 /// What to do with one line (which includes its `\n`, if any).
@@ -114,13 +115,6 @@ pub fn rewrite_lines(
     }
     sync_dir(dir)?;
     Ok(changed)
-}
-
-/// Makes renames and removals in `dir` durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .path_ctx("syncing directory", dir)
 }
 
 #[cfg(test)]

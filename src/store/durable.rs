@@ -41,12 +41,7 @@ pub(crate) fn open_or_create(path: &Path) -> Result<File> {
         .path_ctx("opening", path)
 }
 
-/// fsyncs a directory so that renames and creations inside it survive a power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .path_ctx("syncing directory", dir)
-}
+pub(crate) use crate::durable::sync_dir;
 
 /// Renames `from` to `to` and fsyncs the directory of `to`. The caller has fsynced `from`.
 pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
