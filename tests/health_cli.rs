@@ -341,6 +341,9 @@ fn unknown_when_the_check_cannot_look_critical_for_a_damaged_index() {
     assert_eq!(code, 3, "{err}");
     let (code, _, _) = run(repo_bin(server.root(), &missing).args(["health", "--no-such-option"]));
     assert_eq!(code, 3);
+    // Another command's usage error stays 2, even with `health` among its arguments.
+    let (code, _, _) = run(repo_bin(server.root(), &missing).args(["list", "health", "--bad"]));
+    assert_eq!(code, 2);
 
     let repo = repository(&server, work.path(), &[1]);
     let index = repo.join("index.sqlite");

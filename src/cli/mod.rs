@@ -260,10 +260,16 @@ fn finish(
     }
 }
 
-/// Whether the command line names the `health` command, for the code of a usage error
-/// (clap has not said which command it is then).
+/// Whether the command line's command is `health`, for the code of a usage error: clap's
+/// own reading of the line, errors ignored (`list health --bad` is `list`'s usage error);
+/// where even that finds no command (`--bad health`), the word `health` anywhere.
 fn invoked_as_health() -> bool {
-    std::env::args_os().skip(1).any(|a| a == "health")
+    use clap::CommandFactory;
+    let read = Cli::command().ignore_errors(true).try_get_matches();
+    match read.as_ref().ok().and_then(|m| m.subcommand_name()) {
+        Some(name) => name == "health",
+        None => std::env::args_os().skip(1).any(|a| a == "health"),
+    }
 }
 
 /// A damaged index found after opening (by a query, not by the check at open) does not know
