@@ -69,17 +69,23 @@ pub(crate) fn is_content(path: &str) -> bool {
 
 /// Whether `path` lies in the MySQL part (a dump).
 pub(crate) fn is_mysql(path: &str) -> bool {
-    path.starts_with(&format!("{MYSQL}/"))
+    below(path, MYSQL)
 }
 
 /// Whether `path` lies in the host keys' part.
 pub(crate) fn is_file_host_keys(path: &str) -> bool {
-    path.starts_with(&format!("{FILE_HOSTKEYS}/"))
+    below(path, FILE_HOSTKEYS)
 }
 
 /// Whether `path` lies in the dhcp part.
 pub(crate) fn is_dhcp(path: &str) -> bool {
-    path.starts_with(&format!("{DHCP}/"))
+    below(path, DHCP)
+}
+
+/// Whether `path` lies below the directory `dir` (per member, so without building a string).
+fn below(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The path of a configuration member below /etc/opsi (`CONTENT/CONF/a/b` -> `a/b`).
