@@ -191,7 +191,8 @@ fn lock_wait_gives_up_with_a_clear_error() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert_eq!(code, Some(1), "still waiting after 30 s: {err}");
+    // 11: the repository's commands tell a lock not obtained apart (README, "Exit codes").
+    assert_eq!(code, Some(11), "still waiting after 30 s: {err}");
     assert!(
         err.contains("waiting up to 1 s to remove snapshots") && err.contains("--lock-wait"),
         "{err}"

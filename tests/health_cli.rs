@@ -360,7 +360,7 @@ fn unknown_when_the_check_cannot_look_critical_for_a_damaged_index() {
 }
 
 #[test]
-fn detailed_exit_codes_for_repository_commands_and_the_originals_by_default() {
+fn detailed_exit_codes_for_repository_commands_and_the_originals_codes_for_theirs() {
     let server = FakeServer::new(3, false);
     let work = tempfile::tempdir().unwrap();
     let missing = work.path().join("missing");
@@ -369,11 +369,20 @@ fn detailed_exit_codes_for_repository_commands_and_the_originals_by_default() {
         c.env("OPSI_BACKUP_EXIT_CODES", "detailed");
         c
     };
-    // No repository: 10, or 1 by default.
+    // No repository: 10 from the repository's commands by default, 1 when asked for the
+    // original's codes; the original's commands give 1 unless asked for detail.
     assert_eq!(run(detailed(&missing).arg("snapshots")).0, 10);
-    assert_eq!(run(repo_bin(server.root(), &missing).arg("snapshots")).0, 1);
     assert_eq!(
-        run(repo_bin(server.root(), &missing).args(["--exit-codes", "detailed", "stats"])).0,
+        run(repo_bin(server.root(), &missing).arg("snapshots")).0,
+        10
+    );
+    assert_eq!(
+        run(repo_bin(server.root(), &missing).args(["--exit-codes", "compatible", "stats"])).0,
+        1
+    );
+    assert_eq!(run(repo_bin(server.root(), &missing).args(["verify"])).0, 1);
+    assert_eq!(
+        run(repo_bin(server.root(), &missing).args(["--exit-codes", "detailed", "verify"])).0,
         10
     );
 
@@ -390,6 +399,18 @@ fn detailed_exit_codes_for_repository_commands_and_the_originals_by_default() {
         "--keep-last",
         "1",
     ]));
+    assert_eq!(code, 11, "{err}");
+    let (code, _, err) = run(repo_bin(server.root(), &repo).args([
+        "--exit-codes",
+        "compatible",
+        "--lock-wait",
+        "0",
+        "forget",
+        "--keep-last",
+        "1",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run(repo_bin(server.root(), &repo).args(["--lock-wait", "0", "create"]));
     assert_eq!(code, 1, "{err}");
     drop(holder.stdin.take());
     holder.wait().unwrap();

@@ -13,17 +13,28 @@ use common::{bin, logged_bin, ok, run};
 
 /// Runs a command that must fail with exit 1 and returns its stderr.
 fn fails(cmd: &mut Command) -> String {
+    fails_with(1, cmd)
+}
+
+/// Runs a command that must fail with exit `expected` and returns its stderr.
+fn fails_with(expected: i32, cmd: &mut Command) -> String {
     let (code, out, err) = run(cmd);
-    assert_eq!(code, 1, "{cmd:?}\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(code, expected, "{cmd:?}\nstdout:\n{out}\nstderr:\n{err}");
     err
 }
+
+/// The exit code of a repository command that finds no repository (README, "Exit codes").
+const NO_REPOSITORY: i32 = 10;
 
 #[test]
 fn a_repository_path_that_is_a_file_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("afile");
     std::fs::write(&file, "x").unwrap();
-    let err = fails(bin(dir.path()).arg("-r").arg(&file).arg("snapshots"));
+    let err = fails_with(
+        NO_REPOSITORY,
+        bin(dir.path()).arg("-r").arg(&file).arg("snapshots"),
+    );
     assert!(
         err.contains("is a file, not a directory") && err.contains("--repository DIR"),
         "{err}"
@@ -35,7 +46,10 @@ fn a_repository_path_that_is_a_file_says_so() {
 fn a_missing_repository_says_to_run_init() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let err = fails(common::repo_bin(dir.path(), &missing).arg("snapshots"));
+    let err = fails_with(
+        NO_REPOSITORY,
+        common::repo_bin(dir.path(), &missing).arg("snapshots"),
+    );
     let want = format!("run `opsi-backup init --repository {}`", missing.display());
     assert!(
         err.contains("does not exist") && err.contains(&want),
@@ -46,7 +60,10 @@ fn a_missing_repository_says_to_run_init() {
 #[test]
 fn a_directory_without_config_json_says_how_to_find_or_make_one() {
     let dir = tempfile::tempdir().unwrap();
-    let err = fails(common::repo_bin(dir.path(), dir.path()).arg("snapshots"));
+    let err = fails_with(
+        NO_REPOSITORY,
+        common::repo_bin(dir.path(), dir.path()).arg("snapshots"),
+    );
     assert!(
         err.contains("is not an opsi-backup repository (it has no config.json)")
             && err.contains("opsi-backup init --repository DIR"),

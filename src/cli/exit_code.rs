@@ -1,9 +1,10 @@
-//! The process exit codes, in one place. Without a repository every command exits as the
-//! original opsi-backup does: 0, 1 for any error or an archive that does not verify, 2 for
-//! wrong usage. With a repository the same holds by default (scripts written for the
-//! original keep working); `--exit-codes detailed` (or `OPSI_BACKUP_EXIT_CODES=detailed`)
-//! tells the causes apart, with restic's numbers where restic has one. `health` follows the
-//! monitoring-plugin conventions instead (`health::State`).
+//! The process exit codes, in one place. The original's commands (create, list, verify,
+//! restore) exit as the original opsi-backup does: 0, 1 for any error or an archive that does
+//! not verify, 2 for wrong usage; with a repository, `--exit-codes detailed` (or
+//! `OPSI_BACKUP_EXIT_CODES=detailed`) tells the causes apart. The repository's own commands
+//! tell them apart by default (`--exit-codes compatible` gives 0, 1, 2), with restic's numbers
+//! where restic has one. `health` follows the monitoring-plugin conventions instead
+//! (`health::State`).
 
 use clap::ValueEnum;
 
@@ -32,7 +33,7 @@ pub enum ExitCodes {
     /// 0, 1 and 2, as the original opsi-backup.
     #[default]
     Compatible,
-    /// For commands with a repository: also 3 damage, 10 no repository, 11 lock not obtained.
+    /// Also 3 damage, 10 no repository, 11 lock not obtained.
     Detailed,
 }
 

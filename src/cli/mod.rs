@@ -107,21 +107,24 @@ pub struct Global {
     /// 3600, or `lock_wait` in /etc/opsi/opsi-backup.toml; 0: do not wait).
     #[arg(long, value_name = "SECONDS", global = true)]
     pub lock_wait: Option<u64>,
-    /// Exit codes of the commands with a repository: `compatible` (0, 1, 2 as the original)
-    /// or `detailed` (also 3 damage found, 10 no repository, 11 lock not obtained).
+    /// Exit codes: `compatible` (0, 1, 2 as the original) or `detailed` (also 3 damage found,
+    /// 10 no repository, 11 lock not obtained). Default: detailed for the repository
+    /// commands, compatible for create, list, verify and restore.
     #[arg(
         long,
         value_name = "CODES",
         value_enum,
-        default_value_t = ExitCodes::Compatible,
         env = "OPSI_BACKUP_EXIT_CODES",
         hide_env_values = true,
         global = true
     )]
-    pub exit_codes: ExitCodes,
+    pub exit_codes: Option<ExitCodes>,
     /// What /etc/opsi/opsi-backup.toml says (filled in after parsing).
     #[arg(skip)]
     pub settings: Settings,
+    /// The exit codes in force, resolved for the command before it runs.
+    #[arg(skip)]
+    pub resolved_codes: ExitCodes,
 }
 
 #[derive(Subcommand, Debug)]
@@ -222,6 +225,8 @@ pub fn main() -> i32 {
             command.name()
         ));
     }
+    let codes = cli.global.codes_for(&command);
+    cli.global.resolved_codes = codes;
     let result = match command {
         Command::Create(a) => create::create(&cli.global, a),
         Command::List(a) => list::list(&cli.global, a),
@@ -240,7 +245,7 @@ pub fn main() -> i32 {
         Command::Man(a) => manual::man(a),
         Command::Health(a) => health::health(&cli.global, a),
     };
-    finish(result, cli.global.repository.as_deref(), cli.global.codes())
+    finish(result, cli.global.repository.as_deref(), codes)
 }
 
 /// The exit code of a command's result; an error becomes one `ERROR: ...` line.
@@ -332,6 +337,14 @@ impl Command {
         }
     }
 
+    /// Whether the command is one of the original opsi-backup's.
+    fn is_original(&self) -> bool {
+        matches!(
+            self,
+            Command::Create(_) | Command::List(_) | Command::Verify(_) | Command::Restore(_)
+        )
+    }
+
     /// The command's name as typed (`rebuild-index`).
     fn name(&self) -> &'static str {
         match self {
@@ -380,12 +393,23 @@ impl Global {
         self.root.clone().unwrap_or_else(|| PathBuf::from("/"))
     }
 
-    /// The exit codes in force: without a repository always the original's.
+    /// The exit codes in force for the running command (see `codes_for`).
     fn codes(&self) -> ExitCodes {
-        if self.repository.is_some() {
-            self.exit_codes
+        self.resolved_codes
+    }
+
+    /// The exit codes of `command`. The original's commands (create, list, verify, restore)
+    /// keep its 0, 1, 2 unless detailed codes are asked for with a repository: scripts
+    /// written for the original keep working. The repository's own commands have no
+    /// original to follow, so they tell the causes apart unless asked not to.
+    fn codes_for(&self, command: &Command) -> ExitCodes {
+        if command.is_original() {
+            match (self.repository.is_some(), self.exit_codes) {
+                (true, Some(codes)) => codes,
+                _ => ExitCodes::Compatible,
+            }
         } else {
-            ExitCodes::Compatible
+            self.exit_codes.unwrap_or(ExitCodes::Detailed)
         }
     }
 }
