@@ -55,8 +55,8 @@ pub struct Parent {
     pub snapshot: String,
     files: HashMap<String, ParentFile>,
     /// The chunks of its other file members (streamed ones, such as a MySQL dump, and the
-    /// CONTROL members).
-    streams: HashMap<String, Vec<ChunkHash>>,
+    /// CONTROL members), with their sizes.
+    streams: HashMap<String, (Vec<ChunkHash>, u64)>,
 }
 
 impl Parent {
@@ -73,9 +73,9 @@ impl Parent {
         self.files.insert(file.member.path.clone(), file);
     }
 
-    /// Any other file member: only its chunks are kept.
-    pub fn add_stream(&mut self, path: String, chunks: Vec<ChunkHash>) {
-        self.streams.insert(path, chunks);
+    /// Any other file member: only its chunks and size are kept.
+    pub fn add_stream(&mut self, path: String, chunks: Vec<ChunkHash>, size: u64) {
+        self.streams.insert(path, (chunks, size));
     }
 
     /// Gives every file its line of the parent's CONTROL/checksums: `sha1_of` answers for an
@@ -95,7 +95,15 @@ impl Parent {
     pub fn chunks(&self, path: &str) -> Option<&[ChunkHash]> {
         match self.files.get(path) {
             Some(f) => Some(&f.content.chunks),
-            None => self.streams.get(path).map(Vec::as_slice),
+            None => self.streams.get(path).map(|(chunks, _)| chunks.as_slice()),
+        }
+    }
+
+    /// The size member `path` had in the parent: what a progress bar expects of it again.
+    pub fn size(&self, path: &str) -> Option<u64> {
+        match self.files.get(path) {
+            Some(f) => Some(f.member.size),
+            None => self.streams.get(path).map(|(_, size)| *size),
         }
     }
 
@@ -134,7 +142,7 @@ mod tests {
         let mut p = Parent::new("s".into());
         p.add_file(file("CONTENT/a"));
         p.add_file(file("CONTENT/b"));
-        p.add_stream("CONTENT/dump".into(), vec![[2; 32]]);
+        p.add_stream("CONTENT/dump".into(), vec![[2; 32]], 900);
         let now = file("CONTENT/a").member;
         assert!(!p.get("CONTENT/a").unwrap().unchanged(&now));
         p.attach_checksums(|path| (path == "CONTENT/a").then(|| "ab".to_string()));
@@ -142,6 +150,8 @@ mod tests {
         assert_eq!(p.get("CONTENT/b").unwrap().sha1, None);
         assert_eq!(p.chunks("CONTENT/dump"), Some(&[[2u8; 32]][..]));
         assert_eq!(p.chunks("CONTENT/a"), Some(&[[1u8; 32]][..]));
+        assert_eq!(p.size("CONTENT/dump"), Some(900));
+        assert_eq!(p.size("CONTENT/c"), None);
         assert_eq!(p.len(), 2);
     }
 }

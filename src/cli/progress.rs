@@ -52,6 +52,18 @@ impl<'a> ProgressSink<'a> {
     }
 }
 
+/// Moves `bar` on by `n` bytes. An expected total is an estimate (files grow, a dump differs
+/// from the parent's): past it, the total follows, so the bar never shows more than 100%.
+fn advance(bar: &ProgressBar, n: u64) {
+    bar.inc(n);
+    if let Some(len) = bar.length() {
+        let at = bar.position();
+        if at > len {
+            bar.set_length(at);
+        }
+    }
+}
+
 struct Counting<'a> {
     inner: &'a mut dyn Read,
     bar: &'a ProgressBar,
@@ -60,7 +72,7 @@ struct Counting<'a> {
 impl Read for Counting<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
+        advance(self.bar, n as u64);
         Ok(n)
     }
 }
@@ -93,7 +105,7 @@ impl MemberSink for ProgressSink<'_> {
     fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
         let reused = self.inner.reuse(member, parent)?;
         if reused {
-            self.bar.inc(member.size);
+            advance(&self.bar, member.size);
             self.reused += 1;
         }
         Ok(reused)

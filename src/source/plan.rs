@@ -117,6 +117,31 @@ impl Plan {
         }
     }
 
+    /// The bytes `run` will read (or take from `parent` unread), for a progress bar: the
+    /// regular files under each path as they are now, and each MySQL dump at its size in the
+    /// parent. None when a dump has no such size (a first snapshot): a dump's size is known
+    /// only once it is written.
+    pub(crate) fn expected_bytes(&self, parent: Option<&Parent>) -> Option<u64> {
+        let mut total = 0u64;
+        for part in &self.parts {
+            match part {
+                Part::Path { path, .. } => {
+                    total += walkdir::WalkDir::new(path)
+                        .into_iter()
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_file())
+                        .filter_map(|e| e.metadata().ok())
+                        .map(|m| m.len())
+                        .sum::<u64>();
+                }
+                Part::Mysql { name, .. } => {
+                    total += parent?.size(&layout::mysql_dump(name))?;
+                }
+            }
+        }
+        Some(total)
+    }
+
     /// Streams every part into `sink`, in order.
     /// With a `parent` snapshot, unchanged files are stored by reference to it. With
     /// `spool_dir`, the first MySQL dump starts at once and is spooled there until its turn
@@ -185,5 +210,56 @@ fn dump_member(name: &str, owners: &mut Owners) -> Member {
         size: 0,
         raw_header: None,
         stamp: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parent::Parent;
+
+    /// The expected bytes are the regular files under each path (a symlink to a big file
+    /// counts nothing: it is stored as a link) and each dump at its parent's size.
+    #[test]
+    fn expected_bytes_count_files_and_the_parents_dumps() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("sub")).unwrap();
+        std::fs::write(tree.join("a.ini"), vec![b'a'; 300]).unwrap();
+        std::fs::write(tree.join("sub/b.ini"), vec![b'b'; 4000]).unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![0; 100_000]).unwrap();
+        std::os::unix::fs::symlink(&big, tree.join("link")).unwrap();
+        let single = dir.path().join("dhcpd.conf");
+        std::fs::write(&single, vec![b'd'; 50]).unwrap();
+        let mut plan = Plan::default();
+        plan.parts.push(Part::Path {
+            path: tree,
+            arc: "CONTENT/a".into(),
+        });
+        plan.parts.push(Part::Path {
+            path: single,
+            arc: "CONTENT/d".into(),
+        });
+        assert_eq!(plan.expected_bytes(None), Some(4350));
+
+        plan.parts.push(Part::Mysql {
+            name: "mysql".into(),
+            config: MysqlConfig {
+                address: "localhost".into(),
+                database: "opsi".into(),
+                username: "u".into(),
+                password: "p".into(),
+            },
+        });
+        assert_eq!(
+            plan.expected_bytes(None),
+            None,
+            "a first dump's size is unknown"
+        );
+        let mut parent = Parent::new("s".into());
+        assert_eq!(plan.expected_bytes(Some(&parent)), None);
+        parent.add_stream(layout::mysql_dump("mysql"), vec![[3; 32]], 7000);
+        assert_eq!(plan.expected_bytes(Some(&parent)), Some(11_350));
     }
 }

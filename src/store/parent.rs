@@ -37,7 +37,7 @@ impl Repository {
                     content: ContentRef { chunks, rows },
                 });
             } else if m.is_file() && !chunks.is_empty() {
-                parent.add_stream(m.path, chunks);
+                parent.add_stream(m.path, chunks, m.size);
             }
             Ok(())
         })?;
