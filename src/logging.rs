@@ -34,7 +34,7 @@ pub(crate) fn init(level: u8, verbose: bool, log_file: Option<&Path>, explicit_f
     let mut l = LOGGER.lock().unwrap_or_else(|e| e.into_inner());
     l.stderr_level = if verbose { level } else { WARNING.min(level) };
     if let Some(path) = log_file {
-        match OpenOptions::new().create(true).append(true).open(path) {
+        match open_log(path, explicit_file) {
             Ok(f) => {
                 l.file = Some(f);
                 l.file_level = level;
@@ -44,6 +44,22 @@ pub(crate) fn init(level: u8, verbose: bool, log_file: Option<&Path>, explicit_f
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Opens the log file for appending. The default one's directory (/var/log/opsi) comes with
+/// opsi's packages; on a server set up without them it is made here (one level, readable by
+/// its group only), so that the log is never silently lost. A file named on the command line
+/// must have its directory.
+fn open_log(path: &Path, explicit: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::DirBuilderExt;
+    let open = || OpenOptions::new().create(true).append(true).open(path);
+    match (open(), path.parent()) {
+        (Err(e), Some(dir)) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new().mode(0o750).create(dir)?;
+            open()
+        }
+        (opened, _) => opened,
     }
 }
 
@@ -116,4 +132,31 @@ pub(crate) fn notice(msg: impl AsRef<str>) {
 }
 pub(crate) fn info(msg: impl AsRef<str>) {
     log(INFO, msg.as_ref());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_default_log_directory_is_made_but_a_named_ones_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("named/opsi-backup.log");
+        assert!(open_log(&named, true).is_err());
+        assert!(!named.parent().unwrap().exists());
+
+        let default = dir.path().join("opsi/opsi-backup.log");
+        open_log(&default, false).unwrap();
+        assert!(default.is_file());
+        let mode = std::fs::metadata(default.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o750);
+        // Only one level: a missing grandparent is not made up.
+        let deep = dir.path().join("a/b/opsi-backup.log");
+        assert!(open_log(&deep, false).is_err());
+        assert!(!dir.path().join("a").exists());
+    }
 }
