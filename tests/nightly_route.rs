@@ -334,6 +334,6 @@ fn contrib_cargo_toml_and_readme_name_the_same_paths() {
     // The log file logrotate rotates is the one the program writes by default.
     let logrotate = read("contrib/logrotate/opsi-backup");
     assert!(logrotate.contains("/var/log/opsi/opsi-backup.log {"));
-    assert!(readme.contains("`--log-file FILE` (default /var/log/opsi/opsi-backup.log)"));
+    assert!(readme.contains("`--log-file FILE` (default /var/log/opsi/opsi-backup.log;"));
     assert!(read("src/cli/mod.rs").contains("\"/var/log/opsi/opsi-backup.log\""));
 }
