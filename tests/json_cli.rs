@@ -524,3 +524,38 @@ fn a_damaged_archive_is_reported_in_the_document_not_as_an_error() {
     );
     assert!(err.contains("ERROR: "), "{err}");
 }
+
+#[test]
+fn copy_reports_one_documented_json_document() {
+    let server = FakeServer::new(3, false);
+    let root = server.root();
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    ok(repo_bin(root, &a).arg("init"));
+    ok(repo_bin(root, &b).arg("init"));
+    ok(repo_bin(root, &a).arg("create"));
+    let copy = |extra: &[&str]| {
+        json(
+            repo_bin(root, &b)
+                .args(["copy", "--json", "--from-repository"])
+                .arg(&a)
+                .args(extra),
+        )
+    };
+    let doc = copy(&["-q"]);
+    check_schema(&doc, "copy");
+    check(&doc, "copy", &[("copied", T::Arr), ("skipped", T::Arr)]);
+    let item = &doc["copied"][0];
+    check(
+        item,
+        "copied item",
+        &[("chunks_sent", T::Int), ("bytes_sent", T::Int)],
+    );
+    check_snapshot(&item["from"]);
+    check_snapshot(&item["to"]);
+    let doc = copy(&[]);
+    let item = &doc["skipped"][0];
+    check(item, "skipped item", &[("existing", T::Str)]);
+    check_snapshot(&item["from"]);
+    assert_eq!(item["existing"], common::snapshots(root, &b)[0]["id"]);
+}

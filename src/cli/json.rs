@@ -184,6 +184,34 @@ pub(super) struct Import {
     pub imported: Vec<Imported>,
 }
 
+/// A snapshot `copy` wrote.
+#[derive(Serialize)]
+pub(super) struct Copied {
+    /// The snapshot in the source repository.
+    pub from: Snapshot,
+    /// The new snapshot in the repository copied into.
+    pub to: Snapshot,
+    /// Chunks (and their plain bytes) the target lacked and took from the source.
+    pub chunks_sent: u64,
+    pub bytes_sent: u64,
+}
+
+/// A snapshot `copy` left, as the target has it already.
+#[derive(Serialize)]
+pub(super) struct CopySkipped {
+    pub from: Snapshot,
+    /// The id of the target's snapshot that is its copy (or itself).
+    pub existing: String,
+}
+
+/// `copy --json`.
+#[derive(Serialize)]
+pub(super) struct Copy {
+    pub schema: String,
+    pub copied: Vec<Copied>,
+    pub skipped: Vec<CopySkipped>,
+}
+
 /// One part restored.
 #[derive(Serialize)]
 pub(super) struct RestoredPart {

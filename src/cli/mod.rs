@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod backup_source;
+mod copy;
 mod create;
 mod diff;
 mod exit_code;
@@ -146,6 +147,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Store existing opsi-backup archives as snapshots.
     Import(import::ImportArgs),
+    /// Copy snapshots from another repository, taking only the data this one lacks.
+    Copy(copy::CopyArgs),
     /// Rebuild the repository's index from its pack and snapshot files.
     RebuildIndex(rebuild_index::RebuildIndexArgs),
     /// Repository size, logical size, dedup ratio and bytes added per snapshot.
@@ -236,6 +239,7 @@ pub fn main() -> i32 {
         Command::Snapshots(a) => snapshots::snapshots(&cli.global, a),
         Command::Export(a) => export::export(&cli.global, a),
         Command::Import(a) => import::import(&cli.global, a),
+        Command::Copy(a) => copy::copy(&cli.global, a),
         Command::RebuildIndex(a) => rebuild_index::rebuild_index(&cli.global, a),
         Command::Stats(a) => stats::stats(&cli.global, a),
         Command::Diff(a) => diff::diff(&cli.global, a),
@@ -325,6 +329,7 @@ impl Command {
             Command::Snapshots(a) => a.json,
             Command::Export(a) => a.json,
             Command::Import(a) => a.json,
+            Command::Copy(a) => a.json,
             Command::Stats(a) => a.json,
             Command::Diff(a) => a.json,
             Command::Forget(a) => a.json,
@@ -356,6 +361,7 @@ impl Command {
             Command::Snapshots(_) => "snapshots",
             Command::Export(_) => "export",
             Command::Import(_) => "import",
+            Command::Copy(_) => "copy",
             Command::RebuildIndex(_) => "rebuild-index",
             Command::Stats(_) => "stats",
             Command::Diff(_) => "diff",

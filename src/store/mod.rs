@@ -12,6 +12,7 @@
 mod chunk_stream;
 mod chunker;
 mod config;
+mod copy;
 mod durable;
 mod index;
 mod indexer;
@@ -36,6 +37,7 @@ mod verify;
 mod verify_subset;
 
 pub use config::{ChunkerParams, FORMAT_VERSION};
+pub use copy::Copied;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
 pub(crate) use probe::{probe, Probe};
 pub use prune::{PruneOptions, PruneReport};

@@ -308,6 +308,33 @@ impl Repository {
         )
     }
 
+    /// Writes snapshot `snap` of `from` into this repository, taking from `from` only the
+    /// chunks this one lacks, each checked on arrival (`copy`).
+    pub fn copy_from(
+        &self,
+        from: &Repository,
+        snap: &SnapshotInfo,
+    ) -> Result<crate::store::Copied> {
+        crate::store::copy::copy_snapshot(from, snap, self)
+    }
+
+    /// Refuses `from` when it is this repository (under any path).
+    pub fn ensure_distinct_from(&self, from: &Repository) -> Result<()> {
+        crate::store::copy::ensure_distinct(from, self)
+    }
+
+    /// For each snapshot here, the snapshot it stands for across repositories (the one it is
+    /// a copy of, or itself) → its id here: what `copy` skips.
+    pub fn originals(&self) -> Result<std::collections::HashMap<String, String>> {
+        crate::store::copy::originals(self)
+    }
+
+    /// The snapshot `id` (a full id) stands for across repositories: the one it is a copy
+    /// of, or itself.
+    pub fn original_of(&self, id: &str) -> Result<String> {
+        crate::store::copy::original_of(self, id)
+    }
+
     /// Reads back and re-hashes the chunks of snapshot `id`, or of the whole repository. A
     /// verify of the whole repository records its outcome in `state/last-verify.json`.
     pub fn verify(&self, id: Option<&str>) -> Result<VerifyReport> {

@@ -48,6 +48,10 @@ pub(crate) struct Header {
     pub repository: String,
     #[serde(flatten)]
     pub meta: SnapshotMeta,
+    /// For a snapshot made by `copy`: the id of the snapshot it copies, in the repository
+    /// where that one was made (a copy of a copy names the first). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
 }
 
 /// The last record: its presence proves the file is complete.
@@ -404,6 +408,7 @@ mod tests {
         }
         let header = Header {
             repository: "00".repeat(16),
+            copy_of: None,
             meta: SnapshotMeta {
                 time: 1,
                 host: "h".into(),

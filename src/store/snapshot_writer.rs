@@ -133,6 +133,23 @@ struct Volume {
 
 impl<'r> SnapshotWriter<'r> {
     pub(crate) fn new(repo: &'r Repository, meta: SnapshotMeta) -> Result<SnapshotWriter<'r>> {
+        SnapshotWriter::with_header(repo, meta, None)
+    }
+
+    /// A writer of a copy of snapshot `copy_of` (its id where it was made), for `copy`.
+    pub(crate) fn new_copy(
+        repo: &'r Repository,
+        meta: SnapshotMeta,
+        copy_of: String,
+    ) -> Result<SnapshotWriter<'r>> {
+        SnapshotWriter::with_header(repo, meta, Some(copy_of))
+    }
+
+    fn with_header(
+        repo: &'r Repository,
+        meta: SnapshotMeta,
+        copy_of: Option<String>,
+    ) -> Result<SnapshotWriter<'r>> {
         let lock = RepoLock::acquire(repo.root(), LockKind::Shared, "write a snapshot")?;
         let conn = index::connect(&repo.root().join("index.sqlite"))?;
         // One read transaction for the writer's many chunk lookups: SQLite then locks once,
@@ -146,6 +163,7 @@ impl<'r> SnapshotWriter<'r> {
         let header = Header {
             repository: repo.config().id.clone(),
             meta,
+            copy_of,
         };
         let file = SnapshotFileWriter::create(repo.root(), &header, &params)?;
         Ok(SnapshotWriter {
@@ -276,6 +294,49 @@ impl<'r> SnapshotWriter<'r> {
         }
         self.packing.chunk_buf = chunker.into_buffer();
         Ok((ids, size))
+    }
+
+    /// Adds member `m` whose content is the chunks `ids` of another repository, in order
+    /// (`copy`): a chunk this repository has is referenced; one it lacks is taken from
+    /// `fetch`, checked against its id on arrival and stored. Returns the chunks and bytes
+    /// taken. The caller vouches for `m.size` (the source's metadata, itself checked).
+    pub(crate) fn add_chunks(
+        &mut self,
+        m: &Member,
+        ids: &[ChunkId],
+        fetch: &mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
+    ) -> Result<(u64, u64)> {
+        let (mut chunks, mut bytes) = (0u64, 0u64);
+        let mut full = Vec::new();
+        self.volume.read += m.size;
+        for id in ids {
+            if self.index.known(id)? {
+                continue;
+            }
+            let data = fetch(id)?;
+            if blake3::hash(&data).as_bytes() != id {
+                return Err(Error::Corrupt(format!(
+                    "chunk {} of member {} arrived damaged (its content does not match its id)",
+                    hex::encode(id),
+                    m.path
+                )));
+            }
+            self.index.seen.insert(*id, 0);
+            self.volume.new += data.len() as u64;
+            chunks += 1;
+            bytes += data.len() as u64;
+            self.packing.group.push(*id, &data);
+            if self.packing.group.data.len() >= self.params.group_size as usize {
+                full.push(self.cut_group()?);
+            }
+        }
+        if !full.is_empty() {
+            let sealed = seal_all(&mut full, self.level(), &self.packing.zstd);
+            self.append(sealed)?;
+            self.recycle(full);
+        }
+        self.member(m, ids)?;
+        Ok((chunks, bytes))
     }
 
     /// Ends the current group (its references read, ready to compress) and starts the next

@@ -1,0 +1,86 @@
+//! `copy`: a snapshot of one repository written into another, chunk for chunk. The target
+//! stores only the chunks it lacks, each fetched from the source (where it is checked as it
+//! is read) and checked again on arrival; the snapshot keeps its time, host, backends,
+//! system information and source, and names the snapshot it copies (`copy_of`) so that a
+//! second copy is skipped. Spec: `store-format/README.md`, section "Snapshot files".
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::store::lock::{LockKind, RepoLock};
+use crate::store::reader::{read_snapshot_file, ChunkFetcher};
+use crate::store::snapshot::{read_snapshot_head, snapshot_path};
+use crate::store::snapshot_info::SnapshotInfo;
+use crate::store::snapshot_writer::SnapshotWriter;
+use crate::store::{index, Repository};
+
+/// What one copied snapshot cost.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    /// The new snapshot in the target.
+    pub snapshot: SnapshotInfo,
+    /// Chunks (and their plain bytes) the target lacked and took from the source.
+    pub chunks_sent: u64,
+    pub bytes_sent: u64,
+}
+
+/// The snapshot a snapshot stands for across repositories: the one `copy_of` names, or
+/// itself where it was made.
+pub(crate) fn original_of(repo: &Repository, id: &str) -> Result<String> {
+    let head = read_snapshot_head(&snapshot_path(repo.root(), id), id)?;
+    Ok(head.header.copy_of.unwrap_or_else(|| id.to_string()))
+}
+
+/// For every snapshot of `repo`: its original (see `original_of`) → its id here.
+pub(crate) fn originals(repo: &Repository) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for s in repo.snapshots()? {
+        out.insert(original_of(repo, &s.id)?, s.id);
+    }
+    Ok(out)
+}
+
+/// Refuses to copy a repository into itself (under another path, too: by its id).
+pub(crate) fn ensure_distinct(from: &Repository, to: &Repository) -> Result<()> {
+    if from.config().id == to.config().id {
+        return Err(Error::Repository(format!(
+            "{} and {} are the same repository (id {}): nothing to copy",
+            from.root().display(),
+            to.root().display(),
+            to.config().id
+        )));
+    }
+    Ok(())
+}
+
+/// Writes snapshot `snap` of `from` into `to` as a new snapshot (see the module's comment).
+/// A failure leaves `to` without the snapshot (its writer's packs are collected as after
+/// any aborted backup) and `from` untouched.
+pub(crate) fn copy_snapshot(
+    from: &Repository,
+    snap: &SnapshotInfo,
+    to: &Repository,
+) -> Result<Copied> {
+    ensure_distinct(from, to)?;
+    let _lock = RepoLock::acquire(from.root(), LockKind::Shared, "copy a snapshot")?;
+    // Own connections: a long copy does not block other users of these Repositories.
+    let conn = index::connect(&from.root().join("index.sqlite"))?;
+    let head = read_snapshot_head(&snapshot_path(from.root(), &snap.id), &snap.id)?;
+    let original = head.header.copy_of.unwrap_or_else(|| snap.id.clone());
+    let mut writer = SnapshotWriter::new_copy(to, head.header.meta, original)?;
+    let mut fetcher = ChunkFetcher::new(&conn, from.root());
+    let (mut chunks_sent, mut bytes_sent) = (0, 0);
+    read_snapshot_file(&conn, from.root(), &snap.id, |m, ids| {
+        let user = format!("member {} of snapshot {}", m.path, snap.id);
+        let (c, b) = writer.add_chunks(&m, &ids, &mut |id| fetcher.fetch_hash(id, &user))?;
+        chunks_sent += c;
+        bytes_sent += b;
+        Ok(())
+    })?;
+    let snapshot = writer.commit()?;
+    Ok(Copied {
+        snapshot,
+        chunks_sent,
+        bytes_sent,
+    })
+}
