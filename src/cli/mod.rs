@@ -81,7 +81,7 @@ pub struct Global {
     /// Log level: 0=nothing, 1=essential, 2=critical, 3=error, 4=warning, 5=notice, 6=info, 7=debug, 8=debug2, 9=confidential.
     #[arg(short = 'l', long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=9), global = true)]
     pub log_level: u8,
-    /// Log to FILE (default /var/log/opsi/opsi-backup.log when that directory exists).
+    /// Log to FILE (default /var/log/opsi/opsi-backup.log; /var/log/opsi is made when missing).
     #[arg(long, value_name = "FILE", global = true)]
     pub log_file: Option<PathBuf>,
     /// Resolve every opsi path (/etc/opsi, backend paths, dhcpd.conf) under DIR instead of /.
