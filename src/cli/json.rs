@@ -43,6 +43,8 @@ pub(super) struct Snapshot {
     pub info: SnapshotInfo,
     pub short_id: String,
     pub time_rfc3339: String,
+    /// `opsi-backup` or `opsiconfd`.
+    pub kind: &'static str,
 }
 
 impl From<&SnapshotInfo> for Snapshot {
@@ -51,6 +53,7 @@ impl From<&SnapshotInfo> for Snapshot {
             info: s.clone(),
             short_id: human::short(&s.id).to_string(),
             time_rfc3339: rfc3339(s.time),
+            kind: s.kind().name(),
         }
     }
 }

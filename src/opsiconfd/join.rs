@@ -1,0 +1,198 @@
+//! Puts an opsiconfd document back together from a snapshot's members, as they are replayed:
+//! the frame stream first (held in memory; it is small), then each stream, copied straight
+//! through where the frame says. The result is checked against the length and BLAKE3 the
+//! frame recorded at import.
+
+use std::io::{self, Read, Write};
+
+use crate::error::{Error, Result};
+use crate::member::Member;
+use crate::opsiconfd::layers::Encoding;
+use crate::opsiconfd::split::{FRAME_MAGIC, OP_END, OP_LITERAL, OP_TAKE};
+use crate::opsiconfd::{varint, FRAME_PATH};
+use crate::sink::MemberSink;
+
+/// The largest frame stream read into memory.
+const MAX_FRAME: u64 = 256 << 20;
+
+fn bad(why: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!(
+        "the opsiconfd snapshot does not fit together: {why}"
+    ))
+}
+
+struct Frame {
+    bytes: Vec<u8>,
+    encoding: Encoding,
+    doc_len: u64,
+    hash: [u8; 32],
+    streams: Vec<(String, u64)>,
+    /// Where the next instruction starts.
+    at: usize,
+}
+
+impl Frame {
+    fn parse(bytes: Vec<u8>) -> Result<Frame> {
+        if !bytes.starts_with(FRAME_MAGIC) {
+            return Err(bad("the frame stream has no frame magic"));
+        }
+        let mut p = FRAME_MAGIC.len();
+        let encoding = match bytes.get(p) {
+            Some(0) => Encoding::Msgpack,
+            Some(1) => Encoding::Json,
+            _ => return Err(bad("unknown encoding in the frame")),
+        };
+        p += 1;
+        let doc_len = varint::get(&bytes, &mut p)?;
+        let hash: [u8; 32] = bytes
+            .get(p..p + 32)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| bad("the frame ends early"))?;
+        p += 32;
+        let count = varint::get(&bytes, &mut p)?;
+        let mut streams = Vec::new();
+        for _ in 0..count {
+            let n = varint::get(&bytes, &mut p)? as usize;
+            let path = bytes
+                .get(p..p.saturating_add(n))
+                .ok_or_else(|| bad("the frame ends early"))?;
+            p += n;
+            let path = String::from_utf8_lossy(path).into_owned();
+            streams.push((path, varint::get(&bytes, &mut p)?));
+        }
+        Ok(Frame {
+            bytes,
+            encoding,
+            doc_len,
+            hash,
+            streams,
+            at: p,
+        })
+    }
+}
+
+/// A sink that writes the document of an opsiconfd snapshot to `out`.
+pub struct Joiner<W: Write> {
+    out: W,
+    frame: Option<Frame>,
+    /// The index of the stream the next member must be.
+    next: usize,
+    hasher: blake3::Hasher,
+    written: u64,
+}
+
+impl<W: Write> Joiner<W> {
+    pub fn new(out: W) -> Joiner<W> {
+        Joiner {
+            out,
+            frame: None,
+            next: 0,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        }
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing the opsiconfd backup", e))
+    }
+
+    /// Runs instructions until one takes from another stream than `current` (or the end).
+    /// Returns the bytes taken from `content`.
+    fn run(&mut self, current: Option<usize>, content: &mut dyn Read) -> Result<u64> {
+        let mut taken = 0u64;
+        loop {
+            let f = self.frame.as_mut().expect("frame read first");
+            let mut p = f.at;
+            let op = *f.bytes.get(p).ok_or_else(|| bad("the frame ends early"))?;
+            p += 1;
+            match op {
+                OP_END => return Ok(taken),
+                OP_LITERAL => {
+                    let n = varint::get(&f.bytes, &mut p)? as usize;
+                    let end = p.checked_add(n).filter(|&e| e <= f.bytes.len());
+                    let end = end.ok_or_else(|| bad("the frame ends early"))?;
+                    f.at = end;
+                    let lit = std::mem::take(&mut f.bytes);
+                    let r = self.emit(&lit[p..end]);
+                    self.frame.as_mut().expect("frame").bytes = lit;
+                    r?;
+                }
+                OP_TAKE => {
+                    let i = varint::get(&f.bytes, &mut p)? as usize;
+                    let n = varint::get(&f.bytes, &mut p)?;
+                    if Some(i) != current {
+                        return Ok(taken);
+                    }
+                    f.at = p;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut left = n;
+                    while left > 0 {
+                        let want = buf.len().min(left as usize);
+                        content.read_exact(&mut buf[..want]).map_err(|e| {
+                            bad(format!("a stream is shorter than its frame says: {e}"))
+                        })?;
+                        self.emit(&buf[..want])?;
+                        left -= want as u64;
+                    }
+                    taken += n;
+                }
+                _ => return Err(bad(format!("unknown instruction {op}"))),
+            }
+        }
+    }
+
+    /// Checks that every stream came and the document is the one imported; returns the
+    /// writer and the document's encoding.
+    pub fn finish(mut self) -> Result<(W, Encoding)> {
+        if self.frame.is_none() {
+            return Err(bad("the snapshot has no frame stream"));
+        }
+        self.run(None, &mut io::empty())?;
+        let f = self.frame.as_ref().expect("frame");
+        let op = f.bytes.get(f.at).copied();
+        if op != Some(OP_END) || self.next != f.streams.len() {
+            return Err(bad("streams are missing"));
+        }
+        if self.written != f.doc_len || *self.hasher.finalize().as_bytes() != f.hash {
+            return Err(bad("the document put together is not the one imported"));
+        }
+        let enc = f.encoding;
+        Ok((self.out, enc))
+    }
+}
+
+impl<W: Write> MemberSink for Joiner<W> {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        if self.frame.is_none() {
+            if member.path != FRAME_PATH || member.size > MAX_FRAME {
+                return Err(bad(format!(
+                    "it begins with {} instead of the frame",
+                    member.path
+                )));
+            }
+            let mut bytes = Vec::with_capacity(member.size as usize);
+            content
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io("reading the frame stream", e))?;
+            self.frame = Some(Frame::parse(bytes)?);
+            self.run(None, &mut io::empty())?;
+            return Ok(());
+        }
+        let f = self.frame.as_ref().expect("frame");
+        let k = self.next;
+        match f.streams.get(k) {
+            Some((path, len)) if *path == member.path && *len == member.size => {}
+            _ => return Err(bad(format!("unexpected member {}", member.path))),
+        }
+        let taken = self.run(Some(k), content)?;
+        if taken != member.size {
+            return Err(bad(format!("{} is not used whole", member.path)));
+        }
+        self.next += 1;
+        Ok(())
+    }
+}
