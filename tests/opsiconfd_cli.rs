@@ -203,12 +203,14 @@ fn encrypted_files_round_trip_and_bad_ones_store_nothing() {
 }
 
 /// A JSON backup as opsiconfd writes one (compact), with config files and redis keys.
+/// (serde_json orders the keys; opsiconfd's order does not matter to the split.)
 fn json_backup(timestamp: f64, expires: i64, version: &str) -> Vec<u8> {
     let hosts: Vec<Value> = (0..300)
         .map(|i| json!({"id": format!("client{i}.example.org"), "type": "OpsiClient", "description": "x".repeat(i % 50)}))
         .collect();
     let pocs: Vec<Value> = (0..3000)
-        .map(|i| json!({"productId": format!("product{}", i % 40), "clientId": format!("client{}.example.org", i / 10), "installationStatus": "installed", "actionRequest": "none"}))
+        // By product, then host, as opsiconfd lists them: one host's states lie spread.
+        .map(|i| json!({"productId": format!("product{}", i / 100), "clientId": format!("client{}.example.org", i % 100), "installationStatus": "installed", "actionRequest": "none"}))
         .collect();
     let doc = json!({
         "meta": {"type": "opsiconfd_backup", "version": version, "opsiconfd_version": "4.3.1.0",
@@ -239,6 +241,9 @@ fn json_gz_round_trips_and_python_reads_it() {
     let file = t.path().join("b.json.gz");
     std::fs::write(&file, gzip(&doc)).unwrap();
     ok(cmd(t.path(), &repo).arg("import").arg(&file));
+    // The product states, listed by product, are stored grouped by host.
+    let members = ok(cmd(t.path(), &repo).args(["list", "latest", "--long"]));
+    assert!(members.contains("ProductOnClient.order"), "{members}");
     let out = t.path().join("out.json.gz");
     ok(cmd(t.path(), &repo).args(["export", "latest"]).arg(&out));
     let mut back = Vec::new();

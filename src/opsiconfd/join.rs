@@ -1,15 +1,16 @@
 //! Puts an opsiconfd document back together from a snapshot's members, as they are replayed:
 //! the frame stream first (held in memory; it is small), then each stream, copied straight
-//! through where the frame says. The result is checked against the length and BLAKE3 the
-//! frame recorded at import.
+//! through where the frame says. A class stored grouped by host is read whole and put back
+//! in its order (memory: the largest such class). The result is checked against the length
+//! and BLAKE3 the frame recorded at import.
 
 use std::io::{self, Read, Write};
 
 use crate::error::{Error, Result};
 use crate::member::Member;
 use crate::opsiconfd::layers::Encoding;
-use crate::opsiconfd::split::{FRAME_MAGIC, OP_END, OP_LITERAL, OP_TAKE};
-use crate::opsiconfd::{varint, FRAME_PATH};
+use crate::opsiconfd::split::{FRAME_MAGIC, OP_END, OP_GROUPED, OP_LITERAL, OP_TAKE};
+use crate::opsiconfd::{json, msgpack, varint, FRAME_PATH};
 use crate::sink::MemberSink;
 
 /// The largest frame stream read into memory.
@@ -79,6 +80,8 @@ pub struct Joiner<W: Write> {
     next: usize,
     hasher: blake3::Hasher,
     written: u64,
+    /// The order stream of the grouped class that comes next.
+    order: Option<Vec<u8>>,
 }
 
 impl<W: Write> Joiner<W> {
@@ -89,6 +92,7 @@ impl<W: Write> Joiner<W> {
             next: 0,
             hasher: blake3::Hasher::new(),
             written: 0,
+            order: None,
         }
     }
 
@@ -140,9 +144,86 @@ impl<W: Write> Joiner<W> {
                     }
                     taken += n;
                 }
+                OP_GROUPED => {
+                    let i = varint::get(&f.bytes, &mut p)? as usize;
+                    let n = varint::get(&f.bytes, &mut p)?;
+                    match current {
+                        // The member before a grouped class is its order.
+                        Some(c) if c + 1 == i && self.order.is_none() => {
+                            let mut order = Vec::new();
+                            content
+                                .read_to_end(&mut order)
+                                .map_err(|e| Error::io("reading an order stream", e))?;
+                            taken += order.len() as u64;
+                            self.order = Some(order);
+                            return Ok(taken);
+                        }
+                        Some(c) if c == i => {}
+                        _ => return Ok(taken),
+                    }
+                    f.at = p;
+                    let encoding = f.encoding;
+                    let mut objects = Vec::with_capacity(n as usize);
+                    content
+                        .take(n)
+                        .read_to_end(&mut objects)
+                        .map_err(|e| Error::io("reading a grouped class", e))?;
+                    if objects.len() as u64 != n {
+                        return Err(bad("a grouped class is shorter than its frame says"));
+                    }
+                    let order = self
+                        .order
+                        .take()
+                        .ok_or_else(|| bad("a grouped class has no order"))?;
+                    self.ungroup(encoding, &objects, &order)?;
+                    taken += n;
+                }
                 _ => return Err(bad(format!("unknown instruction {op}"))),
             }
         }
+    }
+
+    /// Writes the objects of a grouped class in the order `order` gives (`split::group`).
+    fn ungroup(&mut self, encoding: Encoding, objects: &[u8], order: &[u8]) -> Result<()> {
+        let items = match encoding {
+            Encoding::Msgpack => msgpack::items(objects)?,
+            Encoding::Json => json::items(objects)?,
+        };
+        let mut p = 0;
+        let count = varint::get(order, &mut p)?;
+        let groups = varint::get(order, &mut p)?;
+        if count != items.len() as u64 || groups > count {
+            return Err(bad("a grouped class does not match its order"));
+        }
+        let mut of = Vec::with_capacity(items.len());
+        let mut sizes = vec![0usize; groups as usize];
+        for _ in 0..count {
+            let g = varint::get(order, &mut p)?;
+            let size = sizes
+                .get_mut(g as usize)
+                .ok_or_else(|| bad("an order names a group that does not exist"))?;
+            *size += 1;
+            of.push(g as usize);
+        }
+        if p != order.len() {
+            return Err(bad("an order stream is longer than its count"));
+        }
+        // Where each group's next object is in the stream.
+        let mut next = Vec::with_capacity(sizes.len());
+        let mut at = 0;
+        for s in &sizes {
+            next.push(at);
+            at += s;
+        }
+        for (n, g) in of.into_iter().enumerate() {
+            if n > 0 && encoding == Encoding::Json {
+                self.emit(b",")?;
+            }
+            let r = items[next[g]].clone();
+            next[g] += 1;
+            self.emit(&objects[r])?;
+        }
+        Ok(())
     }
 
     /// Checks that every stream came and the document is the one imported; returns the

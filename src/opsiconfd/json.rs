@@ -126,6 +126,63 @@ pub(crate) fn map_parts(buf: &[u8], p: usize) -> Result<Option<MapParts>> {
     }
 }
 
+/// The array at `p` when it is compact (`[a,b,c]`: nothing between items but `,`): its `[`,
+/// items, the first `,` and `]`; `None` otherwise (then it is not grouped).
+#[allow(clippy::type_complexity)]
+pub(crate) fn compact_array_items(
+    buf: &[u8],
+    p: usize,
+) -> Result<
+    Option<(
+        Range<usize>,
+        Vec<Range<usize>>,
+        Option<Range<usize>>,
+        Range<usize>,
+    )>,
+> {
+    if buf.get(p) != Some(&b'[') || buf.get(p + 1) == Some(&b']') {
+        return Ok(None);
+    }
+    let mut items = Vec::new();
+    let mut at = p + 1;
+    loop {
+        if matches!(buf.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            return Ok(None);
+        }
+        let end = skip(buf, at)?;
+        items.push(at..end);
+        match buf.get(end) {
+            Some(b',') => at = end + 1,
+            Some(b']') => {
+                let sep = (items.len() > 1).then(|| items[0].end..items[0].end + 1);
+                return Ok(Some((p..p + 1, items, sep, end..end + 1)));
+            }
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// The items of an array stored grouped (`split::group`): values joined by `,`.
+pub(crate) fn items(buf: &[u8]) -> Result<Vec<Range<usize>>> {
+    let mut v = Vec::new();
+    let mut p = 0;
+    while p < buf.len() {
+        let end = skip(buf, p)?;
+        v.push(p..end);
+        p = end;
+        if p < buf.len() {
+            if buf[p] != b',' {
+                return Err(damaged(p));
+            }
+            p += 1;
+            if p == buf.len() {
+                return Err(damaged(p));
+            }
+        }
+    }
+    Ok(v)
+}
+
 /// As `msgpack::pull_expiries`: the values of `expires` keys inside `value` go apart.
 pub(crate) fn pull_expiries(
     buf: &[u8],

@@ -148,6 +148,48 @@ pub(crate) fn map_parts(buf: &[u8], pos: usize) -> Result<Option<MapParts>> {
     }))
 }
 
+/// The array at `pos`: its head, its items, no separator, an empty closing; `None` when the
+/// value there is not an array.
+#[allow(clippy::type_complexity)]
+pub(crate) fn array_items(
+    buf: &[u8],
+    pos: usize,
+) -> Result<
+    Option<(
+        Range<usize>,
+        Vec<Range<usize>>,
+        Option<Range<usize>>,
+        Range<usize>,
+    )>,
+> {
+    let (Head::Array(n), mut p) = head(buf, pos)? else {
+        return Ok(None);
+    };
+    if n > (buf.len() - p) as u64 {
+        return Err(damaged(p));
+    }
+    let open = pos..p;
+    let mut items = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let end = skip(buf, p)?;
+        items.push(p..end);
+        p = end;
+    }
+    Ok(Some((open, items, None, p..p)))
+}
+
+/// The items of an array stored grouped (`split::group`), in stream order.
+pub(crate) fn items(buf: &[u8]) -> Result<Vec<Range<usize>>> {
+    let mut v = Vec::new();
+    let mut p = 0;
+    while p < buf.len() {
+        let end = skip(buf, p)?;
+        v.push(p..end);
+        p = end;
+    }
+    Ok(v)
+}
+
 /// Pulls the values of every `expires` key of the maps inside `value` out of its stream
 /// (opsiconfd's redis keys carry an absolute expiry time that changes every night):
 /// `out(range, pulled)` gets the value's bytes in order, `pulled` for those values.

@@ -10,7 +10,9 @@
 //! `OBKOCF\x01\n`, the encoding (0 msgpack, 1 JSON), the document's length (LEB128), its
 //! BLAKE3 (32 bytes), the stream count, per stream its path's length, path and length, then
 //! instructions until a 0 byte: 1 = literal (length, bytes), 2 = take (stream index, length)
-//! from that stream, where the previous take from it stopped.
+//! from that stream, where the previous take from it stopped; 3 = grouped (stream index,
+//! length): the whole stream is a class grouped by host (`group`), the stream before it its
+//! order.
 
 use std::io::Read;
 use std::ops::Range;
@@ -24,18 +26,29 @@ pub(crate) const FRAME_MAGIC: &[u8; 8] = b"OBKOCF\x01\n";
 pub(crate) const OP_END: u8 = 0;
 pub(crate) const OP_LITERAL: u8 = 1;
 pub(crate) const OP_TAKE: u8 = 2;
+pub(crate) const OP_GROUPED: u8 = 3;
 
 /// One stream: its member path and the document's byte ranges it is made of.
 #[derive(Debug, Clone)]
 pub struct Stream {
     pub path: String,
     pub ranges: Vec<Range<usize>>,
+    /// Bytes of its own instead of ranges (an order stream, see `group`).
+    pub owned: Vec<u8>,
+    owned_range: Range<usize>,
     pub len: u64,
 }
 
 impl Stream {
     /// Its bytes, read out of the document.
     pub fn reader<'a>(&'a self, doc: &'a [u8]) -> RangesReader<'a> {
+        if self.ranges.is_empty() {
+            return RangesReader {
+                doc: &self.owned,
+                ranges: std::slice::from_ref(&self.owned_range),
+                at: 0,
+            };
+        }
         RangesReader {
             doc,
             ranges: &self.ranges,
@@ -81,6 +94,8 @@ pub struct Split {
 enum Op {
     Literal(Range<usize>),
     Take(usize, u64),
+    /// A class stored grouped by host: (its stream, bytes); the stream before is its order.
+    Grouped(usize, u64),
 }
 
 #[derive(Default)]
@@ -107,6 +122,8 @@ impl Builder {
         self.streams.push(Stream {
             path,
             ranges: Vec::new(),
+            owned: Vec::new(),
+            owned_range: 0..0,
             len: 0,
         });
         self.streams.len() - 1
@@ -131,6 +148,106 @@ impl Builder {
         }
         self.ops.push(Op::Take(stream, len));
     }
+}
+
+impl Builder {
+    /// A class stored grouped: its order stream, then its objects, in the order `g` sorted.
+    fn grouped(&mut self, path: String, g: Grouped) {
+        let o = self.open(format!("{path}.order"));
+        let s = &mut self.streams[o];
+        s.len = g.order.len() as u64;
+        s.owned_range = 0..g.order.len();
+        s.owned = g.order;
+        self.literal(g.open);
+        let s = self.open(path);
+        let mut len = 0;
+        for r in g.sorted {
+            len += r.len() as u64;
+            self.streams[s].ranges.push(r);
+        }
+        self.streams[s].len = len;
+        self.ops.push(Op::Grouped(s, len));
+        self.literal(g.close);
+    }
+}
+
+/// A class's objects grouped by the host they belong to, for a class whose objects of one
+/// host lie spread over it (opsiconfd lists product and config states by product or config,
+/// then host: a night in which a few hosts changed would touch every chunk of the class).
+/// Grouped, a changed host costs about its own objects. `order` tells where each object was:
+/// its count, the number of groups, then for each object in the document's order its group
+/// (LEB128); within a group, objects keep their order. It changes only when hosts come or
+/// go. JSON objects are grouped only in compact arrays (`,` between objects, no spaces), and
+/// joined by `,` in the stream.
+struct Grouped {
+    open: Range<usize>,
+    close: Range<usize>,
+    sorted: Vec<Range<usize>>,
+    order: Vec<u8>,
+}
+
+/// The fields that name the host an object belongs to.
+const OWNER_KEYS: [&[u8]; 3] = [b"clientId", b"objectId", b"hostId"];
+/// Classes smaller than this stay as they are.
+const MIN_GROUPED: usize = 64;
+
+fn group(enc: Encoding, doc: &[u8], value: Range<usize>) -> Result<Option<Grouped>> {
+    let items = match enc {
+        Encoding::Msgpack => msgpack::array_items(doc, value.start)?,
+        Encoding::Json => json::compact_array_items(doc, value.start)?,
+    };
+    let Some((open, items, sep, close)) = items else {
+        return Ok(None);
+    };
+    if items.len() < MIN_GROUPED {
+        return Ok(None);
+    }
+    let mut owners: Vec<&[u8]> = Vec::with_capacity(items.len());
+    for it in &items {
+        let parts = map_parts(enc, doc, it.start)?;
+        let owner = parts
+            .and_then(|p| {
+                p.entries
+                    .into_iter()
+                    .find(|e| OWNER_KEYS.contains(&&doc[e.key.clone()]))
+            })
+            .map_or(&[][..], |e| &doc[e.value]);
+        owners.push(owner);
+    }
+    let runs = owners.windows(2).filter(|w| w[0] != w[1]).count() + 1;
+    let mut distinct = owners.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if runs <= 2 * distinct.len() {
+        return Ok(None);
+    }
+    let groups: Vec<usize> = owners
+        .iter()
+        .map(|o| distinct.binary_search(o).expect("an owner of the list"))
+        .collect();
+    let mut by_group: Vec<usize> = (0..items.len()).collect();
+    by_group.sort_by_key(|&i| groups[i]);
+    let mut sorted = Vec::with_capacity(items.len() * 2);
+    for (n, &i) in by_group.iter().enumerate() {
+        if n > 0 {
+            if let Some(sep) = &sep {
+                sorted.push(sep.clone());
+            }
+        }
+        sorted.push(items[i].clone());
+    }
+    let mut order = Vec::with_capacity(items.len() * 2);
+    varint::put(&mut order, items.len() as u64);
+    varint::put(&mut order, distinct.len() as u64);
+    for g in groups {
+        varint::put(&mut order, g as u64);
+    }
+    Ok(Some(Grouped {
+        open,
+        close,
+        sorted,
+        order,
+    }))
 }
 
 /// A class or key name as a safe member path part: letters, digits, `_` and `-` kept, at
@@ -190,11 +307,15 @@ pub fn split(doc: &[u8]) -> Result<Split> {
                     b.literal(classes.open.clone());
                     for (n, c) in classes.entries.iter().enumerate() {
                         b.literal(c.prefix.clone());
-                        let s = b.open(format!(
-                            "opsiconfd/objects/{}",
-                            path_part(n, &doc[c.key.clone()])
-                        ));
-                        b.take(s, c.value.clone());
+                        let path =
+                            format!("opsiconfd/objects/{}", path_part(n, &doc[c.key.clone()]));
+                        match group(enc, doc, c.value.clone())? {
+                            Some(g) => b.grouped(path, g),
+                            None => {
+                                let s = b.open(path);
+                                b.take(s, c.value.clone());
+                            }
+                        }
                     }
                     b.literal(classes.close.clone());
                 }
@@ -265,6 +386,11 @@ fn frame_bytes(enc: Encoding, doc: &[u8], b: &Builder) -> Vec<u8> {
             }
             Op::Take(i, n) => {
                 f.push(OP_TAKE);
+                varint::put(&mut f, *i as u64);
+                varint::put(&mut f, *n);
+            }
+            Op::Grouped(i, n) => {
+                f.push(OP_GROUPED);
                 varint::put(&mut f, *i as u64);
                 varint::put(&mut f, *n);
             }
