@@ -275,6 +275,16 @@ fn json_gz_round_trips_and_python_reads_it() {
         .position(|w| w == b"client123.example")
         .unwrap();
     night[at + 6] = b'9';
+    let mut night = String::from_utf8(night)
+        .unwrap()
+        .replacen(
+            "\"actionRequest\":\"none\"",
+            "\"actionRequest\":\"setup\"",
+            1,
+        )
+        .replacen("[host]", "[HOST]", 1)
+        .into_bytes();
+    night.push(b'\n');
     let file2 = t.path().join("b2.json.gz");
     std::fs::write(&file2, gzip(&night)).unwrap();
     ok(cmd(t.path(), &repo).arg("import").arg(&file2));
@@ -285,6 +295,38 @@ fn json_gz_round_trips_and_python_reads_it() {
     let out2 = t.path().join("out2.json");
     ok(cmd(t.path(), &repo).args(["export", "latest"]).arg(&out2));
     assert!(std::fs::read(&out2).unwrap() == night);
+
+    // diff in opsi terms: a host renamed, a product state and a config file changed.
+    let (a, b) = (
+        list[0]["short_id"].as_str().unwrap(),
+        list[1]["short_id"].as_str().unwrap(),
+    );
+    let text = ok(cmd(t.path(), &repo).args(["diff", a, b]));
+    assert!(text.contains("-  Host client123.example.org"), "{text}");
+    assert!(text.contains("+  Host client923.example.org"), "{text}");
+    assert!(
+        text.contains("M  ProductOnClient product0;;client0.example.org"),
+        "{text}"
+    );
+    assert!(
+        text.contains("M  config file opsi_conf (/etc/opsi/opsi.conf)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hosts: 1 added, 1 removed, 0 changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("product states: 0 added, 0 removed, 1 changed"),
+        "{text}"
+    );
+    let doc: Value =
+        serde_json::from_str(&ok(cmd(t.path(), &repo).args(["diff", a, b, "--json"]))).unwrap();
+    assert_eq!(doc["schema"], "opsi-backup/diff/1");
+    assert_eq!(doc["kind"], "opsiconfd");
+    assert_eq!(doc["objects"].as_array().unwrap().len(), 3, "{doc:#}");
+    assert_eq!(doc["classes"]["Host"]["added"], 1);
+    assert_eq!(doc["config_files"][0]["change"], "changed");
 }
 
 #[test]

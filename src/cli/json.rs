@@ -281,6 +281,15 @@ pub(super) struct DiffDoc<'a> {
     pub diff: &'a Diff,
 }
 
+/// `diff --json` of two opsiconfd snapshots.
+#[derive(Serialize)]
+pub(super) struct OpsiconfdDiffDoc<'a> {
+    pub schema: String,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub diff: &'a crate::opsiconfd::objects::ObjectsDiff,
+}
+
 /// `stats --json`.
 #[derive(Serialize)]
 pub(super) struct Stats {

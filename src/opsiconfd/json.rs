@@ -162,6 +162,28 @@ pub(crate) fn compact_array_items(
     }
 }
 
+/// The items of the array at `p` (any spacing), or `None` when the value there is not one.
+pub(crate) fn array_items(buf: &[u8], p: usize) -> Result<Option<Vec<Range<usize>>>> {
+    if buf.get(p) != Some(&b'[') {
+        return Ok(None);
+    }
+    let mut items = Vec::new();
+    let mut at = ws(buf, p + 1);
+    if buf.get(at) == Some(&b']') {
+        return Ok(Some(items));
+    }
+    loop {
+        let end = skip(buf, at)?;
+        items.push(at..end);
+        let next = ws(buf, end);
+        match buf.get(next) {
+            Some(b',') => at = ws(buf, next + 1),
+            Some(b']') => return Ok(Some(items)),
+            _ => return Err(damaged(next)),
+        }
+    }
+}
+
 /// The items of an array stored grouped (`split::group`): values joined by `,`.
 pub(crate) fn items(buf: &[u8]) -> Result<Vec<Range<usize>>> {
     let mut v = Vec::new();

@@ -15,6 +15,7 @@ pub mod json;
 pub mod layers;
 pub mod meta;
 pub mod msgpack;
+pub mod objects;
 mod parts;
 
 pub mod split;
