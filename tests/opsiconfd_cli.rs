@@ -374,3 +374,61 @@ fn unknown_version_and_foreign_files_store_nothing() {
         );
     }
 }
+
+/// A stand-in for `opsiconfd`: logs its arguments and the mode of the target's directory,
+/// then writes the real backup file there (or fails, when told to).
+fn stand_in(dir: &Path) -> PathBuf {
+    let script = dir.join("opsiconfd");
+    let text = format!(
+        "#!/bin/sh\n\
+         for last; do :; done\n\
+         echo \"$@\" > '{log}'\n\
+         stat -c %a \"$(dirname \"$last\")\" >> '{log}'\n\
+         if [ -n \"$STAND_IN_FAIL\" ]; then echo 'Backup failed: database unreachable' >&2; exit 1; fi\n\
+         cp '{fixture}' \"$last\"\n",
+        log = dir.join("args.log").display(),
+        fixture = fixture().display()
+    );
+    std::fs::write(&script, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn create_runs_opsiconfd_backup_into_a_private_spool() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = init(t.path());
+    let script = stand_in(t.path());
+    let before = repo_state(&repo);
+    let (code, _, err) = run(cmd(t.path(), &repo)
+        .args(["create", "--backends", "opsiconfd"])
+        .env("OPSI_BACKUP_OPSICONFD", &script)
+        .env("STAND_IN_FAIL", "1"));
+    assert_ne!(code, 0);
+    assert!(err.contains("database unreachable"), "{err}");
+    assert!(repo_state(&repo) == before);
+
+    let out = ok(cmd(t.path(), &repo)
+        .args(["create", "--backends", "opsiconfd", "--json"])
+        .arg("--opsiconfd-arg=--no-maintenance")
+        .env("OPSI_BACKUP_OPSICONFD", &script));
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["snapshot"]["kind"], "opsiconfd");
+    assert_eq!(doc["snapshot"]["source"], "create opsiconfd");
+    let log = std::fs::read_to_string(t.path().join("args.log")).unwrap();
+    let mut lines = log.lines();
+    let args = lines.next().unwrap();
+    assert!(
+        args.starts_with("backup --quiet --no-maintenance /"),
+        "{args}"
+    );
+    assert!(args.ends_with(".msgpack.lz4"), "{args}");
+    assert_eq!(lines.next(), Some("700"), "the spool is private");
+    // The spool is gone afterwards.
+    let spool = Path::new(args.rsplit(' ').next().unwrap())
+        .parent()
+        .unwrap();
+    assert!(!spool.exists());
+    assert_eq!(snapshots(t.path(), &repo).len(), 1);
+}

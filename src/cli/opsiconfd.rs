@@ -173,6 +173,49 @@ fn join<W: Write>(
     Ok(joiner.finish()?.0)
 }
 
+/// The `opsiconfd` executable: `OPSI_BACKUP_OPSICONFD` (tests give a stand-in), else
+/// `opsiconfd` from the PATH.
+fn executable() -> std::ffi::OsString {
+    std::env::var_os("OPSI_BACKUP_OPSICONFD").unwrap_or_else(|| "opsiconfd".into())
+}
+
+/// Runs `opsiconfd backup --quiet [extra...] FILE`; its error output becomes the error.
+pub(super) fn run_backup(file: &Path, extra: &[String]) -> Result<()> {
+    let exe = executable();
+    logging::notice(format!(
+        "Running {} backup into {}",
+        exe.to_string_lossy(),
+        file.display()
+    ));
+    let out = std::process::Command::new(&exe)
+        .arg("backup")
+        .arg("--quiet")
+        .args(extra)
+        .arg(file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("cannot run {}", exe.to_string_lossy()), e))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(Error::Invalid(format!(
+            "{} backup failed ({}): {}",
+            exe.to_string_lossy(),
+            out.status,
+            tail.join(" / ")
+        )));
+    }
+    if !file.is_file() {
+        return Err(Error::Invalid(format!(
+            "{} backup succeeded but wrote no {}",
+            exe.to_string_lossy(),
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses to treat an opsiconfd snapshot as an opsi-backup archive (restore, export to a
 /// tar): it holds another kind of data.
 pub(super) fn refuse(info: &SnapshotInfo, what: &str) -> Result<()> {

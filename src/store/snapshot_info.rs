@@ -86,3 +86,36 @@ impl From<&SnapshotInfo> for Candidate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_sees_the_two_kinds_of_a_host_apart() {
+        let info = |backends: &[&str]| SnapshotInfo {
+            id: "ab".into(),
+            time: 1,
+            host: "server.example.org".into(),
+            backends: backends.iter().map(|b| b.to_string()).collect(),
+            size: 0,
+            added: 0,
+            members: 0,
+            source: String::new(),
+            sysinfo: Vec::new(),
+            written: 0,
+        };
+        let archive = info(&["file", "mysql"]);
+        let opsiconfd = info(&[OPSICONFD_BACKEND]);
+        assert_eq!(archive.kind(), SnapshotKind::OpsiBackup);
+        assert_eq!(opsiconfd.kind(), SnapshotKind::Opsiconfd);
+        // "opsiconfd" among others is no opsiconfd snapshot.
+        assert_eq!(
+            info(&["file", "opsiconfd"]).kind(),
+            SnapshotKind::OpsiBackup
+        );
+        let (a, b) = (Candidate::from(&archive), Candidate::from(&opsiconfd));
+        assert_eq!(a.host, "server.example.org");
+        assert_ne!(a.host, b.host);
+    }
+}
