@@ -163,7 +163,7 @@ impl<W: Write> Joiner<W> {
                     }
                     f.at = p;
                     let encoding = f.encoding;
-                    let mut objects = Vec::with_capacity(n as usize);
+                    let mut objects = Vec::new();
                     content
                         .take(n)
                         .read_to_end(&mut objects)
@@ -275,5 +275,118 @@ impl<W: Write> MemberSink for Joiner<W> {
         }
         self.next += 1;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opsiconfd::split::split;
+
+    /// A msgpack backup with a class spread by host (grouped) and redis expiries.
+    fn doc() -> Vec<u8> {
+        fn s(out: &mut Vec<u8>, t: &str) {
+            out.push(0xd9);
+            out.push(t.len() as u8);
+            out.extend_from_slice(t.as_bytes());
+        }
+        let mut d = vec![0x83];
+        s(&mut d, "meta");
+        d.push(0x84);
+        for (k, v) in [
+            ("type", "opsiconfd_backup"),
+            ("version", "1"),
+            ("host_id", "h"),
+        ] {
+            s(&mut d, k);
+            s(&mut d, v);
+        }
+        s(&mut d, "timestamp");
+        d.push(0xcb);
+        d.extend_from_slice(&1.5e9f64.to_be_bytes());
+        s(&mut d, "objects");
+        d.push(0x81);
+        s(&mut d, "ProductOnClient");
+        d.extend_from_slice(&[0xdc, 0, 100]);
+        for i in 0..100 {
+            d.push(0x82);
+            s(&mut d, "productId");
+            s(&mut d, &format!("p{}", i / 10));
+            s(&mut d, "clientId");
+            s(&mut d, &format!("c{}", i % 10));
+        }
+        s(&mut d, "redis");
+        d.push(0x81);
+        s(&mut d, "dumped_keys");
+        d.push(0x91);
+        d.push(0x82);
+        s(&mut d, "name");
+        s(&mut d, "k");
+        s(&mut d, "expires");
+        d.push(0xcf);
+        d.extend_from_slice(&1_700_000_000_000u64.to_be_bytes());
+        d
+    }
+
+    fn join(frame: &[u8], streams: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+        let mut j = Joiner::new(Vec::new());
+        j.add(
+            &Member::control(FRAME_PATH, frame.len() as u64),
+            &mut &frame[..],
+        )?;
+        for (path, bytes) in streams {
+            j.add(&Member::control(path, bytes.len() as u64), &mut &bytes[..])?;
+        }
+        Ok(j.finish()?.0)
+    }
+
+    #[test]
+    fn split_then_join_gives_the_document_and_damage_an_error() {
+        let d = doc();
+        let parts = split(&d).unwrap();
+        let streams: Vec<(String, Vec<u8>)> = parts
+            .streams
+            .iter()
+            .map(|s| {
+                let mut b = Vec::new();
+                s.reader(&d).read_to_end(&mut b).unwrap();
+                (s.path.clone(), b)
+            })
+            .collect();
+        let paths: Vec<&str> = streams.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "opsiconfd/objects/00-ProductOnClient.order",
+                "opsiconfd/objects/00-ProductOnClient",
+                "opsiconfd/redis"
+            ]
+        );
+        // Grouped by host: c0's ten objects (30 bytes each) first.
+        assert_eq!(
+            streams[1].1.windows(2).position(|w| w == b"c1"),
+            Some(10 * 30 + 28)
+        );
+        // Neither the timestamp nor the expiry is in a stream.
+        assert!(!streams[2].1.windows(3).any(|w| w == [0x00, 0x00, 0x01]));
+        assert!(join(&parts.frame, &streams).unwrap() == d);
+        // Every changed byte of the frame or of a stream is an error (or, where it only
+        // changes a literal's bytes, a document whose BLAKE3 does not match), never a panic.
+        for i in 0..parts.frame.len() {
+            let mut f = parts.frame.clone();
+            f[i] ^= 0x5a;
+            assert!(join(&f, &streams).is_err(), "frame byte {i}");
+        }
+        for s in 0..streams.len() {
+            for i in (0..streams[s].1.len()).step_by(7) {
+                let mut st = streams.clone();
+                st[s].1[i] ^= 0x5a;
+                assert!(join(&parts.frame, &st).is_err(), "stream {s} byte {i}");
+            }
+        }
+        let mut st = streams.clone();
+        st.swap(0, 1);
+        assert!(join(&parts.frame, &st).is_err());
+        assert!(join(&parts.frame, &streams[..2]).is_err());
     }
 }
