@@ -127,6 +127,8 @@ fn the_real_file_round_trips_byte_for_byte() {
     assert!(err.contains("holds a msgpack document"), "{err}");
     assert!(!dest.exists());
     ok(cmd(t.path(), &repo).arg("verify"));
+    let out = ok(cmd(t.path(), &repo).args(["verify", "latest"]));
+    assert!(out.contains("Verified"), "{out}");
     // Not an opsi-backup archive: restore refuses it.
     let (code, _, err) = run(cmd(t.path(), &repo).args(["restore", "latest"]));
     assert_ne!(code, 0);
