@@ -434,3 +434,42 @@ fn create_runs_opsiconfd_backup_into_a_private_spool() {
     assert!(!spool.exists());
     assert_eq!(snapshots(t.path(), &repo).len(), 1);
 }
+
+/// The fuzz target's property on mutated seeds (a quick stand-in for a fuzzing run): any
+/// document the split accepts comes back byte for byte, and nothing panics.
+#[test]
+fn mutated_documents_split_and_join_or_are_refused() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/opsiconfd");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut accepted = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let original = std::fs::read(entry.unwrap().path()).unwrap();
+        for _ in 0..3000 {
+            let mut data = original.clone();
+            for _ in 0..=(next() % 3) {
+                let i = (next() as usize) % data.len();
+                match next() % 3 {
+                    0 => data[i] = next() as u8,
+                    1 => {
+                        data.remove(i);
+                    }
+                    _ => data.insert(i, next() as u8),
+                }
+            }
+            if opsi_backup::opsiconfd::split::split(&data).is_ok() {
+                accepted += 1;
+            }
+            opsi_backup::fuzz::opsiconfd(&data);
+        }
+    }
+    assert!(
+        accepted > 100,
+        "only {accepted} mutants accepted: the seeds do not exercise the join"
+    );
+}
