@@ -473,3 +473,52 @@ fn mutated_documents_split_and_join_or_are_refused() {
         "only {accepted} mutants accepted: the seeds do not exercise the join"
     );
 }
+
+/// On one server, opsi-backup's and opsiconfd's snapshots are two series: create's parent is
+/// the newest opsi-backup snapshot even when an opsiconfd one is newer, and `--keep-last 1`
+/// keeps the newest of each.
+#[test]
+fn the_two_kinds_of_one_server_are_two_series() {
+    let server = common::fake_server::FakeServer::new(3, false);
+    let root = server.root();
+    let t = tempfile::tempdir().unwrap();
+    let repo = init(t.path());
+    let create = || {
+        let out = ok(cmd(root, &repo).args(["create", "--json"]));
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    create();
+    for (i, stamp) in [4102444800.0, 4102531200.0].into_iter().enumerate() {
+        // Newer than any create: 2100-01-01 and the day after.
+        let doc = String::from_utf8(json_backup(stamp, 1, "1"))
+            .unwrap()
+            .replace("\"server.example.org\"", "\"opsiserver.example.org\"");
+        let f = t.path().join(format!("o{i}.json"));
+        std::fs::write(&f, doc).unwrap();
+        ok(cmd(root, &repo).arg("import").arg(&f));
+    }
+    let list = snapshots(root, &repo);
+    assert!(
+        list.iter().all(|s| s["host"] == "opsiserver.example.org"),
+        "{list:#?}"
+    );
+    let second = create();
+    assert!(
+        second["unchanged_files"].as_u64().unwrap() > 0,
+        "the parent was not the opsi-backup snapshot: {second:#}"
+    );
+    ok(cmd(root, &repo).args(["forget", "--keep-last", "1"]));
+    let kinds: Vec<String> = snapshots(root, &repo)
+        .iter()
+        .map(|s| format!("{} {}", s["kind"].as_str().unwrap(), s["time"]))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(
+        kinds.contains(&"opsiconfd 4102531200".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().any(|k| k.starts_with("opsi-backup")),
+        "{kinds:?}"
+    );
+}
