@@ -522,3 +522,79 @@ fn the_two_kinds_of_one_server_are_two_series() {
         "{kinds:?}"
     );
 }
+
+/// Python's `cryptography` (OpenSSL's AES-GCM, not the RustCrypto crates used above), when the
+/// machine has it: it decrypts what export wrote, and what it encrypts, import reads. This is
+/// the layer as opsiconfd's PyCryptodome code writes it: 16-byte nonce, tag before the nonce,
+/// the password's text in Latin-1.
+#[test]
+fn an_independent_aes_gcm_agrees_both_ways() {
+    let has = std::process::Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        eprintln!("python3 with cryptography not installed: cross-check skipped");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let repo = init(t.path());
+    let pw = t.path().join("pw");
+    std::fs::write(&pw, "pässwort").unwrap();
+    let doc = json_backup(1714525200.5, 1714611600000, "1");
+    let plain = t.path().join("b.json.gz");
+    std::fs::write(&plain, gzip(&doc)).unwrap();
+    let py = r#"
+import os, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives import hashes
+mode, src, dst, pw = sys.argv[1:5]
+pw = open(pw, encoding='utf-8').read()  # opsiconfd's str password, which PyCryptodome
+pw = pw.encode('latin-1')                # encodes as Latin-1 before PBKDF2
+key = lambda salt: PBKDF2HMAC(hashes.SHA256(), 32, salt, 200000).derive(pw)
+data = open(src, 'rb').read()
+marker = b'{aes-256-gcm-sha256}'
+if mode == 'enc':
+    salt, nonce = os.urandom(32), os.urandom(16)
+    out = AESGCM(key(salt)).encrypt(nonce, data, None)
+    open(dst, 'wb').write(marker + salt + out[-16:] + nonce + out[:-16])
+else:
+    assert data.startswith(marker)
+    p = len(marker)
+    salt, tag, nonce = data[p:p+32], data[p+32:p+48], data[p+48:p+64]
+    open(dst, 'wb').write(AESGCM(key(salt)).decrypt(nonce, data[p+64:] + tag, None))
+"#;
+    let python = |mode: &str, src: &Path, dst: &Path| {
+        let o = std::process::Command::new("python3")
+            .args(["-c", py, mode])
+            .arg(src)
+            .arg(dst)
+            .arg(&pw)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // Python encrypts, import decrypts.
+    let enc = t.path().join("b.json.gz.aes");
+    python("enc", &plain, &enc);
+    ok(cmd(t.path(), &repo)
+        .arg("import")
+        .arg(&enc)
+        .arg("--password-file")
+        .arg(&pw));
+    // Export encrypts, Python decrypts.
+    let out = t.path().join("out.json.gz.aes");
+    ok(cmd(t.path(), &repo)
+        .args(["export", "latest"])
+        .arg(&out)
+        .arg("--password-file")
+        .arg(&pw));
+    let dec = t.path().join("out.json.gz");
+    python("dec", &out, &dec);
+    let mut back = Vec::new();
+    flate2::read::GzDecoder::new(&std::fs::read(&dec).unwrap()[..])
+        .read_to_end(&mut back)
+        .unwrap();
+    assert!(back == doc);
+}

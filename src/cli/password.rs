@@ -12,8 +12,8 @@ use crate::opsiconfd::crypt::Password;
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct PasswordArgs {
-    /// For encrypted opsiconfd backups (`.aes`): the file holding the password (one trailing
-    /// line break is not part of it). Without it, the password is asked for on a terminal.
+    /// For encrypted opsiconfd backups (`.aes`): the file holding the password (UTF-8 text;
+    /// one trailing line break is not part of it). Without it, the password is asked for on a terminal.
     #[arg(
         long,
         value_name = "FILE",
@@ -37,11 +37,11 @@ impl PasswordArgs {
         }
         let pw = rpassword::prompt_password(format!("Password for {what}: "))
             .map_err(|e| Error::io("reading the password from the terminal", e))?;
-        Ok(Password::new(pw.into_bytes()))
+        Password::from_text(pw.into_bytes())
     }
 }
 
 fn from_file(path: &Path) -> Result<Password> {
     let bytes = std::fs::read(path).path_ctx("reading the password file", path)?;
-    Ok(Password::from_file_content(bytes))
+    Password::from_file_content(bytes)
 }

@@ -21,23 +21,42 @@ const ITERATIONS: u32 = 200_000;
 
 type Cipher = AesGcm<Aes256, U16>;
 
-/// A password as opsiconfd takes it (its UTF-8 bytes); kept out of `Debug` output.
+/// A password as opsiconfd's key derivation sees it: opsiconfd passes its text to
+/// PyCryptodome's PBKDF2, which encodes text as Latin-1, so `ä` is one byte (0xe4), not
+/// UTF-8's two. Kept out of `Debug` output.
 pub struct Password(Vec<u8>);
 
 impl Password {
-    pub fn new(bytes: Vec<u8>) -> Password {
-        Password(bytes)
+    /// A password typed or kept as text (UTF-8), in opsiconfd's Latin-1 bytes. Bytes that are
+    /// not UTF-8 are taken as they are (already Latin-1); characters beyond Latin-1 are refused:
+    /// opsiconfd cannot use them either.
+    pub fn from_text(bytes: Vec<u8>) -> Result<Password> {
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return Ok(Password(e.into_bytes())),
+        };
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map(Password)
+            .map_err(|_| {
+                Error::Invalid(
+                    "the password has characters outside Latin-1, which opsiconfd cannot \
+                     use for its backups"
+                        .into(),
+                )
+            })
     }
 
     /// A password file's content: one trailing line break is not part of the password.
-    pub fn from_file_content(mut bytes: Vec<u8>) -> Password {
+    pub fn from_file_content(mut bytes: Vec<u8>) -> Result<Password> {
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
             if bytes.last() == Some(&b'\r') {
                 bytes.pop();
             }
         }
-        Password(bytes)
+        Password::from_text(bytes)
     }
 }
 
@@ -116,7 +135,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_wrong_password() {
-        let pw = Password::new(b"secret".to_vec());
+        let pw = Password::from_text(b"secret".to_vec()).unwrap();
         let mut data = b"hello opsi".to_vec();
         encrypt(&mut data, &pw).unwrap();
         assert!(is_encrypted(&data));
@@ -125,7 +144,12 @@ mod tests {
         decrypt(&mut copy, &pw, "x").unwrap();
         assert_eq!(copy, b"hello opsi");
         let mut copy = data.clone();
-        let e = decrypt(&mut copy, &Password::new(b"other".to_vec()), "x").unwrap_err();
+        let e = decrypt(
+            &mut copy,
+            &Password::from_text(b"other".to_vec()).unwrap(),
+            "x",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("wrong password"), "{e}");
         let mut tampered = data.clone();
         *tampered.last_mut().unwrap() ^= 1;
@@ -139,7 +163,16 @@ mod tests {
 
     #[test]
     fn password_file_loses_its_line_break_only() {
-        assert_eq!(Password::from_file_content(b"a b\r\n".to_vec()).0, b"a b");
-        assert_eq!(Password::from_file_content(b"ab \n\n".to_vec()).0, b"ab \n");
+        let p = |b: &[u8]| Password::from_file_content(b.to_vec()).map(|p| p.0);
+        assert_eq!(p(b"a b\r\n").unwrap(), b"a b");
+        assert_eq!(p(b"ab \n\n").unwrap(), b"ab \n");
+    }
+
+    #[test]
+    fn passwords_are_latin_1_as_in_opsiconfd() {
+        let p = |b: &[u8]| Password::from_text(b.to_vec()).map(|p| p.0);
+        assert_eq!(p("pässwort".as_bytes()).unwrap(), b"p\xe4sswort");
+        assert_eq!(p(b"p\xe4ss").unwrap(), b"p\xe4ss");
+        assert!(p("pass€".as_bytes()).is_err());
     }
 }
