@@ -389,4 +389,25 @@ mod tests {
         assert!(join(&parts.frame, &st).is_err());
         assert!(join(&parts.frame, &streams[..2]).is_err());
     }
+
+    #[test]
+    fn repeated_keys_get_unique_paths_and_join_back() {
+        let d = br#"{"meta":{"type":"opsiconfd_backup","version":"1","host_id":"h","timestamp":1},"redis":[1],"objects":{"A":[1],"A":[2]},"redis":{"expires":2}, "x":3,"x":4}"#;
+        let parts = split(d).unwrap();
+        let mut paths: Vec<&str> = parts.streams.iter().map(|s| s.path.as_str()).collect();
+        let n = paths.len();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), n, "{paths:?}");
+        let streams: Vec<(String, Vec<u8>)> = parts
+            .streams
+            .iter()
+            .map(|s| {
+                let mut b = Vec::new();
+                s.reader(d).read_to_end(&mut b).unwrap();
+                (s.path.clone(), b)
+            })
+            .collect();
+        assert_eq!(join(&parts.frame, &streams).unwrap(), d);
+    }
 }

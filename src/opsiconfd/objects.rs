@@ -164,7 +164,8 @@ impl MemberSink for Inventory {
         let enc = self
             .encoding
             .ok_or_else(|| Error::Corrupt("an opsiconfd snapshot without its frame".into()))?;
-        if m.path.ends_with(".order") {
+        // Class names lose their dots in member paths, so only order streams have one.
+        if m.path.contains(".order") {
             self.grouped_next = true;
             return Ok(());
         }

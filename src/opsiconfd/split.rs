@@ -118,7 +118,12 @@ impl Builder {
         self.ops.push(Op::Literal(r));
     }
 
-    fn open(&mut self, path: String) -> usize {
+    /// A new stream; a path already taken (a key the document repeats) gets a `~N` suffix, so
+    /// that member paths stay unique.
+    fn open(&mut self, mut path: String) -> usize {
+        if self.streams.iter().any(|s| s.path == path) {
+            path = format!("{path}~{}", self.streams.len());
+        }
         self.streams.push(Stream {
             path,
             ranges: Vec::new(),
