@@ -10,6 +10,7 @@
 //! section "Snapshot kinds", with the frame stream this module writes.
 
 pub mod crypt;
+mod fuzz_entry;
 pub mod join;
 pub mod json;
 pub mod layers;
@@ -21,6 +22,8 @@ mod parts;
 pub mod split;
 mod varint;
 
+#[doc(hidden)]
+pub use fuzz_entry::fuzz_document;
 pub use join::Joiner;
 pub use layers::{Compression, Encoding, Layers};
 pub use meta::Meta;
