@@ -107,6 +107,14 @@ pub fn settings(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the corpus replay.
+/// An opsiconfd backup document as `import` splits it and `export` puts it back together:
+/// whatever the split accepts must come back byte for byte; its meta is checked and its
+/// objects read as `diff` reads them. (The AES layer is left out: its 200,000 PBKDF2 rounds
+/// per input would leave no time for anything else.)
+pub fn opsiconfd(data: &[u8]) {
+    crate::opsiconfd::fuzz_document(data);
+}
+
 pub const TARGETS: &[(&str, Target)] = &[
     ("archive", archive),
     ("bz2_stream", bz2_stream),
@@ -114,4 +122,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("snapshot", snapshot),
     ("backend_conf", backend_conf),
     ("settings", settings),
+    ("opsiconfd", opsiconfd),
 ];

@@ -26,6 +26,7 @@ pub(crate) mod logging;
 pub mod member;
 pub mod mysql;
 pub(crate) mod opsi;
+pub mod opsiconfd;
 pub(crate) mod owners;
 pub mod parent;
 pub mod rename;

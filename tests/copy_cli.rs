@@ -155,3 +155,29 @@ fn a_damaged_source_chunk_stops_the_copy_and_leaves_no_snapshot() {
     );
     ok(repo_bin(root, &b).arg("verify"));
 }
+
+/// An opsiconfd backup's snapshot copies like any other: the copy exports the same document.
+#[test]
+fn an_opsiconfd_snapshot_copies_and_exports_the_same_document() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    let (a, b) = (root.join("a"), root.join("b"));
+    ok(repo_bin(root, &a).arg("init"));
+    ok(repo_bin(root, &b).arg("init"));
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/opsiconfd/opsiconfd-backup.msgpack.lz4");
+    ok(repo_bin(root, &a).arg("import").arg(&fixture));
+    let done = copy(root, &a, &b, &[]);
+    assert_eq!(done["copied"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(
+        done["copied"][0]["to"]["kind"],
+        done["copied"][0]["from"]["kind"]
+    );
+    let export = |repo: &Path, name: &str| {
+        let dest = root.join(name);
+        ok(repo_bin(root, repo).args(["export", "latest"]).arg(&dest));
+        std::fs::read(dest).unwrap()
+    };
+    assert!(export(&a, "a.msgpack") == export(&b, "b.msgpack"));
+    ok(repo_bin(root, &b).args(["verify", "latest"]));
+}

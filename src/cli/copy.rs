@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::{human, json, output, repo, Global};
-use crate::store::{Repository, SnapshotInfo};
+use crate::logging;
+use crate::store::{Repository, SnapshotInfo, SnapshotKind};
 
 #[derive(Args, Debug)]
 pub struct CopyArgs {
@@ -28,7 +29,7 @@ pub struct CopyArgs {
 }
 
 pub(super) fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<i32> {
-    let to = repo::open(g)?;
+    let mut to = repo::open(g)?;
     let from = Repository::open(&a.from_repository)?;
     to.ensure_distinct_from(&from)?;
     let chosen: Vec<SnapshotInfo> = if a.snapshots.is_empty() {
@@ -63,6 +64,12 @@ pub(super) fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<i32> {
                 existing: there.clone(),
             });
             continue;
+        }
+        if s.kind() == SnapshotKind::Opsiconfd && to.allow_kinds()? {
+            logging::notice(format!(
+                "repository format raised to version {} so that it can hold opsiconfd snapshots",
+                crate::store::FORMAT_VERSION
+            ));
         }
         let done = to.copy_from(&from, s)?;
         bytes += done.bytes_sent;

@@ -1,4 +1,6 @@
-//! `create [DEST]`: a new backup archive, as the original writes it.
+//! `create [DEST]`: a new backup archive, as the original writes it. `create --backends
+//! opsiconfd` (opsi 4.3, with a repository) runs the server's own `opsiconfd backup` instead
+//! and stores its file as an opsiconfd snapshot (`cli/opsiconfd.rs`).
 
 use std::path::PathBuf;
 
@@ -9,7 +11,7 @@ use crate::archive::compression::Compression;
 use crate::archive::control::ControlWriter;
 use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{export, human, json, output, parent, repo, Global};
+use crate::cli::{export, human, json, opsiconfd, output, parent, repo, Global};
 use crate::error::Error;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
@@ -25,8 +27,14 @@ pub struct CreateArgs {
     #[arg(value_name = "DEST")]
     pub destination: Option<PathBuf>,
     /// Backends to back up: file, mysql, dhcp, auto (those in dispatch.conf) or all. Repeatable.
+    /// `opsiconfd` (alone, with a repository): run the server's `opsiconfd backup` and store
+    /// its file.
     #[arg(long = "backends", value_name = "BACKEND")]
     pub backends: Vec<String>,
+    /// With `--backends opsiconfd`: an argument passed on to `opsiconfd backup` (e.g.
+    /// `--opsiconfd-arg=--no-maintenance`). Repeatable.
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub opsiconfd_arg: Vec<String>,
     /// Do not back up the opsi configuration (/etc/opsi).
     #[arg(long)]
     pub no_configuration: bool,
@@ -82,6 +90,9 @@ pub(super) fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow
 }
 
 pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
+    if a.backends.iter().any(|b| b == "opsiconfd") {
+        return create_opsiconfd(g, &a);
+    }
     let root = OpsiRoot::new(g.root());
     let sysinfo = SysInfo::gather(&root);
     let plan = plan(&root, &sysinfo, &a)?;
@@ -118,6 +129,61 @@ pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
             snapshot: None,
             unchanged_files: None,
             archive: Some(done.display().to_string()),
+        })?;
+    }
+    Ok(0)
+}
+
+/// `create --backends opsiconfd`: `opsiconfd backup` writes its file into a private spool
+/// directory (0700, removed afterwards), which is then imported like `import` does, so
+/// opsiconfd's own backup health check sees its backup done.
+fn create_opsiconfd(g: &Global, a: &CreateArgs) -> anyhow::Result<i32> {
+    if a.backends.len() != 1 || a.destination.is_some() {
+        return Err(Error::Invalid(
+            "--backends opsiconfd stands alone and writes no archive (DEST): it stores \
+             opsiconfd's own backup in the repository; run create once more for the \
+             opsi-backup archive"
+                .into(),
+        )
+        .into());
+    }
+    if g.repository.is_none() {
+        return Err(Error::Invalid(
+            "--backends opsiconfd needs a repository (--repository DIR) to store the backup in"
+                .into(),
+        )
+        .into());
+    }
+    let mut r = repo::open(g)?;
+    // Created 0700 (not by the umask): the backup holds the server's secrets.
+    let spool = tempfile::Builder::new()
+        .prefix("opsi-backup-opsiconfd-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| Error::io("creating the spool directory for opsiconfd backup", e))?;
+    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+    let file = spool
+        .path()
+        .join(format!("opsiconfd-backup-{stamp}.msgpack.lz4"));
+    opsiconfd::run_backup(&file, &a.opsiconfd_arg)?;
+    let info = opsiconfd::import_file(
+        &mut r,
+        &file,
+        &crate::cli::password::PasswordArgs::default(),
+        "create opsiconfd".into(),
+    )?;
+    output::summary(format!(
+        "opsiconfd snapshot {} saved ({} new of {})",
+        human::short(&info.id),
+        human::bytes(info.added),
+        human::bytes(info.size)
+    ));
+    if a.json {
+        json::print(&json::Create {
+            schema: json::schema("create"),
+            snapshot: Some(json::Snapshot::from(&info)),
+            unchanged_files: None,
+            archive: None,
         })?;
     }
     Ok(0)

@@ -1,6 +1,7 @@
 //! `diff A B`: what changed from backup A to backup B (snapshots, or archive files), by member
 //! and in opsi terms; for MySQL dumps, which tables changed. Answers "what changed since the
-//! last good night?".
+//! last good night?". Two opsiconfd snapshots are compared object by object instead
+//! (`opsiconfd::objects`): hosts, products, product states, configs, config files.
 
 use std::path::PathBuf;
 
@@ -9,6 +10,9 @@ use clap::Args;
 use crate::archive::archive_file;
 use crate::cli::{json, repo, Global};
 use crate::diff::{self, Change, Fingerprints};
+use crate::error::Error;
+use crate::opsiconfd::objects::{self, Inventory};
+use crate::store::{SnapshotInfo, SnapshotKind};
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -36,7 +40,84 @@ fn fingerprints(g: &Global, arg: &std::path::Path) -> anyhow::Result<Fingerprint
     Ok(f)
 }
 
+/// The two snapshots when both are opsiconfd backups; an error when only one is.
+fn opsiconfd_pair(
+    g: &Global,
+    a: &DiffArgs,
+) -> anyhow::Result<Option<(crate::store::Repository, SnapshotInfo, SnapshotInfo)>> {
+    if repo::is_archive(g, &a.a) || repo::is_archive(g, &a.b) {
+        return Ok(None);
+    }
+    let r = repo::open(g)?;
+    let x = r.resolve(&a.a.to_string_lossy())?;
+    let y = r.resolve(&a.b.to_string_lossy())?;
+    match (x.kind(), y.kind()) {
+        (SnapshotKind::Opsiconfd, SnapshotKind::Opsiconfd) => Ok(Some((r, x, y))),
+        (SnapshotKind::OpsiBackup, SnapshotKind::OpsiBackup) => Ok(None),
+        _ => Err(Error::Invalid(
+            "an opsiconfd backup and an opsi-backup snapshot hold different kinds of data; \
+             diff compares two of the same kind"
+                .into(),
+        )
+        .into()),
+    }
+}
+
+fn diff_opsiconfd(
+    r: &crate::store::Repository,
+    x: &SnapshotInfo,
+    y: &SnapshotInfo,
+    as_json: bool,
+) -> anyhow::Result<i32> {
+    let mut inv = [Inventory::default(), Inventory::default()];
+    r.replay(&x.id, &mut inv[0])?;
+    r.replay(&y.id, &mut inv[1])?;
+    let d = objects::compare(&inv[0], &inv[1]);
+    if as_json {
+        json::print(&json::OpsiconfdDiffDoc {
+            schema: json::schema("diff"),
+            kind: "opsiconfd",
+            diff: &d,
+        })?;
+        return Ok(0);
+    }
+    for o in &d.objects {
+        say!("{}  {} {}", o.change.sign(), o.class, o.ident);
+    }
+    for f in &d.config_files {
+        say!("{}  config file {} ({})", f.change.sign(), f.name, f.path);
+    }
+    let count = |class: &str| d.classes.get(class).cloned().unwrap_or_default();
+    for (label, class) in [
+        ("hosts", "Host"),
+        ("products", "Product"),
+        ("product states", "ProductOnClient"),
+        ("configs", "Config"),
+        ("config states", "ConfigState"),
+    ] {
+        let c = count(class);
+        say!(
+            "{label}: {} added, {} removed, {} changed",
+            c.added,
+            c.removed,
+            c.changed
+        );
+    }
+    let files = |c: objects::Change| d.config_files.iter().filter(|f| f.change == c).count();
+    say!(
+        "config files: {} added, {} removed, {} changed; {} objects differ in all",
+        files(objects::Change::Added),
+        files(objects::Change::Removed),
+        files(objects::Change::Changed),
+        d.objects.len()
+    );
+    Ok(0)
+}
+
 pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
+    if let Some((r, x, y)) = opsiconfd_pair(g, &a)? {
+        return diff_opsiconfd(&r, &x, &y, a.json);
+    }
     let d = diff::compare(&fingerprints(g, &a.a)?, &fingerprints(g, &a.b)?);
     if a.json {
         json::print(&json::DiffDoc {

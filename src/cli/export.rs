@@ -10,18 +10,21 @@ use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
 use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
+use crate::cli::password::PasswordArgs;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, json, output, repo, Global};
+use crate::cli::{human, json, opsiconfd, output, repo, Global};
 use crate::logging;
 use crate::opsi::sysinfo::SysInfo;
-use crate::store::{Repository, SnapshotInfo};
+use crate::store::{Repository, SnapshotInfo, SnapshotKind};
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// The snapshot: `latest` or a unique id prefix.
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: String,
-    /// The archive file, or an existing directory for a generated name.
+    /// The archive file, or an existing directory for a generated name. For an opsiconfd
+    /// snapshot, the file's extensions choose its layers as `opsiconfd backup` does
+    /// (`x.msgpack.lz4`, `x.json.gz`, `x.msgpack.lz4.aes`).
     #[arg(value_name = "DEST")]
     pub destination: PathBuf,
     /// Compression of the archive (a bare -c means none, as in the original).
@@ -33,6 +36,8 @@ pub struct ExportArgs {
     /// Print the snapshot and the archive written as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
 }
 
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
@@ -109,6 +114,24 @@ pub(super) fn warn_name_mismatch(dest: &std::path::Path, compression: Compressio
 pub(super) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let info = r.resolve(&a.snapshot)?;
+    if info.kind() == SnapshotKind::Opsiconfd {
+        // The file opsiconfd reads, its layers chosen by DEST's name (-c does not apply).
+        let done = opsiconfd::export_snapshot(&r, &info, &a.destination, &a.password)?;
+        logging::notice(format!(
+            "Exported opsiconfd snapshot {} to {}",
+            human::short(&info.id),
+            done.display()
+        ));
+        output::summary(done.display().to_string());
+        if a.json {
+            json::print(&json::Export {
+                schema: json::schema("export"),
+                snapshot: json::Snapshot::from(&info),
+                archive: done.display().to_string(),
+            })?;
+        }
+        return Ok(0);
+    }
     let done = export_snapshot(
         &r,
         &info,

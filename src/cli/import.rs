@@ -1,6 +1,8 @@
 //! `import ARCHIVE...`: existing opsi-backup archives become snapshots. Each archive is
 //! checked (every sha1 against CONTROL/checksums) in the same pass that stores it; a damaged
 //! archive is not committed. The snapshot keeps the archive's own time and sysinfo.
+//! An `opsiconfd backup` file, recognised by its content, becomes an opsiconfd snapshot
+//! (`cli/opsiconfd.rs`) with the host and time of its meta.
 
 use std::path::PathBuf;
 
@@ -9,28 +11,46 @@ use clap::Args;
 use crate::archive::archive_file;
 use crate::archive::naming;
 use crate::archive::scan::{Checked, Scan};
+use crate::cli::password::PasswordArgs;
 use crate::cli::progress::{self, ProgressSink};
-use crate::cli::{human, json, output, parent, repo, Global};
+use crate::cli::{human, json, opsiconfd, output, parent, repo, Global};
 use crate::store::SnapshotMeta;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// opsi-backup archives (any compression).
+    /// opsi-backup archives (any compression) or `opsiconfd backup` files (msgpack or JSON,
+    /// lz4 or gzip, optionally encrypted), told apart by their content.
     #[arg(required = true, value_name = "ARCHIVE")]
     pub archives: Vec<PathBuf>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// Print each archive with the snapshot it became as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
 
 pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
-    let r = repo::open(g)?;
+    let mut r = repo::open(g)?;
     let mut imported = Vec::new();
     for archive in &a.archives {
         let name = archive
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if opsiconfd::recognise(archive)? {
+            let info =
+                opsiconfd::import_file(&mut r, archive, &a.password, format!("import {name}"))?;
+            output::summary(format!(
+                "{} imported as opsiconfd snapshot {}",
+                archive.display(),
+                human::short(&info.id)
+            ));
+            imported.push(json::Imported {
+                archive: archive.display().to_string(),
+                snapshot: json::Snapshot::from(&info),
+            });
+            continue;
+        }
         // CONTROL/sysinfo comes last in the stream but belongs in the snapshot's header, so a
         // first pass checks the archive and reads it; the second pass stores and re-checks.
         let mut first = Scan::default();

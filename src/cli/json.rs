@@ -43,6 +43,8 @@ pub(super) struct Snapshot {
     pub info: SnapshotInfo,
     pub short_id: String,
     pub time_rfc3339: String,
+    /// `opsi-backup` or `opsiconfd`.
+    pub kind: &'static str,
 }
 
 impl From<&SnapshotInfo> for Snapshot {
@@ -51,6 +53,7 @@ impl From<&SnapshotInfo> for Snapshot {
             info: s.clone(),
             short_id: human::short(&s.id).to_string(),
             time_rfc3339: rfc3339(s.time),
+            kind: s.kind().name(),
         }
     }
 }
@@ -304,6 +307,15 @@ pub(super) struct DiffDoc<'a> {
     pub schema: String,
     #[serde(flatten)]
     pub diff: &'a Diff,
+}
+
+/// `diff --json` of two opsiconfd snapshots.
+#[derive(Serialize)]
+pub(super) struct OpsiconfdDiffDoc<'a> {
+    pub schema: String,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub diff: &'a crate::opsiconfd::objects::ObjectsDiff,
 }
 
 /// `stats --json`.

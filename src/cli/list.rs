@@ -78,11 +78,11 @@ pub(super) fn list(g: &Global, a: ListArgs) -> anyhow::Result<i32> {
         for m in &members {
             contains.note(&m.path);
         }
-        say!(
-            "{} contains: {}",
-            human::short(&info.id),
-            contains.names().join(", ")
-        );
+        let shown = match info.kind() {
+            crate::store::SnapshotKind::Opsiconfd => "an opsiconfd backup".to_string(),
+            crate::store::SnapshotKind::OpsiBackup => contains.names().join(", "),
+        };
+        say!("{} contains: {shown}", human::short(&info.id));
         if a.long {
             print_members(&members);
         }

@@ -61,6 +61,7 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     } else {
         let r = repo::open(g)?;
         let info = r.resolve(&a.file.to_string_lossy())?;
+        super::opsiconfd::refuse(&info, "opsi-backup restores opsi-backup archives only")?;
         let snapshot = json::Snapshot::from(&info);
         let mut src = Verified::new(Origin::Snapshot { repo: &r, info });
         let restored = restore::restore(&root, &mut src, &req, &ask)?;

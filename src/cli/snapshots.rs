@@ -66,7 +66,10 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> anyhow::Result<i32> {
             human::short(&s.id),
             crate::logging::local_time(s.time),
             s.host,
-            s.backends.join(","),
+            match s.kind() {
+                crate::store::SnapshotKind::Opsiconfd => "opsiconfd backup".to_string(),
+                crate::store::SnapshotKind::OpsiBackup => s.backends.join(","),
+            },
             human::bytes(s.size),
             human::bytes(s.added)
         );

@@ -3,7 +3,8 @@
 //! A verify of the whole repository is recorded for `health` (`state/last-verify.json`).
 //! With a repository, `verify [SNAPSHOT]` re-reads, decompresses and re-hashes every chunk
 //! (of one snapshot, or of the whole repository) and names the pack, chunk, snapshots and
-//! members behind each problem.
+//! members behind each problem; one opsi-backup snapshot is also checked against its
+//! CONTROL/checksums, one opsiconfd snapshot by putting its document together.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use crate::cli::exit_code::ExitCode;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{health, human, json, output, repo, Global};
 use crate::logging;
-use crate::store::{DataSubset, VerifyOptions, VerifyProgress};
+use crate::opsiconfd::Joiner;
+use crate::store::{DataSubset, SnapshotKind, VerifyOptions, VerifyProgress};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -147,7 +149,26 @@ fn verify_repository(
         logging::labelled(logging::NOTICE, "NOTE", n);
     }
     // A snapshot's members are also checked against its own CONTROL/checksums.
+    // An opsiconfd snapshot's streams are put together instead and checked against the
+    // document's length and BLAKE3 recorded at import.
     if let (Some(info), true) = (&info, report.is_ok()) {
+        if info.kind() == SnapshotKind::Opsiconfd {
+            let mut joiner = Joiner::new(std::io::sink());
+            if let Err(e) = r
+                .replay(&info.id, &mut joiner)
+                .and_then(|()| joiner.finish().map(|_| ()))
+            {
+                let p = format!("snapshot {}: {e}", human::short(&info.id));
+                logging::error(&p);
+                found.push(p);
+            }
+        }
+    }
+    if let (Some(info), true) = (
+        info.as_ref()
+            .filter(|i| i.kind() == SnapshotKind::OpsiBackup),
+        report.is_ok(),
+    ) {
         let mut scan = Scan::default();
         match r.replay(&info.id, &mut scan) {
             Ok(()) => {

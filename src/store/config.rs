@@ -11,9 +11,13 @@ use crate::store::durable;
 /// The repository format version this build creates. It reads and writes versions
 /// `OLDEST_VERSION` up to this one as they are: no delta group into a version 2 repository,
 /// packs with a single trailer into a version 2 or 3 one (older programs keep reading them).
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
+/// The first format version whose snapshots may be of another kind than opsi-backup's
+/// (opsiconfd backups, spec "Snapshot kinds"); `Repository::allow_kinds` raises an older
+/// repository to it, which changes nothing else on disk.
+pub(crate) const KINDS_VERSION: u32 = 5;
 /// The oldest format version this build reads and writes: version 3 only added delta groups,
-/// version 4 only the second trailer copy of packs.
+/// version 4 only the second trailer copy of packs, version 5 only snapshot kinds.
 pub(super) const OLDEST_VERSION: u32 = 2;
 
 /// Content-defined chunking and packing parameters, fixed when the repository is created

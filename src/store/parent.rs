@@ -6,14 +6,24 @@ use crate::error::Result;
 use crate::parent::{ContentRef, Parent, ParentFile};
 use crate::store::reader::read_snapshot_file;
 use crate::store::reader::ChunkFetcher;
-use crate::store::{index, Repository};
+use crate::store::{index, Repository, SnapshotKind};
 
 impl Repository {
-    /// The newest snapshot of `host` as a parent, or `None` when there is none. Files that came
-    /// from a file system (with a stamp) are kept as candidates for reuse, without checksums;
-    /// of the other file members, the chunks.
+    /// The newest opsi-backup snapshot of `host` as a parent, or `None` when there is none.
+    /// Files that came from a file system (with a stamp) are kept as candidates for reuse,
+    /// without checksums; of the other file members, the chunks.
     pub fn parent(&self, host: &str) -> Result<Option<Parent>> {
-        let Some(info) = self.snapshots()?.into_iter().rfind(|s| s.host == host) else {
+        self.parent_of_kind(host, SnapshotKind::OpsiBackup)
+    }
+
+    /// The newest snapshot of `host` of `kind`: an opsiconfd backup's streams are the older
+    /// versions of the next one's, not of an opsi-backup archive's members.
+    pub fn parent_of_kind(&self, host: &str, kind: SnapshotKind) -> Result<Option<Parent>> {
+        let found = self
+            .snapshots()?
+            .into_iter()
+            .rfind(|s| s.host == host && s.kind() == kind);
+        let Some(info) = found else {
             return Ok(None);
         };
         let mut parent = Parent::new(info.id.clone());

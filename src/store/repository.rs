@@ -13,7 +13,7 @@ use crate::logging;
 use crate::member::Member;
 use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
-use crate::store::config::{ChunkerParams, Config};
+use crate::store::config::{ChunkerParams, Config, KINDS_VERSION};
 use crate::store::last_verify::{self, LastVerify};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
@@ -151,6 +151,25 @@ impl Repository {
     /// A damaged `index.sqlite` is `Error::IndexDamaged`, and nothing is changed.
     pub fn open(path: &Path) -> Result<Repository> {
         Repository::open_with(path, true)
+    }
+
+    /// Raises a repository of format version 2 to 4 to version 5, the first whose snapshots
+    /// may be opsiconfd backups (older programs would take those for archives and refuse the
+    /// raised repository instead). Nothing but `config.json`'s version changes; returns
+    /// whether it was raised.
+    pub fn allow_kinds(&mut self) -> Result<bool> {
+        if self.config.version >= KINDS_VERSION {
+            return Ok(false);
+        }
+        let _lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "raise the format version")?;
+        let mut config = Config::load(&self.root.join("config.json"))?;
+        let raised = config.version < KINDS_VERSION;
+        if raised {
+            config.version = KINDS_VERSION;
+            config.save(&self.root)?;
+        }
+        self.config = config;
+        Ok(raised)
     }
 
     /// Opens a repository for `rebuild_index`, which the caller runs next: a damaged

@@ -18,6 +18,7 @@ use crate::parent::{Parent, ParentFile};
 use crate::sink::MemberSink;
 use crate::store::chunker::{ChunkId, Chunker};
 use crate::store::config::ChunkerParams;
+use crate::store::config::KINDS_VERSION;
 use crate::store::index::{self, SqlContext};
 use crate::store::indexer;
 use crate::store::lock::{LockKind, RepoLock};
@@ -25,7 +26,7 @@ use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
-use crate::store::snapshot_info::SnapshotInfo;
+use crate::store::snapshot_info::{SnapshotInfo, SnapshotKind};
 use crate::store::{crash_point, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
@@ -66,6 +67,8 @@ pub struct SnapshotWriter<'r> {
     parent: Option<Arc<Parent>>,
     /// The parent's metadata chunks, the older versions of the metadata stream's.
     meta_base: Option<BaseCursor<Vec<ChunkId>>>,
+    /// Its kind: the parent is the newest snapshot of the same host and kind.
+    kind: SnapshotKind,
     volume: Volume,
     _lock: RepoLock,
 }
@@ -157,6 +160,15 @@ impl<'r> SnapshotWriter<'r> {
         // chunk another writer commits meanwhile is not seen and stored twice; the index
         // keeps one row and prune frees the copy.
         index::begin_read(&conn)?;
+        let kind = SnapshotKind::of(&meta.backends);
+        if kind == SnapshotKind::Opsiconfd && repo.config().version < KINDS_VERSION {
+            return Err(Error::Repository(format!(
+                "repository format version {} cannot hold opsiconfd snapshots (older programs \
+                 would take them for opsi-backup archives); it must be raised to version \
+                 {KINDS_VERSION} first",
+                repo.config().version
+            )));
+        }
         let params = repo.config().chunker.clone();
         let layout = TrailerLayout::for_version(repo.config().version);
         let packs = PackSeries::new(repo.root(), params.pack_size, layout);
@@ -185,6 +197,7 @@ impl<'r> SnapshotWriter<'r> {
             },
             parent: None,
             meta_base: None,
+            kind,
             volume: Volume::default(),
             _lock: lock,
         })
@@ -199,7 +212,7 @@ impl<'r> SnapshotWriter<'r> {
         host: &str,
         complete: impl FnOnce(&Repository, &mut Parent) -> Result<()>,
     ) -> Result<Option<Arc<Parent>>> {
-        let Some(mut parent) = self.repo.parent(host)? else {
+        let Some(mut parent) = self.repo.parent_of_kind(host, self.kind)? else {
             return Ok(None);
         };
         complete(self.repo, &mut parent)?;

@@ -149,7 +149,10 @@ pub(super) fn init_as_version(root: &Path, version: u32) -> Repository {
     drop(Repository::init(root).unwrap());
     let cfg = root.join("config.json");
     let text = fs::read_to_string(&cfg).unwrap();
-    assert!(text.contains("\"version\": 4"), "{text}");
+    assert!(
+        text.contains(&format!("\"version\": {}", config::FORMAT_VERSION)),
+        "{text}"
+    );
     let mut config = config::Config::load(&cfg).unwrap();
     config.version = version;
     config.save(root).unwrap();
@@ -763,9 +766,10 @@ fn init_and_open_errors() {
     drop(Repository::init(&root).unwrap());
     assert!(msg(Repository::init(&root).err().unwrap()).contains("already holds a repository"));
     let cfg = root.join("config.json");
-    let text = fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"version\": 4", "\"version\": 7");
+    let text = fs::read_to_string(&cfg).unwrap().replace(
+        &format!("\"version\": {}", config::FORMAT_VERSION),
+        "\"version\": 7",
+    );
     fs::File::create(&cfg)
         .unwrap()
         .write_all(text.as_bytes())
@@ -782,7 +786,7 @@ fn init_and_open_errors() {
     fs::write(&cfg, text).unwrap();
     let e = msg(Repository::open(&root).err().unwrap());
     assert!(
-        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 4"),
+        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 5"),
         "{e}"
     );
 }
@@ -897,4 +901,32 @@ fn exclusive_lock_waits_for_writers() {
         assert_eq!(report.snapshots, 1);
         assert_eq!(repo.snapshots().unwrap()[0].id, info.id);
     });
+}
+
+#[test]
+fn opsiconfd_snapshots_need_format_version_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let mut repo = init_as_version(&root, 4);
+    let meta = SnapshotMeta {
+        time: 1,
+        host: "h".into(),
+        backends: vec![crate::store::OPSICONFD_BACKEND.into()],
+        sysinfo: vec![],
+        source: "import x".into(),
+    };
+    let e = repo.begin_snapshot(meta.clone()).err().unwrap().to_string();
+    assert!(e.contains("cannot hold opsiconfd snapshots"), "{e}");
+    assert!(repo.allow_kinds().unwrap());
+    assert!(!repo.allow_kinds().unwrap());
+    let text = fs::read_to_string(root.join("config.json")).unwrap();
+    assert!(text.contains("\"version\": 5"), "{text}");
+    let info = repo.begin_snapshot(meta).unwrap().commit().unwrap();
+    assert_eq!(info.kind(), crate::store::SnapshotKind::Opsiconfd);
+    // The opsi-backup snapshots of the same host do not take it as their parent.
+    assert!(repo.parent("h").unwrap().is_none());
+    assert!(repo
+        .parent_of_kind("h", crate::store::SnapshotKind::Opsiconfd)
+        .unwrap()
+        .is_some());
 }
