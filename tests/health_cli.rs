@@ -473,3 +473,29 @@ fn detailed_exit_codes_for_repository_commands_and_the_originals_codes_for_their
         .arg(work.path().join("missing.tar")));
     assert_eq!(code, 1);
 }
+
+/// Each kind of snapshot has its own check: a stored opsiconfd backup never stands in for the
+/// nightly opsi-backup snapshot, nor the other way round.
+#[test]
+fn the_age_is_of_the_snapshots_of_the_kind_watched() {
+    let server = FakeServer::new(2, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = repository(&server, work.path(), &[]);
+    let backup = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/opsiconfd/opsiconfd-backup.msgpack.lz4");
+    ok(repo_bin(server.root(), &repo).arg("import").arg(&backup));
+    let (code, line) = health(&server, &repo, &ANY_SPACE);
+    assert_eq!(code, 2, "{line}");
+    assert!(line.contains("no snapshot"), "{line}");
+    let mut args = ANY_SPACE.to_vec();
+    args.extend(["--kind", "opsiconfd"]);
+    let (code, line) = health(&server, &repo, &args);
+    // The fixture was written in 2023: old, but there.
+    assert_eq!(code, 2, "{line}");
+    assert!(line.contains("newest opsiconfd snapshot"), "{line}");
+
+    ok(repo_bin(server.root(), &repo).arg("create"));
+    let (code, line) = health(&server, &repo, &ANY_SPACE);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("newest snapshot"), "{line}");
+}

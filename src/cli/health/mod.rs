@@ -17,7 +17,7 @@ use clap::Args;
 
 use crate::cli::{human, Global};
 use crate::error::Error;
-use crate::store::{self, Probe};
+use crate::store::{self, Probe, SnapshotKind};
 use status::Part;
 pub(crate) use status::State;
 use threshold::Space;
@@ -33,6 +33,11 @@ pub struct HealthArgs {
     /// Look at the snapshots of this host only (default: the newest of any host).
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// Which snapshots' age to watch: those of `create` and `import` of archives
+    /// (`opsi-backup`), or the stored `opsiconfd backup` files (`opsiconfd`). One check per
+    /// kind, so that a fresh snapshot of one kind never hides a failing nightly job of the other.
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = Watched::OpsiBackup)]
+    pub kind: Watched,
     /// WARNING when the last verify of the whole repository is older than this.
     #[arg(long, value_name = "AGE", default_value = "8d", value_parser = threshold::duration)]
     pub verify_warning: u64,
@@ -52,6 +57,30 @@ pub struct HealthArgs {
     /// CRITICAL when less space than this is free on the repository's file system.
     #[arg(long, value_name = "FREE", default_value = "5%", value_parser = threshold::space)]
     pub space_critical: Space,
+}
+
+/// The kind of snapshots `health` watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Watched {
+    OpsiBackup,
+    Opsiconfd,
+}
+
+impl Watched {
+    fn kind(self) -> SnapshotKind {
+        match self {
+            Watched::OpsiBackup => SnapshotKind::OpsiBackup,
+            Watched::Opsiconfd => SnapshotKind::Opsiconfd,
+        }
+    }
+
+    /// How the status line names such snapshots.
+    fn noun(self) -> &'static str {
+        match self {
+            Watched::OpsiBackup => "snapshot",
+            Watched::Opsiconfd => "opsiconfd snapshot",
+        }
+    }
 }
 
 pub(super) fn health(g: &Global, a: HealthArgs) -> anyhow::Result<i32> {
@@ -125,12 +154,14 @@ fn newest_snapshot(p: &Probe, a: &HealthArgs, now: i64) -> Part {
     let newest = p
         .snapshots
         .iter()
+        .filter(|s| s.kind() == a.kind.kind())
         .filter(|s| a.host.as_deref().is_none_or(|h| s.host == h))
         .max_by(|x, y| x.recency().cmp(&y.recency()));
+    let noun = a.kind.noun();
     let Some(s) = newest else {
         let text = match &a.host {
-            Some(h) => format!("no snapshot of host {h}"),
-            None => "no snapshot".to_string(),
+            Some(h) => format!("no {noun} of host {h}"),
+            None => format!("no {noun}"),
         };
         return Part {
             state: State::Critical,
@@ -148,7 +179,7 @@ fn newest_snapshot(p: &Probe, a: &HealthArgs, now: i64) -> Part {
     Part {
         state,
         text: Some(format!(
-            "newest snapshot {} ago{} (host {}, {})",
+            "newest {noun} {} ago{} (host {}, {})",
             threshold::age(age),
             over(state, limit),
             s.host,
