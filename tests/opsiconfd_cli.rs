@@ -355,6 +355,9 @@ fn unknown_version_and_foreign_files_store_nothing() {
     std::fs::write(&broken_json, &doc).unwrap();
     let text = t.path().join("notes.txt");
     std::fs::write(&text, "just some text\n").unwrap();
+    // Named like a backup, read neither as one nor as a tar archive ("truncated" would mislead).
+    let named = t.path().join("night.msgpack.lz4");
+    std::fs::write(&named, "just some text\n").unwrap();
     for (file, says) in [
         (
             &v2,
@@ -365,6 +368,10 @@ fn unknown_version_and_foreign_files_store_nothing() {
         (&cut, "truncated"),
         (&broken_json, "truncated or damaged"),
         (&text, "notes.txt"),
+        (
+            &named,
+            "named like an opsiconfd backup file but does not start like one",
+        ),
     ] {
         let (code, _, err) = run(cmd(t.path(), &repo).arg("import").arg(file));
         assert_ne!(code, 0, "{}", file.display());

@@ -51,6 +51,7 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
             });
             continue;
         }
+        refuse_opsiconfd_name(archive)?;
         // CONTROL/sysinfo comes last in the stream but belongs in the snapshot's header, so a
         // first pass checks the archive and reads it; the second pass stores and re-checks.
         let mut first = Scan::default();
@@ -104,4 +105,26 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         })?;
     }
     Ok(0)
+}
+
+/// A file named like an `opsiconfd backup` file (`.msgpack`, `.json`, `.lz4`, `.aes` among
+/// its extensions) that does not start like one is not read as a tar archive either: the
+/// archive reader's "truncated" would name the wrong cause.
+fn refuse_opsiconfd_name(path: &std::path::Path) -> crate::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let named = name
+        .split('.')
+        .skip(1)
+        .any(|ext| matches!(ext, "msgpack" | "json" | "lz4" | "aes"));
+    if named {
+        return Err(crate::Error::Invalid(format!(
+            "{} is named like an opsiconfd backup file but does not start like one (no \
+             encryption marker, lz4 or gzip frame, msgpack map or JSON object); nothing imported",
+            path.display()
+        )));
+    }
+    Ok(())
 }
