@@ -224,6 +224,8 @@ fn clients_in(sql: &[u8]) -> BTreeSet<String> {
 struct Night {
     ours: Run,
     ours_added: u64,
+    /// mysqldump alone with create's options into /dev/null: the floor of a create with MySQL.
+    floor: Run,
     dump: Option<Run>,
     restic: Option<(Run, u64)>,
     borg: Option<(Run, u64)>,
@@ -317,9 +319,16 @@ fn main() {
         let before = dir_size(&repo);
         let run = b.run(&format!("create ({label})"), &mut ours(&["create"]));
         let ours_added = dir_size(&repo) - before;
+        let (mut c, _) = db.dump_cmd(Path::new("/dev/null"));
+        let floor = b.run_to(
+            &format!("mysqldump to /dev/null ({label})"),
+            &mut c,
+            Path::new("/dev/null"),
+        );
         let mut night = Night {
             ours: run,
             ours_added,
+            floor,
             dump: None,
             restic: None,
             borg: None,
@@ -514,6 +523,13 @@ fn main() {
     });
     // Reading every chunk of the repository back, and the difference of two nights.
     let verify = b.run("verify (whole repository)", &mut ours(&["verify"]));
+    let restic_check = restic.then(|| {
+        b.run(
+            "restic check --read-data",
+            &mut restic_cmd(&["check", "--read-data"]),
+        )
+    });
+    let (repo_bytes, restic_bytes) = (dir_size(&repo), dir_size(&restic_repo));
     let diff = b.run(
         "diff (first, 1% night)",
         &mut ours(&["diff", first_id, one_id]),
@@ -524,6 +540,27 @@ fn main() {
         &mut ours(&["create", "--backends", "file"]),
     );
     let file_first = ours_file_only_reference(&b, &bin, &tree.root);
+    // restic on the same files alone, into a repository of its own: the file part's peer.
+    let restic_files = restic.then(|| {
+        let dir = b.work.join("restic-files");
+        let cmd = |args: &[&str]| {
+            let mut c = Command::new("restic");
+            c.arg("--repo")
+                .arg(&dir)
+                .arg("--quiet")
+                .env("RESTIC_PASSWORD", "bench")
+                .env("RESTIC_CACHE_DIR", b.work.join("restic-cache"))
+                .args(args);
+            c
+        };
+        b.run("restic init (files only)", &mut cmd(&["init"]));
+        let r = b.run(
+            "restic backup (files only, first)",
+            cmd(&["backup"]).args(tree.peer_paths()),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        r
+    });
     let snapshots = b.run("snapshots --json", &mut ours(&["snapshots", "--json"]));
     let dump_size = std::fs::metadata(&dump_file).map(|m| m.len()).unwrap_or(0);
 
@@ -685,6 +722,9 @@ fn main() {
         ("restore latest --configuration --force (all)", &restore_all),
         ("restore (conf + file + dhcp)", &restore_files),
         ("verify (whole repository)", &verify),
+        ("mysqldump to /dev/null (first night)", &first.floor),
+        ("mysqldump to /dev/null (1% night)", &one.floor),
+        ("mysqldump to /dev/null (unchanged night)", &unchanged.floor),
         ("diff (first night, 1% night)", &diff),
         ("snapshots --json", &snapshots),
     ];
@@ -730,6 +770,46 @@ fn main() {
         goal(pigz.as_ref().map(|r| r.secs >= 2.0 * gz.warm.secs)),
         peak as f64 / 1024.0,
         goal(Some(peak <= 256 * 1024)),
+    );
+    // Issue 22's goals: the dump is the floor; the file part and verify against restic.
+    let per_byte = |r: &Run, bytes: u64| r.secs / bytes.max(1) as f64;
+    let verify_ratio = restic_check
+        .as_ref()
+        .map(|c| per_byte(&verify, repo_bytes) / per_byte(c, restic_bytes));
+    let files_ratio = restic_files.as_ref().map(|r| file_first.secs / r.secs);
+    let _ = writeln!(
+        w,
+        "\n| goal (the dump as the floor) | measured | target | |\n|---|---:|---:|---|"
+    );
+    for (name, n, limit) in [
+        ("first create ÷ mysqldump alone", &first, 1.2),
+        ("1% night's create ÷ mysqldump alone", &one, 1.15),
+        (
+            "unchanged night's create ÷ mysqldump alone",
+            &unchanged,
+            1.1,
+        ),
+    ] {
+        let r = n.ours.secs / n.floor.secs;
+        let _ = writeln!(
+            w,
+            "| {name} ({} ÷ {}) | {r:.2} | ≤ {limit} | {} |",
+            fmt_secs(n.ours.secs),
+            fmt_secs(n.floor.secs),
+            goal(Some(r <= limit))
+        );
+    }
+    let _ = writeln!(
+        w,
+        "| first `create --backends file` ÷ restic backup of the same files | {} | ≤ 0.500 | {} |\n| verify ÷ restic check --read-data, per byte stored ({} of {}, {} of {}) | {} | ≤ 0.500 | {} |",
+        files_ratio.map_or("-".into(), |r| format!("{r:.3}")),
+        goal(files_ratio.map(|r| r <= 0.5)),
+        fmt_secs(verify.secs),
+        fmt_bytes(repo_bytes),
+        restic_check.as_ref().map_or("-".into(), |c| fmt_secs(c.secs)),
+        fmt_bytes(restic_bytes),
+        verify_ratio.map_or("-".into(), |r| format!("{r:.3}")),
+        goal(verify_ratio.map(|r| r <= 0.5)),
     );
     let _ = writeln!(
         w,
