@@ -164,7 +164,8 @@ fn import_refuses_a_damaged_archive() {
     bytes[at + 2] ^= 0x20;
     std::fs::write(&a, bytes).unwrap();
     let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("import").arg(&a));
-    assert_eq!(code, 1);
+    // 3: damage found (README, "Exit codes").
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("is corrupt"), "{err}");
     assert!(common::snapshots(server.root(), &repo).is_empty());
 }
@@ -249,7 +250,8 @@ fn snapshot_names_latest_prefix_and_errors() {
     let work = tempfile::tempdir().unwrap();
     let repo = work.path().join("repo");
     let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("snapshots"));
-    assert_eq!(code, 1);
+    // 10: no repository (README, "Exit codes").
+    assert_eq!(code, 10, "{err}");
     assert!(err.contains("repository"), "{err}");
     ok(common::repo_bin(server.root(), &repo).arg("init"));
     let (code, _, err) = run(common::repo_bin(server.root(), &repo).arg("init"));
