@@ -144,7 +144,7 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
         Err(Abort::Stopped) => Err(failed(client.cfg, failures, &tables)),
         Ok(End::Done) => Ok(()),
         Ok(End::Serial(replay)) => {
-            serial_rest(client, &header, &replay, sp).map_err(|e| after_tables(e, &tables))
+            serial_rest(client, &header, &replay, sp).map_err(|e| after_tables(e, client.cfg, &tables))
         }
     }
 }
@@ -525,13 +525,16 @@ fn left_state(cfg: &MysqlConfig, tables: &[(Arc<str>, Arc<Latch>)]) -> String {
     )
 }
 
-/// A failure of the serial part after all tables were loaded in parallel.
-fn after_tables(e: Error, tables: &[(Arc<str>, Arc<Latch>)]) -> Error {
+/// A failure of the serial part, after the first tables were loaded in parallel.
+fn after_tables(e: Error, cfg: &MysqlConfig, tables: &[(Arc<str>, Arc<Latch>)]) -> Error {
     match e {
         Error::Mysql(text) => Error::Mysql(format!(
-            "{text} (after all {} table(s) were loaded: the views, routines or statements after \
-             them are incomplete)",
-            tables.len()
+            "{text}. The first {} table section(s) of the dump were loaded completely over \
+             several connections, the rest serially up to the error: database '{}' is left \
+             partly restored, as far as the dump got, as a failed restore of the original \
+             leaves it. Run the restore again",
+            tables.len(),
+            cfg.database
         )),
         other => other,
     }
