@@ -281,3 +281,41 @@ fn state_of_sql(server: &TestServer, sql: &[u8]) -> String {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The load really goes over the connections asked for: `mysql` (a wrapper recording its
+/// arguments) runs once to recreate the database, once per connection, and once for the
+/// trailer (the final views).
+#[test]
+fn loads_over_the_connections_asked_for() {
+    let Some(server) = server() else { return };
+    let (_src, cfg) = source(&server);
+    let dump = backup_dump(&cfg);
+    let db = TestDb::create(&server, "prdst");
+    let dst = root_cfg(&server, &db);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("mysql"))
+        .find(|p| p.is_file())
+        .expect("mysql on PATH");
+    let wrapper = dir.path().join("mysql");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    {
+        let _tools = mysql_env::ToolOverride::set(&[("OPSI_BACKUP_MYSQL", &wrapper)]);
+        restore_with(&dst, &mut &dump[..], 3).unwrap();
+    }
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(runs.lines().count(), 1 + 3 + 1, "{runs}");
+    assert_eq!(runs.matches("--unbuffered").count(), 3, "{runs}");
+    assert!(state(&dst).contains("trg\tINSERT\tchild"));
+}

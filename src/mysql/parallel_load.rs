@@ -239,8 +239,8 @@ struct Group {
     batch: Vec<u8>,
     /// Triggers and what goes with them, after the rows.
     post: Vec<u8>,
-    /// The statements as read since the last job that covers them: replayed if the rest is
-    /// loaded serially.
+    /// The statements as read since the last job that covers them (but the rows, which are
+    /// in `batch`): replayed if the rest is loaded serially.
     raw: Vec<u8>,
     /// The connections that got rows of this table.
     fed: Vec<bool>,
@@ -336,7 +336,11 @@ impl Load {
             name.map(|n| format!(", in the section of table {n}"))
                 .unwrap_or_default()
         ));
-        let mut replay = self.group.take().map(|g| g.raw).unwrap_or_default();
+        let mut replay = match self.group.take() {
+            Some(g) if g.phase == Phase::Data => g.batch,
+            Some(g) => g.raw,
+            None => Vec::new(),
+        };
         replay.extend_from_slice(&st.text);
         Ok(End::Serial(replay))
     }
@@ -358,8 +362,8 @@ impl Load {
                     self.hand_out_pre()?;
                 }
                 let g = self.group.as_mut().expect("a section");
+                // (`raw` stays empty while the rows come: `batch` is what a replay needs.)
                 g.batch.extend_from_slice(&st.text);
-                g.raw.extend_from_slice(&st.text);
                 if g.batch.len() >= BATCH {
                     self.hand_out_batch()?;
                 }
