@@ -638,7 +638,11 @@ fn main() {
         load_mysql.secs / load_ours.secs,
         fmt_secs(load_ours_serial.secs),
         load_ours_serial.secs / load_mysql.secs,
-        if load_mysql.secs / load_ours.secs >= 1.6 { "met" } else { "NOT met" }
+        if load_mysql.secs / load_ours.secs >= 1.6 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     let _ = writeln!(
         w,

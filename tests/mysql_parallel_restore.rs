@@ -128,7 +128,8 @@ fn backup_dump(cfg: &MysqlConfig) -> Vec<u8> {
 /// mysqldump with routines and events as well (a dump with a DELIMITER-laden trailer).
 fn dump_with_routines(server: &TestServer, cfg: &MysqlConfig) -> Vec<u8> {
     let mut c = Command::new("mysqldump");
-    c.arg("--no-defaults").arg(format!("--user={}", server.user));
+    c.arg("--no-defaults")
+        .arg(format!("--user={}", server.user));
     if let Some(socket) = cfg.address.strip_prefix('/') {
         c.arg(format!("--socket=/{socket}"));
     } else {
@@ -188,7 +189,13 @@ fn parallel_restore_equals_serial_restore() {
     let Some(server) = server() else { return };
     let (_src, cfg) = source(&server);
     let expected = state(&cfg);
-    for needle in ["== v VIEW", "== v2 VIEW", "trg\tINSERT\tchild", "trg2", "fn\tFUNCTION"] {
+    for needle in [
+        "== v VIEW",
+        "== v2 VIEW",
+        "trg\tINSERT\tchild",
+        "trg2",
+        "fn\tFUNCTION",
+    ] {
         assert!(expected.contains(needle), "{needle} missing in\n{expected}");
     }
 
@@ -257,12 +264,16 @@ fn unexpected_statements_are_loaded_serially() {
     // A statement the splitter does not know, between two tables, and one inside a table's
     // section: everything from there on is loaded on one connection, the result is the same.
     for (marker, extra) in [
-        (&b"--\n-- Table structure for table `child`"[..], &b"DO 1;\n"[..]),
+        (
+            &b"--\n-- Table structure for table `child`"[..],
+            &b"DO 1;\n"[..],
+        ),
         (b"LOCK TABLES `parent` WRITE;", b"\nDO 2;"),
         (b"DELIMITER ;;", b"DO 3;\n"),
     ] {
         let mut changed = dump.clone();
-        let at = find(&changed, marker).expect("marker") + if extra[0] == b'\n' { marker.len() } else { 0 };
+        let at = find(&changed, marker).expect("marker")
+            + if extra[0] == b'\n' { marker.len() } else { 0 };
         changed.splice(at..at, extra.iter().copied());
         restore_both_ways(&server, &changed, &expected);
     }
@@ -318,4 +329,38 @@ fn loads_over_the_connections_asked_for() {
     assert_eq!(runs.lines().count(), 1 + 3 + 1, "{runs}");
     assert_eq!(runs.matches("--unbuffered").count(), 3, "{runs}");
     assert!(state(&dst).contains("trg\tINSERT\tchild"));
+}
+
+/// A dump that cannot be read to its end (a damaged archive): the connections are stopped,
+/// the error says so and what is left.
+#[test]
+fn unreadable_dump_stops_the_connections() {
+    struct Failing<'a>(&'a [u8]);
+    impl Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("archive damaged"));
+            }
+            let n = buf.len().min(self.0.len()).min(4096);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let Some(server) = server() else { return };
+    let (_src, cfg) = source(&server);
+    let dump = backup_dump(&cfg);
+    let half = find(&dump, b"INSERT INTO `big`").unwrap() + 1_500_000;
+    let db = TestDb::create(&server, "prdst");
+    let dst = root_cfg(&server, &db);
+    let err = with_tools(|| restore_with(&dst, &mut Failing(&dump[..half]), 2)).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "archive damaged",
+        "All connections were stopped",
+        "`big`",
+        "left partly restored",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in {text}");
+    }
 }

@@ -213,7 +213,10 @@ pub fn kind(st: &Statement) -> Kind {
             let rest = w.rest();
             if let Some(r) = strip_word(rest, "DEFINER") {
                 // DEFINER=`user`@`host`: skip to the next blank.
-                let end = r.iter().position(u8::is_ascii_whitespace).unwrap_or(r.len());
+                let end = r
+                    .iter()
+                    .position(u8::is_ascii_whitespace)
+                    .unwrap_or(r.len());
                 w.s = &r[end..];
                 continue;
             }
@@ -224,7 +227,12 @@ pub fn kind(st: &Statement) -> Kind {
             let skip = ["OR", "REPLACE", "ALGORITHM", "SQL", "SECURITY"];
             let value = ["UNDEFINED", "MERGE", "TEMPTABLE", "DEFINER", "INVOKER"];
             match word {
-                Some(x) if skip.iter().chain(&value).any(|k| x.eq_ignore_ascii_case(k.as_bytes())) => {
+                Some(x)
+                    if skip
+                        .iter()
+                        .chain(&value)
+                        .any(|k| x.eq_ignore_ascii_case(k.as_bytes())) =>
+                {
                     let r = w.rest();
                     w.s = r.strip_prefix(b"=").unwrap_or(r);
                 }
@@ -259,7 +267,10 @@ mod tests {
         assert_eq!(k("DROP TABLE IF EXISTS `t`;"), Kind::Ddl);
         assert_eq!(k("/*!50001 DROP VIEW IF EXISTS `v`*/;"), Kind::Ddl);
         assert_eq!(k("CREATE TABLE `t` (\n `a` int\n);"), Kind::Ddl);
-        assert_eq!(k("/*!50001 CREATE VIEW `v` AS SELECT\n 1 AS `a` */;"), Kind::Ddl);
+        assert_eq!(
+            k("/*!50001 CREATE VIEW `v` AS SELECT\n 1 AS `a` */;"),
+            Kind::Ddl
+        );
         assert_eq!(
             k("/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER trg BEFORE INSERT ON c FOR EACH ROW SET x=1 */;;"),
             Kind::Ddl
@@ -270,14 +281,26 @@ mod tests {
         );
         assert_eq!(k("LOCK TABLES `t` WRITE;"), Kind::Lock);
         assert_eq!(k("UNLOCK TABLES;"), Kind::Unlock);
-        assert_eq!(k("/*!40000 ALTER TABLE `t` DISABLE KEYS */;"), Kind::DisableKeys);
-        assert_eq!(k("/*!40000 ALTER TABLE `a``b` ENABLE KEYS */;"), Kind::EnableKeys);
+        assert_eq!(
+            k("/*!40000 ALTER TABLE `t` DISABLE KEYS */;"),
+            Kind::DisableKeys
+        );
+        assert_eq!(
+            k("/*!40000 ALTER TABLE `a``b` ENABLE KEYS */;"),
+            Kind::EnableKeys
+        );
         assert_eq!(
             k("INSERT INTO `we;ird``n` VALUES\n(1);"),
             Kind::Insert(b"`we;ird``n`".to_vec())
         );
-        assert_eq!(k("INSERT IGNORE INTO `t` VALUES (1);"), Kind::Insert(b"`t`".to_vec()));
-        assert_eq!(k("REPLACE INTO `t` VALUES (1);"), Kind::Insert(b"`t`".to_vec()));
+        assert_eq!(
+            k("INSERT IGNORE INTO `t` VALUES (1);"),
+            Kind::Insert(b"`t`".to_vec())
+        );
+        assert_eq!(
+            k("REPLACE INTO `t` VALUES (1);"),
+            Kind::Insert(b"`t`".to_vec())
+        );
         assert_eq!(k("INSERT INTO t VALUES (1);"), Kind::Other);
         assert_eq!(k("DROP DATABASE x;"), Kind::Other);
         assert_eq!(k("CREATE PROCEDURE p() SELECT 1;"), Kind::Other);
@@ -297,11 +320,23 @@ mod tests {
             s("--\n-- Temporary table structure for view `v`\n--\n"),
             Some(Section::Table(b"`v`".to_vec()))
         );
-        assert_eq!(s("-- Final view structure for view `v`\n"), Some(Section::Trailer));
-        assert_eq!(s("-- Dumping routines for database 'd'\n"), Some(Section::Trailer));
+        assert_eq!(
+            s("-- Final view structure for view `v`\n"),
+            Some(Section::Trailer)
+        );
+        assert_eq!(
+            s("-- Dumping routines for database 'd'\n"),
+            Some(Section::Trailer)
+        );
         assert_eq!(s("--\n-- Dumping data for table `t`\n"), None);
-        assert!(is_dump_start(&st("/*M!999999\\- x */\n-- MariaDB dump 10.19\n", "SET a=1;")));
+        assert!(is_dump_start(&st(
+            "/*M!999999\\- x */\n-- MariaDB dump 10.19\n",
+            "SET a=1;"
+        )));
         assert!(!is_dump_start(&st("", "SET NAMES utf8mb4;")));
-        assert!(is_footer(&st("", "/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;")));
+        assert!(is_footer(&st(
+            "",
+            "/*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;"
+        )));
     }
 }

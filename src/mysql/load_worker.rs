@@ -149,7 +149,11 @@ impl Worker {
             .map_err(Fed::Io)
             .and_then(|()| self.feed(&mut feed, &pending));
         // End of input: mysql finishes what it has and exits (or was killed).
-        let flushed = feed.stdin.into_inner().map(drop).map_err(|e| e.into_error());
+        let flushed = feed
+            .stdin
+            .into_inner()
+            .map(drop)
+            .map_err(|e| e.into_error());
         let stopped = self.stop.raised();
         if stopped {
             kill(&self.pid);
@@ -184,11 +188,7 @@ impl Worker {
         }))
     }
 
-    fn feed(
-        &self,
-        feed: &mut Feed,
-        pending: &Mutex<VecDeque<Arc<Latch>>>,
-    ) -> Result<(), Fed> {
+    fn feed(&self, feed: &mut Feed, pending: &Mutex<VecDeque<Arc<Latch>>>) -> Result<(), Fed> {
         while let Ok(job) = self.jobs.recv() {
             if self.stop.raised() {
                 return Err(Fed::Stopped);
@@ -254,7 +254,10 @@ fn mysql_reported_error(text: &str) -> bool {
 fn table_at(tables: &[(u64, Arc<str>)], text: &str) -> Option<Arc<str>> {
     let line: u64 = text.lines().find_map(|l| {
         let rest = &l[l.find(" at line ")? + " at line ".len()..];
-        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     })?;
     tables
         .iter()
@@ -288,11 +291,7 @@ fn read_marks(
             }
         }
     }
-    if !pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_empty()
-    {
+    if !pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
         stop.raise();
     }
 }

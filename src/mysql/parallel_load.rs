@@ -67,15 +67,16 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
             Err(Next::Read(e)) => return Err(read_error(e)),
         };
         if header.is_empty() && !dump_shape::is_dump_start(&st) {
-            logging::info("The MySQL dump does not start like mysqldump's output: loading it serially");
+            logging::info(
+                "The MySQL dump does not start like mysqldump's output: loading it serially",
+            );
             return serial_rest(client, &[], &st.text, sp);
         }
         if dump_shape::section(&st).is_some() {
             break st;
         }
         let kind = dump_shape::kind(&st);
-        if !matches!(kind, Kind::Set | Kind::Empty) || header.len() + st.text.len() > MAX_HEADER
-        {
+        if !matches!(kind, Kind::Set | Kind::Empty) || header.len() + st.text.len() > MAX_HEADER {
             logging::warning(format!(
                 "The MySQL dump's header holds a statement other than SET ({}): loading it serially",
                 excerpt(st.body())
@@ -123,7 +124,11 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
                 load_worker::kill(&c.pid);
             }
         }
-        let tables = std::mem::take(&mut load.tables);
+        let mut tables = std::mem::take(&mut load.tables);
+        if let Some(g) = &load.group {
+            // The section being read when the load ended: not complete (if it failed).
+            tables.push((Arc::clone(&g.name), Latch::new(1)));
+        }
         drop(load); // closes the job queues: the connections finish
         let failures: Vec<Failure> = threads
             .into_iter()
@@ -139,13 +144,18 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
         Ok((end, failures, tables))
     })?;
     match end {
-        Err(Abort::Read(e)) => Err(read_error(e)),
+        Err(Abort::Read(e)) => Err(Error::io(
+            format!(
+                "reading the MySQL dump to restore. {}",
+                left_state(client.cfg, &tables)
+            ),
+            e,
+        )),
         _ if !failures.is_empty() || stop.raised() => Err(failed(client.cfg, failures, &tables)),
         Err(Abort::Stopped) => Err(failed(client.cfg, failures, &tables)),
         Ok(End::Done) => Ok(()),
-        Ok(End::Serial(replay)) => {
-            serial_rest(client, &header, &replay, sp).map_err(|e| after_tables(e, client.cfg, &tables))
-        }
+        Ok(End::Serial(replay)) => serial_rest(client, &header, &replay, sp)
+            .map_err(|e| after_tables(e, client.cfg, &tables)),
     }
 }
 
@@ -182,7 +192,9 @@ enum Next {
 fn next<R: Read>(sp: &mut Splitter<R>) -> std::result::Result<Option<Statement>, Next> {
     sp.next_statement().map_err(|e| {
         if e.kind() == io::ErrorKind::Other && e.to_string() == TOO_LONG {
-            logging::warning("The MySQL dump holds a very long statement: loading the rest serially");
+            logging::warning(
+                "The MySQL dump holds a very long statement: loading the rest serially",
+            );
             Next::TooLong
         } else {
             Next::Read(e)
@@ -277,8 +289,7 @@ impl Load {
                 self.default_delimiter = sp.delimiter() == b";";
             }
             let section = dump_shape::section(&st);
-            let trailer =
-                matches!(section, Some(Section::Trailer)) || dump_shape::is_footer(&st);
+            let trailer = matches!(section, Some(Section::Trailer)) || dump_shape::is_footer(&st);
             if section.is_some() || trailer {
                 if !self.default_delimiter {
                     return self.to_serial(st, "a DELIMITER is left changed between tables");
@@ -377,7 +388,10 @@ impl Load {
                     g.post.extend_from_slice(&st.text);
                 }
             }
-            (Kind::Set | Kind::Ddl | Kind::EnableKeys | Kind::Delimiter | Kind::Empty, Phase::Post) => {
+            (
+                Kind::Set | Kind::Ddl | Kind::EnableKeys | Kind::Delimiter | Kind::Empty,
+                Phase::Post,
+            ) => {
                 g.post.extend_from_slice(&st.text);
             }
             (Kind::Unlock, Phase::Post) => {}
@@ -510,7 +524,12 @@ fn left_state(cfg: &MysqlConfig, tables: &[(Arc<str>, Arc<Latch>)]) -> String {
         .filter(|(_, l)| !l.is_open())
         .map(|(t, _)| &**t)
         .collect();
-    let shown = partial.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    let shown = partial
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     let more = if partial.len() > 10 {
         format!(" and {} more", partial.len() - 10)
     } else {

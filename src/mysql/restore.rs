@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use std::process::{ChildStdin, Stdio};
 
 use crate::error::{Error, IoContext, Result};
-use crate::mysql::config::MysqlConfig;
 use crate::logging;
+use crate::mysql::config::MysqlConfig;
 use crate::mysql::defaults_file::DefaultsFile;
 use crate::mysql::parallel_load;
 use crate::mysql::sql::quote_identifier;

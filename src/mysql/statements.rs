@@ -394,7 +394,8 @@ mod tests {
 
     #[test]
     fn quotes_comments_and_escapes_hide_delimiters() {
-        let sql = b"-- c;\nINSERT INTO `a;b` VALUES ('x;\\';',\"q;\\\"\",'-- Dumping data ;'),(NULL);\n\
+        let sql =
+            b"-- c;\nINSERT INTO `a;b` VALUES ('x;\\';',\"q;\\\"\",'-- Dumping data ;'),(NULL);\n\
             /* c; */ SELECT 1 # x;\n;\n/*!40101 SET a=1 */;\nSELECT '/*';";
         assert_eq!(
             bodies(sql),
@@ -413,7 +414,12 @@ mod tests {
         let st = split(sql, 1);
         let b: Vec<_> = st
             .iter()
-            .map(|s| (String::from_utf8_lossy(s.body()).into_owned(), s.delimiter_command))
+            .map(|s| {
+                (
+                    String::from_utf8_lossy(s.body()).into_owned(),
+                    s.delimiter_command,
+                )
+            })
             .collect();
         assert_eq!(
             b,
@@ -490,7 +496,13 @@ mod tests {
                 }
                 // A line comment at the end would swallow the delimiter.
                 st.push_str(" 1;");
-                let lead = ["", "\n", "-- c;\n", "/* x; */\n", "\n\n-- Table structure;\n"];
+                let lead = [
+                    "",
+                    "\n",
+                    "-- c;\n",
+                    "/* x; */\n",
+                    "\n\n-- Table structure;\n",
+                ];
                 dump.extend_from_slice(lead[next(lead.len())].as_bytes());
                 dump.extend_from_slice(st.as_bytes());
                 expected.push(st);
