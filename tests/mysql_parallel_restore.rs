@@ -67,9 +67,10 @@ fn root_cfg(server: &TestServer, db: &TestDb) -> MysqlConfig {
 fn state(cfg: &MysqlConfig) -> String {
     let sql = |q: &str| with_tools(|| run_sql(cfg, Some(&cfg.database), q)).expect(q);
     let mut out = String::new();
-    let tables = sql(&format!(
-        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1"
-    ));
+    let tables = sql(
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1",
+    );
     for line in tables.lines() {
         let (name, kind) = line.split_once('\t').unwrap();
         let q = format!("`{}`", name.replace('`', "``"));

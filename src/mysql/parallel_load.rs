@@ -292,7 +292,7 @@ impl Load {
             let trailer = matches!(section, Some(Section::Trailer)) || dump_shape::is_footer(&st);
             if section.is_some() || trailer {
                 if !self.default_delimiter {
-                    return self.to_serial(st, "a DELIMITER is left changed between tables");
+                    return self.go_serial(st, "a DELIMITER is left changed between tables");
                 }
                 self.finish_group()?;
             }
@@ -315,7 +315,7 @@ impl Load {
             }
             if !self.add(&st)? {
                 let why = format!("unexpected statement {}", excerpt(st.body()));
-                return self.to_serial(st, &why);
+                return self.go_serial(st, &why);
             }
             st = match next(sp) {
                 Ok(Some(st)) => st,
@@ -324,7 +324,7 @@ impl Load {
                     return Ok(End::Done);
                 }
                 Err(Next::TooLong) => {
-                    return self.to_serial(
+                    return self.go_serial(
                         Statement {
                             text: Vec::new(),
                             body: 0,
@@ -340,7 +340,7 @@ impl Load {
 
     /// Ends the parallel part: what the current section did not hand out yet, then `st`, then
     /// the rest of the dump go serially.
-    fn to_serial(&mut self, st: Statement, why: &str) -> std::result::Result<End, Abort> {
+    fn go_serial(&mut self, st: Statement, why: &str) -> std::result::Result<End, Abort> {
         let name = self.group.as_ref().map(|g| g.name.to_string());
         logging::warning(format!(
             "The MySQL dump is not of the expected shape ({why}{}): loading the rest of it serially",
@@ -451,12 +451,7 @@ impl Load {
             sql: g.post,
             signal: Some(done),
         };
-        if g.created.is_none() {
-            // No rows: the whole section on one connection, in order.
-            let mut sql = g.pre;
-            sql.extend_from_slice(&job.sql);
-            job.sql = sql;
-        } else {
+        if let Some(created) = g.created {
             let fed: Vec<usize> = (0..g.fed.len()).filter(|&i| g.fed[i]).collect();
             let rows_in = Latch::new(fed.len());
             for &i in &fed {
@@ -469,11 +464,12 @@ impl Load {
                 self.send(i, fence)?;
             }
             // Also after the CREATE, should no connection have got rows.
-            job.after = Some(if fed.is_empty() {
-                g.created.expect("handed out")
-            } else {
-                rows_in
-            });
+            job.after = Some(if fed.is_empty() { created } else { rows_in });
+        } else {
+            // No rows: the whole section on one connection, in order.
+            let mut sql = g.pre;
+            sql.extend_from_slice(&job.sql);
+            job.sql = sql;
         }
         let to = self.least_busy();
         self.send(to, job)
