@@ -14,9 +14,9 @@ use crate::mysql::statements::Statement;
 pub enum Kind {
     /// `SET …` (in an executable comment or not).
     Set,
-    /// `DROP TABLE|VIEW`, `CREATE TABLE|VIEW|TRIGGER` (with DEFINER and the like),
-    /// `ALTER TABLE t DISABLE|ENABLE KEYS`.
+    /// `DROP TABLE|VIEW`, `CREATE TABLE|VIEW|TRIGGER` (with DEFINER and the like).
     Ddl,
+    /// `ALTER TABLE t DISABLE KEYS` / `ENABLE KEYS` (around the rows).
     DisableKeys,
     EnableKeys,
     /// `LOCK TABLES`.
