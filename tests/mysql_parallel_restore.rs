@@ -271,6 +271,11 @@ fn unexpected_statements_are_loaded_serially() {
         ),
         (b"LOCK TABLES `parent` WRITE;", b"\nDO 2;"),
         (b"DELIMITER ;;", b"DO 3;\n"),
+        // A global SET in the header: not replayed on every connection.
+        (
+            b"/*!40101 SET NAMES utf8mb4 */;",
+            b"\n/*!40101 SET @@GLOBAL.max_connect_errors=@@GLOBAL.max_connect_errors */;",
+        ),
     ] {
         let mut changed = dump.clone();
         let at = find(&changed, marker).expect("marker")
@@ -322,14 +327,26 @@ fn loads_over_the_connections_asked_for() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    {
-        let _tools = mysql_env::ToolOverride::set(&[("OPSI_BACKUP_MYSQL", &wrapper)]);
-        restore_with(&dst, &mut &dump[..], 3).unwrap();
-    }
-    let runs = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(runs.lines().count(), 1 + 3 + 1, "{runs}");
-    assert_eq!(runs.matches("--unbuffered").count(), 3, "{runs}");
+    // A global SET in the header must not run once per connection: serial load.
+    let mut global = dump.clone();
+    let at = find(&global, b"/*!40101 SET NAMES utf8mb4 */;").unwrap();
+    let set = b"/*!40101 SET @@GLOBAL.max_connect_errors=@@GLOBAL.max_connect_errors */;\n";
+    global.splice(at..at, set.iter().copied());
+    let runs = |dump: &[u8]| {
+        let _ = std::fs::remove_file(&log);
+        {
+            let _tools = mysql_env::ToolOverride::set(&[("OPSI_BACKUP_MYSQL", &wrapper)]);
+            restore_with(&dst, &mut &dump[..], 3).unwrap();
+        }
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let parallel = runs(&dump);
+    assert_eq!(parallel.lines().count(), 1 + 3 + 1, "{parallel}");
+    assert_eq!(parallel.matches("--unbuffered").count(), 3, "{parallel}");
     assert!(state(&dst).contains("trg\tINSERT\tchild"));
+    let serial = runs(&global);
+    assert_eq!(serial.lines().count(), 2, "{serial}");
+    assert!(!serial.contains("--unbuffered"), "{serial}");
 }
 
 /// A dump that cannot be read to its end (a damaged archive): the connections are stopped,

@@ -76,9 +76,20 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
             break st;
         }
         let kind = dump_shape::kind(&st);
-        if !matches!(kind, Kind::Set | Kind::Empty) || header.len() + st.text.len() > MAX_HEADER {
+        // A global setting (MySQL's `SET @@GLOBAL.GTID_PURGED`) must not run once per
+        // connection.
+        let global = st
+            .body()
+            .to_ascii_uppercase()
+            .windows(8)
+            .any(|w| w == b"@@GLOBAL");
+        if !matches!(kind, Kind::Set | Kind::Empty)
+            || global
+            || header.len() + st.text.len() > MAX_HEADER
+        {
             logging::warning(format!(
-                "The MySQL dump's header holds a statement other than SET ({}): loading it serially",
+                "The MySQL dump's header holds a statement other than a session SET ({}): \
+                 loading it serially",
                 excerpt(st.body())
             ));
             return serial_rest(client, &header, &st.text, sp);
