@@ -163,6 +163,24 @@ impl Db {
         )
     }
 
+    /// The original's restore of the database: DROP/CREATE DATABASE, then `mysql db < dump`.
+    fn serial_load_cmd(&self, dump: &Path) -> Command {
+        let q = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let mysql = format!(
+            "mysql --socket={} --user={} --password={}",
+            q(&self.socket),
+            q(&self.user),
+            q(&self.password)
+        );
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "{mysql} -e 'DROP DATABASE IF EXISTS `{0}`; CREATE DATABASE `{0}`' && exec {mysql} {0} < {1}",
+            self.name,
+            q(&dump.to_string_lossy())
+        ));
+        c
+    }
+
     /// The peers' dump: the same mysqldump options opsi-backup uses.
     fn dump_cmd(&self, dest: &Path) -> (Command, PathBuf) {
         let mut c = Command::new("mysqldump");
@@ -467,6 +485,9 @@ fn main() {
     }
 
     // Restore into empty roots: everything (reloads the database), and without MySQL.
+    for root in ["restore-all", "restore-files"] {
+        std::fs::create_dir_all(b.work.join(root)).expect("creating a restore root");
+    }
     let restore_all = b.run(
         "restore (all, incl. MySQL reload)",
         Command::new(&bin)
@@ -500,6 +521,24 @@ fn main() {
     );
     let _ = std::fs::remove_dir_all(b.work.join("restore-all"));
     let _ = std::fs::remove_dir_all(b.work.join("restore-files"));
+    // The database alone (issue 22): our restore of the MySQL backend (the server's own
+    // configuration names the bench database), and the original's way, `mysql db < dump`, of
+    // the same dump into the same database, after the same DROP/CREATE DATABASE.
+    let load_ours = b.run(
+        "restore --backends mysql (parallel load)",
+        &mut ours(&["restore", "latest", "--backends", "mysql", "--force"]),
+    );
+    let load_ours_serial = b.run(
+        "restore --backends mysql (OPSI_BACKUP_RESTORE_CONNECTIONS=1)",
+        ours(&["restore", "latest", "--backends", "mysql", "--force"])
+            .env("OPSI_BACKUP_RESTORE_CONNECTIONS", "1"),
+    );
+    if !dump_file.exists() {
+        // Without peers no night wrote it: the same dump, of the unchanged database.
+        let (mut c, dest) = db.dump_cmd(&dump_file);
+        b.run_to("mysqldump (for mysql db < dump)", &mut c, &dest);
+    }
+    let load_mysql = b.run("mysql db < dump", &mut db.serial_load_cmd(&dump_file));
     let restic_restore = restic.then(|| {
         let target = b.work.join("restic-restore");
         let r = b.run(
@@ -631,6 +670,27 @@ fn main() {
     ));
     let _ = writeln!(
         w,
+        "| restore of the database ({} dump) | time | ÷ `mysql db < dump` |\n|---|---:|---:|\n\
+         | `mysql db < dump` (the original's load) | {} | 1 |\n\
+         | opsi-backup restore --backends mysql, {} connections | {} | {:.3} (speed-up {:.2}×) |\n\
+         | the same with OPSI_BACKUP_RESTORE_CONNECTIONS=1 (serial) | {} | {:.3} |\n\
+         \nGoal (issue 22): restore of the database ≥ 1.6× faster than `mysql db < dump`: {}.\n",
+        fmt_bytes(dump_size),
+        fmt_secs(load_mysql.secs),
+        opsi_backup::mysql::connections(),
+        fmt_secs(load_ours.secs),
+        load_ours.secs / load_mysql.secs,
+        load_mysql.secs / load_ours.secs,
+        fmt_secs(load_ours_serial.secs),
+        load_ours_serial.secs / load_mysql.secs,
+        if load_mysql.secs / load_ours.secs >= 1.6 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let _ = writeln!(
+        w,
         "| figure | opsi-backup | restic | ours ÷ restic | borg | ours ÷ borg |\n|---|---:|---:|---:|---:|---:|"
     );
     let cell = |v: Option<f64>, time: bool, present: bool| match (v, present) {
@@ -721,6 +781,8 @@ fn main() {
         ("export -c none", &export_tar),
         ("restore latest --configuration --force (all)", &restore_all),
         ("restore (conf + file + dhcp)", &restore_files),
+        ("restore --backends mysql (parallel load)", &load_ours),
+        ("restore --backends mysql (serial load)", &load_ours_serial),
         ("verify (whole repository)", &verify),
         ("mysqldump to /dev/null (first night)", &first.floor),
         ("mysqldump to /dev/null (1% night)", &one.floor),

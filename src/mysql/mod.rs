@@ -7,18 +7,24 @@
 //! - [`sql`]: quoting of identifiers and strings for SQL we generate;
 //! - [`dump`]: streaming a dump into a [`crate::sink::MemberSink`];
 //! - [`prefetch`]: a dump started ahead of its turn, spooled while the files are backed up;
-//! - [`restore`]: feeding a dump back, and running ad-hoc SQL.
+//! - [`restore`]: feeding a dump back, and running ad-hoc SQL;
+//! - [`statements`], [`dump_shape`]: a dump cut into statements, and what they are;
+//! - [`parallel_load`], [`load_worker`]: a dump loaded over several connections.
 
 pub mod config;
 pub mod defaults_file;
 pub mod dump;
+pub mod dump_shape;
+pub mod load_worker;
+pub mod parallel_load;
 pub mod prefetch;
 pub mod restore;
 pub mod sql;
+pub mod statements;
 pub mod tools;
 
 pub use config::MysqlConfig;
 pub use dump::{dump_into, Consistency, DumpOptions};
 pub use prefetch::Prefetch;
-pub use restore::{restore_from, run_sql};
+pub use restore::{connections, restore_from, restore_with, run_sql};
 pub use sql::{quote_identifier, quote_string};

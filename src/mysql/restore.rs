@@ -8,27 +8,82 @@ use std::io::{self, Read, Write};
 use std::process::{ChildStdin, Stdio};
 
 use crate::error::{Error, IoContext, Result};
+use crate::logging;
 use crate::mysql::config::MysqlConfig;
 use crate::mysql::defaults_file::DefaultsFile;
+use crate::mysql::parallel_load;
 use crate::mysql::sql::quote_identifier;
 use crate::mysql::tools::{self, StderrCollector, Tool};
 
 /// Replaces `cfg.database` with the dump read from `dump`, as the original does: `DROP
-/// DATABASE IF EXISTS`, `CREATE DATABASE`, then the dump streamed into `mysql <database>`.
-///
-/// The dump is streamed (memory stays flat). `mysql` failing gives [`Error::Mysql`] with its
-/// message; the database is then left as far as the dump got, like the original leaves it.
-/// A failure to read `dump` is returned as it is, after stopping `mysql`.
+/// DATABASE IF EXISTS`, `CREATE DATABASE`, then the dump loaded into `mysql <database>`,
+/// over [`connections`] connections at once (see [`parallel_load`]; a dump that is not
+/// mysqldump's usual output is loaded serially, like the original does).
 pub fn restore_from(cfg: &MysqlConfig, dump: &mut dyn Read) -> Result<()> {
+    restore_with(cfg, dump, connections())
+}
+
+/// The variable that sets how many connections a restore loads the dump over (1: serially,
+/// as the original).
+pub const CONNECTIONS_VAR: &str = "OPSI_BACKUP_RESTORE_CONNECTIONS";
+
+/// How many connections load a dump: [`CONNECTIONS_VAR`] if set to a number ≥ 1, else the
+/// available cores, at least 2 (the server works while we read) and at most 8.
+pub fn connections() -> usize {
+    if let Some(v) = std::env::var_os(CONNECTIONS_VAR) {
+        match v.to_str().and_then(|v| v.trim().parse::<usize>().ok()) {
+            Some(n) if (1..=64).contains(&n) => return n,
+            _ => logging::warning(format!(
+                "{CONNECTIONS_VAR}={} is not a number from 1 to 64: ignored",
+                v.to_string_lossy()
+            )),
+        }
+    }
+    std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .clamp(2, 8)
+}
+
+/// [`restore_from`] over `connections` connections (1: the whole dump through one `mysql`).
+///
+/// The dump is streamed (memory stays bounded). `mysql` failing gives [`Error::Mysql`] with its
+/// message; the database is then left as far as the dump got, like the original leaves it (in
+/// parallel: the tables being loaded are incomplete; the message names them). A failure to
+/// read `dump` is returned as it is, after stopping `mysql`.
+pub fn restore_with(cfg: &MysqlConfig, dump: &mut dyn Read, connections: usize) -> Result<()> {
     let program = Tool::Mysql.locate()?;
-    let database = tools::database_arg(&cfg.database)?;
+    tools::database_arg(&cfg.database)?;
     let ident = quote_identifier(&cfg.database)?;
     let defaults = DefaultsFile::create(&cfg.username, &cfg.password)?;
 
     let recreate = format!("DROP DATABASE IF EXISTS {ident}; CREATE DATABASE {ident};\n");
     run_mysql(&program, &defaults, cfg, &[], recreate.as_bytes()).map_err(restore_error)?;
 
-    let mut cmd = tools::command(&program, &defaults, cfg);
+    let serial = |dump: &mut dyn Read| load_serial(&program, &defaults, cfg, dump);
+    let result = if connections >= 2 {
+        let client = parallel_load::Client {
+            program: &program,
+            defaults: &defaults,
+            cfg,
+            serial: &serial,
+        };
+        parallel_load::load(&client, dump, connections)
+    } else {
+        serial(dump)
+    };
+    drop(defaults);
+    result
+}
+
+/// Streams `dump` into one `mysql <database>`.
+fn load_serial(
+    program: &std::path::Path,
+    defaults: &DefaultsFile,
+    cfg: &MysqlConfig,
+    dump: &mut dyn Read,
+) -> Result<()> {
+    let database = tools::database_arg(&cfg.database)?;
+    let mut cmd = tools::command(program, defaults, cfg);
     cmd.arg(database);
     // Whatever the dump prints (nothing, normally) is not needed; errors come on stderr.
     cmd.stdin(Stdio::piped())
@@ -75,7 +130,6 @@ pub fn restore_from(cfg: &MysqlConfig, dump: &mut dyn Read) -> Result<()> {
             "Failed to restore MySQL backend: mysql stopped reading the dump: {e}"
         )));
     }
-    drop(defaults);
     Ok(())
 }
 

@@ -1,0 +1,326 @@
+//! One `mysql` connection of a parallel load: a thread feeding a `mysql <database>` process
+//! the jobs it is handed, in order.
+//!
+//! A job may have to wait for work on other connections (the rows of a table only after its
+//! `CREATE TABLE` ran, its triggers only after all its rows are in), and writing into a pipe
+//! says nothing about when the server ran a statement. So a job that others wait for is
+//! followed by `SELECT '<mark>'`: `mysql --unbuffered` prints the mark once everything before
+//! it ran, and a reader thread then opens the job's [`Latch`].
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Write};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::mysql::config::MysqlConfig;
+use crate::mysql::tools::{self, StderrCollector};
+
+/// What the load's connections share: the flag that stops them all.
+#[derive(Default)]
+pub struct Stop {
+    raised: AtomicBool,
+}
+
+impl Stop {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::SeqCst);
+    }
+    pub fn raised(&self) -> bool {
+        self.raised.load(Ordering::SeqCst)
+    }
+}
+
+/// Opens once it was counted down to zero.
+pub struct Latch {
+    left: Mutex<usize>,
+    opened: Condvar,
+}
+
+impl Latch {
+    pub fn new(count: usize) -> Arc<Latch> {
+        Arc::new(Latch {
+            left: Mutex::new(count),
+            opened: Condvar::new(),
+        })
+    }
+
+    pub fn count_down(&self) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.opened.notify_all();
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.left.lock().unwrap_or_else(|e| e.into_inner()) == 0
+    }
+
+    /// Waits until open; false when the load was stopped first.
+    pub fn wait(&self, stop: &Stop) -> bool {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            if stop.raised() {
+                return false;
+            }
+            left = self
+                .opened
+                .wait_timeout(left, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// SQL for one connection.
+pub struct Job {
+    /// The table whose statements these are (for messages), quoted as in the dump.
+    pub table: Arc<str>,
+    /// Run only once this is open.
+    pub after: Option<Arc<Latch>>,
+    pub sql: Vec<u8>,
+    /// Counted down once the server ran `sql`.
+    pub signal: Option<Arc<Latch>>,
+}
+
+const MARK: &str = "opsi-backup-restore-mark";
+
+/// How a connection ended badly.
+#[derive(Debug)]
+pub struct Failure {
+    /// The table whose statements mysql failed on, when known.
+    pub table: Option<Arc<str>>,
+    pub text: String,
+}
+
+/// The running connection's process id, until it is reaped: lets the load kill it.
+pub type PidSlot = Arc<Mutex<Option<u32>>>;
+
+/// Kills the connection's mysql if it still runs.
+pub fn kill(slot: &PidSlot) {
+    let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(pid) = *guard {
+        // SAFETY: plain syscall; the pid is not reaped yet (the slot is emptied before the
+        // wait), so it still names our child.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+/// Everything a connection thread needs.
+pub struct Worker {
+    pub child: Child,
+    pub pid: PidSlot,
+    /// Written first: mysqldump's header `SET`s (character set, checks off, SQL mode...).
+    pub header: Arc<[u8]>,
+    pub jobs: Receiver<Job>,
+    /// Bytes handed to this connection and not yet written to mysql.
+    pub queued: Arc<AtomicUsize>,
+    pub stop: Arc<Stop>,
+    pub cfg: MysqlConfig,
+}
+
+impl Worker {
+    /// Feeds the jobs until the sender is dropped; `Ok` once mysql ran them all and exited
+    /// successfully. `Err(None)` when the load was stopped for another connection's sake.
+    pub fn run(mut self) -> Result<(), Option<Failure>> {
+        let stderr = StderrCollector::start(self.child.stderr.take().expect("stderr is piped"));
+        let stdout = self.child.stdout.take().expect("stdout is piped");
+        let stdin = self.child.stdin.take().expect("stdin is piped");
+        let pending: Arc<Mutex<VecDeque<Arc<Latch>>>> = Arc::default();
+        let reader = {
+            let pending = Arc::clone(&pending);
+            let stop = Arc::clone(&self.stop);
+            std::thread::spawn(move || read_marks(stdout, &pending, &stop))
+        };
+        let mut feed = Feed {
+            stdin: io::BufWriter::with_capacity(256 * 1024, stdin),
+            line: 1,
+            tables: Vec::new(),
+        };
+        let header = Arc::clone(&self.header);
+        let fed = feed
+            .write(&header, None)
+            .map_err(Fed::Io)
+            .and_then(|()| self.feed(&mut feed, &pending));
+        // End of input: mysql finishes what it has and exits (or was killed).
+        let flushed = feed
+            .stdin
+            .into_inner()
+            .map(drop)
+            .map_err(|e| e.into_error());
+        let stopped = self.stop.raised();
+        if stopped {
+            kill(&self.pid);
+        }
+        // From now on nobody may signal the pid: it is reaped below.
+        self.pid.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let status = self.child.wait();
+        let _ = reader.join();
+        let text = stderr.finish();
+        let ok = matches!(&status, Ok(s) if s.success());
+        if ok && fed.is_ok() && flushed.is_ok() && !stopped {
+            return Ok(());
+        }
+        if ok || (stopped && !mysql_reported_error(&text)) {
+            // mysql itself did not fail: stopped by the load, or our own writing failed.
+            return match (fed, flushed) {
+                (Err(Fed::Io(e)), _) | (_, Err(e)) if !stopped => Err(Some(Failure {
+                    table: feed.tables.last().map(|t| Arc::clone(&t.1)),
+                    text: format!("writing to mysql: {e}"),
+                })),
+                _ => Err(None),
+            };
+        }
+        self.stop.raise();
+        let how = match status {
+            Ok(s) => tools::describe_status(s),
+            Err(e) => format!("waiting for it: {e}"),
+        };
+        Err(Some(Failure {
+            table: table_at(&feed.tables, &text),
+            text: tools::failure_text(&text, &how, &self.cfg),
+        }))
+    }
+
+    fn feed(&self, feed: &mut Feed, pending: &Mutex<VecDeque<Arc<Latch>>>) -> Result<(), Fed> {
+        while let Ok(job) = self.jobs.recv() {
+            if self.stop.raised() {
+                return Err(Fed::Stopped);
+            }
+            if let Some(after) = &job.after {
+                if !after.is_open() {
+                    // What was written so far must reach the server before we wait.
+                    feed.stdin.flush().map_err(Fed::Io)?;
+                    if !after.wait(&self.stop) {
+                        return Err(Fed::Stopped);
+                    }
+                }
+            }
+            feed.write(&job.sql, Some(&job.table)).map_err(Fed::Io)?;
+            self.queued.fetch_sub(job.sql.len(), Ordering::SeqCst);
+            if let Some(signal) = job.signal {
+                pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_back(signal);
+                let mark = format!("SELECT '{MARK}';\n");
+                feed.write(mark.as_bytes(), None).map_err(Fed::Io)?;
+                // Others wait for it: send it now.
+                feed.stdin.flush().map_err(Fed::Io)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Fed {
+    Io(io::Error),
+    Stopped,
+}
+
+/// mysql's stdin, and which table's statements start at which input line.
+struct Feed {
+    stdin: io::BufWriter<std::process::ChildStdin>,
+    /// The line the next byte is on (mysql counts from 1).
+    line: u64,
+    tables: Vec<(u64, Arc<str>)>,
+}
+
+impl Feed {
+    fn write(&mut self, sql: &[u8], table: Option<&Arc<str>>) -> io::Result<()> {
+        if let Some(t) = table {
+            if self.tables.last().is_none_or(|(_, last)| last != t) {
+                self.tables.push((self.line, Arc::clone(t)));
+            }
+        }
+        self.stdin.write_all(sql)?;
+        self.line += memchr::memchr_iter(b'\n', sql).count() as u64;
+        Ok(())
+    }
+}
+
+/// Whether mysql printed an error of its own (`ERROR 1064 (42000) at line 3: …`).
+fn mysql_reported_error(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with("ERROR "))
+}
+
+/// The table whose statements contain the line of mysql's `ERROR … at line N` message.
+fn table_at(tables: &[(u64, Arc<str>)], text: &str) -> Option<Arc<str>> {
+    let line: u64 = text.lines().find_map(|l| {
+        let rest = &l[l.find(" at line ")? + " at line ".len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })?;
+    tables
+        .iter()
+        .rev()
+        .find(|(start, _)| *start <= line)
+        .map(|(_, t)| Arc::clone(t))
+}
+
+/// Opens the latch of each mark mysql prints, in order. mysql ending with marks outstanding
+/// means it failed: the load is stopped, so nobody waits for them forever.
+fn read_marks(
+    stdout: std::process::ChildStdout,
+    pending: &Mutex<VecDeque<Arc<Latch>>>,
+    stop: &Stop,
+) {
+    let mut lines = BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if line.trim_ascii_end() == MARK.as_bytes() {
+            let next = pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            if let Some(latch) = next {
+                latch.count_down();
+            }
+        }
+    }
+    if !pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        stop.raise();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_line_names_the_table() {
+        let tables = vec![(1, Arc::from("`a`")), (40, Arc::from("`b`"))];
+        let text = "ERROR 1064 (42000) at line 41: You have an error";
+        assert_eq!(table_at(&tables, text).as_deref(), Some("`b`"));
+        let text = "ERROR 1064 (42000) at line 39: You have an error";
+        assert_eq!(table_at(&tables, text).as_deref(), Some("`a`"));
+        assert_eq!(table_at(&tables, "killed"), None);
+        assert!(mysql_reported_error("ERROR 1146 (42S02) at line 3: x"));
+    }
+
+    #[test]
+    fn latch_opens_after_its_count_and_stops() {
+        let stop = Stop::default();
+        let l = Latch::new(2);
+        l.count_down();
+        assert!(!l.is_open());
+        l.count_down();
+        assert!(l.wait(&stop));
+        let l = Latch::new(1);
+        stop.raise();
+        assert!(!l.wait(&stop));
+    }
+}
