@@ -10,7 +10,9 @@
 //! system temp dir), --socket PATH of MariaDB (OPSI_BENCH_MYSQL_SOCKET, default
 //! /run/mysqld/mysqld.sock; the server's root account must work without password), --no-peers,
 //! --no-references (skip bzip2, gzip, lbzip2 and pigz on the tars: for runs on 10x the data,
-//! where they alone take half an hour), --keep (keep the work directory and database).
+//! where they alone take half an hour), --keep (keep the work directory and database),
+//! --dump-in-tree (OPSI_BENCH_DUMP_IN_TREE; issue 22's second data set: the dump as a file of
+//! the file backend, the night's row changes spread over the tables).
 
 #[path = "opsi_bench/gen.rs"]
 mod gen;
@@ -37,6 +39,9 @@ struct Opts {
     peers: bool,
     references: bool,
     keep: bool,
+    /// The second data set of issue 22: the dump as a file in the file backend's tree, and
+    /// the night's database changes spread over the tables' rows.
+    dump_in_tree: bool,
 }
 
 fn opts() -> Opts {
@@ -49,6 +54,7 @@ fn opts() -> Opts {
         peers: true,
         references: true,
         keep: false,
+        dump_in_tree: env("OPSI_BENCH_DUMP_IN_TREE").is_some(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -64,6 +70,7 @@ fn opts() -> Opts {
             "--no-peers" => o.peers = false,
             "--no-references" => o.references = false,
             "--keep" => o.keep = true,
+            "--dump-in-tree" => o.dump_in_tree = true,
             // `cargo bench` passes --bench; filters make no sense here.
             _ => {}
         }
@@ -291,6 +298,14 @@ fn main() {
     let borg_repo = b.work.join("borg-repo");
     let dump_file = b.work.join("mysqldump/opsi.sql");
     std::fs::create_dir_all(dump_file.parent().unwrap()).unwrap();
+    // With --dump-in-tree the dump is a file of the file backend, made before each create,
+    // and create backs up the files only (the dump is among them).
+    let in_tree_dump = tree.config_dir().join("opsi.sql");
+    let create_args: &[&str] = if o.dump_in_tree {
+        &["create", "--backends", "file", "--backends", "dhcp"]
+    } else {
+        &["create"]
+    };
     let ours = |args: &[&str]| {
         let mut c = Command::new(&bin);
         c.arg("--root")
@@ -331,11 +346,17 @@ fn main() {
         );
     }
     let mut peer_paths = tree.peer_paths();
-    peer_paths.push(dump_file.clone());
+    if !o.dump_in_tree {
+        peer_paths.push(dump_file.clone());
+    }
 
     let night = |label: &str, n: usize| -> Night {
+        let in_tree = o.dump_in_tree.then(|| {
+            let (mut c, dest) = db.dump_cmd(&in_tree_dump);
+            b.run_to(&format!("mysqldump into the tree ({label})"), &mut c, &dest)
+        });
         let before = dir_size(&repo);
-        let run = b.run(&format!("create ({label})"), &mut ours(&["create"]));
+        let run = b.run(&format!("create ({label})"), &mut ours(create_args));
         let ours_added = dir_size(&repo) - before;
         let (mut c, _) = db.dump_cmd(Path::new("/dev/null"));
         let floor = b.run_to(
@@ -347,11 +368,11 @@ fn main() {
             ours: run,
             ours_added,
             floor,
-            dump: None,
+            dump: in_tree,
             restic: None,
             borg: None,
         };
-        if restic || borg {
+        if (restic || borg) && !o.dump_in_tree {
             let (mut c, dest) = db.dump_cmd(&dump_file);
             night.dump = Some(b.run_to(&format!("mysqldump ({label})"), &mut c, &dest));
         }
@@ -385,7 +406,10 @@ fn main() {
     write_reaudit(&mut reaudit, &size, 1.0, o.seed + 100).unwrap();
     let new_clients = (o.clients / 500).max(2);
     let mut nightly = Vec::new();
-    write_nightly_changes(&mut nightly, &size, 0.0, new_clients, o.seed + 200).unwrap();
+    // --dump-in-tree: besides those clients, 1% of the rows of every client table (software
+    // and hardware audit, product states, hosts) change, spread by primary key.
+    let scattered = if o.dump_in_tree { 1.0 } else { 0.0 };
+    write_nightly_changes(&mut nightly, &size, scattered, new_clients, o.seed + 200).unwrap();
     let changed = clients_in(&reaudit);
     let added = clients_in(&nightly);
     db.feed(|w| {
@@ -441,7 +465,9 @@ fn main() {
             ours(&["export", one_id, "-c", codec]).arg(file(&format!("night.tar.{codec}"))),
         );
         let size = |n: &str| std::fs::metadata(file(n)).map_or(0, |m| m.len());
+        let log = std::fs::read_to_string(b.work.join("opsi-backup.log")).unwrap_or_default();
         exports.push(Export {
+            warm_reuse: last_reuse(&log),
             codec,
             cold_size: size(&format!("first.tar.{codec}")),
             warm_size: size(&format!("night.tar.{codec}")),
@@ -459,6 +485,10 @@ fn main() {
         })
     };
     let bzip2 = tool("bzip2 -9", "bzip2", &["-9", "-c"], "first.tar");
+    let bzip2_size = bzip2
+        .as_ref()
+        .and_then(|_| std::fs::metadata(file("peer.out")).ok())
+        .map(|m| m.len());
     let gzip = tool("gzip -9", "gzip", &["-9", "-c"], "first.tar");
     let lbz = lbzip2
         .then(|| {
@@ -745,14 +775,23 @@ fn main() {
     ] {
         let _ = write!(
             t,
-            "| opsi-backup export {c}, first night (empty export cache) | {} | {} | - |\n{}| opsi-backup export {c}, 1% night (first night exported before) | {} | {} | - |\n{}",
+            "| opsi-backup export {c}, first night (empty export cache) | {} | {} | - |\n{}| opsi-backup export {c}, 1% night (first night exported before; {}) | {} | {} | - |\n{}",
             fmt_secs(e.cold.secs),
             fmt_bytes(e.cold_size),
             peer_row(&format!("{} on the first night's tar", single.0), single.1, &e.cold),
+            e.warm_reuse,
             fmt_secs(e.warm.secs),
             fmt_bytes(e.warm_size),
             peer_row(&format!("{} on the 1% night's tar", double.0), double.1, &e.warm),
             c = e.codec,
+        );
+    }
+    if let Some(z) = bzip2_size {
+        let _ = writeln!(
+            t,
+            "| bzip2 -9's output on the first night's tar | | {} | {:.4} (size) |",
+            fmt_bytes(z),
+            bz.cold_size as f64 / z as f64
         );
     }
     let _ = writeln!(
@@ -888,10 +927,29 @@ fn main() {
 /// One codec's exports: the first night with an empty export cache, then the 1% night.
 struct Export {
     codec: &'static str,
+    /// "N of M segments reused" of the warm export, from the log.
+    warm_reuse: String,
     cold: Run,
     warm: Run,
     cold_size: u64,
     warm_size: u64,
+}
+
+/// "N of M segments reused (P%)" from the log's last export line.
+fn last_reuse(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find_map(|l| {
+            let (_, tail) = l.split_once(" (")?;
+            let (n, tail) = tail.split_once(" of ")?;
+            let (m, _) = tail.split_once(" compressed segments reused")?;
+            let (n, m): (f64, f64) = (n.parse().ok()?, m.parse().ok()?);
+            Some(format!(
+                "{n} of {m} segments reused ({:.0}%)",
+                100.0 * n / m.max(1.0)
+            ))
+        })
+        .unwrap_or_else(|| "reuse not logged".into())
 }
 
 /// "N.NNx" faster than the peer, or "-" when it is not installed.

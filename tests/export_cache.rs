@@ -160,3 +160,98 @@ fn a_night_export_splices_unchanged_segments_and_writes_the_same_bytes() {
     let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert!(v["export_cache_bytes"].as_u64().unwrap() > 0);
 }
+
+/// Issue 22: a dump carried in the file backend's tree, a night that changes a few rows
+/// spread over it. The cut is content-defined (its gear hash covers 64 bytes), so an edit
+/// changes the segment holding it and, when it moves that segment's cut, the next one; after
+/// it the cuts fall where they fell before, even when the edit moved the rest of the dump by a
+/// byte. So an edit costs at most two segments; the member's header (new mtime and size) is
+/// one more edit. Every other segment is reused, and the archive is exactly what compressing
+/// afresh writes.
+#[test]
+fn edits_spread_over_a_large_member_reuse_the_other_segments() {
+    let server = FakeServer::new(20, false);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    let root = server.root();
+    let dump = server.p("/var/lib/opsi/config/opsi.sql");
+    let mut sql = String::new();
+    let mut x: u64 = 7;
+    let mut row = 0u64;
+    while sql.len() < 24 << 20 {
+        sql.push_str("INSERT INTO `SOFTWARE_CONFIG` VALUES ");
+        for _ in 0..400 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            row += 1;
+            sql.push_str(&format!(
+                "({row},'client-{:05}.domain.example','Software {}','{}.{}','2026-11-{:02} 0{}:1{}:2{}',{}),",
+                x >> 54,
+                (x >> 20) % 6000,
+                (x >> 12) % 30,
+                (x >> 8) % 10,
+                1 + (x >> 40) % 28,
+                (x >> 30) % 10,
+                (x >> 33) % 10,
+                (x >> 36) % 10,
+                (x >> 44) % 100
+            ));
+        }
+        sql.pop();
+        sql.push_str(";\n");
+    }
+    std::fs::write(&dump, &sql).unwrap();
+    ok(repo_bin(root, &repo).arg("init"));
+    ok(repo_bin(root, &repo).arg("create"));
+    let (_, (hits, _)) = export(root, &repo, "bz2", &work.path().join("n1.bz2"), &[]);
+    assert_eq!(hits, 0);
+
+    // Night 2: `edits` rows spread evenly over the dump change, alternately a timestamp (same
+    // length) and a number that gains a digit (the rest of the dump moves by a byte).
+    let edits = 6;
+    let mut bytes = sql.into_bytes();
+    let step = bytes.len() / (edits + 1);
+    for k in 1..=edits {
+        let at = k * step;
+        if k % 2 == 1 {
+            let i = at + bytes[at..].windows(6).position(|w| w == b",'2026").unwrap() + 2;
+            bytes[i..i + 4].copy_from_slice(b"2027");
+        } else {
+            let i = at + bytes[at..].windows(3).position(|w| w == b"),(").unwrap();
+            bytes.insert(i, b'7');
+        }
+    }
+    std::fs::write(&dump, &bytes).unwrap();
+    ok(repo_bin(root, &repo).arg("create"));
+    let spliced = work.path().join("n2.bz2");
+    let (archive, (hits, total)) = export(root, &repo, "bz2", &spliced, &[]);
+    eprintln!("MEASURE: {hits} of {total} segments reused");
+    let at_most_missed = 2 * (edits as u64 + 1);
+    assert!(
+        total > 2 * at_most_missed && hits + at_most_missed >= total,
+        "{hits} of {total} segments reused; {edits} edits may cost at most {at_most_missed}"
+    );
+    let (fresh, _) = export(
+        root,
+        &repo,
+        "bz2",
+        &work.path().join("n2-fresh.bz2"),
+        &["--no-cache"],
+    );
+    assert!(archive == fresh, "spliced archive differs from a fresh one");
+    accepted(&spliced, "bzip2");
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import tarfile,sys;t=tarfile.open(sys.argv[1]);m=[x for x in t.getmembers() if x.name.endswith('opsi.sql')][0];sys.stdout.buffer.write(t.extractfile(m).read())",
+        ])
+        .arg(&spliced)
+        .output()
+        .unwrap();
+    assert!(py.status.success());
+    assert!(
+        py.stdout == bytes,
+        "the archive's dump differs from the file"
+    );
+}

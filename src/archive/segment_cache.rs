@@ -38,16 +38,18 @@ pub(crate) struct CacheStats {
 }
 
 impl SegmentCache {
-    /// The cache for `codec` under a repository's root (`cache/segments/<codec>-9[-v2]`),
+    /// The cache for `codec` under a repository's root (`cache/segments/<codec>-9[-v3]`),
     /// created when missing.
     pub(crate) fn open(repository_root: &Path, codec: Codec) -> io::Result<SegmentCache> {
         let segments = repository_root.join("cache").join("segments");
         let name = match codec {
             Codec::Bz2 => {
                 // libbz2's segments, from before our own compressor: splicing them would make
-                // an archive's bytes depend on the cache's history.
+                // an archive's bytes depend on the cache's history. v2: cut with a smaller
+                // minimum, so none of its segments would be hit again.
                 let _ = fs::remove_dir_all(segments.join("bz2-9"));
-                "bz2-9-v2"
+                let _ = fs::remove_dir_all(segments.join("bz2-9-v2"));
+                "bz2-9-v3"
             }
             Codec::Gz => "gz-9",
         };
