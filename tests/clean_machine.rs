@@ -9,41 +9,17 @@
 //! mirror (`OPSI_BACKUP_DEBIAN_MIRROR`, default deb.debian.org) and builds the .deb (~10 min;
 //! `OPSI_BACKUP_DEB=FILE` takes a built one). Run: `cargo test --test clean_machine -- --ignored`.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ok;
+
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The lines of the first fenced block after the line `heading` in README.md, without their
-/// trailing `# comments`.
-fn readme_steps(heading: &str) -> Vec<String> {
-    let readme = fs::read_to_string(manifest_dir().join("README.md")).unwrap();
-    let rest = &readme[readme.find(&format!("\n{heading}\n")).unwrap()..];
-    let body = &rest[rest.find("\n```").unwrap() + 4..];
-    let body = &body[body.find('\n').unwrap() + 1..];
-    body[..body.find("\n```").unwrap()]
-        .lines()
-        .map(|l| match l.find("  #") {
-            Some(i) => l[..i].trim().to_string(),
-            None => l.trim().to_string(),
-        })
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
 /// The package: `OPSI_BACKUP_DEB`, or built into `out` as README's "Debian package" says.
@@ -51,7 +27,7 @@ fn package(out: &Path) -> PathBuf {
     if let Some(deb) = std::env::var_os("OPSI_BACKUP_DEB") {
         return PathBuf::from(deb);
     }
-    run(Command::new("sh")
+    ok(Command::new("sh")
         .arg(manifest_dir().join("contrib/deb/build.sh"))
         .arg("--output")
         .arg(out));
@@ -179,7 +155,7 @@ impl Drop for Machine {
 fn demo(rel: &str, root: &Path) {
     let to = root.join(rel);
     fs::create_dir_all(to.parent().unwrap()).unwrap();
-    run(Command::new("cp")
+    ok(Command::new("cp")
         .arg("-a")
         .arg(manifest_dir().join("examples/demo-server").join(rel))
         .arg(&to));
@@ -193,7 +169,7 @@ fn the_readme_route_runs_verbatim_on_a_clean_debian_under_systemd() {
     let root = scratch.path().join("root");
     let mirror = std::env::var("OPSI_BACKUP_DEBIAN_MIRROR")
         .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-    run(Command::new("debootstrap")
+    ok(Command::new("debootstrap")
         .args([
             "--variant=minbase",
             "--include=systemd,systemd-sysv,dbus,cron,logrotate",
@@ -213,7 +189,7 @@ fn the_readme_route_runs_verbatim_on_a_clean_debian_under_systemd() {
     let machine = Machine::boot(&root, &scratch.path().join("console.log"));
     let client = |name: &str| format!("/var/lib/opsi/config/clients/{name}.example.org.ini");
     let mut done = Vec::new();
-    for step in readme_steps("## The nightly route") {
+    for step in common::readme::commands("## The nightly route") {
         let words: Vec<&str> = step.split_whitespace().collect();
         // apt asks before it installs the package's dependencies (mariadb-client for the
         // dumps, on a machine without it): the admin answers yes.

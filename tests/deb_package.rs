@@ -3,25 +3,18 @@
 //! conffiles, the settings and the cron job inactive, lintian without errors.
 //! Ignored in the normal suite: it builds a release binary with cargo-deb.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::ok;
 
 /// Builds the package into a scratch directory and returns its path.
 fn build_deb(out: &Path) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    run(Command::new("sh")
+    ok(Command::new("sh")
         .arg(manifest.join("contrib/deb/build.sh"))
         .arg("--output")
         .arg(out));
@@ -45,9 +38,9 @@ fn the_debian_package_installs_every_file_where_expected() {
         "the name README's route installs"
     );
     let root = scratch.path().join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
     let control = scratch.path().join("control");
-    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    ok(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
 
     let mut expected = vec![
         "usr/bin/opsi-backup".to_string(),
@@ -76,14 +69,14 @@ fn the_debian_package_installs_every_file_where_expected() {
     // The shipped binary: stripped, runs, and reads its manual from the same definitions.
     let bin = root.join("usr/bin/opsi-backup");
     // readelf comes with binutils, as the strip that cargo-deb needs.
-    let sections = run(Command::new("readelf").arg("-S").arg(&bin));
+    let sections = ok(Command::new("readelf").arg("-S").arg(&bin));
     assert!(
         !sections.contains(".debug_") && !sections.contains(".symtab"),
         "not stripped:\n{sections}"
     );
     let size = fs::metadata(&bin).unwrap().len();
     assert!(size < 20 << 20, "{size} bytes");
-    let version = run(Command::new(&bin).arg("-V"));
+    let version = ok(Command::new(&bin).arg("-V"));
     assert!(version.starts_with(env!("CARGO_PKG_VERSION")), "{version}");
 
     // Every /etc file is a conffile; installed, nothing is active.

@@ -20,27 +20,6 @@ fn read(rel: &str) -> String {
     fs::read_to_string(manifest_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// The lines of the first fenced block after the line `heading` in README.md.
-fn readme_block(heading: &str) -> Vec<String> {
-    let readme = read("README.md");
-    let rest = &readme[readme
-        .find(&format!("\n{heading}\n"))
-        .unwrap_or_else(|| panic!("README has no {heading}"))..];
-    let start = rest.find("\n```").unwrap();
-    let body = &rest[start + 4..];
-    let body = &body[body.find('\n').unwrap() + 1..];
-    let end = body.find("\n```").unwrap();
-    body[..end].lines().map(str::to_string).collect()
-}
-
-/// A shell line without its trailing `# comment`.
-fn command_of(line: &str) -> String {
-    match line.find("  #") {
-        Some(i) => line[..i].trim().to_string(),
-        None => line.trim().to_string(),
-    }
-}
-
 /// (source in the checkout, destination path) of each file the package installs.
 fn deb_assets() -> Vec<(String, String)> {
     let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).unwrap();
@@ -93,11 +72,7 @@ fn the_readme_route_installs_initialises_runs_two_nights_and_restores() {
     let server = FakeServer::new(5, false);
     let root = server.root();
     let repo = server.p("/var/backups/opsi-backup");
-    let steps: Vec<String> = readme_block("## The nightly route")
-        .iter()
-        .map(|l| command_of(l))
-        .filter(|l| !l.is_empty())
-        .collect();
+    let steps = common::readme::commands("## The nightly route");
     let mut done = Vec::new();
     let mut nights = 0;
     let mut ids = Vec::new();
@@ -236,7 +211,7 @@ fn contrib_cargo_toml_and_readme_name_the_same_paths() {
         .filter(|l| !l.starts_with('#'))
         .map(str::to_string)
         .collect();
-    let block = readme_block("Step 2 puts the sample (`contrib/opsi-backup.toml`) in its place, with a repository and a policy:");
+    let block = common::readme::block("Step 2 puts the sample (`contrib/opsi-backup.toml`) in its place, with a repository and a policy:");
     assert_eq!(block, settings[..block.len()]);
     assert!(settings[block.len()..].iter().all(|l| l.is_empty()));
 

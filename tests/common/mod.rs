@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod fake_server;
+pub(crate) mod readme;
 pub(crate) mod tree;
 
 use std::path::Path;
