@@ -133,10 +133,7 @@ fn a_damaged_source_chunk_stops_the_copy_and_leaves_no_snapshot() {
     ok(repo_bin(root, &a).arg("init"));
     ok(repo_bin(root, &b).arg("init"));
     ok(repo_bin(root, &a).arg("create"));
-    let pack = common::pack_files(&a)
-        .into_iter()
-        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = common::largest_pack(&a);
     let mut bytes = std::fs::read(&pack).unwrap();
     let at = bytes.len() / 3;
     bytes[at] ^= 0x5a;

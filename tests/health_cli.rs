@@ -197,13 +197,7 @@ fn an_old_or_failed_or_missing_verify() {
     );
 
     // A verify that finds damage records it; health says so until a verify passes again.
-    let pack = walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .max_by_key(|e| e.metadata().unwrap().len())
-        .unwrap()
-        .into_path();
+    let pack = common::largest_pack(&repo);
     let good = std::fs::read(&pack).unwrap();
     let mut bad = good.clone();
     bad[good.len() / 4] ^= 0xff;
@@ -416,13 +410,7 @@ fn detailed_exit_codes_for_repository_commands_and_the_originals_codes_for_their
     holder.wait().unwrap();
 
     // Damage found: 3 from verify, restore and a damaged index.
-    let pack = walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .max_by_key(|e| e.metadata().unwrap().len())
-        .unwrap()
-        .into_path();
+    let pack = common::largest_pack(&repo);
     let good = std::fs::read(&pack).unwrap();
     let mut bad = good.clone();
     bad[good.len() / 4] ^= 0xff;

@@ -79,10 +79,7 @@ fn rebuild_index_keeps_all_snapshots_of_a_pack_with_a_damaged_trailer() {
         copy_bytes as f64 * 100.0 / pack_bytes as f64
     );
     // The first night's pack: the later nights need its chunks too.
-    let pack = common::pack_files(&repo)
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let pack = common::largest_pack(&repo);
     let good = fs::read(&pack).unwrap();
     let n = good.len();
     let body = u32::from_le_bytes(good[n - 12..n - 8].try_into().unwrap()) as usize;

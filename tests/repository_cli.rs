@@ -203,13 +203,7 @@ fn verify_names_damaged_pack_chunk_snapshot_and_member_and_rebuild_index_works()
 
     // Flip one byte in the first quarter of the biggest pack (its content chunks; the
     // metadata chunks, stored at commit, come last).
-    let pack = walkdir::WalkDir::new(repo.join("packs"))
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .max_by_key(|e| e.metadata().unwrap().len())
-        .unwrap()
-        .into_path();
+    let pack = common::largest_pack(&repo);
     let mut bytes = std::fs::read(&pack).unwrap();
     let at = bytes.len() / 4;
     bytes[at] ^= 0xff;

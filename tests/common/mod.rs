@@ -153,6 +153,15 @@ pub(crate) fn pack_files(repo: &Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// The repository's largest pack: the one holding the first snapshot's content chunks, where
+/// a test damages a byte.
+pub(crate) fn largest_pack(repo: &Path) -> std::path::PathBuf {
+    pack_files(repo)
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("the repository has a pack")
+}
+
 /// Runs a shell command line as cron, systemd or root's shell would, with our binary on PATH
 /// in place of /usr/bin/opsi-backup; returns its stdout.
 pub(crate) fn sh(line: &str, root: &Path) -> String {
