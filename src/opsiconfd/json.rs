@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::opsiconfd::parts::{Entry, MapParts};
+use crate::opsiconfd::parts::{ArrayParts, Entry, MapParts};
 
 fn damaged(at: usize) -> Error {
     Error::Corrupt(format!(
@@ -128,18 +128,7 @@ pub(crate) fn map_parts(buf: &[u8], p: usize) -> Result<Option<MapParts>> {
 
 /// The array at `p` when it is compact (`[a,b,c]`: nothing between items but `,`): its `[`,
 /// items, the first `,` and `]`; `None` otherwise (then it is not grouped).
-#[allow(clippy::type_complexity)]
-pub(crate) fn compact_array_items(
-    buf: &[u8],
-    p: usize,
-) -> Result<
-    Option<(
-        Range<usize>,
-        Vec<Range<usize>>,
-        Option<Range<usize>>,
-        Range<usize>,
-    )>,
-> {
+pub(crate) fn compact_array_items(buf: &[u8], p: usize) -> Result<Option<ArrayParts>> {
     if buf.get(p) != Some(&b'[') || buf.get(p + 1) == Some(&b']') {
         return Ok(None);
     }
@@ -155,7 +144,12 @@ pub(crate) fn compact_array_items(
             Some(b',') => at = end + 1,
             Some(b']') => {
                 let sep = (items.len() > 1).then(|| items[0].end..items[0].end + 1);
-                return Ok(Some((p..p + 1, items, sep, end..end + 1)));
+                return Ok(Some(ArrayParts {
+                    open: p..p + 1,
+                    items,
+                    separator: sep,
+                    close: end..end + 1,
+                }));
             }
             _ => return Ok(None),
         }

@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::opsiconfd::parts::{Entry, MapParts};
+use crate::opsiconfd::parts::{ArrayParts, Entry, MapParts};
 
 /// What a value's first bytes say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,18 +150,7 @@ pub(crate) fn map_parts(buf: &[u8], pos: usize) -> Result<Option<MapParts>> {
 
 /// The array at `pos`: its head, its items, no separator, an empty closing; `None` when the
 /// value there is not an array.
-#[allow(clippy::type_complexity)]
-pub(crate) fn array_items(
-    buf: &[u8],
-    pos: usize,
-) -> Result<
-    Option<(
-        Range<usize>,
-        Vec<Range<usize>>,
-        Option<Range<usize>>,
-        Range<usize>,
-    )>,
-> {
+pub(crate) fn array_items(buf: &[u8], pos: usize) -> Result<Option<ArrayParts>> {
     let (Head::Array(n), mut p) = head(buf, pos)? else {
         return Ok(None);
     };
@@ -175,7 +164,12 @@ pub(crate) fn array_items(
         items.push(p..end);
         p = end;
     }
-    Ok(Some((open, items, None, p..p)))
+    Ok(Some(ArrayParts {
+        open,
+        items,
+        separator: None,
+        close: p..p,
+    }))
 }
 
 /// The items of an array stored grouped (`split::group`), in stream order.

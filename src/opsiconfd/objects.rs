@@ -106,7 +106,7 @@ impl Inventory {
             }
         } else {
             let items = match enc {
-                Encoding::Msgpack => msgpack::array_items(bytes, 0)?.map(|(_, i, _, _)| i),
+                Encoding::Msgpack => msgpack::array_items(bytes, 0)?.map(|a| a.items),
                 Encoding::Json => json::array_items(bytes, 0)?,
             };
             items.unwrap_or_default()

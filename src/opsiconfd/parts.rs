@@ -19,3 +19,13 @@ pub(crate) struct MapParts {
     pub(crate) entries: Vec<Entry>,
     pub(crate) close: Range<usize>,
 }
+
+/// An array cut into its opening, items, the separator between items (JSON's `,`; msgpack
+/// has none) and closing bytes (empty for msgpack).
+#[derive(Debug, Clone)]
+pub(crate) struct ArrayParts {
+    pub(crate) open: Range<usize>,
+    pub(crate) items: Vec<Range<usize>>,
+    pub(crate) separator: Option<Range<usize>>,
+    pub(crate) close: Range<usize>,
+}

@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::opsiconfd::layers::Encoding;
-use crate::opsiconfd::parts::MapParts;
+use crate::opsiconfd::parts::{ArrayParts, MapParts};
 use crate::opsiconfd::{json, msgpack, varint, FRAME_PATH};
 
 pub(crate) const FRAME_MAGIC: &[u8; 8] = b"OBKOCF\x01\n";
@@ -201,7 +201,13 @@ fn group(enc: Encoding, doc: &[u8], value: Range<usize>) -> Result<Option<Groupe
         Encoding::Msgpack => msgpack::array_items(doc, value.start)?,
         Encoding::Json => json::compact_array_items(doc, value.start)?,
     };
-    let Some((open, items, sep, close)) = items else {
+    let Some(ArrayParts {
+        open,
+        items,
+        separator: sep,
+        close,
+    }) = items
+    else {
         return Ok(None);
     };
     if items.len() < MIN_GROUPED {
