@@ -112,7 +112,7 @@ pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     let writer = ArchiveFileWriter::create(&dest, compression)?;
     let spool_dir = writer.dir().to_path_buf();
     let mut control = ControlWriter::new(writer);
-    let bar = progress::bar("create", plan.expected_bytes(None));
+    let bar = progress::bar_counting("create", || plan.expected_bytes(None));
     plan.run(
         &dump_options(&a),
         None,
@@ -230,7 +230,7 @@ fn create_snapshot(
         ));
     }
     let mut control = ControlWriter::new(writer);
-    let bar = progress::bar("create", plan.expected_bytes(parent.as_deref()));
+    let bar = progress::bar_counting("create", || plan.expected_bytes(parent.as_deref()));
     let mut sink = ProgressSink::new(&mut control, bar.clone());
     let spool_dir = r.root().join("tmp");
     plan.run(

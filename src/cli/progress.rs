@@ -12,10 +12,16 @@ use crate::sink::MemberSink;
 
 /// A bar when `total` is known, else a spinner with bytes and rate; hidden without a terminal.
 pub(super) fn bar(label: &str, total: Option<u64>) -> ProgressBar {
+    bar_counting(label, || total)
+}
+
+/// `bar`, with a total that costs work to find (a walk of the files): `total` runs only when
+/// the bar is shown, so cron runs never pay for it.
+pub(super) fn bar_counting(label: &str, total: impl FnOnce() -> Option<u64>) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let pb = match total {
+    let pb = match total() {
         Some(t) => ProgressBar::new(t).with_style(
             ProgressStyle::with_template(
                 // At most 78 columns, so a bar never wraps on an 80-column terminal.
