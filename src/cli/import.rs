@@ -107,19 +107,11 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// A file named like an `opsiconfd backup` file (`.msgpack`, `.json`, `.lz4`, `.aes` among
-/// its extensions) that does not start like one is not read as a tar archive either: the
-/// archive reader's "truncated" would name the wrong cause.
+/// A file named as `opsiconfd backup` names its files (`x.msgpack.lz4`, `x.json.gz.aes`: the
+/// layers' own reading of a name) that does not start like one is not read as a tar archive
+/// either: the archive reader's "truncated" would name the wrong cause.
 fn refuse_opsiconfd_name(path: &std::path::Path) -> crate::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let named = name
-        .split('.')
-        .skip(1)
-        .any(|ext| matches!(ext, "msgpack" | "json" | "lz4" | "aes"));
-    if named {
+    if crate::opsiconfd::Layers::from_file_name(path).is_ok() {
         return Err(crate::Error::Invalid(format!(
             "{} is named like an opsiconfd backup file but does not start like one (no \
              encryption marker, lz4 or gzip frame, msgpack map or JSON object); nothing imported",
