@@ -33,6 +33,7 @@ mod snapshot;
 mod snapshot_info;
 mod snapshot_writer;
 mod state;
+mod storage;
 mod verify;
 mod verify_subset;
 
