@@ -314,7 +314,7 @@ mod tests {
         let e = o.read_exact_at(&mut tail, 99_995).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         let mut all = Vec::new();
-        ObjectReader::new(o).read_to_end(&mut all).unwrap();
+        ObjectReader::new(&*o).read_to_end(&mut all).unwrap();
         assert_eq!(all, bytes);
         let e = s.open("packs/ab/none.pack").err().unwrap();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);

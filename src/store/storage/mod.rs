@@ -72,6 +72,8 @@ impl TempFile {
 /// What `stat` says of an object.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ObjectInfo {
+    // Nothing needs it yet without reading the object; `stat` is the place to tell it.
+    #[allow(dead_code)]
     pub size: u64,
     pub modified: Option<SystemTime>,
 }
@@ -165,18 +167,18 @@ pub(crate) trait Storage: Send + Sync {
 
 /// An object read front to back (`Read`, `Seek`), for the readers that stream: wrap it in a
 /// `BufReader`.
-pub(crate) struct ObjectReader {
-    obj: Box<dyn Object>,
+pub(crate) struct ObjectReader<'o> {
+    obj: &'o dyn Object,
     pos: u64,
 }
 
-impl ObjectReader {
-    pub(crate) fn new(obj: Box<dyn Object>) -> ObjectReader {
+impl ObjectReader<'_> {
+    pub(crate) fn new(obj: &dyn Object) -> ObjectReader<'_> {
         ObjectReader { obj, pos: 0 }
     }
 }
 
-impl Read for ObjectReader {
+impl Read for ObjectReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.obj.read_at(buf, self.pos)?;
         self.pos += n as u64;
@@ -184,7 +186,7 @@ impl Read for ObjectReader {
     }
 }
 
-impl Seek for ObjectReader {
+impl Seek for ObjectReader<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let at = match to {
             SeekFrom::Start(n) => Some(n),
