@@ -204,7 +204,9 @@ mod tests {
             text.replace("\"zstd_level\": 3", "\"zstd_level\": 2"),
         )
         .unwrap();
-        let e = Config::load(&LocalDir::new(path.parent().unwrap())).unwrap_err().to_string();
+        let e = Config::load(&LocalDir::new(path.parent().unwrap()))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("config.json") && e.contains("checksum mismatch"),
             "{e}"
@@ -220,7 +222,9 @@ mod tests {
             ("\"checksum\"", "\"checksuo\""),
         ] {
             std::fs::write(&path, text.replace(from, to)).unwrap();
-            let e = Config::load(&LocalDir::new(path.parent().unwrap())).unwrap_err().to_string();
+            let e = Config::load(&LocalDir::new(path.parent().unwrap()))
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains("unknown field") || e.contains("missing field"),
                 "{to}: {e}"

@@ -2,7 +2,6 @@
 //! result, so that monitoring (`health`) can tell a repository nobody checks. Spec:
 //! `store-format/README.md`, section "State files".
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;

@@ -343,7 +343,11 @@ pub(crate) fn read_group(
 
 /// The stored bytes of one group, as they are in the pack. A group reaching past the end of
 /// the file is refused before anything is allocated for it.
-pub(crate) fn read_stored(f: &dyn Object, offset: u64, stored_len: u32) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_stored(
+    f: &dyn Object,
+    offset: u64,
+    stored_len: u32,
+) -> std::io::Result<Vec<u8>> {
     let size = f.size();
     if offset.saturating_add(u64::from(stored_len)) > size {
         return Err(std::io::Error::new(

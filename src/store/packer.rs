@@ -10,10 +10,10 @@ use std::sync::Mutex;
 
 use crate::error::{IoContext, Result};
 use crate::store::chunker::ChunkId;
+use crate::store::crash_point;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
-use crate::store::crash_point;
 use crate::store::storage::{pack_key, Storage, TempFile};
 
 /// A group of consecutive new chunks, before compression.
@@ -313,7 +313,11 @@ pub(crate) struct PackSeries<'s> {
 }
 
 impl<'s> PackSeries<'s> {
-    pub(crate) fn new(storage: &'s dyn Storage, pack_size: u64, layout: TrailerLayout) -> PackSeries<'s> {
+    pub(crate) fn new(
+        storage: &'s dyn Storage,
+        pack_size: u64,
+        layout: TrailerLayout,
+    ) -> PackSeries<'s> {
         PackSeries {
             storage,
             pack_size,
@@ -358,7 +362,6 @@ impl Drop for PackSeries<'_> {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -60,7 +60,12 @@ pub(crate) fn probe(root: &Path) -> Result<Probe> {
                 root.display()
             )))
         }
-        Err(e) => return Err(Error::io(format!("reading {}", storage.show(CONFIG_KEY)), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading {}", storage.show(CONFIG_KEY)),
+                e,
+            ))
+        }
     };
     let config = Config::load(&storage)?;
     let Some(conn) = index::open_read_only(root, &config.id)? else {

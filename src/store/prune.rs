@@ -564,8 +564,8 @@ mod tests {
     use crate::sink::MemberSink;
     use crate::store::rebuild::list_packs;
     use crate::store::storage::LocalDir;
-    use std::path::Path;
     use crate::store::{Repository, SnapshotMeta};
+    use std::path::Path;
 
     fn noise(n: usize, seed: u64) -> Vec<u8> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -627,14 +627,17 @@ mod tests {
     /// Every chunk listed in any pack trailer has its index row pointing into that pack.
     fn no_unused_copies(root: &Path) -> bool {
         let conn = index::connect(&root.join("index.sqlite")).unwrap();
-        list_packs(&LocalDir::new(root)).unwrap().iter().all(|name| {
-            let (_, groups) = pack::read_trailer(&LocalDir::new(root), name).unwrap();
-            groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
-                let row = index::chunk_row(&conn, h).unwrap();
-                let loc = row.and_then(|row| index::location(&conn, row).unwrap());
-                loc.is_some_and(|l| l.pack == *name)
+        list_packs(&LocalDir::new(root))
+            .unwrap()
+            .iter()
+            .all(|name| {
+                let (_, groups) = pack::read_trailer(&LocalDir::new(root), name).unwrap();
+                groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
+                    let row = index::chunk_row(&conn, h).unwrap();
+                    let loc = row.and_then(|row| index::location(&conn, row).unwrap());
+                    loc.is_some_and(|l| l.pack == *name)
+                })
             })
-        })
     }
 
     #[test]

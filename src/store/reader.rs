@@ -225,12 +225,7 @@ pub(crate) fn read_snapshot_file(
 ) -> Result<SnapshotFile> {
     let mut fetcher = ChunkFetcher::new(conn, storage);
     let user = format!("the metadata of snapshot {id}");
-    read_snapshot(
-        storage,
-        id,
-        &mut |c| fetcher.fetch_hash(c, &user),
-        member,
-    )
+    read_snapshot(storage, id, &mut |c| fetcher.fetch_hash(c, &user), member)
 }
 
 /// Calls `f` with every member of a snapshot, in order, and its chunk row ids: the members

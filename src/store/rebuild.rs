@@ -116,7 +116,11 @@ pub(crate) fn rebuild(
 
 /// Why snapshot `id` could not be indexed, when its file is intact: the chunks it needs that
 /// are in no indexed pack. `None` when the file itself is damaged, or nothing is missing.
-fn what_is_lost(conn: &Connection, storage: &dyn Storage, id: &str) -> Result<Option<LostSnapshot>> {
+fn what_is_lost(
+    conn: &Connection,
+    storage: &dyn Storage,
+    id: &str,
+) -> Result<Option<LostSnapshot>> {
     let Ok(file) = snapshot::read_snapshot_head(storage, id) else {
         return Ok(None);
     };

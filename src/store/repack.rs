@@ -1,7 +1,6 @@
 //! Prune's repacking: copies the used chunks of mostly unused packs into new packs. Spec:
 //! `store-format/README.md`, section "Forgetting and pruning", step 3.
 
-
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -102,7 +101,10 @@ impl<'a> Output<'a> {
             ))
         };
         let stored = pack::read_stored(&**file, g.offset, g.stored_len).map_err(|e| {
-            Error::io(format!("reading {}", self.storage.show(&pack_key(&g.pack))), e)
+            Error::io(
+                format!("reading {}", self.storage.show(&pack_key(&g.pack))),
+                e,
+            )
         })?;
         let refs = if g.flags & FLAG_DELTA != 0 {
             index::group_refs(self.conn, g.id)?

@@ -109,8 +109,8 @@ impl Repository {
                 path.display()
             )));
         }
-        let storage: Arc<dyn Storage> = Arc::new(LocalDir::new(path));
-        if storage.exists(CONFIG_KEY).unwrap_or(false) {
+        let local = LocalDir::new(path);
+        if local.exists(CONFIG_KEY).unwrap_or(false) {
             return Err(Error::Repository(format!(
                 "{} already holds a repository",
                 path.display()
@@ -128,9 +128,8 @@ impl Repository {
                 .path_ctx("setting permissions of", path)?;
         }
         durable::create_dir(path)?;
-        for sub in ["packs", "snapshots", "tmp"] {
-            durable::create_dir(&path.join(sub))?;
-        }
+        local.create_dirs()?;
+        let storage: Arc<dyn Storage> = Arc::new(local);
         let config = Config::new(params)?;
         let index::Opened::Ready { conn, .. } = index::open(path, &config.id)? else {
             return Err(Error::Repository(format!(
@@ -206,16 +205,15 @@ impl Repository {
             fs::metadata(path).map(|m| m.is_dir()),
             fs::metadata(path.join(CONFIG_KEY)).map(|_| ()),
         )?;
-        let storage: Arc<dyn Storage> = Arc::new(LocalDir::new(path));
-        let config = Config::load(&*storage).map_err(|e| match e {
+        let local = LocalDir::new(path);
+        let config = Config::load(&local).map_err(|e| match e {
             Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::PermissionDenied => {
                 permission_denied(path, "config.json")
             }
             e => e,
         })?;
-        for sub in ["packs", "snapshots", "tmp"] {
-            durable::create_dir(&path.join(sub))?;
-        }
+        local.create_dirs()?;
+        let storage: Arc<dyn Storage> = Arc::new(local);
         let (mut conn, created, lock) = match index::open(path, &config.id)? {
             index::Opened::Ready { conn, created } => (conn, created, None),
             index::Opened::Outdated(_) => {

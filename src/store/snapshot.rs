@@ -191,7 +191,11 @@ impl SnapshotFileWriter {
     /// Writes the end record and publishes the file as `snapshots/<id>.snap` (durable on
     /// return). Returns the id, the file size and the end record. The metadata stream
     /// MUST have been taken completely (`take_meta_chunks(true)`) and its chunks be durable.
-    pub(crate) fn finish(mut self, storage: &dyn Storage, packs_added: u64) -> Result<(String, u64, End)> {
+    pub(crate) fn finish(
+        mut self,
+        storage: &dyn Storage,
+        packs_added: u64,
+    ) -> Result<(String, u64, End)> {
         debug_assert!(self.meta.is_empty(), "metadata stream not taken");
         let written = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -342,7 +346,8 @@ pub(crate) fn read_snapshot_head(storage: &dyn Storage, id: &str) -> Result<Snap
         .open(&key)
         .map_err(|e| Error::io(format!("opening snapshot {shown}"), e))?;
     let mut hasher = blake3::Hasher::new();
-    let len = io::copy(&mut BufReader::new(ObjectReader::new(&*obj)), &mut hasher).map_err(reading)?;
+    let len =
+        io::copy(&mut BufReader::new(ObjectReader::new(&*obj)), &mut hasher).map_err(reading)?;
     if hasher.finalize().to_hex().as_str() != id {
         return Err(bad("its content does not match its name (damaged)".into()));
     }
@@ -460,7 +465,10 @@ mod tests {
         let id = blake3::hash(&file).to_hex().to_string();
         std::fs::create_dir(dir.path().join("snapshots")).unwrap();
         std::fs::write(dir.path().join(snapshot_key(&id)), &file).unwrap();
-        let e = read_snapshot_head(&LocalDir::new(dir.path()), &id).err().unwrap().to_string();
+        let e = read_snapshot_head(&LocalDir::new(dir.path()), &id)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("record cut short (1 of 4294967280 bytes)"),
             "{e}"

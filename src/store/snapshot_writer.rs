@@ -23,10 +23,10 @@ use crate::store::indexer;
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
-use crate::store::storage::Storage;
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
 use crate::store::snapshot_info::{SnapshotInfo, SnapshotKind};
+use crate::store::storage::Storage;
 use crate::store::{crash_point, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
@@ -374,7 +374,9 @@ impl<'r> SnapshotWriter<'r> {
         if g.refs.is_empty() {
             return Ok(());
         }
-        match ChunkFetcher::new(&self.index.conn, self.repo.storage()).prefix(&g.refs, "a new group") {
+        match ChunkFetcher::new(&self.index.conn, self.repo.storage())
+            .prefix(&g.refs, "a new group")
+        {
             Ok(prefix) => g.prefix = prefix,
             Err(e) => {
                 crate::logging::warning(format!(

@@ -19,9 +19,9 @@ fn read(storage: &dyn Storage, name: &str) -> Result<Option<Vec<u8>>> {
     storage.read_small(&key, MAX_STATE_FILE).map_err(|e| {
         let shown = storage.show(&key);
         match e.kind() {
-            std::io::ErrorKind::InvalidData => Error::Repository(format!(
-                "{shown} is larger than any state file: damaged"
-            )),
+            std::io::ErrorKind::InvalidData => {
+                Error::Repository(format!("{shown} is larger than any state file: damaged"))
+            }
             _ => Error::io(format!("reading {shown}"), e),
         }
     })

@@ -145,12 +145,17 @@ fn rebuild_reports_exactly_what_a_pack_with_both_trailers_damaged_loses() {
     let night1 = {
         let conn = repo.conn();
         let mut ids = Vec::new();
-        reader::read_snapshot_file(&conn, &crate::store::storage::LocalDir::new(&root), &snaps[1].0, |m, chunks| {
-            if m.path == "CONTENT/night1.bin" {
-                ids = chunks;
-            }
-            Ok(())
-        })
+        reader::read_snapshot_file(
+            &conn,
+            &crate::store::storage::LocalDir::new(&root),
+            &snaps[1].0,
+            |m, chunks| {
+                if m.path == "CONTENT/night1.bin" {
+                    ids = chunks;
+                }
+                Ok(())
+            },
+        )
         .unwrap();
         ids
     };

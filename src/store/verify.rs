@@ -663,7 +663,11 @@ fn read_delta(
 }
 
 /// Scans every snapshot's members once and attaches the users of each problem's chunks.
-fn attach_users(conn: &Connection, storage: &dyn Storage, found: Vec<Found>) -> Result<Vec<Problem>> {
+fn attach_users(
+    conn: &Connection,
+    storage: &dyn Storage,
+    found: Vec<Found>,
+) -> Result<Vec<Problem>> {
     let mut users: HashMap<i64, Vec<NeededBy>> = found
         .iter()
         .flat_map(|f| f.rows.iter().map(|r| (*r, Vec::new())))

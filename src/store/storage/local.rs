@@ -29,6 +29,15 @@ impl LocalDir {
         }
     }
 
+    /// Creates the directories of the layout that are missing (`packs/`, `snapshots/`,
+    /// `tmp/`; `state/` comes with its first record), 0700.
+    pub(crate) fn create_dirs(&self) -> Result<()> {
+        for sub in ["packs", "snapshots", "tmp"] {
+            durable::create_dir(&self.root.join(sub))?;
+        }
+        Ok(())
+    }
+
     fn path(&self, key: &str) -> PathBuf {
         debug_assert!(
             !key.starts_with('/') && !key.split('/').any(|p| p == ".." || p.is_empty()),
@@ -136,7 +145,12 @@ impl Storage for LocalDir {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(crate::error::Error::io(format!("removing {}", path.display()), e)),
+            Err(e) => {
+                return Err(crate::error::Error::io(
+                    format!("removing {}", path.display()),
+                    e,
+                ))
+            }
         }
         let dir = path.parent().expect("a key has a directory").to_path_buf();
         self.removed_from
@@ -150,7 +164,11 @@ impl Storage for LocalDir {
         let under = self.path(prefix.trim_end_matches('/'));
         let dirs: Vec<PathBuf> = {
             let mut all = self.removed_from.lock().unwrap_or_else(|p| p.into_inner());
-            let mine: Vec<PathBuf> = all.iter().filter(|d| d.starts_with(&under)).cloned().collect();
+            let mine: Vec<PathBuf> = all
+                .iter()
+                .filter(|d| d.starts_with(&under))
+                .cloned()
+                .collect();
             for d in &mine {
                 all.remove(d);
             }
@@ -189,7 +207,12 @@ fn walk(
         };
         let path = e.path();
         if path.is_dir() {
-            walk(fs::read_dir(&path), &path, &format!("{prefix}{name}/"), keys)?;
+            walk(
+                fs::read_dir(&path),
+                &path,
+                &format!("{prefix}{name}/"),
+                keys,
+            )?;
         } else {
             keys.push(format!("{prefix}{name}"));
         }
@@ -288,7 +311,10 @@ mod tests {
         put(&s, "packs/cd/2.pack", b"b");
         put(&s, "packs/ab/1.pack", b"a");
         put(&s, "snapshots/9.snap", b"c");
-        assert_eq!(s.list("packs/").unwrap(), ["packs/ab/1.pack", "packs/cd/2.pack"]);
+        assert_eq!(
+            s.list("packs/").unwrap(),
+            ["packs/ab/1.pack", "packs/cd/2.pack"]
+        );
         assert_eq!(s.list("snapshots/").unwrap(), ["snapshots/9.snap"]);
         assert!(s.list("state/").unwrap().is_empty(), "nothing there");
         assert!(s.remove("packs/ab/1.pack").unwrap());
@@ -328,7 +354,10 @@ mod tests {
         s.replace("config.json", b"{22}").unwrap();
         assert_eq!(s.read_small("config.json", 100).unwrap().unwrap(), b"{22}");
         s.replace("state/last-verify.json", b"x").unwrap();
-        assert_eq!(s.read_small("state/last-verify.json", 1).unwrap().unwrap(), b"x");
+        assert_eq!(
+            s.read_small("state/last-verify.json", 1).unwrap().unwrap(),
+            b"x"
+        );
         let e = s.read_small("config.json", 3).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert_eq!(fs::read_dir(d.path().join("tmp")).unwrap().count(), 0);
