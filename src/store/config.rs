@@ -136,9 +136,19 @@ impl Config {
     /// checksum that does not match.
     pub(crate) fn load(storage: &dyn Storage) -> Result<Config> {
         let shown = storage.show(CONFIG_KEY);
+        // Opened, not `read_small`: a missing file keeps the system's own error.
         let text = storage
-            .read_small(CONFIG_KEY, MAX_CONFIG)
-            .and_then(|t| t.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
+            .open(CONFIG_KEY)
+            .and_then(|f| {
+                if f.size() > MAX_CONFIG {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} bytes, larger than any config.json", f.size()),
+                    ));
+                }
+                let mut text = vec![0u8; f.size() as usize];
+                f.read_exact_at(&mut text, 0).map(|()| text)
+            })
             .map_err(|e| Error::io(format!("reading {shown}"), e))?;
         let damaged = |why: String| {
             Error::Corrupt(format!(
