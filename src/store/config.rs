@@ -1,12 +1,14 @@
 //! The repository's `config.json`: format version, repository id and the parameters every
 //! writer of this repository must use. Spec: `store-format/README.md`, section "config.json".
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::store::durable;
+use crate::store::storage::{Storage, CONFIG_KEY};
+
+/// A `config.json` larger than this is damaged (it holds a few hundred bytes).
+const MAX_CONFIG: u64 = 1 << 20;
 
 /// The repository format version this build creates. It reads and writes versions
 /// `OLDEST_VERSION` up to this one as they are: no delta group into a version 2 repository,
@@ -132,25 +134,38 @@ impl Config {
 
     /// Reads `config.json`; refuses versions this build does not know, unknown fields and a
     /// checksum that does not match.
-    pub(crate) fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read(path).path_ctx("reading", path)?;
+    pub(crate) fn load(storage: &dyn Storage) -> Result<Config> {
+        let shown = storage.show(CONFIG_KEY);
+        // Opened, not `read_small`: a missing file keeps the system's own error.
+        let text = storage
+            .open(CONFIG_KEY)
+            .and_then(|f| {
+                if f.size() > MAX_CONFIG {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} bytes, larger than any config.json", f.size()),
+                    ));
+                }
+                let mut text = vec![0u8; f.size() as usize];
+                f.read_exact_at(&mut text, 0).map(|()| text)
+            })
+            .map_err(|e| Error::io(format!("reading {shown}"), e))?;
         let damaged = |why: String| {
             Error::Corrupt(format!(
-                "{} is damaged ({why}); every snapshot of the repository depends on it",
-                path.display()
+                "{shown} is damaged ({why}); every snapshot of the repository depends on it"
             ))
         };
         let probe: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::Repository(format!("{} is not valid JSON: {e}", path.display())))?;
+            .map_err(|e| Error::Repository(format!("{shown} is not valid JSON: {e}")))?;
         let version = probe.get("version").and_then(|v| v.as_u64());
         if !version
             .is_some_and(|v| (u64::from(OLDEST_VERSION)..=u64::from(FORMAT_VERSION)).contains(&v))
         {
-            let shown = version.map_or_else(|| "none".to_string(), |v| v.to_string());
+            let version_shown = version.map_or_else(|| "none".to_string(), |v| v.to_string());
             return Err(Error::Repository(format!(
-                "{}: repository format version {shown} is not supported by this opsi-backup \
+                "{}: repository format version {version_shown} is not supported by this opsi-backup \
                  (it reads versions {OLDEST_VERSION} to {FORMAT_VERSION}); use the opsi-backup release that created it",
-                path.display()
+                shown
             )));
         }
         let config: Config = serde_json::from_value(probe).map_err(|e| damaged(format!("{e}")))?;
@@ -163,24 +178,24 @@ impl Config {
         Ok(config)
     }
 
-    /// Writes `config.json` durably (temporary file, fsync, rename, fsync of the directory),
-    /// with a fresh checksum.
-    pub(crate) fn save(&self, root: &Path) -> Result<()> {
+    /// Writes `config.json` durably (`Storage::replace`), with a fresh checksum.
+    pub(crate) fn save(&self, storage: &dyn Storage) -> Result<()> {
         let mut sealed = self.clone();
         sealed.checksum = Some(self.checksum_of());
         let json = serde_json::to_vec_pretty(&sealed).expect("config serialises");
-        durable::write_file(root, "config.json", &json)
+        storage.replace(CONFIG_KEY, &json)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::storage::LocalDir;
 
-    fn saved(dir: &Path) -> (std::path::PathBuf, String) {
+    fn saved(dir: &std::path::Path) -> (std::path::PathBuf, String) {
         Config::new(ChunkerParams::default())
             .unwrap()
-            .save(dir)
+            .save(&LocalDir::new(dir))
             .unwrap();
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).unwrap();
@@ -191,7 +206,7 @@ mod tests {
     fn checksum_is_written_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let (path, text) = saved(dir.path());
-        let c = Config::load(&path).unwrap();
+        let c = Config::load(&LocalDir::new(path.parent().unwrap())).unwrap();
         assert_eq!(c.checksum.as_deref(), Some(c.checksum_of().as_str()));
         // A changed value that is still valid and in range.
         std::fs::write(
@@ -199,7 +214,9 @@ mod tests {
             text.replace("\"zstd_level\": 3", "\"zstd_level\": 2"),
         )
         .unwrap();
-        let e = Config::load(&path).unwrap_err().to_string();
+        let e = Config::load(&LocalDir::new(path.parent().unwrap()))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("config.json") && e.contains("checksum mismatch"),
             "{e}"
@@ -215,7 +232,9 @@ mod tests {
             ("\"checksum\"", "\"checksuo\""),
         ] {
             std::fs::write(&path, text.replace(from, to)).unwrap();
-            let e = Config::load(&path).unwrap_err().to_string();
+            let e = Config::load(&LocalDir::new(path.parent().unwrap()))
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains("unknown field") || e.contains("missing field"),
                 "{to}: {e}"
@@ -230,7 +249,7 @@ mod tests {
         let old = r#"{"version": 3, "id": "00112233445566778899aabbccddeeff", "chunker": {"min_size": 2048,
             "avg_size": 8192, "max_size": 65536, "group_size": 4194304, "pack_size": 33554432, "zstd_level": 3}}"#;
         std::fs::write(&path, old).unwrap();
-        let c = Config::load(&path).unwrap();
+        let c = Config::load(&LocalDir::new(path.parent().unwrap())).unwrap();
         assert_eq!(c.checksum, None);
         assert_eq!(c.chunker, ChunkerParams::default());
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::store::lock::{LockKind, RepoLock};
 use crate::store::reader::{read_snapshot_file, ChunkFetcher};
-use crate::store::snapshot::{read_snapshot_head, snapshot_path};
+use crate::store::snapshot::read_snapshot_head;
 use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::{index, Repository};
@@ -27,7 +27,7 @@ pub struct Copied {
 /// The snapshot a snapshot stands for across repositories: the one `copy_of` names, or
 /// itself where it was made.
 pub(crate) fn original_of(repo: &Repository, id: &str) -> Result<String> {
-    let head = read_snapshot_head(&snapshot_path(repo.root(), id), id)?;
+    let head = read_snapshot_head(repo.storage(), id)?;
     Ok(head.header.copy_of.unwrap_or_else(|| id.to_string()))
 }
 
@@ -64,13 +64,13 @@ pub(crate) fn copy_snapshot(
     ensure_distinct(from, to)?;
     let _lock = RepoLock::acquire(from.root(), LockKind::Shared, "copy a snapshot")?;
     // Own connections: a long copy does not block other users of these Repositories.
-    let conn = index::connect(&from.root().join("index.sqlite"))?;
-    let head = read_snapshot_head(&snapshot_path(from.root(), &snap.id), &snap.id)?;
+    let conn = index::connect(&from.index_path())?;
+    let head = read_snapshot_head(from.storage(), &snap.id)?;
     let original = head.header.copy_of.unwrap_or_else(|| snap.id.clone());
     let mut writer = SnapshotWriter::new_copy(to, head.header.meta, original)?;
-    let mut fetcher = ChunkFetcher::new(&conn, from.root());
+    let mut fetcher = ChunkFetcher::new(&conn, from.storage());
     let (mut chunks_sent, mut bytes_sent) = (0, 0);
-    read_snapshot_file(&conn, from.root(), &snap.id, |m, ids| {
+    read_snapshot_file(&conn, from.storage(), &snap.id, |m, ids| {
         let user = format!("member {} of snapshot {}", m.path, snap.id);
         let (c, b) = writer.add_chunks(&m, &ids, &mut |id| fetcher.fetch_hash(id, &user))?;
         chunks_sent += c;

@@ -2,8 +2,8 @@
 //! "Durability and permissions"): files are created 0600, directories 0700, and a file is
 //! durable only after fsync of the file, rename, and fsync of the directory holding it.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -42,24 +42,6 @@ pub(crate) fn open_or_create(path: &Path) -> Result<File> {
 }
 
 pub(crate) use crate::durable::sync_dir;
-
-/// Renames `from` to `to` and fsyncs the directory of `to`. The caller has fsynced `from`.
-pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
-    let dir = to.parent().expect("target has a parent");
-    create_dir(dir)?;
-    fs::rename(from, to).path_ctx("renaming into place", to)?;
-    sync_dir(dir)
-}
-
-/// Writes a small file `name` in `dir` durably, replacing an older one.
-pub(crate) fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut f = create_new(&tmp)?;
-    f.write_all(bytes).path_ctx("writing", &tmp)?;
-    f.sync_all().path_ctx("syncing", &tmp)?;
-    rename_durable(&tmp, &dir.join(name))
-}
 
 /// `N` bytes from the kernel's random source (ids of repositories and temporary files).
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {

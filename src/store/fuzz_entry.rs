@@ -8,6 +8,7 @@ use crate::error::{IoContext, Result};
 use crate::store::chunker::ChunkId;
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::snapshot::{read_snapshot, read_snapshot_head};
+use crate::store::storage::{snapshot_key, LocalDir, LocalObject};
 
 /// Reads the pack at `path` as `verify` and the reader do: its trailer, then every group it
 /// lists, decompressed (a delta group against an empty prefix: its references are elsewhere).
@@ -32,10 +33,10 @@ pub fn fuzz_pack(path: &Path) -> Result<()> {
 }
 
 fn read_pack(path: &Path) -> Result<()> {
-    let (_, groups) = pack::read_trailer(path)?;
-    let mut f = std::fs::File::open(path).ctx("opening the pack")?;
+    let (_, groups) = pack::read_trailer_file(path)?;
+    let f = LocalObject::open(path).ctx("opening the pack")?;
     for g in groups.iter().take(64) {
-        let Ok(stored) = pack::read_stored(&mut f, g.offset, g.stored_len) else {
+        let Ok(stored) = pack::read_stored(&f, g.offset, g.stored_len) else {
             continue;
         };
         let plain_len = g.plain_len() as usize;
@@ -52,19 +53,19 @@ fn read_pack(path: &Path) -> Result<()> {
 
 /// Two readings of `data`: as a whole snapshot file (named by its BLAKE3, so that the name
 /// check passes and the records are parsed), and as the metadata stream of a well-formed
-/// snapshot file whose single metadata chunk it is.
+/// snapshot file whose single metadata chunk it is. The files go to `dir/snapshots/`.
 #[doc(hidden)]
 pub fn fuzz_snapshot(dir: &Path, data: &[u8]) -> Result<()> {
+    let storage = LocalDir::new(dir);
+    std::fs::create_dir_all(dir.join("snapshots")).ctx("creating snapshots/")?;
     let id = blake3::hash(data).to_hex().to_string();
-    let path = dir.join(format!("{id}.snap"));
-    std::fs::write(&path, data).ctx("writing")?;
-    let _ = read_snapshot_head(&path, &id);
+    std::fs::write(dir.join(snapshot_key(&id)), data).ctx("writing")?;
+    let _ = read_snapshot_head(&storage, &id);
 
     let chunk: ChunkId = *blake3::hash(data).as_bytes();
     let file = wrap_stream(&chunk, data.len() as u64)?;
     let id = blake3::hash(&file).to_hex().to_string();
-    let path = dir.join(format!("{id}.snap"));
-    std::fs::write(&path, &file).ctx("writing")?;
+    std::fs::write(dir.join(snapshot_key(&id)), &file).ctx("writing")?;
     let mut fetch = |c: &ChunkId| -> Result<Vec<u8>> {
         if c == &chunk {
             Ok(data.to_vec())
@@ -72,7 +73,7 @@ pub fn fuzz_snapshot(dir: &Path, data: &[u8]) -> Result<()> {
             Err(crate::error::Error::Corrupt("unknown chunk".into()))
         }
     };
-    let _ = read_snapshot(&path, &id, &mut fetch, |_, _| Ok(()));
+    let _ = read_snapshot(&storage, &id, &mut fetch, |_, _| Ok(()));
     Ok(())
 }
 

@@ -3,8 +3,6 @@
 //! and rebuild-index. Spec: `store-format/README.md`, sections "The index" and "Rebuilding
 //! the index".
 
-use std::path::Path;
-
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -12,38 +10,38 @@ use crate::member::Member;
 use crate::store::chunker::ChunkId;
 use crate::store::index::{self, ChunkPlace, NewSnapshot};
 use crate::store::pack;
-use crate::store::packer::pack_path;
 use crate::store::reader::read_snapshot_file;
 use crate::store::snapshot_info::SnapshotInfo;
+use crate::store::storage::Storage;
 
 /// Indexes the pack file `name` from its trailer.
-pub(crate) fn index_pack_file(tx: &Connection, root: &Path, name: &str) -> Result<bool> {
-    index_pack_file_rows(tx, root, name, &mut |_, _| {})
+pub(crate) fn index_pack_file(tx: &Connection, storage: &dyn Storage, name: &str) -> Result<bool> {
+    index_pack_file_rows(tx, storage, name, &mut |_, _| {})
 }
 
 /// `index_pack_file`, telling `rows` the chunk row of each of the pack's chunks (when the
 /// pack was not indexed yet).
 pub(crate) fn index_pack_file_rows(
     tx: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     name: &str,
     rows: &mut dyn FnMut(&ChunkId, i64),
 ) -> Result<bool> {
-    let (size, groups) = pack::read_trailer(&pack_path(root, name))?;
+    let (size, groups) = pack::read_trailer(storage, name)?;
     index::insert_pack(tx, name, size, &groups, rows)
 }
 
 /// Indexes the snapshot file `id`. Every chunk it names, metadata chunks included, must be
 /// indexed already: its metadata stream is read from the packs through `tx`.
-pub(crate) fn index_snapshot_file(tx: &Connection, root: &Path, id: &str) -> Result<()> {
-    index_snapshot_file_rows(tx, root, id, &|_, _| None)
+pub(crate) fn index_snapshot_file(tx: &Connection, storage: &dyn Storage, id: &str) -> Result<()> {
+    index_snapshot_file_rows(tx, storage, id, &|_, _| None)
 }
 
 /// `index_snapshot_file`, taking chunk rows from `known` where it has them (a writer knows
 /// those of the chunks it stored and of the parent's it reused) instead of looking each up.
 pub(crate) fn index_snapshot_file_rows(
     tx: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     id: &str,
     known: &dyn Fn(ChunkPlace<'_>, &ChunkId) -> Option<i64>,
 ) -> Result<()> {
@@ -53,7 +51,7 @@ pub(crate) fn index_snapshot_file_rows(
     };
     let mut new = NewSnapshot::begin(tx, id)?;
     let mut rows = Vec::new();
-    let file = read_snapshot_file(tx, root, id, |m: Member, chunks| {
+    let file = read_snapshot_file(tx, storage, id, |m: Member, chunks| {
         rows.clear();
         for (n, c) in chunks.iter().enumerate() {
             rows.push(row_of((Some(&m.path), n), c)?.ok_or_else(|| {

@@ -2,12 +2,11 @@
 //! result, so that monitoring (`health`) can tell a repository nobody checks. Spec:
 //! `store-format/README.md`, section "State files".
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::store::state;
+use crate::store::storage::Storage;
 use crate::store::verify::VerifyReport;
 
 /// The file, under `state/`.
@@ -62,16 +61,16 @@ impl LastVerify {
     }
 }
 
-/// Writes the record durably (under `tmp/`, fsync, rename, fsync of `state/`). Best effort:
+/// Writes the record durably (`Storage::replace`). Best effort:
 /// a verify whose record cannot be written (read-only mount) still reports its result; the
 /// record then stays older and monitoring says so.
-pub(crate) fn record(root: &Path, last: &LastVerify) {
-    state::save(root, NAME, "the verify", last);
+pub(crate) fn record(storage: &dyn Storage, last: &LastVerify) {
+    state::save(storage, NAME, "the verify", last);
 }
 
 /// The record, if a verify of the whole repository ever wrote one.
-pub(crate) fn read(root: &Path) -> Result<Option<LastVerify>> {
-    state::load(root, NAME)
+pub(crate) fn read(storage: &dyn Storage) -> Result<Option<LastVerify>> {
+    state::load(storage, NAME)
 }
 
 #[cfg(test)]
@@ -82,11 +81,11 @@ mod tests {
     #[test]
     fn a_record_reads_back_and_a_missing_one_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("tmp")).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), None);
+        let storage = crate::store::storage::LocalDir::new(dir.path());
+        assert_eq!(read(&storage).unwrap(), None);
         let last = LastVerify::of(7, &Err(Error::Corrupt("pack abc cannot be read".into())));
-        record(dir.path(), &last);
-        let back = read(dir.path()).unwrap().unwrap();
+        record(&storage, &last);
+        let back = read(&storage).unwrap().unwrap();
         assert_eq!(back, last);
         assert!(!back.ok && back.error.unwrap().contains("pack abc"));
         assert_eq!(

@@ -6,7 +6,9 @@
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `indexer` (a data file into
 //! the index), `verify`, `rebuild`, `recovery`, `prune` (forget and prune), `repack` (prune's
 //! copying), `lock`, `durable`, `last_verify` (the record `health` reads); `repository` ties
-//! them together. `probe` is the read-only look of monitoring: no lock, no write.
+//! them together. `storage` is where the data files live (packs, snapshot files,
+//! `config.json`, `state/`): every module reads and writes them through it, by key; the
+//! index and the lock are local paths. `probe` is the read-only look of monitoring: no lock, no write.
 //! `parent` builds a parent snapshot (`crate::parent`) and reads its members back.
 
 mod chunk_stream;
@@ -33,6 +35,7 @@ mod snapshot;
 mod snapshot_info;
 mod snapshot_writer;
 mod state;
+mod storage;
 mod verify;
 mod verify_subset;
 

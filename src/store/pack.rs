@@ -1,12 +1,12 @@
 //! The pack file format: groups of chunks followed by a trailer that lists them, so a pack
 //! describes itself. Spec: `store-format/README.md`, section "Pack files".
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::store::chunker::ChunkId;
+use crate::store::storage::{pack_key, LocalObject, Object, Storage};
 
 pub(crate) const PACK_MAGIC: &[u8; 8] = b"OBKPACK\x01";
 /// End magic of the single trailer of a format version 2/3 pack.
@@ -178,28 +178,47 @@ pub(crate) struct PackTable {
     pub final_damaged: Option<String>,
 }
 
-/// Reads and checks the trailer of the pack at `path`. Returns the file size and the groups.
-pub(crate) fn read_trailer(path: &Path) -> Result<(u64, Vec<GroupEntry>)> {
-    let t = read_table(path)?;
+/// Reads and checks the trailer of pack `name` in `storage`. Returns the file size and the
+/// groups.
+pub(crate) fn read_trailer(storage: &dyn Storage, name: &str) -> Result<(u64, Vec<GroupEntry>)> {
+    let t = read_table(storage, name)?;
+    Ok((t.size, t.groups))
+}
+
+/// `read_table` of pack `name` in `storage`.
+pub(crate) fn read_table(storage: &dyn Storage, name: &str) -> Result<PackTable> {
+    let key = pack_key(name);
+    let shown = storage.show(&key);
+    let f = storage
+        .open(&key)
+        .map_err(|e| Error::io(format!("opening pack {shown}"), e))?;
+    read_table_of(&*f, &shown)
+}
+
+/// `read_trailer` of a pack file outside a repository (fuzzing, tests).
+pub(crate) fn read_trailer_file(path: &Path) -> Result<(u64, Vec<GroupEntry>)> {
+    let f = LocalObject::open(path).path_ctx("opening pack", path)?;
+    let t = read_table_of(&f, &path.display().to_string())?;
     Ok((t.size, t.groups))
 }
 
 /// Reads the pack's table: from its final trailer, as its end magic says (version 2/3:
 /// single, version 4: final of two), or, when that one does not check out, from the first
-/// intact version 4 trailer copy found scanning back from the end.
-pub(crate) fn read_table(path: &Path) -> Result<PackTable> {
-    let bad = |why: &str| Error::Corrupt(format!("pack {}: {why}", path.display()));
-    let mut f = File::open(path).path_ctx("opening pack", path)?;
-    let size = f.metadata().path_ctx("reading", path)?.len();
+/// intact version 4 trailer copy found scanning back from the end. `shown` names the pack in
+/// messages.
+pub(crate) fn read_table_of(f: &dyn Object, shown: &str) -> Result<PackTable> {
+    let bad = |why: &str| Error::Corrupt(format!("pack {shown}: {why}"));
+    let reading = |e| Error::io(format!("reading {shown}"), e);
+    let size = f.size();
     if size < (PACK_MAGIC.len() + 4 + TRAILER_TAIL) as u64 {
         return Err(bad("too short to be a pack"));
     }
     let mut magic = [0u8; 8];
-    f.read_exact(&mut magic).path_ctx("reading", path)?;
+    f.read_exact_at(&mut magic, 0).map_err(reading)?;
     if &magic != PACK_MAGIC {
         return Err(bad("no pack header"));
     }
-    let last = match read_final(&mut f, size).path_ctx("reading", path)? {
+    let last = match read_final(f, size).map_err(reading)? {
         Ok(groups) => {
             return Ok(PackTable {
                 size,
@@ -209,7 +228,7 @@ pub(crate) fn read_table(path: &Path) -> Result<PackTable> {
         }
         Err(why) => why,
     };
-    match scan_for_copy(&mut f, size).path_ctx("reading", path)? {
+    match scan_for_copy(f, size).map_err(reading)? {
         Some(groups) => Ok(PackTable {
             size,
             groups,
@@ -221,13 +240,12 @@ pub(crate) fn read_table(path: &Path) -> Result<PackTable> {
 
 /// The groups from the trailer at the very end of the file, or why it cannot be used.
 fn read_final(
-    f: &mut File,
+    f: &dyn Object,
     size: u64,
 ) -> std::io::Result<std::result::Result<Vec<GroupEntry>, String>> {
     let tail_at = size - TRAILER_TAIL as u64;
     let mut tail = [0u8; TRAILER_TAIL];
-    f.seek(SeekFrom::Start(tail_at))?;
-    f.read_exact(&mut tail)?;
+    f.read_exact_at(&mut tail, tail_at)?;
     let copies = match &tail[36..] {
         m if m == TRAILER_MAGIC => 1,
         m if m == TRAILER_MAGIC_V4 => 2,
@@ -252,7 +270,7 @@ fn read_final(
 /// The body before the tail at `tail_at` (start and bytes) when its length is in range and
 /// its BLAKE3 is the one in the tail.
 fn checked_body(
-    f: &mut File,
+    f: &dyn Object,
     tail_at: u64,
     tail: &[u8; TRAILER_TAIL],
 ) -> std::io::Result<Option<(u64, Vec<u8>)>> {
@@ -266,23 +284,21 @@ fn checked_body(
         return Ok(None);
     };
     let mut body = vec![0u8; body_len as usize];
-    f.seek(SeekFrom::Start(body_start))?;
-    f.read_exact(&mut body)?;
+    f.read_exact_at(&mut body, body_start)?;
     Ok((blake3::hash(&body).as_bytes() == &tail[..32]).then_some((body_start, body)))
 }
 
 /// Searches the file from its end backwards for a version 4 trailer copy whose checksum and
 /// groups check out (the groups end where the copy's body starts). Reads the whole file in
 /// the worst case: only a damaged pack gets here.
-fn scan_for_copy(f: &mut File, size: u64) -> std::io::Result<Option<Vec<GroupEntry>>> {
+fn scan_for_copy(f: &dyn Object, size: u64) -> std::io::Result<Option<Vec<GroupEntry>>> {
     let overlap = TRAILER_COPY_MAGIC.len() as u64 - 1;
     let mut end = size;
     let mut window = Vec::new();
     while end > PACK_MAGIC.len() as u64 {
         let start = end.saturating_sub(SCAN_WINDOW).max(PACK_MAGIC.len() as u64);
         window.resize((end - start) as usize, 0);
-        f.seek(SeekFrom::Start(start))?;
-        f.read_exact(&mut window)?;
+        f.read_exact_at(&mut window, start)?;
         let hits: Vec<u64> = window
             .windows(TRAILER_COPY_MAGIC.len())
             .enumerate()
@@ -294,8 +310,7 @@ fn scan_for_copy(f: &mut File, size: u64) -> std::io::Result<Option<Vec<GroupEnt
                 continue;
             };
             let mut tail = [0u8; TRAILER_TAIL];
-            f.seek(SeekFrom::Start(tail_at))?;
-            f.read_exact(&mut tail)?;
+            f.read_exact_at(&mut tail, tail_at)?;
             if let Some((body_start, body)) = checked_body(f, tail_at, &tail)? {
                 if let Ok(groups) = decode_trailer(&body, body_start) {
                     return Ok(Some(groups));
@@ -313,7 +328,7 @@ fn scan_for_copy(f: &mut File, size: u64) -> std::io::Result<Option<Vec<GroupEnt
 
 /// Reads the stored bytes of one group and returns its plain content.
 pub(crate) fn read_group(
-    f: &mut File,
+    f: &dyn Object,
     offset: u64,
     stored_len: u32,
     compressed: bool,
@@ -328,8 +343,12 @@ pub(crate) fn read_group(
 
 /// The stored bytes of one group, as they are in the pack. A group reaching past the end of
 /// the file is refused before anything is allocated for it.
-pub(crate) fn read_stored(f: &mut File, offset: u64, stored_len: u32) -> std::io::Result<Vec<u8>> {
-    let size = f.metadata()?.len();
+pub(crate) fn read_stored(
+    f: &dyn Object,
+    offset: u64,
+    stored_len: u32,
+) -> std::io::Result<Vec<u8>> {
+    let size = f.size();
     if offset.saturating_add(u64::from(stored_len)) > size {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -337,8 +356,7 @@ pub(crate) fn read_stored(f: &mut File, offset: u64, stored_len: u32) -> std::io
         ));
     }
     let mut stored = vec![0u8; stored_len as usize];
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(&mut stored)?;
+    f.read_exact_at(&mut stored, offset)?;
     Ok(stored)
 }
 
@@ -496,7 +514,7 @@ mod tests {
     fn table_of(dir: &Path, bytes: &[u8]) -> Result<PackTable> {
         let path = dir.join("p.pack");
         std::fs::write(&path, bytes).unwrap();
-        read_table(&path)
+        read_table_of(&LocalObject::open(&path).unwrap(), "p.pack")
     }
 
     /// Every single damaged byte after the group data, and every truncation of the final

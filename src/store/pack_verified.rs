@@ -4,12 +4,12 @@
 //! every pack counts as never verified: it costs order, never a check.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::logging;
 use crate::store::state;
+use crate::store::storage::Storage;
 
 const NAME: &str = "pack-verified.json";
 
@@ -21,8 +21,8 @@ struct Record {
 }
 
 /// When each pack was last read back; empty (with a warning) when the record is damaged.
-pub(crate) fn load(root: &Path) -> HashMap<String, i64> {
-    match state::load::<Record>(root, NAME) {
+pub(crate) fn load(storage: &dyn Storage) -> HashMap<String, i64> {
+    match state::load::<Record>(storage, NAME) {
         Ok(r) => r.unwrap_or_default().packs.into_iter().collect(),
         Err(e) => {
             logging::warning(format!("{e}; every pack counts as never verified"));
@@ -34,7 +34,7 @@ pub(crate) fn load(root: &Path) -> HashMap<String, i64> {
 /// Records that `checked` were read back at `now`; packs not in `present` (pruned since) are
 /// dropped. Best effort, like the verify record: a warning when it cannot be written.
 pub(crate) fn record(
-    root: &Path,
+    storage: &dyn Storage,
     mut known: HashMap<String, i64>,
     checked: &[String],
     present: &[String],
@@ -51,7 +51,7 @@ pub(crate) fn record(
             .filter(|(name, _)| present.contains(name))
             .collect(),
     };
-    state::save(root, NAME, "the packs verified", &record);
+    state::save(storage, NAME, "the packs verified", &record);
 }
 
 #[cfg(test)]
@@ -61,23 +61,23 @@ mod tests {
     #[test]
     fn record_reads_back_without_pruned_packs_and_damage_costs_only_order() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("tmp")).unwrap();
-        assert!(load(dir.path()).is_empty());
+        let storage = crate::store::storage::LocalDir::new(dir.path());
+        assert!(load(&storage).is_empty());
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         record(
-            dir.path(),
+            &storage,
             HashMap::new(),
             &names(&["a", "b"]),
             &names(&["a", "b"]),
             10,
         );
-        let known = load(dir.path());
-        record(dir.path(), known, &names(&["b"]), &names(&["b", "c"]), 20);
-        let back = load(dir.path());
+        let known = load(&storage);
+        record(&storage, known, &names(&["b"]), &names(&["b", "c"]), 20);
+        let back = load(&storage);
         assert_eq!(back.get("b"), Some(&20));
         assert_eq!(back.get("a"), None, "pruned pack dropped");
         assert_eq!(back.get("c"), None, "never verified");
         std::fs::write(dir.path().join("state").join(NAME), b"{garbage").unwrap();
-        assert!(load(dir.path()).is_empty());
+        assert!(load(&storage).is_empty());
     }
 }

@@ -1,18 +1,20 @@
-//! Writes pack files: groups are appended to a temporary file under `tmp/`, and `finish`
-//! adds the trailer, fsyncs, renames the pack into `packs/` and fsyncs that directory.
+//! Writes pack files: groups are appended to a local temporary file (`Storage::create_temp`),
+//! and `finish` adds the trailer and publishes the pack as `packs/<xx>/<name>.pack`
+//! (`Storage::put_new`: durable on return).
 //! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::error::{IoContext, Result};
 use crate::store::chunker::ChunkId;
+use crate::store::crash_point;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
-use crate::store::{crash_point, durable};
+use crate::store::storage::{pack_key, Storage, TempFile};
 
 /// A group of consecutive new chunks, before compression.
 #[derive(Default)]
@@ -217,9 +219,8 @@ pub(crate) struct PackDone {
 }
 
 impl Packer {
-    pub(crate) fn create(root: &Path, layout: TrailerLayout) -> Result<Packer> {
-        let tmp = root.join("tmp").join(durable::temp_name("pack")?);
-        let file = durable::create_new(&tmp)?;
+    pub(crate) fn create(storage: &dyn Storage, layout: TrailerLayout) -> Result<Packer> {
+        let TempFile { path: tmp, file } = storage.create_temp("pack")?;
         let mut p = Packer {
             tmp,
             out: BufWriter::with_capacity(1 << 20, file),
@@ -259,9 +260,9 @@ impl Packer {
         Ok(())
     }
 
-    /// Writes the trailer (twice in a format version 4 repository), fsyncs, and renames the pack to `packs/<name[..2]>/<name>.pack`
-    /// (name = BLAKE3 of the whole file), then fsyncs that directory. Durable on return.
-    pub(crate) fn finish(mut self, root: &Path) -> Result<PackDone> {
+    /// Writes the trailer (twice in a format version 4 repository) and publishes the pack as
+    /// `packs/<name[..2]>/<name>.pack` (name = BLAKE3 of the whole file). Durable on return.
+    pub(crate) fn finish(mut self, storage: &dyn Storage) -> Result<PackDone> {
         let trailer = pack::encode_trailer(&self.groups, self.layout);
         self.write(&trailer)?;
         let file = self
@@ -270,11 +271,12 @@ impl Packer {
             .map_err(|e| e.into_error())
             .path_ctx("writing", &self.tmp)?;
         crash_point("pack-written");
-        file.sync_all().path_ctx("syncing", &self.tmp)?;
-        crash_point("pack-synced");
         let name = self.hasher.finalize().to_hex().to_string();
-        let path = pack_path(root, &name);
-        durable::rename_durable(&self.tmp, &path)?;
+        let tmp = TempFile {
+            path: self.tmp,
+            file,
+        };
+        storage.put_new(&pack_key(&name), tmp, "pack")?;
         crash_point("pack-renamed");
         Ok(PackDone {
             name,
@@ -302,18 +304,22 @@ pub(crate) const PACK_CHUNKS: usize = 8192;
 /// which is started when needed and finished once it reaches `pack_size` or holds
 /// `PACK_CHUNKS` chunks. Dropping the series abandons the unfinished pack; finished ones stay
 /// durable under `packs/`.
-pub(crate) struct PackSeries {
-    root: PathBuf,
+pub(crate) struct PackSeries<'s> {
+    storage: &'s dyn Storage,
     pack_size: u64,
     layout: TrailerLayout,
     current: Option<Packer>,
     done: Vec<PackDone>,
 }
 
-impl PackSeries {
-    pub(crate) fn new(root: &Path, pack_size: u64, layout: TrailerLayout) -> PackSeries {
+impl<'s> PackSeries<'s> {
+    pub(crate) fn new(
+        storage: &'s dyn Storage,
+        pack_size: u64,
+        layout: TrailerLayout,
+    ) -> PackSeries<'s> {
         PackSeries {
-            root: root.to_path_buf(),
+            storage,
             pack_size,
             layout,
             current: None,
@@ -326,7 +332,7 @@ impl PackSeries {
             Some(p) => p,
             None => self
                 .current
-                .insert(Packer::create(&self.root, self.layout)?),
+                .insert(Packer::create(self.storage, self.layout)?),
         };
         p.append(g)?;
         if p.len() >= self.pack_size || p.chunks >= PACK_CHUNKS {
@@ -338,7 +344,7 @@ impl PackSeries {
     /// Finishes the current pack, if any: every pack of the series is durable on return.
     pub(crate) fn finish(&mut self) -> Result<()> {
         if let Some(p) = self.current.take() {
-            self.done.push(p.finish(&self.root)?);
+            self.done.push(p.finish(self.storage)?);
         }
         Ok(())
     }
@@ -349,18 +355,12 @@ impl PackSeries {
     }
 }
 
-impl Drop for PackSeries {
+impl Drop for PackSeries<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.current.take() {
             p.abandon();
         }
     }
-}
-
-pub(crate) fn pack_path(root: &Path, name: &str) -> PathBuf {
-    root.join("packs")
-        .join(&name[..2])
-        .join(format!("{name}.pack"))
 }
 
 #[cfg(test)]
@@ -462,8 +462,8 @@ mod series_tests {
     #[test]
     fn a_pack_is_finished_at_pack_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let mut series = PackSeries::new(dir.path(), 1 << 30, TrailerLayout::Double);
+        let storage = crate::store::storage::LocalDir::new(dir.path());
+        let mut series = PackSeries::new(&storage, 1 << 30, TrailerLayout::Double);
         let per_group = 1000;
         let groups = PACK_CHUNKS / per_group + 2;
         for g in 0..groups {
@@ -474,7 +474,7 @@ mod series_tests {
         series.finish().unwrap();
         let packs = series.done();
         assert_eq!(packs.len(), 2);
-        let (_, first) = pack::read_trailer(&pack_path(dir.path(), &packs[0].name)).unwrap();
+        let (_, first) = pack::read_trailer(&storage, &packs[0].name).unwrap();
         let chunks: usize = first.iter().map(|g| g.chunks.len()).sum();
         assert_eq!(chunks, PACK_CHUNKS.div_ceil(per_group) * per_group);
     }

@@ -32,7 +32,7 @@ impl Repository {
         let mut lists = index::snapshot_row(&conn, &info.id)
             .and_then(|row| index::ChunkLists::of(&conn, row))
             .ok();
-        read_snapshot_file(&conn, self.root(), &info.id, |m, chunks| {
+        read_snapshot_file(&conn, self.storage(), &info.id, |m, chunks| {
             let rows = match lists.as_mut().map(|l| l.next_member()) {
                 Some(Ok(Some(rows))) if rows.len() == chunks.len() => rows,
                 _ => {
@@ -61,7 +61,7 @@ impl Repository {
             return Ok(None);
         };
         let conn = self.conn();
-        let mut fetcher = ChunkFetcher::new(&conn, self.root());
+        let mut fetcher = ChunkFetcher::new(&conn, self.storage());
         let mut out = Vec::new();
         for id in chunks {
             out.extend_from_slice(&fetcher.fetch_hash(id, &format!("member {path}"))?);

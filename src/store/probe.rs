@@ -6,12 +6,13 @@
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::store::config::Config;
 use crate::store::index;
 use crate::store::last_verify::{self, LastVerify};
 use crate::store::lock::{self, Holder};
 use crate::store::snapshot_info::SnapshotInfo;
+use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 
 /// A repository as monitoring sees it.
 #[derive(Debug)]
@@ -46,22 +47,27 @@ pub(crate) fn probe(root: &Path) -> Result<Probe> {
             root.display()
         )));
     }
-    let config_path = root.join("config.json");
-    let created = match std::fs::metadata(&config_path) {
-        Ok(m) => m
-            .modified()
-            .path_ctx("reading the time of", &config_path)?
-            .duration_since(UNIX_EPOCH)
+    // The data files through the storage; the index and the lock records are local.
+    let storage = LocalDir::new(root);
+    let created = match storage.stat(CONFIG_KEY) {
+        Ok(Some(info)) => info
+            .modified
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs() as i64),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Ok(None) => {
             return Err(Error::NoRepository(format!(
                 "{} is not an opsi-backup repository (it has no config.json)",
                 root.display()
             )))
         }
-        Err(e) => return Err(Error::io(format!("reading {}", config_path.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading {}", storage.show(CONFIG_KEY)),
+                e,
+            ))
+        }
     };
-    let config = Config::load(&config_path)?;
+    let config = Config::load(&storage)?;
     let Some(conn) = index::open_read_only(root, &config.id)? else {
         return Err(Error::Repository(format!(
             "{} has no index.sqlite; the next command that opens the repository rebuilds it",
@@ -70,7 +76,7 @@ pub(crate) fn probe(root: &Path) -> Result<Probe> {
     };
     Ok(Probe {
         snapshots: index::snapshots(&conn)?,
-        last_verify: last_verify::read(root)?,
+        last_verify: last_verify::read(&storage)?,
         created,
         holders: lock::live_holders(root),
     })

@@ -4,7 +4,6 @@
 //! and pruning", which gives the order of every step and what a crash at each leaves behind.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
 
 use rusqlite::Connection;
 use serde::Serialize;
@@ -15,9 +14,9 @@ use crate::store::config::ChunkerParams;
 use crate::store::index::{self, SqlContext};
 use crate::store::lock::RepoLock;
 use crate::store::pack::{self, TrailerLayout};
-use crate::store::packer::{pack_path, PackDone};
-use crate::store::snapshot::snapshot_path;
-use crate::store::{crash_point, durable, recovery, repack};
+use crate::store::packer::PackDone;
+use crate::store::storage::{pack_key, snapshot_key, Storage};
+use crate::store::{crash_point, recovery, repack};
 
 /// What `Repository::prune` is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,7 +72,7 @@ pub struct PruneReport {
 /// files. The caller holds the exclusive lock. Returns how many were removed.
 pub(crate) fn forget(
     conn: &mut Connection,
-    root: &Path,
+    storage: &dyn Storage,
     names: &[String],
     _lock: &RepoLock,
 ) -> Result<u64> {
@@ -87,20 +86,11 @@ pub(crate) fn forget(
     tx.commit().sql()?;
     crash_point("forget-index-committed");
     for name in &names {
-        remove_if_present(&snapshot_path(root, name))?;
+        storage.remove(&snapshot_key(name))?;
         crash_point("forget-file-removed");
     }
-    durable::sync_dir(&root.join("snapshots"))?;
+    storage.flush_removals("snapshots/")?;
     Ok(names.len() as u64)
-}
-
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing {}", path.display()), e))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// One bit per chunk row id.
@@ -316,7 +306,7 @@ fn mark_references(conn: &Connection, used: &mut Bits) -> Result<()> {
 /// lock, otherwise the exclusive one.
 pub(crate) fn prune(
     conn: &mut Connection,
-    root: &Path,
+    storage: &dyn Storage,
     params: &ChunkerParams,
     layout: TrailerLayout,
     opts: PruneOptions,
@@ -324,7 +314,7 @@ pub(crate) fn prune(
 ) -> Result<PruneReport> {
     if !opts.dry_run {
         // Step 1: every durable snapshot file and pack is in the index, tmp/ is empty.
-        recover_first(conn, root, lock)?;
+        recover_first(conn, storage, lock)?;
     }
     // Step 2: the plan.
     let plan = plan(conn, opts.repack_threshold)?;
@@ -346,7 +336,7 @@ pub(crate) fn prune(
         .filter(|p| p.fate == Fate::Repack)
         .map(|p| p.id)
         .collect();
-    let new = repack::repack(conn, root, params, layout, &to_repack, |id| {
+    let new = repack::repack(conn, storage, params, layout, &to_repack, |id| {
         plan.used.get(id)
     })?;
     crash_point("prune-repacked");
@@ -355,9 +345,9 @@ pub(crate) fn prune(
     // Step 4: one transaction.
     let dropped: Vec<&PackPlan> = plan.packs.iter().filter(|p| p.fate != Fate::Keep).collect();
     let new_names: HashSet<&str> = new.iter().map(|p| p.name.as_str()).collect();
-    commit_index(conn, root, &plan.unused_rows, &new, &dropped, &new_names)?;
+    commit_index(conn, storage, &plan.unused_rows, &new, &dropped, &new_names)?;
     // Step 5: the files no index row references any more.
-    remove_dropped_packs(root, &dropped, &new_names)?;
+    remove_dropped_packs(storage, &dropped, &new_names)?;
     let (packs_after, bytes_after) = index::pack_totals(conn)?;
     report.packs_after = packs_after;
     report.bytes_after = bytes_after;
@@ -367,8 +357,8 @@ pub(crate) fn prune(
 
 /// Step 1: recovery, refusing to prune when a snapshot file cannot be indexed (its chunks
 /// would look unused).
-fn recover_first(conn: &mut Connection, root: &Path, lock: &RepoLock) -> Result<()> {
-    let rec = recovery::recover(root, conn, lock)?;
+fn recover_first(conn: &mut Connection, storage: &dyn Storage, lock: &RepoLock) -> Result<()> {
+    let rec = recovery::recover(storage, conn, lock)?;
     let bad: Vec<&String> = rec
         .unreadable
         .iter()
@@ -439,7 +429,7 @@ impl PruneReport {
 /// (re-pointing the used chunks' rows into them) and deletes the dropped packs' rows.
 fn commit_index(
     conn: &mut Connection,
-    root: &Path,
+    storage: &dyn Storage,
     unused_rows: &[i64],
     new: &[PackDone],
     dropped: &[&PackPlan],
@@ -451,7 +441,7 @@ fn commit_index(
     // Dropped packs written again byte for byte: their last old group row id.
     let mut old_groups: HashMap<i64, i64> = HashMap::new();
     for p in new {
-        index_new_pack(&tx, root, p, &dropped_ids, &mut old_groups)?;
+        index_new_pack(&tx, storage, p, &dropped_ids, &mut old_groups)?;
     }
     crash_point("prune-index-repointed");
     check_groups_unused(&tx, dropped, new_names, &old_groups)?;
@@ -477,7 +467,7 @@ fn commit_index(
 /// `old_groups`.
 fn index_new_pack(
     tx: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     p: &PackDone,
     dropped_ids: &HashSet<i64>,
     old_groups: &mut HashMap<i64, i64>,
@@ -486,7 +476,7 @@ fn index_new_pack(
     // (the earlier copy was indexed by recovery and holds no used chunk row); and used
     // chunks regrouped exactly as they lay can give a pack being dropped again.
     let known = index::pack_row(tx, &p.name)?;
-    let (size, groups) = pack::read_trailer(&pack_path(root, &p.name))?;
+    let (size, groups) = pack::read_trailer(storage, &p.name)?;
     let pack_row = match known {
         Some(id) => {
             if !dropped_ids.contains(&id) {
@@ -522,24 +512,18 @@ fn index_new_pack(
 /// Step 5: removes the files of the dropped packs (not those written again), then makes the
 /// removals durable.
 fn remove_dropped_packs(
-    root: &Path,
+    storage: &dyn Storage,
     dropped: &[&PackPlan],
     new_names: &HashSet<&str>,
 ) -> Result<()> {
-    let mut dirs = BTreeSet::new();
     for p in dropped {
         if new_names.contains(p.name.as_str()) {
             continue;
         }
-        let path = pack_path(root, &p.name);
-        remove_if_present(&path)?;
+        storage.remove(&pack_key(&p.name))?;
         crash_point("prune-pack-removed");
-        dirs.insert(path.parent().expect("pack has a directory").to_path_buf());
     }
-    for d in dirs {
-        durable::sync_dir(&d)?;
-    }
-    Ok(())
+    storage.flush_removals("packs/")
 }
 
 /// Refuses (before the commit) when a chunk row still points into a group about to be deleted:
@@ -579,7 +563,9 @@ mod tests {
     use crate::member::{Member, MemberKind, Mtime};
     use crate::sink::MemberSink;
     use crate::store::rebuild::list_packs;
+    use crate::store::storage::LocalDir;
     use crate::store::{Repository, SnapshotMeta};
+    use std::path::Path;
 
     fn noise(n: usize, seed: u64) -> Vec<u8> {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -641,14 +627,17 @@ mod tests {
     /// Every chunk listed in any pack trailer has its index row pointing into that pack.
     fn no_unused_copies(root: &Path) -> bool {
         let conn = index::connect(&root.join("index.sqlite")).unwrap();
-        list_packs(root).unwrap().iter().all(|name| {
-            let (_, groups) = pack::read_trailer(&pack_path(root, name)).unwrap();
-            groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
-                let row = index::chunk_row(&conn, h).unwrap();
-                let loc = row.and_then(|row| index::location(&conn, row).unwrap());
-                loc.is_some_and(|l| l.pack == *name)
+        list_packs(&LocalDir::new(root))
+            .unwrap()
+            .iter()
+            .all(|name| {
+                let (_, groups) = pack::read_trailer(&LocalDir::new(root), name).unwrap();
+                groups.iter().flat_map(|g| &g.chunks).all(|(h, _)| {
+                    let row = index::chunk_row(&conn, h).unwrap();
+                    let loc = row.and_then(|row| index::location(&conn, row).unwrap());
+                    loc.is_some_and(|l| l.pack == *name)
+                })
             })
-        })
     }
 
     #[test]
@@ -706,7 +695,7 @@ mod tests {
         assert!(!no_unused_copies(&root), "A is stored twice");
 
         assert_eq!(repo.forget(std::slice::from_ref(&s1)).unwrap(), 1);
-        assert!(!snapshot_path(&root, &s1).exists());
+        assert!(!root.join(snapshot_key(&s1)).exists());
         let dry = repo
             .prune(PruneOptions {
                 dry_run: true,
@@ -714,10 +703,10 @@ mod tests {
             })
             .unwrap();
         assert!(dry.bytes_freed > 0 && dry.chunks_deleted > 0, "{dry:?}");
-        let before: u64 = list_packs(&root)
+        let before: u64 = list_packs(&LocalDir::new(&root))
             .unwrap()
             .iter()
-            .map(|n| std::fs::metadata(pack_path(&root, n)).unwrap().len())
+            .map(|n| std::fs::metadata(root.join(pack_key(n))).unwrap().len())
             .sum();
         let r = repo
             .prune(PruneOptions {
@@ -728,10 +717,10 @@ mod tests {
         assert_eq!(r.bytes_before, before);
         assert!(r.packs_deleted + r.packs_repacked > 0, "{r:?}");
         assert_eq!(r.bytes_freed, r.bytes_before - r.bytes_after);
-        let after: u64 = list_packs(&root)
+        let after: u64 = list_packs(&LocalDir::new(&root))
             .unwrap()
             .iter()
-            .map(|n| std::fs::metadata(pack_path(&root, n)).unwrap().len())
+            .map(|n| std::fs::metadata(root.join(pack_key(n))).unwrap().len())
             .sum();
         assert_eq!(after, r.bytes_after);
         assert!(no_unused_copies(&root), "duplicates and B are gone");

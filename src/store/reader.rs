@@ -4,9 +4,7 @@
 //! too (`read_snapshot_file`), as the snapshot format (`snapshot.rs`) knows no index.
 //! Spec: `store-format/README.md`, section "Reading and verification".
 
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
@@ -17,8 +15,8 @@ use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::index;
 use crate::store::pack;
-use crate::store::packer::pack_path;
-use crate::store::snapshot::{read_snapshot, snapshot_path, SnapshotFile};
+use crate::store::snapshot::{read_snapshot, SnapshotFile};
+use crate::store::storage::{pack_key, Object, Storage};
 
 /// Decompressed groups kept by a reader. A member of a later night alternates between the
 /// first night's groups and the small groups of each night's changes; keeping a few avoids
@@ -29,17 +27,17 @@ const GROUP_CACHE_BYTES: usize = 32 << 20;
 /// decompressed groups.
 pub(crate) struct ChunkFetcher<'c> {
     conn: &'c Connection,
-    root: PathBuf,
-    file: Option<(String, File)>,
+    storage: &'c dyn Storage,
+    file: Option<(String, Box<dyn Object>)>,
     /// Most recently used last.
     groups: Vec<((String, u64), Vec<u8>)>,
 }
 
 impl<'c> ChunkFetcher<'c> {
-    pub(crate) fn new(conn: &'c Connection, root: &Path) -> ChunkFetcher<'c> {
+    pub(crate) fn new(conn: &'c Connection, storage: &'c dyn Storage) -> ChunkFetcher<'c> {
         ChunkFetcher {
             conn,
-            root: root.to_path_buf(),
+            storage,
             file: None,
             groups: Vec::new(),
         }
@@ -152,8 +150,7 @@ impl<'c> ChunkFetcher<'c> {
             None
         };
         if self.file.as_ref().map(|f| &f.0) != Some(&loc.pack) {
-            let path = pack_path(&self.root, &loc.pack);
-            let f = File::open(&path).map_err(|e| {
+            let f = self.storage.open(&pack_key(&loc.pack)).map_err(|e| {
                 Error::Corrupt(format!(
                     "pack {} holding chunk {chunk} of {member} cannot be opened: {e}",
                     loc.pack
@@ -161,7 +158,7 @@ impl<'c> ChunkFetcher<'c> {
             })?;
             self.file = Some((loc.pack.clone(), f));
         }
-        let f = &mut self.file.as_mut().expect("opened above").1;
+        let f = &*self.file.as_ref().expect("opened above").1;
         let plain_len = loc.plain_len as usize;
         match prefix {
             None => pack::read_group(
@@ -186,12 +183,12 @@ const MAX_DELTA_DEPTH: u32 = 4;
 /// Feeds every member of snapshot `row` into `sink`, in order, with checked content.
 pub(crate) fn replay(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     row: i64,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
-    let mut fetcher = ChunkFetcher::new(conn, root);
-    for_each_member(conn, root, row, |m: Member, ids| {
+    let mut fetcher = ChunkFetcher::new(conn, storage);
+    for_each_member(conn, storage, row, |m: Member, ids| {
         if !m.is_file() {
             return sink.add(&m, &mut io::empty());
         }
@@ -222,18 +219,13 @@ pub(crate) fn replay(
 /// (looked up in `conn`) and checked. Errors about a metadata chunk name the snapshot.
 pub(crate) fn read_snapshot_file(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     id: &str,
     member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
 ) -> Result<SnapshotFile> {
-    let mut fetcher = ChunkFetcher::new(conn, root);
+    let mut fetcher = ChunkFetcher::new(conn, storage);
     let user = format!("the metadata of snapshot {id}");
-    read_snapshot(
-        &snapshot_path(root, id),
-        id,
-        &mut |c| fetcher.fetch_hash(c, &user),
-        member,
-    )
+    read_snapshot(storage, id, &mut |c| fetcher.fetch_hash(c, &user), member)
 }
 
 /// Calls `f` with every member of a snapshot, in order, and its chunk row ids: the members
@@ -241,13 +233,13 @@ pub(crate) fn read_snapshot_file(
 /// the index, and both must agree member by member.
 pub(crate) fn for_each_member(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     snapshot_row: i64,
     mut f: impl FnMut(Member, Vec<i64>) -> Result<()>,
 ) -> Result<()> {
     let name = index::snapshot_name(conn, snapshot_row)?;
     let mut lists = index::ChunkLists::of(conn, snapshot_row)?;
-    read_snapshot_file(conn, root, &name, |m, hashes| {
+    read_snapshot_file(conn, storage, &name, |m, hashes| {
         let ids = lists
             .next_member()?
             .ok_or_else(|| index::damaged("fewer chunk lists than members"))?;

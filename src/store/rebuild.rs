@@ -1,20 +1,17 @@
 //! Rebuilding the SQLite index from the pack trailers and snapshot files alone. Spec:
 //! `store-format/README.md`, section "Rebuilding the index".
 
-use std::fs;
-use std::path::Path;
-
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::store::index::{self, SqlContext};
 use crate::store::indexer;
 use crate::store::lock::RepoLock;
 use crate::store::pack;
-use crate::store::packer::pack_path;
 use crate::store::reader::read_snapshot_file;
 use crate::store::snapshot;
+use crate::store::storage::Storage;
 
 /// What `Repository::rebuild_index` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -76,15 +73,15 @@ pub struct LostMember {
 /// Empties the index and fills it from the data files, in one transaction. The caller holds
 /// the exclusive lock.
 pub(crate) fn rebuild(
-    root: &Path,
+    storage: &dyn Storage,
     conn: &mut Connection,
     _lock: &RepoLock,
 ) -> Result<RebuildReport> {
     let mut report = RebuildReport::default();
     let mut tx = index::immediate(conn)?;
     index::clear(&tx)?;
-    for name in list_packs(root)? {
-        match pack::read_table(&pack_path(root, &name)) {
+    for name in list_packs(storage)? {
+        match pack::read_table(storage, &name) {
             Ok(t) => {
                 index::insert_pack(&tx, &name, t.size, &t.groups, &mut |_, _| {})?;
                 if let Some(why) = t.final_damaged {
@@ -97,16 +94,16 @@ pub(crate) fn rebuild(
             Err(e) => report.skipped.push(format!("pack {name}: {e}")),
         }
     }
-    for id in list_snapshots(root)? {
+    for id in list_snapshots(storage)? {
         let sp = tx.savepoint().sql()?;
-        match indexer::index_snapshot_file(&sp, root, &id) {
+        match indexer::index_snapshot_file(&sp, storage, &id) {
             Ok(()) => {
                 sp.commit().sql()?;
                 report.snapshots += 1;
             }
             Err(e) => {
                 drop(sp);
-                match what_is_lost(&tx, root, &id)? {
+                match what_is_lost(&tx, storage, &id)? {
                     Some(lost) => report.lost.push(lost),
                     None => report.skipped.push(format!("snapshot {id}: {e}")),
                 }
@@ -119,8 +116,12 @@ pub(crate) fn rebuild(
 
 /// Why snapshot `id` could not be indexed, when its file is intact: the chunks it needs that
 /// are in no indexed pack. `None` when the file itself is damaged, or nothing is missing.
-fn what_is_lost(conn: &Connection, root: &Path, id: &str) -> Result<Option<LostSnapshot>> {
-    let Ok(file) = snapshot::read_snapshot_head(&snapshot::snapshot_path(root, id), id) else {
+fn what_is_lost(
+    conn: &Connection,
+    storage: &dyn Storage,
+    id: &str,
+) -> Result<Option<LostSnapshot>> {
+    let Ok(file) = snapshot::read_snapshot_head(storage, id) else {
         return Ok(None);
     };
     let mut lost = LostSnapshot {
@@ -135,7 +136,7 @@ fn what_is_lost(conn: &Connection, root: &Path, id: &str) -> Result<Option<LostS
         }
     }
     if lost.meta_chunks.is_empty() {
-        let read = read_snapshot_file(conn, root, id, |m, chunks| {
+        let read = read_snapshot_file(conn, storage, id, |m, chunks| {
             let mut missing = Vec::new();
             for c in &chunks {
                 if !index::chunk_known(conn, c)? {
@@ -165,43 +166,31 @@ fn is_hex_name(s: &str) -> bool {
 }
 
 /// Names of the pack files under `packs/`, sorted.
-pub(crate) fn list_packs(root: &Path) -> Result<Vec<String>> {
-    let dir = root.join("packs");
-    let mut names = Vec::new();
-    for sub in fs::read_dir(&dir).path_ctx("listing", &dir)? {
-        let sub = sub.path_ctx("listing", &dir)?.path();
-        if !sub.is_dir() {
-            continue;
-        }
-        for f in fs::read_dir(&sub).path_ctx("listing", &sub)? {
-            let f = f.path_ctx("listing", &sub)?.file_name();
-            if let Some(name) = f
-                .to_str()
-                .and_then(|n| n.strip_suffix(".pack"))
-                .filter(|n| is_hex_name(n))
-            {
-                names.push(name.to_string());
-            }
-        }
-    }
+pub(crate) fn list_packs(storage: &dyn Storage) -> Result<Vec<String>> {
+    let mut names: Vec<String> = storage
+        .list("packs/")?
+        .iter()
+        .filter_map(|k| {
+            let mut parts = k.strip_prefix("packs/")?.split('/');
+            let (_, file) = (parts.next()?, parts.next()?);
+            let name = file.strip_suffix(".pack").filter(|n| is_hex_name(n))?;
+            parts.next().is_none().then(|| name.to_string())
+        })
+        .collect();
     names.sort();
     Ok(names)
 }
 
 /// Ids of the snapshot files under `snapshots/`, sorted.
-pub(crate) fn list_snapshots(root: &Path) -> Result<Vec<String>> {
-    let dir = root.join("snapshots");
-    let mut names = Vec::new();
-    for f in fs::read_dir(&dir).path_ctx("listing", &dir)? {
-        let f = f.path_ctx("listing", &dir)?.file_name();
-        if let Some(id) = f
-            .to_str()
-            .and_then(|n| n.strip_suffix(".snap"))
-            .filter(|n| is_hex_name(n))
-        {
-            names.push(id.to_string());
-        }
-    }
+pub(crate) fn list_snapshots(storage: &dyn Storage) -> Result<Vec<String>> {
+    let mut names: Vec<String> = storage
+        .list("snapshots/")?
+        .iter()
+        .filter_map(|k| {
+            let id = k.strip_prefix("snapshots/")?.strip_suffix(".snap")?;
+            is_hex_name(id).then(|| id.to_string())
+        })
+        .collect();
     names.sort();
     Ok(names)
 }

@@ -2,17 +2,15 @@
 //! waiting when a repository is opened). Spec: `store-format/README.md`, section "What a
 //! crash leaves behind".
 
-use std::fs;
-use std::path::Path;
-
 use rusqlite::Connection;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::logging;
 use crate::store::index::{self, SqlContext};
 use crate::store::indexer;
 use crate::store::lock::RepoLock;
 use crate::store::rebuild::{list_packs, list_snapshots};
+use crate::store::storage::Storage;
 
 /// What a recovery run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,25 +31,22 @@ pub(crate) struct RecoveryReport {
 /// Deletes `tmp/*`, indexes finished packs and snapshot files the index does not know. The
 /// caller holds the exclusive lock (`_lock` proves it).
 pub(crate) fn recover(
-    root: &Path,
+    storage: &dyn Storage,
     conn: &mut Connection,
     _lock: &RepoLock,
 ) -> Result<RecoveryReport> {
-    let mut report = RecoveryReport::default();
-    let tmp = root.join("tmp");
-    for entry in fs::read_dir(&tmp).path_ctx("listing", &tmp)? {
-        let path = entry.path_ctx("listing", &tmp)?.path();
-        fs::remove_file(&path).path_ctx("removing leftover", &path)?;
-        report.tmp_removed += 1;
-    }
+    let mut report = RecoveryReport {
+        tmp_removed: storage.clean_temp()?,
+        ..RecoveryReport::default()
+    };
     let mut tx = index::immediate(conn)?;
     let before = index::last_chunk_row(&tx)?;
-    for name in list_packs(root)? {
+    for name in list_packs(storage)? {
         if index::pack_known(&tx, &name)? {
             continue;
         }
         let sp = tx.savepoint().sql()?;
-        match indexer::index_pack_file(&sp, root, &name) {
+        match indexer::index_pack_file(&sp, storage, &name) {
             Ok(_) => {
                 sp.commit().sql()?;
                 report.packs_reused += 1;
@@ -62,12 +57,12 @@ pub(crate) fn recover(
     if report.packs_reused > 0 {
         report.delta_rows_dropped = drop_unreadable_delta_rows(&tx, before)?;
     }
-    for id in list_snapshots(root)? {
+    for id in list_snapshots(storage)? {
         if index::snapshot_known(&tx, &id)? {
             continue;
         }
         let sp = tx.savepoint().sql()?;
-        match indexer::index_snapshot_file(&sp, root, &id) {
+        match indexer::index_snapshot_file(&sp, storage, &id) {
             Ok(()) => {
                 sp.commit().sql()?;
                 report.snapshots_completed += 1;

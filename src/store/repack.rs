@@ -1,18 +1,16 @@
 //! Prune's repacking: copies the used chunks of mostly unused packs into new packs. Spec:
 //! `store-format/README.md`, section "Forgetting and pruning", step 3.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-
 use rusqlite::Connection;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::store::chunker::{chunk_id, ChunkId};
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, GroupAt};
 use crate::store::pack::{self, TrailerLayout, FLAG_DELTA, FLAG_ZSTD};
-use crate::store::packer::{pack_path, Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
+use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
+use crate::store::storage::{pack_key, Object, Storage};
 
 /// A used chunk of that group: row id, hash, offset in the group's plain bytes, length.
 type ChunkRow = (i64, ChunkId, u64, u32);
@@ -24,13 +22,13 @@ type ChunkRow = (i64, ChunkId, u64, u32);
 /// so a rerun after a crash writes the same packs.
 pub(crate) fn repack(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     params: &ChunkerParams,
     layout: TrailerLayout,
     packs: &[i64],
     used: impl Fn(i64) -> bool,
 ) -> Result<Vec<PackDone>> {
-    let mut out = Output::new(conn, root, params, layout);
+    let mut out = Output::new(conn, storage, params, layout);
     let mut current: Option<GroupAt> = None;
     let mut chunks: Vec<ChunkRow> = Vec::new();
     index::for_each_chunk_of_packs(conn, packs, |g, c| {
@@ -55,10 +53,10 @@ struct Output<'a> {
     conn: &'a Connection,
     /// Reads the reference chunks of delta groups.
     refs: ChunkFetcher<'a>,
-    root: &'a Path,
+    storage: &'a dyn Storage,
     params: &'a ChunkerParams,
-    reading: Option<(String, PathBuf, File)>,
-    packs: PackSeries,
+    reading: Option<(String, Box<dyn Object>)>,
+    packs: PackSeries<'a>,
     plain: PlainGroup,
     zstd: Compressors,
 }
@@ -66,17 +64,17 @@ struct Output<'a> {
 impl<'a> Output<'a> {
     fn new(
         conn: &'a Connection,
-        root: &'a Path,
+        storage: &'a dyn Storage,
         params: &'a ChunkerParams,
         layout: TrailerLayout,
     ) -> Output<'a> {
         Output {
             conn,
-            refs: ChunkFetcher::new(conn, root),
-            root,
+            refs: ChunkFetcher::new(conn, storage),
+            storage,
             params,
             reading: None,
-            packs: PackSeries::new(root, params.pack_size, layout),
+            packs: PackSeries::new(storage, params.pack_size, layout),
             plain: PlainGroup::default(),
             zstd: Compressors::default(),
         }
@@ -88,18 +86,26 @@ impl<'a> Output<'a> {
             return Ok(());
         }
         if self.reading.as_ref().map(|r| &r.0) != Some(&g.pack) {
-            let path = pack_path(self.root, &g.pack);
-            let file = File::open(&path).path_ctx("opening pack", &path)?;
-            self.reading = Some((g.pack.clone(), path, file));
+            let key = pack_key(&g.pack);
+            let file = self
+                .storage
+                .open(&key)
+                .map_err(|e| Error::io(format!("opening pack {}", self.storage.show(&key)), e))?;
+            self.reading = Some((g.pack.clone(), file));
         }
-        let (_, path, file) = self.reading.as_mut().expect("opened above");
+        let (_, file) = self.reading.as_ref().expect("opened above");
         let damaged = |why: String| {
             Error::Corrupt(format!(
                 "pack {}: group at offset {}: {why}; prune stopped before changing anything (run `verify`)",
                 g.pack, g.offset
             ))
         };
-        let stored = pack::read_stored(file, g.offset, g.stored_len).path_ctx("reading", path)?;
+        let stored = pack::read_stored(&**file, g.offset, g.stored_len).map_err(|e| {
+            Error::io(
+                format!("reading {}", self.storage.show(&pack_key(&g.pack))),
+                e,
+            )
+        })?;
         let refs = if g.flags & FLAG_DELTA != 0 {
             index::group_refs(self.conn, g.id)?
         } else {

@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
@@ -22,13 +22,17 @@ use crate::store::rebuild::{self, RebuildReport};
 use crate::store::snapshot::SnapshotMeta;
 use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
+use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 use crate::store::verify::{self, VerifyOptions, VerifyReport};
 use crate::store::{durable, index, reader, recovery};
 
-/// An open repository. Cheap queries go through one shared index connection; each
-/// `SnapshotWriter` opens its own, so several writers (threads or processes) work at once.
+/// An open repository. Its data files (packs, snapshot files, `config.json`, `state/`) are
+/// read and written through `storage`; the index and the lock are local files under `root`.
+/// Cheap queries go through one shared index connection; each `SnapshotWriter` opens its
+/// own, so several writers (threads or processes) work at once.
 pub struct Repository {
     root: PathBuf,
+    storage: Arc<dyn Storage>,
     config: Config,
     conn: Mutex<Connection>,
 }
@@ -105,7 +109,8 @@ impl Repository {
                 path.display()
             )));
         }
-        if path.join("config.json").exists() {
+        let local = LocalDir::new(path);
+        if local.exists(CONFIG_KEY).unwrap_or(false) {
             return Err(Error::Repository(format!(
                 "{} already holds a repository",
                 path.display()
@@ -123,9 +128,8 @@ impl Repository {
                 .path_ctx("setting permissions of", path)?;
         }
         durable::create_dir(path)?;
-        for sub in ["packs", "snapshots", "tmp"] {
-            durable::create_dir(&path.join(sub))?;
-        }
+        local.create_dirs()?;
+        let storage: Arc<dyn Storage> = Arc::new(local);
         let config = Config::new(params)?;
         let index::Opened::Ready { conn, .. } = index::open(path, &config.id)? else {
             return Err(Error::Repository(format!(
@@ -135,12 +139,13 @@ impl Repository {
         };
         drop(durable::open_or_create(&path.join("lock"))?);
         // config.json last: a directory without it is not (yet) a repository.
-        config.save(path)?;
+        config.save(&*storage)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             durable::sync_dir(parent)?;
         }
         Ok(Repository {
             root: path.to_path_buf(),
+            storage,
             config,
             conn: Mutex::new(conn),
         })
@@ -162,11 +167,11 @@ impl Repository {
             return Ok(false);
         }
         let _lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "raise the format version")?;
-        let mut config = Config::load(&self.root.join("config.json"))?;
+        let mut config = Config::load(self.storage())?;
         let raised = config.version < KINDS_VERSION;
         if raised {
             config.version = KINDS_VERSION;
-            config.save(&self.root)?;
+            config.save(self.storage())?;
         }
         self.config = config;
         Ok(raised)
@@ -195,21 +200,20 @@ impl Repository {
     /// `open`; `rebuild_missing`: whether a missing index is rebuilt here (the caller rebuilds
     /// it otherwise).
     fn open_with(path: &Path, rebuild_missing: bool) -> Result<Repository> {
-        let config_path = path.join("config.json");
         check_opens(
             path,
             fs::metadata(path).map(|m| m.is_dir()),
-            fs::metadata(&config_path).map(|_| ()),
+            fs::metadata(path.join(CONFIG_KEY)).map(|_| ()),
         )?;
-        let config = Config::load(&config_path).map_err(|e| match e {
+        let local = LocalDir::new(path);
+        let config = Config::load(&local).map_err(|e| match e {
             Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::PermissionDenied => {
                 permission_denied(path, "config.json")
             }
             e => e,
         })?;
-        for sub in ["packs", "snapshots", "tmp"] {
-            durable::create_dir(&path.join(sub))?;
-        }
+        local.create_dirs()?;
+        let storage: Arc<dyn Storage> = Arc::new(local);
         let (mut conn, created, lock) = match index::open(path, &config.id)? {
             index::Opened::Ready { conn, created } => (conn, created, None),
             index::Opened::Outdated(_) => {
@@ -226,26 +230,39 @@ impl Repository {
                 Some(lock) => lock,
                 None => RepoLock::acquire(path, LockKind::Exclusive, "rebuild the missing index")?,
             };
-            rebuild::rebuild(path, &mut conn, &lock)?;
-            recovery::recover(path, &mut conn, &lock)?;
+            rebuild::rebuild(&*storage, &mut conn, &lock)?;
+            recovery::recover(&*storage, &mut conn, &lock)?;
         } else {
             let lock = match lock {
                 Some(lock) => Some(lock),
                 None => RepoLock::try_exclusive(path, "clean up after interrupted writers")?,
             };
             if let Some(lock) = lock {
-                recovery::recover(path, &mut conn, &lock)?;
+                recovery::recover(&*storage, &mut conn, &lock)?;
             }
         }
         Ok(Repository {
             root: path.to_path_buf(),
+            storage,
             config,
             conn: Mutex::new(conn),
         })
     }
 
+    /// The local directory of the index and the lock (and, for a local repository, of the
+    /// data files: those are read and written through `storage` only).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the data files live.
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        &*self.storage
+    }
+
+    /// The index database, a local cache of what the data files say.
+    pub(crate) fn index_path(&self) -> PathBuf {
+        self.root.join("index.sqlite")
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -304,7 +321,7 @@ impl Repository {
         let info = self.resolve(id)?;
         let conn = self.conn();
         let mut out = Vec::new();
-        reader::read_snapshot_file(&conn, self.root(), &info.id, |m, _| {
+        reader::read_snapshot_file(&conn, self.storage(), &info.id, |m, _| {
             out.push(m);
             Ok(())
         })?;
@@ -318,10 +335,10 @@ impl Repository {
         let info = self.resolve(id)?;
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "read a snapshot")?;
         // An own connection: a long replay does not block other users of this Repository.
-        let conn = index::connect(&self.root.join("index.sqlite"))?;
+        let conn = index::connect(&self.index_path())?;
         reader::replay(
             &conn,
-            &self.root,
+            self.storage(),
             index::snapshot_row(&conn, &info.id)?,
             sink,
         )
@@ -366,11 +383,13 @@ impl Repository {
         let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
         let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
         let started = chrono::Utc::now().timestamp();
-        let outcome = index::connect(&self.root.join("index.sqlite"))
-            .and_then(|conn| verify::verify(&conn, &self.root, id.as_deref(), opts));
+        let index_path = self.index_path();
+        let outcome = index::connect(&index_path).and_then(|conn| {
+            verify::verify(&conn, self.storage(), &index_path, id.as_deref(), opts)
+        });
         let complete = matches!(&outcome, Ok(r) if r.packs_skipped == 0) || outcome.is_err();
         if id.is_none() && complete {
-            last_verify::record(&self.root, &LastVerify::of(started, &outcome));
+            last_verify::record(self.storage(), &LastVerify::of(started, &outcome));
         }
         outcome
     }
@@ -380,8 +399,8 @@ impl Repository {
     pub fn rebuild_index(&self) -> Result<RebuildReport> {
         let lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "rebuild the index")?;
         let mut conn = self.conn();
-        let report = rebuild::rebuild(&self.root, &mut conn, &lock)?;
-        recovery::recover(&self.root, &mut conn, &lock)?;
+        let report = rebuild::rebuild(self.storage(), &mut conn, &lock)?;
+        recovery::recover(self.storage(), &mut conn, &lock)?;
         Ok(report)
     }
 
@@ -394,7 +413,7 @@ impl Repository {
             .iter()
             .map(|id| self.resolve(id).map(|s| s.id))
             .collect::<Result<Vec<_>>>()?;
-        prune::forget(&mut self.conn(), &self.root, &names, &lock)
+        prune::forget(&mut self.conn(), self.storage(), &names, &lock)
     }
 
     /// Applies a retention policy and removes the snapshots it does not keep, planning and
@@ -423,7 +442,7 @@ impl Repository {
         let n = if remove.is_empty() {
             0
         } else {
-            prune::forget(&mut self.conn(), &self.root, &remove, &lock)?
+            prune::forget(&mut self.conn(), self.storage(), &remove, &lock)?
         };
         Ok((decisions, n))
     }
@@ -439,7 +458,7 @@ impl Repository {
         let lock = RepoLock::acquire(&self.root, kind, purpose)?;
         prune::prune(
             &mut self.conn(),
-            &self.root,
+            self.storage(),
             &self.config.chunker,
             TrailerLayout::for_version(self.config.version),
             opts,

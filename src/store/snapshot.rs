@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,8 @@ use crate::member::Member;
 use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::{self, ChunkId};
 use crate::store::config::ChunkerParams;
-use crate::store::{crash_point, durable};
+use crate::store::crash_point;
+use crate::store::storage::{snapshot_key, ObjectReader, Storage, TempFile};
 
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"OBKSNAP\x02";
 /// The magic of format version 1 snapshot files (member records in the file itself).
@@ -103,12 +104,11 @@ pub(crate) struct SnapshotFileWriter {
 
 impl SnapshotFileWriter {
     pub(crate) fn create(
-        root: &Path,
+        storage: &dyn Storage,
         header: &Header,
         params: &ChunkerParams,
     ) -> Result<SnapshotFileWriter> {
-        let tmp = root.join("tmp").join(durable::temp_name("snapshot")?);
-        let file = durable::create_new(&tmp)?;
+        let TempFile { path: tmp, file } = storage.create_temp("snapshot")?;
         let mut hw = HashWriter {
             inner: BufWriter::new(file),
             hasher: blake3::Hasher::new(),
@@ -188,10 +188,14 @@ impl SnapshotFileWriter {
         Ok(chunks)
     }
 
-    /// Writes the end record, fsyncs and renames the file to `snapshots/<id>.snap`; fsyncs
-    /// the directory. Returns the id, the file size and the end record. The metadata stream
+    /// Writes the end record and publishes the file as `snapshots/<id>.snap` (durable on
+    /// return). Returns the id, the file size and the end record. The metadata stream
     /// MUST have been taken completely (`take_meta_chunks(true)`) and its chunks be durable.
-    pub(crate) fn finish(mut self, root: &Path, packs_added: u64) -> Result<(String, u64, End)> {
+    pub(crate) fn finish(
+        mut self,
+        storage: &dyn Storage,
+        packs_added: u64,
+    ) -> Result<(String, u64, End)> {
         debug_assert!(self.meta.is_empty(), "metadata stream not taken");
         let written = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -216,9 +220,11 @@ impl SnapshotFileWriter {
             .map_err(|e| e.into_error())
             .path_ctx("writing", &self.tmp)?;
         crash_point("snapshot-written");
-        file.sync_all().path_ctx("syncing", &self.tmp)?;
-        crash_point("snapshot-synced");
-        durable::rename_durable(&self.tmp, &snapshot_path(root, &id))?;
+        let tmp = TempFile {
+            path: self.tmp,
+            file,
+        };
+        storage.put_new(&snapshot_key(&id), tmp, "snapshot")?;
         crash_point("snapshot-renamed");
         Ok((id, len, end))
     }
@@ -230,10 +236,6 @@ impl SnapshotFileWriter {
         drop(self.enc);
         let _ = std::fs::remove_file(&self.tmp);
     }
-}
-
-pub(crate) fn snapshot_path(root: &Path, id: &str) -> PathBuf {
-    root.join("snapshots").join(format!("{id}.snap"))
 }
 
 /// What the snapshot file itself holds (without the metadata stream).
@@ -250,13 +252,14 @@ pub(crate) struct SnapshotFile {
 /// then its metadata stream, chunk by chunk through `fetch` (which checks each chunk's id),
 /// calling `member` for every member in order.
 pub(crate) fn read_snapshot(
-    path: &Path,
+    storage: &dyn Storage,
     id: &str,
     fetch: &mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
     mut member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
 ) -> Result<SnapshotFile> {
-    let bad = |why: String| Error::Corrupt(format!("snapshot file {}: {why}", path.display()));
-    let file = read_snapshot_head(path, id)?;
+    let shown = storage.show(&snapshot_key(id));
+    let bad = |why: String| Error::Corrupt(format!("snapshot file {shown}: {why}"));
+    let file = read_snapshot_head(storage, id)?;
     let mut stream = ChunkStream::new(file.meta_chunks.iter(), |id: &ChunkId| fetch(id));
     let mut members = 0u64;
     loop {
@@ -334,17 +337,23 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Reads the snapshot file alone: checks its BLAKE3 against `id`, its magic and records.
-pub(crate) fn read_snapshot_head(path: &Path, id: &str) -> Result<SnapshotFile> {
-    let bad = |why: String| Error::Corrupt(format!("snapshot file {}: {why}", path.display()));
-    let mut f = File::open(path).path_ctx("opening snapshot", path)?;
+pub(crate) fn read_snapshot_head(storage: &dyn Storage, id: &str) -> Result<SnapshotFile> {
+    let key = snapshot_key(id);
+    let shown = storage.show(&key);
+    let bad = |why: String| Error::Corrupt(format!("snapshot file {shown}: {why}"));
+    let reading = |e| Error::io(format!("reading {shown}"), e);
+    let obj = storage
+        .open(&key)
+        .map_err(|e| Error::io(format!("opening snapshot {shown}"), e))?;
     let mut hasher = blake3::Hasher::new();
-    let len = io::copy(&mut f, &mut hasher).path_ctx("reading", path)?;
+    let len =
+        io::copy(&mut BufReader::new(ObjectReader::new(&*obj)), &mut hasher).map_err(reading)?;
     if hasher.finalize().to_hex().as_str() != id {
         return Err(bad("its content does not match its name (damaged)".into()));
     }
-    let mut f = BufReader::new(File::open(path).path_ctx("opening snapshot", path)?);
+    let mut f = BufReader::new(ObjectReader::new(&*obj));
     let mut magic = [0u8; 8];
-    f.read_exact(&mut magic).path_ctx("reading", path)?;
+    f.read_exact(&mut magic).map_err(reading)?;
     if &magic == SNAPSHOT_MAGIC_V1 {
         return Err(bad(
             "snapshot file format 1 (repository format version 1) is not supported".into(),
@@ -353,7 +362,7 @@ pub(crate) fn read_snapshot_head(path: &Path, id: &str) -> Result<SnapshotFile> 
     if &magic != SNAPSHOT_MAGIC {
         return Err(bad("no snapshot header".into()));
     }
-    let mut dec = zstd::Decoder::with_buffer(f).path_ctx("reading", path)?;
+    let mut dec = zstd::Decoder::with_buffer(f).map_err(reading)?;
     let mut header: Option<Header> = None;
     let mut meta_chunks = Vec::new();
     loop {
@@ -400,12 +409,10 @@ pub(crate) fn read_snapshot_head(path: &Path, id: &str) -> Result<SnapshotFile> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::storage::LocalDir;
 
     /// A snapshot file with one member, and its id.
-    fn one_member(root: &Path) -> String {
-        for d in ["tmp", "snapshots"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
+    fn one_member(root: &LocalDir) -> String {
         let header = Header {
             repository: "00".repeat(16),
             copy_of: None,
@@ -429,11 +436,11 @@ mod tests {
     #[test]
     fn a_member_record_length_is_bounded_by_the_stream() {
         let dir = tempfile::tempdir().unwrap();
-        let id = one_member(dir.path());
-        let path = snapshot_path(dir.path(), &id);
+        let storage = LocalDir::new(dir.path());
+        let id = one_member(&storage);
         let mut stream = vec![REC_MEMBER, 0xf0, 0xff, 0xff, 0xff];
         stream.extend_from_slice(&[0; 64]);
-        let e = read_snapshot(&path, &id, &mut |_| Ok(stream.clone()), |_, _| Ok(()))
+        let e = read_snapshot(&storage, &id, &mut |_| Ok(stream.clone()), |_, _| Ok(()))
             .err()
             .unwrap()
             .to_string();
@@ -456,9 +463,12 @@ mod tests {
         let mut file = SNAPSHOT_MAGIC.to_vec();
         file.extend_from_slice(&body);
         let id = blake3::hash(&file).to_hex().to_string();
-        let path = dir.path().join("x.snap");
-        std::fs::write(&path, &file).unwrap();
-        let e = read_snapshot_head(&path, &id).err().unwrap().to_string();
+        std::fs::create_dir(dir.path().join("snapshots")).unwrap();
+        std::fs::write(dir.path().join(snapshot_key(&id)), &file).unwrap();
+        let e = read_snapshot_head(&LocalDir::new(dir.path()), &id)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("record cut short (1 of 4294967280 bytes)"),
             "{e}"

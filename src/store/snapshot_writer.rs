@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -27,6 +26,7 @@ use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, Sealed
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
 use crate::store::snapshot_info::{SnapshotInfo, SnapshotKind};
+use crate::store::storage::Storage;
 use crate::store::{crash_point, Repository};
 
 /// zstd level for the groups of a writer that has found at most 1/`SPARSE_RATIO` of what it
@@ -61,7 +61,7 @@ pub struct SnapshotWriter<'r> {
     /// The writer's own connection: its lookups and the indexing of its packs.
     index: WriterIndex,
     /// The groups being filled and the packs they go to.
-    packing: Packing,
+    packing: Packing<'r>,
     /// The parent snapshot, whose chunks of a member are the older versions its new chunks
     /// are compressed against (delta groups; format version 3 on).
     parent: Option<Arc<Parent>>,
@@ -94,7 +94,7 @@ impl WriterIndex {
     /// `seen`. Returns the transaction and those rows.
     fn begin_indexing(
         &mut self,
-        root: &Path,
+        storage: &dyn Storage,
         new: &[PackDone],
     ) -> Result<(Transaction<'_>, &HashMap<ChunkId, i64>)> {
         let WriterIndex { conn, seen, .. } = self;
@@ -106,15 +106,15 @@ impl WriterIndex {
             }
         };
         for p in new {
-            indexer::index_pack_file_rows(&tx, root, &p.name, &mut row_of)?;
+            indexer::index_pack_file_rows(&tx, storage, &p.name, &mut row_of)?;
         }
         Ok((tx, seen))
     }
 }
 
 /// New chunks on their way into packs.
-struct Packing {
-    packs: PackSeries,
+struct Packing<'r> {
+    packs: PackSeries<'r>,
     group: PlainGroup,
     /// Metadata chunks are grouped apart from file contents, so that reading a snapshot's
     /// member list (a parent for `create`, `list`, `diff`) decompresses metadata only.
@@ -154,7 +154,7 @@ impl<'r> SnapshotWriter<'r> {
         copy_of: Option<String>,
     ) -> Result<SnapshotWriter<'r>> {
         let lock = RepoLock::acquire(repo.root(), LockKind::Shared, "write a snapshot")?;
-        let conn = index::connect(&repo.root().join("index.sqlite"))?;
+        let conn = index::connect(&repo.index_path())?;
         // One read transaction for the writer's many chunk lookups: SQLite then locks once,
         // not for every lookup (~20,000 fcntl calls for a 3,000-client file backend). A
         // chunk another writer commits meanwhile is not seen and stored twice; the index
@@ -171,13 +171,13 @@ impl<'r> SnapshotWriter<'r> {
         }
         let params = repo.config().chunker.clone();
         let layout = TrailerLayout::for_version(repo.config().version);
-        let packs = PackSeries::new(repo.root(), params.pack_size, layout);
+        let packs = PackSeries::new(repo.storage(), params.pack_size, layout);
         let header = Header {
             repository: repo.config().id.clone(),
             meta,
             copy_of,
         };
-        let file = SnapshotFileWriter::create(repo.root(), &header, &params)?;
+        let file = SnapshotFileWriter::create(repo.storage(), &header, &params)?;
         Ok(SnapshotWriter {
             repo,
             params,
@@ -374,7 +374,9 @@ impl<'r> SnapshotWriter<'r> {
         if g.refs.is_empty() {
             return Ok(());
         }
-        match ChunkFetcher::new(&self.index.conn, self.repo.root()).prefix(&g.refs, "a new group") {
+        match ChunkFetcher::new(&self.index.conn, self.repo.storage())
+            .prefix(&g.refs, "a new group")
+        {
             Ok(prefix) => g.prefix = prefix,
             Err(e) => {
                 crate::logging::warning(format!(
@@ -505,7 +507,7 @@ impl<'r> SnapshotWriter<'r> {
     /// which keeps ~0.1 s per 100 MB of new data out of its serial end.
     fn index_finished_packs(&mut self) -> Result<()> {
         let new = &self.packing.packs.done()[self.index.indexed..];
-        let (tx, _) = self.index.begin_indexing(self.repo.root(), new)?;
+        let (tx, _) = self.index.begin_indexing(self.repo.storage(), new)?;
         tx.commit().sql()?;
         crash_point("pack-indexed");
         self.index.indexed = self.packing.packs.done().len();
@@ -519,9 +521,9 @@ impl<'r> SnapshotWriter<'r> {
     /// When this returns Ok the snapshot survives a crash.
     pub fn commit(mut self) -> Result<SnapshotInfo> {
         let id = self.write_files()?;
-        let root = self.repo.root();
+        let storage = self.repo.storage();
         let new = &self.packing.packs.done()[self.index.indexed..];
-        let (tx, seen) = self.index.begin_indexing(root, new)?;
+        let (tx, seen) = self.index.begin_indexing(storage, new)?;
         crash_point("index-packs-inserted");
         if !index::snapshot_known(&tx, &id)? {
             let parent = self.parent.as_deref();
@@ -535,7 +537,7 @@ impl<'r> SnapshotWriter<'r> {
                     same.then(|| f.rows[n])
                 })
             };
-            indexer::index_snapshot_file_rows(&tx, root, &id, &known)?;
+            indexer::index_snapshot_file_rows(&tx, storage, &id, &known)?;
         }
         crash_point("index-before-commit");
         tx.commit().sql()?;
@@ -562,7 +564,7 @@ impl<'r> SnapshotWriter<'r> {
         self.packing.packs.finish()?;
         let packs_added = self.packing.packs.done().iter().map(|p| p.size).sum();
         let file = self.file.take().expect("write_files runs once");
-        let (id, _, _) = file.finish(self.repo.root(), packs_added)?;
+        let (id, _, _) = file.finish(self.repo.storage(), packs_added)?;
         Ok(id)
     }
 

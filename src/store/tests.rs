@@ -10,6 +10,7 @@ use super::*;
 use crate::error::Error;
 use crate::member::{Member, MemberKind, Mtime};
 use crate::sink::MemberSink;
+use crate::store::storage::{pack_key, snapshot_key, LocalDir};
 
 /// Collects replayed members with their content.
 #[derive(Default)]
@@ -153,17 +154,17 @@ pub(super) fn init_as_version(root: &Path, version: u32) -> Repository {
         text.contains(&format!("\"version\": {}", config::FORMAT_VERSION)),
         "{text}"
     );
-    let mut config = config::Config::load(&cfg).unwrap();
+    let mut config = config::Config::load(&LocalDir::new(root)).unwrap();
     config.version = version;
-    config.save(root).unwrap();
+    config.save(&LocalDir::new(root)).unwrap();
     Repository::open(root).unwrap()
 }
 
 pub(super) fn pack_files(root: &Path) -> Vec<std::path::PathBuf> {
-    rebuild::list_packs(root)
+    rebuild::list_packs(&LocalDir::new(root))
         .unwrap()
         .iter()
-        .map(|n| packer::pack_path(root, n))
+        .map(|n| root.join(pack_key(n)))
         .collect()
 }
 
@@ -333,7 +334,7 @@ fn verify_names_the_snapshot_of_a_damaged_metadata_chunk() {
     assert!(!rows.is_empty());
     let loc = index::location(&conn, rows[0]).unwrap().unwrap();
     drop(conn);
-    let path = packer::pack_path(&root, &loc.pack);
+    let path = root.join(pack_key(&loc.pack));
     let mut bytes = fs::read(&path).unwrap();
     bytes[(loc.group_offset + u64::from(loc.stored_len) / 2) as usize] ^= 0x40;
     fs::write(&path, &bytes).unwrap();
@@ -653,7 +654,7 @@ fn leftovers_are_cleaned_or_reused() {
     let late_id = w.write_files_only().unwrap();
     // 3. Something else left in tmp/.
     fs::write(root.join("tmp/pack-1-dead.tmp"), b"partial").unwrap();
-    let unindexed_packs = rebuild::list_packs(&root).unwrap().len() - 1;
+    let unindexed_packs = rebuild::list_packs(&LocalDir::new(&root)).unwrap().len() - 1;
     assert!(unindexed_packs >= 2, "{unindexed_packs}");
     // The dropped writer removed its own temporary files; the dead one's stays.
     assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 1);
@@ -847,12 +848,12 @@ fn verify_reports_damaged_and_missing_snapshot_files_and_stray_packs() {
     let repo = Repository::init(&root).unwrap();
     let a = store(&repo, &[file("CONTENT/a", b"aaa")]);
     let b = store(&repo, &[file("CONTENT/b", b"bbb")]);
-    let path_a = snapshot::snapshot_path(&root, &a.id);
+    let path_a = root.join(snapshot_key(&a.id));
     let mut bytes = fs::read(&path_a).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(&path_a, bytes).unwrap();
-    fs::remove_file(snapshot::snapshot_path(&root, &b.id)).unwrap();
+    fs::remove_file(root.join(snapshot_key(&b.id))).unwrap();
     fs::create_dir_all(root.join("packs/ab")).unwrap();
     fs::write(
         root.join("packs/ab")

@@ -174,7 +174,7 @@ fn unsized_members_find_their_parent_too() {
     let info = w.commit().unwrap();
     let delta: Vec<_> = pack_files(&root)
         .iter()
-        .flat_map(|p| pack::read_trailer(p).unwrap().1)
+        .flat_map(|p| pack::read_trailer_file(p).unwrap().1)
         .filter(|g| g.flags & pack::FLAG_DELTA != 0)
         .collect();
     assert!(!delta.is_empty());

@@ -58,7 +58,7 @@ fn rebuild_keeps_every_snapshot_when_one_trailer_of_a_pack_is_damaged() {
     // The pack holding the most chunks: the one whose loss would cost the most.
     let pack = packs
         .iter()
-        .max_by_key(|p| pack::read_trailer(p).unwrap().1.len())
+        .max_by_key(|p| pack::read_trailer_file(p).unwrap().1.len())
         .unwrap()
         .clone();
     let good = fs::read(&pack).unwrap();
@@ -107,7 +107,7 @@ fn expected_loss(repo: &Repository, lost: &BTreeSet<ChunkId>) -> Expected {
     let mut out = Expected::new();
     for s in snapshots {
         let mut members = Vec::new();
-        let file = reader::read_snapshot_file(&conn, repo.root(), &s.id, |m, chunks| {
+        let file = reader::read_snapshot_file(&conn, repo.storage(), &s.id, |m, chunks| {
             let gone: Vec<String> = chunks
                 .iter()
                 .filter(|c| lost.contains(*c))
@@ -145,19 +145,24 @@ fn rebuild_reports_exactly_what_a_pack_with_both_trailers_damaged_loses() {
     let night1 = {
         let conn = repo.conn();
         let mut ids = Vec::new();
-        reader::read_snapshot_file(&conn, &root, &snaps[1].0, |m, chunks| {
-            if m.path == "CONTENT/night1.bin" {
-                ids = chunks;
-            }
-            Ok(())
-        })
+        reader::read_snapshot_file(
+            &conn,
+            &crate::store::storage::LocalDir::new(&root),
+            &snaps[1].0,
+            |m, chunks| {
+                if m.path == "CONTENT/night1.bin" {
+                    ids = chunks;
+                }
+                Ok(())
+            },
+        )
         .unwrap();
         ids
     };
     // Of the packs holding it, the one whose loss costs the fewest snapshots.
     let (pack, expected) = packs
         .iter()
-        .map(|p| (p.clone(), pack::read_trailer(p).unwrap().1))
+        .map(|p| (p.clone(), pack::read_trailer_file(p).unwrap().1))
         .filter(|(_, g)| {
             g.iter()
                 .any(|g| g.chunks.iter().any(|c| night1.contains(&c.0)))

@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +19,10 @@ use crate::store::config::Config;
 use crate::store::index::{self, ChunkAt};
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::pack_verified;
-use crate::store::packer::pack_path;
 use crate::store::reader::{for_each_member, read_snapshot_file, ChunkFetcher};
 use crate::store::rebuild::{list_packs, list_snapshots};
-use crate::store::snapshot::{read_snapshot_head, snapshot_path};
+use crate::store::snapshot::read_snapshot_head;
+use crate::store::storage::{pack_key, Object, Storage};
 pub use crate::store::verify_subset::DataSubset;
 
 /// The `member` of a `NeededBy` for a chunk of a snapshot's metadata stream.
@@ -161,7 +160,8 @@ impl Found {
 /// every indexed chunk.
 pub(crate) fn verify(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
+    index_path: &Path,
     only: Option<&str>,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport> {
@@ -171,30 +171,51 @@ pub(crate) fn verify(
         Some(id) => vec![id.to_string()],
         None => index::snapshots(conn)?.into_iter().map(|s| s.id).collect(),
     };
-    check_config(root, &mut report, &mut found);
-    let wanted = check_snapshot_files(conn, root, &names, only.is_some(), &mut report, &mut found)?;
+    check_config(storage, &mut report, &mut found);
+    let wanted = check_snapshot_files(
+        conn,
+        storage,
+        &names,
+        only.is_some(),
+        &mut report,
+        &mut found,
+    )?;
     let mut packs = groups_to_read(conn, wanted.as_ref(), &mut found)?;
     if only.is_none() {
-        check_unindexed_files(conn, root, &mut packs, &mut report, &mut found)?;
+        check_unindexed_files(conn, storage, &mut packs, &mut report, &mut found)?;
     }
-    read_back(root, &packs, only.is_none(), opts, &mut report, &mut found);
-    report.problems = attach_users(conn, root, found)?;
+    let whole = only.is_none();
+    let reading = Reading {
+        storage,
+        index_path,
+        packs: &packs,
+    };
+    read_back(&reading, whole, opts, &mut report, &mut found);
+    report.problems = attach_users(conn, storage, found)?;
     Ok(report)
+}
+
+/// What the pack read-back works on: the data files, the index (each pack with delta groups
+/// opens its own connection, from a worker thread) and the groups to read per pack.
+struct Reading<'a> {
+    storage: &'a dyn Storage,
+    index_path: &'a Path,
+    packs: &'a BTreeMap<String, Vec<GroupWork>>,
 }
 
 /// Reads back the packs the options choose, in their order; for a verify of the whole
 /// repository, records which packs were read back intact (`state/pack-verified.json`).
 fn read_back(
-    root: &Path,
-    packs: &BTreeMap<String, Vec<GroupWork>>,
+    reading: &Reading<'_>,
     whole: bool,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     found: &mut Vec<Found>,
 ) {
+    let (storage, packs) = (reading.storage, reading.packs);
     let started = Instant::now();
     let known = if whole {
-        pack_verified::load(root)
+        pack_verified::load(storage)
     } else {
         HashMap::new()
     };
@@ -231,7 +252,7 @@ fn read_back(
         let results: Vec<(u64, u64, Vec<Found>)> = names
             .par_iter()
             .map(|name| {
-                let checked = check_pack(root, name, &packs[name]);
+                let checked = check_pack(reading, name);
                 tell(Progress::Done(size_of[name.as_str()]));
                 checked
             })
@@ -252,7 +273,7 @@ fn read_back(
         // A damaged pack stays "never verified": it is read first again next time.
         let present: Vec<String> = packs.keys().cloned().collect();
         let now = chrono::Utc::now().timestamp();
-        pack_verified::record(root, known, &intact, &present, now);
+        pack_verified::record(storage, known, &intact, &present, now);
     }
 }
 
@@ -260,7 +281,7 @@ fn read_back(
 /// the chunk rows they use (the only ones to read back); else `None`: all of them.
 fn check_snapshot_files(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     names: &[String],
     only_these: bool,
     report: &mut VerifyReport,
@@ -269,7 +290,7 @@ fn check_snapshot_files(
     let mut wanted: Option<HashSet<i64>> = only_these.then(HashSet::new);
     for name in names {
         report.snapshots += 1;
-        if let Err(e) = read_snapshot_file(conn, root, name, |_, _| Ok(())) {
+        if let Err(e) = read_snapshot_file(conn, storage, name, |_, _| Ok(())) {
             found.push(Found {
                 what: format!("snapshot {name}: {e}"),
                 users: vec![NeededBy {
@@ -339,17 +360,17 @@ fn groups_to_read(
 /// one a problem. Indexed packs no chunk row points into join `packs`: every byte is checked.
 fn check_unindexed_files(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     packs: &mut BTreeMap<String, Vec<GroupWork>>,
     report: &mut VerifyReport,
     found: &mut Vec<Found>,
 ) -> Result<()> {
-    for name in list_packs(root)? {
+    for name in list_packs(storage)? {
         if index::pack_known(conn, &name)? {
             packs.entry(name).or_default();
             continue;
         }
-        match intact_pack(root, &name) {
+        match intact_pack(storage, &name) {
             Ok(()) => report.notes.push(format!(
                 "pack {name} is intact but not in the index yet (a writer is committing \
                  it, or recovery has not run since a crash)"
@@ -363,11 +384,11 @@ fn check_unindexed_files(
             }),
         }
     }
-    for id in list_snapshots(root)? {
+    for id in list_snapshots(storage)? {
         if index::snapshot_known(conn, &id)? {
             continue;
         }
-        match read_snapshot_head(&snapshot_path(root, &id), &id) {
+        match read_snapshot_head(storage, &id) {
             Ok(_) => report.notes.push(format!(
                 "snapshot {id} is intact but not in the index yet (a writer is committing \
                  it, or recovery has not run since a crash)"
@@ -385,8 +406,8 @@ fn check_unindexed_files(
     Ok(())
 }
 
-fn check_config(root: &Path, report: &mut VerifyReport, found: &mut Vec<Found>) {
-    match Config::load(&root.join("config.json")) {
+fn check_config(storage: &dyn Storage, report: &mut VerifyReport, found: &mut Vec<Found>) {
+    match Config::load(storage) {
         Ok(c) if c.checksum.is_none() => report.notes.push(
             "config.json has no checksum (written by an older opsi-backup): only its syntax and \
              values could be checked"
@@ -402,15 +423,14 @@ fn check_config(root: &Path, report: &mut VerifyReport, found: &mut Vec<Found>) 
 }
 
 /// Whether a pack file matches its name and its trailer checks out; the reason otherwise.
-fn intact_pack(root: &Path, name: &str) -> std::result::Result<(), String> {
-    let path = pack_path(root, name);
-    let hash = PackScan::open(&path)
+fn intact_pack(storage: &dyn Storage, name: &str) -> std::result::Result<(), String> {
+    let hash = PackScan::open(storage, name)
         .and_then(PackScan::finish)
         .map_err(|e| e.to_string())?;
     if hash.to_hex().as_str() != name {
         return Err("its BLAKE3 does not match its name".into());
     }
-    pack::read_trailer(&path).map_err(|e| e.to_string())?;
+    pack::read_trailer(storage, name).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -418,7 +438,7 @@ fn intact_pack(root: &Path, name: &str) -> std::result::Result<(), String> {
 /// order, and everything between and after them, all of it into a BLAKE3 hasher, so that the
 /// whole file is compared with its name. Memory: one group and a 64 KiB buffer.
 struct PackScan {
-    file: File,
+    file: Box<dyn Object>,
     size: u64,
     pos: u64,
     hasher: blake3::Hasher,
@@ -427,9 +447,9 @@ struct PackScan {
 }
 
 impl PackScan {
-    fn open(path: &Path) -> io::Result<PackScan> {
-        let file = File::open(path)?;
-        let size = file.metadata()?.len();
+    fn open(storage: &dyn Storage, name: &str) -> io::Result<PackScan> {
+        let file = storage.open(&pack_key(name))?;
+        let size = file.size();
         Ok(PackScan {
             file,
             size,
@@ -444,7 +464,7 @@ impl PackScan {
         let mut buf = vec![0u8; 64 << 10];
         while self.pos < to.min(self.size) {
             let want = (to.min(self.size) - self.pos).min(buf.len() as u64) as usize;
-            let n = self.file.read(&mut buf[..want])?;
+            let n = self.file.read_at(&mut buf[..want], self.pos)?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -460,7 +480,7 @@ impl PackScan {
         if offset < self.pos || self.broken {
             // Out of order (or after a failed read): read it apart, the hash is redone.
             self.broken = true;
-            return pack::read_stored(&mut self.file, offset, len);
+            return pack::read_stored(&*self.file, offset, len);
         }
         if offset.saturating_add(u64::from(len)) > self.size {
             return Err(io::Error::new(
@@ -473,7 +493,7 @@ impl PackScan {
         }
         let read = self.skip_to(offset).and_then(|()| {
             let mut stored = vec![0u8; len as usize];
-            self.file.read_exact(&mut stored)?;
+            self.file.read_exact_at(&mut stored, offset)?;
             Ok(stored)
         });
         match read {
@@ -492,8 +512,6 @@ impl PackScan {
     /// The BLAKE3 of the whole file.
     fn finish(mut self) -> io::Result<blake3::Hash> {
         if self.broken {
-            use std::io::{Seek, SeekFrom};
-            self.file.seek(SeekFrom::Start(0))?;
             self.hasher = blake3::Hasher::new();
             self.pos = 0;
         }
@@ -504,15 +522,15 @@ impl PackScan {
 
 /// Reads every group of one pack, re-hashes its chunks and hashes the whole file against its
 /// name. Returns chunks and bytes checked.
-fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<Found>) {
+fn check_pack(reading: &Reading<'_>, name: &str) -> (u64, u64, Vec<Found>) {
+    let (storage, groups) = (reading.storage, &reading.packs[name]);
     let all_rows = || -> Vec<i64> {
         groups
             .iter()
             .flat_map(|g| g.chunks.iter().map(|c| c.row))
             .collect()
     };
-    let path = pack_path(root, name);
-    let mut file = match PackScan::open(&path) {
+    let mut file = match PackScan::open(storage, name) {
         Ok(f) => f,
         Err(e) => {
             let what = format!("pack file cannot be opened: {e}");
@@ -535,9 +553,9 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
     let index = groups
         .iter()
         .any(|g| g.flags & FLAG_DELTA != 0)
-        .then(|| index::connect(&root.join("index.sqlite")).map_err(|e| e.to_string()));
+        .then(|| index::connect(reading.index_path).map_err(|e| e.to_string()));
     let mut refs = match &index {
-        Some(Ok(conn)) => Ok(ChunkFetcher::new(conn, root)),
+        Some(Ok(conn)) => Ok(ChunkFetcher::new(conn, storage)),
         Some(Err(e)) => Err(e.clone()),
         None => Err(String::new()),
     };
@@ -558,13 +576,16 @@ fn check_pack(root: &Path, name: &str, groups: &[GroupWork]) -> (u64, u64, Vec<F
     }
     if let Some(why) = check_whole(file, name) {
         // The trailer's own checks say where the damage lies when it is there.
-        let trailer = match pack::read_trailer(&path) {
+        let trailer = match pack::read_trailer(storage, name) {
             Ok(_) => String::new(),
             Err(e) => format!("; {e}"),
         };
         found.push(Found {
             pack: Some(name.to_string()),
-            what: format!("pack file {} is damaged: {why}{trailer}", path.display()),
+            what: format!(
+                "pack file {} is damaged: {why}{trailer}",
+                storage.show(&pack_key(name))
+            ),
             rows: all_rows(),
             ..Found::default()
         });
@@ -642,7 +663,11 @@ fn read_delta(
 }
 
 /// Scans every snapshot's members once and attaches the users of each problem's chunks.
-fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec<Problem>> {
+fn attach_users(
+    conn: &Connection,
+    storage: &dyn Storage,
+    found: Vec<Found>,
+) -> Result<Vec<Problem>> {
     let mut users: HashMap<i64, Vec<NeededBy>> = found
         .iter()
         .flat_map(|f| f.rows.iter().map(|r| (*r, Vec::new())))
@@ -660,7 +685,7 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
     };
     if !users.is_empty() {
         for s in index::snapshots(conn)? {
-            add_users(conn, root, &s.id, &mut users)?;
+            add_users(conn, storage, &s.id, &mut users)?;
         }
     }
     Ok(found
@@ -691,7 +716,7 @@ fn attach_users(conn: &Connection, root: &Path, found: Vec<Found>) -> Result<Vec
 /// member (or its metadata stream).
 fn add_users(
     conn: &Connection,
-    root: &Path,
+    storage: &dyn Storage,
     id: &str,
     users: &mut HashMap<i64, Vec<NeededBy>>,
 ) -> Result<()> {
@@ -707,7 +732,7 @@ fn add_users(
     // Member names come from the snapshot's metadata stream; when the damage makes
     // it unreadable, the chunk lists in the index still name the snapshot.
     let mut hits: Vec<(i64, String)> = Vec::new();
-    let named = for_each_member(conn, root, row, |m, ids| {
+    let named = for_each_member(conn, storage, row, |m, ids| {
         hits.extend(
             ids.into_iter()
                 .filter(|id| users.contains_key(id))
