@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(depot, "DATA/DEPOT");
         assert!(is_data(&depot) && !is_content(&depot));
         assert_eq!(Part::of(&depot), None, "the original's parts are untouched");
-        assert_eq!(DataPart::of("DATA/DEPOT/win10/x.wim"), Some(DataPart::Depot));
+        assert_eq!(
+            DataPart::of("DATA/DEPOT/win10/x.wim"),
+            Some(DataPart::Depot)
+        );
         assert_eq!(DataPart::of("DATA/TFTP"), Some(DataPart::Tftp));
         assert_eq!(DataPart::of("DATA/DEPOTX/a"), None);
         assert_eq!(DataPart::Depot.below("DATA/DEPOT/win10/x"), Some("win10/x"));

@@ -166,9 +166,15 @@ mod tests {
         let now = file("DATA/DEPOT/a").member;
         assert!(p.get("DATA/DEPOT/a").unwrap().unchanged(&now));
         let mut touched = now.clone();
-        touched.stamp = Some(crate::member::FileStamp { ino: 1, ctime_ns: 3 });
+        touched.stamp = Some(crate::member::FileStamp {
+            ino: 1,
+            ctime_ns: 3,
+        });
         assert!(!p.get("DATA/DEPOT/a").unwrap().unchanged(&touched), "ctime");
-        touched.stamp = Some(crate::member::FileStamp { ino: 9, ctime_ns: 2 });
+        touched.stamp = Some(crate::member::FileStamp {
+            ino: 9,
+            ctime_ns: 2,
+        });
         assert!(!p.get("DATA/DEPOT/a").unwrap().unchanged(&touched), "inode");
     }
 }

@@ -77,7 +77,10 @@ impl DataTars {
                 .sync_all()
                 .path_ctx("flushing to disk", &dest)?;
             tmp.persist(&dest).map_err(|e| {
-                Error::io(format!("cannot move the tar to {}", dest.display()), e.error)
+                Error::io(
+                    format!("cannot move the tar to {}", dest.display()),
+                    e.error,
+                )
             })?;
             crate::durable::sync_parent(&dest)?;
             done.push(dest);

@@ -96,7 +96,10 @@ pub(crate) fn locate(
             None => format!("the default {} location {path}", part.name()),
         };
         let real_root = std::fs::canonicalize(root.path()).map_err(|e| {
-            Error::Config(format!("cannot resolve the root {}: {e}", root.path().display()))
+            Error::Config(format!(
+                "cannot resolve the root {}: {e}",
+                root.path().display()
+            ))
         })?;
         let raw = root.resolve(&path);
         let real = confined(&real_root, &raw).map_err(|r| {
@@ -167,7 +170,10 @@ fn server_urls(root: &OpsiRoot, set: &BackendSet, fqdn: &str) -> Result<Vec<(Dat
             "SELECT HEX(IFNULL(depotLocalUrl, '')), HEX(IFNULL(workbenchLocalUrl, '')), \
              HEX(IFNULL(repositoryLocalUrl, '')) FROM HOST WHERE type = 'OpsiConfigserver';\n",
         )?;
-        let from = format!("the HOST table of mysql backend {} ({})", b.name, cfg.database);
+        let from = format!(
+            "the HOST table of mysql backend {} ({})",
+            b.name, cfg.database
+        );
         return from_host_rows(&out, &from);
     }
     logging::notice(
@@ -178,9 +184,24 @@ fn server_urls(root: &OpsiRoot, set: &BackendSet, fqdn: &str) -> Result<Vec<(Dat
 }
 
 const URL_KEYS: [(DataPart, &str, &str, &str); 3] = [
-    (DataPart::Depot, "depotLocalUrl", "depotlocalurl", "depotshare"),
-    (DataPart::Workbench, "workbenchLocalUrl", "workbenchlocalurl", "workbench"),
-    (DataPart::Repository, "repositoryLocalUrl", "repositorylocalurl", "repository"),
+    (
+        DataPart::Depot,
+        "depotLocalUrl",
+        "depotlocalurl",
+        "depotshare",
+    ),
+    (
+        DataPart::Workbench,
+        "workbenchLocalUrl",
+        "workbenchlocalurl",
+        "workbench",
+    ),
+    (
+        DataPart::Repository,
+        "repositoryLocalUrl",
+        "repositorylocalurl",
+        "repository",
+    ),
 ];
 
 /// The local URLs of a depot ini file (`ini`, named in messages).
@@ -310,7 +331,10 @@ mod tests {
     fn tftp_root_of_the_known_layouts() {
         for (pxe, root) in [
             ("/tftpboot/opsi/opsi-linux-bootimage/cfg", "/tftpboot/opsi"),
-            ("/var/lib/tftpboot/opsi/pxelinux.cfg", "/var/lib/tftpboot/opsi"),
+            (
+                "/var/lib/tftpboot/opsi/pxelinux.cfg",
+                "/var/lib/tftpboot/opsi",
+            ),
             ("/tftpboot/linux/pxelinux.cfg", "/tftpboot/linux"),
             ("/srv/tftp/opsi/opsi-linux-bootimage/cfg", "/srv/tftp/opsi"),
             ("/srv/boot/cfg/", "/srv/boot/cfg"),
@@ -325,8 +349,15 @@ mod tests {
                    DepotLocalUrl = file:///var/lib/opsi/depot\nrepositorylocalurl =\n\
                    [workbench]\nlocalurl = file:///srv/wb\n";
         let got = from_depot_ini(ini, Path::new("x.ini"));
-        let of = |p: DataPart| got.iter().find(|(q, _)| *q == p).map(|(_, s)| s.value.clone());
-        assert_eq!(of(DataPart::Depot).as_deref(), Some("file:///var/lib/opsi/depot"));
+        let of = |p: DataPart| {
+            got.iter()
+                .find(|(q, _)| *q == p)
+                .map(|(_, s)| s.value.clone())
+        };
+        assert_eq!(
+            of(DataPart::Depot).as_deref(),
+            Some("file:///var/lib/opsi/depot")
+        );
         assert_eq!(of(DataPart::Workbench).as_deref(), Some("file:///srv/wb"));
         assert_eq!(of(DataPart::Repository), None);
     }
@@ -338,8 +369,15 @@ mod tests {
             value: v.into(),
             from: "f.ini".into(),
         };
-        assert_eq!(local_path(&s("file:///var/lib/opsi/depot/")).unwrap(), "/var/lib/opsi/depot");
-        for bad in ["smb://server/opsi_depot", "file://host/x", "/var/lib/opsi/depot"] {
+        assert_eq!(
+            local_path(&s("file:///var/lib/opsi/depot/")).unwrap(),
+            "/var/lib/opsi/depot"
+        );
+        for bad in [
+            "smb://server/opsi_depot",
+            "file://host/x",
+            "/var/lib/opsi/depot",
+        ] {
             let e = local_path(&s(bad)).unwrap_err().to_string();
             assert!(e.contains("`depotLocalUrl`") && e.contains("f.ini"), "{e}");
         }
@@ -347,7 +385,11 @@ mod tests {
 
     #[test]
     fn host_rows_are_hex() {
-        let row = format!("{}\t\t{}\n", hex::encode("file:///d"), hex::encode("file:///r"));
+        let row = format!(
+            "{}\t\t{}\n",
+            hex::encode("file:///d"),
+            hex::encode("file:///r")
+        );
         let got = from_host_rows(&row, "HOST").unwrap();
         assert_eq!(got.len(), 2);
         assert!(from_host_rows("", "HOST").is_err());

@@ -205,10 +205,7 @@ fn data_parts(
         let (mut dest, mut what) = match &req.target {
             Some(t) => (t.clone(), format!("--target {}", t.display())),
             None => {
-                let d = dirs
-                    .iter()
-                    .find(|d| d.part == part)
-                    .expect("located above");
+                let d = dirs.iter().find(|d| d.part == part).expect("located above");
                 (d.path.clone(), d.what.clone())
             }
         };

@@ -145,7 +145,11 @@ impl Plan {
         let mut total = 0u64;
         for part in &self.parts {
             match part {
-                Part::Path { path, .. } | Part::Data { dir: DataDir { path, .. }, .. } => {
+                Part::Path { path, .. }
+                | Part::Data {
+                    dir: DataDir { path, .. },
+                    ..
+                } => {
                     total += walkdir::WalkDir::new(path)
                         .into_iter()
                         .filter_map(|e| e.ok())
