@@ -139,7 +139,8 @@ fn local_path(s: &Setting) -> Result<String> {
                 s.describe()
             ))
         })?;
-    Ok(path.trim_end_matches('/').to_string()).map(|p| if p.is_empty() { "/".into() } else { p })
+    let path = path.trim_end_matches('/');
+    Ok(if path.is_empty() { "/" } else { path }.to_string())
 }
 
 /// The config server's local URLs: from the file backend in use, else the MySQL backend in
@@ -162,7 +163,7 @@ fn server_urls(root: &OpsiRoot, set: &BackendSet, fqdn: &str) -> Result<Vec<(Dat
             .map_err(|e| Error::io(format!("cannot read {}", ini.display()), e))?;
         return Ok(from_depot_ini(&String::from_utf8_lossy(&text), &ini));
     }
-    for b in in_use(BackendKind::Mysql) {
+    if let Some(b) = in_use(BackendKind::Mysql).next() {
         let cfg = b.mysql()?;
         let out = run_sql(
             &cfg,
