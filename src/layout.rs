@@ -2,6 +2,12 @@
 //! (`docs/OPSI-BACKUP-FACTS.md`, "Archive layout"). The one module that spells out `CONTENT/`
 //! and `CONTROL/`: sources name their members here, restore finds its parts here, the archive
 //! scanner, diff and the MySQL dump ask here. Imports nothing.
+//!
+//! Beside the original's parts, a repository snapshot may hold the server's bulk data (depot,
+//! workbench, package repository, TFTP boot files) under `DATA/<PART>/` (`DataPart`): outside
+//! `CONTENT/`, so CONTROL/checksums never lists them (no sha1 is computed for depot bytes; the
+//! repository's BLAKE3 chunk ids guard them) and an exported opsi-backup archive, which must
+//! stay exactly the original's, never holds them.
 
 /// `/etc/opsi`, the server's configuration.
 pub(crate) const CONF: &str = "CONTENT/CONF";
@@ -39,6 +45,79 @@ impl Part {
         .find(|(prefix, _)| path.starts_with(prefix))
         .map(|(_, part)| part)
     }
+}
+
+const DATA_DIR: &str = "DATA/";
+
+/// The server's bulk data a snapshot may hold beside the original's parts, named as the
+/// `--backends` option names them. Never in an opsi-backup archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum DataPart {
+    /// The depot (`depotLocalUrl`): one directory per product.
+    Depot,
+    /// The workbench (`workbenchLocalUrl`): where packages are built.
+    Workbench,
+    /// The package repository (`repositoryLocalUrl`): the .opsi files.
+    Repository,
+    /// The TFTP boot files (opsipxeconfd's TFTP root).
+    Tftp,
+}
+
+impl DataPart {
+    pub(crate) const ALL: [DataPart; 4] = [
+        DataPart::Depot,
+        DataPart::Workbench,
+        DataPart::Repository,
+        DataPart::Tftp,
+    ];
+
+    /// The name `--backends`, the toml and a snapshot's backends list use.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DataPart::Depot => "depot",
+            DataPart::Workbench => "workbench",
+            DataPart::Repository => "repository",
+            DataPart::Tftp => "tftp",
+        }
+    }
+
+    /// The part called `name` (case-insensitive).
+    pub(crate) fn parse(name: &str) -> Option<DataPart> {
+        DataPart::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The member path of the part's top directory: `DATA/DEPOT`.
+    pub(crate) fn prefix(self) -> String {
+        format!("{DATA_DIR}{}", self.name().to_uppercase())
+    }
+
+    /// The part member `path` belongs to.
+    pub(crate) fn of(path: &str) -> Option<DataPart> {
+        let rest = path.strip_prefix(DATA_DIR)?;
+        let top = rest.split('/').next()?;
+        DataPart::ALL
+            .into_iter()
+            .find(|p| p.name().to_uppercase() == top)
+    }
+
+    /// The path of member `path` below the part's top directory (`DATA/DEPOT/a/b` -> `a/b`,
+    /// the top directory itself -> ``).
+    pub(crate) fn below(self, path: &str) -> Option<&str> {
+        let rest = path
+            .strip_prefix(DATA_DIR)?
+            .strip_prefix(self.name().to_uppercase().as_str())?;
+        if rest.is_empty() {
+            return Some("");
+        }
+        rest.strip_prefix('/')
+    }
+}
+
+/// Whether `path` is bulk data of a snapshot (under `DATA/`), which archives never hold.
+pub(crate) fn is_data(path: &str) -> bool {
+    path.starts_with(DATA_DIR)
 }
 
 /// The file backend `name`'s base directory tree.
@@ -121,5 +200,24 @@ mod tests {
         assert_eq!(in_file_backends("CONTENT/BACKENDS/FILE_HOSTKEYS/x"), None);
         assert!(is_mysql("CONTENT/BACKENDS/MYSQL/mysql/database.sql"));
         assert!(is_content("CONTENT/x") && !is_content(SYSINFO));
+    }
+
+    #[test]
+    fn data_parts_lie_outside_content() {
+        let depot = DataPart::Depot.prefix();
+        assert_eq!(depot, "DATA/DEPOT");
+        assert!(is_data(&depot) && !is_content(&depot));
+        assert_eq!(Part::of(&depot), None, "the original's parts are untouched");
+        assert_eq!(
+            DataPart::of("DATA/DEPOT/win10/x.wim"),
+            Some(DataPart::Depot)
+        );
+        assert_eq!(DataPart::of("DATA/TFTP"), Some(DataPart::Tftp));
+        assert_eq!(DataPart::of("DATA/DEPOTX/a"), None);
+        assert_eq!(DataPart::Depot.below("DATA/DEPOT/win10/x"), Some("win10/x"));
+        assert_eq!(DataPart::Depot.below("DATA/DEPOT"), Some(""));
+        assert_eq!(DataPart::Depot.below("DATA/DEPOTX"), None);
+        assert_eq!(DataPart::parse(" TFTP"), Some(DataPart::Tftp));
+        assert_eq!(DataPart::parse("file"), None);
     }
 }

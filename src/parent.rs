@@ -5,10 +5,12 @@
 //!
 //! This is knowledge between a source and the repository, so it lies beside both: the store
 //! builds a `Parent` from a snapshot, the command line attaches the parent's checksums, sources
-//! ask it whether a file is unchanged, sinks reuse its files. Imports only `member`.
+//! ask it whether a file is unchanged, sinks reuse its files. Imports only `member` and
+//! `layout`.
 
 use std::collections::HashMap;
 
+use crate::layout;
 use crate::member::Member;
 
 /// A chunk's hash as the repository names it (BLAKE3 of its plain bytes).
@@ -37,7 +39,8 @@ pub struct ParentFile {
 }
 
 impl ParentFile {
-    /// Whether `now` (just read from the file system) shows the same file, unchanged.
+    /// Whether `now` (just read from the file system) shows the same file, unchanged. Archive
+    /// content also needs its CONTROL/checksums line; bulk data (`DATA/`) has none.
     pub fn unchanged(&self, now: &Member) -> bool {
         let p = &self.member;
         now.stamp.is_some()
@@ -45,7 +48,7 @@ impl ParentFile {
             && p.size == now.size
             && p.mtime == now.mtime
             && p.kind == now.kind
-            && self.sha1.is_some()
+            && (self.sha1.is_some() || !layout::is_content(&now.path))
     }
 }
 
@@ -153,5 +156,25 @@ mod tests {
         assert_eq!(p.size("CONTENT/dump"), Some(900));
         assert_eq!(p.size("CONTENT/c"), None);
         assert_eq!(p.len(), 2);
+    }
+
+    /// Bulk data has no checksum line: its stamp alone says it is unchanged.
+    #[test]
+    fn data_files_need_no_checksum() {
+        let mut p = Parent::new("s".into());
+        p.add_file(file("DATA/DEPOT/a"));
+        let now = file("DATA/DEPOT/a").member;
+        assert!(p.get("DATA/DEPOT/a").unwrap().unchanged(&now));
+        let mut touched = now.clone();
+        touched.stamp = Some(crate::member::FileStamp {
+            ino: 1,
+            ctime_ns: 3,
+        });
+        assert!(!p.get("DATA/DEPOT/a").unwrap().unchanged(&touched), "ctime");
+        touched.stamp = Some(crate::member::FileStamp {
+            ino: 9,
+            ctime_ns: 2,
+        });
+        assert!(!p.get("DATA/DEPOT/a").unwrap().unchanged(&touched), "inode");
     }
 }

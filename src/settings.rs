@@ -9,6 +9,13 @@
 //! keep_daily = 7
 //! keep_weekly = 4
 //! keep_monthly = 6
+//!
+//! [create]
+//! backends = ["auto", "depot", "workbench", "repository", "tftp"]  # without --backends
+//!
+//! [exclude]            # globs for the bulk data, relative to each part's directory
+//! all = ["*.part"]     # every part
+//! depot = ["*/tmp/*"]  # also: workbench, repository, tftp
 //! ```
 //! Options and environment variables win over the file. The repository path is taken as
 //! written (it is not placed under `--root`).
@@ -31,6 +38,50 @@ pub struct Settings {
     pub lock_wait: Option<u64>,
     #[serde(default)]
     pub retention: Policy,
+    #[serde(default)]
+    pub create: CreateSettings,
+    #[serde(default)]
+    pub exclude: ExcludeSettings,
+}
+
+/// `[create]`: what `create` does without options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSettings {
+    /// The `--backends` of a `create` that names none (empty: `auto`).
+    #[serde(default)]
+    pub backends: Vec<String>,
+}
+
+/// `[exclude]`: glob patterns left out of the bulk data (`source/exclude.rs`). None by
+/// default: a depot holds data that exists nowhere else.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExcludeSettings {
+    #[serde(default)]
+    pub all: Vec<String>,
+    #[serde(default)]
+    pub depot: Vec<String>,
+    #[serde(default)]
+    pub workbench: Vec<String>,
+    #[serde(default)]
+    pub repository: Vec<String>,
+    #[serde(default)]
+    pub tftp: Vec<String>,
+}
+
+impl ExcludeSettings {
+    /// The patterns for the part called `name`: `all`'s, then its own.
+    pub(crate) fn for_part(&self, name: &str) -> Vec<String> {
+        let own: &[String] = match name {
+            "depot" => &self.depot,
+            "workbench" => &self.workbench,
+            "repository" => &self.repository,
+            "tftp" => &self.tftp,
+            _ => &[],
+        };
+        self.all.iter().chain(own.iter()).cloned().collect()
+    }
 }
 
 impl Settings {
@@ -74,6 +125,15 @@ mod tests {
         );
         assert_eq!(s.retention.keep_daily, Some(7));
         assert_eq!(s.lock_wait, Some(60));
+        std::fs::write(
+            &f,
+            "[create]\nbackends = [\"auto\", \"depot\"]\n[exclude]\nall = [\"*.part\"]\ndepot = [\"*/tmp/*\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(&root).unwrap();
+        assert_eq!(s.create.backends, ["auto", "depot"]);
+        assert_eq!(s.exclude.for_part("depot"), ["*.part", "*/tmp/*"]);
+        assert_eq!(s.exclude.for_part("tftp"), ["*.part"]);
         std::fs::write(&f, "[retention]\nkeep_dayly = 7\n").unwrap();
         let e = Settings::load(&root).unwrap_err().to_string();
         assert!(e.contains("keep_dayly"), "{e}");

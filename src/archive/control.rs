@@ -129,10 +129,16 @@ impl<S: MemberSink> MemberSink for ControlWriter<S> {
     }
 
     fn note_checksum(&mut self, path: &str, sha1_hex: &str) {
-        self.lines.push((path.to_string(), sha1_hex.to_string()));
+        if crate::layout::is_content(path) {
+            self.lines.push((path.to_string(), sha1_hex.to_string()));
+        }
     }
 
     fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
+        // Bulk data (`DATA/`) has no checksum line to carry over.
+        if !crate::layout::is_content(&member.path) {
+            return self.inner.reuse(member, parent);
+        }
         let Some(sha1) = parent.sha1.as_deref() else {
             return Ok(false);
         };

@@ -5,6 +5,7 @@ pub(crate) mod archive_file;
 pub(crate) mod codec;
 pub(crate) mod compression;
 pub(crate) mod control;
+pub(crate) mod data_tars;
 pub(crate) mod naming;
 pub(crate) mod parallel;
 pub(crate) mod rechecked;

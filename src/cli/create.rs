@@ -13,11 +13,15 @@ use crate::archive::naming;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{export, human, json, opsiconfd, output, parent, repo, Global};
 use crate::error::Error;
+use crate::layout::DataPart;
 use crate::logging;
 use crate::mysql::{Consistency, DumpOptions};
 use crate::opsi::backends::load_backends;
+use crate::opsi::data_dirs;
 use crate::opsi::root::OpsiRoot;
 use crate::opsi::sysinfo::SysInfo;
+use crate::settings::SETTINGS_FILE;
+use crate::source::exclude::Exclude;
 use crate::source::plan::Plan;
 use crate::store::SnapshotMeta;
 
@@ -27,6 +31,9 @@ pub struct CreateArgs {
     #[arg(value_name = "DEST")]
     pub destination: Option<PathBuf>,
     /// Backends to back up: file, mysql, dhcp, auto (those in dispatch.conf) or all. Repeatable.
+    /// With a repository also the server's bulk data: depot, workbench, repository (the .opsi
+    /// packages), tftp (never implied by auto or all). Default: `backends` of `[create]` in
+    /// /etc/opsi/opsi-backup.toml, else auto.
     /// `opsiconfd` (alone, with a repository): run the server's `opsiconfd backup` and store
     /// its file.
     #[arg(long = "backends", value_name = "BACKEND")]
@@ -71,8 +78,27 @@ pub(super) fn dump_options(a: &CreateArgs) -> DumpOptions {
     }
 }
 
+/// The backends asked for: the options', else the settings' `[create] backends`.
+fn requested(g: &Global, a: &CreateArgs) -> Vec<String> {
+    if a.backends.is_empty() {
+        g.settings.create.backends.clone()
+    } else {
+        a.backends.clone()
+    }
+}
+
+/// The bulk data parts named in `backends` (depot, workbench, repository, tftp).
+fn data_parts(backends: &[String]) -> Vec<DataPart> {
+    backends.iter().filter_map(|b| DataPart::parse(b)).collect()
+}
+
 /// Reads the server's configuration and decides what goes into the backup.
-pub(super) fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow::Result<Plan> {
+pub(super) fn plan(
+    root: &OpsiRoot,
+    sysinfo: &SysInfo,
+    a: &CreateArgs,
+    g: &Global,
+) -> anyhow::Result<Plan> {
     if root.is_live() && !nix::unistd::geteuid().is_root() {
         return Err(
             Error::Invalid("Only users with root access can create a backup.".into()).into(),
@@ -82,20 +108,39 @@ pub(super) fn plan(root: &OpsiRoot, sysinfo: &SysInfo, a: &CreateArgs) -> anyhow
     for w in &set.warnings {
         logging::warning(w);
     }
-    let sel = set.select(&a.backends)?;
+    let sel = set.select(&requested(g, a))?;
     for w in &sel.warnings {
         logging::warning(w);
     }
-    Ok(Plan::new(root, &sel, !a.no_configuration)?)
+    let mut plan = Plan::new(root, &sel, !a.no_configuration)?;
+    let fqdn = sysinfo.get("fqdn").unwrap_or_default();
+    let mut dirs = Vec::new();
+    for dir in data_dirs::locate(root, &set, fqdn, &sel.data)? {
+        let exclude = Exclude::new(&g.settings.exclude.for_part(dir.part.name()))?;
+        dirs.push((dir, exclude));
+    }
+    plan.add_data(dirs);
+    Ok(plan)
 }
 
 pub(super) fn create(g: &Global, a: CreateArgs) -> anyhow::Result<i32> {
     if a.backends.iter().any(|b| b == "opsiconfd") {
         return create_opsiconfd(g, &a);
     }
+    let data = data_parts(&requested(g, &a));
+    if !data.is_empty() && g.repository.is_none() {
+        let names: Vec<&str> = data.iter().map(|p| p.name()).collect();
+        return Err(Error::Invalid(format!(
+            "--backends {} needs a repository (--repository DIR or `repository` in {}): an \
+             opsi-backup archive never holds the server's bulk data",
+            names.join(", "),
+            SETTINGS_FILE
+        ))
+        .into());
+    }
     let root = OpsiRoot::new(g.root());
     let sysinfo = SysInfo::gather(&root);
-    let plan = plan(&root, &sysinfo, &a)?;
+    let plan = plan(&root, &sysinfo, &a, g)?;
     let compression = Compression::parse(&a.compression)?;
     if g.repository.is_some() {
         return create_snapshot(g, &a, &plan, &sysinfo, compression);
@@ -189,6 +234,15 @@ fn create_opsiconfd(g: &Global, a: &CreateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The plan's bulk data kinds (depot, ...).
+fn data_kinds(plan: &Plan) -> Vec<String> {
+    plan.kinds
+        .iter()
+        .filter(|k| DataPart::parse(k).is_some())
+        .cloned()
+        .collect()
+}
+
 fn meta_host(sysinfo: &SysInfo) -> String {
     sysinfo.get("fqdn").unwrap_or_default().to_string()
 }
@@ -259,7 +313,22 @@ fn create_snapshot(
     ));
     let mut archive = None;
     if let Some(dest) = &a.destination {
-        let done = export::export_snapshot(&r, &info, dest, compression, !a.no_cache)?;
+        if plan.has_data() {
+            logging::notice(format!(
+                "the archive leaves out the server's bulk data ({}): snapshot {} holds it; \
+                 `export` writes it as separate tar files",
+                data_kinds(plan).join(", "),
+                human::short(&info.id)
+            ));
+        }
+        let done = export::export_snapshot(
+            &r,
+            &info,
+            dest,
+            compression,
+            !a.no_cache,
+            export::DataTars::Skip,
+        )?;
         output::summary(done.display().to_string());
         archive = Some(done.display().to_string());
     }

@@ -1,5 +1,7 @@
 //! `export SNAPSHOT DEST [-c]`: a full, self-contained opsi-backup archive from a snapshot,
-//! written, verified and renamed into place like `create` does.
+//! written, verified and renamed into place like `create` does. The archive is exactly the
+//! original's format: the snapshot's bulk data (depot, ...) goes into separate plain tar
+//! files beside it (`archive/data_tars.rs` says why).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,13 +10,17 @@ use clap::Args;
 
 use crate::archive::archive_file::ArchiveFileWriter;
 use crate::archive::compression::Compression;
+use crate::archive::data_tars::DataTars as TarsBeside;
 use crate::archive::naming;
 use crate::archive::segment_cache::SegmentCache;
 use crate::cli::password::PasswordArgs;
 use crate::cli::progress::{self, ProgressSink};
 use crate::cli::{human, json, opsiconfd, output, repo, Global};
+use crate::layout;
 use crate::logging;
+use crate::member::Member;
 use crate::opsi::sysinfo::SysInfo;
+use crate::sink::MemberSink;
 use crate::store::{Repository, SnapshotInfo, SnapshotKind};
 
 #[derive(Args, Debug)]
@@ -40,6 +46,34 @@ pub struct ExportArgs {
     pub password: PasswordArgs,
 }
 
+/// What becomes of a snapshot's bulk data (`DATA/...`) on export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DataTars {
+    /// Left out (create's nightly archive: the snapshot holds it).
+    Skip,
+    /// Written as separate tar files beside the archive.
+    Beside,
+}
+
+/// Sends the archive's members to the archive and the bulk data to its tars (or nowhere), in
+/// one pass over the snapshot.
+struct Split<'a> {
+    archive: &'a mut dyn MemberSink,
+    data: Option<&'a mut TarsBeside>,
+}
+
+impl MemberSink for Split<'_> {
+    fn add(&mut self, member: &Member, content: &mut dyn std::io::Read) -> crate::Result<()> {
+        if !layout::is_data(&member.path) {
+            return self.archive.add(member, content);
+        }
+        match &mut self.data {
+            Some(tars) => tars.add(member, content),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Writes snapshot `info` to `dest` (a file, or a directory for the original's generated name).
 /// With `use_cache`, compressed segments of earlier exports are spliced where the archive did
 /// not change (see `archive/segment_cache.rs`).
@@ -49,7 +83,20 @@ pub(super) fn export_snapshot(
     dest: &std::path::Path,
     compression: Compression,
     use_cache: bool,
+    data: DataTars,
 ) -> anyhow::Result<PathBuf> {
+    Ok(export_with_data(r, info, dest, compression, use_cache, data)?.0)
+}
+
+/// `export_snapshot`, also returning the tar files of the bulk data written beside.
+pub(super) fn export_with_data(
+    r: &Repository,
+    info: &SnapshotInfo,
+    dest: &std::path::Path,
+    compression: Compression,
+    use_cache: bool,
+    data: DataTars,
+) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
     // Cleaned as `create` cleans what it writes, so the name is the one `create` would give.
     let mut sysinfo = SysInfo::new();
     for (k, v) in &info.sysinfo {
@@ -71,10 +118,33 @@ pub(super) fn export_snapshot(
             .map(Arc::new)
     });
     let mut writer = ArchiveFileWriter::create_with_cache(&dest, compression, cache.clone())?;
+    let mut tars = match data {
+        DataTars::Beside => Some(TarsBeside::beside(&dest)),
+        DataTars::Skip => None,
+    };
     let bar = progress::bar("export", Some(info.size));
-    r.replay(&info.id, &mut ProgressSink::new(&mut writer, bar.clone()))?;
+    let mut split = Split {
+        archive: &mut writer,
+        data: tars.as_mut(),
+    };
+    r.replay(&info.id, &mut ProgressSink::new(&mut split, bar.clone()))?;
     bar.finish_and_clear();
     let done = writer.finish(None)?;
+    let beside = match tars {
+        Some(t) => t.finish()?,
+        None => Vec::new(),
+    };
+    for t in &beside {
+        logging::notice(format!(
+            "Wrote the snapshot's {} beside the archive: {} (a plain tar: the opsi-backup \
+             archive holds only what the original reads)",
+            t.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.rsplit('.').nth(1))
+                .unwrap_or("data"),
+            t.display()
+        ));
+    }
     let reused = match &cache {
         Some(c) => {
             if let Err(e) = c.sweep() {
@@ -94,7 +164,7 @@ pub(super) fn export_snapshot(
         human::short(&info.id),
         done.display()
     ));
-    Ok(done)
+    Ok((done, beside))
 }
 
 /// An archive named `x.tar.gz` but written with `-c bz2` keeps its name (as the original
@@ -132,14 +202,18 @@ pub(super) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let done = export_snapshot(
+    let (done, beside) = export_with_data(
         &r,
         &info,
         &a.destination,
         Compression::parse(&a.compression)?,
         !a.no_cache,
+        DataTars::Beside,
     )?;
     output::summary(done.display().to_string());
+    for t in &beside {
+        output::summary(t.display().to_string());
+    }
     if a.json {
         json::print(&json::Export {
             schema: json::schema("export"),

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::cli::backup_source::{Origin, Verified};
 use crate::cli::{json, repo, Global};
 use crate::error::{Error, IoContext, Result};
+use crate::layout::DataPart;
 use crate::opsi::root::OpsiRoot;
 use crate::rename::validate_server_id;
 use crate::restore::{self, Request, Restored};
@@ -19,8 +20,15 @@ pub struct RestoreArgs {
     #[arg(value_name = "FILE|SNAPSHOT")]
     pub file: PathBuf,
     /// Backends to restore: file, mysql, dhcp, auto (default: those in dispatch.conf) or all. Repeatable.
+    /// From a snapshot also the server's bulk data: depot, workbench, repository, tftp.
     #[arg(long = "backends", value_name = "BACKEND")]
     pub backends: Vec<String>,
+    /// With --backends depot: restore only this product's directory of the depot.
+    #[arg(long, value_name = "ID")]
+    pub product: Option<String>,
+    /// Restore the one bulk data part named (depot, ...) into DIR instead of its live place.
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
     /// Restore the opsi configuration (/etc/opsi).
     #[arg(long)]
     pub configuration: bool,
@@ -42,12 +50,50 @@ pub(super) fn request(a: &RestoreArgs) -> anyhow::Result<Request> {
         .as_deref()
         .map(validate_server_id)
         .transpose()?;
+    let product = a.product.as_deref().map(product_id).transpose()?;
+    // Relative to where the command runs, as a path on the command line is; then, like every
+    // target, checked to lie under the root and off the system directories.
+    let target = match &a.target {
+        Some(t) if t.is_relative() => Some(
+            std::env::current_dir()
+                .ctx("reading the current directory")?
+                .join(t),
+        ),
+        t => t.clone(),
+    };
     Ok(Request {
         backends: a.backends.clone(),
         configuration: a.configuration,
         force: a.force,
         new_server_id,
+        product,
+        target,
     })
+}
+
+/// A product id names one directory of the depot: one plain path component.
+fn product_id(id: &str) -> Result<String> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && !id.contains(['/', '\\', '\0'])
+        && id.len() <= 255;
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(Error::Invalid(format!(
+            "--product '{id}' is not a product id (one directory of the depot)"
+        )))
+    }
+}
+
+/// The bulk data parts named in `--backends`.
+fn data_named(a: &RestoreArgs) -> Vec<&str> {
+    a.backends
+        .iter()
+        .filter(|b| DataPart::parse(b).is_some())
+        .map(String::as_str)
+        .collect()
 }
 
 pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
@@ -55,6 +101,16 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> anyhow::Result<i32> {
     let root = OpsiRoot::new(g.root());
     let (archive, snapshot, restored) = if repo::is_archive(g, &a.file) {
         repo::ensure_not_snapshot(g, &a.file)?;
+        let data = data_named(&a);
+        if !data.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{} is an archive file: archives never hold {} (a repository snapshot does; \
+                 `export` writes it as separate tar files beside the archive)",
+                a.file.display(),
+                data.join(", ")
+            ))
+            .into());
+        }
         let mut src = Verified::new(Origin::Archive(a.file.clone()));
         let restored = restore::restore(&root, &mut src, &req, &ask)?;
         (Some(a.file.display().to_string()), None, restored)

@@ -20,6 +20,7 @@ use pyconf::{dict_get, parse_conf, system_resolver, PyValue};
 use super::dispatch::DispatchConfig;
 use super::root::OpsiRoot;
 use crate::error::{Error, IoContext, Result};
+use crate::layout::DataPart;
 use crate::mysql::MysqlConfig;
 
 /// The file backend's `baseDir` when its config does not name one.
@@ -27,7 +28,8 @@ pub(crate) const DEFAULT_FILE_BASE_DIR: &str = "/var/lib/opsi/config";
 /// The file backend's `hostKeyFile` when its config does not name one.
 pub(crate) const DEFAULT_HOST_KEY_FILE: &str = "/etc/opsi/pckeys";
 
-/// The backend names `--backends` accepts.
+/// The backend names `--backends` accepts (beside the data parts, `layout::DataPart`, which
+/// only a repository holds and neither `auto` nor `all` includes).
 pub(crate) const BACKEND_CHOICES: &[&str] = &["file", "mysql", "dhcp", "auto", "all"];
 
 /// What a backend is, from its `module` (compared lower-cased).
@@ -145,6 +147,9 @@ pub(crate) struct Selection<'a> {
     pub file: Vec<&'a BackendConfig>,
     pub mysql: Vec<&'a BackendConfig>,
     pub dhcp: Vec<&'a BackendConfig>,
+    /// The server's bulk data asked for by name (depot, workbench, repository, tftp), in the
+    /// order of `DataPart::ALL`.
+    pub data: Vec<DataPart>,
     /// True when the request was `auto` (given or implied): missing backend data is skipped
     /// rather than an error on restore.
     pub auto: bool,
@@ -278,12 +283,19 @@ impl BackendSet {
     /// [`BACKEND_CHOICES`] (case-insensitive); empty means `auto`.
     pub(crate) fn select(&self, requested: &[String]) -> Result<Selection<'_>> {
         let mut wanted = Vec::new();
+        let mut data = Vec::new();
         for r in requested {
             let r = r.trim().to_lowercase();
+            if let Some(part) = DataPart::parse(&r) {
+                data.push(part);
+                continue;
+            }
             if !BACKEND_CHOICES.contains(&r.as_str()) {
+                let data_names = DataPart::ALL.map(DataPart::name);
                 return Err(Error::Invalid(format!(
-                    "'{r}' is not a valid backend (choose from {})",
-                    BACKEND_CHOICES.join(", ")
+                    "'{r}' is not a valid backend (choose from {}, {})",
+                    BACKEND_CHOICES.join(", "),
+                    data_names.join(", ")
                 )));
             }
             if !wanted.contains(&r) {
@@ -292,10 +304,14 @@ impl BackendSet {
         }
         let has = |k: &str| wanted.iter().any(|w| w == k);
         let all = has("all");
-        let auto = !all && (wanted.is_empty() || has("auto"));
+        // Only data parts named: none of the backends, as `--backends file` takes no other.
+        let auto = !all && ((wanted.is_empty() && data.is_empty()) || has("auto"));
+        data.sort();
+        data.dedup();
 
         let mut sel = Selection {
             auto,
+            data,
             ..Selection::default()
         };
         for (kind, label) in [
@@ -578,6 +594,22 @@ mod tests {
         let sel = set.select(&req(&["dhcp"])).unwrap();
         assert!(sel.is_empty());
         assert_eq!(sel.warnings, ["no dhcp backend is configured"]);
+    }
+
+    /// The data parts are opt-in by name: `auto` and `all` keep the original's meaning.
+    #[test]
+    fn data_parts_are_named_never_implied() {
+        let (_d, set) = standard(".* : mysql\n");
+        for r in [req(&[]), req(&["auto"]), req(&["all"])] {
+            assert!(set.select(&r).unwrap().data.is_empty(), "{r:?}");
+        }
+        let sel = set.select(&req(&["tftp", "DEPOT", "depot"])).unwrap();
+        assert_eq!(sel.data, [DataPart::Depot, DataPart::Tftp]);
+        assert!(!sel.auto && sel.is_empty(), "no backend besides");
+        let sel = set.select(&req(&["auto", "workbench"])).unwrap();
+        assert!(sel.auto);
+        assert_eq!(names(&sel.mysql), ["mysql"]);
+        assert_eq!(sel.data, [DataPart::Workbench]);
     }
 
     #[test]

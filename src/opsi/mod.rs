@@ -3,6 +3,8 @@
 //! information recorded in an archive's `CONTROL/sysinfo` ([`sysinfo::SysInfo`]).
 
 pub(crate) mod backends;
+pub(crate) mod confined;
+pub(crate) mod data_dirs;
 pub(crate) mod dispatch;
 pub(crate) mod root;
 pub(crate) mod sysinfo;

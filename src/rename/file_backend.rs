@@ -148,6 +148,13 @@ pub fn rename_in_file_backend_with(
     Ok(report)
 }
 
+/// Lower-cased ids of the depots (and the config server) of the file backend at `base_dir`:
+/// its `depots/*.ini` files. `opsi::data_dirs` finds the config server's data directories by
+/// them and [`find_config_server`], the same rule `--new-server-id` uses.
+pub fn depot_ids(base_dir: &Path) -> Result<Vec<String>> {
+    host_ids(&base_dir.join("depots"), "ini")
+}
+
 /// The config server of the file backend at `base_dir`, among `depots` (ids of `depots/*.ini`):
 /// 1. the depot whose id is `local_fqdn` (python-opsi's file backend rule), unless that is
 ///    `new` itself;

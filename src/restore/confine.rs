@@ -12,18 +12,13 @@
 //! The targets then carry the resolved paths, so what is written is what was checked.
 
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::opsi::confined::{confined, Refusal};
 use crate::opsi::root::OpsiRoot;
 use crate::restore::plan::{Plan, Renamable};
 use crate::restore::restorer::Dest;
-
-/// Server directories a restore never replaces as a whole (`lib*` is matched separately).
-const SYSTEM_DIRS: &[&str] = &[
-    "etc", "usr", "var", "var/lib", "root", "home", "boot", "bin", "sbin", "proc", "sys", "dev",
-    "run", "tmp",
-];
 
 /// Resolves every target of `plan` (and the paths `--new-server-id` rewrites) and checks them;
 /// see the module comment.
@@ -73,59 +68,16 @@ fn refused(what: &str, real: &Path, why: &str) -> Error {
     ))
 }
 
-/// `raw` (a path under the root, possibly with `..`) resolved as the kernel would follow it,
-/// checked to lie strictly inside `root_real` and not on a system directory.
+/// `raw` resolved and checked by the one rule of `opsi::confined`, refused naming `what`.
 fn inside(root_real: &Path, raw: &Path, what: &str) -> Result<PathBuf> {
-    let real = resolve(raw).ok_or_else(|| {
-        Error::Config(format!(
-            "restore refused before anything was changed: {what} ({}) cannot be resolved \
-             (a dangling or looping symlink, or '..' below a missing directory)",
-            raw.display()
-        ))
-    })?;
-    let Ok(rel) = real.strip_prefix(root_real) else {
-        return Err(refused(what, &real, "lies outside the root"));
-    };
-    if rel.as_os_str().is_empty() {
-        return Err(refused(what, &real, "is the root itself"));
-    }
-    if is_system_dir(rel) {
-        return Err(refused(
-            what,
-            &real,
-            "is a system directory, which a restore never replaces",
-        ));
-    }
-    Ok(real)
-}
-
-/// The deepest existing ancestor of `raw` canonicalized, with the missing rest appended;
-/// `None` when an existing part cannot be resolved or the missing rest climbs with `..`.
-fn resolve(raw: &Path) -> Option<PathBuf> {
-    for base in raw.ancestors() {
-        if fs::symlink_metadata(base).is_err() {
-            continue;
-        }
-        // A part that exists but does not resolve (dangling or looping symlink) would be
-        // followed by whatever creates the rest: refuse.
-        let mut real = fs::canonicalize(base).ok()?;
-        let rest = raw.strip_prefix(base).ok()?;
-        for c in rest.components() {
-            match c {
-                Component::Normal(n) => real.push(n),
-                Component::CurDir => {}
-                _ => return None,
-            }
-        }
-        return Some(real);
-    }
-    None
-}
-
-fn is_system_dir(rel: &Path) -> bool {
-    let parts: Vec<_> = rel.components().collect();
-    let text = rel.to_string_lossy();
-    SYSTEM_DIRS.contains(&text.as_ref()) || (parts.len() == 1 && text.starts_with("lib"))
+    confined(root_real, raw).map_err(|r| {
+        let (real, why) = r.describe(raw);
+        let why = match r {
+            Refusal::System(_) => "is a system directory, which a restore never replaces",
+            _ => why,
+        };
+        refused(what, &real, why)
+    })
 }
 
 /// True for a single file (`inner`) inside a tree (`outer`): placed into the staged tree.

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::layout::{self, Part};
+use crate::layout::{self, DataPart, Part};
 use crate::logging;
 use crate::mysql::{self, MysqlConfig};
 use crate::opsi::backends::{BackendConfig, BackendSet};
+use crate::opsi::data_dirs;
 use crate::opsi::root::{OpsiRoot, CONF_DIR};
 use crate::restore::backup::Survey;
 use crate::restore::restorer::{Dest, Target};
@@ -21,6 +22,10 @@ pub(crate) struct Request {
     pub force: bool,
     /// `--new-server-id`, already validated: rename the config server after the restore.
     pub new_server_id: Option<String>,
+    /// `--product ID`: of the depot, only this product's directory.
+    pub product: Option<String>,
+    /// `--target DIR`: the one bulk data part restored goes there instead of its live place.
+    pub target: Option<PathBuf>,
 }
 
 /// A restored backend whose data `--new-server-id` rewrites afterwards.
@@ -70,9 +75,11 @@ impl Plan {
 }
 
 /// Builds the targets, part by part. `set` holds the backend configuration that will be in
-/// force.
+/// force; `fqdn` is this server's name (the file backend's config server is the depot named
+/// so).
 pub(crate) fn targets(
     root: &OpsiRoot,
+    fqdn: &str,
     survey: &Survey,
     set: &BackendSet,
     req: &Request,
@@ -105,6 +112,7 @@ pub(crate) fn targets(
             dhcp_backend(root, survey, b, &mut plan)?;
         }
     }
+    data_parts(root, fqdn, survey, set, req, &sel.data, &mut plan)?;
     if plan.targets.is_empty() {
         return Err(Error::Invalid(
             "Neither possible backend given nor configuration selected for restore.".into(),
@@ -146,6 +154,78 @@ impl Parts<'_> {
             .iter()
             .any(|b| b.eq_ignore_ascii_case(kind) || b.eq_ignore_ascii_case("all"))
     }
+}
+
+/// The server's bulk data named in `--backends` (depot, ...): each into its live directory
+/// (the same resolution as create's, `opsi::data_dirs`) or `--target`; with `--product`, the
+/// depot's product directory alone. A part the snapshot lacks is an error: it was named.
+fn data_parts(
+    root: &OpsiRoot,
+    fqdn: &str,
+    survey: &Survey,
+    set: &BackendSet,
+    req: &Request,
+    parts: &[DataPart],
+    plan: &mut Plan,
+) -> Result<()> {
+    if parts.is_empty() {
+        if req.product.is_some() || req.target.is_some() {
+            return Err(Error::Invalid(
+                "--product and --target restore the server's bulk data: name it with \
+                 --backends depot (or workbench, repository, tftp)"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    }
+    if req.product.is_some() && !parts.contains(&DataPart::Depot) {
+        return Err(Error::Invalid(
+            "--product restores a product's depot directory: it needs --backends depot".into(),
+        ));
+    }
+    if req.target.is_some() && parts.len() > 1 {
+        return Err(Error::Invalid(
+            "--target takes one part: name one of depot, workbench, repository, tftp".into(),
+        ));
+    }
+    let dirs = if req.target.is_some() {
+        Vec::new()
+    } else {
+        data_dirs::locate(root, set, fqdn, parts)?
+    };
+    for &part in parts {
+        let mut prefix = part.prefix();
+        if !survey.holds_below(&prefix) {
+            return Err(Error::Invalid(format!(
+                "the backup holds no {} data (create it with --backends {} into a repository)",
+                part.name(),
+                part.name()
+            )));
+        }
+        let (mut dest, mut what) = match &req.target {
+            Some(t) => (t.clone(), format!("--target {}", t.display())),
+            None => {
+                let d = dirs.iter().find(|d| d.part == part).expect("located above");
+                (d.path.clone(), d.what.clone())
+            }
+        };
+        if let (DataPart::Depot, Some(product)) = (part, &req.product) {
+            prefix = format!("{prefix}/{product}");
+            if !survey.holds_below(&prefix) {
+                return Err(Error::Invalid(format!(
+                    "the backup's depot holds no product {product}"
+                )));
+            }
+            dest = dest.join(product);
+            what = format!("product {product} of the depot ({what})");
+        }
+        plan.targets.push(Target {
+            prefix,
+            what,
+            dest: Dest::Tree(dest),
+        });
+    }
+    Ok(())
 }
 
 /// `--configuration`: /etc/opsi; a backup without it is an error unless `--force`.

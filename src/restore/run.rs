@@ -47,7 +47,8 @@ pub(crate) fn restore(
         confirm_sysinfo(&survey, &here, confirm)?;
     }
     let set = backend_set(root, &name, &survey, &here, req)?;
-    let mut plan = plan::targets(root, &survey, &set, req)?;
+    let fqdn = here.get("fqdn").unwrap_or_default().to_string();
+    let mut plan = plan::targets(root, &fqdn, &survey, &set, req)?;
     confine::confine(root, &mut plan)?;
     for dir in plan.staging_dirs() {
         leftovers::clean(&dir);

@@ -10,10 +10,12 @@ use crate::logging;
 use crate::member::{Member, MemberKind, Mtime};
 use crate::mysql::{self, DumpOptions, MysqlConfig, Prefetch};
 use crate::opsi::backends::Selection;
+use crate::opsi::data_dirs::DataDir;
 use crate::opsi::root::OpsiRoot;
 use crate::owners::Owners;
 use crate::parent::Parent;
 use crate::sink::MemberSink;
+use crate::source::exclude::Exclude;
 use crate::source::tree;
 
 /// One part of a backup, in archive order.
@@ -23,6 +25,9 @@ pub(crate) enum Part {
     Path { path: PathBuf, arc: String },
     /// A mysqldump of a backend, stored as `CONTENT/BACKENDS/MYSQL/<name>/database.sql`.
     Mysql { name: String, config: MysqlConfig },
+    /// The server's bulk data (depot, ...): the tree at `dir.path` stored as `DATA/<PART>`,
+    /// without what `exclude` matches. Repository snapshots only.
+    Data { dir: DataDir, exclude: Exclude },
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +116,21 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Adds the server's bulk data, each directory with its exclusions, after everything
+    /// else; its kind is named in the snapshot's backends list.
+    pub(crate) fn add_data(&mut self, dirs: Vec<(DataDir, Exclude)>) {
+        for (dir, exclude) in dirs {
+            self.note(dir.part.name());
+            self.parts.push(Part::Data { dir, exclude });
+        }
+        self.kinds.sort();
+    }
+
+    /// Whether the plan holds bulk data (which only a repository takes).
+    pub(crate) fn has_data(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Data { .. }))
+    }
+
     fn note(&mut self, kind: &str) {
         if !self.kinds.iter().any(|k| k == kind) {
             self.kinds.push(kind.to_string());
@@ -125,7 +145,11 @@ impl Plan {
         let mut total = 0u64;
         for part in &self.parts {
             match part {
-                Part::Path { path, .. } => {
+                Part::Path { path, .. }
+                | Part::Data {
+                    dir: DataDir { path, .. },
+                    ..
+                } => {
                     total += walkdir::WalkDir::new(path)
                         .into_iter()
                         .filter_map(|e| e.ok())
@@ -156,7 +180,7 @@ impl Plan {
         let mut owners = Owners::default();
         let first_dump = self.parts.iter().find_map(|p| match p {
             Part::Mysql { name, config } => Some((name, config)),
-            Part::Path { .. } => None,
+            Part::Path { .. } | Part::Data { .. } => None,
         });
         let mut early = match (spool_dir, first_dump) {
             (Some(dir), Some((name, config))) => {
@@ -183,6 +207,16 @@ impl Plan {
                         }
                     };
                     logging::info(format!("mysql backend {name}: {size} bytes dumped"));
+                }
+                Part::Data { dir, exclude } => {
+                    let arc = dir.part.prefix();
+                    logging::info(format!(
+                        "Backing up the {} {} as {arc} ({})",
+                        dir.part.name(),
+                        dir.path.display(),
+                        dir.what
+                    ));
+                    tree::add_path_excluding(&dir.path, &arc, exclude, &mut owners, parent, sink)?;
                 }
             }
         }

@@ -12,17 +12,31 @@ use std::path::Path;
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, IoContext, Result};
+use crate::layout;
 use crate::logging;
 use crate::member::{FileStamp, Member, MemberKind, Mtime};
 use crate::owners::Owners;
 use crate::parent::Parent;
 use crate::sink::MemberSink;
+use crate::source::exclude::Exclude;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
 /// skipped with a note, as the original does.
 pub(crate) fn add_path(
     path: &Path,
     arc: &str,
+    owners: &mut Owners,
+    parent: Option<&Parent>,
+    sink: &mut dyn MemberSink,
+) -> Result<()> {
+    add_path_excluding(path, arc, &Exclude::default(), owners, parent, sink)
+}
+
+/// `add_path`, leaving out what `exclude` matches (paths relative to `arc`).
+pub(crate) fn add_path_excluding(
+    path: &Path,
+    arc: &str,
+    exclude: &Exclude,
     owners: &mut Owners,
     parent: Option<&Parent>,
     sink: &mut dyn MemberSink,
@@ -35,33 +49,46 @@ pub(crate) fn add_path(
         }
         Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
-    add_node(path, arc, &meta, owners, parent, sink)
+    let mut walk = Walk {
+        top: arc,
+        exclude,
+        owners,
+        parent,
+        sink,
+    };
+    walk.node(path, arc, &meta)
 }
 
-/// A directory with everything below it, or a single entry.
-fn add_node(
-    path: &Path,
-    arc: &str,
-    meta: &Metadata,
-    owners: &mut Owners,
-    parent: Option<&Parent>,
-    sink: &mut dyn MemberSink,
-) -> Result<()> {
-    if meta.is_dir() {
-        add_dir(path, arc, meta, owners, parent, sink)
-    } else {
-        add_entry(path, arc, meta, owners, parent, sink)
+/// What a walk of one tree shares.
+struct Walk<'a> {
+    top: &'a str,
+    exclude: &'a Exclude,
+    owners: &'a mut Owners,
+    parent: Option<&'a Parent>,
+    sink: &'a mut dyn MemberSink,
+}
+
+impl Walk<'_> {
+    /// A directory with everything below it, or a single entry.
+    fn node(&mut self, path: &Path, arc: &str, meta: &Metadata) -> Result<()> {
+        if meta.is_dir() {
+            add_dir(path, arc, meta, self)
+        } else {
+            add_entry(path, arc, meta, self.owners, self.parent, self.sink)
+        }
+    }
+
+    fn excluded(&self, arc: &str) -> bool {
+        !self.exclude.is_empty()
+            && arc
+                .strip_prefix(self.top)
+                .and_then(|r| r.strip_prefix('/'))
+                .is_some_and(|rel| self.exclude.excludes(rel))
     }
 }
 
-fn add_dir(
-    path: &Path,
-    arc: &str,
-    meta: &Metadata,
-    owners: &mut Owners,
-    parent: Option<&Parent>,
-    sink: &mut dyn MemberSink,
-) -> Result<()> {
+fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Result<()> {
+    let (owners, sink) = (&mut *walk.owners, &mut *walk.sink);
     sink.add(
         &member(arc, MemberKind::Dir, meta, 0, owners),
         &mut std::io::empty(),
@@ -79,8 +106,12 @@ fn add_dir(
         };
         let child = entry.path();
         let child_arc = format!("{arc}/{name}");
+        if walk.excluded(&child_arc) {
+            logging::log(7, &format!("excluded: {}", child.display()));
+            continue;
+        }
         let meta = fs::symlink_metadata(&child).path_ctx("cannot read", &child)?;
-        add_node(&child, &child_arc, &meta, owners, parent, sink)?;
+        walk.node(&child, &child_arc, &meta)?;
     }
     Ok(())
 }
@@ -97,8 +128,12 @@ fn add_entry(
     if ft.is_symlink() {
         let target = fs::read_link(path).path_ctx("cannot read link", path)?;
         let target = target.to_string_lossy().into_owned();
-        // The original lists a link to a file in CONTROL/checksums with its target's sha1.
-        if let Ok(mut f) = File::open(path) {
+        // The original lists a link to a file in CONTROL/checksums with its target's sha1
+        // (only archive content has lines there: the bulk data's links are not read).
+        if let Some(mut f) = layout::is_content(arc)
+            .then(|| File::open(path).ok())
+            .flatten()
+        {
             if f.metadata().map(|m| m.is_file()).unwrap_or(false) {
                 let mut h = Sha1::new();
                 if std::io::copy(&mut f, &mut h).is_ok() {

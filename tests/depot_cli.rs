@@ -1,0 +1,471 @@
+//! The server's bulk data as backends of repository snapshots (`--backends depot`,
+//! `workbench`, `repository`, `tftp`): paths from the server's own configuration, nightly
+//! creates that do not read unchanged files, restore of one product or the whole depot,
+//! export beside the archive, and the trust rules for the configured paths.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::fake_server::{set_mtime, write, FakeServer, SERVER};
+use common::{ok, repo_bin, run, tree};
+
+const T0: i64 = 1_733_000_000;
+
+/// Pseudo-random bytes (a depot's installers do not compress).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A server whose depot, workbench (moved to /srv/workbench by its depot ini), package
+/// repository and TFTP root hold a few products of mixed sizes.
+fn server() -> FakeServer {
+    let s = FakeServer::new(3, false);
+    write(
+        &s.p(&format!("/var/lib/opsi/config/depots/{SERVER}.ini")),
+        "[depotserver]\ndescription = Hauptdepot\ndepotlocalurl = file:///var/lib/opsi/depot\n\
+         depotremoteurl = smb://opsiserver/opsi_depot\nrepositorylocalurl = file:///var/lib/opsi/repository\n\
+         workbenchlocalurl = file:///srv/workbench\nisMasterDepot = True\n",
+        0o660,
+        T0,
+    );
+    write(
+        &s.p("/etc/opsi/opsipxeconfd.conf"),
+        "# Default:\n#   pxe config dir = /tftpboot/opsi/opsi-linux-bootimage/cfg\n\n\
+         pxe config dir = /tftpboot/opsi/opsi-linux-bootimage/cfg\nlog level = 5\n",
+        0o644,
+        T0,
+    );
+    let depot = s.p("/var/lib/opsi/depot");
+    write(
+        &depot.join("win10-x64/installfiles/sources/install.wim"),
+        noise(1, 3 << 20),
+        0o644,
+        T0,
+    );
+    write(
+        &depot.join("win10-x64/installfiles/setup.exe"),
+        noise(2, 70_000),
+        0o755,
+        T0,
+    );
+    write(
+        &depot.join("win10-x64/setup.opsiscript"),
+        "Message \"Installing\"\n",
+        0o660,
+        T0,
+    );
+    write(
+        &depot.join("win10-x64/drivers/net/e1000.inf"),
+        "[Version]\n",
+        0o640,
+        T0 + 5,
+    );
+    std::os::unix::fs::symlink("installfiles/setup.exe", depot.join("win10-x64/setup.lnk"))
+        .unwrap();
+    write(
+        &depot.join("firefox/Firefox Setup 115.exe"),
+        noise(3, 200_000),
+        0o644,
+        T0,
+    );
+    write(
+        &depot.join("firefox/setup.opsiscript"),
+        "Files_copy\n",
+        0o660,
+        T0,
+    );
+    write(&depot.join("7zip/7z.msi"), noise(4, 1500), 0o644, T0);
+    fs::create_dir_all(depot.join("7zip/empty")).unwrap();
+    write(
+        &s.p("/srv/workbench/firefox/OPSI/control"),
+        "[Product]\nid: firefox\n",
+        0o664,
+        T0,
+    );
+    write(
+        &s.p("/var/lib/opsi/repository/firefox_115.0-1.opsi"),
+        noise(5, 120_000),
+        0o644,
+        T0,
+    );
+    write(
+        &s.p("/var/lib/opsi/repository/firefox_115.0-1.opsi.md5"),
+        "abc\n",
+        0o644,
+        T0,
+    );
+    write(
+        &s.p("/tftpboot/opsi/opsi-linux-bootimage/cfg/install-grub-x64"),
+        "linux x\n",
+        0o644,
+        T0,
+    );
+    write(&s.p("/tftpboot/opsi/grub.efi"), noise(6, 9000), 0o644, T0);
+    settle_dirs(&s);
+    s
+}
+
+/// Gives every directory of the bulk data a whole-microsecond mtime: the archive format keeps
+/// times as Python floats (`str(st_mtime)`), exact to about a microsecond, not to the ns.
+fn settle_dirs(s: &FakeServer) {
+    for top in [
+        "/var/lib/opsi/depot",
+        "/srv/workbench",
+        "/var/lib/opsi/repository",
+        "/tftpboot/opsi",
+    ] {
+        for e in walkdir::WalkDir::new(s.p(top)) {
+            let e = e.unwrap();
+            if e.file_type().is_dir() {
+                set_mtime(e.path(), T0 + 7, 250_000_000);
+            }
+        }
+    }
+}
+
+const DATA: [&str; 8] = [
+    "--backends",
+    "depot",
+    "--backends",
+    "workbench",
+    "--backends",
+    "repository",
+    "--backends",
+    "tftp",
+];
+
+/// Regular files below `p`, not following links.
+fn files(p: &Path) -> usize {
+    walkdir::WalkDir::new(p)
+        .into_iter()
+        .filter(|e| e.as_ref().unwrap().file_type().is_file())
+        .count()
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap()
+}
+
+/// Two nights, a product restored alone, the whole depot restored, export beside the archive.
+#[test]
+fn nights_restore_and_export() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    let depot = s.p("/var/lib/opsi/depot");
+    let data_dirs = [
+        depot.clone(),
+        s.p("/srv/workbench"),
+        s.p("/var/lib/opsi/repository"),
+        s.p("/tftpboot/opsi"),
+    ];
+
+    ok(repo_bin(root, &repo).arg("create").args(DATA).arg("--json"));
+    let snaps = common::snapshots(root, &repo);
+    let backends = snaps[0]["backends"].to_string();
+    for kind in ["configuration", "depot", "workbench", "repository", "tftp"] {
+        assert!(backends.contains(kind), "{kind} not in {backends}");
+    }
+
+    // The second night: one product changed, one added.
+    write(
+        &depot.join("firefox/setup.opsiscript"),
+        "Files_copy\nWinBatch\n",
+        0o660,
+        T0 + 99,
+    );
+    write(
+        &depot.join("libreoffice/LibreOffice.msi"),
+        noise(7, 50_000),
+        0o644,
+        T0,
+    );
+    write(
+        &depot.join("libreoffice/setup.opsiscript"),
+        "Msi\n",
+        0o660,
+        T0,
+    );
+    settle_dirs(&s);
+    let out = ok(repo_bin(root, &repo).arg("create").args(DATA).arg("--json"));
+    let all: usize = files(&s.p("/etc/opsi")) + data_dirs.iter().map(|d| files(d)).sum::<usize>();
+    assert_eq!(
+        json(&out)["unchanged_files"].as_u64().unwrap() as usize,
+        all - 3,
+        "every file but the changed and the two new ones is taken from the parent unread"
+    );
+    let night2 = tree::read(&depot);
+    let win10 = tree::read(&depot.join("win10-x64"));
+    let others: Vec<_> = data_dirs[1..].iter().map(|d| tree::read(d)).collect();
+
+    // Damage the product, and firefox, which a restore of win10-x64 alone leaves as it is.
+    fs::remove_file(depot.join("win10-x64/installfiles/setup.exe")).unwrap();
+    fs::write(depot.join("win10-x64/setup.opsiscript"), "broken").unwrap();
+    fs::write(depot.join("win10-x64/junk.tmp"), "x").unwrap();
+    fs::set_permissions(
+        depot.join("win10-x64/drivers"),
+        fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    fs::write(depot.join("firefox/setup.opsiscript"), "local edit").unwrap();
+    ok(repo_bin(root, &repo).args([
+        "restore",
+        "latest",
+        "--backends",
+        "depot",
+        "--product",
+        "win10-x64",
+        "--force",
+    ]));
+    assert_eq!(tree::read(&depot.join("win10-x64")), win10);
+    assert_eq!(
+        fs::read_to_string(depot.join("firefox/setup.opsiscript")).unwrap(),
+        "local edit",
+        "only the product's directory is replaced"
+    );
+
+    // The whole depot, after more damage.
+    fs::remove_dir_all(depot.join("libreoffice")).unwrap();
+    fs::write(depot.join("7zip/7z.msi"), "truncated").unwrap();
+    ok(repo_bin(root, &repo).args(["restore", "latest", "--backends", "depot", "--force"]));
+    assert_eq!(tree::read(&depot), night2);
+    for (d, before) in data_dirs[1..].iter().zip(&others) {
+        assert_eq!(&tree::read(d), before, "{} untouched", d.display());
+    }
+
+    // Elsewhere, with --target.
+    let elsewhere = s.p("/srv/restored-workbench");
+    ok(repo_bin(root, &repo)
+        .args([
+            "restore",
+            "latest",
+            "--backends",
+            "workbench",
+            "--force",
+            "--target",
+        ])
+        .arg(&elsewhere));
+    assert_eq!(tree::read(&elsewhere), others[0]);
+
+    // Export: the archive is the original's; the bulk data lies beside it as plain tars.
+    let out_dir = tempfile::tempdir().unwrap();
+    let archive = out_dir.path().join("opsiserver.tar.bz2");
+    ok(repo_bin(root, &repo)
+        .args(["export", "latest"])
+        .arg(&archive));
+    ok(common::bin(root).arg("verify").arg(&archive));
+    for part in ["depot", "workbench", "repository", "tftp"] {
+        assert!(
+            out_dir
+                .path()
+                .join(format!("opsiserver.{part}.tar"))
+                .is_file(),
+            "{part}"
+        );
+    }
+    // The original's verify: every CONTROL/checksums line names a member whose sha1 it is,
+    // and every CONTENT file has its line; nothing else is in the archive.
+    let check_archive = r#"
+import hashlib, sys, tarfile
+t = tarfile.open(sys.argv[1])
+sums = dict(reversed(l.split(" ", 1)) for l in t.extractfile("CONTROL/checksums").read().decode().splitlines())
+names = t.getnames()
+assert all(n.startswith(("CONTENT/", "CONTROL/")) for n in names), [n for n in names if not n.startswith("CONT")][:3]
+for p, s in sums.items():
+    assert hashlib.sha1(t.extractfile(t.getmember(p)).read()).hexdigest() == s, p
+for m in t.getmembers():
+    if m.isfile() and m.name.startswith("CONTENT"):
+        assert m.name in sums, m.name
+print(len(sums))
+"#;
+    let py = Command::new("python3")
+        .args(["-c", check_archive])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let check_tar = r#"
+import hashlib, os, sys, tarfile
+t = tarfile.open(sys.argv[1])
+base = sys.argv[2]
+n = 0
+for m in t.getmembers():
+    assert m.name == "depot" or m.name.startswith("depot/"), m.name
+    live = os.path.join(base, m.name[len("depot"):].lstrip("/"))
+    st = os.lstat(live)
+    assert int(m.mtime) == int(st.st_mtime), m.name
+    if m.isfile():
+        assert t.extractfile(m).read() == open(live, "rb").read(), m.name
+        assert m.mode == st.st_mode & 0o7777, m.name
+        n += 1
+    elif m.issym():
+        assert m.linkname == os.readlink(live), m.name
+print(n)
+"#;
+    let py = Command::new("python3")
+        .args(["-c", check_tar])
+        .arg(out_dir.path().join("opsiserver.depot.tar"))
+        .arg(&depot)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        files(&depot).to_string()
+    );
+    let gnu = Command::new("tar")
+        .arg("-tf")
+        .arg(out_dir.path().join("opsiserver.depot.tar"))
+        .output()
+        .unwrap();
+    assert!(
+        gnu.status.success()
+            && String::from_utf8_lossy(&gnu.stdout).contains("depot/win10-x64/setup.lnk")
+    );
+
+    // An archive never holds the bulk data: restoring it from one is refused.
+    let (code, _, err) = run(common::bin(root)
+        .args(["restore", "--backends", "depot", "--force"])
+        .arg(&archive));
+    assert_ne!(code, 0);
+    assert!(err.contains("archives never hold depot"), "{err}");
+}
+
+/// The toml's `[create] backends` and `[exclude]` patterns: matching paths are left out.
+#[test]
+fn toml_backends_and_excludes() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    write(
+        &s.p("/var/lib/opsi/depot/firefox/tmp/partial.bin"),
+        "x",
+        0o644,
+        T0,
+    );
+    write(
+        &s.p("/var/lib/opsi/depot/7zip/download.part"),
+        "x",
+        0o644,
+        T0,
+    );
+    write(
+        &s.p("/etc/opsi/opsi-backup.toml"),
+        format!(
+            "repository = \"{}\"\n[create]\nbackends = [\"depot\"]\n[exclude]\nall = [\"*.part\"]\ndepot = [\"*/tmp/*\"]\n",
+            repo.display()
+        ),
+        0o644,
+        T0,
+    );
+    ok(common::bin(root).arg("init"));
+    ok(common::bin(root).arg("create"));
+    let snaps = common::snapshots(root, &repo);
+    assert_eq!(
+        snaps[0]["backends"],
+        serde_json::json!(["configuration", "depot"])
+    );
+    let restored = s.p("/srv/check");
+    ok(common::bin(root)
+        .args([
+            "restore",
+            "latest",
+            "--backends",
+            "depot",
+            "--force",
+            "--target",
+        ])
+        .arg(&restored));
+    assert!(restored.join("firefox/setup.opsiscript").is_file());
+    assert!(
+        restored.join("firefox/tmp").is_dir(),
+        "the directory itself is kept"
+    );
+    assert!(!restored.join("firefox/tmp/partial.bin").exists());
+    assert!(!restored.join("7zip/download.part").exists());
+}
+
+/// Configured paths are untrusted: only file:// URLs inside the root and off the system
+/// directories; refusals name the setting and its file. Nothing is written before.
+#[test]
+fn configured_paths_are_confined() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    let ini = s.p(&format!("/var/lib/opsi/config/depots/{SERVER}.ini"));
+    for (url, why) in [
+        ("file:///etc", "system directory"),
+        ("file:///../../tmp/x", "outside the root"),
+        ("smb://server/opsi_depot", "only file:// URLs"),
+    ] {
+        fs::write(&ini, format!("[depotserver]\ndepotlocalurl = {url}\n")).unwrap();
+        let (code, _, err) = run(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+        assert_ne!(code, 0, "{url}");
+        assert!(
+            err.contains("`depotLocalUrl`") && err.contains(&format!("{SERVER}.ini")),
+            "{url}: {err}"
+        );
+        assert!(err.contains(why), "{url}: {err}");
+    }
+    assert!(common::snapshots(root, &repo).is_empty());
+
+    // Without a repository: refused before anything is read or written.
+    let cwd = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        run(common::bin(root)
+            .current_dir(cwd.path())
+            .args(["create", "--backends", "tftp"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("needs a repository"), "{err}");
+    assert_eq!(
+        fs::read_dir(cwd.path()).unwrap().count(),
+        0,
+        "no archive begun"
+    );
+}
+
+/// `auto` and `all` keep the original's meaning: they never take the bulk data.
+#[test]
+fn auto_and_all_take_no_bulk_data() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    // `all` takes the MySQL backend too, which this test has no database for.
+    fs::remove_file(s.p("/etc/opsi/backends/mysql.conf")).unwrap();
+    for b in ["auto", "all"] {
+        ok(repo_bin(root, &repo).args(["create", "--backends", b]));
+    }
+    for snap in common::snapshots(root, &repo) {
+        let b = snap["backends"].to_string();
+        assert!(!b.contains("depot") && !b.contains("tftp"), "{b}");
+    }
+}
