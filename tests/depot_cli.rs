@@ -469,3 +469,39 @@ fn auto_and_all_take_no_bulk_data() {
         assert!(!b.contains("depot") && !b.contains("tftp"), "{b}");
     }
 }
+
+/// A nightly `create` of the configuration and a separate one of the depot are two series:
+/// the depot's night takes the depot's last night as its parent (nothing unchanged is read
+/// again, though a configuration backup came in between), and `forget --keep-last 1` keeps
+/// the newest of each, not just the newest snapshot of the host.
+#[test]
+fn separate_depot_creates_are_a_series_of_their_own() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    let depot_night = || {
+        let out = ok(repo_bin(root, &repo).args(["create", "--backends", "depot", "--json"]));
+        json(&out)
+    };
+    let config_night = || ok(repo_bin(root, &repo).args(["create", "--backends", "file"]));
+    depot_night();
+    config_night();
+    let second = depot_night();
+    let depot_files = files(&s.p("/var/lib/opsi/depot")) + files(&s.p("/etc/opsi"));
+    assert_eq!(
+        second["unchanged_files"].as_u64().unwrap() as usize,
+        depot_files,
+        "the depot's parent is the depot's last night, not the configuration's: {second}"
+    );
+    config_night();
+    ok(repo_bin(root, &repo).args(["forget", "--keep-last", "1"]));
+    let kept: Vec<String> = common::snapshots(root, &repo)
+        .iter()
+        .map(|s| s["backends"].to_string())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().any(|b| b.contains("depot")), "{kept:?}");
+    assert!(kept.iter().any(|b| !b.contains("depot")), "{kept:?}");
+}

@@ -342,3 +342,17 @@ fn create_snapshot(
     }
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::layout::DataPart;
+    use crate::store::BULK_BACKENDS;
+
+    /// The store tells the series of bulk data apart by these names (it cannot import the
+    /// layout): the two lists must agree.
+    #[test]
+    fn the_store_knows_every_bulk_data_part() {
+        let names: Vec<&str> = DataPart::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(names, BULK_BACKENDS);
+    }
+}

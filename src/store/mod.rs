@@ -47,7 +47,9 @@ pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
 pub use repository::Repository;
 pub use snapshot::SnapshotMeta;
-pub use snapshot_info::{recency, SnapshotInfo, SnapshotKind, OPSICONFD_BACKEND};
+pub use snapshot_info::{
+    recency, Series, SnapshotInfo, SnapshotKind, BULK_BACKENDS, OPSICONFD_BACKEND,
+};
 pub use snapshot_writer::SnapshotWriter;
 mod fuzz_entry;
 #[doc(hidden)]

@@ -6,33 +6,45 @@ use crate::error::Result;
 use crate::parent::{ContentRef, Parent, ParentFile};
 use crate::store::reader::read_snapshot_file;
 use crate::store::reader::ChunkFetcher;
-use crate::store::{index, Repository, SnapshotKind};
+use crate::store::{index, Repository, Series};
 
 impl Repository {
     /// The newest opsi-backup snapshot of `host` as a parent, or `None` when there is none.
     /// Files that came from a file system (with a stamp) are kept as candidates for reuse,
     /// without checksums; of the other file members, the chunks.
     pub fn parent(&self, host: &str) -> Result<Option<Parent>> {
-        self.parent_of_kind(host, SnapshotKind::OpsiBackup)
+        self.parent_in_series(host, &Series::of(&[]))
     }
 
-    /// The newest snapshot of `host` of `kind`: an opsiconfd backup's streams are the older
-    /// versions of the next one's, not of an opsi-backup archive's members.
-    pub fn parent_of_kind(&self, host: &str, kind: SnapshotKind) -> Result<Option<Parent>> {
-        let found = self
-            .snapshots()?
-            .into_iter()
-            .rfind(|s| s.host == host && s.kind() == kind);
-        let Some(info) = found else {
-            return Ok(None);
-        };
-        let mut parent = Parent::new(info.id.clone());
+    /// The newest snapshot of `host` in `series`, else the newest of its kind (a first
+    /// snapshot of a new series still finds older versions of its streams there). An
+    /// opsiconfd backup's streams are the older versions of the next one's, never of an
+    /// opsi-backup archive's members.
+    pub fn parent_in_series(&self, host: &str, series: &Series) -> Result<Option<Parent>> {
+        let snapshots = self.snapshots()?;
+        let found = snapshots
+            .iter()
+            .rfind(|s| s.host == host && s.series() == *series)
+            .or_else(|| {
+                snapshots
+                    .iter()
+                    .rfind(|s| s.host == host && s.kind() == series.kind())
+            });
+        match found {
+            Some(info) => self.parent_from(&info.id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Snapshot `id` as a parent.
+    fn parent_from(&self, id: &str) -> Result<Parent> {
+        let mut parent = Parent::new(id.to_string());
         let conn = self.conn();
         // The index's chunk lists of the parent: a damaged one only costs lookups.
-        let mut lists = index::snapshot_row(&conn, &info.id)
+        let mut lists = index::snapshot_row(&conn, id)
             .and_then(|row| index::ChunkLists::of(&conn, row))
             .ok();
-        read_snapshot_file(&conn, self.storage(), &info.id, |m, chunks| {
+        read_snapshot_file(&conn, self.storage(), id, |m, chunks| {
             let rows = match lists.as_mut().map(|l| l.next_member()) {
                 Some(Ok(Some(rows))) if rows.len() == chunks.len() => rows,
                 _ => {
@@ -51,7 +63,7 @@ impl Repository {
             }
             Ok(())
         })?;
-        Ok(Some(parent))
+        Ok(parent)
     }
 
     /// The bytes of `parent`'s member `path` (a short one: they are held in memory), each chunk

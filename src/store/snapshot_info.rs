@@ -59,9 +59,70 @@ impl SnapshotKind {
     }
 }
 
+/// The backends that hold a server's bulk data (`layout::DataPart`'s names; a test there
+/// checks that the two lists agree).
+pub const BULK_BACKENDS: [&str; 4] = ["depot", "workbench", "repository", "tftp"];
+
+/// The snapshots of a host that follow each other: the parent of a new snapshot is the newest
+/// of its series, and retention keeps its counts per series. A series is the kind and the
+/// bulk data backends a snapshot holds: a nightly `create` of the configuration and another
+/// of the depot are two series, so that neither takes the other as its parent (the depot's
+/// files would all be read again) and `--keep-last 7` cannot remove the depot's last backup
+/// because seven configuration backups came after it. Snapshots without bulk data form one
+/// series per kind, as before bulk data existed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    kind: SnapshotKind,
+    /// Sorted, without duplicates.
+    bulk: Vec<String>,
+}
+
+impl Series {
+    /// The series of a snapshot with these backends.
+    pub fn of(backends: &[String]) -> Series {
+        let mut bulk: Vec<String> = backends
+            .iter()
+            .filter(|b| BULK_BACKENDS.contains(&b.as_str()))
+            .cloned()
+            .collect();
+        bulk.sort();
+        bulk.dedup();
+        Series {
+            kind: SnapshotKind::of(backends),
+            bulk,
+        }
+    }
+
+    pub fn kind(&self) -> SnapshotKind {
+        self.kind
+    }
+
+    /// How retention names the series of `host`: the host alone for the opsi-backup
+    /// snapshots without bulk data, else with what sets the series apart.
+    pub fn label(&self, host: &str) -> String {
+        let mut tags = Vec::new();
+        if self.kind == SnapshotKind::Opsiconfd {
+            tags.push(OPSICONFD_BACKEND.to_string());
+        }
+        if !self.bulk.is_empty() {
+            tags.push(self.bulk.join(","));
+        }
+        if tags.is_empty() {
+            host.to_string()
+        } else {
+            format!("{host} ({})", tags.join("; "))
+        }
+    }
+}
+
 impl SnapshotInfo {
     pub fn kind(&self) -> SnapshotKind {
         SnapshotKind::of(&self.backends)
+    }
+
+    /// The series it belongs to within its host.
+    pub fn series(&self) -> Series {
+        Series::of(&self.backends)
     }
 
     /// Its place in the one order of snapshots by age; see [`recency`].
@@ -70,19 +131,16 @@ impl SnapshotInfo {
     }
 }
 
-/// The view retention takes of a snapshot. The opsiconfd backups of a server are a series of
-/// their own: `--keep-last 7` keeps seven of each kind, not seven of both together.
+/// The view retention takes of a snapshot: its counts apply per series (`Series`). The
+/// opsiconfd backups of a server are a series of their own, and so is each set of bulk data
+/// backends: `--keep-last 7` keeps seven of each.
 impl From<&SnapshotInfo> for Candidate {
     fn from(s: &SnapshotInfo) -> Candidate {
-        let host = match s.kind() {
-            SnapshotKind::OpsiBackup => s.host.clone(),
-            SnapshotKind::Opsiconfd => format!("{} (opsiconfd)", s.host),
-        };
         Candidate {
             id: s.id.clone(),
             time: s.time,
             written: s.written,
-            host,
+            host: s.series().label(&s.host),
         }
     }
 }
@@ -117,5 +175,17 @@ mod tests {
         let (a, b) = (Candidate::from(&archive), Candidate::from(&opsiconfd));
         assert_eq!(a.host, "server.example.org");
         assert_ne!(a.host, b.host);
+
+        // Each set of bulk data backends is a series of its own, whatever else it holds;
+        // without bulk data the series is the kind's, as it always was.
+        let depot = info(&["configuration", "depot", "file"]);
+        assert_eq!(depot.series(), info(&["depot"]).series());
+        assert_ne!(depot.series(), archive.series());
+        assert_ne!(depot.series(), info(&["depot", "tftp"]).series());
+        assert_eq!(archive.series(), info(&["configuration", "dhcp"]).series());
+        assert_eq!(
+            Candidate::from(&info(&["tftp", "file", "depot"])).host,
+            "server.example.org (depot,tftp)"
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
-use crate::store::snapshot_info::{SnapshotInfo, SnapshotKind};
+use crate::store::snapshot_info::{Series, SnapshotInfo, SnapshotKind};
 use crate::store::storage::Storage;
 use crate::store::{crash_point, Repository};
 
@@ -67,8 +67,8 @@ pub struct SnapshotWriter<'r> {
     parent: Option<Arc<Parent>>,
     /// The parent's metadata chunks, the older versions of the metadata stream's.
     meta_base: Option<BaseCursor<Vec<ChunkId>>>,
-    /// Its kind: the parent is the newest snapshot of the same host and kind.
-    kind: SnapshotKind,
+    /// Its series: the parent is the newest snapshot of the same host and series.
+    series: Series,
     volume: Volume,
     _lock: RepoLock,
 }
@@ -160,8 +160,8 @@ impl<'r> SnapshotWriter<'r> {
         // chunk another writer commits meanwhile is not seen and stored twice; the index
         // keeps one row and prune frees the copy.
         index::begin_read(&conn)?;
-        let kind = SnapshotKind::of(&meta.backends);
-        if kind == SnapshotKind::Opsiconfd && repo.config().version < KINDS_VERSION {
+        let series = Series::of(&meta.backends);
+        if series.kind() == SnapshotKind::Opsiconfd && repo.config().version < KINDS_VERSION {
             return Err(Error::Repository(format!(
                 "repository format version {} cannot hold opsiconfd snapshots (older programs \
                  would take them for opsi-backup archives); it must be raised to version \
@@ -197,7 +197,7 @@ impl<'r> SnapshotWriter<'r> {
             },
             parent: None,
             meta_base: None,
-            kind,
+            series,
             volume: Volume::default(),
             _lock: lock,
         })
@@ -212,7 +212,7 @@ impl<'r> SnapshotWriter<'r> {
         host: &str,
         complete: impl FnOnce(&Repository, &mut Parent) -> Result<()>,
     ) -> Result<Option<Arc<Parent>>> {
-        let Some(mut parent) = self.repo.parent_of_kind(host, self.kind)? else {
+        let Some(mut parent) = self.repo.parent_in_series(host, &self.series)? else {
             return Ok(None);
         };
         complete(self.repo, &mut parent)?;

@@ -927,7 +927,7 @@ fn opsiconfd_snapshots_need_format_version_5() {
     // The opsi-backup snapshots of the same host do not take it as their parent.
     assert!(repo.parent("h").unwrap().is_none());
     assert!(repo
-        .parent_of_kind("h", crate::store::SnapshotKind::Opsiconfd)
+        .parent_in_series("h", &crate::store::Series::of(&["opsiconfd".to_string()]))
         .unwrap()
         .is_some());
 }
