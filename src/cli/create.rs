@@ -345,14 +345,19 @@ fn create_snapshot(
 
 #[cfg(test)]
 mod tests {
-    use crate::layout::DataPart;
-    use crate::store::BULK_BACKENDS;
+    use crate::layout::{self, DataPart};
+    use crate::store::{BULK_BACKENDS, BULK_PREFIX};
 
-    /// The store tells the series of bulk data apart by these names (it cannot import the
-    /// layout): the two lists must agree.
+    /// The store tells the series of bulk data apart by these names, and cuts large files by
+    /// this prefix (it cannot import the layout): the two must agree.
     #[test]
     fn the_store_knows_every_bulk_data_part() {
         let names: Vec<&str> = DataPart::ALL.iter().map(|p| p.name()).collect();
         assert_eq!(names, BULK_BACKENDS);
+        for part in DataPart::ALL {
+            let member = format!("{}/product/file", part.prefix());
+            assert!(member.starts_with(BULK_PREFIX) && layout::is_data(&member));
+        }
+        assert!(!layout::is_data(&layout::mysql_dump("mysql")));
     }
 }

@@ -39,7 +39,7 @@ mod storage;
 mod verify;
 mod verify_subset;
 
-pub use config::{ChunkerParams, FORMAT_VERSION};
+pub use config::{ChunkerParams, BULK_PREFIX, FORMAT_VERSION, LARGE_FILE};
 pub use copy::Copied;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
 pub(crate) use probe::{probe, Probe};

@@ -59,8 +59,8 @@ impl SnapshotKind {
     }
 }
 
-/// The backends that hold a server's bulk data (`layout::DataPart`'s names; a test there
-/// checks that the two lists agree).
+/// The backends that hold a server's bulk data (`layout::DataPart`'s names; a test in
+/// `cli/create.rs` checks that the two agree).
 pub const BULK_BACKENDS: [&str; 4] = ["depot", "workbench", "repository", "tftp"];
 
 /// The snapshots of a host that follow each other: the parent of a new snapshot is the newest

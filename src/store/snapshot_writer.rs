@@ -16,8 +16,8 @@ use crate::member::Member;
 use crate::parent::{Parent, ParentFile};
 use crate::sink::MemberSink;
 use crate::store::chunker::{ChunkId, Chunker};
-use crate::store::config::ChunkerParams;
 use crate::store::config::KINDS_VERSION;
+use crate::store::config::{ChunkerParams, BULK_PREFIX, LARGE_FILE};
 use crate::store::index::{self, SqlContext};
 use crate::store::indexer;
 use crate::store::lock::{LockKind, RepoLock};
@@ -244,15 +244,26 @@ impl<'r> SnapshotWriter<'r> {
     /// Stores a stream: returns its chunk ids and its length. Reading, chunking and hashing
     /// of one batch overlap with the compression of the previous batch's full groups.
     /// Memory: the chunker's batch buffer (~8 MiB, reused) and the groups being compressed.
-    fn store_stream(&mut self, path: &str, content: &mut dyn Read) -> Result<(Vec<ChunkId>, u64)> {
+    /// `large`: cut with the parameters for large files of bulk data.
+    fn store_stream(
+        &mut self,
+        path: &str,
+        content: &mut dyn Read,
+        large: bool,
+    ) -> Result<(Vec<ChunkId>, u64)> {
         let parent = self.parent.clone();
         let mut base = parent
             .as_deref()
             .and_then(|p| p.chunks(path))
             .map(BaseCursor::new);
+        let params = if large {
+            self.params.for_large_files()
+        } else {
+            self.params.clone()
+        };
         let mut chunker = Chunker::new(
             content,
-            &self.params,
+            &params,
             std::mem::take(&mut self.packing.chunk_buf),
         );
         let mut ids = Vec::new();
@@ -682,6 +693,13 @@ fn seal_all(groups: &mut [PlainGroup], level: i32, zstd: &Compressors) -> Vec<Se
     groups.par_iter_mut().map(|g| g.seal(level, zstd)).collect()
 }
 
+/// Whether `m` is cut with the parameters for large files: only files of bulk data. A dump
+/// or an .ini file keeps its small chunks, whose point is that a changed row re-stores a few
+/// KiB; a dump is never sized before it is stored, an imported one is.
+fn cut_large(m: &Member) -> bool {
+    m.size >= LARGE_FILE && m.path.starts_with(BULK_PREFIX)
+}
+
 impl Drop for SnapshotWriter<'_> {
     fn drop(&mut self) {
         if let Some(f) = self.file.take() {
@@ -695,7 +713,7 @@ impl MemberSink for SnapshotWriter<'_> {
         if !member.is_file() {
             return self.member(member, &[]);
         }
-        let (ids, size) = self.store_stream(&member.path, content)?;
+        let (ids, size) = self.store_stream(&member.path, content, cut_large(member))?;
         if size != member.size {
             return Err(Error::Invalid(format!(
                 "member {}: content has {size} bytes, its metadata says {}",
@@ -725,7 +743,7 @@ impl MemberSink for SnapshotWriter<'_> {
     /// Streams without spooling: the member record is written after its content, when the
     /// size is known.
     fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
-        let (ids, size) = self.store_stream(&member.path, content)?;
+        let (ids, size) = self.store_stream(&member.path, content, false)?;
         member.size = size;
         self.member(&member, &ids)?;
         Ok(size)
@@ -772,5 +790,45 @@ mod tests {
         w.volume.new = w.volume.read / 4;
         assert_eq!(w.level(), 3);
         w.commit().unwrap();
+    }
+
+    /// A large file of bulk data is cut into ~512 KiB chunks; the same bytes as a dump, or as a
+    /// bulk data file under the size limit, keep the small chunks.
+    #[test]
+    fn large_files_of_bulk_data_get_large_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(&dir.path().join("r")).unwrap();
+        let mut w = repo
+            .begin_snapshot(crate::store::tests::meta("server"))
+            .unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let data: Vec<u8> = (0..LARGE_FILE + (4 << 20))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut chunks = |path: &str, bytes: &[u8]| {
+            let m = file(path, bytes.len());
+            let (ids, size) = w
+                .store_stream(path, &mut &bytes[..], cut_large(&m))
+                .unwrap();
+            assert_eq!(size, bytes.len() as u64);
+            ids.len()
+        };
+        let wim = chunks("DATA/DEPOT/win10/install.wim", &data);
+        let dump = chunks("CONTENT/BACKENDS/MYSQL/mysql/database.sql", &data);
+        let small = chunks(
+            "DATA/DEPOT/win10/setup.exe",
+            &data[..(LARGE_FILE - 1) as usize],
+        );
+        assert!(
+            (8..=60).contains(&wim),
+            "{wim} chunks of ~512 KiB for 12 MiB"
+        );
+        assert!(dump > 600, "{dump} chunks of ~8 KiB for 12 MiB");
+        assert!(small > 400, "{small} chunks of ~8 KiB for 8 MiB");
     }
 }
