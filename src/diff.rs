@@ -4,13 +4,13 @@
 //! its bytes, plus its metadata) and a dump is fingerprinted table by table, so memory stays
 //! small whatever the backup's size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::layout;
+use crate::layout::{self, DataPart};
 use crate::member::{Member, MemberKind};
 use crate::sink::MemberSink;
 
@@ -19,6 +19,7 @@ use crate::sink::MemberSink;
 struct Print {
     content: [u8; 32],
     meta: String,
+    dir: bool,
 }
 
 /// A table's fingerprint in a dump: digest of its lines and its row count.
@@ -64,6 +65,7 @@ impl MemberSink for Fingerprints {
             Print {
                 content: *hasher.finalize().as_bytes(),
                 meta,
+                dir: m.kind == MemberKind::Dir,
             },
         );
         Ok(())
@@ -162,10 +164,74 @@ pub(crate) struct TableChange {
     pub rows_after: u64,
 }
 
+/// A product of the depot (its directory `DATA/DEPOT/<product>`) that was added, removed or
+/// changed, with how many of its files were.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProductChange {
+    pub change: Change,
+    pub product: String,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Diff {
     pub members: Vec<MemberChange>,
     pub tables: Vec<TableChange>,
+    /// The depot's products that differ (bulk data backups).
+    pub products: Vec<ProductChange>,
+}
+
+/// The depot product a member belongs to: the first directory below `DATA/DEPOT/`.
+fn depot_product(path: &str) -> Option<&str> {
+    let rest = DataPart::Depot.below(path)?;
+    let product = rest.split('/').next()?;
+    (!product.is_empty()).then_some(product)
+}
+
+/// The products of the depot in one backup.
+fn depot_products(f: &Fingerprints) -> BTreeSet<&str> {
+    f.members.keys().filter_map(|p| depot_product(p)).collect()
+}
+
+/// What `members` (the changes) say per product: a product only in `b` is added, one only in
+/// `a` removed, one in both with a changed file (or metadata) changed.
+fn product_changes(
+    a: &Fingerprints,
+    b: &Fingerprints,
+    members: &[MemberChange],
+) -> Vec<ProductChange> {
+    let (in_a, in_b) = (depot_products(a), depot_products(b));
+    let mut by_product: BTreeMap<&str, ProductChange> = BTreeMap::new();
+    for m in members {
+        let Some(product) = depot_product(&m.member) else {
+            continue;
+        };
+        let change = match (in_a.contains(product), in_b.contains(product)) {
+            (false, _) => Change::Added,
+            (_, false) => Change::Removed,
+            _ => Change::Changed,
+        };
+        let entry = by_product.entry(product).or_insert_with(|| ProductChange {
+            change,
+            product: product.to_string(),
+            added: 0,
+            removed: 0,
+            changed: 0,
+        });
+        // Directories are members too; the counts are of files.
+        let is_dir = |f: &Fingerprints| f.members.get(&m.member).is_some_and(|p| p.dir);
+        if is_dir(a) || is_dir(b) {
+            continue;
+        }
+        match m.change {
+            Change::Added => entry.added += 1,
+            Change::Removed => entry.removed += 1,
+            Change::Changed | Change::Metadata => entry.changed += 1,
+        }
+    }
+    by_product.into_values().collect()
 }
 
 pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
@@ -193,6 +259,7 @@ pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
         });
     }
     d.members.sort_by(|x, y| x.member.cmp(&y.member));
+    d.products = product_changes(a, b, &d.members);
     let empty = BTreeMap::new();
     let dumps: std::collections::BTreeSet<&String> =
         a.tables.keys().chain(b.tables.keys()).collect();
@@ -222,6 +289,17 @@ pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
 
 /// The opsi object behind a member path, where the layout makes it clear.
 pub(crate) fn opsi_name(path: &str) -> Option<String> {
+    if let Some(part) = DataPart::of(path) {
+        let rest = part.below(path)?;
+        let top = rest.split('/').next().filter(|t| !t.is_empty());
+        return Some(match (part, top) {
+            (DataPart::Depot, Some(p)) => format!("product {p} in the depot"),
+            (DataPart::Workbench, Some(p)) => format!("{p} in the workbench"),
+            (DataPart::Repository, Some(p)) => format!("package {p} in the repository"),
+            (DataPart::Tftp, _) => "TFTP boot files".into(),
+            (_, None) => format!("the {}", part.name()),
+        });
+    }
     if let Some(rest) = layout::in_conf(path) {
         return Some(format!("configuration file /etc/opsi/{rest}"));
     }
@@ -288,5 +366,73 @@ mod tests {
             Some("configs (config.ini)")
         );
         assert_eq!(opsi_name("CONTROL/sysinfo"), None);
+        assert_eq!(
+            opsi_name("DATA/DEPOT/win10-x64/installfiles/setup.exe").as_deref(),
+            Some("product win10-x64 in the depot")
+        );
+        assert_eq!(
+            opsi_name("DATA/REPOSITORY/firefox_115.0-1.opsi").as_deref(),
+            Some("package firefox_115.0-1.opsi in the repository")
+        );
+        assert_eq!(opsi_name("DATA/DEPOT").as_deref(), Some("the depot"));
+        assert_eq!(
+            opsi_name("DATA/TFTP/opsi/pxelinux.0").as_deref(),
+            Some("TFTP boot files")
+        );
+    }
+
+    fn backup(members: &[(&str, MemberKind, &[u8])]) -> Fingerprints {
+        let mut f = Fingerprints::default();
+        for (path, kind, bytes) in members {
+            let mut m = Member::control(path, bytes.len() as u64);
+            m.kind = kind.clone();
+            f.add(&m, &mut &bytes[..]).unwrap();
+        }
+        f
+    }
+
+    /// Products of the depot: one added, one removed, one with a changed, an added and a
+    /// removed file; directories are not counted as files, an unchanged product not listed.
+    #[test]
+    fn depot_products_added_removed_and_changed() {
+        use MemberKind::{Dir, File};
+        let a = backup(&[
+            ("DATA/DEPOT", Dir, b""),
+            ("DATA/DEPOT/firefox", Dir, b""),
+            ("DATA/DEPOT/firefox/setup.opsiscript", File, b"Files_copy"),
+            ("DATA/DEPOT/firefox/old.msi", File, b"old"),
+            ("DATA/DEPOT/7zip", Dir, b""),
+            ("DATA/DEPOT/7zip/7z.msi", File, b"7z"),
+            ("DATA/DEPOT/win10", Dir, b""),
+            ("DATA/DEPOT/win10/install.wim", File, b"wim"),
+        ]);
+        let b = backup(&[
+            ("DATA/DEPOT", Dir, b""),
+            ("DATA/DEPOT/firefox", Dir, b""),
+            (
+                "DATA/DEPOT/firefox/setup.opsiscript",
+                File,
+                b"Files_copy\nWinBatch",
+            ),
+            ("DATA/DEPOT/firefox/new.msi", File, b"new"),
+            ("DATA/DEPOT/libreoffice", Dir, b""),
+            ("DATA/DEPOT/libreoffice/lo.msi", File, b"lo"),
+            ("DATA/DEPOT/win10", Dir, b""),
+            ("DATA/DEPOT/win10/install.wim", File, b"wim"),
+        ]);
+        let d = compare(&a, &b);
+        let got: Vec<(String, Change, u64, u64, u64)> = d
+            .products
+            .iter()
+            .map(|p| (p.product.clone(), p.change, p.added, p.removed, p.changed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("7zip".to_string(), Change::Removed, 0, 1, 0),
+                ("firefox".to_string(), Change::Changed, 1, 1, 1),
+                ("libreoffice".to_string(), Change::Added, 1, 0, 0),
+            ]
+        );
     }
 }

@@ -212,6 +212,21 @@ fn nights_restore_and_export() {
         all - 3,
         "every file but the changed and the two new ones is taken from the parent unread"
     );
+    // diff names the products: libreoffice added, firefox changed, the others not listed.
+    let ids: Vec<String> = common::snapshots(root, &repo)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let out = ok(repo_bin(root, &repo).args(["diff", &ids[0], &ids[1]]));
+    assert!(
+        out.contains("product libreoffice in the depot added: 2 files added")
+            && out.contains(
+                "product firefox in the depot changed: 0 files added, 0 removed, 1 changed"
+            )
+            && out.contains("depot products: 1 added, 0 removed, 1 changed")
+            && !out.contains("product win10-x64 in the depot added"),
+        "{out}"
+    );
     let night2 = tree::read(&depot);
     let win10 = tree::read(&depot.join("win10-x64"));
     let others: Vec<_> = data_dirs[1..].iter().map(|d| tree::read(d)).collect();

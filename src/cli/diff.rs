@@ -150,6 +150,21 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
             t.rows_after
         );
     }
+    for p in &d.products {
+        let what = match p.change {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed | Change::Metadata => "changed",
+        };
+        say!(
+            "{}  product {} in the depot {what}: {} files added, {} removed, {} changed",
+            sign(p.change),
+            p.product,
+            p.added,
+            p.removed,
+            p.changed
+        );
+    }
     let count = |c: Change| d.members.iter().filter(|m| m.change == c).count();
     say!(
         "{} added, {} removed, {} changed, {} metadata only; {} tables changed",
@@ -159,5 +174,14 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
         count(Change::Metadata),
         d.tables.len()
     );
+    if !d.products.is_empty() {
+        let products = |c: Change| d.products.iter().filter(|p| p.change == c).count();
+        say!(
+            "depot products: {} added, {} removed, {} changed",
+            products(Change::Added),
+            products(Change::Removed),
+            products(Change::Changed)
+        );
+    }
     Ok(0)
 }
