@@ -4,7 +4,7 @@
 //!   from `<baseDir>/depots/<config server>.ini`, section `[depotserver]`, keys
 //!   `depotlocalurl`, `workbenchlocalurl`, `repositorylocalurl` (older files:
 //!   `[depotshare]`/`[workbench]`/`[repository]`, key `localurl`); the config server is chosen
-//!   by `rename::file_backend::find_config_server`, the rule `--new-server-id` uses. Else, with
+//!   by `opsi::config_server::find_config_server`, the rule `--new-server-id` uses. Else, with
 //!   a MySQL backend in use, from its HOST table (`type = 'OpsiConfigserver'`).
 //! - TFTP: derived from opsipxeconfd's `pxe config dir` in /etc/opsi/opsipxeconfd.conf
 //!   (`key = value` lines, no sections): the path up to the directory below a `tftpboot`
@@ -25,9 +25,9 @@ use crate::layout::DataPart;
 use crate::logging;
 use crate::mysql::run_sql;
 use crate::opsi::backends::{BackendKind, BackendSet};
+use crate::opsi::config_server::{depot_ids, find_config_server};
 use crate::opsi::confined::confined;
 use crate::opsi::root::OpsiRoot;
-use crate::rename::file_backend::{depot_ids, find_config_server};
 
 /// opsi's default locations, when the configuration names none.
 pub(crate) const DEFAULTS: [(DataPart, &str); 4] = [

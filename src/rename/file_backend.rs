@@ -20,9 +20,15 @@ use std::path::{Path, PathBuf};
 
 use crate::durable::sync_dir;
 use crate::error::{Error, IoContext, Result};
-use crate::rename::line_rewrite::{any_line, rewrite_lines, LineEdit};
+/// The config server rule is the file backend's knowledge (`opsi::config_server`); the
+/// rename's tests and callers find it here, beside the rename that uses it.
+pub use crate::opsi::config_server::find_config_server;
+use crate::opsi::config_server::{
+    any_line, host_file, host_ids, section_name, split_option, value_start,
+};
+use crate::opsi::host_id::validate_server_id;
+use crate::rename::line_rewrite::{rewrite_lines, LineEdit};
 use crate::rename::replacer::{dedupe_json_list, replace_url_host, IdReplacer};
-use crate::rename::server_id::validate_server_id;
 use crate::rename::RenameReport;
 
 /// Files named after a host: (directory under baseDir, extension).
@@ -148,87 +154,6 @@ pub fn rename_in_file_backend_with(
     Ok(report)
 }
 
-/// Lower-cased ids of the depots (and the config server) of the file backend at `base_dir`:
-/// its `depots/*.ini` files. `opsi::data_dirs` finds the config server's data directories by
-/// them and [`find_config_server`], the same rule `--new-server-id` uses.
-pub fn depot_ids(base_dir: &Path) -> Result<Vec<String>> {
-    host_ids(&base_dir.join("depots"), "ini")
-}
-
-/// The config server of the file backend at `base_dir`, among `depots` (ids of `depots/*.ini`):
-/// 1. the depot whose id is `local_fqdn` (python-opsi's file backend rule), unless that is
-///    `new` itself;
-/// 2. else the depot named by the default of `clientconfig.configserver.url` in `config.ini`
-///    (the data's own record of its config server), unless that is `new`;
-/// 3. else the only depot.
-///
-/// Python's restore stops after 1 and 3 ("No config server found in backend"); 2 lets a backup
-/// be restored on a machine with another name, which is the point of `--new-server-id`.
-pub fn find_config_server(
-    base_dir: &Path,
-    depots: &[String],
-    local_fqdn: Option<&str>,
-    new: &str,
-) -> Result<String> {
-    let fqdn = local_fqdn.and_then(|f| validate_server_id(f).ok());
-    if let Some(fqdn) = fqdn.filter(|f| f != new && depots.contains(f)) {
-        return Ok(fqdn);
-    }
-    if let Some(id) = configserver_url_host(&base_dir.join("config.ini"))? {
-        if id != new && depots.contains(&id) {
-            return Ok(id);
-        }
-    }
-    match depots {
-        [only] => Ok(only.clone()),
-        _ => Err(Error::Invalid(format!(
-            "cannot tell which depot of {} is the config server (depots: {}); name it explicitly",
-            base_dir.display(),
-            if depots.is_empty() {
-                "none".to_string()
-            } else {
-                depots.join(", ")
-            }
-        ))),
-    }
-}
-
-/// The host of the first default value of `clientconfig.configserver.url`, lower-cased.
-fn configserver_url_host(config_ini: &Path) -> Result<Option<String>> {
-    if !config_ini.is_file() {
-        return Ok(None);
-    }
-    let mut section = String::new();
-    let mut found = None;
-    any_line(config_ini, |line| {
-        if let Some(name) = section_name(line) {
-            section = name;
-            return false;
-        }
-        if !section.eq_ignore_ascii_case("clientconfig.configserver.url") {
-            return false;
-        }
-        let Some((key, value)) = split_option(line) else {
-            return false;
-        };
-        if !key.eq_ignore_ascii_case("defaultvalues") {
-            return false;
-        }
-        let urls: Vec<String> = serde_json::from_str(value.trim()).unwrap_or_default();
-        found = urls.first().and_then(|u| url_host(u));
-        true
-    })?;
-    Ok(found)
-}
-
-fn url_host(url: &str) -> Option<String> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let host = &authority[authority.rfind('@').map_or(0, |p| p + 1)..];
-    let host = host.split(':').next().unwrap_or(host);
-    validate_server_id(host).ok()
-}
-
 /// Step 2: what deleting host `new` removes in a file backend.
 fn remove_host(
     base_dir: &Path,
@@ -301,73 +226,8 @@ fn fix_url_line(line: &[u8], section: &str, (old, new): (&str, &str)) -> Option<
     Some(format!("{}{lead}{fixed}{tail}", &text[..at]).into_bytes())
 }
 
-/// `[name]` → `name`.
-fn section_name(line: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(line).ok()?.trim();
-    let name = text.strip_prefix('[')?.strip_suffix(']')?;
-    Some(name.trim().to_string())
-}
-
-/// Byte offset of an option's value: after the first `=` or `:` (ConfigParser's delimiters).
-fn value_start(text: &str) -> Option<usize> {
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() || trimmed.starts_with(['[', '#', ';']) {
-        return None;
-    }
-    text.find(['=', ':']).map(|p| p + 1)
-}
-
-/// `key = value` → (key, value), for option lines only.
-fn split_option(line: &[u8]) -> Option<(&str, &str)> {
-    let text = std::str::from_utf8(line).ok()?;
-    let at = value_start(text)?;
-    Some((text[..at - 1].trim(), &text[at..]))
-}
-
 fn short_name(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
-}
-
-/// Lower-cased ids of the `*.<ext>` files in `dir` whose name is a valid host id (the file
-/// backend ignores the others). A missing directory has none.
-fn host_ids(dir: &Path, ext: &str) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = list_host_files(dir, ext)?
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    ids.sort();
-    Ok(ids)
-}
-
-fn host_file(dir: &Path, ext: &str, id: &str) -> Result<Option<PathBuf>> {
-    Ok(list_host_files(dir, ext)?
-        .into_iter()
-        .find(|(found, _)| found == id)
-        .map(|(_, path)| path))
-}
-
-fn list_host_files(dir: &Path, ext: &str) -> Result<Vec<(String, PathBuf)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.path_ctx("listing", dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some((stem, e)) = name.rsplit_once('.') else {
-            continue;
-        };
-        if !e.eq_ignore_ascii_case(ext) || !entry.path().is_file() {
-            continue;
-        }
-        if let Ok(id) = validate_server_id(stem) {
-            found.push((id, entry.path()));
-        }
-    }
-    Ok(found)
 }
 
 #[cfg(test)]
@@ -398,10 +258,6 @@ mod tests {
         assert_eq!(
             fix_url_line(b"localurl = file:///opsi\n", "depotshare", ("opsi", "neu")),
             None
-        );
-        assert_eq!(
-            url_host("https://OPSI.example.org:4447/rpc").as_deref(),
-            Some("opsi.example.org")
         );
     }
 

@@ -21,26 +21,6 @@ pub enum LineEdit {
     Remove,
 }
 
-/// Whether any line of `path` satisfies `pred` (a read-only pre-scan, so that files without a
-/// reference are never rewritten).
-pub fn any_line(path: &Path, mut pred: impl FnMut(&[u8]) -> bool) -> Result<bool> {
-    let mut reader = BufReader::new(File::open(path).path_ctx("opening", path)?);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .path_ctx("reading", path)?
-            == 0
-        {
-            return Ok(false);
-        }
-        if pred(&line) {
-            return Ok(true);
-        }
-    }
-}
-
 /// Streams `src` through `edit` into `dest` (which may be `src`; when it is not, `src` is removed
 /// once `dest` is in place). Returns the number of lines replaced or removed. When that is 0
 /// and `dest` is `src`, the file is left untouched.
@@ -151,7 +131,7 @@ mod tests {
         rewrite_lines(&a, &b, |_| LineEdit::Keep).unwrap();
         assert!(!a.exists());
         assert_eq!(fs::read_to_string(&b).unwrap(), "x\n");
-        assert!(any_line(&b, |l| l == b"x\n").unwrap());
-        assert!(!any_line(&b, |l| l == b"y\n").unwrap());
+        assert!(crate::opsi::config_server::any_line(&b, |l| l == b"x\n").unwrap());
+        assert!(!crate::opsi::config_server::any_line(&b, |l| l == b"y\n").unwrap());
     }
 }

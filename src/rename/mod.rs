@@ -2,7 +2,7 @@
 //! everywhere in the restored backend data, and a host that already had the id NEW is removed
 //! first. Admins use it to move opsi to new hardware or to build a test server from production.
 //!
-//! - [`server_id`] holds [`validate_server_id`], to call before anything is restored;
+//! - [`validate_server_id`] (from `opsi::host_id`), to call before anything is restored;
 //! - [`replacer`] says what counts as a reference to a host id inside text, and its replacement;
 //! - [`line_rewrite`] does atomic, streaming, line-by-line rewriting of a file;
 //! - [`file_backend`] holds [`rename_in_file_backend`];
@@ -88,11 +88,10 @@ pub mod file_backend;
 pub mod line_rewrite;
 pub mod mysql_backend;
 pub mod replacer;
-pub mod server_id;
 
+pub use crate::opsi::host_id::validate_server_id;
 pub use file_backend::{rename_in_file_backend, rename_in_file_backend_with, FileRenameOptions};
 pub use mysql_backend::rename_in_mysql;
-pub use server_id::validate_server_id;
 
 /// What a rename did. File counts are for the file backend, row counts for MySQL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

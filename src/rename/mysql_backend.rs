@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::mysql::{quote_identifier, quote_string, run_sql, MysqlConfig};
+use crate::opsi::host_id::validate_server_id;
 use crate::rename::replacer::{replace_url_host, rewrite_value, IdReplacer};
-use crate::rename::server_id::validate_server_id;
 use crate::rename::RenameReport;
 
 const TEXT_TYPES: &[&str] = &[
