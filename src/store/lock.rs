@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::store::durable;
+use crate::store::object_lock::ObjectLock;
+use crate::store::storage::Storage;
 
 /// How long a command waits for the lock unless told otherwise: long enough for a nightly
 /// prune to finish, short enough that a stuck process does not stop every later cron run.
@@ -38,6 +40,55 @@ fn lock_wait() -> Duration {
 pub(crate) struct RepoLock {
     file: File,
     record: Option<PathBuf>,
+    /// The lock object of a repository on object storage, held beside the local flock (which
+    /// then guards the local index cache among this machine's processes).
+    remote: Option<ObjectLock>,
+}
+
+/// Where a repository's lock lives: always the flock in the local directory `root` (the
+/// repository, or the index cache of a remote one); for a repository on object storage also
+/// a lock object there, which other machines see.
+#[derive(Clone)]
+pub(crate) struct LockSite {
+    pub(crate) root: PathBuf,
+    pub(crate) remote: Option<(Arc<dyn Storage>, String)>,
+}
+
+impl LockSite {
+    /// Takes the lock of `kind` here and, for a remote repository, there; waits up to the
+    /// configured limit in all.
+    pub(crate) fn acquire(&self, kind: LockKind, purpose: &str) -> Result<RepoLock> {
+        self.acquire_split(kind, kind, purpose)
+    }
+
+    /// `acquire` with another kind for the remote lock: the index cache is rewritten under
+    /// the exclusive local lock while the remote repository is only read (shared).
+    pub(crate) fn acquire_split(
+        &self,
+        local: LockKind,
+        remote: LockKind,
+        purpose: &str,
+    ) -> Result<RepoLock> {
+        let start = Instant::now();
+        let mut lock = RepoLock::acquire_within(&self.root, local, purpose, lock_wait())?;
+        if let Some((storage, shown)) = &self.remote {
+            let left = lock_wait().saturating_sub(start.elapsed());
+            lock.remote = Some(ObjectLock::acquire(
+                Arc::clone(storage),
+                shown,
+                remote,
+                purpose,
+                left,
+            )?);
+        }
+        Ok(lock)
+    }
+
+    /// Takes the exclusive lock only if nobody holds any lock now (locally only: what it is
+    /// for, cleaning the local temporary files, is local).
+    pub(crate) fn try_exclusive_local(&self, purpose: &str) -> Result<Option<RepoLock>> {
+        RepoLock::try_exclusive(&self.root, purpose)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -124,12 +175,18 @@ impl RepoLock {
     /// (read-only mount for a verify) costs only the holder's name in others' messages.
     fn recorded(root: &Path, file: File, kind: LockKind, purpose: &str) -> RepoLock {
         let record = write_record(root, kind, purpose).ok();
-        RepoLock { file, record }
+        RepoLock {
+            file,
+            record,
+            remote: None,
+        }
     }
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
+        // The remote lock first: the local one guarded taking it.
+        drop(self.remote.take());
         if let Some(r) = &self.record {
             let _ = std::fs::remove_file(r);
         }
@@ -155,7 +212,7 @@ fn is_contended(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::WouldBlock
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
@@ -166,12 +223,24 @@ fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBu
     // 0700 like every directory of the repository (section "Durability and permissions").
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&dir)?;
+    let holder = this_holder(kind, purpose);
+    let mut f = tempfile::Builder::new()
+        .prefix(&format!("{}-", holder.pid))
+        .suffix(".json")
+        .tempfile_in(&dir)?;
+    f.write_all(&serde_json::to_vec(&holder).map_err(io::Error::other)?)?;
+    let (_, path) = f.keep().map_err(|e| e.error)?;
+    Ok(path)
+}
+
+/// What this process says of itself as the holder of a lock of `kind` for `purpose`.
+pub(crate) fn this_holder(kind: LockKind, purpose: &str) -> Holder {
     let mut command: String = std::env::args().collect::<Vec<_>>().join(" ");
     if command.len() > 300 {
         let cut = (0..=300).rev().find(|&i| command.is_char_boundary(i));
         command.truncate(cut.unwrap_or(0));
     }
-    let holder = Holder {
+    Holder {
         pid: std::process::id(),
         host: host_name(),
         kind: match kind {
@@ -182,14 +251,7 @@ fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBu
         purpose: purpose.into(),
         command,
         since: chrono::Utc::now().timestamp(),
-    };
-    let mut f = tempfile::Builder::new()
-        .prefix(&format!("{}-", holder.pid))
-        .suffix(".json")
-        .tempfile_in(&dir)?;
-    f.write_all(&serde_json::to_vec(&holder).map_err(io::Error::other)?)?;
-    let (_, path) = f.keep().map_err(|e| e.error)?;
-    Ok(path)
+    }
 }
 
 /// The records of the current holders; records of processes that died on this host are
@@ -230,7 +292,7 @@ fn read_holders(root: &Path, remove_dead: bool) -> Vec<Holder> {
     out
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -239,7 +301,7 @@ fn alive(pid: u32) -> bool {
     rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
-fn describe(holders: &[Holder]) -> String {
+pub(crate) fn describe(holders: &[Holder]) -> String {
     if holders.is_empty() {
         return "a process that left no record (an older opsi-backup, or flock(1))".into();
     }
