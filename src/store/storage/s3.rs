@@ -32,8 +32,12 @@ const PART: u64 = 16 << 20;
 
 /// Reads of an object are served from blocks of this size fetched by ranged GETs: the pack
 /// readers read a group (a few KiB to 4 MiB) at a time, front to back, so one GET serves many
-/// reads, and a whole pack of 16 MiB is four requests.
-const BLOCK: u64 = 4 << 20;
+/// small reads, and a reader that wants one group of a pack fetches little more than it.
+const BLOCK: u64 = 1 << 20;
+
+/// Opening an object fetches its last bytes, which tell its size (Content-Range): a pack's
+/// trailer is there, and a snapshot file or small record is whole in it. No HEAD is needed.
+const TAIL: u64 = 64 << 10;
 
 /// A repository in a bucket.
 pub(crate) struct S3Storage {
@@ -221,14 +225,14 @@ impl Storage for S3Storage {
     }
 
     fn open(&self, key: &str) -> io::Result<Box<dyn Object>> {
-        // The first block comes with the size (Content-Range): opening costs no HEAD.
-        let first = get_range(&self.client, key, 0, BLOCK).map_err(Failure::into_io)?;
-        let (bytes, size) = first;
+        let (bytes, size) =
+            get_range(&self.client, key, Span::Last(TAIL)).map_err(Failure::into_io)?;
+        let start = size - bytes.len() as u64;
         let obj = S3Object {
             client: Arc::clone(&self.client),
             key: key.to_string(),
             size,
-            blocks: Mutex::new(vec![(0, Arc::new(bytes))]),
+            blocks: Mutex::new(vec![(start, Arc::new(bytes))]),
         };
         Ok(Box::new(obj))
     }
@@ -330,20 +334,27 @@ impl Storage for S3Storage {
     }
 }
 
-/// Bytes `[from, from + len)` of `key` (fewer at its end) and the object's size.
-fn get_range(
-    c: &S3Client,
-    key: &str,
-    from: u64,
-    len: u64,
-) -> std::result::Result<(Vec<u8>, u64), Failure> {
+/// A range of an object to fetch.
+#[derive(Clone, Copy)]
+enum Span {
+    /// `len` bytes from `from` (fewer at the end).
+    At(u64, u64),
+    /// The last `n` bytes (all of a smaller object).
+    Last(u64),
+}
+
+/// The bytes of `span` of `key`, and the object's size.
+fn get_range(c: &S3Client, key: &str, span: Span) -> std::result::Result<(Vec<u8>, u64), Failure> {
     let object = c.object(key);
     let url = || {
         c.bucket
             .get_object(Some(&c.creds), &object)
             .sign(SIGNED_FOR)
     };
-    let range = format!("bytes={from}-{}", from + len - 1);
+    let (range, len) = match span {
+        Span::At(from, len) => (format!("bytes={from}-{}", from + len - 1), len),
+        Span::Last(n) => (format!("bytes=-{n}"), n),
+    };
     let got = c.send(
         "GET",
         key,
@@ -365,7 +376,10 @@ fn get_range(
                     .ok_or_else(|| io::Error::other("no Content-Length"))?,
             };
             let bytes = read_body(r, len, &c.counts)?;
-            let want = len.min(size.saturating_sub(from));
+            let want = match span {
+                Span::At(from, len) => len.min(size.saturating_sub(from)),
+                Span::Last(n) => n.min(size),
+            };
             if (bytes.len() as u64) < want {
                 return Err(io::Error::other(format!(
                     "the answer ended after {} of {want} bytes",
@@ -377,7 +391,9 @@ fn get_range(
     );
     match got {
         // An empty object has no byte 0: its range is "not satisfiable".
-        Err(Failure::Fatal(Error::Repository(m))) if from == 0 && m.contains("HTTP 416") => {
+        Err(Failure::Fatal(Error::Repository(m)))
+            if matches!(span, Span::Last(_)) && m.contains("HTTP 416") =>
+        {
             Ok((Vec::new(), 0))
         }
         r => r,
@@ -398,25 +414,28 @@ struct S3Object {
 const KEPT: usize = 3;
 
 impl S3Object {
-    fn block(&self, start: u64) -> io::Result<Arc<Vec<u8>>> {
+    /// A kept or newly fetched block holding `offset`: (its start, its bytes).
+    fn block(&self, offset: u64) -> io::Result<(u64, Arc<Vec<u8>>)> {
         {
             let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = blocks.iter().position(|(s, _)| *s == start) {
+            let holds = |(s, b): &(u64, Arc<Vec<u8>>)| *s <= offset && offset < s + b.len() as u64;
+            if let Some(i) = blocks.iter().position(holds) {
                 let b = blocks.remove(i);
-                let bytes = Arc::clone(&b.1);
+                let found = (b.0, Arc::clone(&b.1));
                 blocks.push(b);
-                return Ok(bytes);
+                return Ok(found);
             }
         }
+        let start = offset - offset % BLOCK;
         let (bytes, _) =
-            get_range(&self.client, &self.key, start, BLOCK).map_err(Failure::into_io)?;
+            get_range(&self.client, &self.key, Span::At(start, BLOCK)).map_err(Failure::into_io)?;
         let bytes = Arc::new(bytes);
         let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
         blocks.push((start, Arc::clone(&bytes)));
         if blocks.len() > KEPT {
             blocks.remove(0);
         }
-        Ok(bytes)
+        Ok((start, bytes))
     }
 }
 
@@ -429,8 +448,7 @@ impl Object for S3Object {
         if offset >= self.size || buf.is_empty() {
             return Ok(0);
         }
-        let start = offset - offset % BLOCK;
-        let block = self.block(start)?;
+        let (start, block) = self.block(offset)?;
         let at = (offset - start) as usize;
         if at >= block.len() {
             return Err(io::Error::new(
