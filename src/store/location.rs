@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use crate::store::storage::{S3Address, S3Options};
 
 /// A repository's place, as `--repository` names it.
+// One or two per command: the size of the bigger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Location {
     Local(PathBuf),

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::store::durable;
+use crate::store::lock_holder::{alive, describe, host_name, this_holder};
+pub(crate) use crate::store::lock_holder::{Holder, LockKind};
 use crate::store::object_lock::ObjectLock;
 use crate::store::storage::Storage;
 
@@ -89,29 +89,6 @@ impl LockSite {
     pub(crate) fn try_exclusive_local(&self, purpose: &str) -> Result<Option<RepoLock>> {
         RepoLock::try_exclusive(&self.root, purpose)
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum LockKind {
-    /// Held by writers of snapshots and by readers: they only add files.
-    Shared,
-    /// Held by anything that deletes files or rewrites the index.
-    Exclusive,
-}
-
-/// What a holder writes about itself to `locks/<pid>-<random>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Holder {
-    pub(crate) pid: u32,
-    pub(crate) host: String,
-    /// "shared" or "exclusive".
-    pub(crate) kind: String,
-    /// What it holds the lock for, e.g. "remove snapshots".
-    pub(crate) purpose: String,
-    /// Its command line (no secrets are ever passed on one).
-    pub(crate) command: String,
-    /// Unix seconds when it took the lock.
-    pub(crate) since: i64,
 }
 
 impl RepoLock {
@@ -212,12 +189,6 @@ fn is_contended(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::WouldBlock
 }
 
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
 fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBuf> {
     let dir = root.join("locks");
     // 0700 like every directory of the repository (section "Durability and permissions").
@@ -231,27 +202,6 @@ fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBu
     f.write_all(&serde_json::to_vec(&holder).map_err(io::Error::other)?)?;
     let (_, path) = f.keep().map_err(|e| e.error)?;
     Ok(path)
-}
-
-/// What this process says of itself as the holder of a lock of `kind` for `purpose`.
-pub(crate) fn this_holder(kind: LockKind, purpose: &str) -> Holder {
-    let mut command: String = std::env::args().collect::<Vec<_>>().join(" ");
-    if command.len() > 300 {
-        let cut = (0..=300).rev().find(|&i| command.is_char_boundary(i));
-        command.truncate(cut.unwrap_or(0));
-    }
-    Holder {
-        pid: std::process::id(),
-        host: host_name(),
-        kind: match kind {
-            LockKind::Shared => "shared",
-            LockKind::Exclusive => "exclusive",
-        }
-        .into(),
-        purpose: purpose.into(),
-        command,
-        since: chrono::Utc::now().timestamp(),
-    }
 }
 
 /// The records of the current holders; records of processes that died on this host are
@@ -290,33 +240,6 @@ fn read_holders(root: &Path, remove_dead: bool) -> Vec<Holder> {
     }
     out.sort_by_key(|h| (h.since, h.pid));
     out
-}
-
-pub(crate) fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-pub(crate) fn describe(holders: &[Holder]) -> String {
-    if holders.is_empty() {
-        return "a process that left no record (an older opsi-backup, or flock(1))".into();
-    }
-    let one = |h: &Holder| {
-        format!(
-            "pid {} on {} ({} lock to {}, since {}: {})",
-            h.pid,
-            h.host,
-            h.kind,
-            h.purpose,
-            crate::logging::local_time(h.since),
-            h.command
-        )
-    };
-    holders.iter().map(one).collect::<Vec<_>>().join("; ")
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod indexer;
 mod last_verify;
 mod location;
 mod lock;
+mod lock_holder;
 mod object_lock;
 mod pack;
 mod pack_verified;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::store::durable;
-use crate::store::lock::{self, Holder, LockKind};
+use crate::store::lock_holder::{self as lock, Holder, LockKind};
 use crate::store::storage::Storage;
 
 /// How often a holder rewrites its lock object.

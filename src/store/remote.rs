@@ -21,7 +21,7 @@ use crate::store::location::Location;
 use crate::store::lock::{LockKind, LockSite};
 use crate::store::rebuild::{self, list_snapshots};
 use crate::store::storage::{S3Storage, Storage, CONFIG_KEY};
-use crate::store::{durable, index, recovery, Repository};
+use crate::store::{durable, index, recovery};
 
 /// The removal generation: a random value, new for each command that removes data files.
 const GENERATION_KEY: &str = "state/generation";
@@ -39,8 +39,17 @@ fn parts(location: &Location) -> (&crate::store::S3Address, &crate::store::S3Opt
     }
 }
 
+/// A remote repository, opened: what `Repository::remote` is made of.
+pub(crate) struct Opened {
+    pub cache: PathBuf,
+    pub storage: Arc<dyn Storage>,
+    pub shown: String,
+    pub config: Config,
+    pub conn: rusqlite::Connection,
+}
+
 /// Creates a repository at the S3 `location`: a prefix with no repository in it.
-pub(crate) fn init(location: &Location, params: ChunkerParams) -> Result<Repository> {
+pub(crate) fn init(location: &Location, params: ChunkerParams) -> Result<Opened> {
     let (address, options, cache_base) = parts(location);
     let shown = address.to_string();
     let mut storage = S3Storage::new(address, options, PathBuf::new())?;
@@ -73,13 +82,19 @@ pub(crate) fn init(location: &Location, params: ChunkerParams) -> Result<Reposit
     // config.json last: a prefix without it is not (yet) a repository.
     config.save(&*storage)?;
     write_seen(&cache, "")?;
-    Ok(Repository::remote(&cache, storage, shown, config, conn))
+    Ok(Opened {
+        cache,
+        storage,
+        shown,
+        config,
+        conn,
+    })
 }
 
 /// Opens the repository at the S3 `location`, bringing its index cache up to date.
 /// `for_rebuild`: `rebuild-index` follows (a damaged cache is moved aside, a missing one is
 /// left empty for it).
-pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Repository> {
+pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Opened> {
     let (address, options, cache_base) = parts(location);
     let shown = address.to_string();
     let mut storage = S3Storage::new(address, options, PathBuf::new())?;
@@ -130,7 +145,13 @@ pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Repository>
     if !(created && for_rebuild) {
         catch_up(&cache, &*storage, &mut conn, &site, created, &shown)?;
     }
-    Ok(Repository::remote(&cache, storage, shown, config, conn))
+    Ok(Opened {
+        cache,
+        storage,
+        shown,
+        config,
+        conn,
+    })
 }
 
 /// Brings the index cache up to date with the bucket (see the module's header).

@@ -25,7 +25,7 @@ use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 use crate::store::verify::{self, VerifyOptions, VerifyReport};
-use crate::store::{durable, index, reader, recovery};
+use crate::store::{durable, index, reader, recovery, remote};
 
 /// An open repository. Its data files (packs, snapshot files, `config.json`, `state/`) are
 /// read and written through `storage`; the index and the lock are local files under `root`.
@@ -115,19 +115,20 @@ impl Repository {
         }
     }
 
-    /// A repository whose data files are in `storage` (remote), its index and local lock
-    /// under `cache` (`store::remote`).
-    pub(crate) fn remote(
-        cache: &Path,
-        storage: Arc<dyn Storage>,
-        shown: String,
-        config: Config,
-        conn: Connection,
-    ) -> Repository {
+    /// A repository whose data files are in a bucket, its index and local lock in its cache
+    /// directory (`store::remote`).
+    fn remote(opened: remote::Opened) -> Repository {
+        let remote::Opened {
+            cache,
+            storage,
+            shown,
+            config,
+            conn,
+        } = opened;
         Repository {
-            root: cache.to_path_buf(),
+            root: cache.clone(),
             site: LockSite {
-                root: cache.to_path_buf(),
+                root: cache,
                 remote: Some((Arc::clone(&storage), shown.clone())),
             },
             storage,
@@ -141,7 +142,7 @@ impl Repository {
     pub fn open_at(location: &Location) -> Result<Repository> {
         match location {
             Location::Local(path) => Repository::open(path),
-            Location::S3 { .. } => crate::store::remote::open(location, false),
+            Location::S3 { .. } => remote::open(location, false).map(Repository::remote),
         }
     }
 
@@ -149,7 +150,7 @@ impl Repository {
     pub fn open_for_rebuild_at(location: &Location) -> Result<Repository> {
         match location {
             Location::Local(path) => Repository::open_for_rebuild(path),
-            Location::S3 { .. } => crate::store::remote::open(location, true),
+            Location::S3 { .. } => remote::open(location, true).map(Repository::remote),
         }
     }
 
@@ -157,7 +158,9 @@ impl Repository {
     pub fn init_at(location: &Location) -> Result<Repository> {
         match location {
             Location::Local(path) => Repository::init(path),
-            Location::S3 { .. } => crate::store::remote::init(location, ChunkerParams::default()),
+            Location::S3 { .. } => {
+                remote::init(location, ChunkerParams::default()).map(Repository::remote)
+            }
         }
     }
 
@@ -504,13 +507,13 @@ impl Repository {
     /// (`store::remote`).
     fn removing<T>(&self, remove: impl FnOnce() -> Result<T>) -> Result<T> {
         let generation = if self.is_remote() {
-            Some(crate::store::remote::new_generation(self.storage())?)
+            Some(remote::new_generation(self.storage())?)
         } else {
             None
         };
         let out = remove()?;
         if let Some(g) = generation {
-            crate::store::remote::write_seen(&self.root, &g)?;
+            remote::write_seen(&self.root, &g)?;
         }
         Ok(out)
     }
