@@ -29,6 +29,20 @@ use crate::store::{crash_point, durable};
 /// cut so a retry resends one part only.
 const SINGLE_PUT_MAX: u64 = 64 << 20;
 const PART: u64 = 16 << 20;
+/// The smallest part S3 accepts (but the last).
+const MIN_PART: u64 = 5 << 20;
+
+/// (largest single PUT, part size): the constants, or both `OPSI_BACKUP_S3_PART_SIZE` (bytes,
+/// at least 5 MiB) for tests, which make ordinary packs go up in parts.
+fn upload_sizes() -> (u64, u64) {
+    match std::env::var("OPSI_BACKUP_S3_PART_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(n) => (n.max(MIN_PART), n.max(MIN_PART)),
+        None => (SINGLE_PUT_MAX, PART),
+    }
+}
 
 /// Reads of an object are served from blocks of this size fetched by ranged GETs: the pack
 /// readers read a group (a few KiB to 4 MiB) at a time, front to back, so one GET serves many
@@ -66,7 +80,8 @@ impl S3Storage {
     fn put_file(&self, key: &str, path: &std::path::Path, size: u64) -> Result<()> {
         let c = &*self.client;
         let object = c.object(key);
-        if size <= SINGLE_PUT_MAX {
+        let (single_max, part) = upload_sizes();
+        if size <= single_max {
             let url = || {
                 c.bucket
                     .put_object(Some(&c.creds), &object)
@@ -96,7 +111,7 @@ impl S3Storage {
                 Ok(id)
             })
             .map_err(|f| f.into_error(&c.show(key)))?;
-        let uploaded = self.put_parts(key, &object, &upload_id, path, size);
+        let uploaded = self.put_parts(key, &object, &upload_id, path, size, part);
         if uploaded.is_err() {
             // Best effort: an upload left behind costs space until the bucket's lifecycle
             // rule (or a later abort) collects it; it is never visible as an object.
@@ -117,13 +132,14 @@ impl S3Storage {
         upload_id: &str,
         path: &std::path::Path,
         size: u64,
+        part: u64,
     ) -> Result<()> {
         let c = &*self.client;
         let mut etags = Vec::new();
         let mut offset = 0;
         let mut number: u16 = 1;
         while offset < size {
-            let len = PART.min(size - offset);
+            let len = part.min(size - offset);
             let url = || {
                 c.bucket
                     .upload_part(Some(&c.creds), object, number, upload_id)
