@@ -295,6 +295,15 @@ fn s3_wrong_credentials_and_missing_bucket_are_clear_and_write_nothing() {
         err.contains("the bucket no-such-bucket-here does not exist"),
         "{err}"
     );
+
+    // Nobody listening: retried, then a clear error that shows no signed URL.
+    let nobody = PathBuf::from("s3:http://127.0.0.1:9/bucket/x");
+    let (code, _, err) = run(rb(root, &nobody, &cache)
+        .env("OPSI_BACKUP_S3_ATTEMPTS", "2")
+        .arg("snapshots"));
+    assert_ne!(code, 0);
+    assert!(err.contains("failed 2 times, giving up"), "{err}");
+    assert!(!err.contains("X-Amz-Signature"), "{err}");
 }
 
 /// A loopback proxy in front of the S3 server that spoils connections: of every four it opens,

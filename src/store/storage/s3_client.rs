@@ -279,7 +279,13 @@ impl S3Client {
                         Judged::Fatal(e) => return Err(Failure::Fatal(e)),
                     }
                 }
-                Err(ureq::Error::Transport(t)) => last = format!("connection: {t}"),
+                // Not `{t}`: it shows the signed URL, a bearer token for an hour.
+                Err(ureq::Error::Transport(t)) => {
+                    last = match t.message() {
+                        Some(m) => format!("connection: {}: {m}", t.kind()),
+                        None => format!("connection: {}", t.kind()),
+                    }
+                }
             }
         }
         Err(Failure::Fatal(Error::Repository(format!(
