@@ -106,7 +106,7 @@ impl ObjectLock {
                     "opsi-backup",
                     &format!(
                         "waiting up to {} s to {purpose}: repository {shown} is locked by {}",
-                        wait.as_secs(),
+                        wait.as_secs_f64().ceil(),
                         lock::describe(&holders)
                     ),
                 );
