@@ -17,6 +17,20 @@
 //! all = ["*.part"]     # every part
 //! depot = ["*/tmp/*"]  # also: workbench, repository, tftp
 //! ```
+//!
+//! A repository on S3-compatible object storage (`repository = "s3:https://host/bucket/prefix"`)
+//! may take its credentials from `[s3]`; a file holding `secret_access_key` must be readable
+//! by its owner only (mode 0600), or it is refused:
+//!
+//! ```toml
+//! cache_dir = "/var/cache/opsi-backup"   # index caches of remote repositories
+//! [s3]
+//! access_key_id = "GK…"
+//! secret_access_key = "…"
+//! region = "garage"
+//! virtual_host = false   # path style (host/bucket/key) unless true
+//! allow_http = false     # plain http only to loopback unless true
+//! ```
 //! Options and environment variables win over the file. The repository path is taken as
 //! written (it is not placed under `--root`).
 
@@ -42,6 +56,10 @@ pub struct Settings {
     pub create: CreateSettings,
     #[serde(default)]
     pub exclude: ExcludeSettings,
+    /// Where remote repositories keep their index caches (default /var/cache/opsi-backup).
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub s3: S3Settings,
 }
 
 /// `[create]`: what `create` does without options.
@@ -84,6 +102,35 @@ impl ExcludeSettings {
     }
 }
 
+/// `[s3]`: how to reach a repository on object storage. The environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`) wins.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub region: Option<String>,
+    #[serde(default)]
+    pub virtual_host: bool,
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<hidden>"),
+            )
+            .field("region", &self.region)
+            .field("virtual_host", &self.virtual_host)
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
+}
+
 impl Settings {
     /// The settings of the server at `root`; a missing file means no settings.
     pub fn load(root: &OpsiRoot) -> Result<Settings> {
@@ -93,7 +140,22 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
             Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
         };
-        Settings::parse(&text, &path)
+        let settings = Settings::parse(&text, &path)?;
+        if settings.s3.secret_access_key.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(Error::Config(format!(
+                    "{} holds secret_access_key but others may read it (mode {:o}); make it                      readable by its owner only: chmod 600 {}",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                )));
+            }
+        }
+        Ok(settings)
     }
 
     /// The settings in `text`, read from `path` (named in errors).
@@ -137,5 +199,27 @@ mod tests {
         std::fs::write(&f, "[retention]\nkeep_dayly = 7\n").unwrap();
         let e = Settings::load(&root).unwrap_err().to_string();
         assert!(e.contains("keep_dayly"), "{e}");
+    }
+
+    /// A secret in a file others may read is refused, and never shown.
+    #[test]
+    fn a_secret_needs_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = OpsiRoot::new(dir.path());
+        let f = root.resolve(SETTINGS_FILE);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(
+            &f,
+            "repository = \"s3:https://h/b/p\"\n[s3]\naccess_key_id = \"GK1\"\nsecret_access_key = \"sekrit\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Settings::load(&root).unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && !e.contains("sekrit"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = Settings::load(&root).unwrap();
+        assert_eq!(s.s3.secret_access_key.as_deref(), Some("sekrit"));
+        assert!(!format!("{s:?}").contains("sekrit"));
     }
 }

@@ -30,7 +30,7 @@ pub struct CopyArgs {
 
 pub(super) fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<i32> {
     let mut to = repo::open(g)?;
-    let from = Repository::open(&a.from_repository)?;
+    let from = Repository::open_at(&repo::location_of(g, &a.from_repository)?)?;
     to.ensure_distinct_from(&from)?;
     let chosen: Vec<SnapshotInfo> = if a.snapshots.is_empty() {
         from.snapshots()?

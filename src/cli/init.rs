@@ -9,8 +9,8 @@ use crate::store::Repository;
 pub struct InitArgs {}
 
 pub(super) fn init(g: &Global, _a: InitArgs) -> anyhow::Result<i32> {
-    let path = repo::repository_path(g)?;
-    Repository::init(&path)?;
-    output::summary(format!("created repository at {}", path.display()));
+    let location = repo::location(g)?;
+    Repository::init_at(&location)?;
+    output::summary(format!("created repository at {location}"));
     Ok(0)
 }

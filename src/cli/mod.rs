@@ -95,8 +95,10 @@ pub struct Global {
         global = true
     )]
     pub root: Option<PathBuf>,
-    /// The deduplicating repository to use (create stores a snapshot there). Default:
-    /// `repository` in /etc/opsi/opsi-backup.toml.
+    /// The deduplicating repository to use (create stores a snapshot there): a directory, or
+    /// s3:https://host[:port]/bucket[/prefix] on S3-compatible object storage (credentials
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or [s3] in the settings file).
+    /// Default: `repository` in /etc/opsi/opsi-backup.toml.
     #[arg(
         short = 'r',
         long,

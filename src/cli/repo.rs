@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::store::Repository;
+use crate::store::{Location, Repository, S3Address, S3Options};
 
 pub(super) fn repository_path(g: &Global) -> Result<PathBuf> {
     g.repository.clone().ok_or_else(|| {
@@ -16,13 +16,61 @@ pub(super) fn repository_path(g: &Global) -> Result<PathBuf> {
 }
 
 pub(super) fn open(g: &Global) -> Result<Repository> {
-    Repository::open(&repository_path(g)?)
+    Repository::open_at(&location(g)?)
 }
 
 /// `open` for `rebuild-index`: a damaged index is moved aside instead of refused.
 pub(super) fn open_for_rebuild(g: &Global) -> Result<Repository> {
-    Repository::open_for_rebuild(&repository_path(g)?)
+    Repository::open_for_rebuild_at(&location(g)?)
 }
+
+/// Where the repository of the options lies.
+pub(super) fn location(g: &Global) -> Result<Location> {
+    location_of(g, &repository_path(g)?)
+}
+
+/// Where the repository `given` (a directory or an `s3:` address) lies. The credentials of an
+/// S3 address come from the environment (`AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`,
+/// as a pair) or else from `[s3]` of the settings file, never from the command line.
+pub(super) fn location_of(g: &Global, given: &Path) -> Result<Location> {
+    let text = given.to_string_lossy();
+    if !S3Address::is_s3(&text) {
+        return Ok(Location::Local(given.to_path_buf()));
+    }
+    let address = S3Address::parse(&text)?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let yes = |k: &str| env(k).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let st = &g.settings.s3;
+    let (access_key_id, secret_access_key) = match env("AWS_ACCESS_KEY_ID") {
+        Some(id) => (id, env("AWS_SECRET_ACCESS_KEY").unwrap_or_default()),
+        None => (
+            st.access_key_id.clone().unwrap_or_default(),
+            st.secret_access_key.clone().unwrap_or_default(),
+        ),
+    };
+    let options = S3Options {
+        access_key_id,
+        secret_access_key,
+        region: env("AWS_DEFAULT_REGION")
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| st.region.clone())
+            .unwrap_or_else(|| "us-east-1".into()),
+        virtual_host: st.virtual_host || yes("OPSI_BACKUP_S3_VIRTUAL_HOST"),
+        allow_http: st.allow_http || yes("OPSI_BACKUP_S3_ALLOW_HTTP"),
+    };
+    let cache_base = env("OPSI_BACKUP_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| g.settings.cache_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR));
+    Ok(Location::S3 {
+        address,
+        options,
+        cache_base,
+    })
+}
+
+/// Where remote repositories keep their index caches unless told otherwise.
+pub(super) const DEFAULT_CACHE_DIR: &str = "/var/cache/opsi-backup";
 
 /// An argument names an archive when it is an existing file, or when no repository is set;
 /// otherwise it names a snapshot (`latest` or an id prefix).

@@ -26,10 +26,14 @@ fn disk_usage(path: &std::path::Path) -> u64 {
 pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
     let r = repo::open(g)?;
     let list = r.snapshots()?;
-    let path = repo::repository_path(g)?;
     // The export cache is not backup data (it can be deleted at any time): counted apart.
-    let cache = disk_usage(&path.join("cache"));
-    let disk = disk_usage(&path).saturating_sub(cache);
+    // A remote repository's size is that of its packs (its snapshot files are small).
+    let cache = disk_usage(&r.root().join("cache"));
+    let disk = if r.is_remote() {
+        r.pack_bytes()?
+    } else {
+        disk_usage(r.root()).saturating_sub(cache)
+    };
     let logical: u64 = list.iter().map(|s| s.size).sum();
     let stats = Stats {
         schema: json::schema("stats"),

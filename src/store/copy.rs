@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::store::lock::{LockKind, RepoLock};
+use crate::store::lock::LockKind;
 use crate::store::reader::{read_snapshot_file, ChunkFetcher};
 use crate::store::snapshot::read_snapshot_head;
 use crate::store::snapshot_info::SnapshotInfo;
@@ -45,8 +45,8 @@ pub(crate) fn ensure_distinct(from: &Repository, to: &Repository) -> Result<()> 
     if from.config().id == to.config().id {
         return Err(Error::Repository(format!(
             "{} and {} are the same repository (id {}): nothing to copy",
-            from.root().display(),
-            to.root().display(),
+            from.shown(),
+            to.shown(),
             to.config().id
         )));
     }
@@ -62,7 +62,7 @@ pub(crate) fn copy_snapshot(
     to: &Repository,
 ) -> Result<Copied> {
     ensure_distinct(from, to)?;
-    let _lock = RepoLock::acquire(from.root(), LockKind::Shared, "copy a snapshot")?;
+    let _lock = from.lock(LockKind::Shared, "copy a snapshot")?;
     // Own connections: a long copy does not block other users of these Repositories.
     let conn = index::connect(&from.index_path())?;
     let head = read_snapshot_head(from.storage(), &snap.id)?;

@@ -9,14 +9,16 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::logging;
 use crate::store::durable;
+use crate::store::lock_holder::{alive, describe, host_name, this_holder};
+pub(crate) use crate::store::lock_holder::{Holder, LockKind};
+use crate::store::object_lock::ObjectLock;
+use crate::store::storage::Storage;
 
 /// How long a command waits for the lock unless told otherwise: long enough for a nightly
 /// prune to finish, short enough that a stuck process does not stop every later cron run.
@@ -38,29 +40,55 @@ fn lock_wait() -> Duration {
 pub(crate) struct RepoLock {
     file: File,
     record: Option<PathBuf>,
+    /// The lock object of a repository on object storage, held beside the local flock (which
+    /// then guards the local index cache among this machine's processes).
+    remote: Option<ObjectLock>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum LockKind {
-    /// Held by writers of snapshots and by readers: they only add files.
-    Shared,
-    /// Held by anything that deletes files or rewrites the index.
-    Exclusive,
+/// Where a repository's lock lives: always the flock in the local directory `root` (the
+/// repository, or the index cache of a remote one); for a repository on object storage also
+/// a lock object there, which other machines see.
+#[derive(Clone)]
+pub(crate) struct LockSite {
+    pub(crate) root: PathBuf,
+    pub(crate) remote: Option<(Arc<dyn Storage>, String)>,
 }
 
-/// What a holder writes about itself to `locks/<pid>-<random>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Holder {
-    pub(crate) pid: u32,
-    pub(crate) host: String,
-    /// "shared" or "exclusive".
-    pub(crate) kind: String,
-    /// What it holds the lock for, e.g. "remove snapshots".
-    pub(crate) purpose: String,
-    /// Its command line (no secrets are ever passed on one).
-    pub(crate) command: String,
-    /// Unix seconds when it took the lock.
-    pub(crate) since: i64,
+impl LockSite {
+    /// Takes the lock of `kind` here and, for a remote repository, there; waits up to the
+    /// configured limit in all.
+    pub(crate) fn acquire(&self, kind: LockKind, purpose: &str) -> Result<RepoLock> {
+        self.acquire_split(kind, kind, purpose)
+    }
+
+    /// `acquire` with another kind for the remote lock: the index cache is rewritten under
+    /// the exclusive local lock while the remote repository is only read (shared).
+    pub(crate) fn acquire_split(
+        &self,
+        local: LockKind,
+        remote: LockKind,
+        purpose: &str,
+    ) -> Result<RepoLock> {
+        let start = Instant::now();
+        let mut lock = RepoLock::acquire_within(&self.root, local, purpose, lock_wait())?;
+        if let Some((storage, shown)) = &self.remote {
+            let left = lock_wait().saturating_sub(start.elapsed());
+            lock.remote = Some(ObjectLock::acquire(
+                Arc::clone(storage),
+                shown,
+                remote,
+                purpose,
+                left,
+            )?);
+        }
+        Ok(lock)
+    }
+
+    /// Takes the exclusive lock only if nobody holds any lock now (locally only: what it is
+    /// for, cleaning the local temporary files, is local).
+    pub(crate) fn try_exclusive_local(&self, purpose: &str) -> Result<Option<RepoLock>> {
+        RepoLock::try_exclusive(&self.root, purpose)
+    }
 }
 
 impl RepoLock {
@@ -124,12 +152,18 @@ impl RepoLock {
     /// (read-only mount for a verify) costs only the holder's name in others' messages.
     fn recorded(root: &Path, file: File, kind: LockKind, purpose: &str) -> RepoLock {
         let record = write_record(root, kind, purpose).ok();
-        RepoLock { file, record }
+        RepoLock {
+            file,
+            record,
+            remote: None,
+        }
     }
 }
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
+        // The remote lock first: the local one guarded taking it.
+        drop(self.remote.take());
         if let Some(r) = &self.record {
             let _ = std::fs::remove_file(r);
         }
@@ -155,34 +189,12 @@ fn is_contended(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::WouldBlock
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
 fn write_record(root: &Path, kind: LockKind, purpose: &str) -> io::Result<PathBuf> {
     let dir = root.join("locks");
     // 0700 like every directory of the repository (section "Durability and permissions").
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&dir)?;
-    let mut command: String = std::env::args().collect::<Vec<_>>().join(" ");
-    if command.len() > 300 {
-        let cut = (0..=300).rev().find(|&i| command.is_char_boundary(i));
-        command.truncate(cut.unwrap_or(0));
-    }
-    let holder = Holder {
-        pid: std::process::id(),
-        host: host_name(),
-        kind: match kind {
-            LockKind::Shared => "shared",
-            LockKind::Exclusive => "exclusive",
-        }
-        .into(),
-        purpose: purpose.into(),
-        command,
-        since: chrono::Utc::now().timestamp(),
-    };
+    let holder = this_holder(kind, purpose);
     let mut f = tempfile::Builder::new()
         .prefix(&format!("{}-", holder.pid))
         .suffix(".json")
@@ -228,33 +240,6 @@ fn read_holders(root: &Path, remove_dead: bool) -> Vec<Holder> {
     }
     out.sort_by_key(|h| (h.since, h.pid));
     out
-}
-
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-fn describe(holders: &[Holder]) -> String {
-    if holders.is_empty() {
-        return "a process that left no record (an older opsi-backup, or flock(1))".into();
-    }
-    let one = |h: &Holder| {
-        format!(
-            "pid {} on {} ({} lock to {}, since {}: {})",
-            h.pid,
-            h.host,
-            h.kind,
-            h.purpose,
-            crate::logging::local_time(h.since),
-            h.command
-        )
-    };
-    holders.iter().map(one).collect::<Vec<_>>().join("; ")
 }
 
 #[cfg(test)]

@@ -19,7 +19,10 @@ mod durable;
 mod index;
 mod indexer;
 mod last_verify;
+mod location;
 mod lock;
+mod lock_holder;
+mod object_lock;
 mod pack;
 mod pack_verified;
 mod packer;
@@ -29,6 +32,7 @@ mod prune;
 mod reader;
 mod rebuild;
 mod recovery;
+mod remote;
 mod repack;
 mod repository;
 mod snapshot;
@@ -41,6 +45,7 @@ mod verify_subset;
 
 pub use config::{ChunkerParams, BULK_PREFIX, FORMAT_VERSION, LARGE_FILE};
 pub use copy::Copied;
+pub use location::Location;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
 pub(crate) use probe::{probe, Probe};
 pub use prune::{PruneOptions, PruneReport};
@@ -51,6 +56,7 @@ pub use snapshot_info::{
     recency, Series, SnapshotInfo, SnapshotKind, BULK_BACKENDS, OPSICONFD_BACKEND,
 };
 pub use snapshot_writer::SnapshotWriter;
+pub use storage::{S3Address, S3Options};
 mod fuzz_entry;
 #[doc(hidden)]
 pub use fuzz_entry::{fuzz_pack, fuzz_snapshot};

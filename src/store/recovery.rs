@@ -35,10 +35,26 @@ pub(crate) fn recover(
     conn: &mut Connection,
     _lock: &RepoLock,
 ) -> Result<RecoveryReport> {
-    let mut report = RecoveryReport {
-        tmp_removed: storage.clean_temp()?,
-        ..RecoveryReport::default()
-    };
+    let tmp_removed = storage.clean_temp()?;
+    let mut report = index_unknown(storage, conn, _lock)?;
+    report.tmp_removed = tmp_removed;
+    Ok(report)
+}
+
+/// `recover` without touching temporary files: indexes the finished packs, then the snapshot
+/// files, that the index does not know (a remote repository's cache catching up with what
+/// other machines wrote; the caller holds the local exclusive lock and at least the shared
+/// one of the repository).
+pub(crate) fn index_unknown(
+    storage: &dyn Storage,
+    conn: &mut Connection,
+    _lock: &RepoLock,
+) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport::default();
+    // Snapshot files listed before packs: a snapshot file is published after its packs, so
+    // every pack a listed snapshot needs is in the later pack listing, even while another
+    // machine is writing.
+    let snapshots = list_snapshots(storage)?;
     let mut tx = index::immediate(conn)?;
     let before = index::last_chunk_row(&tx)?;
     for name in list_packs(storage)? {
@@ -57,7 +73,7 @@ pub(crate) fn recover(
     if report.packs_reused > 0 {
         report.delta_rows_dropped = drop_unreadable_delta_rows(&tx, before)?;
     }
-    for id in list_snapshots(storage)? {
+    for id in snapshots {
         if index::snapshot_known(&tx, &id)? {
             continue;
         }

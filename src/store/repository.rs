@@ -15,7 +15,8 @@ use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config, KINDS_VERSION};
 use crate::store::last_verify::{self, LastVerify};
-use crate::store::lock::{LockKind, RepoLock};
+use crate::store::location::Location;
+use crate::store::lock::{LockKind, LockSite, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::prune::{self, PruneOptions, PruneReport};
 use crate::store::rebuild::{self, RebuildReport};
@@ -24,7 +25,7 @@ use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 use crate::store::verify::{self, VerifyOptions, VerifyReport};
-use crate::store::{durable, index, reader, recovery};
+use crate::store::{durable, index, reader, recovery, remote};
 
 /// An open repository. Its data files (packs, snapshot files, `config.json`, `state/`) are
 /// read and written through `storage`; the index and the lock are local files under `root`.
@@ -35,6 +36,11 @@ pub struct Repository {
     storage: Arc<dyn Storage>,
     config: Config,
     conn: Mutex<Connection>,
+    /// Where the lock lives: the flock under `root`, and for a remote repository also the
+    /// lock objects there.
+    site: LockSite,
+    /// How the repository is named in messages (its directory or its address).
+    shown: String,
 }
 
 /// Why the directory `path` cannot be opened as a repository, from what stat said of the
@@ -90,6 +96,95 @@ fn permission_denied(path: &Path, what: &str) -> Error {
 }
 
 impl Repository {
+    fn local(
+        path: &Path,
+        storage: Arc<dyn Storage>,
+        config: Config,
+        conn: Connection,
+    ) -> Repository {
+        Repository {
+            root: path.to_path_buf(),
+            storage,
+            config,
+            conn: Mutex::new(conn),
+            site: LockSite {
+                root: path.to_path_buf(),
+                remote: None,
+            },
+            shown: path.display().to_string(),
+        }
+    }
+
+    /// A repository whose data files are in a bucket, its index and local lock in its cache
+    /// directory (`store::remote`).
+    fn remote(opened: remote::Opened) -> Repository {
+        let remote::Opened {
+            cache,
+            storage,
+            shown,
+            config,
+            conn,
+        } = opened;
+        Repository {
+            root: cache.clone(),
+            site: LockSite {
+                root: cache,
+                remote: Some((Arc::clone(&storage), shown.clone())),
+            },
+            storage,
+            config,
+            conn: Mutex::new(conn),
+            shown,
+        }
+    }
+
+    /// Opens the repository at `location`: a directory or a bucket (`store::remote`).
+    pub fn open_at(location: &Location) -> Result<Repository> {
+        match location {
+            Location::Local(path) => Repository::open(path),
+            Location::S3 { .. } => remote::open(location, false).map(Repository::remote),
+        }
+    }
+
+    /// `open_for_rebuild` of the repository at `location`.
+    pub fn open_for_rebuild_at(location: &Location) -> Result<Repository> {
+        match location {
+            Location::Local(path) => Repository::open_for_rebuild(path),
+            Location::S3 { .. } => remote::open(location, true).map(Repository::remote),
+        }
+    }
+
+    /// Creates a repository at `location`.
+    pub fn init_at(location: &Location) -> Result<Repository> {
+        match location {
+            Location::Local(path) => Repository::init(path),
+            Location::S3 { .. } => {
+                remote::init(location, ChunkerParams::default()).map(Repository::remote)
+            }
+        }
+    }
+
+    /// How the repository is named in messages: its directory or its address.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Whether the data files are on object storage (the index is a local cache then).
+    pub fn is_remote(&self) -> bool {
+        self.site.remote.is_some()
+    }
+
+    /// The bytes of the indexed packs (a remote repository's size: its bucket is not a
+    /// directory to measure).
+    pub fn pack_bytes(&self) -> Result<u64> {
+        Ok(index::pack_totals(&self.conn())?.1)
+    }
+
+    /// Takes the repository lock (`LockSite::acquire`).
+    pub(crate) fn lock(&self, kind: LockKind, purpose: &str) -> Result<RepoLock> {
+        self.site.acquire(kind, purpose)
+    }
+
     /// Creates a repository in `path` (a new or empty directory) with the default parameters.
     pub fn init(path: &Path) -> Result<Repository> {
         Repository::init_with(path, ChunkerParams::default())
@@ -143,12 +238,7 @@ impl Repository {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             durable::sync_dir(parent)?;
         }
-        Ok(Repository {
-            root: path.to_path_buf(),
-            storage,
-            config,
-            conn: Mutex::new(conn),
-        })
+        Ok(Repository::local(path, storage, config, conn))
     }
 
     /// Opens an existing repository. When nobody else uses it, cleans what interrupted
@@ -166,7 +256,7 @@ impl Repository {
         if self.config.version >= KINDS_VERSION {
             return Ok(false);
         }
-        let _lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "raise the format version")?;
+        let _lock = self.lock(LockKind::Exclusive, "raise the format version")?;
         let mut config = Config::load(self.storage())?;
         let raised = config.version < KINDS_VERSION;
         if raised {
@@ -241,16 +331,12 @@ impl Repository {
                 recovery::recover(&*storage, &mut conn, &lock)?;
             }
         }
-        Ok(Repository {
-            root: path.to_path_buf(),
-            storage,
-            config,
-            conn: Mutex::new(conn),
-        })
+        Ok(Repository::local(path, storage, config, conn))
     }
 
     /// The local directory of the index and the lock (and, for a local repository, of the
-    /// data files: those are read and written through `storage` only).
+    /// data files: those are read and written through `storage` only); for a remote
+    /// repository its index cache.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -333,7 +419,7 @@ impl Repository {
     /// naming pack, chunk and member.
     pub fn replay(&self, id: &str, sink: &mut dyn MemberSink) -> Result<()> {
         let info = self.resolve(id)?;
-        let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "read a snapshot")?;
+        let _lock = self.lock(LockKind::Shared, "read a snapshot")?;
         // An own connection: a long replay does not block other users of this Repository.
         let conn = index::connect(&self.index_path())?;
         reader::replay(
@@ -381,7 +467,7 @@ impl Repository {
     /// verified (a rolling verify); only a verify that read everything is recorded as complete.
     pub fn verify_with(&self, id: Option<&str>, opts: &VerifyOptions) -> Result<VerifyReport> {
         let id = id.map(|s| self.resolve(s)).transpose()?.map(|s| s.id);
-        let _lock = RepoLock::acquire(&self.root, LockKind::Shared, "verify")?;
+        let _lock = self.lock(LockKind::Shared, "verify")?;
         let started = chrono::Utc::now().timestamp();
         let index_path = self.index_path();
         let outcome = index::connect(&index_path).and_then(|conn| {
@@ -397,7 +483,7 @@ impl Repository {
     /// Replaces the index by what the pack trailers and snapshot files say. Takes the
     /// exclusive lock.
     pub fn rebuild_index(&self) -> Result<RebuildReport> {
-        let lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "rebuild the index")?;
+        let lock = self.lock(LockKind::Exclusive, "rebuild the index")?;
         let mut conn = self.conn();
         let report = rebuild::rebuild(self.storage(), &mut conn, &lock)?;
         recovery::recover(self.storage(), &mut conn, &lock)?;
@@ -408,12 +494,28 @@ impl Repository {
     /// their files. Their chunks stay until `prune`. Takes the exclusive lock. Returns how
     /// many snapshots were removed.
     pub fn forget(&self, ids: &[String]) -> Result<u64> {
-        let lock = RepoLock::acquire(&self.root, LockKind::Exclusive, "remove snapshots")?;
+        let lock = self.lock(LockKind::Exclusive, "remove snapshots")?;
         let names = ids
             .iter()
             .map(|id| self.resolve(id).map(|s| s.id))
             .collect::<Result<Vec<_>>>()?;
-        prune::forget(&mut self.conn(), self.storage(), &names, &lock)
+        self.removing(|| prune::forget(&mut self.conn(), self.storage(), &names, &lock))
+    }
+
+    /// Runs `remove` (which removes data files, under the exclusive lock); for a remote
+    /// repository first tells other machines' index caches that they must be rebuilt
+    /// (`store::remote`).
+    fn removing<T>(&self, remove: impl FnOnce() -> Result<T>) -> Result<T> {
+        let generation = if self.is_remote() {
+            Some(remote::new_generation(self.storage())?)
+        } else {
+            None
+        };
+        let out = remove()?;
+        if let Some(g) = generation {
+            remote::write_seen(&self.root, &g)?;
+        }
+        Ok(out)
     }
 
     /// Applies a retention policy and removes the snapshots it does not keep, planning and
@@ -427,7 +529,7 @@ impl Repository {
         } else {
             (LockKind::Exclusive, "remove snapshots")
         };
-        let lock = RepoLock::acquire(&self.root, kind, purpose)?;
+        let lock = self.lock(kind, purpose)?;
         let candidates: Vec<Candidate> = self.snapshots()?.iter().map(Candidate::from).collect();
         let decisions = retention::apply(policy, &candidates)?;
         if dry_run {
@@ -442,7 +544,7 @@ impl Repository {
         let n = if remove.is_empty() {
             0
         } else {
-            prune::forget(&mut self.conn(), self.storage(), &remove, &lock)?
+            self.removing(|| prune::forget(&mut self.conn(), self.storage(), &remove, &lock))?
         };
         Ok((decisions, n))
     }
@@ -455,15 +557,23 @@ impl Repository {
         } else {
             (LockKind::Exclusive, "prune unused data")
         };
-        let lock = RepoLock::acquire(&self.root, kind, purpose)?;
-        prune::prune(
-            &mut self.conn(),
-            self.storage(),
-            &self.config.chunker,
-            TrailerLayout::for_version(self.config.version),
-            opts,
-            &lock,
-        )
+        let lock = self.lock(kind, purpose)?;
+        let dry_run = opts.dry_run;
+        let run = || {
+            prune::prune(
+                &mut self.conn(),
+                self.storage(),
+                &self.config.chunker,
+                TrailerLayout::for_version(self.config.version),
+                opts,
+                &lock,
+            )
+        };
+        if dry_run {
+            run()
+        } else {
+            self.removing(run)
+        }
     }
 }
 

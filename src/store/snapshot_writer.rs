@@ -153,7 +153,7 @@ impl<'r> SnapshotWriter<'r> {
         meta: SnapshotMeta,
         copy_of: Option<String>,
     ) -> Result<SnapshotWriter<'r>> {
-        let lock = RepoLock::acquire(repo.root(), LockKind::Shared, "write a snapshot")?;
+        let lock = repo.lock(LockKind::Shared, "write a snapshot")?;
         let conn = index::connect(&repo.index_path())?;
         // One read transaction for the writer's many chunk lookups: SQLite then locks once,
         // not for every lookup (~20,000 fcntl calls for a 3,000-client file backend). A

@@ -26,6 +26,9 @@
 //! - Nothing above this interface calls fsync on a repository path.
 
 mod local;
+mod s3;
+mod s3_address;
+mod s3_client;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -35,6 +38,8 @@ use std::time::SystemTime;
 use crate::error::Result;
 
 pub(crate) use local::{LocalDir, LocalObject};
+pub(crate) use s3::S3Storage;
+pub use s3_address::{S3Address, S3Options};
 
 /// The key of pack `name` (hex BLAKE3 of the file).
 pub(crate) fn pack_key(name: &str) -> String {
