@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::error::Result;
-use crate::layout::Part;
+use crate::layout::{DataPart, Part};
 use crate::opsi::sysinfo::SysInfo;
+use crate::restore::plan::Request;
 use crate::sink::MemberSink;
 
 /// What restore learns in the verifying pass, before it plans anything.
@@ -37,16 +38,109 @@ impl Survey {
     }
 }
 
+/// Which members' content a restore needs. A restore of bulk data alone (`--backends depot`,
+/// `--product`, `tftp`, ...) needs only what lies below the prefixes it restores; a source
+/// that can reach members apart (a snapshot) then leaves the others unread. Whatever the
+/// scope, a source reads what its own checks need (CONTROL/, the planning files) and the
+/// metadata of every member, so `Survey::present` stays complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every member: the configuration, a backend, or every part of the bulk data.
+    Whole,
+    /// The members at or below these prefixes (`DATA/DEPOT/win10-x64`, `DATA/TFTP`).
+    Below(Vec<String>),
+}
+
+impl Scope {
+    /// What `req` restores. Anything beyond bulk data (`--configuration`, a backend, `auto`,
+    /// `all`, a name plan will refuse) or all four parts whole: `Whole`, as before.
+    pub(crate) fn of(req: &Request) -> Scope {
+        if req.configuration || req.backends.is_empty() {
+            return Scope::Whole;
+        }
+        let mut prefixes = Vec::new();
+        for b in &req.backends {
+            let Some(part) = DataPart::parse(b) else {
+                return Scope::Whole;
+            };
+            let prefix = match (part, &req.product) {
+                (DataPart::Depot, Some(p)) => format!("{}/{p}", part.prefix()),
+                _ => part.prefix(),
+            };
+            if !prefixes.contains(&prefix) {
+                prefixes.push(prefix);
+            }
+        }
+        let every_part = DataPart::ALL.iter().all(|p| prefixes.contains(&p.prefix()));
+        if every_part {
+            return Scope::Whole;
+        }
+        Scope::Below(prefixes)
+    }
+
+    /// Whether the restore needs the content of member `path`.
+    pub(crate) fn reads(&self, path: &str) -> bool {
+        match self {
+            Scope::Whole => true,
+            Scope::Below(prefixes) => prefixes.iter().any(|p| {
+                path.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }),
+        }
+    }
+}
+
 /// A backup to restore from.
 pub(crate) trait BackupSource {
     fn name(&self) -> String;
 
-    /// The first pass: reads the whole backup and verifies it. Fails, naming every problem,
-    /// when it is not intact.
-    fn survey(&mut self) -> Result<Survey>;
+    /// The first pass: reads the backup and verifies it; of a backup whose members it can
+    /// reach apart, only the content `scope` needs and what verifying that needs. Fails,
+    /// naming every problem, when it is not intact.
+    fn survey(&mut self, scope: &Scope) -> Result<Survey>;
 
-    /// A later pass: every member into `sink`, in archive order. Each file the sink reads is
-    /// checked to its end against what `survey` verified, and its `add` fails when it differs
-    /// (the backup changed between the passes); a member the sink leaves unread is not checked.
+    /// A later pass: every member into `sink`, in archive order (those outside the survey's
+    /// scope may come as `MemberSink::pass_over`). Each file the sink reads is checked to its
+    /// end against what `survey` verified, and its `add` fails when it differs (the backup
+    /// changed between the passes); a member the sink leaves unread is not checked.
     fn replay(&mut self, sink: &mut dyn MemberSink) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(backends: &[&str], product: Option<&str>, configuration: bool) -> Request {
+        Request {
+            backends: backends.iter().map(|b| b.to_string()).collect(),
+            product: product.map(str::to_string),
+            configuration,
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn bulk_data_alone_is_read_alone() {
+        let s = Scope::of(&req(&["depot"], Some("win10"), false));
+        assert_eq!(s, Scope::Below(vec!["DATA/DEPOT/win10".into()]));
+        assert!(s.reads("DATA/DEPOT/win10") && s.reads("DATA/DEPOT/win10/a/b"));
+        assert!(!s.reads("DATA/DEPOT/win10x/a") && !s.reads("DATA/DEPOT"));
+        assert!(!s.reads("CONTENT/BACKENDS/FILE/x"));
+        let s = Scope::of(&req(&["TFTP", "workbench"], None, false));
+        assert!(s.reads("DATA/TFTP/grub.efi") && s.reads("DATA/WORKBENCH"));
+        assert!(!s.reads("DATA/DEPOT/x"));
+    }
+
+    #[test]
+    fn anything_else_is_read_whole() {
+        for r in [
+            req(&[], None, false),
+            req(&["depot"], None, true),
+            req(&["depot", "file"], None, false),
+            req(&["all"], None, false),
+            req(&["depot", "workbench", "repository", "tftp"], None, false),
+        ] {
+            assert_eq!(Scope::of(&r), Scope::Whole, "{r:?}");
+        }
+    }
 }

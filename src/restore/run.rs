@@ -14,7 +14,7 @@ use crate::opsi::backends::{load_backends, BackendSet};
 use crate::opsi::root::OpsiRoot;
 use crate::opsi::sysinfo::SysInfo;
 use crate::rename::{self, FileRenameOptions};
-use crate::restore::backup::{BackupSource, Survey};
+use crate::restore::backup::{BackupSource, Scope, Survey};
 use crate::restore::confine;
 use crate::restore::plan::{self, Renamable, Request};
 use crate::restore::restorer::Restorer;
@@ -40,7 +40,7 @@ pub(crate) fn restore(
 ) -> Result<Vec<Restored>> {
     let name = src.name();
     logging::info(format!("Verifying {name} before restoring"));
-    let survey = src.survey()?;
+    let survey = src.survey(&Scope::of(req))?;
 
     let here = SysInfo::gather(root);
     if !req.force {
