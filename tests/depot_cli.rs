@@ -616,13 +616,8 @@ fn a_product_restore_reads_that_product_alone() {
     assert!(depot.join("7zip/empty").is_dir());
     // The TFTP files alone do not need the depot either (the snapshot holds none: refused
     // by the plan, after a survey that read no depot chunk).
-    let (code, _, err) = run(repo_bin(root, &repo).args([
-        "restore",
-        "latest",
-        "--backends",
-        "tftp",
-        "--force",
-    ]));
+    let (code, _, err) =
+        run(repo_bin(root, &repo).args(["restore", "latest", "--backends", "tftp", "--force"]));
     assert_ne!(code, 0);
     assert!(err.contains("holds no tftp data"), "{err}");
 }

@@ -6,9 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::error::Result;
-use crate::layout::{DataPart, Part};
+use crate::layout::Part;
 use crate::opsi::sysinfo::SysInfo;
-use crate::restore::plan::Request;
 use crate::sink::MemberSink;
 
 /// What restore learns in the verifying pass, before it plans anything.
@@ -52,32 +51,6 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
-    /// What `req` restores. Anything beyond bulk data (`--configuration`, a backend, `auto`,
-    /// `all`, a name plan will refuse) or all four parts whole: `Whole`, as before.
-    pub(crate) fn of(req: &Request) -> Scope {
-        if req.configuration || req.backends.is_empty() {
-            return Scope::Whole;
-        }
-        let mut prefixes = Vec::new();
-        for b in &req.backends {
-            let Some(part) = DataPart::parse(b) else {
-                return Scope::Whole;
-            };
-            let prefix = match (part, &req.product) {
-                (DataPart::Depot, Some(p)) => format!("{}/{p}", part.prefix()),
-                _ => part.prefix(),
-            };
-            if !prefixes.contains(&prefix) {
-                prefixes.push(prefix);
-            }
-        }
-        let every_part = DataPart::ALL.iter().all(|p| prefixes.contains(&p.prefix()));
-        if every_part {
-            return Scope::Whole;
-        }
-        Scope::Below(prefixes)
-    }
-
     /// Whether the restore needs the content of member `path`.
     pub(crate) fn reads(&self, path: &str) -> bool {
         match self {
@@ -110,37 +83,13 @@ pub(crate) trait BackupSource {
 mod tests {
     use super::*;
 
-    fn req(backends: &[&str], product: Option<&str>, configuration: bool) -> Request {
-        Request {
-            backends: backends.iter().map(|b| b.to_string()).collect(),
-            product: product.map(str::to_string),
-            configuration,
-            ..Request::default()
-        }
-    }
-
     #[test]
-    fn bulk_data_alone_is_read_alone() {
-        let s = Scope::of(&req(&["depot"], Some("win10"), false));
-        assert_eq!(s, Scope::Below(vec!["DATA/DEPOT/win10".into()]));
+    fn a_prefix_takes_itself_and_what_lies_below() {
+        let s = Scope::Below(vec!["DATA/DEPOT/win10".into(), "DATA/TFTP".into()]);
         assert!(s.reads("DATA/DEPOT/win10") && s.reads("DATA/DEPOT/win10/a/b"));
+        assert!(s.reads("DATA/TFTP/grub.efi"));
         assert!(!s.reads("DATA/DEPOT/win10x/a") && !s.reads("DATA/DEPOT"));
         assert!(!s.reads("CONTENT/BACKENDS/FILE/x"));
-        let s = Scope::of(&req(&["TFTP", "workbench"], None, false));
-        assert!(s.reads("DATA/TFTP/grub.efi") && s.reads("DATA/WORKBENCH"));
-        assert!(!s.reads("DATA/DEPOT/x"));
-    }
-
-    #[test]
-    fn anything_else_is_read_whole() {
-        for r in [
-            req(&[], None, false),
-            req(&["depot"], None, true),
-            req(&["depot", "file"], None, false),
-            req(&["all"], None, false),
-            req(&["depot", "workbench", "repository", "tftp"], None, false),
-        ] {
-            assert_eq!(Scope::of(&r), Scope::Whole, "{r:?}");
-        }
+        assert!(Scope::Whole.reads("CONTENT/BACKENDS/FILE/x"));
     }
 }

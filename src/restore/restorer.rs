@@ -250,3 +250,26 @@ fn restore_tree_member(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_of_a_target_left_unread_fails_the_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = Restorer::new(vec![Target {
+            prefix: "DATA/DEPOT/small".into(),
+            what: "product small".into(),
+            dest: Dest::Tree(tmp.path().join("small")),
+        }])
+        .unwrap();
+        for other in ["DATA/DEPOT/big/x.wim", "DATA/DEPOT/smaller/a", "CONTENT/x"] {
+            r.pass_over(&Member::control(other, 5)).unwrap();
+        }
+        let e = r
+            .pass_over(&Member::control("DATA/DEPOT/small/a.msi", 5))
+            .unwrap_err();
+        assert!(e.to_string().contains("left unread"), "{e}");
+    }
+}
