@@ -32,6 +32,13 @@ pub trait MemberSink {
     fn reuse(&mut self, _member: &Member, _parent: &ParentFile) -> Result<bool> {
         Ok(false)
     }
+
+    /// A member a selective replay passes over: its metadata, in its place in archive order,
+    /// without its content, which was not read. Only a restore's replay of a snapshot that
+    /// needs part of it calls this; a sink that would have read the member must fail.
+    fn pass_over(&mut self, _member: &Member) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A borrowed sink is a sink, so wrappers can own either a sink or a `&mut` to one.
@@ -47,6 +54,9 @@ impl<T: MemberSink + ?Sized> MemberSink for &mut T {
     }
     fn reuse(&mut self, member: &Member, parent: &ParentFile) -> Result<bool> {
         (**self).reuse(member, parent)
+    }
+    fn pass_over(&mut self, member: &Member) -> Result<()> {
+        (**self).pass_over(member)
     }
 }
 

@@ -523,3 +523,102 @@ fn separate_depot_creates_are_a_series_of_their_own() {
     assert!(kept.iter().any(|b| b.contains("depot")), "{kept:?}");
     assert!(kept.iter().any(|b| !b.contains("depot")), "{kept:?}");
 }
+
+/// The pack files of a repository, by name.
+fn packs(repo: &Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    walkdir::WalkDir::new(repo.join("packs"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+        .collect()
+}
+
+/// A restore of one product reads that product alone (and what checks it): a damaged chunk
+/// of another product does not stop it, while a restore of the whole depot, or of the
+/// damaged product, fails on it and touches nothing.
+#[test]
+fn a_product_restore_reads_that_product_alone() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    // The large product arrives the next night: its chunks lie in that night's packs alone.
+    let depot = s.p("/var/lib/opsi/depot");
+    for i in 0..3 {
+        write(
+            &depot.join(format!("bigapp/part{i}.bin")),
+            noise(100 + i, 2 << 20),
+            0o644,
+            T0,
+        );
+    }
+    settle_dirs(&s);
+    let before = packs(&repo);
+    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    let new: Vec<_> = packs(&repo).difference(&before).cloned().collect();
+    assert!(!new.is_empty());
+
+    // Damage the largest group of those packs (the metadata's groups are small): one byte in
+    // the middle of its stored bytes.
+    let index = rusqlite::Connection::open(repo.join("index.sqlite")).unwrap();
+    let mut damaged = None;
+    for pack in &new {
+        let name = pack.file_stem().unwrap().to_str().unwrap();
+        let g: Option<(i64, i64, i64)> = index
+            .query_row(
+                "SELECT g.offset, g.stored_len, g.plain_len FROM groups g \
+                 JOIN packs p ON p.id = g.pack WHERE p.name = ?1 \
+                 ORDER BY g.plain_len DESC LIMIT 1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ok();
+        if let Some((offset, stored, plain)) = g {
+            if plain > 1 << 20 && damaged.is_none() {
+                damaged = Some((pack.clone(), (offset + stored / 2) as usize));
+            }
+        }
+    }
+    drop(index);
+    let (pack, at) = damaged.expect("a large group of bigapp's data");
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[at] ^= 0x40;
+    fs::set_permissions(&pack, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&pack, bytes).unwrap();
+
+    // The whole depot and the damaged product: refused, naming the pack; nothing touched.
+    fs::write(depot.join("7zip/7z.msi"), "local edit").unwrap();
+    let live = tree::read(&depot);
+    for extra in [&[][..], &["--product", "bigapp"][..]] {
+        let (code, _, err) = run(repo_bin(root, &repo)
+            .args(["restore", "latest", "--backends", "depot", "--force"])
+            .args(extra));
+        assert_ne!(code, 0, "{extra:?}");
+        assert!(
+            err.contains("pack ") && (err.contains("damaged") || err.contains("cannot be read")),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(tree::read(&depot), live, "{extra:?}: nothing touched");
+    }
+
+    // Another product: restored, its chunks checked, bigapp's never read.
+    ok(repo_bin(root, &repo).args([
+        "restore",
+        "latest",
+        "--backends",
+        "depot",
+        "--product",
+        "7zip",
+        "--force",
+    ]));
+    assert_eq!(fs::read(depot.join("7zip/7z.msi")).unwrap(), noise(4, 1500));
+    assert!(depot.join("7zip/empty").is_dir());
+    // The TFTP files alone do not need the depot either (the snapshot holds none: refused
+    // by the plan, after a survey that read no depot chunk).
+    let (code, _, err) =
+        run(repo_bin(root, &repo).args(["restore", "latest", "--backends", "tftp", "--force"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("holds no tftp data"), "{err}");
+}

@@ -25,6 +25,10 @@ impl<'a, S: MemberSink> Rechecked<'a, S> {
 }
 
 impl<S: MemberSink> MemberSink for Rechecked<'_, S> {
+    fn pass_over(&mut self, member: &Member) -> Result<()> {
+        self.inner.pass_over(member)
+    }
+
     fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
         if !(member.is_file() && layout::is_content(&member.path)) {
             return self.inner.add(member, content);

@@ -80,7 +80,7 @@ impl fmt::Display for Problem {
 }
 
 /// Files under CONTENT/CONF that restore reads to plan (backend configs, dispatch.conf).
-fn is_planning_file(path: &str) -> bool {
+pub(crate) fn is_planning_file(path: &str) -> bool {
     layout::in_conf(path).is_some_and(|rel| {
         (rel.starts_with("backends/") && rel.ends_with(".conf"))
             || rel == "backendManager/dispatch.conf"
@@ -167,7 +167,7 @@ fn read_control(path: &str, content: &mut dyn Read) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn is_control(path: &str) -> bool {
+pub(crate) fn is_control(path: &str) -> bool {
     path == control::CHECKSUMS || path == control::SYSINFO
 }
 
@@ -203,6 +203,18 @@ impl MemberSink for Scan {
         let mut tee = Sha1Reader::new(content);
         std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err(path))?;
         self.computed.push((member.path.clone(), tee.hex()));
+        Ok(())
+    }
+
+    /// Present, but its content unchecked: a restore that does not need it did not read it.
+    fn pass_over(&mut self, member: &Member) -> Result<()> {
+        if is_control(&member.path) {
+            return Err(Error::Corrupt(format!(
+                "{} was passed over unread: the backup cannot be checked without it",
+                member.path
+            )));
+        }
+        self.note(member);
         Ok(())
     }
 }
@@ -243,5 +255,10 @@ impl<S: MemberSink> MemberSink for Checked<S> {
         self.scan.content_bytes += member.size;
         self.scan.computed.push((member.path.clone(), tee.hex()));
         Ok(())
+    }
+
+    fn pass_over(&mut self, member: &Member) -> Result<()> {
+        self.scan.pass_over(member)?;
+        self.inner.pass_over(member)
     }
 }

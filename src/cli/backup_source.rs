@@ -3,18 +3,26 @@
 //! way: a first pass checks every CONTENT file against CONTROL/checksums and gathers what
 //! planning needs (`archive::scan`), later passes check every file the restore reads again
 //! (`archive::rechecked`). Each pass shows a progress bar.
+//!
+//! A snapshot's members can be reached apart: when the restore needs part of it (`Scope`,
+//! e.g. one product of the depot), both passes read the content of only that part and of
+//! what checking it needs (CONTROL/, the planning files); the other members arrive as
+//! metadata (`MemberSink::pass_over`), their chunks unread. Bulk data is guarded by the
+//! BLAKE3 of every chunk read, CONTENT files by their sha1 as well. An archive file is one
+//! stream: it is always read whole.
 
 use std::path::PathBuf;
 
 use crate::archive::archive_file;
 use crate::archive::control::Checksums;
 use crate::archive::rechecked::Rechecked;
-use crate::archive::scan::Scan;
+use crate::archive::scan::{self, Scan};
 use crate::cli::human;
 use crate::cli::progress::{self, ProgressSink};
 use crate::error::{Error, Result};
+use crate::member::Member;
 use crate::opsi::sysinfo::SysInfo;
-use crate::restore::{BackupSource, Survey};
+use crate::restore::{BackupSource, Scope, Survey};
 use crate::sink::MemberSink;
 use crate::store::{Repository, SnapshotInfo};
 
@@ -35,22 +43,43 @@ impl Origin<'_> {
         }
     }
 
-    /// One pass over every member, with a progress bar named after the pass (`phase`); a
-    /// snapshot knows its size, so its bar has a total and an ETA.
-    fn replay(&self, phase: &str, sink: &mut dyn MemberSink) -> Result<()> {
-        let total = match self {
+    /// One pass over every member, reading the content of those `scope` needs (a snapshot)
+    /// or all (an archive), with a progress bar named after the pass (`phase`); a snapshot
+    /// knows its size, so its bar has a total (the bytes the pass reads) and an ETA.
+    fn replay(&self, phase: &str, scope: &Scope, sink: &mut dyn MemberSink) -> Result<()> {
+        let want = |m: &Member| needed(scope, m);
+        let bar = progress::bar_counting(phase, || match self {
             Origin::Archive(_) => None,
-            Origin::Snapshot { info, .. } => Some(info.size),
-        };
-        let bar = progress::bar(phase, total);
+            Origin::Snapshot { info, .. } if *scope == Scope::Whole => Some(info.size),
+            // The sizes of the members read: from the snapshot's metadata, read once more.
+            Origin::Snapshot { repo, info } => repo.members(&info.id).ok().map(|ms| {
+                ms.iter()
+                    .filter(|m| m.is_file() && want(m))
+                    .map(|m| m.size)
+                    .sum()
+            }),
+        });
         let mut shown = ProgressSink::new(sink, bar.clone());
         let r = match self {
             Origin::Archive(path) => archive_file::replay(path, &mut shown).map(|_| ()),
-            Origin::Snapshot { repo, info } => repo.replay(&info.id, &mut shown),
+            Origin::Snapshot { repo, info } if *scope == Scope::Whole => {
+                repo.replay(&info.id, &mut shown)
+            }
+            Origin::Snapshot { repo, info } => repo.replay_selected(&info.id, &want, &mut shown),
         };
         bar.finish_and_clear();
         r
     }
+}
+
+/// Whether a pass reads member `m`'s content: what `scope` restores and what checking the
+/// backup needs (CONTROL/checksums, CONTROL/sysinfo, the planning files); members without
+/// content cost nothing and are always given.
+fn needed(scope: &Scope, m: &Member) -> bool {
+    !m.is_file()
+        || scan::is_control(&m.path)
+        || scan::is_planning_file(&m.path)
+        || scope.reads(&m.path)
 }
 
 /// A backup as restore reads it: verified in `survey`, checked again in every `replay`.
@@ -58,6 +87,8 @@ pub(super) struct Verified<'r> {
     origin: Origin<'r>,
     /// CONTROL/checksums, once `survey` found the backup intact.
     checksums: Option<Checksums>,
+    /// What `survey` read, and so what `replay` reads.
+    scope: Scope,
 }
 
 impl<'r> Verified<'r> {
@@ -65,6 +96,7 @@ impl<'r> Verified<'r> {
         Verified {
             origin,
             checksums: None,
+            scope: Scope::Whole,
         }
     }
 }
@@ -74,9 +106,10 @@ impl BackupSource for Verified<'_> {
         self.origin.name()
     }
 
-    fn survey(&mut self) -> Result<Survey> {
+    fn survey(&mut self, scope: &Scope) -> Result<Survey> {
+        self.scope = scope.clone();
         let mut scan = Scan::default();
-        self.origin.replay("verify", &mut scan)?;
+        self.origin.replay("verify", &self.scope, &mut scan)?;
         scan.ensure_intact(&self.name())?;
         let mut sysinfo = SysInfo::new();
         for (k, v) in scan.sysinfo.iter().flatten() {
@@ -98,6 +131,6 @@ impl BackupSource for Verified<'_> {
             )));
         };
         self.origin
-            .replay("restore", &mut Rechecked::new(sums, sink))
+            .replay("restore", &self.scope, &mut Rechecked::new(sums, sink))
     }
 }

@@ -116,4 +116,8 @@ impl MemberSink for ProgressSink<'_> {
         }
         Ok(reused)
     }
+
+    fn pass_over(&mut self, member: &Member) -> Result<()> {
+        self.inner.pass_over(member)
+    }
 }

@@ -37,16 +37,59 @@ impl Survey {
     }
 }
 
+/// Which members' content a restore needs. A restore of bulk data alone (`--backends depot`,
+/// `--product`, `tftp`, ...) needs only what lies below the prefixes it restores; a source
+/// that can reach members apart (a snapshot) then leaves the others unread. Whatever the
+/// scope, a source reads what its own checks need (CONTROL/, the planning files) and the
+/// metadata of every member, so `Survey::present` stays complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every member: the configuration, a backend, or every part of the bulk data.
+    Whole,
+    /// The members at or below these prefixes (`DATA/DEPOT/win10-x64`, `DATA/TFTP`).
+    Below(Vec<String>),
+}
+
+impl Scope {
+    /// Whether the restore needs the content of member `path`.
+    pub(crate) fn reads(&self, path: &str) -> bool {
+        match self {
+            Scope::Whole => true,
+            Scope::Below(prefixes) => prefixes.iter().any(|p| {
+                path.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }),
+        }
+    }
+}
+
 /// A backup to restore from.
 pub(crate) trait BackupSource {
     fn name(&self) -> String;
 
-    /// The first pass: reads the whole backup and verifies it. Fails, naming every problem,
-    /// when it is not intact.
-    fn survey(&mut self) -> Result<Survey>;
+    /// The first pass: reads the backup and verifies it; of a backup whose members it can
+    /// reach apart, only the content `scope` needs and what verifying that needs. Fails,
+    /// naming every problem, when it is not intact.
+    fn survey(&mut self, scope: &Scope) -> Result<Survey>;
 
-    /// A later pass: every member into `sink`, in archive order. Each file the sink reads is
-    /// checked to its end against what `survey` verified, and its `add` fails when it differs
-    /// (the backup changed between the passes); a member the sink leaves unread is not checked.
+    /// A later pass: every member into `sink`, in archive order (those outside the survey's
+    /// scope may come as `MemberSink::pass_over`). Each file the sink reads is checked to its
+    /// end against what `survey` verified, and its `add` fails when it differs (the backup
+    /// changed between the passes); a member the sink leaves unread is not checked.
     fn replay(&mut self, sink: &mut dyn MemberSink) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_takes_itself_and_what_lies_below() {
+        let s = Scope::Below(vec!["DATA/DEPOT/win10".into(), "DATA/TFTP".into()]);
+        assert!(s.reads("DATA/DEPOT/win10") && s.reads("DATA/DEPOT/win10/a/b"));
+        assert!(s.reads("DATA/TFTP/grub.efi"));
+        assert!(!s.reads("DATA/DEPOT/win10x/a") && !s.reads("DATA/DEPOT"));
+        assert!(!s.reads("CONTENT/BACKENDS/FILE/x"));
+        assert!(Scope::Whole.reads("CONTENT/BACKENDS/FILE/x"));
+    }
 }

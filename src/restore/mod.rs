@@ -13,6 +13,6 @@ pub(crate) mod staging;
 pub(crate) mod swap;
 pub(crate) mod tree_links;
 
-pub(crate) use backup::{BackupSource, Survey};
+pub(crate) use backup::{BackupSource, Scope, Survey};
 pub(crate) use plan::Request;
 pub(crate) use run::{restore, Restored};

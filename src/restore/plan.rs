@@ -11,7 +11,7 @@ use crate::mysql::{self, MysqlConfig};
 use crate::opsi::backends::{BackendConfig, BackendSet};
 use crate::opsi::data_dirs;
 use crate::opsi::root::{OpsiRoot, CONF_DIR};
-use crate::restore::backup::Survey;
+use crate::restore::backup::{Scope, Survey};
 use crate::restore::restorer::{Dest, Target};
 
 /// What the user asked to restore.
@@ -39,6 +39,33 @@ pub(crate) enum Renamable {
         host_key_file_setting: String,
     },
     Mysql(MysqlConfig),
+}
+
+/// Which members' content `req` restores (`Scope`), known before the survey. Anything beyond
+/// bulk data (`--configuration`, a backend, `auto`, `all`, a name `targets` will refuse), or
+/// all four parts whole: `Whole`, read as before.
+pub(crate) fn scope(req: &Request) -> Scope {
+    if req.configuration || req.backends.is_empty() {
+        return Scope::Whole;
+    }
+    let mut prefixes = Vec::new();
+    for b in &req.backends {
+        let Some(part) = DataPart::parse(b) else {
+            return Scope::Whole;
+        };
+        let prefix = match (part, &req.product) {
+            (DataPart::Depot, Some(p)) => format!("{}/{p}", part.prefix()),
+            _ => part.prefix(),
+        };
+        if !prefixes.contains(&prefix) {
+            prefixes.push(prefix);
+        }
+    }
+    let every_part = DataPart::ALL.iter().all(|p| prefixes.contains(&p.prefix()));
+    if every_part {
+        return Scope::Whole;
+    }
+    Scope::Below(prefixes)
 }
 
 /// The targets of a restore and the backends they restore.
@@ -334,4 +361,40 @@ fn dhcp_backend(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(backends: &[&str], product: Option<&str>, configuration: bool) -> Request {
+        Request {
+            backends: backends.iter().map(|b| b.to_string()).collect(),
+            product: product.map(str::to_string),
+            configuration,
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn bulk_data_alone_is_read_alone() {
+        let s = scope(&req(&["depot"], Some("win10"), false));
+        assert_eq!(s, Scope::Below(vec!["DATA/DEPOT/win10".into()]));
+        let s = scope(&req(&["TFTP", "workbench"], None, false));
+        assert!(s.reads("DATA/TFTP/grub.efi") && s.reads("DATA/WORKBENCH"));
+        assert!(!s.reads("DATA/DEPOT/x"));
+    }
+
+    #[test]
+    fn anything_else_is_read_whole() {
+        for r in [
+            req(&[], None, false),
+            req(&["depot"], None, true),
+            req(&["depot", "file"], None, false),
+            req(&["all"], None, false),
+            req(&["depot", "workbench", "repository", "tftp"], None, false),
+        ] {
+            assert_eq!(scope(&r), Scope::Whole, "{r:?}");
+        }
+    }
 }

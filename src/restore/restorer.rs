@@ -129,14 +129,33 @@ impl Restorer {
     }
 }
 
-impl MemberSink for Restorer {
-    fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
-        let Some(idx) = self.targets.iter().position(|(prefix, _)| {
-            m.path == *prefix
-                || m.path
+impl Restorer {
+    /// The target that member `path` belongs to.
+    fn target_of(&self, path: &str) -> Option<usize> {
+        self.targets.iter().position(|(prefix, _)| {
+            path == prefix
+                || path
                     .strip_prefix(prefix.as_str())
                     .is_some_and(|r| r.starts_with('/'))
-        }) else {
+        })
+    }
+}
+
+impl MemberSink for Restorer {
+    /// A member left unread is fine unless it belongs to a target: then the replay's scope
+    /// was narrower than the plan, and the restore would be incomplete.
+    fn pass_over(&mut self, m: &Member) -> Result<()> {
+        match self.target_of(&m.path) {
+            None => Ok(()),
+            Some(i) => Err(Error::Invalid(format!(
+                "{}: left unread by the replay, yet restored to {}",
+                m.path, self.targets[i].0
+            ))),
+        }
+    }
+
+    fn add(&mut self, m: &Member, content: &mut dyn Read) -> Result<()> {
+        let Some(idx) = self.target_of(&m.path) else {
             return Ok(());
         };
         let prefix = self.targets[idx].0.clone();
@@ -229,5 +248,28 @@ fn restore_tree_member(
             ));
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_of_a_target_left_unread_fails_the_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = Restorer::new(vec![Target {
+            prefix: "DATA/DEPOT/small".into(),
+            what: "product small".into(),
+            dest: Dest::Tree(tmp.path().join("small")),
+        }])
+        .unwrap();
+        for other in ["DATA/DEPOT/big/x.wim", "DATA/DEPOT/smaller/a", "CONTENT/x"] {
+            r.pass_over(&Member::control(other, 5)).unwrap();
+        }
+        let e = r
+            .pass_over(&Member::control("DATA/DEPOT/small/a.msi", 5))
+            .unwrap_err();
+        assert!(e.to_string().contains("left unread"), "{e}");
     }
 }

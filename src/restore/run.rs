@@ -40,7 +40,7 @@ pub(crate) fn restore(
 ) -> Result<Vec<Restored>> {
     let name = src.name();
     logging::info(format!("Verifying {name} before restoring"));
-    let survey = src.survey()?;
+    let survey = src.survey(&plan::scope(req))?;
 
     let here = SysInfo::gather(root);
     if !req.force {
@@ -176,6 +176,7 @@ mod tests {
 
     use super::*;
     use crate::member::{Member, MemberKind};
+    use crate::restore::backup::Scope;
     use crate::sink::MemberSink;
 
     /// A backup of /etc/opsi whose replay fails after its file was written, as the source's
@@ -196,7 +197,7 @@ mod tests {
         fn name(&self) -> String {
             "changed".into()
         }
-        fn survey(&mut self) -> Result<Survey> {
+        fn survey(&mut self, _: &Scope) -> Result<Survey> {
             Ok(Survey {
                 present: [layout::CONF, "CONTENT/CONF/opsi.conf"]
                     .map(String::from)

@@ -180,15 +180,20 @@ impl<'c> ChunkFetcher<'c> {
 /// the one the index points to.
 const MAX_DELTA_DEPTH: u32 = 4;
 
-/// Feeds every member of snapshot `row` into `sink`, in order, with checked content.
+/// Feeds every member of snapshot `row` into `sink`, in order: those `want` accepts with
+/// their checked content, the others by `MemberSink::pass_over`, their chunks left unread.
 pub(crate) fn replay(
     conn: &Connection,
     storage: &dyn Storage,
     row: i64,
+    want: &dyn Fn(&Member) -> bool,
     sink: &mut dyn MemberSink,
 ) -> Result<()> {
     let mut fetcher = ChunkFetcher::new(conn, storage);
     for_each_member(conn, storage, row, |m: Member, ids| {
+        if !want(&m) {
+            return sink.pass_over(&m);
+        }
         if !m.is_file() {
             return sink.add(&m, &mut io::empty());
         }

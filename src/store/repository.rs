@@ -418,6 +418,18 @@ impl Repository {
     /// chunk is checked against its BLAKE3 id as it is read; a mismatch is `Error::Corrupt`
     /// naming pack, chunk and member.
     pub fn replay(&self, id: &str, sink: &mut dyn MemberSink) -> Result<()> {
+        self.replay_selected(id, &|_| true, sink)
+    }
+
+    /// `replay` that reads the content of the members `want` accepts only: every other member
+    /// reaches `sink` as metadata alone (`MemberSink::pass_over`), its chunks untouched. The
+    /// snapshot's metadata stream is read (and checked) whole either way.
+    pub fn replay_selected(
+        &self,
+        id: &str,
+        want: &dyn Fn(&Member) -> bool,
+        sink: &mut dyn MemberSink,
+    ) -> Result<()> {
         let info = self.resolve(id)?;
         let _lock = self.lock(LockKind::Shared, "read a snapshot")?;
         // An own connection: a long replay does not block other users of this Repository.
@@ -426,6 +438,7 @@ impl Repository {
             &conn,
             self.storage(),
             index::snapshot_row(&conn, &info.id)?,
+            want,
             sink,
         )
     }
