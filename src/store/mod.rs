@@ -24,6 +24,7 @@ mod lock;
 mod lock_holder;
 mod object_lock;
 mod pack;
+mod pack_file;
 mod pack_verified;
 mod packer;
 mod parent;

@@ -3,14 +3,13 @@
 //! (`Storage::put_new`: durable on return).
 //! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::store::chunker::ChunkId;
 use crate::store::crash_point;
+use crate::store::pack_file::PackFile;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
@@ -203,8 +202,7 @@ impl Compressors {
 /// temporary file for the next exclusive open to delete.
 pub(crate) struct Packer {
     tmp: PathBuf,
-    out: BufWriter<File>,
-    hasher: blake3::Hasher,
+    out: PackFile,
     len: u64,
     groups: Vec<GroupEntry>,
     chunks: usize,
@@ -222,23 +220,20 @@ impl Packer {
     pub(crate) fn create(storage: &dyn Storage, layout: TrailerLayout) -> Result<Packer> {
         let TempFile { path: tmp, file } = storage.create_temp("pack")?;
         let mut p = Packer {
+            out: PackFile::start(tmp.clone(), file),
             tmp,
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
             len: 0,
             groups: Vec::new(),
             chunks: 0,
             layout,
         };
-        p.write(PACK_MAGIC)?;
+        p.write(PACK_MAGIC.to_vec())?;
         Ok(p)
     }
 
-    fn write(&mut self, b: &[u8]) -> Result<()> {
-        self.out.write_all(b).path_ctx("writing", &self.tmp)?;
-        self.hasher.update(b);
+    fn write(&mut self, b: Vec<u8>) -> Result<()> {
         self.len += b.len() as u64;
-        Ok(())
+        self.out.write(b)
     }
 
     /// Bytes written so far.
@@ -248,11 +243,12 @@ impl Packer {
 
     pub(crate) fn append(&mut self, g: SealedGroup) -> Result<()> {
         let offset = self.len;
-        self.write(&g.stored)?;
+        let stored_len = g.stored.len() as u32;
+        self.write(g.stored)?;
         self.chunks += g.chunks.len();
         self.groups.push(GroupEntry {
             offset,
-            stored_len: g.stored.len() as u32,
+            stored_len,
             flags: g.flags,
             chunks: g.chunks,
             refs: g.refs,
@@ -264,14 +260,10 @@ impl Packer {
     /// `packs/<name[..2]>/<name>.pack` (name = BLAKE3 of the whole file). Durable on return.
     pub(crate) fn finish(mut self, storage: &dyn Storage) -> Result<PackDone> {
         let trailer = pack::encode_trailer(&self.groups, self.layout);
-        self.write(&trailer)?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .path_ctx("writing", &self.tmp)?;
+        self.write(trailer)?;
+        let (file, hash) = self.out.finish()?;
         crash_point("pack-written");
-        let name = self.hasher.finalize().to_hex().to_string();
+        let name = hash.to_hex().to_string();
         let tmp = TempFile {
             path: self.tmp,
             file,
