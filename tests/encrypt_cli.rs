@@ -485,3 +485,52 @@ fn a_downgraded_config_is_refused_as_tampering() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("does not match its MAC"), "{err}");
 }
+
+/// The cost of encryption, plain against encrypted on the same server: MEASURE lines for
+/// the report. Run by hand: `cargo test --test encrypt_cli measure -- --ignored --nocapture`.
+#[test]
+#[ignore = "figures for the report; a minute of work"]
+fn measure_plain_against_encrypted() {
+    let server = FakeServer::new(2000, true);
+    let work = tempfile::tempdir().unwrap();
+    // MEASURE_KEEP=DIR keeps the repositories there, for a profiler.
+    let keep = std::env::var_os("MEASURE_KEEP").map(PathBuf::from);
+    let work_dir = keep.clone().unwrap_or_else(|| work.path().to_path_buf());
+    let pw = work_dir.join("pw");
+    std::fs::write(&pw, PW).unwrap();
+    let timed = |c: &mut Command| {
+        let t = std::time::Instant::now();
+        ok(c);
+        t.elapsed().as_secs_f64()
+    };
+    for enc in [false, true] {
+        let repo = work_dir.join(if enc { "enc" } else { "plain" });
+        let cmd = || {
+            let mut c = repo_bin(server.root(), &repo);
+            c.env("OPSI_BACKUP_PASSWORD_FILE", &pw);
+            c
+        };
+        let mut init = cmd();
+        init.arg("init");
+        if enc {
+            init.arg("--encrypt");
+        }
+        ok(&mut init);
+        let open = timed(cmd().arg("snapshots"));
+        let first = timed(cmd().arg("create"));
+        let again = timed(cmd().arg("create"));
+        let verify = timed(cmd().arg("verify"));
+        let dest = work_dir.join("x.tar");
+        let export = timed(cmd().args(["export", "latest"]).arg(&dest).args(["-c", "none", "--no-cache"]));
+        let size = common::dir_size(&repo.join("packs")) + common::dir_size(&repo.join("snapshots"));
+        eprintln!(
+            "MEASURE {}: open {open:.2} s, first create {first:.2} s, unchanged create {again:.2} s, \
+             verify {verify:.2} s, export {export:.2} s ({} bytes), packs+snapshots {size} bytes",
+            if enc { "encrypted" } else { "plain" },
+            std::fs::metadata(&dest).unwrap().len()
+        );
+    }
+    if let Some(k) = keep {
+        let _ = std::fs::rename(server.root(), k.join("server"));
+    }
+}
