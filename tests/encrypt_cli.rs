@@ -521,8 +521,15 @@ fn measure_plain_against_encrypted() {
         let again = timed(cmd().arg("create"));
         let verify = timed(cmd().arg("verify"));
         let dest = work_dir.join("x.tar");
-        let export = timed(cmd().args(["export", "latest"]).arg(&dest).args(["-c", "none", "--no-cache"]));
-        let size = common::dir_size(&repo.join("packs")) + common::dir_size(&repo.join("snapshots"));
+        let export =
+            timed(
+                cmd()
+                    .args(["export", "latest"])
+                    .arg(&dest)
+                    .args(["-c", "none", "--no-cache"]),
+            );
+        let size =
+            common::dir_size(&repo.join("packs")) + common::dir_size(&repo.join("snapshots"));
         eprintln!(
             "MEASURE {}: open {open:.2} s, first create {first:.2} s, unchanged create {again:.2} s, \
              verify {verify:.2} s, export {export:.2} s ({} bytes), packs+snapshots {size} bytes",
@@ -533,4 +540,45 @@ fn measure_plain_against_encrypted() {
     if let Some(k) = keep {
         let _ = std::fs::rename(server.root(), k.join("server"));
     }
+}
+
+/// forget and prune in an encrypted repository: the partly used packs are rewritten (their
+/// groups opened, sealed anew), the rest deleted; what is kept exports as before.
+#[test]
+fn prune_rewrites_sealed_packs_and_keeps_snapshots() {
+    let s = Setup::new();
+    let repo = s.init_encrypted("enc");
+    let big = s
+        .server
+        .p("/var/lib/opsi/config/audit/bigclient.example.org.sw");
+    let mut line = 0u64;
+    for night in 0..2u64 {
+        let mut text = String::new();
+        while text.len() < 3_000_000 {
+            line += 1;
+            text.push_str(&format!(
+                "[SOFTWARE_{line}]\nname = package-{night}-{line:x}\n\n"
+            ));
+        }
+        std::fs::write(&big, text).unwrap();
+        ok(s.enc(&repo).arg("create"));
+    }
+    let ids: Vec<String> = common::snapshots_with(&mut s.enc(&repo))
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    let before = export(&mut s.enc(&repo), &ids[1], &s.path("b.tar"));
+    ok(s.enc(&repo).args(["forget", &ids[0]]));
+    let out = ok(s
+        .enc(&repo)
+        .args(["prune", "--repack-threshold", "100", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["bytes_freed"].as_u64().unwrap() > 100_000,
+        "{report}"
+    );
+    assert!(report["packs_repacked"].as_u64().unwrap() >= 1, "{report}");
+    ok(s.enc(&repo).arg("verify"));
+    let after = export(&mut s.enc(&repo), &ids[1], &s.path("a.tar"));
+    assert!(before == after, "the kept snapshot exports as before");
 }
