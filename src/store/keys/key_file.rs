@@ -113,13 +113,13 @@ impl KeyFile {
         host: String,
         created: i64,
     ) -> Result<KeyFile, KeyFileError> {
-        let salt = MasterKey::generate().map_err(|e| KeyFileError::Damaged(e.to_string()))?;
+        let salt = seal::random::<16>().map_err(|e| KeyFileError::Damaged(e.to_string()))?;
         let kdf = KdfParams {
             algorithm: KDF.into(),
             m: DEFAULT_M_KIB,
             t: DEFAULT_T,
             p: DEFAULT_P,
-            salt: hex::encode(&salt.0[..16]),
+            salt: hex::encode(&salt[..]),
         };
         let wrapping = derive(password, &kdf)?;
         let sealed = seal::seal_with(&seal::cipher_of(&wrapping), &aad(repository), &master.0[..]);

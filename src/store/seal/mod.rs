@@ -55,14 +55,19 @@ pub(crate) struct Unsealed(pub &'static str);
 /// The 32 random bytes every other key derives from; zeroed when dropped.
 pub(crate) struct MasterKey(pub Zeroizing<[u8; 32]>);
 
+/// `N` random bytes from `OsRng`, the operating system's generator (the same source the
+/// AES-GCM of opsiconfd backups takes its nonces from).
+pub(crate) fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, Unsealed> {
+    let mut b = Zeroizing::new([0u8; N]);
+    chacha20poly1305::aead::rand_core::RngCore::try_fill_bytes(&mut OsRng, &mut b[..])
+        .map_err(|_| Unsealed("the system gave no random bytes"))?;
+    Ok(b)
+}
+
 impl MasterKey {
-    /// A fresh random key (`OsRng`, the operating system's generator: the same source the
-    /// AES-GCM of opsiconfd backups takes its nonces from).
+    /// A fresh random key.
     pub(crate) fn generate() -> Result<MasterKey, Unsealed> {
-        let mut k = Zeroizing::new([0u8; 32]);
-        chacha20poly1305::aead::rand_core::RngCore::try_fill_bytes(&mut OsRng, &mut k[..])
-            .map_err(|_| Unsealed("the system gave no random bytes"))?;
-        Ok(MasterKey(k))
+        random::<32>().map(MasterKey)
     }
 }
 
