@@ -582,3 +582,44 @@ fn prune_rewrites_sealed_packs_and_keeps_snapshots() {
     let after = export(&mut s.enc(&repo), &ids[1], &s.path("a.tar"));
     assert!(before == after, "the kept snapshot exports as before");
 }
+
+/// A `create` killed at each step of the commit protocol leaves an encrypted repository that
+/// verifies and takes the next night, as a plain one does (the seals change no order).
+#[test]
+fn a_killed_create_leaves_an_encrypted_repository_that_verifies() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = Setup::new();
+    let repo = s.init_encrypted("enc");
+    ok(s.enc(&repo).arg("create"));
+    let client = s
+        .server
+        .p("/var/lib/opsi/config/clients/client0003.example.org.ini");
+    for (n, point) in [
+        "pack-written",
+        "pack-synced",
+        "pack-renamed",
+        "snapshot-written",
+        "snapshot-renamed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&client, format!("[info]\ndescription = night {n}\n")).unwrap();
+        let out = s
+            .enc(&repo)
+            .env("OPSI_BACKUP_CRASH_AT", point)
+            .arg("create")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(6), "{point}: {out:?}");
+        ok(s.enc(&repo).arg("verify"));
+    }
+    ok(s.enc(&repo).arg("create"));
+    ok(s.enc(&repo).arg("verify"));
+    // The snapshot whose file was published before the kill counts; the others never began.
+    let n = common::snapshots_with(&mut s.enc(&repo)).len();
+    assert_eq!(
+        n, 3,
+        "first night, the one killed after its snapshot file, the last"
+    );
+}
