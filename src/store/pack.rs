@@ -542,18 +542,57 @@ mod tests {
     /// A pack file: header, 70 bytes of group data that contain the copy magic (it must not
     /// fool the scan), and the trailer(s).
     fn sample_pack(layout: TrailerLayout) -> Vec<u8> {
+        sample_pack_with(layout, &PLAIN)
+    }
+
+    fn sample_pack_with(layout: TrailerLayout, crypt: &Crypt) -> Vec<u8> {
         let mut b = PACK_MAGIC.to_vec();
         let mut data = vec![0x5a; 70];
         data[10..18].copy_from_slice(TRAILER_COPY_MAGIC);
         b.extend_from_slice(&data);
-        b.extend_from_slice(&encode_trailer(&sample_groups(), layout, &PLAIN));
+        b.extend_from_slice(&encode_trailer(&sample_groups(), layout, crypt));
         b
     }
 
     fn table_of(dir: &Path, bytes: &[u8]) -> Result<PackTable> {
+        table_with(dir, bytes, &PLAIN)
+    }
+
+    fn table_with(dir: &Path, bytes: &[u8], crypt: &Crypt) -> Result<PackTable> {
         let path = dir.join("p.pack");
         std::fs::write(&path, bytes).unwrap();
-        read_table_of(&LocalObject::open(&path).unwrap(), &PLAIN, "p.pack")
+        read_table_of(&LocalObject::open(&path).unwrap(), crypt, "p.pack")
+    }
+
+    /// A sealed trailer: read with its key, refused with another or none, and any damaged
+    /// byte of it is survived through the copy, as for a plain one.
+    #[test]
+    fn a_sealed_trailer_opens_with_its_key_only_and_keeps_its_copy() {
+        use crate::store::seal::MasterKey;
+        let dir = tempfile::tempdir().unwrap();
+        let key = Crypt::unlocked(&MasterKey::generate().unwrap());
+        let other = Crypt::unlocked(&MasterKey::generate().unwrap());
+        let good = sample_pack_with(TrailerLayout::Double, &key);
+        assert!(
+            !contains(&good, &[1; 32]),
+            "chunk ids lie in the sealed trailer only"
+        );
+        assert_eq!(
+            table_with(dir.path(), &good, &key).unwrap().groups,
+            sample_groups()
+        );
+        assert!(table_with(dir.path(), &good, &other).is_err());
+        assert!(table_with(dir.path(), &good, &PLAIN).is_err());
+        for at in (8 + 70..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x40;
+            let t = table_with(dir.path(), &bad, &key).unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(t.groups, sample_groups(), "byte {at}");
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
     }
 
     /// Every single damaged byte after the group data, and every truncation of the final
