@@ -6,7 +6,8 @@
 //! section "Storage".
 //!
 //! Keys are relative names with `/` between their parts: `packs/<xx>/<name>.pack`,
-//! `snapshots/<id>.snap`, `config.json`, `state/<name>`.
+//! `snapshots/<id>.snap`, `config.json`, `state/<name>`, and an encrypted repository's key
+//! files `keys/<id>.json` (each written once, with `replace`, under a new random id).
 //!
 //! The durability contract, which every implementation keeps:
 //!
