@@ -13,6 +13,7 @@ use crate::store::pack_file::PackFile;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
+use crate::store::seal::{Crypt, Purpose};
 use crate::store::storage::{pack_key, Storage, TempFile};
 
 /// A group of consecutive new chunks, before compression.
@@ -241,10 +242,12 @@ impl Packer {
         self.len
     }
 
-    pub(crate) fn append(&mut self, g: SealedGroup) -> Result<()> {
+    /// Appends a group; in an encrypted repository (`crypt`) its stored bytes are sealed.
+    pub(crate) fn append(&mut self, g: SealedGroup, crypt: &Crypt) -> Result<()> {
         let offset = self.len;
-        let stored_len = g.stored.len() as u32;
-        self.write(g.stored)?;
+        let stored = crypt.seal(Purpose::Group, g.stored);
+        let stored_len = stored.len() as u32;
+        self.write(stored)?;
         self.chunks += g.chunks.len();
         self.groups.push(GroupEntry {
             offset,
@@ -259,7 +262,7 @@ impl Packer {
     /// Writes the trailer (twice in a format version 4 repository) and publishes the pack as
     /// `packs/<name[..2]>/<name>.pack` (name = BLAKE3 of the whole file). Durable on return.
     pub(crate) fn finish(mut self, storage: &dyn Storage) -> Result<PackDone> {
-        let trailer = pack::encode_trailer(&self.groups, self.layout);
+        let trailer = pack::encode_trailer(&self.groups, self.layout, storage.crypt());
         self.write(trailer)?;
         let (file, hash) = self.out.finish()?;
         crash_point("pack-written");
@@ -326,7 +329,7 @@ impl<'s> PackSeries<'s> {
                 .current
                 .insert(Packer::create(self.storage, self.layout)?),
         };
-        p.append(g)?;
+        p.append(g, self.storage.crypt())?;
         if p.len() >= self.pack_size || p.chunks >= PACK_CHUNKS {
             self.finish()?;
         }
@@ -403,7 +406,7 @@ mod tests {
 
     fn probe(data: &[u8]) -> (SealedGroup, i32) {
         let mut g = PlainGroup::default();
-        g.push(crate::store::chunker::chunk_id(data), data);
+        g.push(crate::store::seal::ChunkIds::Plain.id(data), data);
         g.seal_probe(1, 3, 50, &Compressors::default())
     }
 
@@ -438,7 +441,7 @@ mod series_tests {
         let chunks = (0..n)
             .map(|i| {
                 let data = format!("{seed:08}{i:08}");
-                (crate::store::chunker::chunk_id(data.as_bytes()), 16)
+                (crate::store::seal::ChunkIds::Plain.id(data.as_bytes()), 16)
             })
             .collect::<Vec<_>>();
         SealedGroup {
