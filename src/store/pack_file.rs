@@ -1,5 +1,5 @@
 //! The temporary file of a pack being written, filled on a thread of its own that also hashes
-//! it (the pack's name). Copying the bytes into the page cache is the largest single cost of a
+//! it (the pack's name) and syncs it. Copying the bytes into the page cache is the largest single cost of a
 //! first backup of incompressible bulk data (~30% of its CPU time on one core, measured with
 //! `benches/depot_bench.rs`); on this thread it overlaps the cutting, hashing and compressing
 //! of the next groups instead of following it.
@@ -35,6 +35,7 @@ impl PackFile {
                 let mut out = BufWriter::with_capacity(1 << 20, file);
                 let mut hasher = blake3::Hasher::new();
                 let mut failed = None;
+                let mut written = 0u64;
                 // Keeps receiving after a failure, so that the sender never blocks on a full
                 // channel; the first error is the answer.
                 for buf in rx {
@@ -42,6 +43,8 @@ impl PackFile {
                         match out.write_all(&buf) {
                             Ok(()) => {
                                 hasher.update(&buf);
+                                written += buf.len() as u64;
+                                start_writeback(out.get_ref(), written);
                             }
                             Err(e) => failed = Some(e),
                         }
@@ -54,6 +57,9 @@ impl PackFile {
                     .into_inner()
                     .map_err(|e| e.into_error())
                     .path_ctx("writing", &shown)?;
+                // Synced here, in the background: the publisher's own sync then finds
+                // nothing left to write.
+                file.sync_all().path_ctx("syncing", &shown)?;
                 Ok((file, hasher.finalize()))
             });
         let (tx, thread) = match thread {
@@ -77,7 +83,13 @@ impl PackFile {
         }
     }
 
-    /// Waits until everything queued is written: the file and the BLAKE3 of its bytes.
+    /// Queues nothing more: the thread writes what it has, syncs the file and ends.
+    pub(crate) fn end_input(&mut self) {
+        self.tx = None;
+    }
+
+    /// Waits until everything queued is written and synced: the file and the BLAKE3 of its
+    /// bytes.
     pub(crate) fn finish(mut self) -> Result<(File, blake3::Hash)> {
         self.join()
     }
@@ -95,6 +107,23 @@ impl PackFile {
             format!("writing {}", self.path.display()),
             std::io::Error::other("the thread writing the pack file ended early"),
         )
+    }
+}
+
+/// Asks the kernel to start writing what the file holds so far (without waiting), as a pack
+/// fills: the sync at its end then waits for little, where syncing 32 MiB at once ran at a
+/// fifth of the disk's speed (dd, 32 MiB per `oflag=dsync` write against one `fdatasync`).
+fn start_writeback(file: &File, upto: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open. Advisory:
+    // its failure changes nothing but timing (the sync at the end is the durability).
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            0,
+            upto as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 

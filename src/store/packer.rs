@@ -1,6 +1,7 @@
-//! Writes pack files: groups are appended to a local temporary file (`Storage::create_temp`),
-//! and `finish` adds the trailer and publishes the pack as `packs/<xx>/<name>.pack`
-//! (`Storage::put_new`: durable on return).
+//! Writes pack files: groups are appended to a local temporary file (`Storage::create_temp`)
+//! on the pack's own thread (`pack_file.rs`); `close` adds the trailer, and the pack is
+//! published as `packs/<xx>/<name>.pack` (`Storage::put_new`: durable on return) once the next
+//! pack has filled or the series finishes, so that its sync overlaps the next pack's work.
 //! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
 
 use std::path::PathBuf;
@@ -9,10 +10,10 @@ use std::sync::Mutex;
 use crate::error::Result;
 use crate::store::chunker::ChunkId;
 use crate::store::crash_point;
-use crate::store::pack_file::PackFile;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
+use crate::store::pack_file::PackFile;
 use crate::store::seal::{Crypt, Purpose};
 use crate::store::storage::{pack_key, Storage, TempFile};
 
@@ -259,11 +260,32 @@ impl Packer {
         Ok(())
     }
 
-    /// Writes the trailer (twice in a format version 4 repository) and publishes the pack as
-    /// `packs/<name[..2]>/<name>.pack` (name = BLAKE3 of the whole file). Durable on return.
-    pub(crate) fn finish(mut self, storage: &dyn Storage) -> Result<PackDone> {
+    /// Writes the trailer (twice in a format version 4 repository) and lets the pack's
+    /// thread finish and sync the file in the background; `Closing::publish` waits for it.
+    pub(crate) fn close(mut self, storage: &dyn Storage) -> Result<Closing> {
         let trailer = pack::encode_trailer(&self.groups, self.layout, storage.crypt());
         self.write(trailer)?;
+        self.out.end_input();
+        Ok(Closing {
+            tmp: self.tmp,
+            out: self.out,
+            len: self.len,
+        })
+    }
+}
+
+/// A pack whose last bytes were queued: its thread writes and syncs them while the writer
+/// fills the next pack.
+pub(crate) struct Closing {
+    tmp: PathBuf,
+    out: PackFile,
+    len: u64,
+}
+
+impl Closing {
+    /// Publishes the pack as `packs/<name[..2]>/<name>.pack` (name = BLAKE3 of the whole
+    /// file). Durable on return.
+    pub(crate) fn publish(self, storage: &dyn Storage) -> Result<PackDone> {
         let (file, hash) = self.out.finish()?;
         crash_point("pack-written");
         let name = hash.to_hex().to_string();
@@ -277,6 +299,11 @@ impl Packer {
             name,
             size: self.len,
         })
+    }
+
+    fn abandon(self) {
+        drop(self.out);
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 
@@ -304,6 +331,8 @@ pub(crate) struct PackSeries<'s> {
     pack_size: u64,
     layout: TrailerLayout,
     current: Option<Packer>,
+    /// The pack finished last, still being written and synced by its thread.
+    closing: Option<Closing>,
     done: Vec<PackDone>,
 }
 
@@ -318,6 +347,7 @@ impl<'s> PackSeries<'s> {
             pack_size,
             layout,
             current: None,
+            closing: None,
             done: Vec::new(),
         }
     }
@@ -331,17 +361,27 @@ impl<'s> PackSeries<'s> {
         };
         p.append(g, self.storage.crypt())?;
         if p.len() >= self.pack_size || p.chunks >= PACK_CHUNKS {
-            self.finish()?;
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the pack closed before, then closes the current one, which its thread
+    /// finishes while the next is filled: one pack at a time waits to be published.
+    fn rotate(&mut self) -> Result<()> {
+        if let Some(c) = self.closing.take() {
+            self.done.push(c.publish(self.storage)?);
+        }
+        if let Some(p) = self.current.take() {
+            self.closing = Some(p.close(self.storage)?);
         }
         Ok(())
     }
 
     /// Finishes the current pack, if any: every pack of the series is durable on return.
     pub(crate) fn finish(&mut self) -> Result<()> {
-        if let Some(p) = self.current.take() {
-            self.done.push(p.finish(self.storage)?);
-        }
-        Ok(())
+        self.rotate()?;
+        self.rotate()
     }
 
     /// The finished packs, in order.
@@ -354,6 +394,9 @@ impl Drop for PackSeries<'_> {
     fn drop(&mut self) {
         if let Some(p) = self.current.take() {
             p.abandon();
+        }
+        if let Some(c) = self.closing.take() {
+            c.abandon();
         }
     }
 }
