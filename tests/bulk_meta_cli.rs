@@ -341,3 +341,54 @@ with tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT) as out:
     ok(repo_bin(root, &repo).arg("import").arg(&archive));
     assert_eq!(common::snapshots(root, &repo).len(), 1);
 }
+
+/// `stats SNAPSHOT`: per product its files, size, the stored bytes only it uses and those it
+/// shares; the products' own bytes and the shared ones (counted once) add up.
+#[test]
+fn stats_per_product_add_up() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    let out = ok(repo_bin(root, &repo).args(["stats", "latest", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let b = &v["bulk_data"];
+    let products = b["products"].as_array().unwrap();
+    let names: Vec<_> = products
+        .iter()
+        .map(|p| format!("{}/{}", p["part"].as_str().unwrap(), p["product"]))
+        .collect();
+    assert_eq!(names, ["depot/\"firefox\"", "depot/\"win10\""], "{out}");
+    let (ff, win) = (&products[0], &products[1]);
+    let n = |v: &serde_json::Value| v.as_u64().unwrap();
+    // The second name of setup.exe is a hard link, not a file; firefox's link to it is one.
+    assert_eq!((n(&win["files"]), n(&win["size"])), (2, 300_000 + 10));
+    assert_eq!((n(&ff["files"]), n(&ff["size"])), (2, 200_000 + 300_000));
+    // Noise does not compress: each figure is about the plain bytes behind it.
+    let near = |got: u64, want: u64| got >= want && got <= want + want / 20;
+    assert!(near(n(&ff["own_bytes"]), 200_000), "{out}");
+    assert!(near(n(&b["shared_bytes"]), 300_000), "{out}");
+    assert!(
+        n(&win["own_bytes"]) < 1000,
+        "only the script is win10's own: {out}"
+    );
+    assert_eq!(n(&ff["shared_bytes"]), n(&b["shared_bytes"]));
+    assert_eq!(n(&win["shared_bytes"]), n(&b["shared_bytes"]));
+    assert_eq!(
+        n(&ff["own_bytes"]) + n(&win["own_bytes"]) + n(&b["shared_bytes"]),
+        n(&b["stored_bytes"])
+    );
+    // Without a snapshot there is no breakdown; the text names the products.
+    let out = ok(repo_bin(root, &repo).args(["stats", "--json"]));
+    assert!(
+        out.contains("\"bulk_data\":null") || out.contains("\"bulk_data\": null"),
+        "{out}"
+    );
+    let out = ok(repo_bin(root, &repo).args(["stats", "latest"]));
+    assert!(
+        out.contains("bulk data of snapshot") && out.contains("win10") && out.contains("SHARED"),
+        "{out}"
+    );
+}
