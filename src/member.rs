@@ -212,6 +212,30 @@ mod tests {
         assert_eq!(py_round(3.6), 4);
     }
 
+    /// The record format's promise (store-format "Bulk data as it was on disk"): a member
+    /// without attributes is written as before, and a reader ignores fields it does not know.
+    #[test]
+    fn xattrs_are_an_additive_field() {
+        let m = Member::control("DATA/DEPOT/p/a", 1);
+        let plain = serde_json::to_string(&m).unwrap();
+        assert!(!plain.contains("xattrs"), "{plain}");
+        let with = Member {
+            xattrs: vec![Xattr {
+                name: "user.a".into(),
+                value: vec![0, 0xff],
+            }],
+            ..m.clone()
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.contains(r#""xattrs":[{"name":"user.a","value":"00ff"}]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Member>(&json).unwrap(), with);
+        let later = plain.replacen('{', r#"{"a_later_field":[1,2],"#, 1);
+        assert_eq!(serde_json::from_str::<Member>(&later).unwrap(), m);
+    }
+
     #[test]
     fn precise_time_from_pax() {
         let m = Mtime {
