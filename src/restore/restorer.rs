@@ -322,6 +322,34 @@ mod tests {
         assert!(!tmp.path().join("etc").exists());
     }
 
+    /// An attribute the file system refuses (here a namespace no Linux file system has, as
+    /// a disk without extended attributes refuses them all) costs that attribute, with a
+    /// warning, not the restore; the others are set.
+    #[test]
+    fn refused_attributes_do_not_fail_the_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("depot");
+        let mut r = depot_restorer(&dest);
+        let x = |name: &str| crate::member::Xattr {
+            name: name.into(),
+            value: b"v".to_vec(),
+        };
+        let file = Member {
+            mode: 0o644,
+            xattrs: vec![x("nosuchnamespace.a"), x("user.kept")],
+            ..Member::control("DATA/DEPOT/p/a", 2)
+        };
+        r.add(&file, &mut &b"hi"[..]).unwrap();
+        assert_eq!(r.meta.xattr_failures, 1);
+        r.commit().unwrap();
+        let p = dest.join("p/a");
+        assert_eq!(std::fs::read(&p).unwrap(), b"hi");
+        assert_eq!(
+            xattr::get(&p, "user.kept").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+
     #[test]
     fn a_member_of_a_target_left_unread_fails_the_restore() {
         let tmp = tempfile::tempdir().unwrap();
