@@ -98,6 +98,7 @@ fn server() -> FakeServer {
     let script = d.join("win10/setup.opsiscript");
     xattr::set(&script, "user.comment", b"made by the packager").unwrap();
     xattr::set(&script, "trusted.opsi", b"\x00\x01binary\xff").unwrap();
+    xattr::set(&script, "security.opsi", b"label").unwrap();
     xattr::set(&script, "system.posix_acl_access", &file_acl()).unwrap();
     xattr::set(
         d.join("win10"),
@@ -139,6 +140,7 @@ fn check_as_it_was(d: &Path) {
     assert_eq!(
         x,
         vec![
+            ("security.opsi".to_string(), b"label".to_vec()),
             ("system.posix_acl_access".to_string(), file_acl()),
             ("trusted.opsi".to_string(), b"\x00\x01binary\xff".to_vec()),
             ("user.comment".to_string(), b"made by the packager".to_vec()),
@@ -279,6 +281,39 @@ print("ok")
         String::from_utf8_lossy(&gnu.stderr)
     );
     check_as_it_was(&x.path().join("depot"));
+
+    // The next night: an ACL changed (its ctime moved, so the file is not taken from the
+    // parent) is a metadata change for diff, and the new snapshot has the new ACL.
+    let script = depot.join("win10/setup.opsiscript");
+    let mut changed = file_acl();
+    changed[14] = 6; // user:1234 gets rw- (entry 2: tag at 12, perm at 14)
+    xattr::set(&script, "system.posix_acl_access", &changed).unwrap();
+    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    let ids: Vec<String> = common::snapshots(root, &repo)
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    let out = ok(repo_bin(root, &repo).args(["diff", &ids[0], &ids[1]]));
+    // (The depot's own directory changed its mtime with the product restore above.)
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("DATA/DEPOT/")).collect();
+    assert!(
+        lines.len() == 1 && lines[0].contains("U") && lines[0].contains("win10/setup.opsiscript"),
+        "{out}"
+    );
+    fs::remove_dir_all(depot.join("win10")).unwrap();
+    ok(repo_bin(root, &repo).args([
+        "restore",
+        "latest",
+        "--backends",
+        "depot",
+        "--product",
+        "win10",
+        "--force",
+    ]));
+    assert_eq!(
+        xattr::get(&script, "system.posix_acl_access").unwrap(),
+        Some(changed)
+    );
 }
 
 /// A restore into a tree whose hard link points outside it, or through `..`, is refused
