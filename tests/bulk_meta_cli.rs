@@ -107,6 +107,7 @@ fn server() -> FakeServer {
     )
     .unwrap();
     xattr::set(d.join("win10"), "user.samba", b"share").unwrap();
+    xattr::set(d.join("firefox/ff.exe"), "user.vendor", b"Mozilla").unwrap();
     for e in walkdir::WalkDir::new(&d) {
         let e = e.unwrap();
         if e.file_type().is_dir() {
@@ -288,7 +289,9 @@ print("ok")
     let mut changed = file_acl();
     changed[14] = 6; // user:1234 gets rw- (entry 2: tag at 12, perm at 14)
     xattr::set(&script, "system.posix_acl_access", &changed).unwrap();
-    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    let out = ok(repo_bin(root, &repo).args(["create", "--backends", "depot", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(report["unchanged_files"].as_u64().unwrap() > 0, "{out}");
     let ids: Vec<String> = common::snapshots(root, &repo)
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
@@ -313,6 +316,24 @@ print("ok")
     assert_eq!(
         xattr::get(&script, "system.posix_acl_access").unwrap(),
         Some(changed)
+    );
+    // A night with nothing changed since the product restore above (the depot alone):
+    // firefox's two files are taken from the parent unread (win10's are new inodes), and
+    // their records still have their attributes (read from the file system, not the parent).
+    let out = ok(repo_bin(root, &repo).args([
+        "create",
+        "--backends",
+        "depot",
+        "--no-configuration",
+        "--json",
+    ]));
+    let night3: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(night3["unchanged_files"], 2, "{out}");
+    fs::remove_dir_all(depot.join("firefox")).unwrap();
+    ok(repo_bin(root, &repo).args(["restore", "latest", "--backends", "depot", "--force"]));
+    assert_eq!(
+        xattrs(&depot.join("firefox/ff.exe")),
+        vec![("user.vendor".to_string(), b"Mozilla".to_vec())]
     );
 }
 
