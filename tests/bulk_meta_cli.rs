@@ -193,6 +193,22 @@ fn hard_links_xattrs_and_acls_survive_restore_and_export() {
     kinds.sort();
     assert_eq!(kinds, ["file", "hardlink"]);
     assert_eq!(kind_of("DATA/DEPOT/firefox/shared.exe"), "file");
+    let script_entry = v["items"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"] == "DATA/DEPOT/win10/setup.opsiscript")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        script_entry["xattrs"],
+        serde_json::json!([
+            "security.opsi",
+            "system.posix_acl_access",
+            "trusted.opsi",
+            "user.comment"
+        ])
+    );
 
     // The whole depot, gone and restored.
     fs::remove_dir_all(&depot).unwrap();

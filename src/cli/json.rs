@@ -73,6 +73,9 @@ pub(super) struct MemberEntry {
     pub size: u64,
     pub mtime: i64,
     pub mtime_rfc3339: String,
+    /// Bulk data's extended attributes, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<String>,
 }
 
 impl From<&Member> for MemberEntry {
@@ -94,6 +97,7 @@ impl From<&Member> for MemberEntry {
             size: m.size,
             mtime: m.mtime.secs,
             mtime_rfc3339: rfc3339(m.mtime.secs),
+            xattrs: m.xattrs.iter().map(|x| x.name.clone()).collect(),
         }
     }
 }
