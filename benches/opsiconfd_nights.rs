@@ -296,7 +296,7 @@ fn main() {
         "export".as_ref(),
         "latest".as_ref(),
         out_aes.as_os_str(),
-        "--password-file".as_ref(),
+        "--backup-password-file".as_ref(),
         pw.as_os_str(),
     ]);
     let (vsecs, _, _) = timed(&["-r".as_ref(), r, "verify".as_ref()]);

@@ -42,6 +42,9 @@ pub enum Error {
         repository: Option<std::path::PathBuf>,
         detail: String,
     },
+    /// An encrypted repository's password is wrong, or none was given: a usage error.
+    #[error("{0}")]
+    Password(String),
     /// The user declined a confirmation, or it could not be asked.
     #[error("{0}")]
     Aborted(String),

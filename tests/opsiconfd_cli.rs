@@ -34,6 +34,7 @@ fn cmd(dir: &Path, repo: &Path) -> std::process::Command {
     let mut c = bin(dir);
     c.arg("-r")
         .arg(repo)
+        .env_remove("OPSI_BACKUP_BACKUP_PASSWORD_FILE")
         .env_remove("OPSI_BACKUP_PASSWORD_FILE");
     c
 }
@@ -146,7 +147,7 @@ fn encrypted_files_round_trip_and_bad_ones_store_nothing() {
     ok(cmd(t.path(), &repo)
         .args(["export", "latest"])
         .arg(&aes)
-        .arg("--password-file")
+        .arg("--backup-password-file")
         .arg(&pw));
     let bytes = std::fs::read(&aes).unwrap();
     let original = lz4_decode(&std::fs::read(fixture()).unwrap());
@@ -175,7 +176,7 @@ fn encrypted_files_round_trip_and_bad_ones_store_nothing() {
         let (code, _, err) = run(cmd(t.path(), &repo2)
             .arg("import")
             .arg(file)
-            .env("OPSI_BACKUP_PASSWORD_FILE", pwfile));
+            .env("OPSI_BACKUP_BACKUP_PASSWORD_FILE", pwfile));
         assert_ne!(code, 0, "{}", file.display());
         assert!(err.contains(says), "{}: {err}", file.display());
         assert!(
@@ -187,11 +188,11 @@ fn encrypted_files_round_trip_and_bad_ones_store_nothing() {
     // Encrypted, and no password and no terminal: a clear error.
     let (code, _, err) = run(cmd(t.path(), &repo2).arg("import").arg(&aes));
     assert_ne!(code, 0);
-    assert!(err.contains("--password-file"), "{err}");
+    assert!(err.contains("--backup-password-file"), "{err}");
     ok(cmd(t.path(), &repo2)
         .arg("import")
         .arg(&aes)
-        .env("OPSI_BACKUP_PASSWORD_FILE", &pw));
+        .env("OPSI_BACKUP_BACKUP_PASSWORD_FILE", &pw));
     let list = snapshots(t.path(), &repo2);
     assert_eq!(list.len(), 1);
     let layers = list[0]["sysinfo"]
@@ -588,14 +589,14 @@ else:
     ok(cmd(t.path(), &repo)
         .arg("import")
         .arg(&enc)
-        .arg("--password-file")
+        .arg("--backup-password-file")
         .arg(&pw));
     // Export encrypts, Python decrypts.
     let out = t.path().join("out.json.gz.aes");
     ok(cmd(t.path(), &repo)
         .args(["export", "latest"])
         .arg(&out)
-        .arg("--password-file")
+        .arg("--backup-password-file")
         .arg(&pw));
     let dec = t.path().join("out.json.gz");
     python("dec", &out, &dec);

@@ -25,10 +25,23 @@ fn s3(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// The binary with repository `repo` and the index caches under `cache`.
+/// The password of the tests' repositories: S3 repositories are created encrypted.
+fn password_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("opsi-backup-s3-test-pw-{}", std::process::id()));
+        std::fs::write(&p, "s3 test password\n").unwrap();
+        p
+    })
+}
+
+/// The binary with repository `repo` and the index caches under `cache`, the password of
+/// encrypted repositories (the target's and a copy's source) from the environment.
 fn rb(root: &Path, repo: &Path, cache: &Path) -> Command {
     let mut c = common::repo_bin(root, repo);
-    c.env("OPSI_BACKUP_CACHE_DIR", cache);
+    c.env("OPSI_BACKUP_CACHE_DIR", cache)
+        .env("OPSI_BACKUP_PASSWORD_FILE", password_file())
+        .env("OPSI_BACKUP_FROM_PASSWORD_FILE", password_file());
     c
 }
 
@@ -120,10 +133,19 @@ fn s3_repository_does_what_a_local_one_does() {
     let root = server.root();
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
-    ok(rb(root, &repo, &cache).arg("init"));
+    let out = ok(rb(root, &repo, &cache).arg("init"));
+    assert!(out.contains("created encrypted repository"), "{out}");
     let (code, _, err) = run(rb(root, &repo, &cache).arg("init"));
     assert_ne!(code, 0);
     assert!(err.contains("already holds a repository"), "{err}");
+    // Encrypted by default: without its password it does not open.
+    let (code, _, err) = run(rb(root, &repo, &cache)
+        .env_remove("OPSI_BACKUP_PASSWORD_FILE")
+        .arg("snapshots"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is encrypted"), "{err}");
+    let listed = listing(&repo);
+    assert!(listed.contains("keys/"), "{listed}");
 
     ok(rb(root, &repo, &cache).arg("create"));
     let client = server.p("/var/lib/opsi/config/clients/client0003.example.org.ini");
@@ -170,9 +192,10 @@ fn s3_repository_does_what_a_local_one_does() {
     let from_local = export(root, &local, &cache, &local_id, &work.path().join("l.tar"));
     assert!(from_s3 == from_local, "exports differ");
 
-    // And back into another S3 repository.
+    // And back into another S3 repository, unencrypted as asked.
     let back = s3("roundtrip-back").unwrap();
-    ok(rb(root, &back, &cache).arg("init"));
+    let out = ok(rb(root, &back, &cache).args(["init", "--no-encryption"]));
+    assert!(out.contains("created repository"), "{out}");
     ok(rb(root, &back, &cache)
         .arg("copy")
         .arg("--from-repository")

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{human, json, output, repo, Global};
+use crate::cli::{human, json, output, repo, repo_password, Global};
 use crate::logging;
 use crate::store::{Repository, SnapshotInfo, SnapshotKind};
 
@@ -19,6 +19,15 @@ pub struct CopyArgs {
         hide_env_values = true
     )]
     pub from_repository: PathBuf,
+    /// The file holding the password of the source repository when it is encrypted
+    /// (otherwise it is asked on the terminal); --password-file is the target's.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "OPSI_BACKUP_FROM_PASSWORD_FILE",
+        hide_env_values = true
+    )]
+    pub from_password_file: Option<PathBuf>,
     /// Snapshots of the source to copy (ids, unique prefixes, `latest`); default: every
     /// snapshot not copied yet.
     #[arg(value_name = "SNAPSHOT")]
@@ -30,7 +39,14 @@ pub struct CopyArgs {
 
 pub(super) fn copy(g: &Global, a: CopyArgs) -> anyhow::Result<i32> {
     let mut to = repo::open(g)?;
-    let from = Repository::open_at(&repo::location_of(g, &a.from_repository)?)?;
+    let from = Repository::open_at_with(&repo::location_of(g, &a.from_repository)?, &|shown| {
+        repo_password::existing(
+            a.from_password_file.as_ref(),
+            shown,
+            "--from-password-file",
+            "OPSI_BACKUP_FROM_PASSWORD_FILE",
+        )
+    })?;
     to.ensure_distinct_from(&from)?;
     let chosen: Vec<SnapshotInfo> = if a.snapshots.is_empty() {
         from.snapshots()?

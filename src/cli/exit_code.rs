@@ -44,6 +44,7 @@ impl ExitCode {
             Some(Error::Corrupt(_) | Error::IndexDamaged { .. }) => ExitCode::Damage,
             Some(Error::NoRepository(_)) => ExitCode::NoRepository,
             Some(Error::LockBusy(_)) => ExitCode::LockBusy,
+            Some(Error::Password(_)) => ExitCode::Usage,
             _ => ExitCode::Failure,
         }
     }

@@ -110,7 +110,10 @@ pub(super) fn export_with_data(
     );
     let dest = naming::destination(Some(dest), &name);
     warn_name_mismatch(&dest, compression);
-    let codec = compression.codec().filter(|_| use_cache);
+    // The cache holds archive data in plain: kept off for an encrypted repository.
+    let codec = compression
+        .codec()
+        .filter(|_| use_cache && !r.is_encrypted());
     let cache = codec.and_then(|codec| {
         SegmentCache::open(r.root(), codec)
             .map_err(|e| logging::warning(format!("export cache not used: {e}")))

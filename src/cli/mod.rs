@@ -30,6 +30,7 @@ mod human;
 mod import;
 mod init;
 mod json;
+mod key;
 mod list;
 mod manual;
 mod opsiconfd;
@@ -40,6 +41,7 @@ mod progress;
 mod prune;
 mod rebuild_index;
 mod repo;
+mod repo_password;
 mod restore;
 mod snapshots;
 mod stats;
@@ -108,6 +110,17 @@ pub struct Global {
         global = true
     )]
     pub repository: Option<PathBuf>,
+    /// The file holding the password of an encrypted repository (UTF-8 text; one trailing
+    /// line break is not part of it). Without it, the password is asked on a terminal; it is
+    /// never taken from the command line. Only asked when the repository is encrypted.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "OPSI_BACKUP_PASSWORD_FILE",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password_file: Option<PathBuf>,
     /// Wait at most SECONDS for the repository lock held by another opsi-backup (default
     /// 3600, or `lock_wait` in /etc/opsi/opsi-backup.toml; 0: do not wait).
     #[arg(long, value_name = "SECONDS", global = true)]
@@ -153,6 +166,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Copy snapshots from another repository, taking only the data this one lacks.
     Copy(copy::CopyArgs),
+    /// The passwords of an encrypted repository: list, add, passwd, remove.
+    Key(key::KeyArgs),
     /// Rebuild the repository's index from its pack and snapshot files.
     RebuildIndex(rebuild_index::RebuildIndexArgs),
     /// Repository size, logical size, dedup ratio and bytes added per snapshot.
@@ -244,6 +259,7 @@ pub fn main() -> i32 {
         Command::Export(a) => export::export(&cli.global, a),
         Command::Import(a) => import::import(&cli.global, a),
         Command::Copy(a) => copy::copy(&cli.global, a),
+        Command::Key(a) => key::key(&cli.global, a),
         Command::RebuildIndex(a) => rebuild_index::rebuild_index(&cli.global, a),
         Command::Stats(a) => stats::stats(&cli.global, a),
         Command::Diff(a) => diff::diff(&cli.global, a),
@@ -339,6 +355,7 @@ impl Command {
             Command::Forget(a) => a.json,
             Command::Prune(a) => a.json,
             Command::Init(_)
+            | Command::Key(_)
             | Command::RebuildIndex(_)
             | Command::Completions(_)
             | Command::Man(_)
@@ -366,6 +383,7 @@ impl Command {
             Command::Export(_) => "export",
             Command::Import(_) => "import",
             Command::Copy(_) => "copy",
+            Command::Key(_) => "key",
             Command::RebuildIndex(_) => "rebuild-index",
             Command::Stats(_) => "stats",
             Command::Diff(_) => "diff",

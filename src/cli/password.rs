@@ -1,6 +1,7 @@
 //! The password of encrypted opsiconfd backups, as for other secrets: never on the command
-//! line (every user sees it there), but from a file (`--password-file`,
-//! `OPSI_BACKUP_PASSWORD_FILE`) or, on a terminal, a prompt without echo.
+//! line (every user sees it there), but from a file (`--backup-password-file`,
+//! `OPSI_BACKUP_BACKUP_PASSWORD_FILE`) or, on a terminal, a prompt without echo. (The names
+//! without `backup-` are the repository's password: `repo_password.rs`.)
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,22 +18,22 @@ pub struct PasswordArgs {
     #[arg(
         long,
         value_name = "FILE",
-        env = "OPSI_BACKUP_PASSWORD_FILE",
+        env = "OPSI_BACKUP_BACKUP_PASSWORD_FILE",
         hide_env_values = true
     )]
-    pub password_file: Option<PathBuf>,
+    pub backup_password_file: Option<PathBuf>,
 }
 
 impl PasswordArgs {
     /// The password, read when first needed; `what` says what it is for in the prompt.
     pub(super) fn read(&self, what: &str) -> Result<Password> {
-        if let Some(path) = &self.password_file {
+        if let Some(path) = &self.backup_password_file {
             return from_file(path);
         }
         if !std::io::stdin().is_terminal() {
             return Err(Error::Invalid(format!(
-                "{what} needs a password: give --password-file FILE or \
-                 OPSI_BACKUP_PASSWORD_FILE (there is no terminal to ask on)"
+                "{what} needs a password: give --backup-password-file FILE or \
+                 OPSI_BACKUP_BACKUP_PASSWORD_FILE (there is no terminal to ask on)"
             )));
         }
         let pw = rpassword::prompt_password(format!("Password for {what}: "))

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Global;
+use crate::cli::{repo_password, Global};
 use crate::error::{Error, Result};
 use crate::store::{Location, Repository, S3Address, S3Options};
 
@@ -15,13 +15,25 @@ pub(super) fn repository_path(g: &Global) -> Result<PathBuf> {
     })
 }
 
+/// Opens the repository of the options; an encrypted one with the password of
+/// `--password-file` / `OPSI_BACKUP_PASSWORD_FILE` or a prompt.
 pub(super) fn open(g: &Global) -> Result<Repository> {
-    Repository::open_at(&location(g)?)
+    Repository::open_at_with(&location(g)?, &|shown| password(g, shown))
+}
+
+/// The password of the repository of the options (`repo_password::existing`).
+pub(super) fn password(g: &Global, shown: &str) -> Result<crate::store::RepoPassword> {
+    repo_password::existing(
+        g.password_file.as_ref(),
+        shown,
+        "--password-file",
+        "OPSI_BACKUP_PASSWORD_FILE",
+    )
 }
 
 /// `open` for `rebuild-index`: a damaged index is moved aside instead of refused.
 pub(super) fn open_for_rebuild(g: &Global) -> Result<Repository> {
-    Repository::open_for_rebuild_at(&location(g)?)
+    Repository::open_for_rebuild_at(&location(g)?, &|shown| password(g, shown))
 }
 
 /// Where the repository of the options lies.

@@ -1,5 +1,6 @@
 //! Content-defined chunking (FastCDC 2020, streaming) and chunk ids (BLAKE3 of the plain
-//! chunk). Spec: `store-format/README.md`, section "Chunking".
+//! chunk, keyed in an encrypted repository: `seal::ChunkIds`, which the caller passes).
+//! Spec: `store-format/README.md`, section "Chunking".
 
 use std::io::Read;
 use std::ops::Range;
@@ -9,8 +10,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::store::config::ChunkerParams;
+use crate::store::seal::ChunkIds;
 
-/// A chunk id: BLAKE3 of the chunk's plain bytes.
+/// A chunk id: BLAKE3 of the chunk's plain bytes (keyed in an encrypted repository).
 pub(super) type ChunkId = [u8; 32];
 
 /// Chunks are read and hashed in batches of about this many bytes: big enough to keep every
@@ -29,6 +31,7 @@ const PARALLEL_BYTES: usize = 256 * 1024;
 pub(crate) struct Chunker<R: Read> {
     source: R,
     params: ChunkerParams,
+    ids: ChunkIds,
     buf: Vec<u8>,
     /// Bytes of `buf` read from the source.
     filled: usize,
@@ -58,7 +61,7 @@ impl<'a> Batch<'a> {
 
 impl<R: Read> Chunker<R> {
     /// A chunker reading `source`, reusing `buf` (a previous chunker's `into_buffer`, or empty).
-    pub(crate) fn new(source: R, p: &ChunkerParams, mut buf: Vec<u8>) -> Chunker<R> {
+    pub(crate) fn new(source: R, p: &ChunkerParams, ids: ChunkIds, mut buf: Vec<u8>) -> Chunker<R> {
         // Room for a batch after the uncut tail of the previous one (< max_size).
         let len = BATCH_BYTES.max(4 * p.max_size as usize) + p.max_size as usize;
         if buf.len() < len {
@@ -67,6 +70,7 @@ impl<R: Read> Chunker<R> {
         Chunker {
             source,
             params: p.clone(),
+            ids,
             buf,
             filled: 0,
             uncut: 0,
@@ -107,12 +111,13 @@ impl<R: Read> Chunker<R> {
         self.uncut = cuts.last().map_or(0, |c| c.end);
         let bytes = self.uncut;
         self.chunks.clear();
+        let ids = &self.ids;
         if bytes < PARALLEL_BYTES {
             self.chunks
-                .extend(cuts.into_iter().map(|r| (chunk_id(&data[r.clone()]), r)));
+                .extend(cuts.into_iter().map(|r| (ids.id(&data[r.clone()]), r)));
         } else {
             cuts.into_par_iter()
-                .map(|r| (chunk_id(&data[r.clone()]), r))
+                .map(|r| (ids.id(&data[r.clone()]), r))
                 .collect_into_vec(&mut self.chunks);
         }
         Ok(Batch {
@@ -128,6 +133,7 @@ impl<R: Read> Chunker<R> {
 pub(crate) fn cut_buffer(
     buf: &[u8],
     p: &ChunkerParams,
+    ids: &ChunkIds,
     last: bool,
 ) -> Vec<(ChunkId, Range<usize>)> {
     let mut cuts: Vec<Range<usize>> = FastCDC::new(buf, p.min_size, p.avg_size, p.max_size)
@@ -137,17 +143,17 @@ pub(crate) fn cut_buffer(
         cuts.pop();
     }
     cuts.into_par_iter()
-        .map(|r| (chunk_id(&buf[r.clone()]), r))
+        .map(|r| (ids.id(&buf[r.clone()]), r))
         .collect()
-}
-
-pub(crate) fn chunk_id(data: &[u8]) -> ChunkId {
-    *blake3::hash(data).as_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk_id(data: &[u8]) -> ChunkId {
+        ChunkIds::Plain.id(data)
+    }
 
     /// Hands out its bytes in pieces of varying size, as pipes and wrapped readers do.
     struct Trickle<'a>(&'a [u8], usize);
@@ -191,7 +197,7 @@ mod tests {
                         (chunk_id(&c.data), c.data)
                     })
                     .collect();
-            let mut c = Chunker::new(Trickle(&data[..len], 0), &p, buf);
+            let mut c = Chunker::new(Trickle(&data[..len], 0), &p, ChunkIds::Plain, buf);
             let got = all_chunks(&mut c);
             buf = c.into_buffer();
             assert_eq!(got.len(), want.len(), "{len} bytes");
@@ -206,15 +212,20 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
             .collect();
         let p = ChunkerParams::default();
-        let whole: Vec<ChunkId> = all_chunks(&mut Chunker::new(&data[..], &p, Vec::new()))
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let whole: Vec<ChunkId> = all_chunks(&mut Chunker::new(
+            &data[..],
+            &p,
+            ChunkIds::Plain,
+            Vec::new(),
+        ))
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
         let mut pieces = Vec::new();
         let mut at = 0;
         for end in [100_000, 300_000, 300_001, 500_000] {
             let last = end == data.len();
-            let cuts = cut_buffer(&data[at..end], &p, last);
+            let cuts = cut_buffer(&data[at..end], &p, &ChunkIds::Plain, last);
             at += cuts.last().map_or(0, |c| c.1.end);
             pieces.extend(cuts.into_iter().map(|c| c.0));
         }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::store::durable;
+use crate::store::seal::{Crypt, CIPHER, KDF};
 use crate::store::storage::{Storage, CONFIG_KEY};
 
 /// A `config.json` larger than this is damaged (it holds a few hundred bytes).
@@ -14,6 +15,10 @@ const MAX_CONFIG: u64 = 1 << 20;
 /// `OLDEST_VERSION` up to this one as they are: no delta group into a version 2 repository,
 /// packs with a single trailer into a version 2 or 3 one (older programs keep reading them).
 pub const FORMAT_VERSION: u32 = 5;
+/// The format version of an encrypted repository (spec "Encryption"): sealed groups,
+/// trailers and snapshot files, keyed chunk ids. Plain repositories stay at
+/// `FORMAT_VERSION`, which older builds read; they refuse this one.
+pub const ENCRYPTED_VERSION: u32 = 6;
 /// The first format version whose snapshots may be of another kind than opsi-backup's
 /// (opsiconfd backups, spec "Snapshot kinds"); `Repository::allow_kinds` raises an older
 /// repository to it, which changes nothing else on disk.
@@ -110,6 +115,14 @@ impl ChunkerParams {
     }
 }
 
+/// How an encrypted repository is sealed (`config.json` `encryption`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Encryption {
+    pub cipher: String,
+    pub kdf: String,
+}
+
 /// `config.json`. Unknown fields are refused: a damaged key name must not pass for an
 /// unknown (ignored) field.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,10 +132,17 @@ pub(crate) struct Config {
     /// 32 hex digits, random, written into every snapshot file.
     pub id: String,
     pub chunker: ChunkerParams,
+    /// Present in an encrypted repository (version 6) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
     /// BLAKE3 (hex) of the canonical serialisation of the other fields (`checksum_of`).
     /// Written by every save; a config of an older build has none and is still read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// An encrypted repository's keyed MAC (hex) of the same canonical form as `checksum`:
+    /// once unlocked, a config changed by someone without the key is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// The fields a checksum covers, in their canonical order (compact JSON, declaration order).
@@ -131,6 +151,8 @@ struct Checked<'a> {
     version: u32,
     id: &'a str,
     chunker: &'a ChunkerParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption: Option<&'a Encryption>,
 }
 
 impl Config {
@@ -140,19 +162,54 @@ impl Config {
             version: FORMAT_VERSION,
             id: hex::encode(durable::random_bytes::<16>()?),
             chunker,
+            encryption: None,
             checksum: None,
+            mac: None,
         })
+    }
+
+    /// The config of a new encrypted repository (format version 6).
+    pub(crate) fn new_encrypted(chunker: ChunkerParams) -> Result<Config> {
+        let mut c = Config::new(chunker)?;
+        c.version = ENCRYPTED_VERSION;
+        c.encryption = Some(Encryption {
+            cipher: CIPHER.into(),
+            kdf: KDF.into(),
+        });
+        Ok(c)
+    }
+
+    fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(&Checked {
+            version: self.version,
+            id: &self.id,
+            chunker: &self.chunker,
+            encryption: self.encryption.as_ref(),
+        })
+        .expect("config serialises")
+    }
+
+    /// Checks the MAC of an encrypted repository's config with its unlocked keys.
+    pub(crate) fn check_mac(&self, crypt: &Crypt, shown: &str) -> Result<()> {
+        let want = crypt.config_mac(&self.canonical());
+        if want.is_none() || self.mac != want {
+            return Err(Error::Corrupt(format!(
+                "config.json of {shown} does not match its MAC: it was changed by someone                  without the repository's key (or damaged); refused"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `config.json` of an encrypted repository with its MAC (`save` for plain ones).
+    pub(crate) fn save_sealed(&self, storage: &dyn Storage, crypt: &Crypt) -> Result<()> {
+        let mut sealed = self.clone();
+        sealed.mac = crypt.config_mac(&self.canonical());
+        sealed.save(storage)
     }
 
     /// The checksum of this config's fields (the `checksum` field itself excluded).
     pub(crate) fn checksum_of(&self) -> String {
-        let canonical = serde_json::to_vec(&Checked {
-            version: self.version,
-            id: &self.id,
-            chunker: &self.chunker,
-        })
-        .expect("config serialises");
-        blake3::hash(&canonical).to_hex().to_string()
+        blake3::hash(&self.canonical()).to_hex().to_string()
     }
 
     /// Reads `config.json`; refuses versions this build does not know, unknown fields and a
@@ -181,13 +238,13 @@ impl Config {
         let probe: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Repository(format!("{shown} is not valid JSON: {e}")))?;
         let version = probe.get("version").and_then(|v| v.as_u64());
-        if !version
-            .is_some_and(|v| (u64::from(OLDEST_VERSION)..=u64::from(FORMAT_VERSION)).contains(&v))
-        {
+        if !version.is_some_and(|v| {
+            (u64::from(OLDEST_VERSION)..=u64::from(ENCRYPTED_VERSION)).contains(&v)
+        }) {
             let version_shown = version.map_or_else(|| "none".to_string(), |v| v.to_string());
             return Err(Error::Repository(format!(
                 "{}: repository format version {version_shown} is not supported by this opsi-backup \
-                 (it reads versions {OLDEST_VERSION} to {FORMAT_VERSION}); use the opsi-backup release that created it",
+                 (it reads versions {OLDEST_VERSION} to {ENCRYPTED_VERSION}); use the opsi-backup release that created it",
                 shown
             )));
         }
@@ -195,6 +252,28 @@ impl Config {
         if let Some(sum) = &config.checksum {
             if *sum != config.checksum_of() {
                 return Err(damaged("checksum mismatch".into()));
+            }
+        }
+        if (config.version == ENCRYPTED_VERSION) != config.encryption.is_some()
+            || (config.encryption.is_none() && config.mac.is_some())
+        {
+            return Err(damaged(format!(
+                "format version {} {} an encryption field",
+                config.version,
+                if config.encryption.is_some() {
+                    "with"
+                } else {
+                    "without"
+                }
+            )));
+        }
+        if let Some(e) = &config.encryption {
+            if e.cipher != CIPHER || e.kdf != KDF {
+                return Err(Error::Repository(format!(
+                    "{shown}: encryption {} with {} is not supported by this opsi-backup \
+                     (it knows {CIPHER} with {KDF})",
+                    e.cipher, e.kdf
+                )));
             }
         }
         config.chunker.check()?;

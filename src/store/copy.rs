@@ -2,7 +2,8 @@
 //! stores only the chunks it lacks, each fetched from the source (where it is checked as it
 //! is read) and checked again on arrival; the snapshot keeps its time, host, backends,
 //! system information and source, and names the snapshot it copies (`copy_of`) so that a
-//! second copy is skipped. Spec: `store-format/README.md`, section "Snapshot files".
+//! second copy is skipped. Between repositories whose chunk ids differ (one encrypted, or
+//! two with different keys) every chunk is read from the source and re-identified. Spec: `store-format/README.md`, section "Snapshot files".
 
 use std::collections::HashMap;
 
@@ -70,9 +71,21 @@ pub(crate) fn copy_snapshot(
     let mut writer = SnapshotWriter::new_copy(to, head.header.meta, original)?;
     let mut fetcher = ChunkFetcher::new(&conn, from.storage());
     let (mut chunks_sent, mut bytes_sent) = (0, 0);
+    // Repositories that compute chunk ids alike share chunk lists; otherwise (plain and
+    // encrypted, or two keys) every chunk is read and given the target's id.
+    let same_ids = from
+        .storage()
+        .crypt()
+        .ids()
+        .same_as(to.storage().crypt().ids());
     read_snapshot_file(&conn, from.storage(), &snap.id, |m, ids| {
         let user = format!("member {} of snapshot {}", m.path, snap.id);
-        let (c, b) = writer.add_chunks(&m, &ids, &mut |id| fetcher.fetch_hash(id, &user))?;
+        let mut fetch = |id: &_| fetcher.fetch_hash(id, &user);
+        let (c, b) = if same_ids {
+            writer.add_chunks(&m, &ids, &mut fetch)?
+        } else {
+            writer.add_translated(&m, &ids, &mut fetch)?
+        };
         chunks_sent += c;
         bytes_sent += b;
         Ok(())

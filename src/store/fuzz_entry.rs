@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::error::{IoContext, Result};
 use crate::store::chunker::ChunkId;
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
+use crate::store::seal::{ChunkIds, PLAIN};
 use crate::store::snapshot::{read_snapshot, read_snapshot_head};
 use crate::store::storage::{snapshot_key, LocalDir, LocalObject};
 
@@ -36,7 +37,7 @@ fn read_pack(path: &Path) -> Result<()> {
     let (_, groups) = pack::read_trailer_file(path)?;
     let f = LocalObject::open(path).ctx("opening the pack")?;
     for g in groups.iter().take(64) {
-        let Ok(stored) = pack::read_stored(&f, g.offset, g.stored_len) else {
+        let Ok(stored) = pack::read_stored(&f, &PLAIN, g.offset, g.stored_len) else {
             continue;
         };
         let plain_len = g.plain_len() as usize;
@@ -62,7 +63,7 @@ pub fn fuzz_snapshot(dir: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(dir.join(snapshot_key(&id)), data).ctx("writing")?;
     let _ = read_snapshot_head(&storage, &id);
 
-    let chunk: ChunkId = *blake3::hash(data).as_bytes();
+    let chunk: ChunkId = ChunkIds::Plain.id(data);
     let file = wrap_stream(&chunk, data.len() as u64)?;
     let id = blake3::hash(&file).to_hex().to_string();
     std::fs::write(dir.join(snapshot_key(&id)), &file).ctx("writing")?;

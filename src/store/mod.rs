@@ -10,6 +10,8 @@
 //! `config.json`, `state/`): every module reads and writes them through it, by key; the
 //! index and the lock are local paths. `probe` is the read-only look of monitoring: no lock, no write.
 //! `parent` builds a parent snapshot (`crate::parent`) and reads its members back.
+//! Encryption at rest: `seal` (keys, keyed chunk ids, sealed objects; no store imports) and
+//! `keys` (key files, unlocking, the storage of an unlocked repository that carries the keys).
 
 mod chunk_stream;
 mod chunker;
@@ -19,12 +21,14 @@ mod durable;
 mod group_costs;
 mod index;
 mod indexer;
+mod keys;
 mod last_verify;
 mod location;
 mod lock;
 mod lock_holder;
 mod object_lock;
 mod pack;
+mod pack_file;
 mod pack_verified;
 mod packer;
 mod parent;
@@ -36,6 +40,7 @@ mod recovery;
 mod remote;
 mod repack;
 mod repository;
+mod seal;
 mod snapshot;
 mod snapshot_info;
 mod snapshot_writer;
@@ -44,9 +49,10 @@ mod storage;
 mod verify;
 mod verify_subset;
 
-pub use config::{ChunkerParams, BULK_PREFIX, FORMAT_VERSION, LARGE_FILE};
+pub use config::{ChunkerParams, BULK_PREFIX, ENCRYPTED_VERSION, FORMAT_VERSION, LARGE_FILE};
 pub use copy::Copied;
 pub use group_costs::{GroupCost, GroupCosts};
+pub use keys::{no_password, KeyInfo, PasswordSource, RepoPassword};
 pub use location::Location;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
 pub(crate) use probe::{probe, Probe};

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::store::chunker::ChunkId;
+use crate::store::seal::{Crypt, Purpose, PLAIN};
 use crate::store::storage::{pack_key, LocalObject, Object, Storage};
 
 pub(crate) const PACK_MAGIC: &[u8; 8] = b"OBKPACK\x01";
@@ -69,8 +70,14 @@ impl TrailerLayout {
 
 /// Encodes the trailer(s) of a pack whose groups are `groups`: body plus tail (checksum,
 /// length, magic), once or, with `TrailerLayout::Double`, as a copy followed by the final one.
-pub(crate) fn encode_trailer(groups: &[GroupEntry], layout: TrailerLayout) -> Vec<u8> {
-    let body = encode_body(groups);
+/// In an encrypted repository the body is sealed (both copies are the same sealed bytes) and
+/// the BLAKE3 in the tail is that of the sealed body, so the pack keeps its structure.
+pub(crate) fn encode_trailer(
+    groups: &[GroupEntry],
+    layout: TrailerLayout,
+    crypt: &Crypt,
+) -> Vec<u8> {
+    let body = crypt.seal(Purpose::Trailer, encode_body(groups));
     let mut b = Vec::with_capacity(2 * (body.len() + TRAILER_TAIL));
     match layout {
         TrailerLayout::Single => push_trailer(&mut b, &body, TRAILER_MAGIC),
@@ -192,13 +199,13 @@ pub(crate) fn read_table(storage: &dyn Storage, name: &str) -> Result<PackTable>
     let f = storage
         .open(&key)
         .map_err(|e| Error::io(format!("opening pack {shown}"), e))?;
-    read_table_of(&*f, &shown)
+    read_table_of(&*f, storage.crypt(), &shown)
 }
 
 /// `read_trailer` of a pack file outside a repository (fuzzing, tests).
 pub(crate) fn read_trailer_file(path: &Path) -> Result<(u64, Vec<GroupEntry>)> {
     let f = LocalObject::open(path).path_ctx("opening pack", path)?;
-    let t = read_table_of(&f, &path.display().to_string())?;
+    let t = read_table_of(&f, &PLAIN, &path.display().to_string())?;
     Ok((t.size, t.groups))
 }
 
@@ -206,7 +213,8 @@ pub(crate) fn read_trailer_file(path: &Path) -> Result<(u64, Vec<GroupEntry>)> {
 /// single, version 4: final of two), or, when that one does not check out, from the first
 /// intact version 4 trailer copy found scanning back from the end. `shown` names the pack in
 /// messages.
-pub(crate) fn read_table_of(f: &dyn Object, shown: &str) -> Result<PackTable> {
+/// `crypt` opens a sealed trailer body: one that does not open counts as a damaged copy.
+pub(crate) fn read_table_of(f: &dyn Object, crypt: &Crypt, shown: &str) -> Result<PackTable> {
     let bad = |why: &str| Error::Corrupt(format!("pack {shown}: {why}"));
     let reading = |e| Error::io(format!("reading {shown}"), e);
     let size = f.size();
@@ -218,7 +226,7 @@ pub(crate) fn read_table_of(f: &dyn Object, shown: &str) -> Result<PackTable> {
     if &magic != PACK_MAGIC {
         return Err(bad("no pack header"));
     }
-    let last = match read_final(f, size).map_err(reading)? {
+    let last = match read_final(f, size, crypt).map_err(reading)? {
         Ok(groups) => {
             return Ok(PackTable {
                 size,
@@ -228,7 +236,7 @@ pub(crate) fn read_table_of(f: &dyn Object, shown: &str) -> Result<PackTable> {
         }
         Err(why) => why,
     };
-    match scan_for_copy(f, size).map_err(reading)? {
+    match scan_for_copy(f, size, crypt).map_err(reading)? {
         Some(groups) => Ok(PackTable {
             size,
             groups,
@@ -242,6 +250,7 @@ pub(crate) fn read_table_of(f: &dyn Object, shown: &str) -> Result<PackTable> {
 fn read_final(
     f: &dyn Object,
     size: u64,
+    crypt: &Crypt,
 ) -> std::io::Result<std::result::Result<Vec<GroupEntry>, String>> {
     let tail_at = size - TRAILER_TAIL as u64;
     let mut tail = [0u8; TRAILER_TAIL];
@@ -264,7 +273,14 @@ fn read_final(
     let Some(data_end) = data_end.filter(|e| *e >= PACK_MAGIC.len() as u64) else {
         return Ok(Err("trailer length out of range".into()));
     };
-    Ok(decode_trailer(&body, data_end))
+    Ok(open_body(crypt, body).and_then(|b| decode_trailer(&b, data_end)))
+}
+
+/// The plain trailer body of a (possibly sealed) stored one.
+fn open_body(crypt: &Crypt, body: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    crypt
+        .open(Purpose::Trailer, body)
+        .map_err(|e| format!("sealed trailer: {e}"))
 }
 
 /// The body before the tail at `tail_at` (start and bytes) when its length is in range and
@@ -291,7 +307,11 @@ fn checked_body(
 /// Searches the file from its end backwards for a version 4 trailer copy whose checksum and
 /// groups check out (the groups end where the copy's body starts). Reads the whole file in
 /// the worst case: only a damaged pack gets here.
-fn scan_for_copy(f: &dyn Object, size: u64) -> std::io::Result<Option<Vec<GroupEntry>>> {
+fn scan_for_copy(
+    f: &dyn Object,
+    size: u64,
+    crypt: &Crypt,
+) -> std::io::Result<Option<Vec<GroupEntry>>> {
     let overlap = TRAILER_COPY_MAGIC.len() as u64 - 1;
     let mut end = size;
     let mut window = Vec::new();
@@ -312,7 +332,9 @@ fn scan_for_copy(f: &dyn Object, size: u64) -> std::io::Result<Option<Vec<GroupE
             let mut tail = [0u8; TRAILER_TAIL];
             f.read_exact_at(&mut tail, tail_at)?;
             if let Some((body_start, body)) = checked_body(f, tail_at, &tail)? {
-                if let Ok(groups) = decode_trailer(&body, body_start) {
+                if let Ok(groups) =
+                    open_body(crypt, body).and_then(|b| decode_trailer(&b, body_start))
+                {
                     return Ok(Some(groups));
                 }
             }
@@ -329,25 +351,42 @@ fn scan_for_copy(f: &dyn Object, size: u64) -> std::io::Result<Option<Vec<GroupE
 /// Reads the stored bytes of one group and returns its plain content.
 pub(crate) fn read_group(
     f: &dyn Object,
+    crypt: &Crypt,
     offset: u64,
     stored_len: u32,
     compressed: bool,
     plain_len: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let stored = read_stored(f, offset, stored_len)?;
+    let stored = read_stored(f, crypt, offset, stored_len)?;
     if !compressed {
         return Ok(stored);
     }
     decompress_group(&stored, plain_len)
 }
 
-/// The stored bytes of one group, as they are in the pack. A group reaching past the end of
-/// the file is refused before anything is allocated for it.
+/// The stored bytes of one group, opened when sealed: its zstd frame or plain bytes.
 pub(crate) fn read_stored(
     f: &dyn Object,
+    crypt: &Crypt,
     offset: u64,
     stored_len: u32,
 ) -> std::io::Result<Vec<u8>> {
+    open_group(crypt, read_raw(f, offset, stored_len)?)
+}
+
+/// The compressed (or plain) bytes of a group as stored (`read_raw`), opened when sealed.
+pub(crate) fn open_group(crypt: &Crypt, raw: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    crypt.open(Purpose::Group, raw).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("sealed group: {e}"),
+        )
+    })
+}
+
+/// The bytes of one group exactly as they are in the pack. A group reaching past the end of
+/// the file is refused before anything is allocated for it.
+pub(crate) fn read_raw(f: &dyn Object, offset: u64, stored_len: u32) -> std::io::Result<Vec<u8>> {
     let size = f.size();
     if offset.saturating_add(u64::from(stored_len)) > size {
         return Err(std::io::Error::new(
@@ -474,7 +513,7 @@ mod tests {
                 refs: Vec::new(),
             },
         ];
-        let t = encode_trailer(&groups, TrailerLayout::Single);
+        let t = encode_trailer(&groups, TrailerLayout::Single, &PLAIN);
         let body = &t[..t.len() - TRAILER_TAIL];
         assert_eq!(decode_trailer(body, 23).unwrap(), groups);
         assert!(decode_trailer(body, 24).is_err());
@@ -503,18 +542,57 @@ mod tests {
     /// A pack file: header, 70 bytes of group data that contain the copy magic (it must not
     /// fool the scan), and the trailer(s).
     fn sample_pack(layout: TrailerLayout) -> Vec<u8> {
+        sample_pack_with(layout, &PLAIN)
+    }
+
+    fn sample_pack_with(layout: TrailerLayout, crypt: &Crypt) -> Vec<u8> {
         let mut b = PACK_MAGIC.to_vec();
         let mut data = vec![0x5a; 70];
         data[10..18].copy_from_slice(TRAILER_COPY_MAGIC);
         b.extend_from_slice(&data);
-        b.extend_from_slice(&encode_trailer(&sample_groups(), layout));
+        b.extend_from_slice(&encode_trailer(&sample_groups(), layout, crypt));
         b
     }
 
     fn table_of(dir: &Path, bytes: &[u8]) -> Result<PackTable> {
+        table_with(dir, bytes, &PLAIN)
+    }
+
+    fn table_with(dir: &Path, bytes: &[u8], crypt: &Crypt) -> Result<PackTable> {
         let path = dir.join("p.pack");
         std::fs::write(&path, bytes).unwrap();
-        read_table_of(&LocalObject::open(&path).unwrap(), "p.pack")
+        read_table_of(&LocalObject::open(&path).unwrap(), crypt, "p.pack")
+    }
+
+    /// A sealed trailer: read with its key, refused with another or none, and any damaged
+    /// byte of it is survived through the copy, as for a plain one.
+    #[test]
+    fn a_sealed_trailer_opens_with_its_key_only_and_keeps_its_copy() {
+        use crate::store::seal::MasterKey;
+        let dir = tempfile::tempdir().unwrap();
+        let key = Crypt::unlocked(&MasterKey::generate().unwrap());
+        let other = Crypt::unlocked(&MasterKey::generate().unwrap());
+        let good = sample_pack_with(TrailerLayout::Double, &key);
+        assert!(
+            !contains(&good, &[1; 32]),
+            "chunk ids lie in the sealed trailer only"
+        );
+        assert_eq!(
+            table_with(dir.path(), &good, &key).unwrap().groups,
+            sample_groups()
+        );
+        assert!(table_with(dir.path(), &good, &other).is_err());
+        assert!(table_with(dir.path(), &good, &PLAIN).is_err());
+        for at in (8 + 70..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[at] ^= 0x40;
+            let t = table_with(dir.path(), &bad, &key).unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(t.groups, sample_groups(), "byte {at}");
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
     }
 
     /// Every single damaged byte after the group data, and every truncation of the final

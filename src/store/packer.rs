@@ -3,17 +3,17 @@
 //! (`Storage::put_new`: durable on return).
 //! Format: `pack.rs`; commit order: `store-format/README.md`, section "Commit protocol".
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::store::chunker::ChunkId;
 use crate::store::crash_point;
+use crate::store::pack_file::PackFile;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
+use crate::store::seal::{Crypt, Purpose};
 use crate::store::storage::{pack_key, Storage, TempFile};
 
 /// A group of consecutive new chunks, before compression.
@@ -203,8 +203,7 @@ impl Compressors {
 /// temporary file for the next exclusive open to delete.
 pub(crate) struct Packer {
     tmp: PathBuf,
-    out: BufWriter<File>,
-    hasher: blake3::Hasher,
+    out: PackFile,
     len: u64,
     groups: Vec<GroupEntry>,
     chunks: usize,
@@ -222,23 +221,20 @@ impl Packer {
     pub(crate) fn create(storage: &dyn Storage, layout: TrailerLayout) -> Result<Packer> {
         let TempFile { path: tmp, file } = storage.create_temp("pack")?;
         let mut p = Packer {
+            out: PackFile::start(tmp.clone(), file),
             tmp,
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
             len: 0,
             groups: Vec::new(),
             chunks: 0,
             layout,
         };
-        p.write(PACK_MAGIC)?;
+        p.write(PACK_MAGIC.to_vec())?;
         Ok(p)
     }
 
-    fn write(&mut self, b: &[u8]) -> Result<()> {
-        self.out.write_all(b).path_ctx("writing", &self.tmp)?;
-        self.hasher.update(b);
+    fn write(&mut self, b: Vec<u8>) -> Result<()> {
         self.len += b.len() as u64;
-        Ok(())
+        self.out.write(b)
     }
 
     /// Bytes written so far.
@@ -246,13 +242,16 @@ impl Packer {
         self.len
     }
 
-    pub(crate) fn append(&mut self, g: SealedGroup) -> Result<()> {
+    /// Appends a group; in an encrypted repository (`crypt`) its stored bytes are sealed.
+    pub(crate) fn append(&mut self, g: SealedGroup, crypt: &Crypt) -> Result<()> {
         let offset = self.len;
-        self.write(&g.stored)?;
+        let stored = crypt.seal(Purpose::Group, g.stored);
+        let stored_len = stored.len() as u32;
+        self.write(stored)?;
         self.chunks += g.chunks.len();
         self.groups.push(GroupEntry {
             offset,
-            stored_len: g.stored.len() as u32,
+            stored_len,
             flags: g.flags,
             chunks: g.chunks,
             refs: g.refs,
@@ -263,15 +262,11 @@ impl Packer {
     /// Writes the trailer (twice in a format version 4 repository) and publishes the pack as
     /// `packs/<name[..2]>/<name>.pack` (name = BLAKE3 of the whole file). Durable on return.
     pub(crate) fn finish(mut self, storage: &dyn Storage) -> Result<PackDone> {
-        let trailer = pack::encode_trailer(&self.groups, self.layout);
-        self.write(&trailer)?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .path_ctx("writing", &self.tmp)?;
+        let trailer = pack::encode_trailer(&self.groups, self.layout, storage.crypt());
+        self.write(trailer)?;
+        let (file, hash) = self.out.finish()?;
         crash_point("pack-written");
-        let name = self.hasher.finalize().to_hex().to_string();
+        let name = hash.to_hex().to_string();
         let tmp = TempFile {
             path: self.tmp,
             file,
@@ -334,7 +329,7 @@ impl<'s> PackSeries<'s> {
                 .current
                 .insert(Packer::create(self.storage, self.layout)?),
         };
-        p.append(g)?;
+        p.append(g, self.storage.crypt())?;
         if p.len() >= self.pack_size || p.chunks >= PACK_CHUNKS {
             self.finish()?;
         }
@@ -411,7 +406,7 @@ mod tests {
 
     fn probe(data: &[u8]) -> (SealedGroup, i32) {
         let mut g = PlainGroup::default();
-        g.push(crate::store::chunker::chunk_id(data), data);
+        g.push(crate::store::seal::ChunkIds::Plain.id(data), data);
         g.seal_probe(1, 3, 50, &Compressors::default())
     }
 
@@ -446,7 +441,7 @@ mod series_tests {
         let chunks = (0..n)
             .map(|i| {
                 let data = format!("{seed:08}{i:08}");
-                (crate::store::chunker::chunk_id(data.as_bytes()), 16)
+                (crate::store::seal::ChunkIds::Plain.id(data.as_bytes()), 16)
             })
             .collect::<Vec<_>>();
         SealedGroup {

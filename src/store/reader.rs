@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::member::Member;
 use crate::sink::MemberSink;
 use crate::store::chunk_stream::ChunkStream;
-use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::chunker::ChunkId;
 use crate::store::index;
 use crate::store::pack;
 use crate::store::snapshot::{read_snapshot, SnapshotFile};
@@ -119,7 +119,7 @@ impl<'c> ChunkFetcher<'c> {
                     loc.pack
                 ))
             })?;
-        if chunk_id(data) != loc.hash {
+        if self.storage.crypt().ids().id(data) != loc.hash {
             return Err(Error::Corrupt(format!(
                 "pack {}: chunk {chunk} of {member} is damaged (BLAKE3 mismatch)",
                 loc.pack
@@ -163,13 +163,16 @@ impl<'c> ChunkFetcher<'c> {
         match prefix {
             None => pack::read_group(
                 f,
+                self.storage.crypt(),
                 loc.group_offset,
                 loc.stored_len,
                 loc.compressed,
                 plain_len,
             ),
-            Some(prefix) => pack::read_stored(f, loc.group_offset, loc.stored_len)
-                .and_then(|stored| pack::decompress_delta(&stored, plain_len, &prefix)),
+            Some(prefix) => {
+                pack::read_stored(f, self.storage.crypt(), loc.group_offset, loc.stored_len)
+                    .and_then(|stored| pack::decompress_delta(&stored, plain_len, &prefix))
+            }
         }
         .map_err(|e| unreadable(&e))
     }

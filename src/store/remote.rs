@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::store::config::{ChunkerParams, Config};
+use crate::store::keys::{self, InUse, PasswordSource, RepoPassword};
 use crate::store::location::Location;
 use crate::store::lock::{LockKind, LockSite};
 use crate::store::rebuild::{self, list_snapshots};
@@ -46,10 +47,16 @@ pub(crate) struct Opened {
     pub shown: String,
     pub config: Config,
     pub conn: rusqlite::Connection,
+    pub keys: Option<InUse>,
 }
 
 /// Creates a repository at the S3 `location`: a prefix with no repository in it.
-pub(crate) fn init(location: &Location, params: ChunkerParams) -> Result<Opened> {
+/// Encrypted when `password` is given.
+pub(crate) fn init(
+    location: &Location,
+    params: ChunkerParams,
+    password: Option<&RepoPassword>,
+) -> Result<Opened> {
     let (address, options, cache_base) = parts(location);
     let shown = address.to_string();
     let mut storage = S3Storage::new(address, options, PathBuf::new())?;
@@ -62,25 +69,40 @@ pub(crate) fn init(location: &Location, params: ChunkerParams) -> Result<Opened>
             "{shown} already holds a repository"
         )));
     }
-    if !storage.list("packs/")?.is_empty() || !storage.list("snapshots/")?.is_empty() {
+    if !storage.list("packs/")?.is_empty()
+        || !storage.list("snapshots/")?.is_empty()
+        || !storage.list(keys::KEYS_PREFIX)?.is_empty()
+    {
         return Err(Error::Repository(format!(
-            "{shown} holds packs or snapshot files but no config.json; a repository is \
+            "{shown} holds packs, snapshot or key files but no config.json; a repository is \
              created under a new or empty prefix"
         )));
     }
-    let config = Config::new(params)?;
+    let config = match password {
+        None => Config::new(params)?,
+        Some(_) => Config::new_encrypted(params)?,
+    };
     let cache = prepare_cache(cache_base, &config.id)?;
     storage.set_temp_dir(cache.join("tmp"));
     let storage: Arc<dyn Storage> = Arc::new(storage);
+    let (storage, keys) = match password {
+        None => (storage, None),
+        Some(pw) => {
+            let (unlocked, in_use) = keys::create(&storage, &config.id, pw)?;
+            (unlocked, Some(in_use))
+        }
+    };
     let index::Opened::Ready { conn, .. } = index::open(&cache, &config.id)? else {
         return Err(Error::Repository(format!(
             "{} holds an index of another format",
             cache.display()
         )));
     };
+    keys::check_remembered(&conn, keys.is_some(), &shown)?;
     drop(durable::open_or_create(&cache.join("lock"))?);
     // config.json last: a prefix without it is not (yet) a repository.
-    config.save(&*storage)?;
+    config.save_sealed(&*storage, storage.crypt())?;
+    let config = Config::load(&*storage)?;
     write_seen(&cache, "")?;
     Ok(Opened {
         cache,
@@ -88,13 +110,19 @@ pub(crate) fn init(location: &Location, params: ChunkerParams) -> Result<Opened>
         shown,
         config,
         conn,
+        keys,
     })
 }
 
 /// Opens the repository at the S3 `location`, bringing its index cache up to date.
 /// `for_rebuild`: `rebuild-index` follows (a damaged cache is moved aside, a missing one is
 /// left empty for it).
-pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Opened> {
+/// `password` is asked only when the repository is encrypted.
+pub(crate) fn open(
+    location: &Location,
+    for_rebuild: bool,
+    password: PasswordSource<'_>,
+) -> Result<Opened> {
     let (address, options, cache_base) = parts(location);
     let shown = address.to_string();
     let mut storage = S3Storage::new(address, options, PathBuf::new())?;
@@ -109,7 +137,7 @@ pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Opened> {
     };
     let cache = prepare_cache(cache_base, &config.id)?;
     storage.set_temp_dir(cache.join("tmp"));
-    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let (storage, keys) = keys::unlock_storage(Arc::new(storage), &config, &shown, password)?;
     let site = LockSite {
         root: cache.clone(),
         remote: Some((Arc::clone(&storage), shown.clone())),
@@ -142,6 +170,7 @@ pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Opened> {
             (conn, true)
         }
     };
+    keys::check_remembered(&conn, keys.is_some(), &shown)?;
     if !(created && for_rebuild) {
         catch_up(&cache, &*storage, &mut conn, &site, created, &shown)?;
     }
@@ -151,6 +180,7 @@ pub(crate) fn open(location: &Location, for_rebuild: bool) -> Result<Opened> {
         shown,
         config,
         conn,
+        keys,
     })
 }
 

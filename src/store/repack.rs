@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::chunker::ChunkId;
 use crate::store::config::ChunkerParams;
 use crate::store::index::{self, GroupAt};
 use crate::store::pack::{self, TrailerLayout, FLAG_DELTA, FLAG_ZSTD};
@@ -100,12 +100,14 @@ impl<'a> Output<'a> {
                 g.pack, g.offset
             ))
         };
-        let stored = pack::read_stored(&**file, g.offset, g.stored_len).map_err(|e| {
+        let raw = pack::read_raw(&**file, g.offset, g.stored_len).map_err(|e| {
             Error::io(
                 format!("reading {}", self.storage.show(&pack_key(&g.pack))),
                 e,
             )
         })?;
+        let stored =
+            pack::open_group(self.storage.crypt(), raw).map_err(|e| damaged(e.to_string()))?;
         let refs = if g.flags & FLAG_DELTA != 0 {
             index::group_refs(self.conn, g.id)?
         } else {
@@ -130,7 +132,7 @@ impl<'a> Output<'a> {
             let bytes = data
                 .get(*off as usize..(*off + u64::from(*len)) as usize)
                 .ok_or_else(|| damaged(format!("chunk {} lies outside", hex::encode(hash))))?;
-            if chunk_id(bytes) != *hash {
+            if self.storage.crypt().ids().id(bytes) != *hash {
                 return Err(damaged(format!(
                     "chunk {} does not match its BLAKE3 id",
                     hex::encode(hash)

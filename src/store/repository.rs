@@ -15,6 +15,7 @@ use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config, KINDS_VERSION};
 use crate::store::group_costs::{self, GroupCosts};
+use crate::store::keys::{self, InUse, KeyInfo, PasswordSource, RepoPassword};
 use crate::store::last_verify::{self, LastVerify};
 use crate::store::location::Location;
 use crate::store::lock::{LockKind, LockSite, RepoLock};
@@ -42,6 +43,9 @@ pub struct Repository {
     site: LockSite,
     /// How the repository is named in messages (its directory or its address).
     shown: String,
+    /// An encrypted repository's master key and the key file that gave it (its storage
+    /// carries the derived keys).
+    keys: Option<InUse>,
 }
 
 /// Why the directory `path` cannot be opened as a repository, from what stat said of the
@@ -102,8 +106,10 @@ impl Repository {
         storage: Arc<dyn Storage>,
         config: Config,
         conn: Connection,
+        keys: Option<InUse>,
     ) -> Repository {
         Repository {
+            keys,
             root: path.to_path_buf(),
             storage,
             config,
@@ -125,8 +131,10 @@ impl Repository {
             shown,
             config,
             conn,
+            keys,
         } = opened;
         Repository {
+            keys,
             root: cache.clone(),
             site: LockSite {
                 root: cache,
@@ -139,30 +147,46 @@ impl Repository {
         }
     }
 
-    /// Opens the repository at `location`: a directory or a bucket (`store::remote`).
+    /// Opens the repository at `location`: a directory or a bucket (`store::remote`). An
+    /// encrypted one is refused (`open_at_with` takes its password).
     pub fn open_at(location: &Location) -> Result<Repository> {
+        Repository::open_at_with(location, &keys::no_password)
+    }
+
+    /// `open_at`; `password` is asked only when the repository is encrypted.
+    pub fn open_at_with(location: &Location, password: PasswordSource<'_>) -> Result<Repository> {
         match location {
-            Location::Local(path) => Repository::open(path),
-            Location::S3 { .. } => remote::open(location, false).map(Repository::remote),
+            Location::Local(path) => Repository::open_with(path, true, password),
+            Location::S3 { .. } => remote::open(location, false, password).map(Repository::remote),
         }
     }
 
     /// `open_for_rebuild` of the repository at `location`.
-    pub fn open_for_rebuild_at(location: &Location) -> Result<Repository> {
+    pub fn open_for_rebuild_at(
+        location: &Location,
+        password: PasswordSource<'_>,
+    ) -> Result<Repository> {
         match location {
-            Location::Local(path) => Repository::open_for_rebuild(path),
-            Location::S3 { .. } => remote::open(location, true).map(Repository::remote),
+            Location::Local(path) => Repository::open_for_rebuild(path, password),
+            Location::S3 { .. } => remote::open(location, true, password).map(Repository::remote),
         }
     }
 
-    /// Creates a repository at `location`.
-    pub fn init_at(location: &Location) -> Result<Repository> {
+    /// Creates a repository at `location`, encrypted when `password` is given.
+    pub fn init_at(location: &Location, password: Option<&RepoPassword>) -> Result<Repository> {
         match location {
-            Location::Local(path) => Repository::init(path),
+            Location::Local(path) => {
+                Repository::init_full(path, ChunkerParams::default(), password)
+            }
             Location::S3 { .. } => {
-                remote::init(location, ChunkerParams::default()).map(Repository::remote)
+                remote::init(location, ChunkerParams::default(), password).map(Repository::remote)
             }
         }
+    }
+
+    /// Whether the repository is encrypted (format version 6).
+    pub fn is_encrypted(&self) -> bool {
+        self.keys.is_some()
     }
 
     /// How the repository is named in messages: its directory or its address.
@@ -193,6 +217,19 @@ impl Repository {
 
     /// Creates a repository with explicit chunking parameters (measurements, tests).
     pub fn init_with(path: &Path, params: ChunkerParams) -> Result<Repository> {
+        Repository::init_full(path, params, None)
+    }
+
+    /// Creates an encrypted repository in `path` whose first key opens with `password`.
+    pub fn init_encrypted(path: &Path, password: &RepoPassword) -> Result<Repository> {
+        Repository::init_full(path, ChunkerParams::default(), Some(password))
+    }
+
+    fn init_full(
+        path: &Path,
+        params: ChunkerParams,
+        password: Option<&RepoPassword>,
+    ) -> Result<Repository> {
         // A file on the way would fail deep inside with a bare "Not a directory".
         if let Some(file) = path.ancestors().find(|a| a.is_file()) {
             let what = if file == path {
@@ -226,27 +263,41 @@ impl Repository {
         durable::create_dir(path)?;
         local.create_dirs()?;
         let storage: Arc<dyn Storage> = Arc::new(local);
-        let config = Config::new(params)?;
+        let (config, storage, keys) = match password {
+            None => (Config::new(params)?, storage, None),
+            Some(pw) => {
+                let config = Config::new_encrypted(params)?;
+                let (unlocked, in_use) = keys::create(&storage, &config.id, pw)?;
+                (config, unlocked, Some(in_use))
+            }
+        };
         let index::Opened::Ready { conn, .. } = index::open(path, &config.id)? else {
             return Err(Error::Repository(format!(
                 "{} appeared while the repository was being created",
                 path.join("index.sqlite").display()
             )));
         };
+        keys::check_remembered(&conn, keys.is_some(), &path.display().to_string())?;
         drop(durable::open_or_create(&path.join("lock"))?);
         // config.json last: a directory without it is not (yet) a repository.
-        config.save(&*storage)?;
+        config.save_sealed(&*storage, storage.crypt())?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             durable::sync_dir(parent)?;
         }
-        Ok(Repository::local(path, storage, config, conn))
+        let config = Config::load(&*storage)?;
+        Ok(Repository::local(path, storage, config, conn, keys))
     }
 
     /// Opens an existing repository. When nobody else uses it, cleans what interrupted
     /// writers left behind; when `index.sqlite` is missing, rebuilds it from the data files.
     /// A damaged `index.sqlite` is `Error::IndexDamaged`, and nothing is changed.
     pub fn open(path: &Path) -> Result<Repository> {
-        Repository::open_with(path, true)
+        Repository::open_with(path, true, &keys::no_password)
+    }
+
+    /// `open` of an encrypted repository (or a plain one: `password` is then not asked).
+    pub fn open_encrypted(path: &Path, password: PasswordSource<'_>) -> Result<Repository> {
+        Repository::open_with(path, true, password)
     }
 
     /// Raises a repository of format version 2 to 4 to version 5, the first whose snapshots
@@ -271,8 +322,8 @@ impl Repository {
     /// Opens a repository for `rebuild_index`, which the caller runs next: a damaged
     /// `index.sqlite` is moved aside (`index.sqlite.damaged-<time>`, with its WAL files) and
     /// a new, empty one created.
-    pub fn open_for_rebuild(path: &Path) -> Result<Repository> {
-        match Repository::open_with(path, false) {
+    pub fn open_for_rebuild(path: &Path, password: PasswordSource<'_>) -> Result<Repository> {
+        match Repository::open_with(path, false, password) {
             Err(Error::IndexDamaged { detail, .. }) => {
                 let lock =
                     RepoLock::acquire(path, LockKind::Exclusive, "move the damaged index aside")?;
@@ -282,7 +333,7 @@ impl Repository {
                     moved.display()
                 ));
                 drop(lock);
-                Repository::open_with(path, false)
+                Repository::open_with(path, false, password)
             }
             r => r,
         }
@@ -290,7 +341,11 @@ impl Repository {
 
     /// `open`; `rebuild_missing`: whether a missing index is rebuilt here (the caller rebuilds
     /// it otherwise).
-    fn open_with(path: &Path, rebuild_missing: bool) -> Result<Repository> {
+    fn open_with(
+        path: &Path,
+        rebuild_missing: bool,
+        password: PasswordSource<'_>,
+    ) -> Result<Repository> {
         check_opens(
             path,
             fs::metadata(path).map(|m| m.is_dir()),
@@ -304,7 +359,8 @@ impl Repository {
             e => e,
         })?;
         local.create_dirs()?;
-        let storage: Arc<dyn Storage> = Arc::new(local);
+        let shown = path.display().to_string();
+        let (storage, keys) = keys::unlock_storage(Arc::new(local), &config, &shown, password)?;
         let (mut conn, created, lock) = match index::open(path, &config.id)? {
             index::Opened::Ready { conn, created } => (conn, created, None),
             index::Opened::Outdated(_) => {
@@ -332,7 +388,47 @@ impl Repository {
                 recovery::recover(&*storage, &mut conn, &lock)?;
             }
         }
-        Ok(Repository::local(path, storage, config, conn))
+        keys::check_remembered(&conn, keys.is_some(), &shown)?;
+        Ok(Repository::local(path, storage, config, conn, keys))
+    }
+
+    /// The key files of an encrypted repository (`key list`).
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let in_use = self.in_use()?;
+        keys::list(self.storage(), Some(&in_use.key_id))
+    }
+
+    fn in_use(&self) -> Result<&InUse> {
+        self.keys.as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "repository {} is not encrypted: it has no keys",
+                self.shown
+            ))
+        })
+    }
+
+    /// Adds a key file that opens with `password` (`key add`); returns its id.
+    pub fn add_key(&self, password: &RepoPassword) -> Result<String> {
+        let in_use = self.in_use()?;
+        keys::add(self.storage(), &self.config.id, &in_use.master, password)
+    }
+
+    /// Removes key file `id` (a unique prefix will do); refuses the key in use and the last
+    /// usable one (`key remove`). Returns the full id.
+    pub fn remove_key(&self, id: &str) -> Result<String> {
+        let in_use = self.in_use()?;
+        let _lock = self.lock(LockKind::Exclusive, "remove a key")?;
+        keys::remove(self.storage(), id, &in_use.key_id)
+    }
+
+    /// Replaces the key in use by one that opens with `password` (`key passwd`): the new key
+    /// file is written first, then the old one removed. Returns the new and the old id.
+    pub fn change_password(&self, password: &RepoPassword) -> Result<(String, String)> {
+        let in_use = self.in_use()?;
+        let _lock = self.lock(LockKind::Exclusive, "change a password")?;
+        let new = keys::add(self.storage(), &self.config.id, &in_use.master, password)?;
+        keys::remove(self.storage(), &in_use.key_id, &new)?;
+        Ok((new, in_use.key_id.clone()))
     }
 
     /// The local directory of the index and the lock (and, for a local repository, of the

@@ -18,9 +18,13 @@ use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::{self, ChunkId};
 use crate::store::config::ChunkerParams;
 use crate::store::crash_point;
+use crate::store::seal::{ChunkIds, SegmentSealer};
 use crate::store::storage::{snapshot_key, ObjectReader, Storage, TempFile};
 
 pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"OBKSNAP\x02";
+/// The magic of an encrypted repository's snapshot files: the zstd frame follows sealed in
+/// segments (`seal::SegmentSealer`, spec "Encryption").
+pub(crate) const SNAPSHOT_MAGIC_SEALED: &[u8; 8] = b"OBKSNAP\x03";
 /// The magic of format version 1 snapshot files (member records in the file itself).
 const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"OBKSNAP\x01";
 /// Records of the snapshot file.
@@ -92,9 +96,10 @@ impl<W: Write> Write for HashWriter<W> {
 /// record).
 pub(crate) struct SnapshotFileWriter {
     tmp: PathBuf,
-    enc: zstd::Encoder<'static, HashWriter<BufWriter<File>>>,
+    enc: zstd::Encoder<'static, SegmentSealer<HashWriter<BufWriter<File>>>>,
     /// The metadata stream's chunking (`ChunkerParams::for_metadata`).
     params: ChunkerParams,
+    ids: ChunkIds,
     /// Metadata stream bytes not yet cut into chunks.
     meta: Vec<u8>,
     meta_len: u64,
@@ -114,12 +119,20 @@ impl SnapshotFileWriter {
             hasher: blake3::Hasher::new(),
             len: 0,
         };
-        hw.write_all(SNAPSHOT_MAGIC).path_ctx("writing", &tmp)?;
-        let enc = zstd::Encoder::new(hw, params.zstd_level).path_ctx("writing", &tmp)?;
+        let crypt = storage.crypt();
+        let magic = if crypt.is_encrypted() {
+            SNAPSHOT_MAGIC_SEALED
+        } else {
+            SNAPSHOT_MAGIC
+        };
+        hw.write_all(magic).path_ctx("writing", &tmp)?;
+        let enc = zstd::Encoder::new(crypt.segment_sealer(hw), params.zstd_level)
+            .path_ctx("writing", &tmp)?;
         let mut w = SnapshotFileWriter {
             tmp,
             enc,
             params: params.for_metadata(),
+            ids: crypt.ids().clone(),
             meta: Vec::new(),
             meta_len: 0,
             members: 0,
@@ -173,7 +186,7 @@ impl SnapshotFileWriter {
         if self.meta.is_empty() || (!last && self.meta.len() < 4 * self.params.max_size as usize) {
             return Ok(Vec::new());
         }
-        let cuts = chunker::cut_buffer(&self.meta, &self.params, last);
+        let cuts = chunker::cut_buffer(&self.meta, &self.params, &self.ids, last);
         let consumed = cuts.last().map_or(0, |c| c.1.end);
         let ids: Vec<ChunkId> = cuts.iter().map(|c| c.0).collect();
         if !ids.is_empty() {
@@ -211,7 +224,11 @@ impl SnapshotFileWriter {
             REC_END,
             &[&serde_json::to_vec(&end).expect("end serialises")],
         )?;
-        let hw = self.enc.finish().path_ctx("writing", &self.tmp)?;
+        let hw = self
+            .enc
+            .finish()
+            .and_then(SegmentSealer::finish)
+            .path_ctx("writing", &self.tmp)?;
         let id = hw.hasher.finalize().to_hex().to_string();
         let len = hw.len;
         let file = hw
@@ -359,10 +376,31 @@ pub(crate) fn read_snapshot_head(storage: &dyn Storage, id: &str) -> Result<Snap
             "snapshot file format 1 (repository format version 1) is not supported".into(),
         ));
     }
-    if &magic != SNAPSHOT_MAGIC {
-        return Err(bad("no snapshot header".into()));
+    let crypt = storage.crypt();
+    let want = if crypt.is_encrypted() {
+        SNAPSHOT_MAGIC_SEALED
+    } else {
+        SNAPSHOT_MAGIC
+    };
+    if &magic != want {
+        return Err(bad(
+            if &magic == SNAPSHOT_MAGIC || &magic == SNAPSHOT_MAGIC_SEALED {
+                "a plain snapshot file in an encrypted repository, or a sealed one in a plain \
+             repository"
+                    .into()
+            } else {
+                "no snapshot header".into()
+            },
+        ));
     }
-    let mut dec = zstd::Decoder::with_buffer(f).map_err(reading)?;
+    let mut dec: Box<dyn Read + '_> = if crypt.is_encrypted() {
+        let opened = crypt
+            .segment_opener(f)
+            .expect("an encrypted repository's opener");
+        Box::new(zstd::Decoder::new(opened).map_err(reading)?)
+    } else {
+        Box::new(zstd::Decoder::with_buffer(f).map_err(reading)?)
+    };
     let mut header: Option<Header> = None;
     let mut meta_chunks = Vec::new();
     loop {

@@ -264,6 +264,7 @@ impl<'r> SnapshotWriter<'r> {
         let mut chunker = Chunker::new(
             content,
             &params,
+            self.repo.storage().crypt().ids().clone(),
             std::mem::take(&mut self.packing.chunk_buf),
         );
         let mut ids = Vec::new();
@@ -321,9 +322,10 @@ impl<'r> SnapshotWriter<'r> {
     }
 
     /// Adds member `m` whose content is the chunks `ids` of another repository, in order
-    /// (`copy`): a chunk this repository has is referenced; one it lacks is taken from
-    /// `fetch`, checked against its id on arrival and stored. Returns the chunks and bytes
-    /// taken. The caller vouches for `m.size` (the source's metadata, itself checked).
+    /// (`copy`), which computes chunk ids as this one does: a chunk this repository has is
+    /// referenced; one it lacks is taken from `fetch`, checked against its id on arrival and
+    /// stored. Returns the chunks and bytes taken. The caller vouches for `m.size` (the
+    /// source's metadata, itself checked).
     pub(crate) fn add_chunks(
         &mut self,
         m: &Member,
@@ -333,34 +335,79 @@ impl<'r> SnapshotWriter<'r> {
         let (mut chunks, mut bytes) = (0u64, 0u64);
         let mut full = Vec::new();
         self.volume.read += m.size;
+        let own = self.repo.storage().crypt().ids().clone();
         for id in ids {
             if self.index.known(id)? {
                 continue;
             }
             let data = fetch(id)?;
-            if blake3::hash(&data).as_bytes() != id {
+            if own.id(&data) != *id {
                 return Err(Error::Corrupt(format!(
                     "chunk {} of member {} arrived damaged (its content does not match its id)",
                     hex::encode(id),
                     m.path
                 )));
             }
-            self.index.seen.insert(*id, 0);
-            self.volume.new += data.len() as u64;
             chunks += 1;
             bytes += data.len() as u64;
-            self.packing.group.push(*id, &data);
-            if self.packing.group.data.len() >= self.params.group_size as usize {
-                full.push(self.cut_group()?);
-            }
+            self.store_copied(*id, &data, &mut full)?;
         }
+        self.flush_copied(full)?;
+        self.member(m, ids)?;
+        Ok((chunks, bytes))
+    }
+
+    /// `add_chunks` for a source that computes chunk ids otherwise (plain and encrypted, or
+    /// two encrypted repositories with different keys): every chunk is read from `fetch`
+    /// (which checks it against the source's id), given this repository's id, and stored
+    /// when this repository lacks it; the member record lists this repository's ids. Returns
+    /// the chunks and bytes stored.
+    pub(crate) fn add_translated(
+        &mut self,
+        m: &Member,
+        source_ids: &[ChunkId],
+        fetch: &mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
+    ) -> Result<(u64, u64)> {
+        let (mut chunks, mut bytes) = (0u64, 0u64);
+        let mut full = Vec::new();
+        self.volume.read += m.size;
+        let own = self.repo.storage().crypt().ids().clone();
+        let mut ids = Vec::with_capacity(source_ids.len());
+        for s in source_ids {
+            let data = fetch(s)?;
+            let id = own.id(&data);
+            ids.push(id);
+            if self.index.known(&id)? {
+                continue;
+            }
+            chunks += 1;
+            bytes += data.len() as u64;
+            self.store_copied(id, &data, &mut full)?;
+        }
+        self.flush_copied(full)?;
+        self.member(m, &ids)?;
+        Ok((chunks, bytes))
+    }
+
+    /// Puts a copied chunk this repository lacks into the current group.
+    fn store_copied(&mut self, id: ChunkId, data: &[u8], full: &mut Vec<PlainGroup>) -> Result<()> {
+        self.index.seen.insert(id, 0);
+        self.volume.new += data.len() as u64;
+        self.packing.group.push(id, data);
+        if self.packing.group.data.len() >= self.params.group_size as usize {
+            full.push(self.cut_group()?);
+        }
+        Ok(())
+    }
+
+    /// Compresses and appends the groups copied chunks filled.
+    fn flush_copied(&mut self, mut full: Vec<PlainGroup>) -> Result<()> {
         if !full.is_empty() {
             let sealed = seal_all(&mut full, self.level(), &self.packing.zstd);
             self.append(sealed)?;
             self.recycle(full);
         }
-        self.member(m, ids)?;
-        Ok((chunks, bytes))
+        Ok(())
     }
 
     /// Ends the current group (its references read, ready to compress) and starts the next

@@ -788,7 +788,7 @@ fn init_and_open_errors() {
     fs::write(&cfg, text).unwrap();
     let e = msg(Repository::open(&root).err().unwrap());
     assert!(
-        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 5"),
+        e.contains("repository format version 1 is not supported") && e.contains("versions 2 to 6"),
         "{e}"
     );
 }

@@ -14,13 +14,15 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::store::chunker::{chunk_id, ChunkId};
+use crate::store::chunker::ChunkId;
 use crate::store::config::Config;
 use crate::store::index::{self, ChunkAt};
+use crate::store::keys;
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::pack_verified;
 use crate::store::reader::{for_each_member, read_snapshot_file, ChunkFetcher};
 use crate::store::rebuild::{list_packs, list_snapshots};
+use crate::store::seal::{ChunkIds, Crypt};
 use crate::store::snapshot::read_snapshot_head;
 use crate::store::storage::{pack_key, Object, Storage};
 pub use crate::store::verify_subset::DataSubset;
@@ -413,10 +415,40 @@ fn check_config(storage: &dyn Storage, report: &mut VerifyReport, found: &mut Ve
              values could be checked"
                 .into(),
         ),
+        Ok(c) if storage.crypt().is_encrypted() => {
+            if let Err(e) = c.check_mac(storage.crypt(), "the repository") {
+                found.push(Found {
+                    what: e.to_string(),
+                    everyone: true,
+                    ..Found::default()
+                });
+            }
+        }
         Ok(_) => {}
         Err(e) => found.push(Found {
             what: e.to_string(),
             everyone: true,
+            ..Found::default()
+        }),
+    }
+    check_key_files(storage, found);
+}
+
+/// A damaged key file loses the password it holds (the others still open the repository).
+fn check_key_files(storage: &dyn Storage, found: &mut Vec<Found>) {
+    match keys::list(storage, None) {
+        Ok(all) => {
+            for k in all {
+                if let Some(why) = k.damaged {
+                    found.push(Found {
+                        what: format!("key file {} is {why}", storage.show(&keys::key_of(&k.id))),
+                        ..Found::default()
+                    });
+                }
+            }
+        }
+        Err(e) => found.push(Found {
+            what: format!("the key files cannot be listed: {e}"),
             ..Found::default()
         }),
     }
@@ -480,7 +512,7 @@ impl PackScan {
         if offset < self.pos || self.broken {
             // Out of order (or after a failed read): read it apart, the hash is redone.
             self.broken = true;
-            return pack::read_stored(&*self.file, offset, len);
+            return pack::read_raw(&*self.file, offset, len);
         }
         if offset.saturating_add(u64::from(len)) > self.size {
             return Err(io::Error::new(
@@ -560,9 +592,9 @@ fn check_pack(reading: &Reading<'_>, name: &str) -> (u64, u64, Vec<Found>) {
         None => Err(String::new()),
     };
     for g in groups {
-        match read_group(&mut refs, &mut file, g) {
+        match read_group(&mut refs, &mut file, storage.crypt(), g) {
             Ok(plain) => {
-                let (n, b) = check_chunks(name, g, &plain, &mut found);
+                let (n, b) = check_chunks(storage.crypt().ids(), name, g, &plain, &mut found);
                 chunks += n;
                 bytes += b;
             }
@@ -599,12 +631,14 @@ fn check_pack(reading: &Reading<'_>, name: &str) -> (u64, u64, Vec<Found>) {
 fn read_group(
     refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
     file: &mut PackScan,
+    crypt: &Crypt,
     g: &GroupWork,
 ) -> std::result::Result<Vec<u8>, String> {
     if g.flags & FLAG_DELTA != 0 {
-        return read_delta(refs, file, g);
+        return read_delta(refs, file, crypt, g);
     }
     file.stored(g.offset, g.stored_len)
+        .and_then(|raw| pack::open_group(crypt, raw))
         .and_then(|stored| {
             if g.flags & FLAG_ZSTD != 0 {
                 pack::decompress_group(&stored, g.plain_len as usize)
@@ -617,13 +651,19 @@ fn read_group(
 
 /// Re-hashes the chunks of group `g` in its `plain` bytes; returns how many chunks and bytes
 /// were checked.
-fn check_chunks(name: &str, g: &GroupWork, plain: &[u8], found: &mut Vec<Found>) -> (u64, u64) {
+fn check_chunks(
+    ids: &ChunkIds,
+    name: &str,
+    g: &GroupWork,
+    plain: &[u8],
+    found: &mut Vec<Found>,
+) -> (u64, u64) {
     let (mut chunks, mut bytes) = (0, 0);
     for c in &g.chunks {
         chunks += 1;
         bytes += u64::from(c.len);
         let data = plain.get(c.offset as usize..(c.offset + u64::from(c.len)) as usize);
-        if data.map(chunk_id) != Some(c.hash) {
+        if data.map(|d| ids.id(d)) != Some(c.hash) {
             let what = format!(
                 "damaged (BLAKE3 mismatch) in the group at offset {}",
                 g.offset
@@ -648,11 +688,13 @@ fn check_whole(file: PackScan, name: &str) -> Option<String> {
 fn read_delta(
     refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
     file: &mut PackScan,
+    crypt: &Crypt,
     g: &GroupWork,
 ) -> std::result::Result<Vec<u8>, String> {
     // Read first: the file is read front to back for its hash, whatever the references do.
     let stored = file
         .stored(g.offset, g.stored_len)
+        .and_then(|raw| pack::open_group(crypt, raw))
         .map_err(|e| e.to_string())?;
     let prefix = refs
         .as_mut()

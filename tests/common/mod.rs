@@ -191,3 +191,13 @@ pub(crate) fn sh(line: &str, root: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `snapshots --json` of a prepared command (an encrypted repository's, with its password).
+pub(crate) fn snapshots_with(cmd: &mut Command) -> Vec<serde_json::Value> {
+    let out = ok(cmd.args(["snapshots", "--json"]));
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}

@@ -40,6 +40,7 @@ pub(crate) use packs::{
 pub(crate) use prune_queries::{chunk_in_groups, for_each_chunk_of_packs};
 #[cfg(test)]
 pub(crate) use schema::SCHEMA_VERSION;
+pub(crate) use schema::{remember_encrypted, remembers_encrypted};
 pub(crate) use snapshots::{
     delete_snapshot, meta_chunk_rows, snapshot, snapshot_known, snapshot_name, snapshot_row,
     snapshot_rows, snapshots, ChunkPlace, NewSnapshot,

@@ -131,3 +131,22 @@ pub(super) fn check_intact(conn: &Connection) -> Result<()> {
 pub(super) fn clear(tx: &Connection) -> Result<()> {
     tx.execute_batch("DELETE FROM members; DELETE FROM snapshots; DELETE FROM chunks; DELETE FROM group_refs; DELETE FROM groups; DELETE FROM packs;").sql()
 }
+
+/// Records in the index that its repository is encrypted (`meta.encrypted`), so that a
+/// `config.json` replaced later by a plain one is refused while this cache exists (spec:
+/// "Threat model", downgrade). Not a schema change: older programs ignore the row.
+pub(crate) fn remember_encrypted(conn: &Connection) -> Result<()> {
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('encrypted', '1')", [])
+        .sql()
+        .map(|_| ())
+}
+
+/// Whether `remember_encrypted` was called on this index.
+pub(crate) fn remembers_encrypted(conn: &Connection) -> Result<bool> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'encrypted'", [], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()
+    .sql()
+    .map(|v| v.is_some())
+}

@@ -6,7 +6,8 @@
 //! section "Storage".
 //!
 //! Keys are relative names with `/` between their parts: `packs/<xx>/<name>.pack`,
-//! `snapshots/<id>.snap`, `config.json`, `state/<name>`.
+//! `snapshots/<id>.snap`, `config.json`, `state/<name>`, and an encrypted repository's key
+//! files `keys/<id>.json` (each written once, with `replace`, under a new random id).
 //!
 //! The durability contract, which every implementation keeps:
 //!
@@ -36,6 +37,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::error::Result;
+use crate::store::seal::{Crypt, PLAIN};
 
 pub(crate) use local::{LocalDir, LocalObject};
 pub(crate) use s3::S3Storage;
@@ -144,6 +146,14 @@ pub(crate) trait Storage: Send + Sync {
     /// Deletes what interrupted writers left of their temporary files (`create_temp`); the
     /// caller holds the exclusive lock. Returns how many were deleted.
     fn clean_temp(&self) -> Result<u64>;
+
+    /// The keys the data files are sealed with and chunk ids computed with: none for a plain
+    /// repository. Only the storage of an unlocked encrypted repository (`keys::Unlocked`,
+    /// which wraps `LocalDir` or `S3Storage`) has keys; the implementations themselves move
+    /// bytes and know nothing of them.
+    fn crypt(&self) -> &Crypt {
+        &PLAIN
+    }
 
     /// Whether `key` exists.
     fn exists(&self, key: &str) -> io::Result<bool> {
