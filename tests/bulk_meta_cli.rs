@@ -420,12 +420,43 @@ with tarfile.open(sys.argv[2], "w", format=tarfile.PAX_FORMAT) as out:
 fn stats_per_product_add_up() {
     let s = server();
     let root = s.root();
-    let repo = tempfile::tempdir().unwrap();
-    let repo = repo.path().join("r");
+    let dir = tempfile::tempdir().unwrap();
+    // An encrypted repository too: its chunks are sealed, the figures the same in kind.
+    let password = dir.path().join("password");
+    fs::write(&password, "correct horse").unwrap();
+    let encrypted = dir.path().join("enc");
+    ok(repo_bin(root, &encrypted)
+        .args(["init", "--encrypt", "--password-file"])
+        .arg(&password));
+    ok(repo_bin(root, &encrypted)
+        .args(["create", "--backends", "depot", "--password-file"])
+        .arg(&password));
+    let out = ok(repo_bin(root, &encrypted)
+        .args(["stats", "latest", "--json", "--password-file"])
+        .arg(&password));
+    check_costs(&out);
+
+    let repo = dir.path().join("r");
     ok(repo_bin(root, &repo).arg("init"));
     ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
     let out = ok(repo_bin(root, &repo).args(["stats", "latest", "--json"]));
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    check_costs(&out);
+    // Without a snapshot there is no breakdown; the text names the products.
+    let out = ok(repo_bin(root, &repo).args(["stats", "--json"]));
+    assert!(
+        out.contains("\"bulk_data\":null") || out.contains("\"bulk_data\": null"),
+        "{out}"
+    );
+    let out = ok(repo_bin(root, &repo).args(["stats", "latest"]));
+    assert!(
+        out.contains("bulk data of snapshot") && out.contains("win10") && out.contains("SHARED"),
+        "{out}"
+    );
+}
+
+/// The figures of `stats latest --json` for the server's depot.
+fn check_costs(out: &str) {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
     let b = &v["bulk_data"];
     let products = b["products"].as_array().unwrap();
     let names: Vec<_> = products
@@ -451,16 +482,5 @@ fn stats_per_product_add_up() {
     assert_eq!(
         n(&ff["own_bytes"]) + n(&win["own_bytes"]) + n(&b["shared_bytes"]),
         n(&b["stored_bytes"])
-    );
-    // Without a snapshot there is no breakdown; the text names the products.
-    let out = ok(repo_bin(root, &repo).args(["stats", "--json"]));
-    assert!(
-        out.contains("\"bulk_data\":null") || out.contains("\"bulk_data\": null"),
-        "{out}"
-    );
-    let out = ok(repo_bin(root, &repo).args(["stats", "latest"]));
-    assert!(
-        out.contains("bulk data of snapshot") && out.contains("win10") && out.contains("SHARED"),
-        "{out}"
     );
 }
