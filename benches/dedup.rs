@@ -256,6 +256,7 @@ fn file_member(path: String, size: u64) -> Member {
         size,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     }
 }
 

@@ -56,10 +56,14 @@ impl MemberSink for Fingerprints {
             MemberKind::Symlink(t) | MemberKind::Hardlink(t) => t.as_str(),
             _ => "",
         };
-        let meta = format!(
+        let mut meta = format!(
             "{:?} {:o} {}:{} {} {}",
             m.kind, m.mode, m.uname, m.gname, m.mtime.secs, link
         );
+        // Bulk data's attributes and ACLs: a changed ACL is a metadata change.
+        for x in &m.xattrs {
+            meta.push_str(&format!(" {}={}", x.name, blake3::hash(&x.value).to_hex()));
+        }
         self.members.insert(
             m.path.clone(),
             Print {
@@ -434,5 +438,24 @@ mod tests {
                 ("libreoffice".to_string(), Change::Added, 1, 0, 0),
             ]
         );
+    }
+
+    /// A changed ACL (or any extended attribute) of a depot file is a metadata change.
+    #[test]
+    fn a_changed_acl_is_a_metadata_change() {
+        let with = |value: &[u8]| {
+            let mut f = Fingerprints::default();
+            let mut m = Member::control("DATA/DEPOT/p/a", 1);
+            m.xattrs = vec![crate::member::Xattr {
+                name: "system.posix_acl_access".into(),
+                value: value.to_vec(),
+            }];
+            f.add(&m, &mut &b"x"[..]).unwrap();
+            f
+        };
+        let d = compare(&with(b"1"), &with(b"2"));
+        assert_eq!(d.members.len(), 1);
+        assert_eq!(d.members[0].change, Change::Metadata);
+        assert!(compare(&with(b"1"), &with(b"1")).members.is_empty());
     }
 }

@@ -115,6 +115,20 @@ impl DataPart {
     }
 }
 
+/// The unit of bulk data member `path` belongs to, as `restore --product` and `stats` see it:
+/// the first level below the depot, the workbench or the package repository (a product's or
+/// a package's directory: `(Depot, Some("win10"))`); TFTP boot files and the part's top
+/// directory belong to the part alone (`(Tftp, None)`).
+pub(crate) fn data_unit(path: &str) -> Option<(DataPart, Option<&str>)> {
+    let part = DataPart::of(path)?;
+    let first = part
+        .below(path)?
+        .split('/')
+        .next()
+        .filter(|f| !f.is_empty());
+    Some((part, if part == DataPart::Tftp { None } else { first }))
+}
+
 /// Whether `path` is bulk data of a snapshot (under `DATA/`), which archives never hold.
 pub(crate) fn is_data(path: &str) -> bool {
     path.starts_with(DATA_DIR)
@@ -218,6 +232,13 @@ mod tests {
         assert_eq!(DataPart::Depot.below("DATA/DEPOT"), Some(""));
         assert_eq!(DataPart::Depot.below("DATA/DEPOTX"), None);
         assert_eq!(DataPart::parse(" TFTP"), Some(DataPart::Tftp));
+        assert_eq!(
+            data_unit("DATA/DEPOT/win10/a/b"),
+            Some((DataPart::Depot, Some("win10")))
+        );
+        assert_eq!(data_unit("DATA/DEPOT"), Some((DataPart::Depot, None)));
+        assert_eq!(data_unit("DATA/TFTP/grub/x"), Some((DataPart::Tftp, None)));
+        assert_eq!(data_unit("CONTENT/CONF/x"), None);
         assert_eq!(DataPart::parse("file"), None);
     }
 }

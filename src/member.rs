@@ -112,6 +112,20 @@ pub struct Member {
     /// backup recognise an unchanged file without reading it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<FileStamp>,
+    /// Extended attributes, POSIX ACLs among them (`system.posix_acl_access`/`_default`), of
+    /// bulk data (`DATA/`) only: archive content never has any, so archives stay the
+    /// original's. Absent in the record when empty, so older records read the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<Xattr>,
+}
+
+/// One extended attribute: its full name with namespace (`user.x`, `security.x`, `trusted.x`,
+/// `system.posix_acl_access`) and its value as the kernel gives it (binary for ACLs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    pub name: String,
+    #[serde(with = "hex_bytes")]
+    pub value: Vec<u8>,
 }
 
 /// A file's identity and change time, as restic compares them against the parent snapshot:
@@ -141,7 +155,21 @@ impl Member {
             size,
             raw_header: None,
             stamp: None,
+            xattrs: Vec::new(),
         }
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let h = String::deserialize(d)?;
+        hex::decode(h).map_err(serde::de::Error::custom)
     }
 }
 
@@ -182,6 +210,30 @@ mod tests {
         assert_eq!(py_round(2.5), 2);
         assert_eq!(py_round(3.5), 4);
         assert_eq!(py_round(3.6), 4);
+    }
+
+    /// The record format's promise (store-format "Bulk data as it was on disk"): a member
+    /// without attributes is written as before, and a reader ignores fields it does not know.
+    #[test]
+    fn xattrs_are_an_additive_field() {
+        let m = Member::control("DATA/DEPOT/p/a", 1);
+        let plain = serde_json::to_string(&m).unwrap();
+        assert!(!plain.contains("xattrs"), "{plain}");
+        let with = Member {
+            xattrs: vec![Xattr {
+                name: "user.a".into(),
+                value: vec![0, 0xff],
+            }],
+            ..m.clone()
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(
+            json.contains(r#""xattrs":[{"name":"user.a","value":"00ff"}]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Member>(&json).unwrap(), with);
+        let later = plain.replacen('{', r#"{"a_later_field":[1,2],"#, 1);
+        assert_eq!(serde_json::from_str::<Member>(&later).unwrap(), m);
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn member() -> Member {
         size: 0,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     }
 }
 

@@ -120,6 +120,7 @@ fn backup_dump(cfg: &MysqlConfig) -> Vec<u8> {
         size: 0,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     };
     let mut sink = VecSink::default();
     with_tools(|| dump_into(cfg, &DumpOptions::default(), member, &mut sink)).expect("dump");

@@ -82,6 +82,7 @@ fn multi_gib_member_in_bounded_memory() {
         size: 0,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     };
     let start = std::time::Instant::now();
     let mut w = repo.begin_snapshot(meta).unwrap();

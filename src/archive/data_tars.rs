@@ -117,11 +117,31 @@ impl MemberSink for DataTars {
             format!("{}/{rel}", part.name())
         };
         if let crate::member::MemberKind::Hardlink(to) = &m.kind {
-            let to_rel = part.below(to).unwrap_or(to).to_string();
+            let to_rel = link_target(&member.path, part, to)?;
             m.kind = crate::member::MemberKind::Hardlink(format!("{}/{to_rel}", part.name()));
         }
         m.raw_header = None;
         self.tar_for(part)?.add(&m, content)
+    }
+}
+
+/// A hard link's target below its part: a snapshot of this program only links within a
+/// product, and a tar whose link climbs out (`../../etc/shadow`) or into another part is
+/// not written.
+fn link_target<'a>(member: &str, part: DataPart, to: &'a str) -> Result<&'a str> {
+    match part.below(to) {
+        Some(rel)
+            if !rel.is_empty()
+                && rel
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..") =>
+        {
+            Ok(rel)
+        }
+        _ => Err(Error::UnsafePath(format!(
+            "{member}: hard link to {to}, outside {} or through '..': not written to a tar",
+            part.prefix()
+        ))),
     }
 }
 
@@ -138,5 +158,30 @@ mod tests {
         assert_eq!(stem_of(Path::new("a.tar")), "a");
         let t = DataTars::beside(Path::new("/x/a.tar.gz"));
         assert_eq!(t.path_of(DataPart::Tftp), PathBuf::from("/x/a.tftp.tar"));
+    }
+
+    #[test]
+    fn hard_links_leaving_their_part_are_not_written() {
+        let d = DataPart::Depot;
+        assert_eq!(
+            link_target("m", d, "DATA/DEPOT/win10/a.exe").unwrap(),
+            "win10/a.exe"
+        );
+        for to in [
+            "../../etc/shadow",
+            "/etc/shadow",
+            "DATA/DEPOT/win10/../../../etc/shadow",
+            "DATA/TFTP/grub.efi",
+            "DATA/DEPOT",
+            "DATA/DEPOT//x",
+        ] {
+            let e = link_target("DATA/DEPOT/p/evil", d, to)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("DATA/DEPOT/p/evil") && e.contains("not written"),
+                "{e}"
+            );
+        }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod control;
 pub(crate) mod data_tars;
 pub(crate) mod naming;
 pub(crate) mod parallel;
+pub(crate) mod pax_xattrs;
 pub(crate) mod rechecked;
 pub(crate) mod scan;
 pub(crate) mod segment_cache;

@@ -99,6 +99,9 @@ pub(crate) struct Scan {
     pub contains: Contains,
     /// Backend configuration files of the archived /etc/opsi, by member path.
     pub planning_files: BTreeMap<String, Vec<u8>>,
+    /// The first member named like a snapshot's bulk data (`DATA/...`), which no opsi-backup
+    /// archive holds.
+    pub bulk_data: Option<String>,
 }
 
 impl Scan {
@@ -127,6 +130,20 @@ impl Scan {
         out
     }
 
+    /// Fails when the archive holds a member named like bulk data: the original never writes
+    /// one, and imported it would pass for a depot backup that `restore --backends depot`
+    /// writes onto the server (a hostile archive could plant files there).
+    pub(crate) fn refuse_bulk_data(&self, name: &str) -> Result<()> {
+        match &self.bulk_data {
+            None => Ok(()),
+            Some(path) => Err(Error::Invalid(format!(
+                "{name} holds member {path}: bulk data (DATA/) is never part of an \
+                 opsi-backup archive (export writes it as separate tars, which are not \
+                 imported); nothing imported"
+            ))),
+        }
+    }
+
     /// Fails with every problem named when the archive is not intact.
     pub(crate) fn ensure_intact(&self, name: &str) -> Result<()> {
         let problems = self.problems();
@@ -143,6 +160,9 @@ impl Scan {
 
 impl Scan {
     fn note(&mut self, member: &Member) {
+        if self.bulk_data.is_none() && named_like_bulk_data(&member.path) {
+            self.bulk_data = Some(member.path.clone());
+        }
         self.members += 1;
         self.present.insert(member.path.clone());
         self.contains.note(&member.path);
@@ -165,6 +185,15 @@ fn read_control(path: &str, content: &mut dyn Read) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .map_err(read_err(path))?;
     Ok(buf)
+}
+
+/// `DATA` or below it, also written `./DATA/...` or `/DATA/...`.
+fn named_like_bulk_data(path: &str) -> bool {
+    let mut p = path;
+    while let Some(rest) = p.strip_prefix("./").or_else(|| p.strip_prefix('/')) {
+        p = rest;
+    }
+    p == "DATA" || layout::is_data(p)
 }
 
 pub(crate) fn is_control(path: &str) -> bool {

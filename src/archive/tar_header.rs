@@ -40,7 +40,7 @@ pub(crate) fn encode(member: &Member) -> Vec<u8> {
         name.push('/');
     }
     let link = link_name(&member.kind);
-    let mut pax: Vec<(&str, String)> = Vec::new();
+    let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
     for (key, value, limit) in [
         ("path", name.as_str(), 100),
         ("linkpath", link, 100),
@@ -48,12 +48,12 @@ pub(crate) fn encode(member: &Member) -> Vec<u8> {
         ("gname", member.gname.as_str(), 32),
     ] {
         if !value.is_ascii() || value.len() > limit {
-            pax.push((key, value.to_string()));
+            pax.push((key.into(), value.into()));
         }
     }
     let mut num = |key: &'static str, value: u64, digits: u32| -> u64 {
         if value >= 8u64.pow(digits - 1) {
-            pax.push((key, value.to_string()));
+            pax.push((key.into(), value.to_string().into_bytes()));
             0
         } else {
             value
@@ -64,7 +64,7 @@ pub(crate) fn encode(member: &Member) -> Vec<u8> {
     let size = num("size", member.size, 12);
     let mtime = match &member.mtime.pax {
         Some(text) => {
-            pax.push(("mtime", text.clone()));
+            pax.push(("mtime".into(), text.clone().into_bytes()));
             if (0..8i64.pow(11)).contains(&member.mtime.secs) {
                 member.mtime.secs as u64
             } else {
@@ -73,10 +73,12 @@ pub(crate) fn encode(member: &Member) -> Vec<u8> {
         }
         None if (0..8i64.pow(11)).contains(&member.mtime.secs) => member.mtime.secs as u64,
         None => {
-            pax.push(("mtime", member.mtime.secs.to_string()));
+            pax.push(("mtime".into(), member.mtime.secs.to_string().into_bytes()));
             0
         }
     };
+    // Only bulk data has attributes (data tars); archive members never do.
+    pax.extend(crate::archive::pax_xattrs::records(&member.xattrs));
 
     let mut out = Vec::with_capacity(3 * BLOCK);
     if !pax.is_empty() {
@@ -106,7 +108,7 @@ pub(crate) fn encode(member: &Member) -> Vec<u8> {
 }
 
 /// `"<len> <key>=<value>\n"` records, where len counts the whole record including itself.
-fn pax_records(pax: &[(&str, String)]) -> Vec<u8> {
+fn pax_records(pax: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (key, value) in pax {
         let base = key.len() + value.len() + 3;
@@ -118,7 +120,9 @@ fn pax_records(pax: &[(&str, String)]) -> Vec<u8> {
             }
             len = next;
         }
-        out.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
+        out.extend_from_slice(format!("{len} {key}=").as_bytes());
+        out.extend_from_slice(value);
+        out.push(b'\n');
     }
     out
 }
@@ -232,6 +236,7 @@ mod tests {
             size: 0,
             raw_header: None,
             stamp: None,
+            xattrs: Vec::new(),
         }
     }
 
@@ -274,7 +279,7 @@ mod tests {
 
     #[test]
     fn pax_record_length_counts_itself() {
-        let r = pax_records(&[("mtime", "1".repeat(91))]);
+        let r = pax_records(&[("mtime".into(), "1".repeat(91).into_bytes())]);
         assert_eq!(r.len(), 102);
         assert!(r.starts_with(b"102 mtime="));
     }

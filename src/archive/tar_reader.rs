@@ -392,6 +392,7 @@ fn build_member(b: &[u8; BLOCK], ext: &Extensions, ustar_size: u64) -> Result<Me
         path: name,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     };
     if tar_header::encode(&member) != ext.raw {
         member.raw_header = Some(ext.raw.clone());
@@ -427,6 +428,7 @@ mod tests {
             size: data.len() as u64,
             raw_header: None,
             stamp: None,
+            xattrs: Vec::new(),
         }
     }
 

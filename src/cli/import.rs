@@ -58,6 +58,7 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         let bar = progress::bar("check", None);
         archive_file::replay(archive, &mut ProgressSink::new(&mut first, bar.clone()))?;
         bar.finish_and_clear();
+        first.refuse_bulk_data(&archive.display().to_string())?;
         first.ensure_intact(&archive.display().to_string())?;
         let sysinfo = first.sysinfo.clone().unwrap_or_default();
         let host = sysinfo
@@ -86,6 +87,9 @@ pub(super) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<i32> {
         let bar = progress::bar("import", Some(first.content_bytes));
         archive_file::replay(archive, &mut ProgressSink::new(&mut checked, bar.clone()))?;
         bar.finish_and_clear();
+        checked
+            .scan
+            .refuse_bulk_data(&archive.display().to_string())?;
         checked.scan.ensure_intact(&archive.display().to_string())?;
         let info = writer.commit()?;
         output::summary(format!(

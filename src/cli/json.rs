@@ -73,6 +73,9 @@ pub(super) struct MemberEntry {
     pub size: u64,
     pub mtime: i64,
     pub mtime_rfc3339: String,
+    /// Bulk data's extended attributes, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<String>,
 }
 
 impl From<&Member> for MemberEntry {
@@ -94,6 +97,7 @@ impl From<&Member> for MemberEntry {
             size: m.size,
             mtime: m.mtime.secs,
             mtime_rfc3339: rfc3339(m.mtime.secs),
+            xattrs: m.xattrs.iter().map(|x| x.name.clone()).collect(),
         }
     }
 }
@@ -328,6 +332,32 @@ pub(super) struct Stats {
     pub logical_bytes: u64,
     pub dedup_ratio: f64,
     pub per_snapshot: Vec<Snapshot>,
+    /// With `stats SNAPSHOT`: what its bulk data costs per product.
+    pub bulk_data: Option<BulkCosts>,
+}
+
+/// `stats SNAPSHOT --json`: a snapshot's bulk data per product.
+#[derive(Serialize)]
+pub(super) struct BulkCosts {
+    pub snapshot: Snapshot,
+    pub products: Vec<ProductCost>,
+    /// Stored bytes of chunks that several products use, each counted once.
+    pub shared_bytes: u64,
+    /// All the bulk data's chunks: the products' own bytes plus `shared_bytes`.
+    pub stored_bytes: u64,
+}
+
+/// One product (or package, or the TFTP files) of a snapshot's bulk data.
+#[derive(Serialize)]
+pub(super) struct ProductCost {
+    /// `depot`, `workbench`, `repository` or `tftp`.
+    pub part: String,
+    /// The first directory level below the part (null for TFTP and the part's top directory).
+    pub product: Option<String>,
+    pub files: u64,
+    pub size: u64,
+    pub own_bytes: u64,
+    pub shared_bytes: u64,
 }
 
 #[cfg(test)]

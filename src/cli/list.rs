@@ -119,8 +119,10 @@ fn print_members(members: &[Member]) {
             MemberKind::Symlink(t) | MemberKind::Hardlink(t) => format!(" -> {t}"),
             _ => String::new(),
         };
+        // As ls marks a file with an ACL: `+` after the mode, here for any attribute.
+        let attrs = if m.xattrs.is_empty() { ' ' } else { '+' };
         say!(
-            "{t}{:04o} {}/{} {:>12} {} {}{link}",
+            "{t}{:04o}{attrs}{}/{} {:>12} {} {}{link}",
             m.mode,
             m.uname,
             m.gname,

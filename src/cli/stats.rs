@@ -1,13 +1,22 @@
 //! `stats`: repository size on disk, logical size of all snapshots, dedup ratio, and what each
-//! snapshot added.
+//! snapshot added; `stats SNAPSHOT` also what each product of its bulk data costs (its files,
+//! their size, the stored bytes of the chunks only it uses within the snapshot, and of those
+//! it shares with other products).
 
 use clap::Args;
 
-use crate::cli::json::{self, Stats};
+use crate::cli::json::{self, BulkCosts, ProductCost, Stats};
 use crate::cli::{human, repo, Global};
+use crate::layout::{self, DataPart};
+use crate::member::Member;
+use crate::store::Repository;
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
+    /// A snapshot (`latest` or an id prefix) whose bulk data to break down per product: the
+    /// first directory level of the depot, workbench and package repository; TFTP as a whole.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: Option<String>,
     /// Print the figures as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -47,6 +56,11 @@ pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
             logical as f64 / disk as f64
         },
         per_snapshot: list.iter().map(json::Snapshot::from).collect(),
+        bulk_data: a
+            .snapshot
+            .as_deref()
+            .map(|id| bulk_costs(&r, id))
+            .transpose()?,
     };
     if a.json {
         json::print(&stats)?;
@@ -82,5 +96,92 @@ pub(super) fn stats(g: &Global, a: StatsArgs) -> anyhow::Result<i32> {
             human::bytes(s.added)
         );
     }
+    if let Some(b) = &stats.bulk_data {
+        print_bulk(b);
+    }
     Ok(0)
+}
+
+/// The group of a bulk data member: `depot/win10`, `tftp`; none for anything else.
+fn product_of(m: &Member) -> Option<String> {
+    let (part, product) = layout::data_unit(&m.path)?;
+    match product {
+        Some(p) => Some(format!("{}/{p}", part.name())),
+        None if part == DataPart::Tftp => Some(part.name().to_string()),
+        None => None, // the depot's top directory itself: no product's
+    }
+}
+
+fn bulk_costs(r: &Repository, id: &str) -> anyhow::Result<BulkCosts> {
+    let info = r.resolve(id)?;
+    let costs = r.group_costs(&info.id, &product_of)?;
+    let mut products: Vec<ProductCost> = costs
+        .groups
+        .into_iter()
+        .map(|g| {
+            let (part, product) = match g.key.split_once('/') {
+                Some((part, p)) => (part.to_string(), Some(p.to_string())),
+                None => (g.key, None),
+            };
+            ProductCost {
+                part,
+                product,
+                files: g.files,
+                size: g.size,
+                own_bytes: g.own_bytes,
+                shared_bytes: g.shared_bytes,
+            }
+        })
+        .collect();
+    // The parts in their usual order, products by name.
+    let rank = |p: &str| DataPart::ALL.iter().position(|d| d.name() == p);
+    products.sort_by(|a, b| (rank(&a.part), &a.product).cmp(&(rank(&b.part), &b.product)));
+    let own: u64 = products.iter().map(|p| p.own_bytes).sum();
+    Ok(BulkCosts {
+        snapshot: json::Snapshot::from(&info),
+        products,
+        shared_bytes: costs.shared_bytes,
+        stored_bytes: own + costs.shared_bytes,
+    })
+}
+
+fn print_bulk(b: &BulkCosts) {
+    say!();
+    if b.products.is_empty() {
+        say!(
+            "snapshot {} holds no bulk data (depot, workbench, repository, tftp)",
+            human::short(&b.snapshot.info.id)
+        );
+        return;
+    }
+    say!(
+        "bulk data of snapshot {}: OWN = stored bytes of the chunks only this product uses \
+         in the snapshot, SHARED = of those it shares with other products",
+        human::short(&b.snapshot.info.id)
+    );
+    say!(
+        "{:<10}  {:<30}  {:>7}  {:>10}  {:>10}  {:>10}",
+        "PART",
+        "PRODUCT",
+        "FILES",
+        "SIZE",
+        "OWN",
+        "SHARED"
+    );
+    for p in &b.products {
+        say!(
+            "{:<10}  {:<30}  {:>7}  {:>10}  {:>10}  {:>10}",
+            p.part,
+            p.product.as_deref().unwrap_or("-"),
+            p.files,
+            human::bytes(p.size),
+            human::bytes(p.own_bytes),
+            human::bytes(p.shared_bytes)
+        );
+    }
+    say!(
+        "shared between products: {} (counted once); bulk data stored: {}",
+        human::bytes(b.shared_bytes),
+        human::bytes(b.stored_bytes)
+    );
 }

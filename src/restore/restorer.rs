@@ -108,6 +108,14 @@ impl Restorer {
         for t in &mut trees {
             t.seal(&mut self.meta)?;
         }
+        let lost = self.meta.xattr_failures;
+        if lost > crate::restore::xattrs::NAMED_WARNINGS {
+            logging::warning(format!(
+                "{lost} files in all could not get their extended attributes back \
+                 (the first {} are named above)",
+                crate::restore::xattrs::NAMED_WARNINGS
+            ));
+        }
         let mut pending: Vec<Pending> = Vec::new();
         for (dest, mut tmp, m) in outside {
             match stage_file(&dest, &mut tmp, &m, &mut self.meta) {
@@ -233,7 +241,10 @@ fn restore_tree_member(
             Ok(false)
         }
         MemberKind::Hardlink(to) => {
-            let Some(to_rel) = safe_path::below(to, prefix)? else {
+            let to_rel = safe_path::below(to, prefix).map_err(|e| {
+                Error::UnsafePath(format!("{}: hard link to {to} refused: {e}", m.path))
+            })?;
+            let Some(to_rel) = to_rel else {
                 return Err(Error::UnsafePath(format!(
                     "{}: hard link to {to} outside the restored tree",
                     m.path
@@ -254,6 +265,90 @@ fn restore_tree_member(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn depot_restorer(dest: &Path) -> Restorer {
+        Restorer::new(vec![Target {
+            prefix: "DATA/DEPOT".into(),
+            what: "the depot".into(),
+            dest: Dest::Tree(dest.to_path_buf()),
+        }])
+        .unwrap()
+    }
+
+    fn link(path: &str, to: &str) -> Member {
+        Member {
+            kind: MemberKind::Hardlink(to.into()),
+            ..Member::control(path, 0)
+        }
+    }
+
+    #[test]
+    fn hard_links_outside_the_tree_or_to_nothing_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("depot");
+        for (to, why) in [
+            ("../../etc/shadow", "outside the restored tree"),
+            ("DATA/DEPOT/x/../../../etc/shadow", "'..'"),
+            ("/etc/shadow", "outside the restored tree"),
+            ("DATA/WORKBENCH/a", "outside the restored tree"),
+            ("DATA/DEPOT/later", "not restored"),
+        ] {
+            let mut r = depot_restorer(&dest);
+            let e = r
+                .add(&link("DATA/DEPOT/x/evil", to), &mut std::io::empty())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(why) && e.contains("DATA/DEPOT/x/evil"),
+                "{to}: {e}"
+            );
+        }
+        // A link to a file restored before it is made, as one inode.
+        let mut r = depot_restorer(&dest);
+        let file = Member {
+            mode: 0o644,
+            ..Member::control("DATA/DEPOT/p/a", 2)
+        };
+        r.add(&file, &mut &b"hi"[..]).unwrap();
+        r.add(
+            &link("DATA/DEPOT/p/b", "DATA/DEPOT/p/a"),
+            &mut std::io::empty(),
+        )
+        .unwrap();
+        r.commit().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &str| std::fs::metadata(dest.join(p)).unwrap().ino();
+        assert_eq!(ino("p/a"), ino("p/b"));
+        assert!(!tmp.path().join("etc").exists());
+    }
+
+    /// An attribute the file system refuses (here a namespace no Linux file system has, as
+    /// a disk without extended attributes refuses them all) costs that attribute, with a
+    /// warning, not the restore; the others are set.
+    #[test]
+    fn refused_attributes_do_not_fail_the_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("depot");
+        let mut r = depot_restorer(&dest);
+        let x = |name: &str| crate::member::Xattr {
+            name: name.into(),
+            value: b"v".to_vec(),
+        };
+        let file = Member {
+            mode: 0o644,
+            xattrs: vec![x("nosuchnamespace.a"), x("user.kept")],
+            ..Member::control("DATA/DEPOT/p/a", 2)
+        };
+        r.add(&file, &mut &b"hi"[..]).unwrap();
+        assert_eq!(r.meta.xattr_failures, 1);
+        r.commit().unwrap();
+        let p = dest.join("p/a");
+        assert_eq!(std::fs::read(&p).unwrap(), b"hi");
+        assert_eq!(
+            xattr::get(&p, "user.kept").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
 
     #[test]
     fn a_member_of_a_target_left_unread_fails_the_restore() {

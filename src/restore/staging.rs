@@ -13,17 +13,21 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::layout;
 use crate::leftovers;
 use crate::logging;
 use crate::member::Member;
 use crate::owners::Owners;
 use crate::restore::swap::Pending;
 use crate::restore::tree_links;
+use crate::restore::xattrs;
 
-/// Applies a member's mode, owner (by name) and mtime to a restored path.
+/// Applies a member's mode, owner (by name), extended attributes and mtime to a restored path.
 pub(crate) struct MetaApplier {
     owners: Owners,
     warned: std::collections::HashSet<String>,
+    /// Files whose extended attributes could not all be restored (`xattrs.rs`).
+    pub(crate) xattr_failures: u64,
 }
 
 impl MetaApplier {
@@ -31,6 +35,7 @@ impl MetaApplier {
         MetaApplier {
             owners: Owners::default(),
             warned: Default::default(),
+            xattr_failures: 0,
         }
     }
 
@@ -54,6 +59,11 @@ impl MetaApplier {
         if !is_symlink {
             fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777))
                 .path_ctx("cannot set mode of", path)?;
+        }
+        // After chown (which drops security.capability) and chmod (which would rewrite an
+        // ACL's mask); setting them moves the ctime only, so the mtime comes last still.
+        if layout::is_data(&m.path) && !xattrs::apply(path, m, is_symlink, self.xattr_failures) {
+            self.xattr_failures += 1;
         }
         let (secs, nanos) = m.mtime.precise();
         let t = nix::sys::time::TimeSpec::new(secs, i64::from(nanos));

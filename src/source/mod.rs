@@ -4,3 +4,4 @@
 pub(crate) mod exclude;
 pub(crate) mod plan;
 pub(crate) mod tree;
+pub(crate) mod xattrs;

@@ -244,6 +244,7 @@ fn dump_member(name: &str, owners: &mut Owners) -> Member {
         size: 0,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     }
 }
 

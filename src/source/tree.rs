@@ -3,7 +3,15 @@
 //! the tree are kept as links and never followed (the original recursed into linked
 //! directories, which can loop or duplicate data); the starting path itself is followed, so a
 //! base directory that is a symlink is backed up as the directory it points to.
+//!
+//! Bulk data (`DATA/`) is taken as it is on disk: its extended attributes and ACLs go into the
+//! member (`xattrs.rs`), and a file seen again under another path (same device and inode) in
+//! the same product directory (`layout::data_unit`) becomes a hard link to the first path,
+//! not read twice. Links across products are stored as separate files (their chunks are shared
+//! anyway), so that `restore --product` never needs a file of another product. Archive
+//! content keeps the original's members: no attributes, no hard links.
 
+use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -19,6 +27,7 @@ use crate::owners::Owners;
 use crate::parent::Parent;
 use crate::sink::MemberSink;
 use crate::source::exclude::Exclude;
+use crate::source::xattrs;
 
 /// Adds `path` (file or directory tree) under the archive path `arc`. A missing path is
 /// skipped with a note, as the original does.
@@ -55,9 +64,12 @@ pub(crate) fn add_path_excluding(
         owners,
         parent,
         sink,
+        links: HashMap::new(),
     };
     walk.node(path, arc, &meta)
 }
+
+type LinkKey = (layout::DataPart, Option<String>, u64, u64);
 
 /// What a walk of one tree shares.
 struct Walk<'a> {
@@ -66,6 +78,9 @@ struct Walk<'a> {
     owners: &'a mut Owners,
     parent: Option<&'a Parent>,
     sink: &'a mut dyn MemberSink,
+    /// The first path of each bulk data file with more than one link, by product (or part),
+    /// device and inode.
+    links: HashMap<LinkKey, String>,
 }
 
 impl Walk<'_> {
@@ -74,7 +89,24 @@ impl Walk<'_> {
         if meta.is_dir() {
             add_dir(path, arc, meta, self)
         } else {
-            add_entry(path, arc, meta, self.owners, self.parent, self.sink)
+            add_entry(path, arc, meta, self)
+        }
+    }
+
+    /// The earlier path of the same file in the same product, when `arc` is another link to
+    /// it; otherwise `arc` is remembered as the first path of a file with several links.
+    fn earlier_link(&mut self, arc: &str, meta: &Metadata) -> Option<String> {
+        if meta.nlink() < 2 {
+            return None;
+        }
+        let (part, unit) = layout::data_unit(arc)?;
+        let key = (part, unit.map(str::to_string), meta.dev(), meta.ino());
+        match self.links.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(arc.to_string());
+                None
+            }
         }
     }
 
@@ -90,7 +122,7 @@ impl Walk<'_> {
 fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Result<()> {
     let (owners, sink) = (&mut *walk.owners, &mut *walk.sink);
     sink.add(
-        &member(arc, MemberKind::Dir, meta, 0, owners),
+        &member(path, arc, MemberKind::Dir, meta, 0, owners),
         &mut std::io::empty(),
     )?;
     let entries = fs::read_dir(path).path_ctx("cannot list", path)?;
@@ -116,15 +148,20 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Resu
     Ok(())
 }
 
-fn add_entry(
-    path: &Path,
-    arc: &str,
-    meta: &Metadata,
-    owners: &mut Owners,
-    parent: Option<&Parent>,
-    sink: &mut dyn MemberSink,
-) -> Result<()> {
+fn add_entry(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Result<()> {
     let ft = meta.file_type();
+    if ft.is_file() {
+        if let Some(first) = walk.earlier_link(arc, meta) {
+            let m = Member {
+                size: 0,
+                stamp: None,
+                xattrs: Vec::new(), // the first path's: it is the same inode
+                ..member(path, arc, MemberKind::Hardlink(first), meta, 0, walk.owners)
+            };
+            return walk.sink.add(&m, &mut std::io::empty());
+        }
+    }
+    let (owners, parent, sink) = (&mut *walk.owners, walk.parent, &mut *walk.sink);
     if ft.is_symlink() {
         let target = fs::read_link(path).path_ctx("cannot read link", path)?;
         let target = target.to_string_lossy().into_owned();
@@ -142,7 +179,7 @@ fn add_entry(
             }
         }
         return sink.add(
-            &member(arc, MemberKind::Symlink(target), meta, 0, owners),
+            &member(path, arc, MemberKind::Symlink(target), meta, 0, owners),
             &mut std::io::empty(),
         );
     }
@@ -155,7 +192,7 @@ fn add_entry(
     }
     // Unchanged since the parent snapshot: refer to its data without reading the file.
     if let Some(old) = parent.and_then(|p| p.get(arc)) {
-        let m = member(arc, MemberKind::File, meta, meta.len(), owners);
+        let m = member(path, arc, MemberKind::File, meta, meta.len(), owners);
         if old.unchanged(&m) && sink.reuse(&m, old)? {
             return Ok(());
         }
@@ -163,7 +200,7 @@ fn add_entry(
     let mut file = File::open(path).path_ctx("cannot open", path)?;
     let meta = file.metadata().path_ctx("cannot read", path)?;
     let size = meta.len();
-    let m = member(arc, MemberKind::File, &meta, size, owners);
+    let m = member(path, arc, MemberKind::File, &meta, size, owners);
     sink.add(
         &m,
         &mut ExactReader {
@@ -203,7 +240,14 @@ impl Read for ExactReader<'_> {
     }
 }
 
-fn member(arc: &str, kind: MemberKind, meta: &Metadata, size: u64, owners: &mut Owners) -> Member {
+fn member(
+    path: &Path,
+    arc: &str,
+    kind: MemberKind,
+    meta: &Metadata,
+    size: u64,
+    owners: &mut Owners,
+) -> Member {
     Member {
         path: arc.to_string(),
         kind,
@@ -219,5 +263,10 @@ fn member(arc: &str, kind: MemberKind, meta: &Metadata, size: u64, owners: &mut 
             ino: meta.ino(),
             ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
         }),
+        xattrs: if layout::is_data(arc) {
+            xattrs::read(path)
+        } else {
+            Vec::new()
+        },
     }
 }

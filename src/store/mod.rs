@@ -5,7 +5,7 @@
 //! speaks SQL); `snapshot_info` and `chunk_stream` are plain leaves they share.
 //! Behaviour: `chunker`, `packer`, `snapshot_writer`, `reader`, `indexer` (a data file into
 //! the index), `verify`, `rebuild`, `recovery`, `prune` (forget and prune), `repack` (prune's
-//! copying), `lock`, `durable`, `last_verify` (the record `health` reads); `repository` ties
+//! copying), `group_costs` (what groups of a snapshot's members cost: `stats`' products), `lock`, `durable`, `last_verify` (the record `health` reads); `repository` ties
 //! them together. `storage` is where the data files live (packs, snapshot files,
 //! `config.json`, `state/`): every module reads and writes them through it, by key; the
 //! index and the lock are local paths. `probe` is the read-only look of monitoring: no lock, no write.
@@ -18,6 +18,7 @@ mod chunker;
 mod config;
 mod copy;
 mod durable;
+mod group_costs;
 mod index;
 mod indexer;
 mod keys;
@@ -50,6 +51,7 @@ mod verify_subset;
 
 pub use config::{ChunkerParams, BULK_PREFIX, ENCRYPTED_VERSION, FORMAT_VERSION, LARGE_FILE};
 pub use copy::Copied;
+pub use group_costs::{GroupCost, GroupCosts};
 pub use keys::{no_password, KeyInfo, PasswordSource, RepoPassword};
 pub use location::Location;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};

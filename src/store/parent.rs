@@ -3,6 +3,7 @@
 //! CONTROL/checksums there). Spec: `store-format/README.md`, section "Parent snapshots".
 
 use crate::error::Result;
+use crate::member::Member;
 use crate::parent::{ContentRef, Parent, ParentFile};
 use crate::store::reader::read_snapshot_file;
 use crate::store::reader::ChunkFetcher;
@@ -53,6 +54,12 @@ impl Repository {
                 }
             };
             if m.is_file() && m.stamp.is_some() {
+                // A reused file's record takes its attributes from the file system, never from
+                // the parent: not kept, so a depot with an ACL on every file costs no memory.
+                let m = Member {
+                    xattrs: Vec::new(),
+                    ..m
+                };
                 parent.add_file(ParentFile {
                     member: m,
                     sha1: None,

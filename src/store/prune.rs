@@ -599,6 +599,7 @@ mod tests {
             size: size as u64,
             raw_header: None,
             stamp: None,
+            xattrs: Vec::new(),
         }
     }
 

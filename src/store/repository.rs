@@ -14,6 +14,7 @@ use crate::member::Member;
 use crate::retention::{self, Candidate, Decision, Policy};
 use crate::sink::MemberSink;
 use crate::store::config::{ChunkerParams, Config, KINDS_VERSION};
+use crate::store::group_costs::{self, GroupCosts};
 use crate::store::keys::{self, InUse, KeyInfo, PasswordSource, RepoPassword};
 use crate::store::last_verify::{self, LastVerify};
 use crate::store::location::Location;
@@ -537,6 +538,20 @@ impl Repository {
             want,
             sink,
         )
+    }
+
+    /// What the groups of snapshot `id`'s members cost (`group_costs.rs`): `group_of` names a
+    /// member's group, or none to leave it out.
+    pub fn group_costs(
+        &self,
+        id: &str,
+        group_of: &dyn Fn(&Member) -> Option<String>,
+    ) -> Result<GroupCosts> {
+        let info = self.resolve(id)?;
+        let _lock = self.lock(LockKind::Shared, "read a snapshot")?;
+        let conn = index::connect(&self.index_path())?;
+        let row = index::snapshot_row(&conn, &info.id)?;
+        group_costs::group_costs(&conn, self.storage(), row, group_of)
     }
 
     /// Writes snapshot `snap` of `from` into this repository, taking from `from` only the

@@ -41,6 +41,7 @@ fn member(path: &str, kind: MemberKind, size: u64) -> Member {
         size,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     }
 }
 

@@ -108,6 +108,7 @@ pub(crate) fn file_member(path: &str, d: Vec<u8>) -> (opsi_backup::member::Membe
         size: d.len() as u64,
         raw_header: None,
         stamp: None,
+        xattrs: Vec::new(),
     };
     (m, d)
 }

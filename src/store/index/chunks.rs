@@ -228,6 +228,27 @@ pub(crate) fn for_each_located_chunk(
     Ok(())
 }
 
+/// A chunk's share of the stored bytes of its group: the group's compressed length
+/// apportioned by plain length (chunks are compressed together, not one by one).
+pub(crate) fn stored_share(conn: &Connection, chunk_row: i64) -> Result<Option<u64>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT c.len, g.stored_len, g.plain_len FROM chunks c JOIN groups g ON g.id = c.grp
+             WHERE c.id = ?1",
+        )
+        .sql()?;
+    st.query_row([chunk_row], |r| {
+        let (len, stored, plain): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok(if plain <= 0 {
+            0
+        } else {
+            (i128::from(len.max(0)) * i128::from(stored.max(0)) / i128::from(plain)) as u64
+        })
+    })
+    .optional()
+    .sql()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

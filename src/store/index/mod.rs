@@ -20,8 +20,8 @@ mod sql_error;
 
 pub(crate) use chunks::{
     chunk_known, chunk_row, chunk_row_and_group, delete_chunk_rows, for_each_chunk_row,
-    for_each_located_chunk, last_chunk_row, location, reference, repoint_chunk, ChunkAt, GroupAt,
-    Location,
+    for_each_located_chunk, last_chunk_row, location, reference, repoint_chunk, stored_share,
+    ChunkAt, GroupAt, Location,
 };
 #[cfg(test)]
 pub(crate) use database::remove;
