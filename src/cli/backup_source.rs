@@ -8,8 +8,8 @@
 //! e.g. one product of the depot), both passes read the content of only that part and of
 //! what checking it needs (CONTROL/, the planning files); the other members arrive as
 //! metadata (`MemberSink::pass_over`), their chunks unread. Bulk data is guarded by the
-//! BLAKE3 of every chunk read, CONTENT files by their sha1 as well. An archive file is one
-//! stream: it is always read whole.
+//! BLAKE3 of every chunk read and read once, by the pass that stages it (`is_bulk`); CONTENT
+//! files by their sha1 as well. An archive file is one stream: it is always read whole.
 
 use std::path::PathBuf;
 
@@ -47,10 +47,11 @@ impl Origin<'_> {
     /// or all (an archive), with a progress bar named after the pass (`phase`); a snapshot
     /// knows its size, so its bar has a total (the bytes the pass reads) and an ETA.
     fn replay(&self, phase: &str, scope: &Scope, sink: &mut dyn MemberSink) -> Result<()> {
-        let want = |m: &Member| needed(scope, m);
+        let first = phase == SURVEY;
+        let want = |m: &Member| needed(scope, m) && !(first && is_bulk(m));
         let bar = progress::bar_counting(phase, || match self {
             Origin::Archive(_) => None,
-            Origin::Snapshot { info, .. } if *scope == Scope::Whole => Some(info.size),
+            Origin::Snapshot { info, .. } if *scope == Scope::Whole && !first => Some(info.size),
             // The sizes of the members read: from the snapshot's metadata, read once more.
             Origin::Snapshot { repo, info } => repo.members(&info.id).ok().map(|ms| {
                 ms.iter()
@@ -62,7 +63,7 @@ impl Origin<'_> {
         let mut shown = ProgressSink::new(sink, bar.clone());
         let r = match self {
             Origin::Archive(path) => archive_file::replay(path, &mut shown).map(|_| ()),
-            Origin::Snapshot { repo, info } if *scope == Scope::Whole => {
+            Origin::Snapshot { repo, info } if *scope == Scope::Whole && !first => {
                 repo.replay(&info.id, &mut shown)
             }
             Origin::Snapshot { repo, info } => repo.replay_selected(&info.id, &want, &mut shown),
@@ -70,6 +71,18 @@ impl Origin<'_> {
         bar.finish_and_clear();
         r
     }
+}
+
+/// The first pass, which verifies before anything is planned.
+const SURVEY: &str = "verify";
+
+/// A file of bulk data (`DATA/`): its content is read once, by the pass that stages it. Every
+/// chunk is checked against its id as it is read, and a target is swapped in only after the
+/// whole pass went through, so a damaged chunk still changes nothing on the server; reading
+/// the depot twice would double a restore of 100 GB. (CONTENT files are read in both passes:
+/// planning needs them verified, and their sha1 sums are checked against CONTROL/checksums.)
+fn is_bulk(m: &Member) -> bool {
+    m.is_file() && crate::layout::DataPart::of(&m.path).is_some()
 }
 
 /// Whether a pass reads member `m`'s content: what `scope` restores and what checking the
@@ -109,7 +122,7 @@ impl BackupSource for Verified<'_> {
     fn survey(&mut self, scope: &Scope) -> Result<Survey> {
         self.scope = scope.clone();
         let mut scan = Scan::default();
-        self.origin.replay("verify", &self.scope, &mut scan)?;
+        self.origin.replay(SURVEY, &self.scope, &mut scan)?;
         scan.ensure_intact(&self.name())?;
         let mut sysinfo = SysInfo::new();
         for (k, v) in scan.sysinfo.iter().flatten() {

@@ -1,5 +1,6 @@
 //! The restore flow, the same for every backup source (`backup.rs`):
-//! 1. read everything once and verify it; nothing is touched when that fails;
+//! 1. read everything once and verify it; nothing is touched when that fails (bulk data of a
+//!    snapshot is verified chunk by chunk in step 4 instead, before anything is swapped in);
 //! 2. compare the backup's sysinfo with this server's and ask the caller to confirm any
 //!    difference, unless `--force`;
 //! 3. plan the targets and check where they lie (`confine.rs`), remove what dead runs left
