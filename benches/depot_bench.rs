@@ -376,7 +376,11 @@ struct Night {
 fn main() {
     let o = opts();
     let b = Bench::new(o.dir.as_deref(), o.keep);
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"));
+    // OPSI_BENCH_BIN: another build of the tool (one copied aside while the tests rebuild).
+    let bin = std::env::var_os("OPSI_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup")),
+        PathBuf::from,
+    );
     let restic = o.peers && installed("restic");
     let root = b.work.join("server");
     let repo = b.work.join("repo");

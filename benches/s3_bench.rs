@@ -99,7 +99,11 @@ fn step(b: &Bench, counts: &Arc<Counts>, label: &str, cmd: &mut Command) -> Step
 fn main() {
     let o = opts();
     let b = Bench::new(o.dir.as_deref(), o.keep);
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup"));
+    // OPSI_BENCH_BIN: another build of the tool (one copied aside while the tests rebuild).
+    let bin = std::env::var_os("OPSI_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_opsi-backup")),
+        PathBuf::from,
+    );
     let restic = o.peers && installed("restic");
     let (upstream, bucket_prefix) = s3_target();
     let (ours_port, ours_net) = count_proxy::start(upstream.clone());

@@ -10,7 +10,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::member::{Member, MemberKind};
 use crate::restore::safe_path;
-use crate::restore::staging::{stage_file, MetaApplier, StagedTree};
+use crate::restore::staging::{self, stage_file, MetaApplier, StagedTree};
 use crate::restore::swap::{swap_all, Pending};
 use crate::sink::MemberSink;
 
@@ -228,8 +228,7 @@ fn restore_tree_member(
                 )));
             }
             let (path, mut f) = tree.file(m, rel)?;
-            std::io::copy(content, &mut f)
-                .map_err(|e| Error::Corrupt(format!("{}: {e}", m.path)))?;
+            staging::write_content(content, &mut f, m, &path)?;
             drop(f);
             meta.apply(&path, m, false)?;
             Ok(true)

@@ -122,6 +122,10 @@ pub(crate) struct StagedTree {
     links: Vec<(PathBuf, String)>,
     /// True once `into_pending` passed the staging directory on to the swap.
     handed_over: bool,
+    /// The parent directory's times before the staging directory was made in it, put back
+    /// when the staging directory goes without a swap: a restore that failed (a damaged chunk
+    /// of bulk data is found while staging) leaves the live tree as it was, down to its mtime.
+    parent_times: Option<(PathBuf, fs::Metadata)>,
 }
 
 impl StagedTree {
@@ -132,6 +136,7 @@ impl StagedTree {
             .parent()
             .ok_or_else(|| Error::Invalid(format!("cannot restore to {}", dest.display())))?;
         fs::create_dir_all(parent).path_ctx("cannot create", parent)?;
+        let parent_times = fs::metadata(parent).ok().map(|m| (parent.to_path_buf(), m));
         let staging = tempfile::Builder::new()
             .prefix(&leftovers::staged_prefix(dest))
             .tempdir_in(parent)
@@ -143,6 +148,7 @@ impl StagedTree {
             dirs: Vec::new(),
             links: Vec::new(),
             handed_over: false,
+            parent_times,
         })
     }
 
@@ -236,7 +242,7 @@ impl StagedTree {
             fs::remove_file(&p).path_ctx("cannot replace", &p)?;
         }
         let (p, mut f) = self.file(m, rel)?;
-        std::io::copy(content, &mut f).path_ctx("cannot write", &p)?;
+        write_content(content, &mut f, m, &p)?;
         meta.apply(&p, m, false)
     }
 
@@ -302,7 +308,41 @@ impl Drop for StagedTree {
     fn drop(&mut self) {
         if !self.handed_over {
             let _ = fs::remove_dir_all(&self.staging);
+            if let Some((parent, m)) = &self.parent_times {
+                use std::os::unix::fs::MetadataExt;
+                let t = |s: i64, ns: i64| nix::sys::time::TimeSpec::new(s, ns);
+                // Best effort: the staging directory is gone either way.
+                let _ = nix::sys::stat::utimensat(
+                    None,
+                    parent,
+                    &t(m.atime(), m.atime_nsec()),
+                    &t(m.mtime(), m.mtime_nsec()),
+                    nix::sys::stat::UtimensatFlags::FollowSymlink,
+                );
+            }
         }
+    }
+}
+
+/// Copies member `m`'s content into `out` (the file at `path`) through a buffer of up to
+/// 1 MiB: `io::copy` moves 8 KiB per call, 256 reads and writes per 2 MiB chunk of an
+/// installer. A failed read is damage of the backup (every chunk is checked as it is read), a
+/// failed write the target's (a full disk).
+pub(crate) fn write_content(
+    content: &mut dyn Read,
+    out: &mut File,
+    m: &Member,
+    path: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; m.size.clamp(1, 1 << 20) as usize];
+    loop {
+        let n = match content.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Corrupt(format!("{}: {e}", m.path))),
+        };
+        out.write_all(&buf[..n]).path_ctx("cannot write", path)?;
     }
 }
 
@@ -323,7 +363,7 @@ pub(crate) fn stage_file(
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(parent)
         .path_ctx("cannot create a file in", parent)?;
-    std::io::copy(content, &mut tmp).path_ctx("cannot write", dest)?;
+    write_content(content, tmp.as_file_mut(), m, dest)?;
     tmp.flush().path_ctx("cannot write", dest)?;
     tmp.as_file().sync_all().path_ctx("cannot write", dest)?;
     meta.apply(tmp.path(), m, false)?;
