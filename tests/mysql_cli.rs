@@ -297,3 +297,75 @@ fn which(tool: &str) -> std::path::PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{tool} not on PATH"))
 }
+
+/// With the MySQL backend in use, where the bulk data lies comes from the config server's row
+/// of the HOST table (`depotLocalUrl`, `workbenchLocalUrl`): a depot moved to /srv is found
+/// there and backed up, and a row pointing at a system directory is refused, naming the
+/// table, before anything is stored.
+#[test]
+fn the_depot_path_comes_from_the_host_table() {
+    let Some(srv) = server() else { return };
+    let db = TestDb::create(&srv, "depot");
+    let sql = database_sql(&DataSize::small());
+    with_tools(|| restore_from(&db.cfg, &mut &sql[..])).expect("loading test data");
+    db.root_sql(
+        "UPDATE HOST SET depotLocalUrl = 'file:///srv/opsi/depot', \
+         workbenchLocalUrl = 'file:///srv/opsi/workbench' WHERE type = 'OpsiConfigserver';",
+    );
+    let fake = FakeServer::new(2, false);
+    use_mysql(&fake, &db.cfg);
+    let t0 = 1_733_000_000;
+    write(
+        &fake.p("/srv/opsi/depot/firefox/setup.opsiscript"),
+        "Files_copy\n",
+        0o660,
+        t0,
+    );
+    write(
+        &fake.p("/srv/opsi/workbench/firefox/OPSI/control"),
+        "[Product]\n",
+        0o664,
+        t0,
+    );
+    // What the default paths would give: must not be taken.
+    write(&fake.p("/var/lib/opsi/depot/decoy/x"), "no", 0o644, t0);
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("repo");
+    ok(common::repo_bin(fake.root(), &repo).arg("init"));
+    let (code, _, err) = with_tools(|| {
+        run(common::repo_bin(fake.root(), &repo).args([
+            "create",
+            "--backends",
+            "depot",
+            "--backends",
+            "workbench",
+        ]))
+    });
+    assert_eq!(code, 0, "{err}");
+    let listed = ok(common::repo_bin(fake.root(), &repo).args(["list", "latest"]));
+    assert!(
+        listed.contains("DATA/DEPOT/firefox/setup.opsiscript"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("DATA/WORKBENCH/firefox/OPSI/control"),
+        "{listed}"
+    );
+    assert!(!listed.contains("decoy"), "{listed}");
+
+    db.root_sql("UPDATE HOST SET depotLocalUrl = 'file:///etc' WHERE type = 'OpsiConfigserver';");
+    let before = common::snapshots(fake.root(), &repo).len();
+    let (code, _, err) = with_tools(|| {
+        run(common::repo_bin(fake.root(), &repo).args(["create", "--backends", "depot"]))
+    });
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("depotLocalUrl") && err.contains("HOST"),
+        "{err}"
+    );
+    assert_eq!(
+        common::snapshots(fake.root(), &repo).len(),
+        before,
+        "nothing stored"
+    );
+}

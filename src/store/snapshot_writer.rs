@@ -278,7 +278,14 @@ impl<'r> SnapshotWriter<'r> {
             let batch = if pending.is_empty() {
                 chunker.next_batch()?
             } else {
-                let (level, probe) = self.stream_level(own_level, size, &pending);
+                // A large file of bulk data (an installer, an image, an archive) is
+                // compressed already: level 1 (and zstd's own check that a frame does not
+                // shrink) stores it at a fraction of the CPU a night's level 12 would spend.
+                let (level, probe) = if large {
+                    (FAST_LEVEL, false)
+                } else {
+                    self.stream_level(own_level, size, &pending)
+                };
                 let mut sealed = (Vec::new(), None);
                 // The reader is not Send: chunking stays on this thread while rayon compresses.
                 let zstd = &self.packing.zstd;
