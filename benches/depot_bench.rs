@@ -471,7 +471,7 @@ fn main() {
         let _ = fs::remove_dir_all(&t);
         r
     });
-    let (restored, _) = measure::tree_stats(&[target.clone()]);
+    let (restored, _) = measure::tree_stats(std::slice::from_ref(&target));
     assert_eq!(
         restored,
         dir_size(&depot_dir),

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use crate::error::Result;
 use crate::store::chunker::ChunkId;
 use crate::store::crash_point;
-use crate::store::pack_file::PackFile;
 use crate::store::pack::{
     self, GroupEntry, TrailerLayout, DELTA_WINDOW_LOG, FLAG_DELTA, FLAG_ZSTD, PACK_MAGIC,
 };
+use crate::store::pack_file::PackFile;
 use crate::store::seal::{Crypt, Purpose};
 use crate::store::storage::{pack_key, Storage, TempFile};
 
