@@ -529,3 +529,165 @@ fn s3_a_prune_waits_for_a_live_writer_and_takes_over_a_killed_ones_lock() {
     ok(rb(root, &repo, &cache).arg("verify"));
     ok(rb(root, &repo, &work.path().join("fresh")).arg("verify"));
 }
+
+/// The address of repository `direct` reached through a loopback proxy on `port`.
+fn via_port(direct: &Path, port: u16) -> PathBuf {
+    let text = direct.to_str().unwrap();
+    let after_scheme = text.find("//").unwrap() + 2;
+    let path_at = after_scheme + text[after_scheme..].find('/').unwrap();
+    PathBuf::from(format!(
+        "{}127.0.0.1:{port}{}",
+        &text[..after_scheme],
+        &text[path_at..]
+    ))
+}
+
+/// The `host:port` of the S3 server of repository `direct`.
+fn server_of(direct: &Path) -> String {
+    let text = direct.to_str().unwrap();
+    let after_scheme = text.find("//").unwrap() + 2;
+    let path_at = after_scheme + text[after_scheme..].find('/').unwrap();
+    text[after_scheme..path_at].to_string()
+}
+
+/// A loopback proxy that relays requests at about `per_second` bytes a second (answers at
+/// full speed): an upload of some MiB lasts long enough to be killed in the middle.
+fn slow_proxy(target: String, per_second: u64) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let target = target.clone();
+            std::thread::spawn(move || {
+                let Ok(server) = TcpStream::connect(&target) else {
+                    return;
+                };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let back = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut &s2, &mut &c2);
+                    let _ = c2.shutdown(Shutdown::Write);
+                });
+                let mut buf = vec![0u8; 64 << 10];
+                let pause = std::time::Duration::from_micros((64 << 20) / per_second.max(1));
+                loop {
+                    match (&client).read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if (&server).write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(pause * n as u32 / (64 << 10));
+                        }
+                    }
+                }
+                let _ = server.shutdown(Shutdown::Write);
+                let _ = back.join();
+            });
+        }
+    });
+    port
+}
+
+/// The unfinished multipart uploads below repository `repo` (a ListMultipartUploads answer).
+fn uploads(repo: &Path) -> String {
+    let text = repo.to_str().unwrap().trim_start_matches("s3:");
+    let after_scheme = text.find("//").unwrap() + 2;
+    let path_at = after_scheme + text[after_scheme..].find('/').unwrap();
+    let (endpoint, path) = text.split_at(path_at);
+    let (bucket, prefix) = path[1..].split_once('/').unwrap();
+    let fake = PathBuf::from(format!("s3:{endpoint}/{bucket}"));
+    let prefix = format!("{prefix}/").replace('/', "%2F");
+    let (done, out) = curl("GET", &fake, &format!("?prefix={prefix}&uploads="), None);
+    assert!(done, "listing the uploads under {prefix}");
+    out
+}
+
+/// A create killed (kill -9) in the middle of a multipart upload: the repository is as before
+/// (verify passes, the snapshot count unchanged), verify names the unfinished
+/// upload, prune leaves an upload younger than the lock staleness alone (a live writer's) and
+/// aborts it once it is older (here: the test hook makes any age old enough).
+#[test]
+fn s3_a_create_killed_mid_upload_leaves_an_upload_that_prune_aborts() {
+    let Some(direct) = s3("killed-upload") else {
+        return;
+    };
+    let proxied = via_port(&direct, slow_proxy(server_of(&direct), 4 << 20));
+    let server = FakeServer::new(5, false);
+    let root = server.root();
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    ok(rb(root, &direct, &cache).arg("init"));
+    ok(rb(root, &direct, &cache).arg("create"));
+    std::fs::write(
+        server.p("/var/lib/opsi/config/big.bin"),
+        noise(24 << 20, 0x5851_f42d_4c95_7f2d),
+    )
+    .unwrap();
+    let mut writer = rb(root, &proxied, &cache)
+        .env("OPSI_BACKUP_S3_PART_SIZE", (5u64 << 20).to_string())
+        .arg("create")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !uploads(&direct).contains("<UploadId>") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no multipart upload began"
+        );
+        assert!(
+            writer.try_wait().unwrap().is_none(),
+            "the writer ended first"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    writer.kill().unwrap(); // SIGKILL
+    writer.wait().unwrap();
+    assert!(uploads(&direct).contains("<UploadId>"), "the upload stays");
+
+    // Nothing committed, nothing damaged; the upload is named.
+    assert_eq!(snapshots(root, &direct, &cache).len(), 1);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(rb(root, &direct, &cache).args(["verify", "--json"]))).unwrap();
+    let notes = v["repository"]["notes"].to_string();
+    assert!(notes.contains("unfinished upload(s) in progress"), "{v}");
+
+    // Younger than the lock staleness: it might be a live writer's; prune leaves it.
+    let out = ok(rb(root, &direct, &cache).arg("prune"));
+    assert!(!out.contains("unfinished uploads"), "{out}");
+    assert!(uploads(&direct).contains("<UploadId>"));
+    if !cfg!(feature = "crash-points") {
+        eprintln!("SKIPPED the abort: OPSI_BACKUP_UPLOAD_AGE needs --features crash-points");
+        return;
+    }
+    let old = |c: &mut Command| {
+        c.env("OPSI_BACKUP_UPLOAD_AGE", "0");
+    };
+    let mut verify = rb(root, &direct, &cache);
+    old(&mut verify);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(verify.args(["verify", "--json"]))).unwrap();
+    assert!(
+        v["repository"]["notes"].to_string().contains("abandoned"),
+        "{v}"
+    );
+    let mut prune = rb(root, &direct, &cache);
+    old(&mut prune);
+    let r: serde_json::Value = serde_json::from_str(&ok(prune.args(["prune", "--json"]))).unwrap();
+    assert!(r["uploads_aborted"].as_u64().unwrap() >= 1, "{r}");
+    assert!(
+        !uploads(&direct).contains("<UploadId>"),
+        "{}",
+        uploads(&direct)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(rb(root, &direct, &cache).args(["verify", "--json"]))).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        !v["repository"]["notes"].to_string().contains("upload"),
+        "{v}"
+    );
+    ok(rb(root, &direct, &work.path().join("fresh")).arg("verify"));
+}

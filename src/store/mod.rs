@@ -31,6 +31,7 @@ mod pack_file;
 mod pack_verified;
 mod packer;
 mod parent;
+mod pending_uploads;
 mod probe;
 mod prune;
 mod reader;

@@ -31,7 +31,7 @@ use crate::store::storage::Storage;
 const REFRESH: Duration = Duration::from_secs(60);
 /// After how long without a refresh a lock object is taken for stale (ten missed refreshes:
 /// a slow server does not cost a live holder its lock).
-const STALE_AFTER: i64 = 600;
+pub(crate) const STALE_AFTER: i64 = 600;
 
 /// A lock object's content: the holder as a local lock names it, and its refresh time.
 #[derive(Debug, Clone, Serialize, Deserialize)]

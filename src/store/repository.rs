@@ -26,7 +26,7 @@ use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 use crate::store::verify::{self, VerifyOptions, VerifyReport};
-use crate::store::{durable, index, reader, recovery, remote};
+use crate::store::{durable, index, pending_uploads, reader, recovery, remote};
 
 /// An open repository. Its data files (packs, snapshot files, `config.json`, `state/`) are
 /// read and written through `storage`; the index and the lock are local files under `root`.
@@ -582,6 +582,14 @@ impl Repository {
         let outcome = index::connect(&index_path).and_then(|conn| {
             verify::verify(&conn, self.storage(), &index_path, id.as_deref(), opts)
         });
+        // Unfinished uploads are no damage (never part of a snapshot), but they hold space.
+        let outcome = outcome.and_then(|mut r| {
+            r.notes
+                .extend(pending_uploads::note(pending_uploads::survey(
+                    self.storage(),
+                )?));
+            Ok(r)
+        });
         let complete = matches!(&outcome, Ok(r) if r.packs_skipped == 0) || outcome.is_err();
         if id.is_none() && complete {
             last_verify::record(self.storage(), &LastVerify::of(started, &outcome));
@@ -678,11 +686,10 @@ impl Repository {
                 &lock,
             )
         };
-        if dry_run {
-            run()
-        } else {
-            self.removing(run)
-        }
+        let mut report = if dry_run { run()? } else { self.removing(run)? };
+        // What killed writers left unfinished (uploads never visible as objects).
+        report.uploads_aborted = pending_uploads::abort_abandoned(self.storage(), dry_run, &lock)?;
+        Ok(report)
     }
 }
 
