@@ -606,7 +606,7 @@ fn uploads(repo: &Path) -> String {
 }
 
 /// A create killed (kill -9) in the middle of a multipart upload: the repository is as before
-/// (verify passes, the snapshot count unchanged), verify names the unfinished
+/// (verify passes, the snapshot count unchanged), verify and health name the unfinished
 /// upload, prune leaves an upload younger than the lock staleness alone (a live writer's) and
 /// aborts it once it is older (here: the test hook makes any age old enough).
 #[test]
@@ -653,6 +653,12 @@ fn s3_a_create_killed_mid_upload_leaves_an_upload_that_prune_aborts() {
         serde_json::from_str(&ok(rb(root, &direct, &cache).args(["verify", "--json"]))).unwrap();
     let notes = v["repository"]["notes"].to_string();
     assert!(notes.contains("unfinished upload(s) in progress"), "{v}");
+    let (code, out, err) = run(rb(root, &direct, &cache).arg("health"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("unfinished upload(s)") && !out.contains("uploads_unfinished=0"),
+        "{out}"
+    );
 
     // Younger than the lock staleness: it might be a live writer's; prune leaves it.
     let out = ok(rb(root, &direct, &cache).arg("prune"));
@@ -690,4 +696,59 @@ fn s3_a_create_killed_mid_upload_leaves_an_upload_that_prune_aborts() {
         "{v}"
     );
     ok(rb(root, &direct, &work.path().join("fresh")).arg("verify"));
+}
+
+/// `health` on an S3 repository: read only (no lock object, no password, no cache written),
+/// UNKNOWN without this machine's index cache, OK with it, naming what another machine wrote
+/// since, WARNING once the newest snapshot is older than the threshold.
+#[test]
+fn s3_health_looks_without_a_lock_a_password_or_a_write() {
+    let Some(repo) = s3("health") else { return };
+    let server = FakeServer::new(3, false);
+    let root = server.root();
+    let work = tempfile::tempdir().unwrap();
+    let (here, other) = (work.path().join("cache"), work.path().join("other"));
+    ok(rb(root, &repo, &here).arg("init"));
+    let health = |cache: &Path, args: &[&str]| {
+        let (code, out, err) = run(rb(root, &repo, cache)
+            .env_remove("OPSI_BACKUP_PASSWORD_FILE")
+            .arg("health")
+            .args(args));
+        assert!(!err.contains("panicked"), "{err}");
+        (code, out)
+    };
+    // No index cache on this machine: UNKNOWN, saying how to get one; nothing made.
+    let (code, out) = health(&other, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("no index cache") && out.contains("snapshots"),
+        "{out}"
+    );
+    assert!(!other.exists());
+
+    ok(rb(root, &repo, &here).arg("create"));
+    ok(rb(root, &repo, &here).arg("verify"));
+    let (code, out) = health(&here, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("newest snapshot") && out.contains("uploads_unfinished=0"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("free"),
+        "no free space to watch in a bucket: {out}"
+    );
+    // Another machine's backup: named until this machine's next command catches up.
+    ok(rb(root, &repo, &other).arg("create"));
+    let (code, out) = health(&here, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("1 snapshot(s) written by another machine"),
+        "{out}"
+    );
+    let (code, out) = health(&here, &["--warning", "1s", "--critical", "1d"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code2, out2) = health(&here, &["--warning", "1s", "--critical", "1d"]);
+    assert!(code == 1 || code2 == 1, "{out}\n{out2}");
+    assert!(!listing(&repo).contains("/locks/"), "health took no lock");
 }

@@ -1,6 +1,7 @@
 //! Uploads a writer began and never finished: an S3 multipart upload of a writer killed in
 //! the middle is never visible as an object, but its parts hold space until it is aborted.
-//! `prune` aborts those old enough that no live writer can own them; `verify` counts them. Spec: `store-format/README.md`, section "Remote repositories".
+//! `prune` aborts those old enough that no live writer can own them; `verify` and `health`
+//! count them. Spec: `store-format/README.md`, section "Remote repositories".
 
 use std::time::{Duration, SystemTime};
 
@@ -78,7 +79,7 @@ pub(crate) fn abort_abandoned(
     Ok(aborted)
 }
 
-/// The note verify gives for `s`; `None` when there is nothing unfinished.
+/// The note verify and health give for `s`; `None` when there is nothing unfinished.
 pub(crate) fn note(s: Survey) -> Option<String> {
     match s {
         Survey { total: 0, .. } => None,
