@@ -221,7 +221,7 @@ fn s3_repository_does_what_a_local_one_does() {
     // Another machine: no cache; it is built from the bucket.
     let other = work.path().join("other-cache");
     assert_eq!(snapshots(root, &repo, &other).len(), 2);
-    // forget + prune there; this machine's cache notices the removal and is rebuilt.
+    // forget + prune there; this machine's cache notices the removal and catches up.
     ok(rb(root, &repo, &other).args(["forget", &a]));
     ok(rb(root, &repo, &other).arg("prune"));
     let here = snapshots(root, &repo, &cache);
@@ -751,4 +751,128 @@ fn s3_health_looks_without_a_lock_a_password_or_a_write() {
     let (code2, out2) = health(&here, &["--warning", "1s", "--critical", "1d"]);
     assert!(code == 1 || code2 == 1, "{out}\n{out2}");
     assert!(!listing(&repo).contains("/locks/"), "health took no lock");
+}
+
+/// Two machines (two index caches) on one bucket: B forgets a snapshot and prunes (deleting
+/// and rewriting packs); A's next command catches its cache up without a rebuild (its log
+/// line says so), and A's verify, export and next backup work on what it caught up with.
+#[test]
+fn s3_a_removal_elsewhere_is_caught_up_without_a_rebuild() {
+    let Some(repo) = s3("catch-up") else { return };
+    let server = FakeServer::new(10, false);
+    let root = server.root();
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("cache-a"), work.path().join("cache-b"));
+    ok(rb(root, &repo, &a).arg("init"));
+    // The first snapshot holds a file of its own beside what both share.
+    let big = server.p("/var/lib/opsi/config/big.bin");
+    std::fs::write(&big, noise(6 << 20, 0x0bad_cafe_f00d_d00d)).unwrap();
+    ok(rb(root, &repo, &a).arg("create"));
+    std::fs::remove_file(&big).unwrap();
+    std::fs::write(
+        server.p("/var/lib/opsi/config/clients/client0002.example.org.ini"),
+        "[info]\ndescription = changed\n",
+    )
+    .unwrap();
+    ok(rb(root, &repo, &a).arg("create"));
+    let snaps = snapshots(root, &repo, &a);
+    let (first, second) = (
+        snaps[0]["id"].as_str().unwrap().to_string(),
+        snaps[1]["id"].as_str().unwrap().to_string(),
+    );
+    let before = export(root, &repo, &a, &second, &work.path().join("before.tar"));
+
+    // Machine B: builds its cache, forgets the first snapshot, prunes everything unused.
+    ok(rb(root, &repo, &b).args(["forget", &first]));
+    let pruned: serde_json::Value = serde_json::from_str(&ok(rb(root, &repo, &b).args([
+        "prune",
+        "--repack-threshold",
+        "100",
+        "--json",
+    ])))
+    .unwrap();
+    assert!(
+        pruned["packs_deleted"].as_u64().unwrap() + pruned["packs_repacked"].as_u64().unwrap() > 0,
+        "{pruned}"
+    );
+
+    // Machine A: caught up, not rebuilt.
+    let (code, out, err) = run(rb(root, &repo, &a).args(["-v", "snapshots", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("caught up with") && err.contains("without a rebuild"),
+        "{err}"
+    );
+    assert!(!err.contains("rebuilt the index cache"), "{err}");
+    eprintln!(
+        "machine A: {}",
+        err.lines().find(|l| l.contains("caught up")).unwrap()
+    );
+    let here: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(here.as_array().unwrap().len(), 1, "{here}");
+    assert_eq!(here[0]["id"], second.as_str());
+    ok(rb(root, &repo, &a).arg("verify"));
+    let after = export(root, &repo, &a, &second, &work.path().join("after.tar"));
+    assert!(after == before, "the export after the catch-up differs");
+    // A's next backup deduplicates against what it caught up with; both machines verify it.
+    ok(rb(root, &repo, &a).arg("create"));
+    ok(rb(root, &repo, &a).arg("verify"));
+    ok(rb(root, &repo, &b).arg("verify"));
+    ok(rb(root, &repo, &work.path().join("fresh")).arg("verify"));
+}
+
+/// Two writers at once store the same new file twice (two packs), and each machine's cache
+/// indexes its own copy. A prune on B removes A's copy, unused as B's cache sees it: A's cache
+/// cannot tell that another copy exists (copies stored twice are not indexed), so it rebuilds
+/// instead of catching up, and verify passes.
+#[test]
+fn s3_a_removal_the_cache_cannot_follow_makes_it_rebuild() {
+    let Some(direct) = s3("catch-up-rebuild") else {
+        return;
+    };
+    let slow = via_port(&direct, slow_proxy(server_of(&direct), 8 << 20));
+    let server = FakeServer::new(5, false);
+    let root = server.root();
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("cache-a"), work.path().join("cache-b"));
+    ok(rb(root, &direct, &a).arg("init"));
+    ok(rb(root, &direct, &a).arg("create"));
+    ok(rb(root, &direct, &b).arg("snapshots"));
+    std::fs::write(
+        server.p("/var/lib/opsi/config/big.bin"),
+        noise(8 << 20, 0x7f4a_7c15_9e37_79b9),
+    )
+    .unwrap();
+    // Both open (and catch up) long before either commits: uploads are slowed.
+    let mut one = rb(root, &slow, &a).arg("create").spawn().unwrap();
+    let two = run(rb(root, &slow, &b).arg("create"));
+    assert!(one.wait().unwrap().success());
+    assert_eq!(two.0, 0, "{}", two.2);
+    // A indexes B's pack (its copy of the file is not indexed: A has its own).
+    assert_eq!(snapshots(root, &direct, &a).len(), 3);
+    let pruned: serde_json::Value = serde_json::from_str(&ok(rb(root, &direct, &b).args([
+        "prune",
+        "--repack-threshold",
+        "100",
+        "--json",
+    ])))
+    .unwrap();
+    assert!(
+        pruned["packs_deleted"].as_u64().unwrap() + pruned["packs_repacked"].as_u64().unwrap() > 0,
+        "{pruned}"
+    );
+    let (code, out, err) = run(rb(root, &direct, &a).args(["-v", "snapshots", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("cannot catch up") && err.contains("rebuilt the index cache"),
+        "{err}"
+    );
+    eprintln!(
+        "machine A: {}",
+        err.lines().find(|l| l.contains("cannot catch up")).unwrap()
+    );
+    let here: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(here.as_array().unwrap().len(), 3, "{here}");
+    ok(rb(root, &direct, &a).arg("verify"));
+    ok(rb(root, &direct, &b).arg("verify"));
 }

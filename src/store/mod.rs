@@ -13,6 +13,7 @@
 //! Encryption at rest: `seal` (keys, keyed chunk ids, sealed objects; no store imports) and
 //! `keys` (key files, unlocking, the storage of an unlocked repository that carries the keys).
 
+mod catch_up;
 mod chunk_stream;
 mod chunker;
 mod config;
