@@ -226,6 +226,14 @@ impl S3Client {
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
             counter.fetch_add(1, Ordering::Relaxed);
+            // Each request at debug level (`-l 7`): how a night's round trips are counted.
+            logging::log(logging::DEBUG, &{
+                let range = headers.iter().find(|(h, _)| *h == "Range");
+                match range {
+                    Some((_, r)) => format!("s3 request: {method} {key} {r}"),
+                    None => format!("s3 request: {method} {key}"),
+                }
+            });
             let mut req = self.agent.request_url(http_method, &url());
             for (h, v) in headers {
                 req = req.set(h, v);
