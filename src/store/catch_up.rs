@@ -7,8 +7,9 @@
 //! Snapshots name chunks by index row, so rows are kept and moved, never re-made. The result
 //! is the index a rebuild would give (up to row numbers and which copy of a chunk stored
 //! twice is indexed) exactly when every chunk that a remaining snapshot uses, or that a
-//! remaining delta group refers to, and whose pack is gone, has a copy in a new pack. When
-//! one has none, this machine cannot tell whether an old pack holds another copy (its
+//! remaining delta group refers to, and whose pack is gone, has a copy in a new pack, and
+//! every reference chunk of a new pack's delta groups stays indexed. When one has none, this
+//! machine cannot tell whether an old pack holds another copy (its
 //! trailer's duplicates are not indexed): nothing is written and the caller rebuilds. An
 //! unreadable new pack or snapshot file is left to the rebuild too, which reports it.
 
@@ -106,11 +107,16 @@ pub(crate) fn catch_up(
         Ok(())
     })?;
     let before = index::last_chunk_row(&tx)?;
+    // The reference chunks of the new packs' delta groups: each must stay readable.
+    let mut new_refs: HashSet<ChunkId> = HashSet::new();
     for name in listed_packs.iter().filter(|n| !known_packs.contains(*n)) {
         let (size, groups) = match pack::read_trailer(storage, name) {
             Ok(t) => t,
             Err(e) => return Ok(Err(CannotTell::Unreadable(format!("pack {name} ({e})")))),
         };
+        for g in groups.iter().filter(|g| g.flags & pack::FLAG_DELTA != 0) {
+            new_refs.extend(g.refs.iter().copied());
+        }
         let left = moving.len();
         index::insert_pack_moving(&tx, name, size, &groups, &mut moving)?;
         done.chunks_moved += (left - moving.len()) as u64;
@@ -120,6 +126,12 @@ pub(crate) fn catch_up(
         drop_unreadable_delta_rows(&tx, before)?;
     }
     // What stays in `moving` is in no listed pack this machine knows the content of.
+    for r in &new_refs {
+        match index::chunk_row(&tx, r)? {
+            Some(row) if !moving.contains(&row) => {}
+            _ => return Ok(Err(CannotTell::ChunkNotFound(hex::encode(r)))),
+        }
+    }
     if !moving.is_empty() {
         if let Some(row) = needed(&tx, &moving, &hashes, &gone_groups)? {
             return Ok(Err(CannotTell::ChunkNotFound(hex::encode(hashes[&row]))));
