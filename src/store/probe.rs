@@ -33,15 +33,15 @@ pub(crate) struct Probe {
 }
 
 /// What `probe` says of a repository on object storage beyond a local one's figures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RemoteNotes {
     /// Snapshot files in the bucket that this machine's index cache does not know (written
     /// by another machine since its last command): their times are unknown here.
     pub(crate) unknown_snapshots: u64,
     /// Snapshots the cache knows that the bucket no longer has (removed elsewhere).
     pub(crate) gone_snapshots: u64,
-    /// Unfinished uploads (`pending_uploads`).
-    pub(crate) uploads: Survey,
+    /// Unfinished uploads (`pending_uploads`), or why they could not be listed.
+    pub(crate) uploads: std::result::Result<Survey, String>,
 }
 
 /// Looks at the repository in `root`. No directory or no `config.json` is

@@ -74,7 +74,7 @@ fn probe_remote(location: &Location) -> Result<Probe> {
     let notes = RemoteNotes {
         unknown_snapshots: listed.difference(&known).count() as u64,
         gone_snapshots: known.difference(&listed).count() as u64,
-        uploads: pending_uploads::survey(&storage)?,
+        uploads: pending_uploads::survey(&storage).map_err(|e| e.to_string()),
     };
     Ok(Probe {
         snapshots,

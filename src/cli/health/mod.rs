@@ -145,13 +145,21 @@ fn remote_notes(n: &RemoteNotes) -> Part {
             n.gone_snapshots
         ));
     }
-    if let Some(u) = store::pending_uploads_note(n.uploads) {
-        said.push(u);
-    }
+    let perf = match &n.uploads {
+        Ok(u) => {
+            said.extend(store::pending_uploads_note(*u));
+            format!("uploads_unfinished={}", u.total)
+        }
+        // Not worth an UNKNOWN: the backups' state is known.
+        Err(e) => {
+            said.push(format!("unfinished uploads not listed ({e})"));
+            "uploads_unfinished=U".to_string()
+        }
+    };
     Part {
         state: State::Ok,
         text: (!said.is_empty()).then(|| said.join(", ")),
-        perf: vec![format!("uploads_unfinished={}", n.uploads.total)],
+        perf: vec![perf],
     }
 }
 
