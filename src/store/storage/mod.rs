@@ -33,6 +33,7 @@ mod local;
 mod s3;
 mod s3_address;
 mod s3_client;
+mod s3_tails;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};

@@ -20,6 +20,7 @@ use rusty_s3::S3Action;
 use crate::error::{Error, IoContext, Result};
 use crate::store::storage::s3_address::{S3Address, S3Options};
 use crate::store::storage::s3_client::{read_body, xml_field, Body, Failure, S3Client, SIGNED_FOR};
+use crate::store::storage::s3_tails::Tails;
 use crate::store::storage::{Object, ObjectInfo, PendingUpload, Storage, TempFile};
 use crate::store::{crash_point, durable};
 
@@ -58,6 +59,8 @@ pub(crate) struct S3Storage {
     client: Arc<S3Client>,
     /// Where temporary files are filled before upload (local: the index cache's `tmp/`).
     temp_dir: PathBuf,
+    /// Tails of write-once objects opened or written last: opened again without a request.
+    tails: Tails,
 }
 
 impl S3Storage {
@@ -69,6 +72,7 @@ impl S3Storage {
         Ok(S3Storage {
             client: Arc::new(S3Client::new(address, options)?),
             temp_dir,
+            tails: Tails::default(),
         })
     }
 
@@ -224,6 +228,13 @@ impl Storage for S3Storage {
         drop(tmp.file);
         crash_point(&format!("{crash}-synced"));
         let put = self.put_file(key, &tmp.path, size);
+        if put.is_ok() {
+            // The bytes the server now holds: a read-back (the commit indexing the snapshot
+            // file it wrote) needs no request.
+            if let Ok(tail) = read_tail(&tmp.path, size) {
+                self.tails.put(key, size, Arc::new(tail));
+            }
+        }
         let _ = fs::remove_file(&tmp.path);
         put
     }
@@ -241,14 +252,22 @@ impl Storage for S3Storage {
     }
 
     fn open(&self, key: &str) -> io::Result<Box<dyn Object>> {
-        let (bytes, size) =
-            get_range(&self.client, key, Span::Last(TAIL)).map_err(Failure::into_io)?;
+        let (size, bytes) = match self.tails.get(key) {
+            Some(tail) => tail,
+            None => {
+                let (bytes, size) =
+                    get_range(&self.client, key, Span::Last(TAIL)).map_err(Failure::into_io)?;
+                let bytes = Arc::new(bytes);
+                self.tails.put(key, size, Arc::clone(&bytes));
+                (size, bytes)
+            }
+        };
         let start = size - bytes.len() as u64;
         let obj = S3Object {
             client: Arc::clone(&self.client),
             key: key.to_string(),
             size,
-            blocks: Mutex::new(vec![(start, Arc::new(bytes))]),
+            blocks: Mutex::new(vec![(start, bytes)]),
         };
         Ok(Box::new(obj))
     }
@@ -317,6 +336,7 @@ impl Storage for S3Storage {
     }
 
     fn remove(&self, key: &str) -> Result<bool> {
+        self.tails.forget(key);
         let c = &*self.client;
         let object = c.object(key);
         let url = || {
@@ -439,6 +459,20 @@ fn xml_unescape(text: &str) -> String {
         .replace("&quot;", "\"")
         .replace("&apos;", "'")
         .replace("&amp;", "&")
+}
+
+/// The last `TAIL` bytes (or all) of the local file `path` of `size` bytes.
+fn read_tail(path: &std::path::Path, size: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(path)?;
+    let from = size.saturating_sub(TAIL);
+    f.seek(SeekFrom::Start(from))?;
+    let mut out = Vec::with_capacity((size - from) as usize);
+    f.take(size - from).read_to_end(&mut out)?;
+    if out.len() as u64 != size - from {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(out)
 }
 
 /// A range of an object to fetch.
