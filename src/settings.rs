@@ -148,7 +148,8 @@ impl Settings {
                 .unwrap_or(0);
             if mode & 0o077 != 0 {
                 return Err(Error::Config(format!(
-                    "{} holds secret_access_key but others may read it (mode {:o}); make it                      readable by its owner only: chmod 600 {}",
+                    "{} holds secret_access_key but others may read it (mode {:o}); make it \
+                     readable by its owner only: chmod 600 {}",
                     path.display(),
                     mode & 0o777,
                     path.display()

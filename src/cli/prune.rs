@@ -69,6 +69,13 @@ pub(super) fn print_report(r: &PruneReport) {
         human::bytes(r.bytes_before),
         human::bytes(r.bytes_after)
     ));
+    if r.uploads_aborted > 0 {
+        output::summary(format!(
+            "unfinished uploads of killed writers {}aborted: {}",
+            if r.dry_run { "that would be " } else { "" },
+            r.uploads_aborted
+        ));
+    }
     if r.unused_bytes_kept > 0 {
         say!(
             "unused data left in packs not worth rewriting: about {}",

@@ -194,7 +194,8 @@ impl Config {
         let want = crypt.config_mac(&self.canonical());
         if want.is_none() || self.mac != want {
             return Err(Error::Corrupt(format!(
-                "config.json of {shown} does not match its MAC: it was changed by someone                  without the repository's key (or damaged); refused"
+                "config.json of {shown} does not match its MAC: it was changed by someone \
+                 without the repository's key (or damaged); refused"
             )));
         }
         Ok(())

@@ -13,6 +13,7 @@
 //! Encryption at rest: `seal` (keys, keyed chunk ids, sealed objects; no store imports) and
 //! `keys` (key files, unlocking, the storage of an unlocked repository that carries the keys).
 
+mod catch_up;
 mod chunk_stream;
 mod chunker;
 mod config;
@@ -32,12 +33,14 @@ mod pack_file;
 mod pack_verified;
 mod packer;
 mod parent;
+mod pending_uploads;
 mod probe;
 mod prune;
 mod reader;
 mod rebuild;
 mod recovery;
 mod remote;
+mod remote_probe;
 mod repack;
 mod repository;
 mod seal;
@@ -55,9 +58,11 @@ pub use group_costs::{GroupCost, GroupCosts};
 pub use keys::{no_password, KeyInfo, PasswordSource, RepoPassword};
 pub use location::Location;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
-pub(crate) use probe::{probe, Probe};
+pub(crate) use pending_uploads::note as pending_uploads_note;
+pub(crate) use probe::{Probe, RemoteNotes};
 pub use prune::{PruneOptions, PruneReport};
 pub use rebuild::{LostMember, LostSnapshot, RebuildReport};
+pub(crate) use remote_probe::probe_at;
 pub use repository::Repository;
 pub use snapshot::SnapshotMeta;
 pub use snapshot_info::{

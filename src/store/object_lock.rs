@@ -31,7 +31,7 @@ use crate::store::storage::Storage;
 const REFRESH: Duration = Duration::from_secs(60);
 /// After how long without a refresh a lock object is taken for stale (ten missed refreshes:
 /// a slow server does not cost a live holder its lock).
-const STALE_AFTER: i64 = 600;
+pub(crate) const STALE_AFTER: i64 = 600;
 
 /// A lock object's content: the holder as a local lock names it, and its refresh time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,6 +194,43 @@ fn conflicts(kind: LockKind, others: &[Record]) -> bool {
 /// (written half by a foreign tool, or removed between list and read) is left alone and not
 /// counted.
 fn live_locks(storage: &dyn Storage, mine: &str) -> Result<Vec<Record>> {
+    let mut out = Vec::new();
+    for (key, r, stale) in read_locks(storage, mine)? {
+        if let Some(why) = stale {
+            logging::notice(format!(
+                "removing the stale repository lock {} of pid {} on {} ({why}, last refreshed {})",
+                storage.show(&key),
+                r.holder.pid,
+                r.holder.host,
+                logging::local_time(r.refreshed)
+            ));
+            storage.remove(&key)?;
+            continue;
+        }
+        out.push(r);
+    }
+    out.sort_by_key(|r| (r.holder.since, r.holder.pid));
+    Ok(out)
+}
+
+/// The holders of the live lock objects, oldest first, read only (monitoring): stale ones
+/// are left for the next process that takes a lock.
+pub(crate) fn live_holders(storage: &dyn Storage) -> Result<Vec<Holder>> {
+    let mut out: Vec<Holder> = read_locks(storage, "")?
+        .into_iter()
+        .filter(|(_, _, stale)| stale.is_none())
+        .map(|(_, r, _)| r.holder)
+        .collect();
+    out.sort_by_key(|h| (h.since, h.pid));
+    Ok(out)
+}
+
+/// Every readable lock object but `mine`: its key, its record, and why it is stale (`None`:
+/// live). Stale: not refreshed for `STALE_AFTER`, or of a process of this host that has ended.
+fn read_locks(
+    storage: &dyn Storage,
+    mine: &str,
+) -> Result<Vec<(String, Record, Option<&'static str>)>> {
     let now = chrono::Utc::now().timestamp();
     let here = lock::host_name();
     let mut out = Vec::new();
@@ -207,26 +244,15 @@ fn live_locks(storage: &dyn Storage, mine: &str) -> Result<Vec<Record>> {
         let Ok(r) = serde_json::from_slice::<Record>(&bytes) else {
             continue;
         };
-        let dead_here = r.holder.host == here && !lock::alive(r.holder.pid);
-        if dead_here || now - r.refreshed > STALE_AFTER {
-            logging::notice(format!(
-                "removing the stale repository lock {} of pid {} on {} ({}, last refreshed {})",
-                storage.show(&key),
-                r.holder.pid,
-                r.holder.host,
-                if dead_here {
-                    "the process has ended"
-                } else {
-                    "its holder stopped refreshing it"
-                },
-                logging::local_time(r.refreshed)
-            ));
-            storage.remove(&key)?;
-            continue;
-        }
-        out.push(r);
+        let stale = if r.holder.host == here && !lock::alive(r.holder.pid) {
+            Some("the process has ended")
+        } else if now - r.refreshed > STALE_AFTER {
+            Some("its holder stopped refreshing it")
+        } else {
+            None
+        };
+        out.push((key, r, stale));
     }
-    out.sort_by_key(|r| (r.holder.since, r.holder.pid));
     Ok(out)
 }
 

@@ -11,6 +11,7 @@ use crate::store::config::Config;
 use crate::store::index;
 use crate::store::last_verify::{self, LastVerify};
 use crate::store::lock::{self, Holder};
+use crate::store::pending_uploads::Survey;
 use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 
@@ -25,6 +26,22 @@ pub(crate) struct Probe {
     pub(crate) created: i64,
     /// Who holds the lock now, by their records (oldest first).
     pub(crate) holders: Vec<Holder>,
+    /// On object storage: what this machine's look could not settle or found worth saying
+    /// (snapshots its index cache lacks, unfinished uploads). There is no file system whose
+    /// free space would mean anything.
+    pub(crate) remote: Option<RemoteNotes>,
+}
+
+/// What `probe` says of a repository on object storage beyond a local one's figures.
+#[derive(Debug)]
+pub(crate) struct RemoteNotes {
+    /// Snapshot files in the bucket that this machine's index cache does not know (written
+    /// by another machine since its last command): their times are unknown here.
+    pub(crate) unknown_snapshots: u64,
+    /// Snapshots the cache knows that the bucket no longer has (removed elsewhere).
+    pub(crate) gone_snapshots: u64,
+    /// Unfinished uploads (`pending_uploads`), or why they could not be listed.
+    pub(crate) uploads: std::result::Result<Survey, String>,
 }
 
 /// Looks at the repository in `root`. No directory or no `config.json` is
@@ -79,5 +96,6 @@ pub(crate) fn probe(root: &Path) -> Result<Probe> {
         last_verify: last_verify::read(&storage)?,
         created,
         holders: lock::live_holders(root),
+        remote: None,
     })
 }

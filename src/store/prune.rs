@@ -66,6 +66,8 @@ pub struct PruneReport {
     pub bytes_written: u64,
     /// Unused bytes (estimated) left in packs that were not worth rewriting.
     pub unused_bytes_kept: u64,
+    /// Unfinished uploads of killed writers aborted (object storage's multipart uploads).
+    pub uploads_aborted: u64,
 }
 
 /// Removes the snapshots `names` (full ids): their index rows in one transaction, then their

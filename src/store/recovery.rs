@@ -105,7 +105,7 @@ pub(crate) fn index_unknown(
 /// again: no writer deduplicates against chunks that cannot be read, and `verify` does not
 /// read them. The file stays until prune deletes it (no row points into the group). Dropping
 /// rows may leave another group without its references, hence the loop.
-fn drop_unreadable_delta_rows(tx: &Connection, after: i64) -> Result<u64> {
+pub(crate) fn drop_unreadable_delta_rows(tx: &Connection, after: i64) -> Result<u64> {
     let mut dropped = 0;
     loop {
         let groups = index::delta_groups_after(tx, after)?;

@@ -6,8 +6,9 @@
 //! snapshot files listed there against the snapshots it knows, and the removal generation
 //! (`state/generation`, rewritten by every command that removes data files, before it
 //! removes any) against the one it last saw. New snapshot files only: their packs and they
-//! are indexed. Anything removed elsewhere: the cache is rebuilt from the bucket. A missing
-//! cache is built from the bucket.
+//! are indexed. Anything removed elsewhere: the cache catches up with the listings
+//! (`catch_up`), or is rebuilt from the bucket when it cannot tell. A missing cache is built
+//! from the bucket.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -22,7 +23,7 @@ use crate::store::location::Location;
 use crate::store::lock::{LockKind, LockSite};
 use crate::store::rebuild::{self, list_snapshots};
 use crate::store::storage::{S3Storage, Storage, CONFIG_KEY};
-use crate::store::{durable, index, recovery};
+use crate::store::{catch_up, durable, index, recovery};
 
 /// The removal generation: a random value, new for each command that removes data files.
 const GENERATION_KEY: &str = "state/generation";
@@ -214,7 +215,29 @@ fn catch_up(
     let remote: BTreeSet<String> = list_snapshots(storage)?.into_iter().collect();
     let known: BTreeSet<String> = index::snapshots(conn)?.into_iter().map(|s| s.id).collect();
     let removed_elsewhere = generation != read_seen(cache) || !known.is_subset(&remote);
-    if created || removed_elsewhere {
+    let mut rebuild_needed = created;
+    if removed_elsewhere && !created {
+        match catch_up::catch_up(storage, conn, &lock)? {
+            Ok(c) => logging::notice(format!(
+                "the index cache caught up with {shown} without a rebuild: {} snapshots and {} \
+                 packs removed elsewhere dropped ({} chunks moved into new packs, {} dropped), \
+                 {} packs and {} snapshots written elsewhere indexed",
+                c.snapshots_dropped,
+                c.packs_dropped,
+                c.chunks_moved,
+                c.chunks_dropped,
+                c.packs_indexed,
+                c.snapshots_indexed
+            )),
+            Err(why) => {
+                logging::notice(format!(
+                    "the index cache cannot catch up with {shown} by itself ({why}): rebuilding it"
+                ));
+                rebuild_needed = true;
+            }
+        }
+    }
+    if rebuild_needed {
         let report = rebuild::rebuild(storage, conn, &lock)?;
         recovery::index_unknown(storage, conn, &lock)?;
         logging::notice(format!(
@@ -227,7 +250,7 @@ fn catch_up(
         for s in &report.skipped {
             logging::warning(format!("{s} (left out of the index cache)"));
         }
-    } else if remote != known {
+    } else if !removed_elsewhere && remote != known {
         let r = recovery::index_unknown(storage, conn, &lock)?;
         logging::info(format!(
             "the index cache caught up with {shown}: {} packs, {} snapshots written elsewhere",

@@ -27,7 +27,7 @@ use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::snapshot_writer::SnapshotWriter;
 use crate::store::storage::{LocalDir, Storage, CONFIG_KEY};
 use crate::store::verify::{self, VerifyOptions, VerifyReport};
-use crate::store::{durable, index, reader, recovery, remote};
+use crate::store::{durable, index, pending_uploads, reader, recovery, remote};
 
 /// An open repository. Its data files (packs, snapshot files, `config.json`, `state/`) are
 /// read and written through `storage`; the index and the lock are local files under `root`.
@@ -597,6 +597,15 @@ impl Repository {
         let outcome = index::connect(&index_path).and_then(|conn| {
             verify::verify(&conn, self.storage(), &index_path, id.as_deref(), opts)
         });
+        // Unfinished uploads are no damage (never part of a snapshot), but they hold space.
+        // A storage that cannot list them does not fail the verify.
+        let outcome = outcome.map(|mut r| {
+            match pending_uploads::survey(self.storage()) {
+                Ok(s) => r.notes.extend(pending_uploads::note(s)),
+                Err(e) => r.notes.push(format!("unfinished uploads not listed: {e}")),
+            }
+            r
+        });
         let complete = matches!(&outcome, Ok(r) if r.packs_skipped == 0) || outcome.is_err();
         if id.is_none() && complete {
             last_verify::record(self.storage(), &LastVerify::of(started, &outcome));
@@ -693,11 +702,14 @@ impl Repository {
                 &lock,
             )
         };
-        if dry_run {
-            run()
-        } else {
-            self.removing(run)
+        let mut report = if dry_run { run()? } else { self.removing(run)? };
+        // What killed writers left unfinished (uploads never visible as objects). The prune
+        // itself is done: a storage that cannot list or abort them only earns a warning.
+        match pending_uploads::abort_abandoned(self.storage(), dry_run, &lock) {
+            Ok(n) => report.uploads_aborted = n,
+            Err(e) => logging::warning(format!("unfinished uploads not collected: {e}")),
         }
+        Ok(report)
     }
 }
 

@@ -3,7 +3,9 @@
 //! the newest snapshot, the age and result of the last verify of the whole repository, how
 //! long the lock has been held, and the space left on the repository's file system.
 //!
-//! It only reads (`store::probe`): it never takes or waits for the lock and writes nothing.
+//! It only reads (`store::probe_at`): it never takes or waits for the lock and writes nothing.
+//! On object storage it reads the bucket and this machine's index cache, needs no password,
+//! and watches the unfinished uploads instead of free space.
 //! A repository it cannot see (missing, not a repository, unreadable) is UNKNOWN; damage it
 //! sees (a damaged index or config.json) is CRITICAL; any other error is UNKNOWN with its
 //! message: never exit 1, never a panic.
@@ -15,9 +17,9 @@ use std::path::Path;
 
 use clap::Args;
 
-use crate::cli::{human, Global};
+use crate::cli::{human, repo, Global};
 use crate::error::Error;
-use crate::store::{self, Probe, SnapshotKind};
+use crate::store::{self, Probe, RemoteNotes, SnapshotKind};
 use status::Part;
 pub(crate) use status::State;
 use threshold::Space;
@@ -113,13 +115,52 @@ fn check(g: &Global, a: &HealthArgs, now: i64) -> Result<Vec<Part>, Error> {
             "no repository given: use --repository DIR or set OPSI_BACKUP_REPOSITORY".into(),
         ));
     };
-    let probe = store::probe(root)?;
+    let probe = store::probe_at(&repo::location_of(g, root)?)?;
+    let last = match &probe.remote {
+        None => space_left(root, a),
+        Some(notes) => remote_notes(notes),
+    };
     Ok(vec![
         newest_snapshot(&probe, a, now),
         last_verify(&probe, a, now),
         lock_held(&probe, a, now),
-        space_left(root, a),
+        last,
     ])
+}
+
+/// Of a repository on object storage: no free space to watch (the bucket's quota is the
+/// storage's business), but what this machine's index cache does not know yet, and the
+/// unfinished uploads of killed writers, which hold space until the next prune.
+fn remote_notes(n: &RemoteNotes) -> Part {
+    let mut said = Vec::new();
+    if n.unknown_snapshots > 0 {
+        said.push(format!(
+            "{} snapshot(s) written by another machine not yet in this machine's index cache",
+            n.unknown_snapshots
+        ));
+    }
+    if n.gone_snapshots > 0 {
+        said.push(format!(
+            "{} snapshot(s) removed by another machine",
+            n.gone_snapshots
+        ));
+    }
+    let perf = match &n.uploads {
+        Ok(u) => {
+            said.extend(store::pending_uploads_note(*u));
+            format!("uploads_unfinished={}", u.total)
+        }
+        // Not worth an UNKNOWN: the backups' state is known.
+        Err(e) => {
+            said.push(format!("unfinished uploads not listed ({e})"));
+            "uploads_unfinished=U".to_string()
+        }
+    };
+    Part {
+        state: State::Ok,
+        text: (!said.is_empty()).then(|| said.join(", ")),
+        perf: vec![perf],
+    }
 }
 
 /// Damage seen is CRITICAL; a repository that cannot be seen, or any other error, UNKNOWN.

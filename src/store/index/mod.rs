@@ -35,7 +35,8 @@ pub(crate) use groups::{
 };
 pub(crate) use members::{for_each_chunk_list, ChunkLists};
 pub(crate) use packs::{
-    delete_pack, for_each_pack, insert_pack, insert_pack_row, pack_known, pack_row, pack_totals,
+    delete_pack, for_each_pack, insert_pack, insert_pack_moving, insert_pack_row, pack_known,
+    pack_row, pack_totals,
 };
 pub(crate) use prune_queries::{chunk_in_groups, for_each_chunk_of_packs};
 #[cfg(test)]

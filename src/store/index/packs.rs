@@ -1,5 +1,7 @@
 //! The `packs` table, and indexing a whole pack (its groups and chunks) from its trailer.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::chunks::{chunk_row, insert_chunk};
@@ -43,6 +45,30 @@ pub(crate) fn insert_pack(
     groups: &[GroupEntry],
     rows: &mut dyn FnMut(&ChunkId, i64),
 ) -> Result<bool> {
+    insert_pack_into(tx, name, size, groups, rows, None)
+}
+
+/// `insert_pack` for an index catching up with a prune made elsewhere: a chunk indexed
+/// already whose row is in `moving` (its pack is gone) is re-pointed at its copy in this pack,
+/// keeping its row (snapshots name chunks by row), and taken out of `moving`.
+pub(crate) fn insert_pack_moving(
+    tx: &Connection,
+    name: &str,
+    size: u64,
+    groups: &[GroupEntry],
+    moving: &mut HashSet<i64>,
+) -> Result<bool> {
+    insert_pack_into(tx, name, size, groups, &mut |_, _| {}, Some(moving))
+}
+
+fn insert_pack_into(
+    tx: &Connection,
+    name: &str,
+    size: u64,
+    groups: &[GroupEntry],
+    rows: &mut dyn FnMut(&ChunkId, i64),
+    mut moving: Option<&mut HashSet<i64>>,
+) -> Result<bool> {
     if tx
         .execute(
             "INSERT OR IGNORE INTO packs (name, size) VALUES (?1, ?2)",
@@ -59,7 +85,19 @@ pub(crate) fn insert_pack(
         let mut off = 0u64;
         for (id, len) in &g.chunks {
             let row = match chunk_row(tx, id)? {
-                Some(row) => row,
+                Some(row) => {
+                    if let Some(m) = moving.as_deref_mut() {
+                        if m.remove(&row) {
+                            tx.prepare_cached(
+                                "UPDATE chunks SET grp = ?2, offset = ?3 WHERE id = ?1",
+                            )
+                            .sql()?
+                            .execute(params![row, grp, off as i64])
+                            .sql()?;
+                        }
+                    }
+                    row
+                }
                 None => insert_chunk(tx, id, grp, off, *len)?,
             };
             rows(id, row);

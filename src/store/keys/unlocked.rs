@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::store::seal::Crypt;
-use crate::store::storage::{Object, ObjectInfo, Storage, TempFile};
+use crate::store::storage::{Object, ObjectInfo, PendingUpload, Storage, TempFile};
 
 pub(crate) struct Unlocked {
     inner: Arc<dyn Storage>,
@@ -50,6 +50,12 @@ impl Storage for Unlocked {
     }
     fn clean_temp(&self) -> Result<u64> {
         self.inner.clean_temp()
+    }
+    fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
+        self.inner.pending_uploads()
+    }
+    fn abort_upload(&self, upload: &PendingUpload) -> Result<()> {
+        self.inner.abort_upload(upload)
     }
     fn crypt(&self) -> &Crypt {
         &self.crypt

@@ -25,11 +25,15 @@
 //! - `list` may miss a key published just before on an eventually consistent store; callers
 //!   rely only on what the index says was committed, and list to find what it lacks.
 //! - Nothing above this interface calls fsync on a repository path.
+//! - `pending_uploads` lists uploads begun and never finished (object storage's multipart
+//!   uploads of a killed writer): never visible as keys, but they hold space until
+//!   `abort_upload`. A local directory has none (its temporary files are `clean_temp`'s).
 
 mod local;
 mod s3;
 mod s3_address;
 mod s3_client;
+mod s3_tails;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -83,6 +87,18 @@ pub(crate) struct ObjectInfo {
     #[allow(dead_code)]
     pub size: u64,
     pub modified: Option<SystemTime>,
+}
+
+/// An upload begun and neither completed nor aborted: an S3 multipart upload. Its parts are
+/// stored (and billed) but no key shows them.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingUpload {
+    /// The key it was to publish.
+    pub key: String,
+    /// The storage's name for the upload.
+    pub upload_id: String,
+    /// When it began, by the storage's clock (`None` when the answer did not say).
+    pub initiated: Option<SystemTime>,
 }
 
 /// An object opened for reading: its size is fixed when opened (objects are written once),
@@ -146,6 +162,17 @@ pub(crate) trait Storage: Send + Sync {
     /// Deletes what interrupted writers left of their temporary files (`create_temp`); the
     /// caller holds the exclusive lock. Returns how many were deleted.
     fn clean_temp(&self) -> Result<u64>;
+
+    /// The uploads below the repository's keys that were begun and never finished (see
+    /// `PendingUpload`). None for storage that publishes by rename.
+    fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
+        Ok(Vec::new())
+    }
+
+    /// Aborts `upload`, freeing its parts. The caller makes sure its writer is gone.
+    fn abort_upload(&self, _upload: &PendingUpload) -> Result<()> {
+        Ok(())
+    }
 
     /// The keys the data files are sealed with and chunk ids computed with: none for a plain
     /// repository. Only the storage of an unlocked encrypted repository (`keys::Unlocked`,

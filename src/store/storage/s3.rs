@@ -20,7 +20,8 @@ use rusty_s3::S3Action;
 use crate::error::{Error, IoContext, Result};
 use crate::store::storage::s3_address::{S3Address, S3Options};
 use crate::store::storage::s3_client::{read_body, xml_field, Body, Failure, S3Client, SIGNED_FOR};
-use crate::store::storage::{Object, ObjectInfo, Storage, TempFile};
+use crate::store::storage::s3_tails::Tails;
+use crate::store::storage::{Object, ObjectInfo, PendingUpload, Storage, TempFile};
 use crate::store::{crash_point, durable};
 
 /// Objects up to this size are one PUT; bigger ones a multipart upload of `PART`-sized parts.
@@ -58,6 +59,8 @@ pub(crate) struct S3Storage {
     client: Arc<S3Client>,
     /// Where temporary files are filled before upload (local: the index cache's `tmp/`).
     temp_dir: PathBuf,
+    /// Tails of write-once objects opened or written last: opened again without a request.
+    tails: Tails,
 }
 
 impl S3Storage {
@@ -69,6 +72,7 @@ impl S3Storage {
         Ok(S3Storage {
             client: Arc::new(S3Client::new(address, options)?),
             temp_dir,
+            tails: Tails::default(),
         })
     }
 
@@ -113,8 +117,8 @@ impl S3Storage {
             .map_err(|f| f.into_error(&c.show(key)))?;
         let uploaded = self.put_parts(key, &object, &upload_id, path, size, part);
         if uploaded.is_err() {
-            // Best effort: an upload left behind costs space until the bucket's lifecycle
-            // rule (or a later abort) collects it; it is never visible as an object.
+            // Best effort: an upload left behind (also by a kill) costs space until prune
+            // aborts it (`pending_uploads`); it is never visible as an object.
             let abort = || {
                 c.bucket
                     .abort_multipart_upload(Some(&c.creds), &object, &upload_id)
@@ -224,6 +228,13 @@ impl Storage for S3Storage {
         drop(tmp.file);
         crash_point(&format!("{crash}-synced"));
         let put = self.put_file(key, &tmp.path, size);
+        if put.is_ok() {
+            // The bytes the server now holds: a read-back (the commit indexing the snapshot
+            // file it wrote) needs no request.
+            if let Ok(tail) = read_tail(&tmp.path, size) {
+                self.tails.put(key, size, Arc::new(tail));
+            }
+        }
         let _ = fs::remove_file(&tmp.path);
         put
     }
@@ -241,14 +252,22 @@ impl Storage for S3Storage {
     }
 
     fn open(&self, key: &str) -> io::Result<Box<dyn Object>> {
-        let (bytes, size) =
-            get_range(&self.client, key, Span::Last(TAIL)).map_err(Failure::into_io)?;
+        let (size, bytes) = match self.tails.get(key) {
+            Some(tail) => tail,
+            None => {
+                let (bytes, size) =
+                    get_range(&self.client, key, Span::Last(TAIL)).map_err(Failure::into_io)?;
+                let bytes = Arc::new(bytes);
+                self.tails.put(key, size, Arc::clone(&bytes));
+                (size, bytes)
+            }
+        };
         let start = size - bytes.len() as u64;
         let obj = S3Object {
             client: Arc::clone(&self.client),
             key: key.to_string(),
             size,
-            blocks: Mutex::new(vec![(start, Arc::new(bytes))]),
+            blocks: Mutex::new(vec![(start, bytes)]),
         };
         Ok(Box::new(obj))
     }
@@ -317,6 +336,7 @@ impl Storage for S3Storage {
     }
 
     fn remove(&self, key: &str) -> Result<bool> {
+        self.tails.forget(key);
         let c = &*self.client;
         let object = c.object(key);
         let url = || {
@@ -335,6 +355,88 @@ impl Storage for S3Storage {
         Ok(())
     }
 
+    fn pending_uploads(&self) -> Result<Vec<PendingUpload>> {
+        let c = &*self.client;
+        let object_prefix = c.object("");
+        let mut found = Vec::new();
+        let mut markers: Option<(String, String)> = None;
+        loop {
+            // rusty-s3 has no ListMultipartUploads: it is ListObjectsV2's request (GET on the
+            // bucket) with the query of the other action, which the same signing covers.
+            let url = || {
+                let mut list = ListObjectsV2::new(&c.bucket, Some(&c.creds));
+                let q = list.query_mut();
+                q.remove("list-type");
+                q.remove("encoding-type");
+                q.insert("uploads", "");
+                q.insert("prefix", object_prefix.clone());
+                q.insert("max-uploads", "1000");
+                if let Some((key, id)) = &markers {
+                    q.insert("key-marker", key.clone());
+                    q.insert("upload-id-marker", id.clone());
+                }
+                list.sign(SIGNED_FOR)
+            };
+            let text = c
+                .send(
+                    "LIST",
+                    "(multipart uploads)",
+                    &url,
+                    &[],
+                    Body::Empty,
+                    &mut |r| {
+                        let text = read_body(r, 64 << 20, &c.counts)?;
+                        String::from_utf8(text).map_err(io::Error::other)
+                    },
+                )
+                .map_err(|f| f.into_error(&c.show("(multipart uploads)")))?;
+            for upload in text.split("<Upload>").skip(1) {
+                let name = xml_unescape(&xml_field(upload, "Key"));
+                let upload_id = xml_unescape(&xml_field(upload, "UploadId"));
+                let Some(key) = c.key_of(&name) else { continue };
+                if upload_id.is_empty() {
+                    continue;
+                }
+                let initiated =
+                    chrono::DateTime::parse_from_rfc3339(&xml_field(upload, "Initiated"))
+                        .ok()
+                        .map(SystemTime::from);
+                found.push(PendingUpload {
+                    key: key.to_string(),
+                    upload_id,
+                    initiated,
+                });
+            }
+            let next = (
+                xml_unescape(&xml_field(&text, "NextKeyMarker")),
+                xml_unescape(&xml_field(&text, "NextUploadIdMarker")),
+            );
+            let more = xml_field(&text, "IsTruncated") == "true" && !next.0.is_empty();
+            if !more || markers.as_ref() == Some(&next) {
+                break;
+            }
+            markers = Some(next);
+        }
+        Ok(found)
+    }
+
+    fn abort_upload(&self, upload: &PendingUpload) -> Result<()> {
+        let c = &*self.client;
+        let object = c.object(&upload.key);
+        let url = || {
+            c.bucket
+                .abort_multipart_upload(Some(&c.creds), &object, &upload.upload_id)
+                .sign(SIGNED_FOR)
+        };
+        // Gone already (aborted by another prune, or completed): nothing to do.
+        match c.send("DELETE", &upload.key, &url, &[], Body::Empty, &mut |_| {
+            Ok(())
+        }) {
+            Ok(()) | Err(Failure::NotFound) => Ok(()),
+            Err(f) => Err(f.into_error(&c.show(&upload.key))),
+        }
+    }
+
     fn clean_temp(&self) -> Result<u64> {
         let mut removed = 0;
         let entries = match fs::read_dir(&self.temp_dir) {
@@ -348,6 +450,29 @@ impl Storage for S3Storage {
         }
         Ok(removed)
     }
+}
+
+/// The text of an XML element with its five entities resolved.
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The last `TAIL` bytes (or all) of the local file `path` of `size` bytes.
+fn read_tail(path: &std::path::Path, size: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(path)?;
+    let from = size.saturating_sub(TAIL);
+    f.seek(SeekFrom::Start(from))?;
+    let mut out = Vec::with_capacity((size - from) as usize);
+    f.take(size - from).read_to_end(&mut out)?;
+    if out.len() as u64 != size - from {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(out)
 }
 
 /// A range of an object to fetch.

@@ -226,6 +226,14 @@ impl S3Client {
                 pause = (pause * 2).min(Duration::from_secs(8));
             }
             counter.fetch_add(1, Ordering::Relaxed);
+            // Each request at debug level (`-l 7`): how a night's round trips are counted.
+            logging::log(logging::DEBUG, &{
+                let range = headers.iter().find(|(h, _)| *h == "Range");
+                match range {
+                    Some((_, r)) => format!("s3 request: {method} {key} {r}"),
+                    None => format!("s3 request: {method} {key}"),
+                }
+            });
             let mut req = self.agent.request_url(http_method, &url());
             for (h, v) in headers {
                 req = req.set(h, v);
@@ -299,7 +307,8 @@ impl S3Client {
         let bucket = &self.address.bucket;
         let host = self.address.endpoint.as_str().trim_end_matches('/');
         match status {
-            408 | 429 | 500..=599 => Judged::Retry,
+            // 501: the server lacks the action (some lack ListMultipartUploads); no retry helps.
+            408 | 429 | 500 | 502..=599 => Judged::Retry,
             404 if code == "NoSuchBucket" => Judged::Fatal(Error::NoRepository(format!(
                 "the bucket {bucket} does not exist at {host} ({said}); create it, or give the \
                  right bucket in --repository s3:…/BUCKET/PREFIX"
@@ -365,5 +374,26 @@ mod tests {
         assert_eq!(xml_field(x, "Code"), "NoSuchBucket");
         assert_eq!(xml_field(x, "Message"), "Bucket not found: b");
         assert_eq!(xml_field(x, "Resource"), "");
+    }
+
+    /// 5xx is retried but 501: a server without the action (ListMultipartUploads on some)
+    /// answers so at once, not after half a minute of retries.
+    #[test]
+    fn not_implemented_is_final_other_server_errors_are_retried() {
+        let address = S3Address::parse("s3:http://127.0.0.1:9/bucket/prefix").unwrap();
+        let options = S3Options {
+            access_key_id: "id".into(),
+            secret_access_key: "secret".into(),
+            region: "garage".into(),
+            virtual_host: false,
+            allow_http: false,
+        };
+        let c = S3Client::new(&address, &options).unwrap();
+        let judged = |status| c.judge(status, "", "LIST", "(multipart uploads)", "HTTP");
+        assert!(matches!(judged(501), Judged::Fatal(_)));
+        for status in [500, 502, 503, 504, 429, 408] {
+            assert!(matches!(judged(status), Judged::Retry), "{status}");
+        }
+        assert!(matches!(judged(403), Judged::Fatal(_)));
     }
 }
