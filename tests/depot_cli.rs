@@ -50,7 +50,7 @@ fn server() -> FakeServer {
         T0,
     );
     let depot = s.p("/var/lib/opsi/depot");
-    // Above 8 MiB: cut with the chunk sizes for large files (spec "Large files of bulk
+    // Above 1 MiB: cut with the chunk sizes for large files (spec "Large files of bulk
     // data"), so the restores below read such chunks back.
     write(
         &depot.join("win10-x64/installfiles/sources/install.wim"),

@@ -64,7 +64,7 @@ impl Default for ChunkerParams {
 pub const BULK_PREFIX: &str = "DATA/";
 
 /// From this size on, a bulk data member is cut with `ChunkerParams::for_large_files`.
-pub const LARGE_FILE: u64 = 8 * 1024 * 1024;
+pub const LARGE_FILE: u64 = 1024 * 1024;
 
 impl ChunkerParams {
     /// How the writer cuts a snapshot's metadata stream: a quarter of the content sizes

@@ -878,11 +878,20 @@ mod tests {
             "DATA/DEPOT/win10/setup.exe",
             &data[..(LARGE_FILE - 1) as usize],
         );
+        // Large: between one chunk per 2 MiB (max) and one per 128 KiB (min); small: about
+        // one per 8 KiB, far more than one per 16 KiB.
+        let len = data.len();
         assert!(
-            (8..=60).contains(&wim),
-            "{wim} chunks of ~512 KiB for 12 MiB"
+            (len / (2 << 20)..=len / (128 << 10)).contains(&wim),
+            "{wim} chunks of ~512 KiB for {len} bytes"
         );
-        assert!(dump > 600, "{dump} chunks of ~8 KiB for 12 MiB");
-        assert!(small > 400, "{small} chunks of ~8 KiB for 8 MiB");
+        assert!(
+            dump > len / (16 << 10),
+            "{dump} chunks of ~8 KiB for {len} bytes"
+        );
+        assert!(
+            small > LARGE_FILE as usize / (16 << 10),
+            "{small} chunks of ~8 KiB for {LARGE_FILE} bytes"
+        );
     }
 }
