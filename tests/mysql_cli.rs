@@ -299,9 +299,10 @@ fn which(tool: &str) -> std::path::PathBuf {
 }
 
 /// With the MySQL backend in use, where the bulk data lies comes from the config server's row
-/// of the HOST table (`depotLocalUrl`, `workbenchLocalUrl`): a depot moved to /srv is found
-/// there and backed up, and a row pointing at a system directory is refused, naming the
-/// table, before anything is stored.
+/// of the HOST table: a depot moved to /srv (`depotLocalUrl`) is found there and backed up; the
+/// table has no `workbenchLocalUrl` (as before opsi 4.1), so the workbench is at its default;
+/// a row pointing at a system directory is refused, naming the table, before anything is
+/// stored.
 #[test]
 fn the_depot_path_comes_from_the_host_table() {
     let Some(srv) = server() else { return };
@@ -309,8 +310,7 @@ fn the_depot_path_comes_from_the_host_table() {
     let sql = database_sql(&DataSize::small());
     with_tools(|| restore_from(&db.cfg, &mut &sql[..])).expect("loading test data");
     db.root_sql(
-        "UPDATE HOST SET depotLocalUrl = 'file:///srv/opsi/depot', \
-         workbenchLocalUrl = 'file:///srv/opsi/workbench' WHERE type = 'OpsiConfigserver';",
+        "UPDATE HOST SET depotLocalUrl = 'file:///srv/opsi/depot' WHERE type = 'OpsiConfigserver';",
     );
     let fake = FakeServer::new(2, false);
     use_mysql(&fake, &db.cfg);
@@ -322,7 +322,7 @@ fn the_depot_path_comes_from_the_host_table() {
         t0,
     );
     write(
-        &fake.p("/srv/opsi/workbench/firefox/OPSI/control"),
+        &fake.p("/var/lib/opsi/workbench/firefox/OPSI/control"),
         "[Product]\n",
         0o664,
         t0,
@@ -342,7 +342,7 @@ fn the_depot_path_comes_from_the_host_table() {
         ]))
     });
     assert_eq!(code, 0, "{err}");
-    let listed = ok(common::repo_bin(fake.root(), &repo).args(["list", "latest"]));
+    let listed = ok(common::repo_bin(fake.root(), &repo).args(["list", "latest", "--long"]));
     assert!(
         listed.contains("DATA/DEPOT/firefox/setup.opsiscript"),
         "{listed}"

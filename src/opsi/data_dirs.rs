@@ -165,11 +165,32 @@ fn server_urls(root: &OpsiRoot, set: &BackendSet, fqdn: &str) -> Result<Vec<(Dat
     }
     if let Some(b) = in_use(BackendKind::Mysql).next() {
         let cfg = b.mysql()?;
+        // Databases made before opsi 4.1 have no workbenchLocalUrl: a column the table lacks
+        // reads as empty (the default is taken) instead of failing the query.
+        let columns = run_sql(
+            &cfg,
+            Some(&cfg.database),
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'HOST';\n",
+        )?;
+        let has = |c: &str| columns.lines().any(|l| l.trim().eq_ignore_ascii_case(c));
+        let select: Vec<String> = URL_KEYS
+            .iter()
+            .map(|(_, column, _, _)| {
+                if has(column) {
+                    format!("HEX(IFNULL({column}, ''))")
+                } else {
+                    "''".to_string()
+                }
+            })
+            .collect();
         let out = run_sql(
             &cfg,
             Some(&cfg.database),
-            "SELECT HEX(IFNULL(depotLocalUrl, '')), HEX(IFNULL(workbenchLocalUrl, '')), \
-             HEX(IFNULL(repositoryLocalUrl, '')) FROM HOST WHERE type = 'OpsiConfigserver';\n",
+            &format!(
+                "SELECT {} FROM HOST WHERE type = 'OpsiConfigserver';\n",
+                select.join(", ")
+            ),
         )?;
         let from = format!(
             "the HOST table of mysql backend {} ({})",

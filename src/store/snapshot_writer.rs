@@ -396,13 +396,18 @@ impl<'r> SnapshotWriter<'r> {
         Ok((chunks, bytes))
     }
 
-    /// Puts a copied chunk this repository lacks into the current group.
+    /// Puts a copied chunk this repository lacks into the current group. Full groups are
+    /// compressed and appended two at a time (both cores), not at the member's end: a copied
+    /// 243 MB dump held all its groups in memory (336 MiB peak RSS for `copy`).
     fn store_copied(&mut self, id: ChunkId, data: &[u8], full: &mut Vec<PlainGroup>) -> Result<()> {
         self.index.seen.insert(id, 0);
         self.volume.new += data.len() as u64;
         self.packing.group.push(id, data);
         if self.packing.group.data.len() >= self.params.group_size as usize {
             full.push(self.cut_group()?);
+            if full.len() >= 2 {
+                self.flush_copied(std::mem::take(full))?;
+            }
         }
         Ok(())
     }
