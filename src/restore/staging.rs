@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{copy_apart, CopyError, Error, IoContext, Result};
 use crate::layout;
 use crate::leftovers;
 use crate::logging;
@@ -324,25 +324,19 @@ impl Drop for StagedTree {
     }
 }
 
-/// Copies member `m`'s content into `out` (the file at `path`) through a buffer of up to
-/// 1 MiB: `io::copy` moves 8 KiB per call, 256 reads and writes per 2 MiB chunk of an
-/// installer. A failed read is damage of the backup (every chunk is checked as it is read), a
-/// failed write the target's (a full disk).
+/// Copies member `m`'s content into `out` (the file at `path`) through `copy_apart`'s 64 KiB
+/// buffer (`io::copy` moves 8 KiB per call). A failed read is damage of the backup (every
+/// chunk is checked as it is read), a failed write the target's (a full disk).
 pub(crate) fn write_content(
     content: &mut dyn Read,
     out: &mut File,
     m: &Member,
     path: &Path,
 ) -> Result<()> {
-    let mut buf = vec![0u8; m.size.clamp(1, 1 << 20) as usize];
-    loop {
-        let n = match content.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Corrupt(format!("{}: {e}", m.path))),
-        };
-        out.write_all(&buf[..n]).path_ctx("cannot write", path)?;
+    match copy_apart(content, out) {
+        Ok(_) => Ok(()),
+        Err(CopyError::Read(e)) => Err(Error::Corrupt(format!("{}: {e}", m.path))),
+        Err(CopyError::Write(e)) => Err(e).path_ctx("cannot write", path),
     }
 }
 
