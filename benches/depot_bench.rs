@@ -35,21 +35,15 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = measure::arg;
     let gib: f64 = value("--gib").map_or(1.0, |v| v.parse().expect("--gib"));
     Opts {
         gib,
         files: value("--files").map_or((10_000.0 * gib) as usize, |v| v.parse().expect("--files")),
         seed: value("--seed").map_or(1, |v| v.parse().expect("--seed")),
         dir: value("--dir").map(PathBuf::from),
-        peers: !args.iter().any(|a| a == "--no-peers"),
-        keep: args.iter().any(|a| a == "--keep"),
+        peers: !measure::flag("--no-peers"),
+        keep: measure::flag("--keep"),
     }
 }
 

@@ -19,6 +19,7 @@ mod db;
 #[path = "opsi_bench/gen.rs"]
 mod gen;
 #[path = "opsi_bench/measure.rs"]
+#[allow(dead_code)]
 mod measure;
 #[path = "../tests/common/mysql_schema.rs"]
 #[allow(dead_code, clippy::all)]

@@ -45,20 +45,14 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let value = measure::arg;
     Opts {
         clients: value("--clients").map_or(1000, |v| v.parse().expect("--clients")),
         seed: value("--seed").map_or(1, |v| v.parse().expect("--seed")),
         dir: value("--dir").map(PathBuf::from),
         socket: value("--socket").unwrap_or_else(|| "/run/mysqld/mysqld.sock".into()),
-        peers: !args.iter().any(|a| a == "--no-peers"),
-        keep: args.iter().any(|a| a == "--keep"),
+        peers: !measure::flag("--no-peers"),
+        keep: measure::flag("--keep"),
     }
 }
 

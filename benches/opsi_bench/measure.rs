@@ -198,6 +198,18 @@ pub(crate) fn tree_stats(paths: &[PathBuf]) -> (u64, u64) {
     (bytes, files)
 }
 
+/// The value after option `name` on the bench's command line (`--gib 10`), if given.
+pub(crate) fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}
+
+/// Whether flag `name` is on the bench's command line (`--keep`).
+pub(crate) fn flag(name: &str) -> bool {
+    std::env::args().skip(1).any(|a| a == name)
+}
+
 /// Whether `program` is on PATH.
 pub(crate) fn installed(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
