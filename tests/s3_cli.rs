@@ -750,8 +750,10 @@ fn s3_health_looks_without_a_lock_a_password_or_a_write() {
         out.contains("1 snapshot(s) written by another machine"),
         "{out}"
     );
+    // Ages are whole seconds and a warning needs more than the threshold: after 2.1 s the
+    // newest snapshot is at least 2 s old (1.1 s could still read "1s", which is not over 1s).
     let (code, out) = health(&here, &["--warning", "1s", "--critical", "1d"]);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let (code2, out2) = health(&here, &["--warning", "1s", "--critical", "1d"]);
     assert!(code == 1 || code2 == 1, "{out}\n{out2}");
     assert!(!listing(&repo).contains("/locks/"), "health took no lock");
