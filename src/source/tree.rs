@@ -125,18 +125,25 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Resu
         &member(path, arc, MemberKind::Dir, meta, 0, owners),
         &mut std::io::empty(),
     )?;
-    let entries = fs::read_dir(path).path_ctx("cannot list", path)?;
-    for entry in entries {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(path).path_ctx("cannot list", path)? {
         let entry = entry.path_ctx("cannot list", path)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            logging::warning(format!(
+        match entry.file_name().into_string() {
+            Ok(name) => names.push(name),
+            Err(_) => logging::warning(format!(
                 "skipping {:?}: its name is not valid UTF-8",
                 entry.path()
-            ));
-            continue;
-        };
-        let child = entry.path();
+            )),
+        }
+    }
+    // Bulk data is walked sorted, the order in which the parent's files are read back
+    // (`parent::walk_order`); archive content keeps the directory's order, as the original's
+    // os.listdir.
+    if layout::is_data(arc) {
+        names.sort_unstable();
+    }
+    for name in names {
+        let child = path.join(&name);
         let child_arc = format!("{arc}/{name}");
         if walk.excluded(&child_arc) {
             logging::log(7, &format!("excluded: {}", child.display()));
@@ -193,7 +200,7 @@ fn add_entry(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Re
     // Unchanged since the parent snapshot: refer to its data without reading the file.
     if let Some(old) = parent.and_then(|p| p.get(arc)) {
         let m = member(path, arc, MemberKind::File, meta, meta.len(), owners);
-        if old.unchanged(&m) && sink.reuse(&m, old)? {
+        if old.unchanged(&m) && sink.reuse(&m, &old)? {
             return Ok(());
         }
     }

@@ -2,7 +2,7 @@
 //! newest snapshot of a host, and reading a member of it back (the command line reads its
 //! CONTROL/checksums there). Spec: `store-format/README.md`, section "Parent snapshots".
 
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::member::Member;
 use crate::parent::{ContentRef, Parent, ParentFile};
 use crate::store::reader::read_snapshot_file;
@@ -39,7 +39,7 @@ impl Repository {
 
     /// Snapshot `id` as a parent.
     fn parent_from(&self, id: &str) -> Result<Parent> {
-        let mut parent = Parent::new(id.to_string());
+        let mut parent = Parent::new(id.to_string()).spill_in(self.root());
         let conn = self.conn();
         // The index's chunk lists of the parent: a damaged one only costs lookups.
         let mut lists = index::snapshot_row(&conn, id)
@@ -60,11 +60,13 @@ impl Repository {
                     xattrs: Vec::new(),
                     ..m
                 };
-                parent.add_file(ParentFile {
-                    member: m,
-                    sha1: None,
-                    content: ContentRef { chunks, rows },
-                });
+                parent
+                    .add_file(ParentFile {
+                        member: m,
+                        sha1: None,
+                        content: ContentRef { chunks, rows },
+                    })
+                    .ctx("cannot write the parent snapshot's file list")?;
             } else if m.is_file() && !chunks.is_empty() {
                 parent.add_stream(m.path, chunks, m.size);
             }
@@ -82,7 +84,7 @@ impl Repository {
         let conn = self.conn();
         let mut fetcher = ChunkFetcher::new(&conn, self.storage());
         let mut out = Vec::new();
-        for id in chunks {
+        for id in &chunks {
             out.extend_from_slice(&fetcher.fetch_hash(id, &format!("member {path}"))?);
         }
         Ok(Some(out))

@@ -77,13 +77,28 @@ pub struct SnapshotWriter<'r> {
 struct WriterIndex {
     conn: Connection,
     /// Chunks this writer stored itself, with their index row once their pack is indexed
-    /// (0 before): the commit takes the rows from here instead of looking each up.
+    /// (0 before): the commit takes the rows from here instead of looking each up. Indexed
+    /// ones are forgotten beyond `SEEN_KEPT`.
     seen: HashMap<ChunkId, i64>,
     /// How many of `Packing::packs.done()` are in the index already.
     indexed: usize,
+    /// `SEEN_KEPT`, smaller in tests.
+    seen_kept: usize,
 }
 
+/// How many of its own chunks a writer remembers once their packs are indexed: beyond that,
+/// indexed ones are forgotten and looked up in the index instead, so that a first backup of
+/// 500 GB (millions of chunks) does not hold a map entry for each (~50 bytes).
+const SEEN_KEPT: usize = 400_000;
+
 impl WriterIndex {
+    /// Forgets the indexed chunks when there are more than `SEEN_KEPT`: they are in the index.
+    fn forget_indexed(&mut self) {
+        if self.seen.len() > self.seen_kept {
+            self.seen.retain(|_, row| *row == 0);
+        }
+    }
+
     /// Whether chunk `id` is stored already: in the index, or by this writer.
     fn known(&self, id: &ChunkId) -> Result<bool> {
         Ok(self.seen.contains_key(id) || index::chunk_known(&self.conn, id)?)
@@ -186,6 +201,7 @@ impl<'r> SnapshotWriter<'r> {
                 conn,
                 seen: HashMap::new(),
                 indexed: 0,
+                seen_kept: SEEN_KEPT,
             },
             packing: Packing {
                 packs,
@@ -201,6 +217,18 @@ impl<'r> SnapshotWriter<'r> {
             volume: Volume::default(),
             _lock: lock,
         })
+    }
+
+    /// Remembers at most `n` of its own indexed chunks (tests of `SEEN_KEPT`).
+    #[cfg(test)]
+    pub(crate) fn remember_at_most(&mut self, n: usize) {
+        self.index.seen_kept = n;
+    }
+
+    /// How many of its own chunks it remembers.
+    #[cfg(test)]
+    pub(crate) fn remembered(&self) -> usize {
+        self.index.seen.len()
     }
 
     /// Takes the newest snapshot of `host` as parent (`set_parent`) once `complete` has added
@@ -581,6 +609,7 @@ impl<'r> SnapshotWriter<'r> {
         tx.commit().sql()?;
         crash_point("pack-indexed");
         self.index.indexed = self.packing.packs.done().len();
+        self.index.forget_indexed();
         // The lookups' read transaction again.
         index::begin_read(&self.index.conn)
     }
@@ -602,7 +631,8 @@ impl<'r> SnapshotWriter<'r> {
             let known = |(path, n): index::ChunkPlace<'_>, c: &ChunkId| {
                 let own = seen.get(c).copied().filter(|&row| row > 0);
                 own.or_else(|| {
-                    let f = &parent?.get(path?)?.content;
+                    let f = parent?.get(path?)?;
+                    let f = &f.content;
                     let same = f.rows.len() == f.chunks.len() && f.chunks.get(n) == Some(c);
                     same.then(|| f.rows[n])
                 })

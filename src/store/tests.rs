@@ -259,6 +259,53 @@ fn identical_snapshot_adds_almost_nothing() {
     assert_eq!(meta_rows(&first.id), meta_rows(&second.id));
 }
 
+/// A writer of many chunks forgets its own once their packs are indexed (memory bounded on a
+/// first backup of any size), yet still finds them to deduplicate, and the commit still
+/// indexes every chunk of the snapshot.
+#[test]
+fn a_writer_forgets_its_indexed_chunks_and_still_deduplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let params = ChunkerParams {
+        pack_size: 256 * 1024,
+        group_size: 64 * 1024,
+        ..ChunkerParams::default()
+    };
+    let repo = Repository::init_with(&root, params).unwrap();
+    let data = noise(3 << 20, 21);
+    let mut w = repo
+        .begin_snapshot(crate::store::tests::meta("server"))
+        .unwrap();
+    w.remember_at_most(40);
+    let (m, _) = file("CONTENT/a", &data);
+    w.add(&m, &mut &data[..]).unwrap();
+    assert!(
+        w.remembered() < 100,
+        "{} chunks remembered after ~380 were stored",
+        w.remembered()
+    );
+    // The same bytes again: every chunk is found in the index, nothing is stored twice.
+    let (m2, _) = file("CONTENT/b", &data);
+    w.add(&m2, &mut &data[..]).unwrap();
+    let info = w.commit().unwrap();
+    let stored: u64 = walkdir::WalkDir::new(root.join("packs"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        stored < data.len() as u64 + (256 << 10),
+        "{stored} bytes of packs for two copies of {} bytes",
+        data.len()
+    );
+    let mut back = Collect::default();
+    repo.replay(&info.id, &mut back).unwrap();
+    assert_eq!(back.0.len(), 2);
+    assert!(back.0.iter().all(|(_, b)| *b == data));
+    assert!(repo.verify(None).unwrap().is_ok());
+}
+
 /// Many small members: a metadata stream of several chunks.
 fn many_members(n: usize) -> Vec<(Member, Vec<u8>)> {
     (0..n)
