@@ -63,7 +63,8 @@ impl Default for ChunkerParams {
 /// checks that the two agree).
 pub const BULK_PREFIX: &str = "DATA/";
 
-/// From this size on, a bulk data member is cut with `ChunkerParams::for_large_files`.
+/// From this size on, a bulk data member is compressed at level 1 (every bulk data member is
+/// cut with `ChunkerParams::for_large_files`).
 pub const LARGE_FILE: u64 = 1024 * 1024;
 
 impl ChunkerParams {
@@ -81,8 +82,8 @@ impl ChunkerParams {
         }
     }
 
-    /// How the writer cuts a large file of bulk data (a member below `BULK_PREFIX` of at
-    /// least `LARGE_FILE` bytes: installers, WIM images, .opsi packages): min 128 KiB,
+    /// How the writer cuts a file of bulk data (a member below `BULK_PREFIX`: installers,
+    /// WIM images, .opsi packages, drivers, scripts): min 128 KiB,
     /// average 512 KiB, max 2 MiB, whatever the repository's own sizes. At 8 KiB a 100 GB
     /// depot would be 13 million chunks, each an index row, a 32-byte id in every snapshot
     /// and an entry of the parent's lists in memory; at 512 KiB it is 200,000, and a change

@@ -272,22 +272,22 @@ impl<'r> SnapshotWriter<'r> {
     /// Stores a stream: returns its chunk ids and its length. Reading, chunking and hashing
     /// of one batch overlap with the compression of the previous batch's full groups.
     /// Memory: the chunker's batch buffer (~8 MiB, reused) and the groups being compressed.
-    /// `large`: cut with the parameters for large files of bulk data.
+    /// `cut`: how a file of bulk data is cut and compressed.
     fn store_stream(
         &mut self,
         path: &str,
         content: &mut dyn Read,
-        large: bool,
+        cut: Cut,
     ) -> Result<(Vec<ChunkId>, u64)> {
         let parent = self.parent.clone();
         let mut base = parent
             .as_deref()
             .and_then(|p| p.chunks(path))
             .map(BaseCursor::new);
-        let params = if large {
-            self.params.for_large_files()
-        } else {
+        let params = if cut == Cut::Fine {
             self.params.clone()
+        } else {
+            self.params.for_large_files()
         };
         let mut chunker = Chunker::new(
             content,
@@ -309,7 +309,7 @@ impl<'r> SnapshotWriter<'r> {
                 // A large file of bulk data (an installer, an image, an archive) is
                 // compressed already: level 1 (and zstd's own check that a frame does not
                 // shrink) stores it at a fraction of the CPU a night's level 12 would spend.
-                let (level, probe) = if large {
+                let (level, probe) = if cut == Cut::BulkLarge {
                     (FAST_LEVEL, false)
                 } else {
                     self.stream_level(own_level, size, &pending)
@@ -782,11 +782,27 @@ fn seal_all(groups: &mut [PlainGroup], level: i32, zstd: &Compressors) -> Vec<Se
     groups.par_iter_mut().map(|g| g.seal(level, zstd)).collect()
 }
 
-/// Whether `m` is cut with the parameters for large files: only files of bulk data. A dump
-/// or an .ini file keeps its small chunks, whose point is that a changed row re-stores a few
-/// KiB; a dump is never sized before it is stored, an imported one is.
-fn cut_large(m: &Member) -> bool {
-    m.size >= LARGE_FILE && m.path.starts_with(BULK_PREFIX)
+/// How a stream is cut and compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// The repository's sizes (8 KiB): a dump or an .ini file, whose changed row re-stores a
+    /// few KiB.
+    Fine,
+    /// A file of bulk data: `ChunkerParams::for_large_files`. A depot's files below 1 MiB
+    /// (drivers, cabinets, DLLs, scripts) change whole or not at all; cut at 8 KiB they were
+    /// three quarters of a depot's chunks, each an index row and a trailer entry.
+    Bulk,
+    /// A file of bulk data of at least `LARGE_FILE` bytes: also compressed at `FAST_LEVEL`.
+    BulkLarge,
+}
+
+/// How member `m` is cut: a dump is never sized before it is stored, an imported one is.
+fn cut_of(m: &Member) -> Cut {
+    match (m.path.starts_with(BULK_PREFIX), m.size >= LARGE_FILE) {
+        (false, _) => Cut::Fine,
+        (true, false) => Cut::Bulk,
+        (true, true) => Cut::BulkLarge,
+    }
 }
 
 impl Drop for SnapshotWriter<'_> {
@@ -802,7 +818,7 @@ impl MemberSink for SnapshotWriter<'_> {
         if !member.is_file() {
             return self.member(member, &[]);
         }
-        let (ids, size) = self.store_stream(&member.path, content, cut_large(member))?;
+        let (ids, size) = self.store_stream(&member.path, content, cut_of(member))?;
         if size != member.size {
             return Err(Error::Invalid(format!(
                 "member {}: content has {size} bytes, its metadata says {}",
@@ -832,7 +848,7 @@ impl MemberSink for SnapshotWriter<'_> {
     /// Streams without spooling: the member record is written after its content, when the
     /// size is known.
     fn add_unsized(&mut self, mut member: Member, content: &mut dyn Read) -> Result<u64> {
-        let (ids, size) = self.store_stream(&member.path, content, false)?;
+        let (ids, size) = self.store_stream(&member.path, content, Cut::Fine)?;
         member.size = size;
         self.member(&member, &ids)?;
         Ok(size)
@@ -881,10 +897,10 @@ mod tests {
         w.commit().unwrap();
     }
 
-    /// A large file of bulk data is cut into ~512 KiB chunks; the same bytes as a dump, or as a
-    /// bulk data file under the size limit, keep the small chunks.
+    /// Bulk data is cut into ~512 KiB chunks, whatever its size; the same bytes as a dump keep
+    /// the small chunks. Only bulk data of at least `LARGE_FILE` bytes is compressed fast.
     #[test]
-    fn large_files_of_bulk_data_get_large_chunks() {
+    fn bulk_data_gets_large_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(&dir.path().join("r")).unwrap();
         let mut w = repo
@@ -901,18 +917,15 @@ mod tests {
             .collect();
         let mut chunks = |path: &str, bytes: &[u8]| {
             let m = file(path, bytes.len());
-            let (ids, size) = w
-                .store_stream(path, &mut &bytes[..], cut_large(&m))
-                .unwrap();
+            let (ids, size) = w.store_stream(path, &mut &bytes[..], cut_of(&m)).unwrap();
             assert_eq!(size, bytes.len() as u64);
             ids.len()
         };
         let wim = chunks("DATA/DEPOT/win10/install.wim", &data);
         let dump = chunks("CONTENT/BACKENDS/MYSQL/mysql/database.sql", &data);
-        let small = chunks(
-            "DATA/DEPOT/win10/setup.exe",
-            &data[..(LARGE_FILE - 1) as usize],
-        );
+        let small_bulk = &data[..(LARGE_FILE - 1) as usize];
+        let small = chunks("DATA/DEPOT/win10/setup.exe", small_bulk);
+        let small_dump = chunks("CONTENT/BACKENDS/FILE/x.ini", small_bulk);
         // Large: between one chunk per 2 MiB (max) and one per 128 KiB (min); small: about
         // one per 8 KiB, far more than one per 16 KiB.
         let len = data.len();
@@ -925,8 +938,16 @@ mod tests {
             "{dump} chunks of ~8 KiB for {len} bytes"
         );
         assert!(
-            small > LARGE_FILE as usize / (16 << 10),
-            "{small} chunks of ~8 KiB for {LARGE_FILE} bytes"
+            (1..=LARGE_FILE as usize / (128 << 10)).contains(&small),
+            "{small} chunks of ~512 KiB for {LARGE_FILE} bytes of bulk data"
         );
+        assert!(
+            small_dump > LARGE_FILE as usize / (16 << 10),
+            "{small_dump} chunks of ~8 KiB for {LARGE_FILE} bytes"
+        );
+        let m = |path: &str, size: u64| file(path, size as usize);
+        assert_eq!(cut_of(&m("DATA/TFTP/x", LARGE_FILE)), Cut::BulkLarge);
+        assert_eq!(cut_of(&m("DATA/TFTP/x", LARGE_FILE - 1)), Cut::Bulk);
+        assert_eq!(cut_of(&m("CONTENT/x", LARGE_FILE)), Cut::Fine);
     }
 }
