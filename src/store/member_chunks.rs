@@ -142,3 +142,63 @@ fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::MemberSink;
+    use crate::store::tests::{meta, noise};
+
+    /// The same bytes as archive content (cut at the repository's sizes) and as bulk data
+    /// (cut at 512 KiB): other chunk lists, the same bytes; members come with their chunks,
+    /// and with their bytes only where asked.
+    #[test]
+    fn other_chunk_lists_of_the_same_bytes_are_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(&dir.path().join("repo")).unwrap();
+        let bytes = noise(300_000, 5);
+        let mut other = bytes.clone();
+        other[299_000] ^= 1;
+        let mut w = repo.begin_snapshot(meta("s")).unwrap();
+        for (path, b) in [
+            ("CONTENT/x", &bytes),
+            ("DATA/DEPOT/p/x", &bytes),
+            ("DATA/DEPOT/p/y", &other),
+        ] {
+            w.add(&Member::control(path, b.len() as u64), &mut &b[..])
+                .unwrap();
+        }
+        let info = w.commit().unwrap();
+        let reader = repo.member_chunks().unwrap();
+        let mut got = Vec::new();
+        reader
+            .members(
+                &info.id,
+                &|m| m.path.starts_with("CONTENT/"),
+                &mut |m, chunks, content| {
+                    let mut read = Vec::new();
+                    if let Some(c) = content {
+                        c.read_to_end(&mut read).unwrap();
+                    }
+                    got.push((m.path.clone(), chunks.to_vec(), read));
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let paths: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(paths, ["CONTENT/x", "DATA/DEPOT/p/x", "DATA/DEPOT/p/y"]);
+        assert_eq!(got[0].2, bytes, "archive content with its bytes");
+        assert!(
+            got[1].2.is_empty() && got[2].2.is_empty(),
+            "bulk data unread"
+        );
+        let (fine, bulk, changed) = (&got[0].1, &got[1].1, &got[2].1);
+        assert!(fine.len() > bulk.len(), "{} {}", fine.len(), bulk.len());
+        let same = reader.bytes();
+        assert!(same.same(fine, bulk, "x").unwrap());
+        assert!(same.same(bulk, fine, "x").unwrap());
+        assert!(!same.same(fine, changed, "y").unwrap());
+        assert!(!same.same(bulk, &changed[..changed.len() - 1], "y").unwrap());
+        assert!(same.same(&[], &[], "empty").unwrap());
+    }
+}
