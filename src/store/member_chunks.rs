@@ -18,6 +18,10 @@ use crate::store::lock::{LockKind, RepoLock};
 use crate::store::reader::{read_snapshot_file, ChunkFetcher};
 use crate::store::Repository;
 
+/// What `MemberChunks::members` calls with each member: its chunks, and its bytes if asked.
+pub type MemberVisit<'a> =
+    dyn FnMut(&Member, &[ChunkHash], Option<&mut dyn Read>) -> Result<()> + 'a;
+
 /// Reads snapshots of one repository under its shared lock, through a connection of its own.
 pub struct MemberChunks<'r> {
     repo: &'r Repository,
@@ -45,7 +49,7 @@ impl MemberChunks<'_> {
         &self,
         id: &str,
         content_of: &dyn Fn(&Member) -> bool,
-        f: &mut dyn FnMut(&Member, &[ChunkHash], Option<&mut dyn Read>) -> Result<()>,
+        f: &mut MemberVisit<'_>,
     ) -> Result<()> {
         let info = self.repo.resolve(id)?;
         let storage = self.repo.storage();

@@ -60,7 +60,7 @@ pub use group_costs::{GroupCost, GroupCosts};
 pub use keys::{no_password, KeyInfo, PasswordSource, RepoPassword};
 pub use location::Location;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
-pub use member_chunks::{MemberChunks, SameBytes};
+pub use member_chunks::{MemberChunks, MemberVisit, SameBytes};
 pub(crate) use pending_uploads::note as pending_uploads_note;
 pub(crate) use probe::{Probe, RemoteNotes};
 pub use prune::{PruneOptions, PruneReport};
