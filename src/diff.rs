@@ -2,7 +2,13 @@
 //! audit data, groups and configuration files of the file backend and /etc/opsi, and the
 //! tables of a MySQL dump. Each backup is read once; every member is fingerprinted (BLAKE3 of
 //! its bytes, plus its metadata) and a dump is fingerprinted table by table, so memory stays
-//! small whatever the backup's size.
+//! small whatever the backup's size. Two snapshots of a repository are compared by their
+//! chunk lists instead, bulk data as two sorted streams (`bulk`, `spill`).
+
+mod bulk;
+mod spill;
+
+pub(crate) use bulk::SnapshotPrints;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -52,28 +58,33 @@ impl MemberSink for Fingerprints {
         } else {
             std::io::copy(content, &mut hasher).map_err(read_err)?;
         }
-        let link = match &m.kind {
-            MemberKind::Symlink(t) | MemberKind::Hardlink(t) => t.as_str(),
-            _ => "",
-        };
-        let mut meta = format!(
-            "{:?} {:o} {}:{} {} {}",
-            m.kind, m.mode, m.uname, m.gname, m.mtime.secs, link
-        );
-        // Bulk data's attributes and ACLs: a changed ACL is a metadata change.
-        for x in &m.xattrs {
-            meta.push_str(&format!(" {}={}", x.name, blake3::hash(&x.value).to_hex()));
-        }
         self.members.insert(
             m.path.clone(),
             Print {
                 content: *hasher.finalize().as_bytes(),
-                meta,
+                meta: meta_of(m),
                 dir: m.kind == MemberKind::Dir,
             },
         );
         Ok(())
     }
+}
+
+/// The metadata a restore would set, as one string: equal strings, equal metadata.
+fn meta_of(m: &Member) -> String {
+    let link = match &m.kind {
+        MemberKind::Symlink(t) | MemberKind::Hardlink(t) => t.as_str(),
+        _ => "",
+    };
+    let mut meta = format!(
+        "{:?} {:o} {}:{} {} {}",
+        m.kind, m.mode, m.uname, m.gname, m.mtime.secs, link
+    );
+    // Bulk data's attributes and ACLs: a changed ACL is a metadata change.
+    for x in &m.xattrs {
+        meta.push_str(&format!(" {}={}", x.name, blake3::hash(&x.value).to_hex()));
+    }
+    meta
 }
 
 struct HashingReader<'a> {
@@ -157,6 +168,20 @@ pub(crate) struct MemberChange {
     /// The member in opsi terms, when that is clear ("client pc1.example.org").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opsi: Option<String>,
+    /// A directory in either backup: not counted among a product's files.
+    #[serde(skip)]
+    pub dir: bool,
+}
+
+impl MemberChange {
+    fn new(change: Change, path: &str, dir: bool) -> MemberChange {
+        MemberChange {
+            change,
+            member: path.to_string(),
+            opsi: opsi_name(path),
+            dir,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,11 +227,10 @@ fn depot_products(f: &Fingerprints) -> BTreeSet<&str> {
 /// What `members` (the changes) say per product: a product only in `b` is added, one only in
 /// `a` removed, one in both with a changed file (or metadata) changed.
 fn product_changes(
-    a: &Fingerprints,
-    b: &Fingerprints,
+    in_a: &BTreeSet<&str>,
+    in_b: &BTreeSet<&str>,
     members: &[MemberChange],
 ) -> Vec<ProductChange> {
-    let (in_a, in_b) = (depot_products(a), depot_products(b));
     let mut by_product: BTreeMap<&str, ProductChange> = BTreeMap::new();
     for m in members {
         let Some(product) = depot_product(&m.member) else {
@@ -225,8 +249,7 @@ fn product_changes(
             changed: 0,
         });
         // Directories are members too; the counts are of files.
-        let is_dir = |f: &Fingerprints| f.members.get(&m.member).is_some_and(|p| p.dir);
-        if is_dir(a) || is_dir(b) {
+        if m.dir {
             continue;
         }
         match m.change {
@@ -239,38 +262,54 @@ fn product_changes(
 }
 
 pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
-    let mut d = Diff::default();
+    let mut members = member_changes(a, b);
+    members.sort_by(|x, y| x.member.cmp(&y.member));
+    let products = product_changes(&depot_products(a), &depot_products(b), &members);
+    Diff {
+        members,
+        tables: table_changes(a, b),
+        products,
+    }
+}
+
+/// The members that differ, in no particular order.
+fn member_changes(a: &Fingerprints, b: &Fingerprints) -> Vec<MemberChange> {
+    let mut out = Vec::new();
     for (path, pa) in &a.members {
-        let change = match b.members.get(path) {
+        let pb = b.members.get(path);
+        let change = match pb {
             None => Some(Change::Removed),
             Some(pb) if pb.content != pa.content => Some(Change::Changed),
             Some(pb) if pb.meta != pa.meta => Some(Change::Metadata),
             _ => None,
         };
         if let Some(change) = change {
-            d.members.push(MemberChange {
+            out.push(MemberChange::new(
                 change,
-                member: path.clone(),
-                opsi: opsi_name(path),
-            });
+                path,
+                pa.dir || pb.is_some_and(|p| p.dir),
+            ));
         }
     }
-    for path in b.members.keys().filter(|p| !a.members.contains_key(*p)) {
-        d.members.push(MemberChange {
-            change: Change::Added,
-            member: path.clone(),
-            opsi: opsi_name(path),
-        });
+    for (path, pb) in b
+        .members
+        .iter()
+        .filter(|(p, _)| !a.members.contains_key(*p))
+    {
+        out.push(MemberChange::new(Change::Added, path, pb.dir));
     }
-    d.members.sort_by(|x, y| x.member.cmp(&y.member));
-    d.products = product_changes(a, b, &d.members);
+    out
+}
+
+/// The tables of the dumps that differ, by dump and table.
+fn table_changes(a: &Fingerprints, b: &Fingerprints) -> Vec<TableChange> {
+    let mut out = Vec::new();
     let empty = BTreeMap::new();
-    let dumps: std::collections::BTreeSet<&String> =
-        a.tables.keys().chain(b.tables.keys()).collect();
+    let dumps: BTreeSet<&String> = a.tables.keys().chain(b.tables.keys()).collect();
     for dump in dumps {
         let ta = a.tables.get(dump).unwrap_or(&empty);
         let tb = b.tables.get(dump).unwrap_or(&empty);
-        let names: std::collections::BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
+        let names: BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
         for t in names {
             let (x, y) = (ta.get(t), tb.get(t));
             let change = match (x, y) {
@@ -279,7 +318,7 @@ pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
                 (Some(x), Some(y)) if x.digest != y.digest => Change::Changed,
                 _ => continue,
             };
-            d.tables.push(TableChange {
+            out.push(TableChange {
                 change,
                 dump: dump.clone(),
                 table: t.clone(),
@@ -288,7 +327,7 @@ pub(crate) fn compare(a: &Fingerprints, b: &Fingerprints) -> Diff {
             });
         }
     }
-    d
+    out
 }
 
 /// The opsi object behind a member path, where the layout makes it clear.

@@ -9,9 +9,10 @@ use clap::Args;
 
 use crate::archive::archive_file;
 use crate::cli::{json, repo, Global};
-use crate::diff::{self, Change, Fingerprints};
+use crate::diff::{self, Change, Diff, Fingerprints, SnapshotPrints};
 use crate::error::Error;
 use crate::opsiconfd::objects::{self, Inventory};
+use crate::parent::ChunkHash;
 use crate::store::{SnapshotInfo, SnapshotKind};
 
 #[derive(Args, Debug)]
@@ -25,6 +26,29 @@ pub struct DiffArgs {
     /// Print the differences as JSON (docs/json.md).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Two snapshots of the repository, compared by their members' chunk lists: bulk data is
+/// neither read (but where two lists of equal size differ) nor held in memory (`diff::bulk`).
+fn compare_snapshots(g: &Global, a: &DiffArgs) -> anyhow::Result<Diff> {
+    let r = repo::open(g)?;
+    let (x, y) = (
+        r.resolve(&a.a.to_string_lossy())?,
+        r.resolve(&a.b.to_string_lossy())?,
+    );
+    let reader = r.member_chunks()?;
+    let bytes = reader.bytes();
+    let mut same = |p: &[ChunkHash], q: &[ChunkHash], what: &str| bytes.same(p, q, what);
+    let wants = SnapshotPrints::wants_content;
+    let mut prints = SnapshotPrints::new(Some(r.root()));
+    reader.members(&x.id, &wants, &mut |m, chunks, content| {
+        prints.add(m, chunks, content)
+    })?;
+    let mut cmp = prints.against()?;
+    reader.members(&y.id, &wants, &mut |m, chunks, content| {
+        cmp.add(m, chunks, content, &mut same)
+    })?;
+    Ok(cmp.finish(&mut same)?)
 }
 
 fn fingerprints(g: &Global, arg: &std::path::Path) -> anyhow::Result<Fingerprints> {
@@ -118,7 +142,11 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> anyhow::Result<i32> {
     if let Some((r, x, y)) = opsiconfd_pair(g, &a)? {
         return diff_opsiconfd(&r, &x, &y, a.json);
     }
-    let d = diff::compare(&fingerprints(g, &a.a)?, &fingerprints(g, &a.b)?);
+    let d = if repo::is_archive(g, &a.a) || repo::is_archive(g, &a.b) {
+        diff::compare(&fingerprints(g, &a.a)?, &fingerprints(g, &a.b)?)
+    } else {
+        compare_snapshots(g, &a)?
+    };
     if a.json {
         json::print(&json::DiffDoc {
             schema: json::schema("diff"),

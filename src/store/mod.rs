@@ -9,6 +9,7 @@
 //! them together. `storage` is where the data files live (packs, snapshot files,
 //! `config.json`, `state/`): every module reads and writes them through it, by key; the
 //! index and the lock are local paths. `probe` is the read-only look of monitoring: no lock, no write.
+//! `member_chunks` gives snapshots' members with their chunk lists, bytes unread (`diff`).
 //! `parent` builds a parent snapshot (`crate::parent`) and reads its members back.
 //! Encryption at rest: `seal` (keys, keyed chunk ids, sealed objects; no store imports) and
 //! `keys` (key files, unlocking, the storage of an unlocked repository that carries the keys).
@@ -27,6 +28,7 @@ mod last_verify;
 mod location;
 mod lock;
 mod lock_holder;
+mod member_chunks;
 mod object_lock;
 mod pack;
 mod pack_file;
@@ -58,6 +60,7 @@ pub use group_costs::{GroupCost, GroupCosts};
 pub use keys::{no_password, KeyInfo, PasswordSource, RepoPassword};
 pub use location::Location;
 pub use lock::{set_lock_wait, DEFAULT_LOCK_WAIT};
+pub use member_chunks::{MemberChunks, MemberVisit, SameBytes};
 pub(crate) use pending_uploads::note as pending_uploads_note;
 pub(crate) use probe::{Probe, RemoteNotes};
 pub use prune::{PruneOptions, PruneReport};
