@@ -637,7 +637,6 @@ fn check_pack(reading: &Reading<'_>, name: &str, groups: &[GroupRows]) -> PackCh
     (chunks, bytes, found)
 }
 
-/// The plain bytes of a delta group, its reference chunks read and checked through `refs`
 /// The plain bytes of group `g`, read from `file` (a delta group's references through
 /// `refs`).
 fn read_group(
@@ -696,6 +695,7 @@ fn check_whole(file: PackScan, name: &str) -> Option<String> {
     }
 }
 
+/// The plain bytes of a delta group, its reference chunks read and checked through `refs`
 /// (or the reason the index could not be opened).
 fn read_delta(
     refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
