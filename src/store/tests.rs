@@ -595,6 +595,42 @@ fn deleted_pack_is_reported() {
     );
 }
 
+#[test]
+fn a_snapshot_chunk_missing_from_the_index_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let repo = Repository::init(&root).unwrap();
+    let info = store(&repo, &[file("CONTENT/a.bin", &noise(200_000, 1))]);
+    let conn = index::connect(&root.join("index.sqlite")).unwrap();
+    let mut rows = Vec::new();
+    let row = index::snapshot_row(&conn, &info.id).unwrap();
+    index::for_each_chunk_list(&conn, row, |ids| {
+        rows.extend(ids);
+        Ok(())
+    })
+    .unwrap();
+    let meta = index::meta_chunk_rows(&conn, row).unwrap().len();
+    index::delete_chunk_rows(&conn, &rows[1..2]).unwrap();
+    drop(conn);
+
+    let report = repo.verify(Some(&info.id)).unwrap();
+    let what = format!("chunk #{} is missing from the index", rows[1]);
+    let p = report
+        .problems
+        .iter()
+        .find(|p| p.what == what)
+        .unwrap_or_else(|| panic!("{:?}", report.problems));
+    assert_eq!(
+        p.needed_by,
+        [NeededBy {
+            snapshot: info.id.clone(),
+            member: "CONTENT/a.bin".into()
+        }]
+    );
+    // The others, and the metadata chunks, were read back.
+    assert_eq!(report.chunks as usize, rows.len() - 1 + meta, "{report:?}");
+}
+
 /// A new repository at `root` with two snapshots; returns them and the snapshot list.
 fn two_snapshots(root: &Path) -> (SnapshotInfo, SnapshotInfo, Vec<SnapshotInfo>) {
     let repo = Repository::init(root).unwrap();

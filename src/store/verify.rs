@@ -2,21 +2,20 @@
 //! for every problem the pack, the chunk and every snapshot member that needs it. Spec:
 //! `store-format/README.md`, section "Reading and verification".
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::store::chunker::ChunkId;
 use crate::store::config::Config;
-use crate::store::index::{self, ChunkAt};
+use crate::store::index::{self, ChunkAt, GroupRows, RowsToRead};
 use crate::store::keys;
 use crate::store::pack::{self, FLAG_DELTA, FLAG_ZSTD};
 use crate::store::pack_verified;
@@ -123,15 +122,6 @@ impl fmt::Display for Problem {
     }
 }
 
-struct GroupWork {
-    id: i64,
-    offset: u64,
-    stored_len: u32,
-    plain_len: u64,
-    flags: u8,
-    chunks: Vec<ChunkAt>,
-}
-
 /// A problem before its users are known: the chunk rows it concerns.
 #[derive(Default)]
 struct Found {
@@ -174,7 +164,7 @@ pub(crate) fn verify(
         None => index::snapshots(conn)?.into_iter().map(|s| s.id).collect(),
     };
     check_config(storage, &mut report, &mut found);
-    let wanted = check_snapshot_files(
+    let rows = check_snapshot_files(
         conn,
         storage,
         &names,
@@ -182,105 +172,144 @@ pub(crate) fn verify(
         &mut report,
         &mut found,
     )?;
-    let mut packs = groups_to_read(conn, wanted.as_ref(), &mut found)?;
+    if rows == RowsToRead::Wanted {
+        check_wanted_indexed(conn, &mut found)?;
+    }
+    // Per pack only its name and stored bytes to read (~15,000 packs at 500 GB): its groups
+    // and chunks are read from the index when its turn comes (`check_packs`).
+    let mut packs: BTreeMap<String, u64> = index::pack_sizes(conn, rows)?.into_iter().collect();
     if only.is_none() {
         check_unindexed_files(conn, storage, &mut packs, &mut report, &mut found)?;
     }
-    let whole = only.is_none();
     let reading = Reading {
         storage,
         index_path,
-        packs: &packs,
     };
-    read_back(&reading, whole, opts, &mut report, &mut found);
+    read_back(conn, &reading, &packs, rows, opts, &mut report, &mut found)?;
     report.problems = attach_users(conn, storage, found)?;
     Ok(report)
 }
 
-/// What the pack read-back works on: the data files, the index (each pack with delta groups
-/// opens its own connection, from a worker thread) and the groups to read per pack.
+/// What the pack read-back works on: the data files and the index (each pack with delta
+/// groups opens its own connection, from a worker thread).
 struct Reading<'a> {
     storage: &'a dyn Storage,
     index_path: &'a Path,
-    packs: &'a BTreeMap<String, Vec<GroupWork>>,
 }
 
-/// Reads back the packs the options choose, in their order; for a verify of the whole
-/// repository, records which packs were read back intact (`state/pack-verified.json`).
+/// What `check_pack` found: chunks and bytes checked, problems.
+type PackChecked = (u64, u64, Vec<Found>);
+
+/// Reads back the packs (name: stored bytes to read) the options choose, in their order;
+/// for a verify of the whole repository, records which packs were read back intact
+/// (`state/pack-verified.json`).
 fn read_back(
+    conn: &Connection,
     reading: &Reading<'_>,
-    whole: bool,
+    packs: &BTreeMap<String, u64>,
+    rows: RowsToRead,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     found: &mut Vec<Found>,
-) {
-    let (storage, packs) = (reading.storage, reading.packs);
+) -> Result<()> {
+    let storage = reading.storage;
+    let whole = rows == RowsToRead::All;
     let started = Instant::now();
     let known = if whole {
         pack_verified::load(storage)
     } else {
         HashMap::new()
     };
-    let sizes: Vec<(String, u64)> = packs
-        .iter()
-        .map(|(name, groups)| {
-            let bytes = groups.iter().map(|g| u64::from(g.stored_len)).sum();
-            (name.clone(), bytes)
-        })
-        .collect();
+    let sizes: Vec<(String, u64)> = packs.iter().map(|(n, b)| (n.clone(), *b)).collect();
     let subset = if whole { opts.subset } else { DataSubset::All };
     let order = subset.choose(&sizes, &known);
-    let size_of: HashMap<&str, u64> = sizes.iter().map(|(n, b)| (n.as_str(), *b)).collect();
-    let tell = |step| {
-        if let Some(p) = &opts.progress {
-            p(step)
-        }
-    };
-    tell(Progress::Total(
-        order.iter().map(|n| size_of[n.as_str()]).sum(),
-    ));
-    // Without a time limit one parallel pass; with one, batches of a few packs per core, so
-    // that no pack starts after the limit.
-    let batch = match opts.max_duration {
-        None => order.len().max(1),
-        Some(_) => rayon::current_num_threads().max(1) * 2,
-    };
-    let mut intact = Vec::new();
-    let mut read = 0;
-    for names in order.chunks(batch) {
-        if opts.max_duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
-        let results: Vec<(u64, u64, Vec<Found>)> = names
-            .par_iter()
-            .map(|name| {
-                let checked = check_pack(reading, name);
-                tell(Progress::Done(size_of[name.as_str()]));
-                checked
-            })
-            .collect();
-        for (name, (chunks, bytes, f)) in names.iter().zip(results) {
-            report.chunks += chunks;
-            report.bytes += bytes;
-            if f.is_empty() {
-                intact.push(name.clone());
-            }
-            found.extend(f);
-        }
-        read += names.len();
+    drop(sizes);
+    if let Some(p) = &opts.progress {
+        p(Progress::Total(order.iter().map(|n| packs[n]).sum()));
     }
-    report.packs = read as u64;
-    report.packs_skipped = (packs.len() - read) as u64;
+    let checked = check_packs(conn, reading, &order, packs, rows, opts, started)?;
+    let mut intact = Vec::new();
+    report.packs = checked.len() as u64;
+    report.packs_skipped = (packs.len() - checked.len()) as u64;
+    for (place, (chunks, bytes, f)) in checked {
+        report.chunks += chunks;
+        report.bytes += bytes;
+        if f.is_empty() {
+            intact.push(order[place].clone());
+        }
+        found.extend(f);
+    }
     if whole {
         // A damaged pack stays "never verified": it is read first again next time.
         let present: Vec<String> = packs.keys().cloned().collect();
         let now = chrono::Utc::now().timestamp();
         pack_verified::record(storage, known, &intact, &present, now);
     }
+    Ok(())
 }
 
-/// Reads the snapshot files `names` and their metadata streams. With `only_these`, returns
-/// the chunk rows they use (the only ones to read back); else `None`: all of them.
+/// Checks the packs of `order` on a thread per core while this thread reads their groups and
+/// chunk rows from the index, a pack per thread ahead: memory holds a few packs' rows, not
+/// the repository's. With a time limit, no pack starts after it (those still queued are
+/// dropped). Returns what each checked pack found, by its place in `order`, in that order.
+fn check_packs(
+    conn: &Connection,
+    reading: &Reading<'_>,
+    order: &[String],
+    packs: &BTreeMap<String, u64>,
+    rows: RowsToRead,
+    opts: &VerifyOptions,
+    started: Instant,
+) -> Result<Vec<(usize, PackChecked)>> {
+    let out_of_time = || opts.max_duration.is_some_and(|d| started.elapsed() >= d);
+    if order.is_empty() || out_of_time() {
+        return Ok(Vec::new());
+    }
+    let workers = rayon::current_num_threads().max(1);
+    let (queue, queued) = mpsc::sync_channel::<(usize, Vec<GroupRows>)>(workers);
+    // Each worker holds the receiving end: should every worker die, sending fails instead of
+    // waiting for ever.
+    let queued = Arc::new(Mutex::new(queued));
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let queued = Arc::clone(&queued);
+            let (done, out_of_time) = (&done, &out_of_time);
+            s.spawn(move || loop {
+                let next = queued.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                let Ok((place, groups)) = next else { break };
+                if out_of_time() {
+                    continue;
+                }
+                let name = &order[place];
+                let checked = check_pack(reading, name, &groups);
+                drop(groups);
+                if let Some(p) = &opts.progress {
+                    p(Progress::Done(packs[name]));
+                }
+                let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+                done.push((place, checked));
+            });
+        }
+        drop(queued);
+        let handed = index::for_each_pack_to_read(conn, order, rows, |place, groups| {
+            Ok(!out_of_time() && queue.send((place, groups)).is_ok())
+        });
+        drop(queue);
+        handed
+    })?;
+    let mut done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+    done.sort_unstable_by_key(|(place, _)| *place);
+    Ok(done)
+}
+
+/// How many wanted chunk rows are collected before they go into the index's temporary table.
+const WANTED_BATCH: usize = 1 << 16;
+
+/// Reads the snapshot files `names` and their metadata streams. With `only_these`, puts the
+/// chunk rows they use (the only ones to read back) into the index's table of wanted rows
+/// (a temporary table: memory stays at a batch of rows, whatever the snapshot's size) and
+/// returns `Wanted`; else `All`.
 fn check_snapshot_files(
     conn: &Connection,
     storage: &dyn Storage,
@@ -288,8 +317,11 @@ fn check_snapshot_files(
     only_these: bool,
     report: &mut VerifyReport,
     found: &mut Vec<Found>,
-) -> Result<Option<HashSet<i64>>> {
-    let mut wanted: Option<HashSet<i64>> = only_these.then(HashSet::new);
+) -> Result<RowsToRead> {
+    if only_these {
+        index::clear_wanted(conn)?;
+    }
+    let mut wanted = Vec::new();
     for name in names {
         report.snapshots += 1;
         if let Err(e) = read_snapshot_file(conn, storage, name, |_, _| Ok(())) {
@@ -302,68 +334,48 @@ fn check_snapshot_files(
                 ..Found::default()
             });
         }
-        if let Some(w) = &mut wanted {
+        if only_these {
             let row = index::snapshot_row(conn, name)?;
             index::for_each_chunk_list(conn, row, |ids| {
-                w.extend(ids);
+                wanted.extend(ids);
+                if wanted.len() >= WANTED_BATCH {
+                    index::add_wanted(conn, &mut wanted)?;
+                }
                 Ok(())
             })?;
-            w.extend(index::meta_chunk_rows(conn, row)?);
+            wanted.extend(index::meta_chunk_rows(conn, row)?);
+            index::add_wanted(conn, &mut wanted)?;
         }
     }
-    Ok(wanted)
+    Ok(if only_these {
+        RowsToRead::Wanted
+    } else {
+        RowsToRead::All
+    })
 }
 
-/// The indexed chunks to read back (`wanted`, or all), by pack and group in file order. A
-/// wanted row the index does not hold is a problem.
-fn groups_to_read(
-    conn: &Connection,
-    wanted: Option<&HashSet<i64>>,
-    found: &mut Vec<Found>,
-) -> Result<BTreeMap<String, Vec<GroupWork>>> {
-    let mut packs: BTreeMap<String, Vec<GroupWork>> = BTreeMap::new();
-    let mut seen_rows = HashSet::new();
-    let mut last_group = None;
-    index::for_each_located_chunk(conn, |g, chunk| {
-        if wanted.is_some_and(|w| !w.contains(&chunk.row)) {
-            return Ok(());
-        }
-        seen_rows.insert(chunk.row);
-        let groups = packs.entry(g.pack).or_default();
-        if last_group != Some(g.id) || groups.is_empty() {
-            groups.push(GroupWork {
-                id: g.id,
-                offset: g.offset,
-                stored_len: g.stored_len,
-                plain_len: g.plain_len,
-                flags: g.flags,
-                chunks: Vec::new(),
-            });
-            last_group = Some(g.id);
-        }
-        groups.last_mut().expect("pushed").chunks.push(chunk);
-        Ok(())
-    })?;
-    if let Some(w) = wanted {
-        for row in w.difference(&seen_rows) {
-            found.push(Found {
-                what: format!("chunk #{row} is missing from the index"),
-                rows: vec![*row],
-                ..Found::default()
-            });
-        }
+/// A wanted chunk row the index does not hold (in no indexed group of an indexed pack) is a
+/// problem.
+fn check_wanted_indexed(conn: &Connection, found: &mut Vec<Found>) -> Result<()> {
+    for row in index::wanted_not_indexed(conn)? {
+        found.push(Found {
+            what: format!("chunk #{row} is missing from the index"),
+            rows: vec![row],
+            ..Found::default()
+        });
     }
-    Ok(packs)
+    Ok(())
 }
 
 /// The pack and snapshot files the index does not know. Recovery indexes every readable pack
 /// and snapshot file, but only when it gets the exclusive lock, and a writer renames its
 /// files before it indexes them: an intact file the index does not know is a note, a damaged
-/// one a problem. Indexed packs no chunk row points into join `packs`: every byte is checked.
+/// one a problem. Indexed packs no chunk row points into join `packs` (with no bytes of
+/// groups to read): every byte is checked.
 fn check_unindexed_files(
     conn: &Connection,
     storage: &dyn Storage,
-    packs: &mut BTreeMap<String, Vec<GroupWork>>,
+    packs: &mut BTreeMap<String, u64>,
     report: &mut VerifyReport,
     found: &mut Vec<Found>,
 ) -> Result<()> {
@@ -552,10 +564,10 @@ impl PackScan {
     }
 }
 
-/// Reads every group of one pack, re-hashes its chunks and hashes the whole file against its
-/// name. Returns chunks and bytes checked.
-fn check_pack(reading: &Reading<'_>, name: &str) -> (u64, u64, Vec<Found>) {
-    let (storage, groups) = (reading.storage, &reading.packs[name]);
+/// Reads the groups `groups` of one pack, re-hashes their chunks and hashes the whole file
+/// against its name. Returns chunks and bytes checked.
+fn check_pack(reading: &Reading<'_>, name: &str, groups: &[GroupRows]) -> PackChecked {
+    let storage = reading.storage;
     let all_rows = || -> Vec<i64> {
         groups
             .iter()
@@ -625,14 +637,13 @@ fn check_pack(reading: &Reading<'_>, name: &str) -> (u64, u64, Vec<Found>) {
     (chunks, bytes, found)
 }
 
-/// The plain bytes of a delta group, its reference chunks read and checked through `refs`
 /// The plain bytes of group `g`, read from `file` (a delta group's references through
 /// `refs`).
 fn read_group(
     refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
     file: &mut PackScan,
     crypt: &Crypt,
-    g: &GroupWork,
+    g: &GroupRows,
 ) -> std::result::Result<Vec<u8>, String> {
     if g.flags & FLAG_DELTA != 0 {
         return read_delta(refs, file, crypt, g);
@@ -654,7 +665,7 @@ fn read_group(
 fn check_chunks(
     ids: &ChunkIds,
     name: &str,
-    g: &GroupWork,
+    g: &GroupRows,
     plain: &[u8],
     found: &mut Vec<Found>,
 ) -> (u64, u64) {
@@ -684,12 +695,13 @@ fn check_whole(file: PackScan, name: &str) -> Option<String> {
     }
 }
 
+/// The plain bytes of a delta group, its reference chunks read and checked through `refs`
 /// (or the reason the index could not be opened).
 fn read_delta(
     refs: &mut std::result::Result<ChunkFetcher<'_>, String>,
     file: &mut PackScan,
     crypt: &Crypt,
-    g: &GroupWork,
+    g: &GroupRows,
 ) -> std::result::Result<Vec<u8>, String> {
     // Read first: the file is read front to back for its hash, whatever the references do.
     let stored = file

@@ -207,27 +207,6 @@ pub(super) fn located(r: &Row<'_>) -> rusqlite::Result<(GroupAt, ChunkAt)> {
     ))
 }
 
-/// Calls `f` with every chunk row and its group, in the order of the packs' names, their
-/// groups' offsets and the chunks' offsets (verify reads each group once).
-pub(crate) fn for_each_located_chunk(
-    conn: &Connection,
-    mut f: impl FnMut(GroupAt, ChunkAt) -> Result<()>,
-) -> Result<()> {
-    let mut st = conn
-        .prepare(&format!(
-            "SELECT {LOCATED_COLUMNS}
-             FROM chunks c JOIN groups g ON g.id = c.grp JOIN packs p ON p.id = g.pack
-             ORDER BY p.name, g.offset, c.offset"
-        ))
-        .sql()?;
-    let mut rows = st.query([]).sql()?;
-    while let Some(r) = rows.next().sql()? {
-        let (g, c) = located(r).sql()?;
-        f(g, c)?;
-    }
-    Ok(())
-}
-
 /// A chunk's share of the stored bytes of its group: the group's compressed length
 /// apportioned by plain length (chunks are compressed together, not one by one).
 pub(crate) fn stored_share(conn: &Connection, chunk_row: i64) -> Result<Option<u64>> {

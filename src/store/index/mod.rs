@@ -17,11 +17,11 @@ mod prune_queries;
 mod schema;
 mod snapshots;
 mod sql_error;
+mod verify_queries;
 
 pub(crate) use chunks::{
     chunk_known, chunk_row, chunk_row_and_group, delete_chunk_rows, for_each_chunk_row,
-    for_each_located_chunk, last_chunk_row, location, reference, repoint_chunk, stored_share,
-    ChunkAt, GroupAt, Location,
+    last_chunk_row, location, reference, repoint_chunk, stored_share, ChunkAt, GroupAt, Location,
 };
 #[cfg(test)]
 pub(crate) use database::remove;
@@ -47,6 +47,10 @@ pub(crate) use snapshots::{
     snapshot_rows, snapshots, ChunkPlace, NewSnapshot,
 };
 pub(crate) use sql_error::{damaged, SqlContext};
+pub(crate) use verify_queries::{
+    add_wanted, clear_wanted, for_each_pack_to_read, pack_sizes, wanted_not_indexed, GroupRows,
+    RowsToRead,
+};
 
 #[cfg(test)]
 pub(super) mod tests {
