@@ -93,6 +93,8 @@ pub(crate) struct Scan {
     pub content_bytes: u64,
     /// sha1 of every CONTENT regular file, in archive order.
     pub computed: Vec<(String, String)>,
+    /// Every member's path; of bulk data, its part and product directories only
+    /// (`DATA/DEPOT/win10-x64`).
     pub present: HashSet<String>,
     pub checksums: Option<Checksums>,
     pub sysinfo: Option<Vec<(String, String)>>,
@@ -164,7 +166,18 @@ impl Scan {
             self.bulk_data = Some(member.path.clone());
         }
         self.members += 1;
-        self.present.insert(member.path.clone());
+        // A snapshot's bulk data (millions of files) is remembered down to its products
+        // (`DATA/DEPOT/win10-x64`): what a restore asks of it (`Survey::holds_below`). Only
+        // archive content has CONTROL/checksums lines to be matched by full path.
+        if layout::is_data(&member.path) {
+            let unit: Vec<&str> = member.path.splitn(4, '/').take(3).collect();
+            let unit = unit.join("/");
+            if !self.present.contains(&unit) {
+                self.present.insert(unit);
+            }
+        } else {
+            self.present.insert(member.path.clone());
+        }
         self.contains.note(&member.path);
     }
 
@@ -289,5 +302,41 @@ impl<S: MemberSink> MemberSink for Checked<S> {
     fn pass_over(&mut self, member: &Member) -> Result<()> {
         self.scan.pass_over(member)?;
         self.inner.pass_over(member)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bulk data is remembered down to its products, archive content by full path.
+    #[test]
+    fn bulk_data_is_remembered_by_product() {
+        let mut scan = Scan::default();
+        for path in [
+            "DATA/DEPOT",
+            "DATA/DEPOT/win10",
+            "DATA/DEPOT/win10/sources/install.wim",
+            "DATA/DEPOT/win10/setup.exe",
+            "DATA/DEPOT/firefox/x/y/z.msi",
+            "DATA/TFTP/boot/grub.cfg",
+            "CONTENT/CONF/opsi/opsi.conf",
+        ] {
+            scan.add(&Member::control(path, 0), &mut std::io::empty())
+                .unwrap();
+        }
+        let mut held: Vec<&str> = scan.present.iter().map(String::as_str).collect();
+        held.sort_unstable();
+        assert_eq!(
+            held,
+            [
+                "CONTENT/CONF/opsi/opsi.conf",
+                "DATA/DEPOT",
+                "DATA/DEPOT/firefox",
+                "DATA/DEPOT/win10",
+                "DATA/TFTP/boot"
+            ]
+        );
+        assert_eq!(scan.members, 7);
     }
 }

@@ -13,7 +13,8 @@ use crate::sink::MemberSink;
 /// What restore learns in the verifying pass, before it plans anything.
 #[derive(Debug, Default)]
 pub(crate) struct Survey {
-    /// The path of every member.
+    /// The path of every member; of bulk data only the part and product directories
+    /// (`DATA/DEPOT/win10-x64`), so that a depot of millions of files costs no memory here.
     pub present: HashSet<String>,
     /// The system the backup was taken on (CONTROL/sysinfo).
     pub sysinfo: SysInfo,
