@@ -53,6 +53,9 @@ impl MemberChunks<'_> {
     ) -> Result<()> {
         let info = self.repo.resolve(id)?;
         let storage = self.repo.storage();
+        // One fetcher for the whole snapshot: its cache of decompressed groups serves the
+        // next member, whose chunks mostly lie in the same (4 MiB) group.
+        let mut fetcher = ChunkFetcher::new(&self.conn, storage);
         read_snapshot_file(&self.conn, storage, &info.id, |m, chunks| {
             if !content_of(&m) {
                 return f(&m, &chunks, None);
@@ -60,7 +63,6 @@ impl MemberChunks<'_> {
             if !m.is_file() {
                 return f(&m, &chunks, Some(&mut io::empty()));
             }
-            let mut fetcher = ChunkFetcher::new(&self.conn, storage);
             let user = format!("member {}", m.path);
             let mut content =
                 ChunkStream::new(chunks.iter(), |c: &ChunkHash| fetcher.fetch_hash(c, &user));
