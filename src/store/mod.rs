@@ -46,6 +46,7 @@ mod remote_probe;
 mod repack;
 mod repository;
 mod seal;
+mod seal_queue;
 mod snapshot;
 mod snapshot_info;
 mod snapshot_writer;

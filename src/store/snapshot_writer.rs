@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use rusqlite::{Connection, Transaction};
 
 use crate::error::{Error, Result};
@@ -24,6 +23,7 @@ use crate::store::lock::{LockKind, RepoLock};
 use crate::store::pack::TrailerLayout;
 use crate::store::packer::{Compressors, PackDone, PackSeries, PlainGroup, SealedGroup};
 use crate::store::reader::ChunkFetcher;
+use crate::store::seal_queue::{self, seal_all, SealQueue};
 use crate::store::snapshot::{Header, SnapshotFileWriter, SnapshotMeta};
 use crate::store::snapshot_info::{Series, SnapshotInfo, SnapshotKind};
 use crate::store::storage::Storage;
@@ -138,7 +138,8 @@ struct Packing<'r> {
     spare: Vec<PlainGroup>,
     /// The chunker's read buffer, reused from one stream to the next.
     chunk_buf: Vec<u8>,
-    zstd: Compressors,
+    /// Full groups being compressed in the background, and the compressors.
+    sealing: SealQueue,
 }
 
 /// Plain bytes stored so far (contents, metadata and unchanged files taken from the parent)
@@ -209,7 +210,7 @@ impl<'r> SnapshotWriter<'r> {
                 meta_group: PlainGroup::default(),
                 spare: Vec::new(),
                 chunk_buf: Vec::new(),
-                zstd: Compressors::default(),
+                sealing: SealQueue::default(),
             },
             parent: None,
             meta_base: None,
@@ -302,10 +303,8 @@ impl<'r> SnapshotWriter<'r> {
         // has shown which pays.
         let mut own_level = None;
         loop {
-            let mut pending = std::mem::take(&mut full);
-            let batch = if pending.is_empty() {
-                chunker.next_batch()?
-            } else {
+            let pending = std::mem::take(&mut full);
+            if !pending.is_empty() {
                 // A large file of bulk data (an installer, an image, an archive) is
                 // compressed already: level 1 (and zstd's own check that a frame does not
                 // shrink) stores it at a fraction of the CPU a night's level 12 would spend.
@@ -314,19 +313,22 @@ impl<'r> SnapshotWriter<'r> {
                 } else {
                     self.stream_level(own_level, size, &pending)
                 };
-                let mut sealed = (Vec::new(), None);
-                // The reader is not Send: chunking stays on this thread while rayon compresses.
-                let zstd = &self.packing.zstd;
-                let batch = rayon::in_place_scope(|scope| {
-                    scope.spawn(|_| sealed = seal_batch(&mut pending, level, probe, zstd));
-                    chunker.next_batch()
-                });
-                let (sealed, kept) = sealed;
-                own_level = own_level.or(kept);
-                self.append(sealed)?;
-                self.recycle(pending);
-                batch?
-            };
+                if probe {
+                    // The stream's level is chosen on its first full group before the next
+                    // ones are compressed.
+                    let mut pending = pending;
+                    self.drain_sealing()?;
+                    let (sealed, kept) =
+                        seal_batch(&mut pending, level, probe, self.packing.sealing.zstd());
+                    own_level = own_level.or(kept);
+                    self.append(sealed)?;
+                    self.recycle(pending);
+                } else {
+                    self.submit(pending, level)?;
+                }
+            }
+            // Chunking stays on this thread (the reader is not Send) while rayon compresses.
+            let batch = chunker.next_batch()?;
             if batch.is_empty() {
                 break;
             }
@@ -353,6 +355,7 @@ impl<'r> SnapshotWriter<'r> {
             }
         }
         self.packing.chunk_buf = chunker.into_buffer();
+        self.collect_sealed()?;
         Ok((ids, size))
     }
 
@@ -443,7 +446,8 @@ impl<'r> SnapshotWriter<'r> {
     /// Compresses and appends the groups copied chunks filled.
     fn flush_copied(&mut self, mut full: Vec<PlainGroup>) -> Result<()> {
         if !full.is_empty() {
-            let sealed = seal_all(&mut full, self.level(), &self.packing.zstd);
+            self.drain_sealing()?;
+            let sealed = seal_all(&mut full, self.level(), self.packing.sealing.zstd());
             self.append(sealed)?;
             self.recycle(full);
         }
@@ -565,7 +569,8 @@ impl<'r> SnapshotWriter<'r> {
     fn seal_meta(&mut self) -> Result<()> {
         let mut g = std::mem::take(&mut self.packing.meta_group);
         self.read_refs(&mut g)?;
-        let sealed = g.seal(self.level(), &self.packing.zstd);
+        self.drain_sealing()?;
+        let sealed = g.seal(self.level(), self.packing.sealing.zstd());
         // Emptied, it keeps its buffer for the next metadata chunks.
         self.packing.meta_group = g;
         self.append(vec![sealed])
@@ -583,6 +588,42 @@ impl<'r> SnapshotWriter<'r> {
             if self.packing.spare.len() < SPARE_GROUPS && g.data.capacity() > 0 {
                 self.packing.spare.push(g);
             }
+        }
+    }
+
+    /// Hands full groups to the background compression; beyond `seal_queue::IN_FLIGHT`
+    /// batches, waits for the oldest and appends it.
+    fn submit(&mut self, groups: Vec<PlainGroup>, level: i32) -> Result<()> {
+        self.packing.sealing.submit(groups, level);
+        while self.packing.sealing.len() > seal_queue::IN_FLIGHT {
+            self.take_sealed(true)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the background batches that are done, oldest first.
+    fn collect_sealed(&mut self) -> Result<()> {
+        while self.take_sealed(false)? {}
+        Ok(())
+    }
+
+    /// Waits for every background batch and appends it: groups compressed here must come
+    /// after them.
+    fn drain_sealing(&mut self) -> Result<()> {
+        while self.take_sealed(true)? {}
+        Ok(())
+    }
+
+    /// Appends the oldest background batch if it is done (or once it is, with `wait`).
+    /// False when there was none to append.
+    fn take_sealed(&mut self, wait: bool) -> Result<bool> {
+        match self.packing.sealing.oldest(wait)? {
+            Some(done) => {
+                self.append(done.sealed)?;
+                self.recycle(done.emptied);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
@@ -659,7 +700,8 @@ impl<'r> SnapshotWriter<'r> {
         for g in &mut last {
             self.read_refs(g)?;
         }
-        let sealed = seal_all(&mut last, self.level(), &self.packing.zstd);
+        self.drain_sealing()?;
+        let sealed = seal_all(&mut last, self.level(), self.packing.sealing.zstd());
         self.append(sealed)?;
         self.packing.packs.finish()?;
         let packs_added = self.packing.packs.done().iter().map(|p| p.size).sum();
@@ -775,11 +817,6 @@ fn seal_batch(
         }
         _ => (seal_all(groups, level, zstd), None),
     }
-}
-
-/// Compresses groups in parallel (rayon), keeping their order; leaves them empty.
-fn seal_all(groups: &mut [PlainGroup], level: i32, zstd: &Compressors) -> Vec<SealedGroup> {
-    groups.par_iter_mut().map(|g| g.seal(level, zstd)).collect()
 }
 
 /// How a stream is cut and compressed.
