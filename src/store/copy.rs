@@ -78,18 +78,23 @@ pub(crate) fn copy_snapshot(
         .crypt()
         .ids()
         .same_as(to.storage().crypt().ids());
-    read_snapshot_file(&conn, from.storage(), &snap.id, |m, ids| {
-        let user = format!("member {} of snapshot {}", m.path, snap.id);
-        let mut fetch = |id: &_| fetcher.fetch_hash(id, &user);
-        let (c, b) = if same_ids {
-            writer.add_chunks(&m, &ids, &mut fetch)?
-        } else {
-            writer.add_translated(&m, &ids, &mut fetch)?
-        };
-        chunks_sent += c;
-        bytes_sent += b;
-        Ok(())
-    })?;
+    read_snapshot_file(
+        &conn,
+        from.storage(),
+        &snap.id,
+        |m: crate::member::Member, ids| {
+            let user = format!("member {} of snapshot {}", m.path, snap.id);
+            let mut fetch = |id: &_| fetcher.fetch_hash(id, &user);
+            let (c, b) = if same_ids {
+                writer.add_chunks(&m, &ids, &mut fetch)?
+            } else {
+                writer.add_translated(&m, &ids, &mut fetch)?
+            };
+            chunks_sent += c;
+            bytes_sent += b;
+            Ok(())
+        },
+    )?;
     let snapshot = writer.commit()?;
     Ok(Copied {
         snapshot,

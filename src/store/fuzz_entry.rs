@@ -74,7 +74,9 @@ pub fn fuzz_snapshot(dir: &Path, data: &[u8]) -> Result<()> {
             Err(crate::error::Error::Corrupt("unknown chunk".into()))
         }
     };
-    let _ = read_snapshot(&storage, &id, &mut fetch, |_, _| Ok(()));
+    let _ = read_snapshot(&storage, &id, &mut fetch, |_: crate::member::Member, _| {
+        Ok(())
+    });
     Ok(())
 }
 

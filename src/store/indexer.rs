@@ -6,7 +6,6 @@
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::member::Member;
 use crate::store::chunker::ChunkId;
 use crate::store::index::{self, ChunkPlace, NewSnapshot};
 use crate::store::pack;
@@ -37,6 +36,14 @@ pub(crate) fn index_snapshot_file(tx: &Connection, storage: &dyn Storage, id: &s
     index_snapshot_file_rows(tx, storage, id, &|_, _| None)
 }
 
+/// What indexing needs of a member record: its path. The other fields are skipped, not
+/// built (a commit reads back every record of the snapshot it wrote); whoever uses a member
+/// reads the whole record, checked.
+#[derive(serde::Deserialize)]
+struct MemberPath {
+    path: String,
+}
+
 /// `index_snapshot_file`, taking chunk rows from `known` where it has them (a writer knows
 /// those of the chunks it stored and of the parent's it reused) instead of looking each up.
 pub(crate) fn index_snapshot_file_rows(
@@ -51,7 +58,7 @@ pub(crate) fn index_snapshot_file_rows(
     };
     let mut new = NewSnapshot::begin(tx, id)?;
     let mut rows = Vec::new();
-    let file = read_snapshot_file(tx, storage, id, |m: Member, chunks| {
+    let file = read_snapshot_file(tx, storage, id, |m: MemberPath, chunks| {
         rows.clear();
         for (n, c) in chunks.iter().enumerate() {
             rows.push(row_of((Some(&m.path), n), c)?.ok_or_else(|| {

@@ -45,7 +45,7 @@ impl Repository {
         let mut lists = index::snapshot_row(&conn, id)
             .and_then(|row| index::ChunkLists::of(&conn, row))
             .ok();
-        read_snapshot_file(&conn, self.storage(), id, |m, chunks| {
+        read_snapshot_file(&conn, self.storage(), id, |m: Member, chunks| {
             let rows = match lists.as_mut().map(|l| l.next_member()) {
                 Some(Ok(Some(rows))) if rows.len() == chunks.len() => rows,
                 _ => {

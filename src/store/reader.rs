@@ -7,6 +7,7 @@
 use std::io;
 
 use rusqlite::Connection;
+use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::member::Member;
@@ -225,12 +226,13 @@ pub(crate) fn replay(
 
 /// Reads a snapshot through the index: its metadata chunks are fetched from their packs
 /// (looked up in `conn`) and checked. Errors about a metadata chunk name the snapshot.
-pub(crate) fn read_snapshot_file(
+pub(crate) fn read_snapshot_file<M: DeserializeOwned>(
     conn: &Connection,
     storage: &dyn Storage,
     id: &str,
-    member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
+    member: impl FnMut(M, Vec<ChunkId>) -> Result<()>,
 ) -> Result<SnapshotFile> {
+    let _tx = index::read_tx(conn)?;
     let mut fetcher = ChunkFetcher::new(conn, storage);
     let user = format!("the metadata of snapshot {id}");
     read_snapshot(storage, id, &mut |c| fetcher.fetch_hash(c, &user), member)
@@ -247,7 +249,7 @@ pub(crate) fn for_each_member(
 ) -> Result<()> {
     let name = index::snapshot_name(conn, snapshot_row)?;
     let mut lists = index::ChunkLists::of(conn, snapshot_row)?;
-    read_snapshot_file(conn, storage, &name, |m, hashes| {
+    read_snapshot_file(conn, storage, &name, |m: Member, hashes| {
         let ids = lists
             .next_member()?
             .ok_or_else(|| index::damaged("fewer chunk lists than members"))?;

@@ -136,7 +136,7 @@ fn what_is_lost(
         }
     }
     if lost.meta_chunks.is_empty() {
-        let read = read_snapshot_file(conn, storage, id, |m, chunks| {
+        let read = read_snapshot_file(conn, storage, id, |m: crate::member::Member, chunks| {
             let mut missing = Vec::new();
             for c in &chunks {
                 if !index::chunk_known(conn, c)? {

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
@@ -268,11 +269,11 @@ pub(crate) struct SnapshotFile {
 /// Reads a snapshot file, checking that its BLAKE3 equals its name and that it is complete;
 /// then its metadata stream, chunk by chunk through `fetch` (which checks each chunk's id),
 /// calling `member` for every member in order.
-pub(crate) fn read_snapshot(
+pub(crate) fn read_snapshot<M: DeserializeOwned>(
     storage: &dyn Storage,
     id: &str,
     fetch: &mut dyn FnMut(&ChunkId) -> Result<Vec<u8>>,
-    mut member: impl FnMut(Member, Vec<ChunkId>) -> Result<()>,
+    mut member: impl FnMut(M, Vec<ChunkId>) -> Result<()>,
 ) -> Result<SnapshotFile> {
     let shown = storage.show(&snapshot_key(id));
     let bad = |why: String| Error::Corrupt(format!("snapshot file {shown}: {why}"));
@@ -314,7 +315,7 @@ pub(crate) fn read_snapshot(
         let jl = jl
             .filter(|jl| 4 + jl <= rlen && (rlen - 4 - jl) % 32 == 0)
             .ok_or_else(|| bad("bad member record".into()))?;
-        let m: Member =
+        let m: M =
             serde_json::from_slice(&payload[4..4 + jl]).map_err(|e| bad(format!("member: {e}")))?;
         let ids = payload[4 + jl..]
             .chunks_exact(32)
@@ -478,10 +479,15 @@ mod tests {
         let id = one_member(&storage);
         let mut stream = vec![REC_MEMBER, 0xf0, 0xff, 0xff, 0xff];
         stream.extend_from_slice(&[0; 64]);
-        let e = read_snapshot(&storage, &id, &mut |_| Ok(stream.clone()), |_, _| Ok(()))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = read_snapshot(
+            &storage,
+            &id,
+            &mut |_| Ok(stream.clone()),
+            |_: Member, _| Ok(()),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(
             e.contains("longer than the rest of the metadata stream"),
             "{e}"

@@ -107,17 +107,22 @@ fn expected_loss(repo: &Repository, lost: &BTreeSet<ChunkId>) -> Expected {
     let mut out = Expected::new();
     for s in snapshots {
         let mut members = Vec::new();
-        let file = reader::read_snapshot_file(&conn, repo.storage(), &s.id, |m, chunks| {
-            let gone: Vec<String> = chunks
-                .iter()
-                .filter(|c| lost.contains(*c))
-                .map(hex::encode)
-                .collect();
-            if !gone.is_empty() {
-                members.push((m.path, gone));
-            }
-            Ok(())
-        })
+        let file = reader::read_snapshot_file(
+            &conn,
+            repo.storage(),
+            &s.id,
+            |m: crate::member::Member, chunks| {
+                let gone: Vec<String> = chunks
+                    .iter()
+                    .filter(|c| lost.contains(*c))
+                    .map(hex::encode)
+                    .collect();
+                if !gone.is_empty() {
+                    members.push((m.path, gone));
+                }
+                Ok(())
+            },
+        )
         .unwrap();
         let meta: Vec<String> = file
             .meta_chunks
@@ -149,7 +154,7 @@ fn rebuild_reports_exactly_what_a_pack_with_both_trailers_damaged_loses() {
             &conn,
             &crate::store::storage::LocalDir::new(&root),
             &snaps[1].0,
-            |m, chunks| {
+            |m: crate::member::Member, chunks| {
                 if m.path == "CONTENT/night1.bin" {
                     ids = chunks;
                 }

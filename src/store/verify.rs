@@ -324,7 +324,9 @@ fn check_snapshot_files(
     let mut wanted = Vec::new();
     for name in names {
         report.snapshots += 1;
-        if let Err(e) = read_snapshot_file(conn, storage, name, |_, _| Ok(())) {
+        if let Err(e) =
+            read_snapshot_file(conn, storage, name, |_: crate::member::Member, _| Ok(()))
+        {
             found.push(Found {
                 what: format!("snapshot {name}: {e}"),
                 users: vec![NeededBy {

@@ -182,6 +182,30 @@ pub(crate) fn end_read(conn: &Connection) -> Result<()> {
     conn.execute_batch("COMMIT").sql()
 }
 
+/// A read transaction around many lookups, unless the connection is in one already: SQLite
+/// then takes and drops its file locks once, not around every statement (reading a
+/// snapshot's metadata looks up each of its ~2 KiB chunks twice). Ends when dropped.
+pub(crate) struct ReadTx<'c>(Option<&'c Connection>);
+
+/// Starts a `ReadTx` on `conn`.
+pub(crate) fn read_tx(conn: &Connection) -> Result<ReadTx<'_>> {
+    if !conn.is_autocommit() {
+        return Ok(ReadTx(None));
+    }
+    begin_read(conn)?;
+    Ok(ReadTx(Some(conn)))
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0 {
+            // A read transaction has nothing to lose; one that cannot end leaves the
+            // connection in it, which the next `BEGIN` reports.
+            let _ = end_read(conn);
+        }
+    }
+}
+
 /// Empties every table, in the caller's transaction (rebuild-index fills them again).
 pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
     schema::clear(tx)

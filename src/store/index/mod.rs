@@ -26,7 +26,7 @@ pub(crate) use chunks::{
 #[cfg(test)]
 pub(crate) use database::remove;
 pub(crate) use database::{
-    begin_read, clear, connect, end_read, immediate, move_aside, open, open_read_only,
+    begin_read, clear, connect, end_read, immediate, move_aside, open, open_read_only, read_tx,
     replace_outdated, Opened,
 };
 pub(crate) use groups::{
