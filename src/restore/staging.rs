@@ -146,6 +146,8 @@ pub(crate) struct StagedTree {
     dirs: Vec<(PathBuf, Member)>,
     /// Every symlink made (relative path, member), checked against the finished tree in `seal`.
     links: Vec<(PathBuf, String)>,
+    /// The directory whose ancestors `place` checked last.
+    checked: Option<PathBuf>,
     /// True once `into_pending` passed the staging directory on to the swap.
     handed_over: bool,
     /// The parent directory's times before the staging directory was made in it, put back
@@ -173,6 +175,7 @@ impl StagedTree {
             staging,
             dirs: Vec::new(),
             links: Vec::new(),
+            checked: None,
             handed_over: false,
             parent_times,
         })
@@ -180,7 +183,17 @@ impl StagedTree {
 
     /// The staged path for a checked relative path; every existing ancestor must be a real
     /// directory (not a symlink a previous member created).
-    pub(crate) fn place(&self, member: &str, rel: &Path) -> Result<PathBuf> {
+    pub(crate) fn place(&mut self, member: &str, rel: &Path) -> Result<PathBuf> {
+        // The files of a directory come one after another: its ancestors are checked once.
+        // A directory found real stays so, as nothing staged is removed but files
+        // (`replace_file`) and nothing is made where something is already.
+        let whole = self.staging.join(rel);
+        if whole
+            .parent()
+            .is_some_and(|p| self.checked.as_deref() == Some(p))
+        {
+            return Ok(whole);
+        }
         let mut cur = self.staging.clone();
         let parts: Vec<_> = rel.components().collect();
         for (i, part) in parts.iter().enumerate() {
@@ -207,6 +220,7 @@ impl StagedTree {
                 }
             }
         }
+        self.checked = cur.parent().map(Path::to_path_buf);
         Ok(cur)
     }
 

@@ -32,11 +32,26 @@ use crate::restore::staging::{apply_meta, Owner};
 /// Bytes of buffers handed to writers and not yet written back: enough to keep a few writers
 /// busy with small files while a large one streams through, and a fixed part of the restore's
 /// memory (spec "Memory": 256 MiB in all).
-const HANDED_OVER_BYTES: usize = 64 << 20;
+const HANDED_OVER_BYTES: usize = 32 << 20;
 
 /// A file's content is handed over in pieces of at most this many bytes, in buffers that are
 /// reused (a fresh one per piece would cost a page fault per 4 KiB).
 const PIECE: usize = 1 << 20;
+
+/// Alignment of a piece in its buffer, of a direct write's length and of its offset in the
+/// file: a multiple of every logical block size in use (512, 4096).
+const ALIGN: usize = 4096;
+
+/// What a piece buffer takes: a piece and room to align it.
+const PIECE_ALLOC: usize = PIECE + ALIGN;
+
+/// Files of at least this size are written past the page cache (`O_DIRECT`), their last
+/// partial block through it. Copying a depot's bytes into the page cache was most of the
+/// writers' time (their CPU, on the cores that also read and check the backup), and a
+/// restore of 100 GB would push everything else out of the cache. The staged tree is synced
+/// as a whole before the swap either way (`StagedTree::seal`). Where the file system refuses
+/// direct writes, the file is written through the cache.
+const DIRECT_MIN: u64 = PIECE as u64;
 
 /// Contents smaller than this get a buffer of their own size; larger ones a reused piece.
 const SMALL: usize = 128 << 10;
@@ -53,8 +68,11 @@ fn writer_count() -> usize {
 
 /// One piece of a file's content: the first opens the file, the last closes it.
 struct Piece {
-    open: Option<(PathBuf, String)>,
+    /// The staged path, the member's path (for messages) and whether to write it directly.
+    open: Option<(PathBuf, String, bool)>,
+    /// The piece is `buf[at..at + len]`.
     buf: Vec<u8>,
+    at: usize,
     len: usize,
     /// The bytes counted against `HANDED_OVER_BYTES` for `buf`.
     charge: usize,
@@ -134,12 +152,18 @@ impl Writers {
         content: &mut dyn Read,
     ) -> Result<()> {
         let w = self.writer_of(&path);
-        let mut open = Some((path, m.path.clone()));
+        let direct = m.size >= DIRECT_MIN;
+        let mut open = Some((path, m.path.clone(), direct));
         let mut left = m.size;
         loop {
             let len = left.min(PIECE as u64) as usize;
-            let (mut buf, charge) = self.buffer(len)?;
-            if let Err(e) = content.read_exact(&mut buf[..len]) {
+            let (mut buf, charge) = self.buffer(len, direct)?;
+            let at = if charge == PIECE_ALLOC {
+                buf.as_ptr().align_offset(ALIGN)
+            } else {
+                0
+            };
+            if let Err(e) = content.read_exact(&mut buf[at..at + len]) {
                 self.lock().handed_over -= charge;
                 return Err(Error::Corrupt(format!("{}: {e}", m.path)));
             }
@@ -151,6 +175,7 @@ impl Writers {
                 Piece {
                     open: open.take(),
                     buf,
+                    at,
                     len,
                     charge,
                     close,
@@ -196,21 +221,26 @@ impl Writers {
     }
 
     /// A buffer for `len` bytes and what it counts against `HANDED_OVER_BYTES`, once the
-    /// bytes handed over leave room for it.
-    fn buffer(&mut self, len: usize) -> Result<(Vec<u8>, usize)> {
-        let charge = if len < SMALL { len } else { PIECE };
+    /// bytes handed over leave room for it: a piece buffer (`PIECE_ALLOC`, reused) for a large
+    /// piece or one of a direct write, else one of its own.
+    fn buffer(&mut self, len: usize, direct: bool) -> Result<(Vec<u8>, usize)> {
+        let charge = if len < SMALL && !direct {
+            len
+        } else {
+            PIECE_ALLOC
+        };
         let mut st = self.lock();
         while st.handed_over > 0 && st.handed_over + charge > HANDED_OVER_BYTES && !st.failed {
             st = self.wait(st);
         }
         Self::failure(&mut st)?;
         st.handed_over += charge;
-        if charge < PIECE {
+        if charge < PIECE_ALLOC {
             return Ok((vec![0; len], charge));
         }
         let buf = st.spare.pop();
         drop(st);
-        Ok((buf.unwrap_or_else(|| vec![0; PIECE]), charge))
+        Ok((buf.unwrap_or_else(|| vec![0; PIECE_ALLOC]), charge))
     }
 
     fn send(&mut self, w: usize, piece: Piece) -> Result<()> {
@@ -284,7 +314,7 @@ fn writer(i: usize, rx: &Receiver<Piece>, shared: &Shared) {
         }
     }
     let _guard = Guard(shared);
-    let mut file: Option<(File, PathBuf, String)> = None;
+    let mut file: Option<Open> = None;
     let mut failed = false;
     for piece in rx {
         let done = if failed {
@@ -301,7 +331,7 @@ fn writer(i: usize, rx: &Receiver<Piece>, shared: &Shared) {
         }
         st.handed_over -= piece.charge;
         st.queued[i] -= 1;
-        if piece.charge == PIECE {
+        if piece.charge == PIECE_ALLOC {
             st.spare.push(piece.buf);
         }
         drop(st);
@@ -309,12 +339,15 @@ fn writer(i: usize, rx: &Receiver<Piece>, shared: &Shared) {
     }
 }
 
-fn write_piece(
-    file: &mut Option<(File, PathBuf, String)>,
-    piece: &Piece,
-    shared: &Shared,
-) -> Result<()> {
-    if let Some((path, member)) = &piece.open {
+/// The file a writer is writing: its staged path, and whether it is written directly.
+struct Open {
+    file: File,
+    path: PathBuf,
+    direct: bool,
+}
+
+fn write_piece(file: &mut Option<Open>, piece: &Piece, shared: &Shared) -> Result<()> {
+    if let Some((path, member, direct)) = &piece.open {
         let f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -327,17 +360,24 @@ fn write_piece(
                     e,
                 )
             })?;
-        *file = Some((f, path.clone(), member.clone()));
+        // Set after the create, not passed to it: a file system without direct writes
+        // refuses the open after making the file.
+        let direct = *direct && set_direct(&f, true).is_ok();
+        *file = Some(Open {
+            file: f,
+            path: path.clone(),
+            direct,
+        });
     }
-    let Some((f, path, _)) = file.as_mut() else {
+    let Some(open) = file.as_mut() else {
         return Err(Error::Invalid(
             "a piece of a file that was not opened".into(),
         ));
     };
-    f.write_all(&piece.buf[..piece.len])
-        .path_ctx("cannot write", path)?;
+    write_all(open, &piece.buf[piece.at..piece.at + piece.len])
+        .path_ctx("cannot write", &open.path)?;
     if let Some(close) = &piece.close {
-        let (f, path, _) = file.take().expect("checked above");
+        let Open { file: f, path, .. } = file.take().expect("checked above");
         drop(f);
         #[cfg(feature = "crash-points")]
         {
@@ -351,5 +391,50 @@ fn write_piece(
         let (m, owner) = &**close;
         apply_meta(&path, m, false, *owner, &shared.xattr_failures)?;
     }
+    Ok(())
+}
+
+/// Writes `data` at the file's position: directly while it is whole blocks (and the file
+/// system takes them), through the page cache from the first partial block on.
+fn write_all(f: &mut Open, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        if f.direct && data.len() % ALIGN != 0 {
+            let whole = data.len() / ALIGN * ALIGN;
+            if whole > 0 {
+                write_all(f, &data[..whole])?;
+                data = &data[whole..];
+            }
+            set_direct(&f.file, false)?;
+            f.direct = false;
+            continue;
+        }
+        match f.file.write(data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // A file system (or device) with other alignment rules: the rest goes through
+            // the page cache.
+            Err(e) if f.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                set_direct(&f.file, false)?;
+                f.direct = false;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Turns `O_DIRECT` on or off for an open file.
+fn set_direct(f: &File, on: bool) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    let flags = if on {
+        flags | OFlag::O_DIRECT
+    } else {
+        flags - OFlag::O_DIRECT
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
     Ok(())
 }
