@@ -13,7 +13,8 @@ use crate::error::Result;
 pub(crate) const CRASH_ENV: &str = "OPSI_BACKUP_CRASH_AT";
 
 /// Environment variable naming a point at which a restore fails with an error;
-/// `restore-swap-<n>` fails before the n-th target (1-based) is swapped in.
+/// `restore-swap-<n>` fails before the n-th target (1-based) is swapped in, `restore-write-<n>`
+/// the n-th file a restore's writer threads finish, before its metadata is set.
 #[cfg(feature = "crash-points")]
 pub(crate) const FAIL_ENV: &str = "OPSI_BACKUP_FAIL_AT";
 

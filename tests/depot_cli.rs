@@ -623,6 +623,96 @@ fn a_product_restore_reads_that_product_alone() {
     assert!(err.contains("holds no tftp data"), "{err}");
 }
 
+/// A restore fails after files went to the writer threads (which create and write them
+/// while the backup is read on): at a writer's third or last file (injected, test-only), at a
+/// damaged chunk near the end of a large file whose first pieces a writer has written
+/// already. Either way the live depot and what lies beside it stay as they were, down to
+/// the mtime of their directory, with no staging left behind.
+#[test]
+#[cfg_attr(
+    not(feature = "crash-points"),
+    ignore = "needs --features crash-points"
+)]
+fn a_restore_failing_while_writers_write_touches_nothing() {
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    // The next night's one new file: 9 MiB, written directly past the page cache, in
+    // groups of 4 MiB that lie in that night's packs alone.
+    let depot = s.p("/var/lib/opsi/depot");
+    write(&depot.join("bigapp/big.bin"), noise(42, 9 << 20), 0o644, T0);
+    settle_dirs(&s);
+    let before = packs(&repo);
+    ok(repo_bin(root, &repo).args(["create", "--backends", "depot"]));
+    let new: Vec<_> = packs(&repo).difference(&before).cloned().collect();
+
+    fs::write(depot.join("7zip/7z.msi"), "local edit").unwrap();
+    let parent = s.p("/var/lib/opsi");
+    let live = tree::read(&parent);
+    let restore = |fail_at: Option<&str>| {
+        let mut c = repo_bin(root, &repo);
+        c.args(["restore", "latest", "--backends", "depot", "--force"]);
+        if let Some(at) = fail_at {
+            c.env("OPSI_BACKUP_FAIL_AT", at);
+        }
+        run(&mut c)
+    };
+
+    // The third file, found failed when the next one is handed over; the last, found
+    // failed only once every writer is done.
+    for n in [3, files(&depot)] {
+        let at = format!("restore-write-{n}");
+        let (code, _, err) = restore(Some(&at));
+        assert_ne!(code, 0, "{at}");
+        assert!(err.contains(&format!("injected failure at {at}")), "{err}");
+        assert_eq!(
+            tree::read(&parent),
+            live,
+            "{at}: a writer's failure touched the server"
+        );
+    }
+
+    // The last large group of big.bin (the metadata's groups are small): damaged in its
+    // middle, so that the reader meets it after handing 4 MiB of the file to a writer.
+    let index = rusqlite::Connection::open(repo.join("index.sqlite")).unwrap();
+    let mut last = None;
+    for pack in &new {
+        let name = pack.file_stem().unwrap().to_str().unwrap();
+        let g: Option<(i64, i64)> = index
+            .query_row(
+                "SELECT g.offset, g.stored_len FROM groups g JOIN packs p ON p.id = g.pack \
+                 WHERE p.name = ?1 AND g.plain_len > 1048576 ORDER BY g.offset DESC LIMIT 1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ok();
+        if let Some((offset, stored)) = g {
+            assert!(offset > 0 && last.is_none(), "big.bin lies in one pack");
+            last = Some((pack.clone(), (offset + stored / 2) as usize));
+        }
+    }
+    drop(index);
+    let (pack, at) = last.expect("a large group of big.bin");
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[at] ^= 0x40;
+    fs::set_permissions(&pack, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&pack, bytes).unwrap();
+    let (code, _, err) = restore(None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("pack ") && err.contains("big.bin") && err.contains("damaged"),
+        "{err}"
+    );
+    assert_eq!(
+        tree::read(&parent),
+        live,
+        "a damaged chunk touched the server"
+    );
+}
+
 /// `diff` of two snapshots reads no bulk data whose chunks are the same in both: with the
 /// largest group of an older night's packs damaged, it answers as before, byte for byte. Files
 /// added and removed at several depths (`a`, `a/...`, `a-b`, `a.b` sort otherwise as strings

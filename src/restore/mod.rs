@@ -12,6 +12,7 @@ pub(crate) mod safe_path;
 pub(crate) mod staging;
 pub(crate) mod swap;
 pub(crate) mod tree_links;
+pub(crate) mod writers;
 pub(crate) mod xattrs;
 
 pub(crate) use backup::{BackupSource, Scope, Survey};

@@ -5,13 +5,16 @@
 
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
 use crate::logging;
 use crate::member::{Member, MemberKind};
 use crate::restore::safe_path;
-use crate::restore::staging::{self, stage_file, MetaApplier, StagedTree};
+use crate::restore::staging::{stage_file, MetaApplier, StagedTree};
 use crate::restore::swap::{swap_all, Pending};
+use crate::restore::writers::Writers;
 use crate::sink::MemberSink;
 
 /// Consumes one member's verified bytes (e.g. feeds a dump to the mysql client).
@@ -45,6 +48,10 @@ enum Active {
 }
 
 pub(crate) struct Restorer {
+    /// The threads writing the files of staged trees, started with the first such file.
+    /// Declared first, so dropped first: a failed restore stops its writers before its
+    /// staging directories are removed.
+    writers: Option<Writers>,
     targets: Vec<(String, Active)>,
     meta: MetaApplier,
     pub files_restored: u64,
@@ -65,6 +72,7 @@ impl Restorer {
             active.push((t.prefix, a));
         }
         Ok(Restorer {
+            writers: None,
             targets: active,
             meta: MetaApplier::new(),
             files_restored: 0,
@@ -76,6 +84,9 @@ impl Restorer {
     /// swapped-in tree is complete and its directories keep their restored mtimes. Every tree
     /// is sealed (its symlinks checked) and every other file staged before the first swap.
     pub(crate) fn commit(mut self) -> Result<()> {
+        if let Some(w) = &mut self.writers {
+            w.finish()?;
+        }
         let mut files = Vec::new();
         let mut trees = Vec::new();
         for (_, a) in self.targets.drain(..) {
@@ -108,7 +119,7 @@ impl Restorer {
         for t in &mut trees {
             t.seal(&mut self.meta)?;
         }
-        let lost = self.meta.xattr_failures;
+        let lost = self.meta.xattr_failures.load(Ordering::Relaxed);
         if lost > crate::restore::xattrs::NAMED_WARNINGS {
             logging::warning(format!(
                 "{lost} files in all could not get their extended attributes back \
@@ -170,7 +181,15 @@ impl MemberSink for Restorer {
         let rel = safe_path::below(&m.path, &prefix)?.unwrap_or_default();
         match &mut self.targets[idx].1 {
             Active::Tree(tree) => {
-                if restore_tree_member(tree, &prefix, m, &rel, content, &mut self.meta)? {
+                if self.writers.is_none() && m.kind == MemberKind::File {
+                    self.writers = Some(Writers::new(Arc::clone(&self.meta.xattr_failures))?);
+                }
+                let mut to = Staging {
+                    tree,
+                    meta: &mut self.meta,
+                    writers: self.writers.as_mut(),
+                };
+                if restore_tree_member(&mut to, &prefix, m, &rel, content)? {
                     self.files_restored += 1;
                 }
                 Ok(())
@@ -209,15 +228,23 @@ impl MemberSink for Restorer {
     }
 }
 
+/// Where a member of a tree goes: the staged tree, and the writers for its files (none only
+/// before the first file).
+struct Staging<'a> {
+    tree: &'a mut StagedTree,
+    meta: &'a mut MetaApplier,
+    writers: Option<&'a mut Writers>,
+}
+
 /// Restores one member into a staged tree; true for a regular file.
 fn restore_tree_member(
-    tree: &mut StagedTree,
+    st: &mut Staging<'_>,
     prefix: &str,
     m: &Member,
     rel: &Path,
     content: &mut dyn Read,
-    meta: &mut MetaApplier,
 ) -> Result<bool> {
+    let (tree, meta) = (&mut *st.tree, &mut *st.meta);
     match &m.kind {
         MemberKind::Dir => tree.dir(m, rel).map(|_| false),
         MemberKind::File => {
@@ -227,10 +254,12 @@ fn restore_tree_member(
                     m.path
                 )));
             }
-            let (path, mut f) = tree.file(m, rel)?;
-            staging::write_content(content, &mut f, m, &path)?;
-            drop(f);
-            meta.apply(&path, m, false)?;
+            let path = tree.place(&m.path, rel)?;
+            let owner = meta.owner(m);
+            match st.writers.as_deref_mut() {
+                Some(w) => w.write_file(path, m, owner, content)?,
+                None => return Err(Error::Invalid("no writer for a file".into())),
+            }
             Ok(true)
         }
         MemberKind::Symlink(target) => {
@@ -249,7 +278,8 @@ fn restore_tree_member(
                     m.path
                 )));
             };
-            tree.hardlink(m, rel, &to_rel).map(|_| false)
+            tree.hardlink(m, rel, &to_rel, st.writers.as_deref())
+                .map(|_| false)
         }
         MemberKind::Other(t) => {
             logging::warning(format!(
@@ -339,8 +369,10 @@ mod tests {
             ..Member::control("DATA/DEPOT/p/a", 2)
         };
         r.add(&file, &mut &b"hi"[..]).unwrap();
-        assert_eq!(r.meta.xattr_failures, 1);
+        // Counted by the writer thread, which is done by the end of `commit`.
+        let failures = Arc::clone(&r.meta.xattr_failures);
         r.commit().unwrap();
+        assert_eq!(failures.load(Ordering::Relaxed), 1);
         let p = dest.join("p/a");
         assert_eq!(std::fs::read(&p).unwrap(), b"hi");
         assert_eq!(

@@ -11,6 +11,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use crate::error::{copy_apart, CopyError, Error, IoContext, Result};
 use crate::layout;
@@ -20,14 +22,23 @@ use crate::member::Member;
 use crate::owners::Owners;
 use crate::restore::swap::Pending;
 use crate::restore::tree_links;
+use crate::restore::writers::Writers;
 use crate::restore::xattrs;
 
 /// Applies a member's mode, owner (by name), extended attributes and mtime to a restored path.
 pub(crate) struct MetaApplier {
     owners: Owners,
     warned: std::collections::HashSet<String>,
-    /// Files whose extended attributes could not all be restored (`xattrs.rs`).
-    pub(crate) xattr_failures: u64,
+    /// Files whose extended attributes could not all be restored (`xattrs.rs`), counted by
+    /// this thread and the writer threads (`writers.rs`) alike.
+    pub(crate) xattr_failures: Arc<AtomicU64>,
+}
+
+/// A member's owner as ids of this system (`MetaApplier::owner`).
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    uid: Option<u32>,
+    gid: Option<u32>,
 }
 
 impl MetaApplier {
@@ -35,47 +46,22 @@ impl MetaApplier {
         MetaApplier {
             owners: Owners::default(),
             warned: Default::default(),
-            xattr_failures: 0,
+            xattr_failures: Arc::default(),
         }
     }
 
     /// Owner by name; an empty name means the numeric id; an unknown name keeps the restoring
     /// user as owner and warns once (a numeric fallback could hand secrets to a stranger).
+    pub(crate) fn owner(&mut self, m: &Member) -> Owner {
+        Owner {
+            uid: self.id(&m.uname, m.uid, true),
+            gid: self.id(&m.gname, m.gid, false),
+        }
+    }
+
     pub(crate) fn apply(&mut self, path: &Path, m: &Member, is_symlink: bool) -> Result<()> {
-        let uid = self.id(&m.uname, m.uid, true);
-        let gid = self.id(&m.gname, m.gid, false);
-        if let Err(e) = nix::unistd::fchownat(
-            None,
-            path,
-            uid.map(nix::unistd::Uid::from_raw),
-            gid.map(nix::unistd::Gid::from_raw),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
-            self.warn_once(
-                format!("chown {}", path.display()),
-                format!("cannot set owner of {}: {e}", path.display()),
-            );
-        }
-        if !is_symlink {
-            fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777))
-                .path_ctx("cannot set mode of", path)?;
-        }
-        // After chown (which drops security.capability) and chmod (which would rewrite an
-        // ACL's mask); setting them moves the ctime only, so the mtime comes last still.
-        if layout::is_data(&m.path) && !xattrs::apply(path, m, is_symlink, self.xattr_failures) {
-            self.xattr_failures += 1;
-        }
-        let (secs, nanos) = m.mtime.precise();
-        let t = nix::sys::time::TimeSpec::new(secs, i64::from(nanos));
-        nix::sys::stat::utimensat(
-            None,
-            path,
-            &t,
-            &t,
-            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| Error::io(format!("cannot set mtime of {}", path.display()), e.into()))?;
-        Ok(())
+        let owner = self.owner(m);
+        apply_meta(path, m, is_symlink, owner, &self.xattr_failures)
     }
 
     fn id(&mut self, name: &str, numeric: u64, user: bool) -> Option<u32> {
@@ -106,6 +92,46 @@ impl MetaApplier {
     }
 }
 
+/// Sets owner, mode, extended attributes and mtime of a restored path, in that order: after
+/// chown (which drops security.capability) and chmod (which would rewrite an ACL's mask) come
+/// the attributes, which move the ctime only, so the mtime comes last still. A refused chown
+/// is a warning (a restore as another user), as are refused attributes (`xattrs.rs`).
+pub(crate) fn apply_meta(
+    path: &Path,
+    m: &Member,
+    is_symlink: bool,
+    owner: Owner,
+    xattr_failures: &AtomicU64,
+) -> Result<()> {
+    if let Err(e) = nix::unistd::fchownat(
+        None,
+        path,
+        owner.uid.map(nix::unistd::Uid::from_raw),
+        owner.gid.map(nix::unistd::Gid::from_raw),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        logging::warning(format!("cannot set owner of {}: {e}", path.display()));
+    }
+    if !is_symlink {
+        fs::set_permissions(path, fs::Permissions::from_mode(m.mode & 0o7777))
+            .path_ctx("cannot set mode of", path)?;
+    }
+    if layout::is_data(&m.path) {
+        xattrs::apply(path, m, is_symlink, xattr_failures);
+    }
+    let (secs, nanos) = m.mtime.precise();
+    let t = nix::sys::time::TimeSpec::new(secs, i64::from(nanos));
+    nix::sys::stat::utimensat(
+        None,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| Error::io(format!("cannot set mtime of {}", path.display()), e.into()))?;
+    Ok(())
+}
+
 impl Default for MetaApplier {
     fn default() -> Self {
         Self::new()
@@ -120,6 +146,8 @@ pub(crate) struct StagedTree {
     dirs: Vec<(PathBuf, Member)>,
     /// Every symlink made (relative path, member), checked against the finished tree in `seal`.
     links: Vec<(PathBuf, String)>,
+    /// The directory whose ancestors `place` checked last.
+    checked: Option<PathBuf>,
     /// True once `into_pending` passed the staging directory on to the swap.
     handed_over: bool,
     /// The parent directory's times before the staging directory was made in it, put back
@@ -147,6 +175,7 @@ impl StagedTree {
             staging,
             dirs: Vec::new(),
             links: Vec::new(),
+            checked: None,
             handed_over: false,
             parent_times,
         })
@@ -154,7 +183,17 @@ impl StagedTree {
 
     /// The staged path for a checked relative path; every existing ancestor must be a real
     /// directory (not a symlink a previous member created).
-    fn place(&self, member: &str, rel: &Path) -> Result<PathBuf> {
+    pub(crate) fn place(&mut self, member: &str, rel: &Path) -> Result<PathBuf> {
+        // The files of a directory come one after another: its ancestors are checked once.
+        // A directory found real stays so, as nothing staged is removed but files
+        // (`replace_file`) and nothing is made where something is already.
+        let whole = self.staging.join(rel);
+        if whole
+            .parent()
+            .is_some_and(|p| self.checked.as_deref() == Some(p))
+        {
+            return Ok(whole);
+        }
         let mut cur = self.staging.clone();
         let parts: Vec<_> = rel.components().collect();
         for (i, part) in parts.iter().enumerate() {
@@ -181,6 +220,7 @@ impl StagedTree {
                 }
             }
         }
+        self.checked = cur.parent().map(Path::to_path_buf);
         Ok(cur)
     }
 
@@ -253,9 +293,20 @@ impl StagedTree {
         Ok(p)
     }
 
-    pub(crate) fn hardlink(&mut self, m: &Member, rel: &Path, to_rel: &Path) -> Result<()> {
+    /// A hard link to a file restored before it; `writers` has created that file once its
+    /// `wait_for` returns.
+    pub(crate) fn hardlink(
+        &mut self,
+        m: &Member,
+        rel: &Path,
+        to_rel: &Path,
+        writers: Option<&Writers>,
+    ) -> Result<()> {
         let p = self.place(&m.path, rel)?;
         let src = self.place(&m.path, to_rel)?;
+        if let Some(w) = writers {
+            w.wait_for(&src)?;
+        }
         if !fs::symlink_metadata(&src)
             .map(|md| md.is_file())
             .unwrap_or(false)

@@ -10,6 +10,7 @@
 //! while an all-or-nothing refusal would leave no way to restore onto such a disk at all.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::logging;
 use crate::member::Member;
@@ -19,9 +20,9 @@ const ACL_NAMES: [&str; 2] = ["system.posix_acl_access", "system.posix_acl_defau
 /// Files named one by one in a warning; past that they are only counted.
 pub(crate) const NAMED_WARNINGS: u64 = 20;
 
-/// Sets `m`'s attributes on `path` (never through a symlink); false when any failed.
-/// `failed_before` counts the files that failed earlier in this restore.
-pub(crate) fn apply(path: &Path, m: &Member, is_symlink: bool, failed_before: u64) -> bool {
+/// Sets `m`'s attributes on `path` (never through a symlink). `failures` counts the files of
+/// this restore (on any of its threads) whose attributes could not all be set.
+pub(crate) fn apply(path: &Path, m: &Member, is_symlink: bool, failures: &AtomicU64) {
     let mut errors = Vec::new();
     if !is_symlink {
         for name in ACL_NAMES {
@@ -41,16 +42,15 @@ pub(crate) fn apply(path: &Path, m: &Member, is_symlink: bool, failed_before: u6
         }
     }
     if errors.is_empty() {
-        return true;
+        return;
     }
-    if failed_before < NAMED_WARNINGS {
+    if failures.fetch_add(1, Ordering::Relaxed) < NAMED_WARNINGS {
         logging::warning(format!(
             "{}: extended attributes not restored ({})",
             m.path,
             errors.join("; ")
         ));
     }
-    false
 }
 
 fn absent_or_unsupported(e: &std::io::Error) -> bool {

@@ -4,7 +4,7 @@
 //! too (`read_snapshot_file`), as the snapshot format (`snapshot.rs`) knows no index.
 //! Spec: `store-format/README.md`, section "Reading and verification".
 
-use std::io;
+use std::io::{self, Read};
 
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
@@ -12,7 +12,6 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::member::Member;
 use crate::sink::MemberSink;
-use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::ChunkId;
 use crate::store::index;
 use crate::store::pack;
@@ -24,6 +23,10 @@ use crate::store::storage::{pack_key, Object, Storage};
 /// decompressing a (4 MiB) group again for every change. Bounded: at most this many bytes.
 const GROUP_CACHE_BYTES: usize = 32 << 20;
 
+/// Group buffers kept for reuse beyond the cache: one for the stored bytes being read and one
+/// for the plain bytes being decompressed suffice.
+const SPARE_BUFFERS: usize = 2;
+
 /// Fetches chunks by index row id, caching the last opened pack and the recently used
 /// decompressed groups.
 pub(crate) struct ChunkFetcher<'c> {
@@ -32,6 +35,11 @@ pub(crate) struct ChunkFetcher<'c> {
     file: Option<(String, Box<dyn Object>)>,
     /// Most recently used last.
     groups: Vec<((String, u64), Vec<u8>)>,
+    /// Buffers of groups dropped from the cache and the stored bytes of the last group read,
+    /// reused: a fresh 4 MiB buffer per group costs more in page faults than its copy.
+    spare: Vec<Vec<u8>>,
+    /// The zstd context, reused from group to group.
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
 }
 
 impl<'c> ChunkFetcher<'c> {
@@ -41,6 +49,8 @@ impl<'c> ChunkFetcher<'c> {
             storage,
             file: None,
             groups: Vec::new(),
+            spare: Vec::new(),
+            dctx: None,
         }
     }
 
@@ -95,6 +105,23 @@ impl<'c> ChunkFetcher<'c> {
 
     /// `fetch` for a chunk read `depth` delta groups deep.
     fn fetch_at(&mut self, row: i64, user: &str, depth: u32) -> Result<Vec<u8>> {
+        let (start, end) = self.locate_at(row, user, depth)?;
+        Ok(self.last_group()[start..end].to_vec())
+    }
+
+    /// Finds chunk `row`, checks it and makes its group the most recently used: the chunk is
+    /// `last_group()[start..end]` until the next call. A reader of a member's content copies
+    /// it from there, instead of from a copy of each chunk of its own.
+    pub(crate) fn locate(&mut self, row: i64, user: &str) -> Result<(usize, usize)> {
+        self.locate_at(row, user, 0)
+    }
+
+    /// The plain bytes of the group the last `locate` found its chunk in.
+    pub(crate) fn last_group(&self) -> &[u8] {
+        self.groups.last().map_or(&[][..], |g| &g.1[..])
+    }
+
+    fn locate_at(&mut self, row: i64, user: &str, depth: u32) -> Result<(usize, usize)> {
         let member = user;
         let loc = index::location(self.conn, row)?
             .ok_or_else(|| Error::Corrupt(format!("{member}: chunk #{row} is not in the index")))?;
@@ -104,29 +131,36 @@ impl<'c> ChunkFetcher<'c> {
             let hit = self.groups.remove(i);
             self.groups.push(hit);
         } else {
-            let plain = self.load_group(&loc, member, depth)?;
             let mut held: usize = self.groups.iter().map(|g| g.1.len()).sum();
-            while !self.groups.is_empty() && held + plain.len() > GROUP_CACHE_BYTES {
-                held -= self.groups.remove(0).1.len();
+            let incoming = loc.plain_len as usize;
+            while !self.groups.is_empty() && held + incoming > GROUP_CACHE_BYTES {
+                let (_, old) = self.groups.remove(0);
+                held -= old.len();
+                if self.spare.len() < SPARE_BUFFERS {
+                    self.spare.push(old);
+                }
             }
+            let plain = self.load_group(&loc, member, depth)?;
             self.groups.push((key, plain));
         }
         let plain = &self.groups.last().expect("loaded above").1;
-        let data = plain
-            .get(loc.offset as usize..(loc.offset + u64::from(loc.len)) as usize)
-            .ok_or_else(|| {
-                Error::Corrupt(format!(
-                    "pack {}: chunk {chunk} of {member} lies outside its group",
-                    loc.pack
-                ))
-            })?;
+        let (start, end) = (
+            loc.offset as usize,
+            (loc.offset + u64::from(loc.len)) as usize,
+        );
+        let data = plain.get(start..end).ok_or_else(|| {
+            Error::Corrupt(format!(
+                "pack {}: chunk {chunk} of {member} lies outside its group",
+                loc.pack
+            ))
+        })?;
         if self.storage.crypt().ids().id(data) != loc.hash {
             return Err(Error::Corrupt(format!(
                 "pack {}: chunk {chunk} of {member} is damaged (BLAKE3 mismatch)",
                 loc.pack
             )));
         }
-        Ok(data.to_vec())
+        Ok((start, end))
     }
 
     /// The plain bytes of the group holding `loc`; a delta group's reference chunks are
@@ -161,21 +195,30 @@ impl<'c> ChunkFetcher<'c> {
         }
         let f = &*self.file.as_ref().expect("opened above").1;
         let plain_len = loc.plain_len as usize;
-        match prefix {
-            None => pack::read_group(
-                f,
-                self.storage.crypt(),
-                loc.group_offset,
-                loc.stored_len,
-                loc.compressed,
-                plain_len,
-            ),
-            Some(prefix) => {
-                pack::read_stored(f, self.storage.crypt(), loc.group_offset, loc.stored_len)
-                    .and_then(|stored| pack::decompress_delta(&stored, plain_len, &prefix))
+        let crypt = self.storage.crypt();
+        let mut raw = self.spare.pop().unwrap_or_default();
+        let stored = pack::read_raw_into(f, loc.group_offset, loc.stored_len, &mut raw)
+            .and_then(|()| pack::open_group(crypt, raw));
+        let plain = match (prefix, stored) {
+            (_, Err(e)) => Err(e),
+            (None, Ok(stored)) if !loc.compressed => Ok(stored),
+            (None, Ok(stored)) => {
+                let dctx = match &mut self.dctx {
+                    Some(d) => d,
+                    None => self
+                        .dctx
+                        .insert(zstd::bulk::Decompressor::new().map_err(|e| unreadable(&e))?),
+                };
+                let mut plain = self.spare.pop().unwrap_or_default();
+                let r = pack::decompress_group_into(dctx, &stored, plain_len, &mut plain);
+                if self.spare.len() < SPARE_BUFFERS {
+                    self.spare.push(stored);
+                }
+                r.map(|()| plain)
             }
-        }
-        .map_err(|e| unreadable(&e))
+            (Some(prefix), Ok(stored)) => pack::decompress_delta(&stored, plain_len, &prefix),
+        };
+        plain.map_err(|e| unreadable(&e))
     }
 }
 
@@ -202,7 +245,15 @@ pub(crate) fn replay(
             return sink.add(&m, &mut io::empty());
         }
         let user = format!("member {}", m.path);
-        let mut content = ChunkStream::new(ids.into_iter(), |row| fetcher.fetch(row, &user));
+        let mut content = MemberContent {
+            fetcher: &mut fetcher,
+            rows: ids.into_iter(),
+            user: &user,
+            at: 0,
+            end: 0,
+            produced: 0,
+            error: None,
+        };
         let res = sink.add(&m, &mut content);
         if let Some(e) = content.error.take() {
             return Err(e);
@@ -222,6 +273,43 @@ pub(crate) fn replay(
         }
         Ok(())
     })
+}
+
+/// A member's content as one stream, each chunk checked as it is reached and read from its
+/// group in the fetcher's cache (`ChunkFetcher::locate`), not copied out first. A fetch error
+/// is parked in `error`, as in `ChunkStream`, for the caller to return intact.
+struct MemberContent<'a, 'c> {
+    fetcher: &'a mut ChunkFetcher<'c>,
+    rows: std::vec::IntoIter<i64>,
+    user: &'a str,
+    /// The unread rest of the current chunk: `last_group()[at..end]`.
+    at: usize,
+    end: usize,
+    produced: u64,
+    error: Option<Error>,
+}
+
+impl Read for MemberContent<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.end {
+            let Some(row) = self.rows.next() else {
+                return Ok(0);
+            };
+            match self.fetcher.locate(row, self.user) {
+                Ok((at, end)) => (self.at, self.end) = (at, end),
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.error = Some(e);
+                    return Err(io::Error::other(msg));
+                }
+            }
+        }
+        let n = out.len().min(self.end - self.at);
+        out[..n].copy_from_slice(&self.fetcher.last_group()[self.at..self.at + n]);
+        self.at += n;
+        self.produced += n as u64;
+        Ok(n)
+    }
 }
 
 /// Reads a snapshot through the index: its metadata chunks are fetched from their packs
