@@ -5,6 +5,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod confine;
+pub(crate) mod meta;
 pub(crate) mod plan;
 pub(crate) mod restorer;
 pub(crate) mod run;

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 
 use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
-use crate::restore::staging::{apply_meta, Owner};
+use crate::restore::meta::{apply_meta, Owner};
 
 /// Bytes of buffers handed to writers and not yet written back: enough to keep a few writers
 /// busy with small files while a large one streams through, and a fixed part of the restore's
