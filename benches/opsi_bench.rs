@@ -393,6 +393,11 @@ fn main() {
         "restore --backends mysql (parallel load)",
         &mut ours(&["restore", "latest", "--backends", "mysql", "--force"]),
     );
+    let load_ours_inserts = b.run(
+        "restore --backends mysql (OPSI_BACKUP_RESTORE_LOAD_DATA=0)",
+        ours(&["restore", "latest", "--backends", "mysql", "--force"])
+            .env("OPSI_BACKUP_RESTORE_LOAD_DATA", "0"),
+    );
     let load_ours_serial = b.run(
         "restore --backends mysql (OPSI_BACKUP_RESTORE_CONNECTIONS=1)",
         ours(&["restore", "latest", "--backends", "mysql", "--force"])
@@ -540,6 +545,7 @@ fn main() {
         "| restore of the database ({} dump) | time | ÷ `mysql db < dump` |\n|---|---:|---:|\n\
          | `mysql db < dump` (the original's load) | {} | 1 |\n\
          | opsi-backup restore --backends mysql, {} connections | {} | {:.3} (speed-up {:.2}×) |\n\
+         | the same, rows as INSERTs (OPSI_BACKUP_RESTORE_LOAD_DATA=0) | {} | {:.3} |\n\
          | the same with OPSI_BACKUP_RESTORE_CONNECTIONS=1 (serial) | {} | {:.3} |\n\
          \nGoal (issue 22): restore of the database ≥ 1.6× faster than `mysql db < dump`: {}.\n",
         fmt_bytes(dump_size),
@@ -548,6 +554,8 @@ fn main() {
         fmt_secs(load_ours.secs),
         load_ours.secs / load_mysql.secs,
         load_mysql.secs / load_ours.secs,
+        fmt_secs(load_ours_inserts.secs),
+        load_ours_inserts.secs / load_mysql.secs,
         fmt_secs(load_ours_serial.secs),
         load_ours_serial.secs / load_mysql.secs,
         if load_mysql.secs / load_ours.secs >= 1.6 {
@@ -658,6 +666,7 @@ fn main() {
         ("restore latest --configuration --force (all)", &restore_all),
         ("restore (conf + file + dhcp)", &restore_files),
         ("restore --backends mysql (parallel load)", &load_ours),
+        ("restore --backends mysql (rows as INSERTs)", &load_ours_inserts),
         ("restore --backends mysql (serial load)", &load_ours_serial),
         ("verify (whole repository)", &verify),
         ("mysqldump to /dev/null (first night)", &first.floor),

@@ -6,16 +6,26 @@
 //! says nothing about when the server ran a statement. So a job that others wait for is
 //! followed by `SELECT '<mark>'`: `mysql --unbuffered` prints the mark once everything before
 //! it ran, and a reader thread then opens the job's [`Latch`].
+//!
+//! A job of plain INSERT rows ([`Job::rows`]) goes, where the load allows it ([`LoadData`]),
+//! as `LOAD DATA LOCAL INFILE` from a FIFO of ours in a transaction of its own
+//! ([`load_data`](crate::mysql::load_data)): the connection asks the server how many rows it
+//! took with how many warnings, and commits only the exact count without warnings; otherwise
+//! it rolls back and sends the job's INSERTs.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::logging;
 use crate::mysql::config::MysqlConfig;
+use crate::mysql::load_data;
 use crate::mysql::tools::{self, StderrCollector};
 
 /// What the load's connections share: the flag that stops them all.
@@ -85,9 +95,22 @@ pub struct Job {
     pub sql: Vec<u8>,
     /// Counted down once the server ran `sql`.
     pub signal: Option<Arc<Latch>>,
+    /// `sql` is rows only: plain INSERTs into this table (quoted as in the dump, checked).
+    pub rows: Option<Arc<str>>,
 }
 
 const MARK: &str = "opsi-backup-restore-mark";
+/// Starts the line that answers how a `LOAD DATA` went: rows taken, warnings.
+const ROWS_MARK: &str = "opsi-backup-restore-rows";
+
+/// How a connection loads rows with `LOAD DATA LOCAL INFILE` (`mysql --local-infile=1`).
+pub struct LoadData {
+    /// This connection's FIFO, in a directory only we can enter; its path is of safe
+    /// characters only.
+    pub fifo: PathBuf,
+    /// The dump's client character set.
+    pub charset: String,
+}
 
 /// How a connection ended badly.
 #[derive(Debug)]
@@ -123,6 +146,7 @@ pub struct Worker {
     pub queued: Arc<AtomicUsize>,
     pub stop: Arc<Stop>,
     pub cfg: MysqlConfig,
+    pub load_data: Option<LoadData>,
 }
 
 impl Worker {
@@ -133,10 +157,11 @@ impl Worker {
         let stdout = self.child.stdout.take().expect("stdout is piped");
         let stdin = self.child.stdin.take().expect("stdin is piped");
         let pending: Arc<Mutex<VecDeque<Arc<Latch>>>> = Arc::default();
+        let (reply_tx, replies) = channel();
         let reader = {
             let pending = Arc::clone(&pending);
             let stop = Arc::clone(&self.stop);
-            std::thread::spawn(move || read_marks(stdout, &pending, &stop))
+            std::thread::spawn(move || read_marks(stdout, &pending, &stop, &reply_tx))
         };
         let mut feed = Feed {
             stdin: io::BufWriter::with_capacity(256 * 1024, stdin),
@@ -147,7 +172,7 @@ impl Worker {
         let fed = feed
             .write(&header, None)
             .map_err(Fed::Io)
-            .and_then(|()| self.feed(&mut feed, &pending));
+            .and_then(|()| self.feed(&mut feed, &pending, &replies));
         // End of input: mysql finishes what it has and exits (or was killed).
         let flushed = feed
             .stdin
@@ -188,7 +213,14 @@ impl Worker {
         }))
     }
 
-    fn feed(&self, feed: &mut Feed, pending: &Mutex<VecDeque<Arc<Latch>>>) -> Result<(), Fed> {
+    fn feed(
+        &self,
+        feed: &mut Feed,
+        pending: &Mutex<VecDeque<Arc<Latch>>>,
+        replies: &Receiver<Reply>,
+    ) -> Result<(), Fed> {
+        let mut text = Vec::new();
+        let mut warned = false;
         while let Ok(job) = self.jobs.recv() {
             if self.stop.raised() {
                 return Err(Fed::Stopped);
@@ -202,7 +234,15 @@ impl Worker {
                     }
                 }
             }
-            feed.write(&job.sql, Some(&job.table)).map_err(Fed::Io)?;
+            let loaded = match (&self.load_data, &job.rows) {
+                (Some(how), Some(table)) => {
+                    self.load_rows(feed, how, &job, table, &mut text, replies, &mut warned)?
+                }
+                _ => false,
+            };
+            if !loaded {
+                feed.write(&job.sql, Some(&job.table)).map_err(Fed::Io)?;
+            }
             self.queued.fetch_sub(job.sql.len(), Ordering::SeqCst);
             if let Some(signal) = job.signal {
                 pending
@@ -217,7 +257,111 @@ impl Worker {
         }
         Ok(())
     }
+
+    /// Loads the rows of `job` with `LOAD DATA`; false (nothing left behind) when they must go
+    /// as the dump's INSERTs.
+    #[allow(clippy::too_many_arguments)]
+    fn load_rows(
+        &self,
+        feed: &mut Feed,
+        how: &LoadData,
+        job: &Job,
+        table: &str,
+        text: &mut Vec<u8>,
+        replies: &Receiver<Reply>,
+        warned: &mut bool,
+    ) -> Result<bool, Fed> {
+        text.clear();
+        let rows = match load_data::convert(&job.sql, table.as_bytes(), text) {
+            Some(n) if n > 0 => n as u64,
+            _ => return Ok(false),
+        };
+        let fifo = how.fifo.to_str().expect("a FIFO path of safe characters");
+        let sql = format!(
+            "START TRANSACTION;\n{};\nSELECT '{ROWS_MARK}', ROW_COUNT(), @@warning_count;\n",
+            load_data::statement(fifo, table, &how.charset)
+        );
+        feed.write(sql.as_bytes(), Some(&job.table))
+            .and_then(|()| feed.stdin.flush())
+            .map_err(Fed::Io)?;
+        // mysql opens the FIFO once the server asks for the file.
+        let mut file = self.open_fifo(&how.fifo, replies)?;
+        file.write_all(text).map_err(Fed::Io)?;
+        drop(file);
+        let (taken, warnings) = loop {
+            match replies.recv_timeout(Duration::from_millis(50)) {
+                Ok(reply) => break reply,
+                Err(RecvTimeoutError::Timeout) if !self.stop.raised() => {}
+                Err(_) => return Err(Fed::Stopped),
+            }
+        };
+        if taken == rows && warnings == 0 {
+            feed.write(b"COMMIT;\n", None).map_err(Fed::Io)?;
+            return Ok(true);
+        }
+        feed.write(b"ROLLBACK;\n", None).map_err(Fed::Io)?;
+        if !*warned {
+            *warned = true;
+            logging::info(format!(
+                "Rows of table {} read by LOAD DATA as {taken} rows with {warnings} warnings \
+                 instead of {rows}: rolled back, loading them as the dump's INSERTs",
+                job.table
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Opens the FIFO for writing once mysql has opened it for reading; gives up when the
+    /// load stops or mysql ends first (it never will open it then).
+    fn open_fifo(
+        &self,
+        path: &std::path::Path,
+        replies: &Receiver<Reply>,
+    ) -> Result<std::fs::File, Fed> {
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+            {
+                Ok(file) => {
+                    set_blocking(&file).map_err(Fed::Io)?;
+                    return Ok(file);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {}
+                Err(e) => return Err(Fed::Io(e)),
+            }
+            if self.stop.raised() {
+                return Err(Fed::Stopped);
+            }
+            // A reply before the FIFO was read, or none ever: mysql failed or ended.
+            match replies.try_recv() {
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                _ => return Err(Fed::Stopped),
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
 }
+
+/// Clears `O_NONBLOCK`: writes wait for mysql to read.
+fn set_blocking(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// What the server answered after a `LOAD DATA`: rows taken, warnings.
+type Reply = (u64, u64);
 
 enum Fed {
     Io(io::Error),
@@ -272,6 +416,7 @@ fn read_marks(
     stdout: std::process::ChildStdout,
     pending: &Mutex<VecDeque<Arc<Latch>>>,
     stop: &Stop,
+    replies: &Sender<Reply>,
 ) {
     let mut lines = BufReader::new(stdout);
     let mut line = Vec::new();
@@ -281,7 +426,9 @@ fn read_marks(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        if line.trim_ascii_end() == MARK.as_bytes() {
+        if let Some(reply) = rows_reply(line.trim_ascii_end()) {
+            let _ = replies.send(reply);
+        } else if line.trim_ascii_end() == MARK.as_bytes() {
             let next = pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -294,6 +441,18 @@ fn read_marks(
     if !pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
         stop.raise();
     }
+}
+
+/// The answer line of a `LOAD DATA`: `<ROWS_MARK>\t<rows>\t<warnings>`.
+fn rows_reply(line: &[u8]) -> Option<Reply> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut fields = text.split('\t');
+    if fields.next()? != ROWS_MARK {
+        return None;
+    }
+    let rows = fields.next()?.parse().ok()?;
+    let warnings = fields.next()?.parse().ok()?;
+    Some((rows, warnings))
 }
 
 #[cfg(test)]
@@ -309,6 +468,17 @@ mod tests {
         assert_eq!(table_at(&tables, text).as_deref(), Some("`a`"));
         assert_eq!(table_at(&tables, "killed"), None);
         assert!(mysql_reported_error("ERROR 1146 (42S02) at line 3: x"));
+    }
+
+    #[test]
+    fn load_data_answers_are_read() {
+        assert_eq!(
+            rows_reply(b"opsi-backup-restore-rows\t120\t0"),
+            Some((120, 0))
+        );
+        assert_eq!(rows_reply(b"opsi-backup-restore-rows\t-1\t0"), None);
+        assert_eq!(rows_reply(b"opsi-backup-restore-mark"), None);
+        assert_eq!(rows_reply(b"other\t1\t2"), None);
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! - [`prefetch`]: a dump started ahead of its turn, spooled while the files are backed up;
 //! - [`restore`]: feeding a dump back, and running ad-hoc SQL;
 //! - [`statements`], [`dump_shape`]: a dump cut into statements, and what they are;
-//! - [`parallel_load`], [`load_worker`]: a dump loaded over several connections.
+//! - [`parallel_load`], [`load_worker`]: a dump loaded over several connections;
+//! - [`load_data`]: rows of the dump's INSERTs as `LOAD DATA` reads them.
 
 pub mod config;
 pub mod defaults_file;
 pub mod dump;
 pub mod dump_shape;
+pub mod load_data;
 pub mod load_worker;
 pub mod parallel_load;
 pub mod prefetch;

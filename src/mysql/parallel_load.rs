@@ -8,6 +8,8 @@
 //! exists; its triggers (and `ENABLE KEYS`) once all its rows are in. `LOCK TABLES` is left
 //! out: it would keep the other connections out of the table; the rows are the same. The
 //! trailer (final views, routines, events, footer) runs after all tables, on one connection.
+//! Where `LOAD DATA LOCAL INFILE` works, a connection loads a batch of rows with it (see
+//! [`load_worker`]).
 //!
 //! Memory is bounded: each connection is handed at most [`QUEUE`] jobs of about one batch,
 //! the `CREATE`/trigger part of a table is held up to [`MAX_DDL`], one statement up to
@@ -31,7 +33,8 @@ use crate::logging;
 use crate::mysql::config::MysqlConfig;
 use crate::mysql::defaults_file::DefaultsFile;
 use crate::mysql::dump_shape::{self, Kind, Section};
-use crate::mysql::load_worker::{self, Failure, Job, Latch, PidSlot, Stop, Worker};
+use crate::mysql::load_data;
+use crate::mysql::load_worker::{self, Failure, Job, Latch, LoadData, PidSlot, Stop, Worker};
 use crate::mysql::statements::{Splitter, Statement, TOO_LONG};
 use crate::mysql::tools;
 
@@ -53,6 +56,10 @@ pub struct Client<'a> {
     pub cfg: &'a MysqlConfig,
     /// Loads a stream on one connection (the serial restore).
     pub serial: &'a dyn Fn(&mut dyn Read) -> Result<()>,
+    /// A private directory (its path of safe characters) for the connections' FIFOs, if
+    /// `LOAD DATA LOCAL INFILE` is found to work: asked once the dump is seen to load in
+    /// parallel.
+    pub local_infile: &'a dyn Fn() -> Option<tempfile::TempDir>,
 }
 
 /// Loads `dump` into `client.cfg.database` (already empty) over `connections` connections.
@@ -96,8 +103,18 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
         }
         header.extend_from_slice(&st.text);
     };
+    let charset = load_data::charset(&header);
+    let fifo_dir = charset.as_ref().and_then(|_| (client.local_infile)());
+    let fifos = fifo_dir
+        .as_ref()
+        .and_then(|dir| make_fifos(dir.path(), connections));
     logging::info(format!(
-        "Loading the MySQL dump over {connections} connections"
+        "Loading the MySQL dump over {connections} connections{}",
+        if fifos.is_some() {
+            ", rows with LOAD DATA"
+        } else {
+            ""
+        }
     ));
     let header: Arc<[u8]> = header.into();
     let stop = Arc::new(Stop::default());
@@ -109,12 +126,17 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
             group: None,
             default_delimiter: true,
             turn: 0,
+            rows: fifos.is_some(),
         };
         let mut threads = Vec::new();
-        for _ in 0..connections {
+        for i in 0..connections {
             let (tx, rx) = sync_channel(QUEUE);
             let queued = Arc::new(AtomicUsize::new(0));
-            let child = spawn(client)?;
+            let load_data = fifos.as_ref().map(|f| LoadData {
+                fifo: f[i].clone(),
+                charset: charset.clone().expect("a charset with the FIFOs"),
+            });
+            let child = spawn(client, load_data.is_some())?;
             let pid: PidSlot = Arc::new(std::sync::Mutex::new(Some(child.id())));
             let worker = Worker {
                 child,
@@ -124,6 +146,7 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
                 queued: Arc::clone(&queued),
                 stop: Arc::clone(&stop),
                 cfg: client.cfg.clone(),
+                load_data,
             };
             threads.push(scope.spawn(move || worker.run()));
             load.conns.push(Conn { tx, queued, pid });
@@ -182,10 +205,32 @@ fn serial_rest<R: Read>(
     (client.serial)(&mut stream)
 }
 
+/// One FIFO per connection in `dir`; `None` (rows go as INSERTs) if one cannot be made.
+fn make_fifos(dir: &Path, connections: usize) -> Option<Vec<std::path::PathBuf>> {
+    (0..connections)
+        .map(|i| {
+            let path = dir.join(format!("rows-{i}"));
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+            // SAFETY: plain syscall on a NUL-terminated path.
+            let made = unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0;
+            if !made {
+                logging::info(format!(
+                    "Cannot make a FIFO for LOAD DATA ({}): rows go as INSERTs",
+                    io::Error::last_os_error()
+                ));
+            }
+            made.then_some(path)
+        })
+        .collect()
+}
+
 /// Starts one connection: `mysql --unbuffered` prints our marks as soon as it reaches them.
-fn spawn(client: &Client<'_>) -> Result<std::process::Child> {
+fn spawn(client: &Client<'_>, local_infile: bool) -> Result<std::process::Child> {
     let database = tools::database_arg(&client.cfg.database)?;
     let mut cmd = tools::command(client.program, client.defaults, client.cfg);
+    if local_infile {
+        cmd.arg("--local-infile=1");
+    }
     cmd.args(["--batch", "--skip-column-names", "--unbuffered"])
         .arg(database)
         .stdin(Stdio::piped())
@@ -286,6 +331,8 @@ struct Load {
     default_delimiter: bool,
     /// Where the search for the least busy connection starts, turning.
     turn: usize,
+    /// Rows may go as `LOAD DATA`.
+    rows: bool,
 }
 
 impl Load {
@@ -425,6 +472,7 @@ impl Load {
             after: None,
             sql: std::mem::take(&mut g.pre),
             signal: Some(created),
+            rows: None,
         };
         let to = self.least_busy();
         self.send(to, job)
@@ -443,6 +491,8 @@ impl Load {
             after: g.created.clone(),
             sql: std::mem::take(&mut g.batch),
             signal: None,
+            rows: (self.rows && load_data::is_quoted_identifier(g.name.as_bytes()))
+                .then(|| Arc::clone(&g.name)),
         };
         self.send(to, job)
     }
@@ -461,6 +511,7 @@ impl Load {
             after: None,
             sql: g.post,
             signal: Some(done),
+            rows: None,
         };
         if let Some(created) = g.created {
             let fed: Vec<usize> = (0..g.fed.len()).filter(|&i| g.fed[i]).collect();
@@ -471,6 +522,7 @@ impl Load {
                     after: None,
                     sql: Vec::new(),
                     signal: Some(Arc::clone(&rows_in)),
+                    rows: None,
                 };
                 self.send(i, fence)?;
             }

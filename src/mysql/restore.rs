@@ -61,11 +61,13 @@ pub fn restore_with(cfg: &MysqlConfig, dump: &mut dyn Read, connections: usize) 
 
     let serial = |dump: &mut dyn Read| load_serial(&program, &defaults, cfg, dump);
     let result = if connections >= 2 {
+        let local_infile = || local_infile_dir(&program, &defaults, cfg);
         let client = parallel_load::Client {
             program: &program,
             defaults: &defaults,
             cfg,
             serial: &serial,
+            local_infile: &local_infile,
         };
         parallel_load::load(&client, dump, connections)
     } else {
@@ -73,6 +75,53 @@ pub fn restore_with(cfg: &MysqlConfig, dump: &mut dyn Read, connections: usize) 
     };
     drop(defaults);
     result
+}
+
+/// The variable that turns `LOAD DATA` for rows off (`0`): every row goes as the dump's
+/// INSERTs.
+pub const LOAD_DATA_VAR: &str = "OPSI_BACKUP_RESTORE_LOAD_DATA";
+
+/// A private directory for the connections' FIFOs, if rows can go as `LOAD DATA LOCAL
+/// INFILE`: the server and the client allow it (tried once on an empty file into a temporary
+/// table of the recreated database) and the directory's path needs no quoting in SQL.
+fn local_infile_dir(
+    program: &std::path::Path,
+    defaults: &DefaultsFile,
+    cfg: &MysqlConfig,
+) -> Option<tempfile::TempDir> {
+    if std::env::var_os(LOAD_DATA_VAR).is_some_and(|v| v == "0") {
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("opsi-backup-rows-")
+        .tempdir()
+        .ok()?;
+    let probe = dir.path().join("probe");
+    let path = probe.to_str()?;
+    if !path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
+    {
+        return None;
+    }
+    std::fs::File::create(&probe).ok()?;
+    let sql = format!(
+        "CREATE TEMPORARY TABLE `opsi_backup_probe` (a INT);\n{};\n",
+        crate::mysql::load_data::statement(path, "`opsi_backup_probe`", "utf8mb4")
+    );
+    let args = [
+        "--local-infile=1".into(),
+        tools::database_arg(&cfg.database).ok()?,
+    ];
+    match run_mysql(program, defaults, cfg, &args, sql.as_bytes()) {
+        Ok(_) => Some(dir),
+        Err(e) => {
+            logging::info(format!(
+                "LOAD DATA LOCAL INFILE is not available ({e}): rows go as the dump's INSERTs"
+            ));
+            None
+        }
+    }
 }
 
 /// Streams `dump` into one `mysql <database>`.
