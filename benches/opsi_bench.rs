@@ -666,7 +666,10 @@ fn main() {
         ("restore latest --configuration --force (all)", &restore_all),
         ("restore (conf + file + dhcp)", &restore_files),
         ("restore --backends mysql (parallel load)", &load_ours),
-        ("restore --backends mysql (rows as INSERTs)", &load_ours_inserts),
+        (
+            "restore --backends mysql (rows as INSERTs)",
+            &load_ours_inserts,
+        ),
         ("restore --backends mysql (serial load)", &load_ours_serial),
         ("verify (whole repository)", &verify),
         ("mysqldump to /dev/null (first night)", &first.floor),
