@@ -25,6 +25,20 @@ impl MysqlConfig {
             format!("--host={}", self.address).into()
         }
     }
+
+    /// Whether the server is on this machine: a socket path, `localhost` (the client's socket),
+    /// the client's default (an empty address) or a loopback address. Only such a server is
+    /// let ask the client for a local file (`LOAD DATA LOCAL INFILE`): the protocol lets the
+    /// server name any file, and a server elsewhere (or whoever sits between) could read the
+    /// restoring root's files.
+    pub(crate) fn is_local(&self) -> bool {
+        let a = self.address.trim();
+        a.is_empty()
+            || a.starts_with('/')
+            || a.eq_ignore_ascii_case("localhost")
+            || a.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 // Hand-written so that logging a config (or an error holding one) never shows the password.
@@ -66,5 +80,27 @@ mod tests {
             "--socket=/run/mysqld/mysqld.sock"
         );
         assert_eq!(cfg("db.example.org").address_arg(), "--host=db.example.org");
+    }
+
+    #[test]
+    fn local_servers() {
+        for local in [
+            "/run/mysqld/mysqld.sock",
+            "localhost",
+            "LOCALHOST",
+            "",
+            "127.0.0.1",
+            "::1",
+        ] {
+            assert!(cfg(local).is_local(), "{local}");
+        }
+        for remote in [
+            "db.example.org",
+            "10.0.0.5",
+            "localhost.example.org",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!cfg(remote).is_local(), "{remote}");
+        }
     }
 }

@@ -82,14 +82,23 @@ pub fn restore_with(cfg: &MysqlConfig, dump: &mut dyn Read, connections: usize) 
 pub const LOAD_DATA_VAR: &str = "OPSI_BACKUP_RESTORE_LOAD_DATA";
 
 /// A private directory for the connections' FIFOs, if rows can go as `LOAD DATA LOCAL
-/// INFILE`: the server and the client allow it (tried once on an empty file into a temporary
-/// table of the recreated database) and the directory's path needs no quoting in SQL.
+/// INFILE`: the server is on this machine ([`MysqlConfig::is_local`]), the server and the
+/// client allow it (tried once on an empty file into a temporary table of the recreated
+/// database) and the directory's path needs no quoting in SQL.
 fn local_infile_dir(
     program: &std::path::Path,
     defaults: &DefaultsFile,
     cfg: &MysqlConfig,
 ) -> Option<tempfile::TempDir> {
     if std::env::var_os(LOAD_DATA_VAR).is_some_and(|v| v == "0") {
+        return None;
+    }
+    if !cfg.is_local() {
+        logging::info(format!(
+            "MySQL server {} is not on this machine: rows go as the dump's INSERTs (LOAD DATA \
+             LOCAL would let it ask for any local file)",
+            cfg.address
+        ));
         return None;
     }
     let dir = tempfile::Builder::new()
