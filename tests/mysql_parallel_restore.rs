@@ -365,6 +365,25 @@ fn unexpected_statements_are_loaded_serially() {
     restore_both_ways(&server, &sql, &state_of_sql(&server, &sql));
 }
 
+/// A header that turns backslash escapes off (here plainly; `SET SQL_MODE=@x` would hide it
+/// from any reading of the text): the INSERTs' strings then mean other bytes than the
+/// conversion to `LOAD DATA` assumes, and the server's answer sends them as INSERTs.
+#[test]
+fn rows_are_loaded_as_the_session_reads_them() {
+    let Some(server) = server() else { return };
+    let src = TestDb::create(&server, "prsql");
+    let cfg = root_cfg(&server, &src);
+    let sql = r"CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(50)) ENGINE=InnoDB;
+INSERT INTO t VALUES (1, 'a\\nb'), (2, 'x\ny'), (3, 'tab\there');";
+    with_tools(|| restore_with(&cfg, &mut sql.as_bytes(), 1)).expect("loading the source");
+    let mut dump = backup_dump(&cfg);
+    let at = find(&dump, b"--\n-- Table structure for table").expect("a table section");
+    let set = b"/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO,NO_BACKSLASH_ESCAPES' */;\n\n";
+    dump.splice(at..at, set.iter().copied());
+    let serial = state_of_sql(&server, &dump);
+    restore_both_ways(&server, &dump, &serial);
+}
+
 fn state_of_sql(server: &TestServer, sql: &[u8]) -> String {
     let db = TestDb::create(server, "prdst");
     let cfg = root_cfg(server, &db);

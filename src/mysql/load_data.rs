@@ -10,7 +10,8 @@
 //! is loaded as the dump's own INSERTs.
 //!
 //! The caller loads the text in a transaction and commits only if the server counts exactly
-//! the rows converted, with no warning: where `LOAD DATA` would read a value differently, it
+//! the rows converted, with no warning, and its session reads string literals as the
+//! conversion assumes ([`same_reading`]): where `LOAD DATA` would read a value differently, it
 //! warns (or counts otherwise), the batch is rolled back and its INSERTs run instead.
 
 /// The character sets in which no byte of a multi-byte character can be `\` or `'`, so that
@@ -29,12 +30,29 @@ pub fn charset(header: &[u8]) -> Option<String> {
     SAFE_CHARSETS.contains(&name.as_str()).then_some(name)
 }
 
+/// A SQL expression, 1 when the session reads the dump's string literals as [`convert`]
+/// assumes: backslash escapes on (no `NO_BACKSLASH_ESCAPES` in the SQL mode) and the client
+/// character set the header named. The header's `SET`s may say otherwise in ways its text does
+/// not show (`SET SQL_MODE=@x`), so the server is asked after each `LOAD DATA`.
+pub fn same_reading(charset: &str) -> String {
+    let names = if matches!(charset, "utf8" | "utf8mb3") {
+        "'utf8', 'utf8mb3'".to_string()
+    } else {
+        format!("'{charset}'")
+    };
+    format!(
+        "(@@sql_mode NOT LIKE '%NO_BACKSLASH_ESCAPES%' AND @@character_set_client IN ({names}))"
+    )
+}
+
 /// The `LOAD DATA` statement reading `file` (a path of safe characters: it is not quoted
-/// further) into `table` (quoted as in the dump), in `charset`.
+/// further) into `table` (quoted as in the dump), in `charset`. The separators are hex
+/// literals, which read the same in every SQL mode (`'\\t'` would not under
+/// `NO_BACKSLASH_ESCAPES`, and the statement would fail).
 pub fn statement(file: &str, table: &str, charset: &str) -> String {
     format!(
         "LOAD DATA LOCAL INFILE '{file}' INTO TABLE {table} CHARACTER SET {charset} \
-         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
+         FIELDS TERMINATED BY X'09' ESCAPED BY X'5C' LINES TERMINATED BY X'0A'"
     )
 }
 

@@ -10,8 +10,9 @@
 //! A job of plain INSERT rows ([`Job::rows`]) goes, where the load allows it ([`LoadData`]),
 //! as `LOAD DATA LOCAL INFILE` from a FIFO of ours in a transaction of its own
 //! ([`load_data`](crate::mysql::load_data)): the connection asks the server how many rows it
-//! took with how many warnings, and commits only the exact count without warnings; otherwise
-//! it rolls back and sends the job's INSERTs.
+//! took with how many warnings and whether the session reads the INSERTs' strings as the
+//! conversion assumed, and commits only the exact count without warnings in such a session;
+//! otherwise it rolls back and sends the job's INSERTs.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Write};
@@ -278,8 +279,9 @@ impl Worker {
         };
         let fifo = how.fifo.to_str().expect("a FIFO path of safe characters");
         let sql = format!(
-            "START TRANSACTION;\n{};\nSELECT '{ROWS_MARK}', ROW_COUNT(), @@warning_count;\n",
-            load_data::statement(fifo, table, &how.charset)
+            "START TRANSACTION;\n{};\nSELECT '{ROWS_MARK}', ROW_COUNT(), @@warning_count, {};\n",
+            load_data::statement(fifo, table, &how.charset),
+            load_data::same_reading(&how.charset)
         );
         feed.write(sql.as_bytes(), Some(&job.table))
             .and_then(|()| feed.stdin.flush())
@@ -288,23 +290,32 @@ impl Worker {
         let mut file = self.open_fifo(&how.fifo, replies)?;
         file.write_all(text).map_err(Fed::Io)?;
         drop(file);
-        let (taken, warnings) = loop {
+        let reply = loop {
             match replies.recv_timeout(Duration::from_millis(50)) {
                 Ok(reply) => break reply,
                 Err(RecvTimeoutError::Timeout) if !self.stop.raised() => {}
                 Err(_) => return Err(Fed::Stopped),
             }
         };
-        if taken == rows && warnings == 0 {
+        if reply.rows == rows && reply.warnings == 0 && reply.same_reading {
             feed.write(b"COMMIT;\n", None).map_err(Fed::Io)?;
             return Ok(true);
         }
         feed.write(b"ROLLBACK;\n", None).map_err(Fed::Io)?;
         if !*warned {
             *warned = true;
+            let why = if reply.same_reading {
+                format!(
+                    "read by LOAD DATA as {} rows with {} warnings instead of {rows}",
+                    reply.rows, reply.warnings
+                )
+            } else {
+                "not read as the converted rows assume (the session's SQL mode or client \
+                 character set differs)"
+                    .to_string()
+            };
             logging::info(format!(
-                "Rows of table {} read by LOAD DATA as {taken} rows with {warnings} warnings \
-                 instead of {rows}: rolled back, loading them as the dump's INSERTs",
+                "Rows of table {} {why}: rolled back, loading them as the dump's INSERTs",
                 job.table
             ));
         }
@@ -360,8 +371,16 @@ fn set_blocking(file: &std::fs::File) -> io::Result<()> {
     Ok(())
 }
 
-/// What the server answered after a `LOAD DATA`: rows taken, warnings.
-type Reply = (u64, u64);
+/// What the server answered after a `LOAD DATA`.
+#[derive(Debug, PartialEq, Eq)]
+struct Reply {
+    /// Rows taken.
+    rows: u64,
+    warnings: u64,
+    /// The session reads the dump's string literals as the conversion assumed
+    /// ([`load_data::same_reading`]).
+    same_reading: bool,
+}
 
 enum Fed {
     Io(io::Error),
@@ -443,7 +462,7 @@ fn read_marks(
     }
 }
 
-/// The answer line of a `LOAD DATA`: `<ROWS_MARK>\t<rows>\t<warnings>`.
+/// The answer line of a `LOAD DATA`: `<ROWS_MARK>\t<rows>\t<warnings>\t<0|1>`.
 fn rows_reply(line: &[u8]) -> Option<Reply> {
     let text = std::str::from_utf8(line).ok()?;
     let mut fields = text.split('\t');
@@ -452,7 +471,16 @@ fn rows_reply(line: &[u8]) -> Option<Reply> {
     }
     let rows = fields.next()?.parse().ok()?;
     let warnings = fields.next()?.parse().ok()?;
-    Some((rows, warnings))
+    let same_reading = match fields.next()? {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    Some(Reply {
+        rows,
+        warnings,
+        same_reading,
+    })
 }
 
 #[cfg(test)]
@@ -472,11 +500,23 @@ mod tests {
 
     #[test]
     fn load_data_answers_are_read() {
+        let reply = |rows, warnings, same_reading| {
+            Some(Reply {
+                rows,
+                warnings,
+                same_reading,
+            })
+        };
         assert_eq!(
-            rows_reply(b"opsi-backup-restore-rows\t120\t0"),
-            Some((120, 0))
+            rows_reply(b"opsi-backup-restore-rows\t120\t0\t1"),
+            reply(120, 0, true)
         );
-        assert_eq!(rows_reply(b"opsi-backup-restore-rows\t-1\t0"), None);
+        assert_eq!(
+            rows_reply(b"opsi-backup-restore-rows\t120\t0\t0"),
+            reply(120, 0, false)
+        );
+        assert_eq!(rows_reply(b"opsi-backup-restore-rows\t120\t0"), None);
+        assert_eq!(rows_reply(b"opsi-backup-restore-rows\t-1\t0\t1"), None);
         assert_eq!(rows_reply(b"opsi-backup-restore-mark"), None);
         assert_eq!(rows_reply(b"other\t1\t2"), None);
     }
