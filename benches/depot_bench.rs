@@ -560,4 +560,65 @@ fn main() {
         fmt_bytes(nights[2].ours_added),
         100.0 * nights[2].ours_added as f64 / updated as f64
     );
+    goals(&nights, &restore, rr, updated, &[&verify, &restore]);
+}
+
+/// The issue's goals at this size, each with its measured figure (exact bytes where the two
+/// tools are close).
+fn goals(
+    nights: &[Night],
+    restore: &Run,
+    restic_restore: Option<&Run>,
+    updated: u64,
+    more: &[&Run],
+) {
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!(
+        "
+| goal | measured | target | |
+|---|---:|---:|---|"
+    );
+    if let Some((r, added)) = &nights[0].restic {
+        let (ours, time) = (nights[0].ours_added, r.secs / nights[0].ours.secs);
+        println!(
+            "| first backup ≥ 1.5× faster than restic | {time:.2}× | ≥ 1.5× | {} |",
+            verdict(time >= 1.5)
+        );
+        println!(
+            "| first backup stores ≤ restic ({ours} B against {added} B) | {:.5} | ≤ 1 | {} |",
+            ours as f64 / *added as f64,
+            verdict(ours <= *added)
+        );
+    }
+    let unchanged = nights[1].ours.secs;
+    println!(
+        "| unchanged night | {} | ≤ 3 s | {} |",
+        fmt_secs(unchanged),
+        verdict(unchanged <= 3.0)
+    );
+    let share = nights[2].ours_added as f64 / updated as f64;
+    println!(
+        "| new version adds ≤ 25% of its size | {:.1}% | ≤ 25% | {} |",
+        100.0 * share,
+        verdict(share <= 0.25)
+    );
+    let peak = nights
+        .iter()
+        .map(|n| &n.ours)
+        .chain(more.iter().copied())
+        .map(|r| r.max_rss_kib)
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
+    println!(
+        "| peak memory ≤ 256 MiB | {peak:.0} MiB | ≤ 256 MiB | {} |",
+        verdict(peak <= 256.0)
+    );
+    if let Some(r) = restic_restore {
+        let speed = r.secs / restore.secs;
+        println!(
+            "| restore ≥ 1.5× restic's speed | {speed:.2}× | ≥ 1.5× | {} |",
+            verdict(speed >= 1.5)
+        );
+    }
 }

@@ -17,7 +17,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::member::Member;
 use crate::store::chunk_stream::ChunkStream;
 use crate::store::chunker::{self, ChunkId};
-use crate::store::config::ChunkerParams;
+use crate::store::config::{ChunkerParams, BULK_PREFIX};
 use crate::store::crash_point;
 use crate::store::seal::{ChunkIds, SegmentSealer};
 use crate::store::storage::{snapshot_key, ObjectReader, Storage, TempFile};
@@ -98,11 +98,19 @@ impl<W: Write> Write for HashWriter<W> {
 pub(crate) struct SnapshotFileWriter {
     tmp: PathBuf,
     enc: zstd::Encoder<'static, SegmentSealer<HashWriter<BufWriter<File>>>>,
-    /// The metadata stream's chunking (`ChunkerParams::for_metadata`).
+    /// The metadata stream's chunking for the current part of the stream: `small` for
+    /// members outside `BULK_PREFIX`, `bulk` below it (`ChunkerParams::for_metadata`,
+    /// `for_bulk_metadata`).
     params: ChunkerParams,
+    small: ChunkerParams,
+    bulk: ChunkerParams,
+    in_bulk: bool,
     ids: ChunkIds,
     /// Metadata stream bytes not yet cut into chunks.
     meta: Vec<u8>,
+    /// Chunks cut where the stream passed between bulk data and other members, not yet
+    /// taken.
+    cut: Vec<(ChunkId, Vec<u8>)>,
     meta_len: u64,
     members: u64,
     size: u64,
@@ -133,8 +141,12 @@ impl SnapshotFileWriter {
             tmp,
             enc,
             params: params.for_metadata(),
+            small: params.for_metadata(),
+            bulk: params.for_bulk_metadata(),
+            in_bulk: false,
             ids: crypt.ids().clone(),
             meta: Vec::new(),
+            cut: Vec::new(),
             meta_len: 0,
             members: 0,
             size: 0,
@@ -162,6 +174,14 @@ impl SnapshotFileWriter {
 
     /// Appends a member record to the metadata stream.
     pub(crate) fn member(&mut self, m: &Member, chunks: &[ChunkId]) -> Result<()> {
+        let bulk = m.path.starts_with(BULK_PREFIX);
+        if bulk != self.in_bulk {
+            // Cut the stream here, so that each part is cut by its own content only.
+            let done = self.cut_meta(true)?;
+            self.cut.extend(done);
+            self.in_bulk = bulk;
+            self.params = if bulk { &self.bulk } else { &self.small }.clone();
+        }
         let json = serde_json::to_vec(m).expect("member serialises");
         let ids: &[u8] = chunks.as_flattened();
         let len = u32::try_from(4 + json.len() + ids.len())
@@ -184,6 +204,13 @@ impl SnapshotFileWriter {
     /// the caller to store. Does nothing while less than `4 × max_size` bytes wait (unless
     /// `last`).
     pub(crate) fn take_meta_chunks(&mut self, last: bool) -> Result<Vec<(ChunkId, Vec<u8>)>> {
+        let mut chunks = std::mem::take(&mut self.cut);
+        chunks.extend(self.cut_meta(last)?);
+        Ok(chunks)
+    }
+
+    /// `take_meta_chunks` of the bytes in `meta`, with the current part's sizes.
+    fn cut_meta(&mut self, last: bool) -> Result<Vec<(ChunkId, Vec<u8>)>> {
         if self.meta.is_empty() || (!last && self.meta.len() < 4 * self.params.max_size as usize) {
             return Ok(Vec::new());
         }
@@ -210,7 +237,10 @@ impl SnapshotFileWriter {
         storage: &dyn Storage,
         packs_added: u64,
     ) -> Result<(String, u64, End)> {
-        debug_assert!(self.meta.is_empty(), "metadata stream not taken");
+        debug_assert!(
+            self.meta.is_empty() && self.cut.is_empty(),
+            "metadata stream not taken"
+        );
         let written = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64);

@@ -514,6 +514,62 @@ fn metadata_is_cut_finer_than_contents() {
     assert_eq!(replay_all(&repo, &second.id)[0].1, changed);
 }
 
+/// The records of bulk data members are cut at `for_bulk_metadata` sizes, the others at the
+/// small metadata sizes, each part by its own content: a snapshot file of many depot files
+/// lists few metadata chunks, a changed .ini file re-stores no metadata of the depot, and a
+/// changed depot file stores one bulk-sized metadata chunk.
+#[test]
+fn bulk_data_records_are_cut_apart_and_larger() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(&dir.path().join("r")).unwrap();
+    let members = |ini: &[u8], exe: &[u8]| {
+        let mut v = vec![file("CONTENT/CONF/a.ini", ini)];
+        v.extend((0..300).map(|i| file(&format!("CONTENT/BACKENDS/FILE/c{i}.ini"), b"[x]")));
+        v.extend((0..3000).map(|i| {
+            let data = if i == 1500 { exe } else { b"MZ" };
+            file(&format!("DATA/depot/win10/files/f{i:05}.exe"), data)
+        }));
+        v.push(file("CONTROL/checksums", b"sums"));
+        v
+    };
+    let first = store(&repo, &members(b"one", b"MZ"));
+    let conn = index::connect(&repo.root().join("index.sqlite")).unwrap();
+    let rows = |id: &str| index::meta_chunk_rows(&conn, index::snapshot_row(&conn, id).unwrap());
+    let len = |r: i64| index::location(&conn, r).unwrap().unwrap().len;
+    let first_rows = rows(&first.id).unwrap();
+    let stream: u64 = first_rows.iter().map(|&r| u64::from(len(r))).sum();
+    let small = ChunkerParams::default().for_metadata();
+    let bulk = ChunkerParams::default().for_bulk_metadata();
+    assert!(
+        (first_rows.len() as u64) < 2 * stream / u64::from(bulk.avg_size),
+        "{} metadata chunks for {stream} bytes of stream",
+        first_rows.len()
+    );
+    assert!(first_rows.iter().any(|&r| len(r) > small.max_size));
+
+    let new_rows = |id: &str| -> Vec<u32> {
+        let old: std::collections::HashSet<i64> = first_rows.iter().copied().collect();
+        let rows = rows(id).unwrap();
+        rows.into_iter()
+            .filter(|r| !old.contains(r))
+            .map(len)
+            .collect()
+    };
+    let ini = store(&repo, &members(b"two", b"MZ"));
+    let fresh = new_rows(&ini.id);
+    assert!(
+        !fresh.is_empty() && fresh.iter().all(|&l| l <= small.max_size),
+        "{fresh:?}"
+    );
+    let exe = store(&repo, &members(b"one", b"MZ!"));
+    let fresh = new_rows(&exe.id);
+    assert!(
+        !fresh.is_empty() && fresh.len() <= 2 && fresh.iter().all(|&l| l >= bulk.min_size),
+        "{fresh:?}"
+    );
+    assert_eq!(replay_all(&repo, &exe.id), members(b"one", b"MZ!"));
+}
+
 #[test]
 fn verify_names_pack_chunk_snapshot_and_member_of_a_flipped_byte() {
     let dir = tempfile::tempdir().unwrap();
