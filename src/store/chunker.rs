@@ -130,6 +130,9 @@ impl<R: Read> Chunker<R> {
 /// Cuts `buf`, the next bytes of a stream from a chunk boundary on, as FastCDC cuts the whole
 /// stream (same parameters as `Chunker`). Unless `last`, the final chunk is left out: where it
 /// ends depends on bytes not yet in `buf`. Returns the chunks' ids and ranges, in order.
+/// Hashed on the calling thread: its callers cut a metadata stream's tail (64-256 KiB) as
+/// it grows, hundreds of times per snapshot, and each wake-up of rayon's workers made them
+/// spin in `sched_yield` against the walk and the server (see `PARALLEL_BYTES`).
 pub(crate) fn cut_buffer(
     buf: &[u8],
     p: &ChunkerParams,
@@ -142,7 +145,7 @@ pub(crate) fn cut_buffer(
     if !last {
         cuts.pop();
     }
-    cuts.into_par_iter()
+    cuts.into_iter()
         .map(|r| (ids.id(&buf[r.clone()]), r))
         .collect()
 }
