@@ -513,7 +513,8 @@ impl Repository {
 
     /// Feeds every member of snapshot `id`, in order and with its content, into `sink`. Each
     /// chunk is checked against its BLAKE3 id as it is read; a mismatch is `Error::Corrupt`
-    /// naming pack, chunk and member.
+    /// naming pack, chunk and member. A member the sink leaves unread is neither fetched nor
+    /// checked (a read one is checked to its end: its chunks must hold exactly its size).
     pub fn replay(&self, id: &str, sink: &mut dyn MemberSink) -> Result<()> {
         self.replay_selected(id, &|_| true, sink)
     }
