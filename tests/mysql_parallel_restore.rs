@@ -237,12 +237,6 @@ fn parallel_restore_equals_serial_restore() {
     restore_both_ways(&server, &dump, &serial);
 }
 
-/// How many `LOAD DATA` statements the server ran since it started (all sessions).
-fn loads_run(cfg: &MysqlConfig) -> u64 {
-    let out = with_tools(|| run_sql(cfg, None, "SHOW GLOBAL STATUS LIKE 'Com_load'")).unwrap();
-    out.split('\t').nth(1).unwrap().trim().parse().unwrap()
-}
-
 /// Rows go as `LOAD DATA` when they can, and the server's own reading of them decides: a
 /// duplicate key, which `LOAD DATA LOCAL` would skip with a warning, fails the restore as the
 /// dump's INSERT does in the original's serial load.
@@ -253,9 +247,14 @@ fn rows_by_load_data_are_checked_by_the_server_count() {
     let dump = backup_dump(&cfg);
     let db = TestDb::create(&server, "prdst");
     let dst = root_cfg(&server, &db);
-    let before = loads_run(&dst);
-    with_tools(|| restore_with(&dst, &mut &dump[..], 2)).unwrap();
-    assert!(loads_run(&dst) > before, "no LOAD DATA ran");
+    let loaded = with_tools(|| restore_with(&dst, &mut &dump[..], 2)).unwrap();
+    // The dump's rows as the server counts them: every batch taken, none rolled back.
+    assert!(loaded.load_data > 0, "{loaded:?}");
+    assert_eq!(loaded.rolled_back, 0, "{loaded:?}");
+    // A serial load sends no LOAD DATA.
+    let db1 = TestDb::create(&server, "prdst1");
+    let serial = with_tools(|| restore_with(&root_cfg(&server, &db1), &mut &dump[..], 1)).unwrap();
+    assert_eq!(serial, Default::default());
     let parallel = state(&dst);
     assert_eq!(parallel, state_of_sql(&server, &dump));
 
@@ -382,6 +381,12 @@ INSERT INTO t VALUES (1, 'a\\nb'), (2, 'x\ny'), (3, 'tab\there');";
     dump.splice(at..at, set.iter().copied());
     let serial = state_of_sql(&server, &dump);
     restore_both_ways(&server, &dump, &serial);
+    let db = TestDb::create(&server, "prses");
+    let loaded = with_tools(|| restore_with(&root_cfg(&server, &db), &mut &dump[..], 2)).unwrap();
+    assert!(
+        loaded.load_data == 0 && loaded.rolled_back > 0,
+        "{loaded:?}"
+    );
 }
 
 fn state_of_sql(server: &TestServer, sql: &[u8]) -> String {

@@ -19,7 +19,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -111,6 +111,17 @@ pub struct LoadData {
     pub fifo: PathBuf,
     /// The dump's client character set.
     pub charset: String,
+    /// Counts of what became of the batches, shared by the connections.
+    pub batches: Arc<Batches>,
+}
+
+/// What became of the batches of rows sent as `LOAD DATA`.
+#[derive(Debug, Default)]
+pub struct Batches {
+    /// Taken by the server as the dump's INSERTs would have been, and committed.
+    pub loaded: AtomicU64,
+    /// Rolled back (count, warnings or session differ) and sent as the dump's INSERTs.
+    pub rolled_back: AtomicU64,
 }
 
 /// How a connection ended badly.
@@ -299,9 +310,11 @@ impl Worker {
         };
         if reply.rows == rows && reply.warnings == 0 && reply.same_reading {
             feed.write(b"COMMIT;\n", None).map_err(Fed::Io)?;
+            how.batches.loaded.fetch_add(1, Ordering::Relaxed);
             return Ok(true);
         }
         feed.write(b"ROLLBACK;\n", None).map_err(Fed::Io)?;
+        how.batches.rolled_back.fetch_add(1, Ordering::Relaxed);
         if !*warned {
             *warned = true;
             let why = if reply.same_reading {

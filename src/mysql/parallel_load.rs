@@ -34,7 +34,9 @@ use crate::mysql::config::MysqlConfig;
 use crate::mysql::defaults_file::DefaultsFile;
 use crate::mysql::dump_shape::{self, Kind, Section};
 use crate::mysql::load_data;
-use crate::mysql::load_worker::{self, Failure, Job, Latch, LoadData, PidSlot, Stop, Worker};
+use crate::mysql::load_worker::{
+    self, Batches, Failure, Job, Latch, LoadData, PidSlot, Stop, Worker,
+};
 use crate::mysql::statements::{Splitter, Statement, TOO_LONG};
 use crate::mysql::tools;
 
@@ -62,14 +64,23 @@ pub struct Client<'a> {
     pub local_infile: &'a dyn Fn() -> Option<tempfile::TempDir>,
 }
 
+/// What a load did with the dump's rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    /// Batches of rows the server took as `LOAD DATA`, its count of them checked.
+    pub load_data: u64,
+    /// Batches whose `LOAD DATA` was rolled back and that went as the dump's INSERTs.
+    pub rolled_back: u64,
+}
+
 /// Loads `dump` into `client.cfg.database` (already empty) over `connections` connections.
-pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Result<()> {
+pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Result<Loaded> {
     let mut sp = Splitter::new(dump, MAX_STATEMENT);
     let mut header = Vec::new();
     let first = loop {
         let st = match next(&mut sp) {
             Ok(Some(st)) => st,
-            Ok(None) => return (client.serial)(&mut &header[..]),
+            Ok(None) => return (client.serial)(&mut &header[..]).map(|()| Loaded::default()),
             Err(Next::TooLong) => return serial_rest(client, &header, &[], sp),
             Err(Next::Read(e)) => return Err(read_error(e)),
         };
@@ -118,6 +129,7 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
     ));
     let header: Arc<[u8]> = header.into();
     let stop = Arc::new(Stop::default());
+    let batches = Arc::new(Batches::default());
     let (end, failures, tables) = std::thread::scope(|scope| -> Result<_> {
         let mut load = Load {
             conns: Vec::new(),
@@ -135,6 +147,7 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
             let load_data = fifos.as_ref().map(|f| LoadData {
                 fifo: f[i].clone(),
                 charset: charset.clone().expect("a charset with the FIFOs"),
+                batches: Arc::clone(&batches),
             });
             let child = spawn(client, load_data.is_some())?;
             let pid: PidSlot = Arc::new(std::sync::Mutex::new(Some(child.id())));
@@ -189,8 +202,20 @@ pub fn load(client: &Client<'_>, dump: &mut dyn Read, connections: usize) -> Res
         Err(Abort::Stopped) => Err(failed(client.cfg, failures, &tables)),
         Ok(End::Done) => Ok(()),
         Ok(End::Serial(replay)) => serial_rest(client, &header, &replay, sp)
+            .map(|_| ())
             .map_err(|e| after_tables(e, client.cfg, &tables)),
+    }?;
+    let loaded = Loaded {
+        load_data: batches.loaded.load(Ordering::Relaxed),
+        rolled_back: batches.rolled_back.load(Ordering::Relaxed),
+    };
+    if fifos.is_some() {
+        logging::info(format!(
+            "Rows: {} batches as LOAD DATA, {} rolled back and sent as the dump's INSERTs",
+            loaded.load_data, loaded.rolled_back
+        ));
     }
+    Ok(loaded)
 }
 
 /// Loads `header`, `replay` and the rest of the split stream on one connection.
@@ -199,10 +224,10 @@ fn serial_rest<R: Read>(
     header: &[u8],
     replay: &[u8],
     sp: Splitter<R>,
-) -> Result<()> {
+) -> Result<Loaded> {
     let (buf, mut rest) = sp.into_parts();
     let mut stream = header.chain(replay).chain(&buf[..]).chain(&mut rest);
-    (client.serial)(&mut stream)
+    (client.serial)(&mut stream).map(|()| Loaded::default())
 }
 
 /// One FIFO per connection in `dir`; `None` (rows go as INSERTs) if one cannot be made.

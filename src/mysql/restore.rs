@@ -20,7 +20,7 @@ use crate::mysql::tools::{self, StderrCollector, Tool};
 /// over [`connections`] connections at once (see [`parallel_load`]; a dump that is not
 /// mysqldump's usual output is loaded serially, like the original does).
 pub fn restore_from(cfg: &MysqlConfig, dump: &mut dyn Read) -> Result<()> {
-    restore_with(cfg, dump, connections())
+    restore_with(cfg, dump, connections()).map(|_| ())
 }
 
 /// The variable that sets how many connections a restore loads the dump over (1: serially,
@@ -50,7 +50,12 @@ pub fn connections() -> usize {
 /// message; the database is then left as far as the dump got, like the original leaves it (in
 /// parallel: the tables being loaded are incomplete; the message names them). A failure to
 /// read `dump` is returned as it is, after stopping `mysql`.
-pub fn restore_with(cfg: &MysqlConfig, dump: &mut dyn Read, connections: usize) -> Result<()> {
+/// Returns what became of the rows (nothing as `LOAD DATA` in a serial load).
+pub fn restore_with(
+    cfg: &MysqlConfig,
+    dump: &mut dyn Read,
+    connections: usize,
+) -> Result<parallel_load::Loaded> {
     let program = Tool::Mysql.locate()?;
     tools::database_arg(&cfg.database)?;
     let ident = quote_identifier(&cfg.database)?;
@@ -71,7 +76,7 @@ pub fn restore_with(cfg: &MysqlConfig, dump: &mut dyn Read, connections: usize) 
         };
         parallel_load::load(&client, dump, connections)
     } else {
-        serial(dump)
+        serial(dump).map(|()| parallel_load::Loaded::default())
     };
     drop(defaults);
     result
