@@ -201,7 +201,8 @@ impl SnapshotFileWriter {
 
     /// Cuts the metadata stream's chunks that no later byte can change (all of them when
     /// `last`), writes their ids to the file and returns them with their bytes, in order, for
-    /// the caller to store. Does nothing while less than `4 × max_size` bytes wait (unless
+    /// the caller to store, after those cut where the stream passed between bulk data and
+    /// other members. Cuts nothing new while less than `4 × max_size` bytes wait (unless
     /// `last`).
     pub(crate) fn take_meta_chunks(&mut self, last: bool) -> Result<Vec<(ChunkId, Vec<u8>)>> {
         let mut chunks = std::mem::take(&mut self.cut);

@@ -723,7 +723,8 @@ fn read_group(
     // Opening a sealed group gives new bytes; a plain one comes back as it went in.
     let stored = pack::open_group(crypt, std::mem::take(&mut scratch.stored)).map_err(e)?;
     if g.flags & FLAG_ZSTD == 0 {
-        scratch.plain = stored;
+        // The plain buffer of the last group becomes the next one's stored buffer.
+        scratch.stored = std::mem::replace(&mut scratch.plain, stored);
         return Ok(());
     }
     let dctx = match &mut scratch.dctx {
