@@ -349,3 +349,51 @@ fn damaged_parent_member_list_costs_lookups_not_the_backup() {
         &target.path().join("var/lib/opsi/config"),
     );
 }
+
+/// A restore's first pass reads a large CONTENT file (a dump; here a 17 MiB file of the file
+/// backend) on a thread of its own beside the other members: its sha1 still counts against
+/// CONTROL/checksums (the restore gives it back whole), and a damaged chunk of it stops the
+/// restore before anything is touched.
+#[test]
+fn the_first_pass_checks_a_large_member_on_its_own_thread() {
+    let server = FakeServer::new(10, false);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let big: Vec<u8> = (0..17 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let big_path = server.p("/var/lib/opsi/config/depots/big.bin");
+    std::fs::write(&big_path, &big).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    ok(common::repo_bin(server.root(), &repo).arg("init"));
+    ok(common::repo_bin(server.root(), &repo).arg("create"));
+
+    let target = tempfile::tempdir().unwrap();
+    ok(common::repo_bin(target.path(), &repo).args(["restore", "latest", "--configuration"]));
+    let restored = target.path().join("var/lib/opsi/config/depots/big.bin");
+    assert!(
+        std::fs::read(&restored).unwrap() == big,
+        "the large file differs"
+    );
+
+    // A flipped byte in the middle of the largest pack: inside the large file's chunks.
+    let pack = common::largest_pack(&repo);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&pack, &bytes).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        run(common::repo_bin(fresh.path(), &repo).args(["restore", "latest", "--configuration"]));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("big.bin"), "{err}");
+    assert!(
+        std::fs::read_dir(fresh.path()).unwrap().next().is_none(),
+        "the failed restore wrote into the root"
+    );
+}

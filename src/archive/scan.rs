@@ -261,6 +261,53 @@ impl MemberSink for Scan {
     }
 }
 
+/// The sha1 of the large CONTENT files of a backup (a MySQL dump), taken by a pass of their
+/// own beside the `Scan` of the other members, which passes over them: on two cores the
+/// first pass of a restore from a repository reads the dump and the file backend at once.
+/// `Scan::absorb` takes the result in.
+#[derive(Debug, Default)]
+pub(crate) struct LargeContent(Vec<(String, String, u64)>);
+
+impl LargeContent {
+    /// From this size on a CONTENT file is a large one.
+    const FROM: u64 = 16 << 20;
+
+    /// Whether `member` is one of the files this pass takes (and `Scan` passes over).
+    pub(crate) fn takes(member: &Member) -> bool {
+        is_checked(member)
+            && member.size >= Self::FROM
+            && !is_control(&member.path)
+            && !is_planning_file(&member.path)
+    }
+}
+
+impl MemberSink for LargeContent {
+    fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
+        if !Self::takes(member) {
+            return Ok(());
+        }
+        let mut tee = Sha1Reader::new(content);
+        std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err(&member.path))?;
+        self.0.push((member.path.clone(), tee.hex(), member.size));
+        Ok(())
+    }
+
+    fn pass_over(&mut self, _member: &Member) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Scan {
+    /// Takes in the sha1 sums a `LargeContent` pass computed for the members this scan
+    /// passed over.
+    pub(crate) fn absorb(&mut self, large: LargeContent) {
+        for (path, sha1, size) in large.0 {
+            self.content_bytes += size;
+            self.computed.push((path, sha1));
+        }
+    }
+}
+
 /// Passes members on to another sink while scanning them, so an archive is checked in the
 /// same pass that imports or writes it.
 pub(crate) struct Checked<S: MemberSink> {
@@ -338,5 +385,31 @@ mod tests {
             ]
         );
         assert_eq!(scan.members, 7);
+    }
+
+    /// A large CONTENT file passed over by the scan and summed by a `LargeContent` pass of
+    /// its own is checked against CONTROL/checksums like any other once absorbed.
+    #[test]
+    fn a_large_file_summed_apart_counts_against_the_checksums() {
+        let big = vec![7u8; (LargeContent::FROM + 1) as usize];
+        let path = "CONTENT/BACKENDS/MYSQL/mysql/database.sql";
+        let member = Member::control(path, big.len() as u64);
+        assert!(LargeContent::takes(&member));
+        assert!(!LargeContent::takes(&Member::control(path, 1000)));
+        let sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&big));
+        for (content, intact) in [(big.clone(), true), ([&big[1..], b"x"].concat(), false)] {
+            let mut scan = Scan::default();
+            scan.pass_over(&member).unwrap();
+            let sums = format!("{sha1} {path}\n");
+            let control = Member::control(control::CHECKSUMS, sums.len() as u64);
+            scan.add(&control, &mut sums.as_bytes()).unwrap();
+            let sysinfo = Member::control(control::SYSINFO, 0);
+            scan.add(&sysinfo, &mut std::io::empty()).unwrap();
+            let mut large = LargeContent::default();
+            large.add(&member, &mut &content[..]).unwrap();
+            scan.absorb(large);
+            assert_eq!(scan.problems().is_empty(), intact, "{:?}", scan.problems());
+            assert_eq!(scan.content_bytes, big.len() as u64);
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use crate::archive::archive_file;
 use crate::archive::control::Checksums;
 use crate::archive::rechecked::Rechecked;
-use crate::archive::scan::{self, Scan};
+use crate::archive::scan::{self, LargeContent, Scan};
 use crate::cli::human;
 use crate::cli::progress::{self, ProgressSink};
 use crate::error::{Error, Result};
@@ -73,6 +73,45 @@ impl Origin<'_> {
     }
 }
 
+impl Origin<'_> {
+    /// The first pass into `scan`. A snapshot's large CONTENT files (the MySQL dump) are read
+    /// and summed on a thread of their own beside the other members (`scan::LargeContent`):
+    /// each pass reads through its own index connection, and the two add up to one pass.
+    fn survey(&self, scope: &Scope, scan: &mut Scan) -> Result<()> {
+        let Origin::Snapshot { repo, info } = self else {
+            return self.replay(SURVEY, scope, scan);
+        };
+        let want = |m: &Member| needed(scope, m) && !is_bulk(m);
+        let bar = progress::bar_counting(SURVEY, || {
+            repo.members(&info.id).ok().map(|ms| {
+                ms.iter()
+                    .filter(|m| m.is_file() && want(m))
+                    .map(|m| m.size)
+                    .sum()
+            })
+        });
+        let mut large = LargeContent::default();
+        let (main, side) = std::thread::scope(|s| {
+            let (side_bar, large) = (bar.clone(), &mut large);
+            let side = s.spawn(move || {
+                let mut shown = ProgressSink::new(large, side_bar);
+                let take = |m: &Member| want(m) && LargeContent::takes(m);
+                repo.replay_selected(&info.id, &take, &mut shown)
+            });
+            let mut shown = ProgressSink::new(scan, bar.clone());
+            let rest = |m: &Member| want(m) && !LargeContent::takes(m);
+            let main = repo.replay_selected(&info.id, &rest, &mut shown);
+            let side = side.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (main, side)
+        });
+        bar.finish_and_clear();
+        main?;
+        side?;
+        scan.absorb(large);
+        Ok(())
+    }
+}
+
 /// The first pass, which verifies before anything is planned.
 const SURVEY: &str = "verify";
 
@@ -122,7 +161,7 @@ impl BackupSource for Verified<'_> {
     fn survey(&mut self, scope: &Scope) -> Result<Survey> {
         self.scope = scope.clone();
         let mut scan = Scan::default();
-        self.origin.replay(SURVEY, &self.scope, &mut scan)?;
+        self.origin.survey(&self.scope, &mut scan)?;
         scan.ensure_intact(&self.name())?;
         let mut sysinfo = SysInfo::new();
         for (k, v) in scan.sysinfo.iter().flatten() {
