@@ -221,6 +221,13 @@ fn read_err(path: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Corrupt(format!("cannot read member {path}: {e}"))
 }
 
+/// The hex sha1 of member `path`'s content, read to its end.
+fn sha1_of(path: &str, content: &mut dyn Read) -> Result<String> {
+    let mut tee = Sha1Reader::new(content);
+    std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err(path))?;
+    Ok(tee.hex())
+}
+
 impl MemberSink for Scan {
     fn add(&mut self, member: &Member, content: &mut dyn Read) -> Result<()> {
         self.note(member);
@@ -242,9 +249,8 @@ impl MemberSink for Scan {
             self.planning_files.insert(member.path.clone(), buf);
             return Ok(());
         }
-        let mut tee = Sha1Reader::new(content);
-        std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err(path))?;
-        self.computed.push((member.path.clone(), tee.hex()));
+        self.computed
+            .push((member.path.clone(), sha1_of(path, content)?));
         Ok(())
     }
 
@@ -272,12 +278,10 @@ impl LargeContent {
     /// From this size on a CONTENT file is a large one.
     const FROM: u64 = 16 << 20;
 
-    /// Whether `member` is one of the files this pass takes (and `Scan` passes over).
+    /// Whether `member` is one of the files this pass takes (and `Scan` passes over): a
+    /// CONTENT file (never a CONTROL member, nor a planning file `Scan` keeps, ≤ 1 MiB).
     pub(crate) fn takes(member: &Member) -> bool {
-        is_checked(member)
-            && member.size >= Self::FROM
-            && !is_control(&member.path)
-            && !is_planning_file(&member.path)
+        is_checked(member) && member.size >= Self::FROM
     }
 }
 
@@ -286,9 +290,8 @@ impl MemberSink for LargeContent {
         if !Self::takes(member) {
             return Ok(());
         }
-        let mut tee = Sha1Reader::new(content);
-        std::io::copy(&mut tee, &mut std::io::sink()).map_err(read_err(&member.path))?;
-        self.0.push((member.path.clone(), tee.hex(), member.size));
+        let sha1 = sha1_of(&member.path, content)?;
+        self.0.push((member.path.clone(), sha1, member.size));
         Ok(())
     }
 

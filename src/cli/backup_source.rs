@@ -45,25 +45,19 @@ impl Origin<'_> {
 
     /// One pass over every member, reading the content of those `scope` needs (a snapshot)
     /// or all (an archive), with a progress bar named after the pass (`phase`); a snapshot
-    /// knows its size, so its bar has a total (the bytes the pass reads) and an ETA.
+    /// knows its size, so its bar has a total (the bytes the pass reads) and an ETA. A
+    /// snapshot's first pass is `survey`.
     fn replay(&self, phase: &str, scope: &Scope, sink: &mut dyn MemberSink) -> Result<()> {
-        let first = phase == SURVEY;
-        let want = |m: &Member| needed(scope, m) && !(first && is_bulk(m));
+        let want = |m: &Member| needed(scope, m);
         let bar = progress::bar_counting(phase, || match self {
             Origin::Archive(_) => None,
-            Origin::Snapshot { info, .. } if *scope == Scope::Whole && !first => Some(info.size),
-            // The sizes of the members read: from the snapshot's metadata, read once more.
-            Origin::Snapshot { repo, info } => repo.members(&info.id).ok().map(|ms| {
-                ms.iter()
-                    .filter(|m| m.is_file() && want(m))
-                    .map(|m| m.size)
-                    .sum()
-            }),
+            Origin::Snapshot { info, .. } if *scope == Scope::Whole => Some(info.size),
+            Origin::Snapshot { repo, info } => bytes_read(repo, info, &want),
         });
         let mut shown = ProgressSink::new(sink, bar.clone());
         let r = match self {
             Origin::Archive(path) => archive_file::replay(path, &mut shown).map(|_| ()),
-            Origin::Snapshot { repo, info } if *scope == Scope::Whole && !first => {
+            Origin::Snapshot { repo, info } if *scope == Scope::Whole => {
                 repo.replay(&info.id, &mut shown)
             }
             Origin::Snapshot { repo, info } => repo.replay_selected(&info.id, &want, &mut shown),
@@ -71,25 +65,17 @@ impl Origin<'_> {
         bar.finish_and_clear();
         r
     }
-}
 
-impl Origin<'_> {
     /// The first pass into `scan`. A snapshot's large CONTENT files (the MySQL dump) are read
     /// and summed on a thread of their own beside the other members (`scan::LargeContent`):
     /// each pass reads through its own index connection, and the two add up to one pass.
+    /// Bulk data is left to the pass that stages it (`is_bulk`).
     fn survey(&self, scope: &Scope, scan: &mut Scan) -> Result<()> {
         let Origin::Snapshot { repo, info } = self else {
             return self.replay(SURVEY, scope, scan);
         };
         let want = |m: &Member| needed(scope, m) && !is_bulk(m);
-        let bar = progress::bar_counting(SURVEY, || {
-            repo.members(&info.id).ok().map(|ms| {
-                ms.iter()
-                    .filter(|m| m.is_file() && want(m))
-                    .map(|m| m.size)
-                    .sum()
-            })
-        });
+        let bar = progress::bar_counting(SURVEY, || bytes_read(repo, info, &want));
         let mut large = LargeContent::default();
         let (main, side) = std::thread::scope(|s| {
             let (side_bar, large) = (bar.clone(), &mut large);
@@ -110,6 +96,21 @@ impl Origin<'_> {
         scan.absorb(large);
         Ok(())
     }
+}
+
+/// The bytes of the files of snapshot `info` that `want` accepts: a pass's progress total,
+/// from the snapshot's metadata, read once more.
+fn bytes_read(
+    repo: &Repository,
+    info: &SnapshotInfo,
+    want: &dyn Fn(&Member) -> bool,
+) -> Option<u64> {
+    repo.members(&info.id).ok().map(|ms| {
+        ms.iter()
+            .filter(|m| m.is_file() && want(m))
+            .map(|m| m.size)
+            .sum()
+    })
 }
 
 /// The first pass, which verifies before anything is planned.

@@ -98,10 +98,9 @@ impl<W: Write> Write for HashWriter<W> {
 pub(crate) struct SnapshotFileWriter {
     tmp: PathBuf,
     enc: zstd::Encoder<'static, SegmentSealer<HashWriter<BufWriter<File>>>>,
-    /// The metadata stream's chunking for the current part of the stream: `small` for
-    /// members outside `BULK_PREFIX`, `bulk` below it (`ChunkerParams::for_metadata`,
-    /// `for_bulk_metadata`).
-    params: ChunkerParams,
+    /// The metadata stream's chunking: `small` for members outside `BULK_PREFIX`, `bulk`
+    /// below it (`ChunkerParams::for_metadata`, `for_bulk_metadata`); `in_bulk` says which
+    /// part the stream is in.
     small: ChunkerParams,
     bulk: ChunkerParams,
     in_bulk: bool,
@@ -140,7 +139,6 @@ impl SnapshotFileWriter {
         let mut w = SnapshotFileWriter {
             tmp,
             enc,
-            params: params.for_metadata(),
             small: params.for_metadata(),
             bulk: params.for_bulk_metadata(),
             in_bulk: false,
@@ -180,7 +178,6 @@ impl SnapshotFileWriter {
             let done = self.cut_meta(true)?;
             self.cut.extend(done);
             self.in_bulk = bulk;
-            self.params = if bulk { &self.bulk } else { &self.small }.clone();
         }
         let json = serde_json::to_vec(m).expect("member serialises");
         let ids: &[u8] = chunks.as_flattened();
@@ -212,10 +209,15 @@ impl SnapshotFileWriter {
 
     /// `take_meta_chunks` of the bytes in `meta`, with the current part's sizes.
     fn cut_meta(&mut self, last: bool) -> Result<Vec<(ChunkId, Vec<u8>)>> {
-        if self.meta.is_empty() || (!last && self.meta.len() < 4 * self.params.max_size as usize) {
+        let params = if self.in_bulk {
+            &self.bulk
+        } else {
+            &self.small
+        };
+        if self.meta.is_empty() || (!last && self.meta.len() < 4 * params.max_size as usize) {
             return Ok(Vec::new());
         }
-        let cuts = chunker::cut_buffer(&self.meta, &self.params, &self.ids, last);
+        let cuts = chunker::cut_buffer(&self.meta, params, &self.ids, last);
         let consumed = cuts.last().map_or(0, |c| c.1.end);
         let ids: Vec<ChunkId> = cuts.iter().map(|c| c.0).collect();
         if !ids.is_empty() {
