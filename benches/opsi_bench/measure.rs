@@ -178,7 +178,11 @@ fn wait_idle() {
         }
         // Under a tenth of a core busy, under 1 MiB written in the last 1.25 s.
         let quiet_disks = written.len() > DISK_WINDOWS
-            && written.back().unwrap_or(&0) - written.front().unwrap_or(&0) < 2048;
+            && written
+                .back()
+                .unwrap_or(&0)
+                .saturating_sub(*written.front().unwrap_or(&0))
+                < 2048;
         if cpu_secs().0 - before < 0.1 * WINDOW && quiet_disks {
             return;
         }
