@@ -172,17 +172,13 @@ fn wait_idle() {
     while start.elapsed().as_secs() < 60 {
         let (before, _) = cpu_secs();
         std::thread::sleep(std::time::Duration::from_secs_f64(WINDOW));
-        written.push_back(sectors_written());
+        let now = sectors_written();
+        written.push_back(now);
         if written.len() > DISK_WINDOWS + 1 {
             written.pop_front();
         }
         // Under a tenth of a core busy, under 1 MiB written in the last 1.25 s.
-        let quiet_disks = written.len() > DISK_WINDOWS
-            && written
-                .back()
-                .unwrap_or(&0)
-                .saturating_sub(*written.front().unwrap_or(&0))
-                < 2048;
+        let quiet_disks = written.len() > DISK_WINDOWS && now.saturating_sub(written[0]) < 2048;
         if cpu_secs().0 - before < 0.1 * WINDOW && quiet_disks {
             return;
         }
@@ -212,29 +208,26 @@ pub(crate) fn dir_size(p: &Path) -> u64 {
 
 /// Bytes and number of regular files under the given paths.
 pub(crate) fn tree_stats(paths: &[PathBuf]) -> (u64, u64) {
-    let (mut bytes, mut files) = (0, 0);
-    for p in paths {
-        for e in walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()) {
-            if e.file_type().is_file() {
-                bytes += e.metadata().map_or(0, |m| m.len());
-                files += 1;
-            }
-        }
-    }
-    (bytes, files)
+    files(paths).fold((0, 0), |(bytes, files), e| {
+        (bytes + e.metadata().map_or(0, |m| m.len()), files + 1)
+    })
 }
 
 /// Reads every file under `paths`, so that the next command finds them in the page cache.
 pub(crate) fn warm_cache(paths: &[PathBuf]) {
-    for p in paths {
-        for e in walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()) {
-            if e.file_type().is_file() {
-                if let Ok(mut f) = File::open(e.path()) {
-                    let _ = std::io::copy(&mut f, &mut std::io::sink());
-                }
-            }
+    for e in files(paths) {
+        if let Ok(mut f) = File::open(e.path()) {
+            let _ = std::io::copy(&mut f, &mut std::io::sink());
         }
     }
+}
+
+/// The regular files under `paths` (unreadable entries left out).
+fn files(paths: &[PathBuf]) -> impl Iterator<Item = walkdir::DirEntry> + '_ {
+    paths
+        .iter()
+        .flat_map(|p| walkdir::WalkDir::new(p).into_iter().filter_map(|e| e.ok()))
+        .filter(|e| e.file_type().is_file())
 }
 
 /// The value after option `name` on the bench's command line (`--gib 10`), if given.
