@@ -3,13 +3,15 @@
 //! and rebuild-index. Spec: `store-format/README.md`, sections "The index" and "Rebuilding
 //! the index".
 
+use std::collections::HashMap;
+
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 use crate::store::chunker::ChunkId;
 use crate::store::index::{self, ChunkPlace, NewSnapshot};
 use crate::store::pack;
-use crate::store::reader::read_snapshot_file;
+use crate::store::reader::read_snapshot_file_with;
 use crate::store::snapshot_info::SnapshotInfo;
 use crate::store::storage::Storage;
 
@@ -33,7 +35,7 @@ pub(crate) fn index_pack_file_rows(
 /// Indexes the snapshot file `id`. Every chunk it names, metadata chunks included, must be
 /// indexed already: its metadata stream is read from the packs through `tx`.
 pub(crate) fn index_snapshot_file(tx: &Connection, storage: &dyn Storage, id: &str) -> Result<()> {
-    index_snapshot_file_rows(tx, storage, id, &|_, _| None)
+    index_snapshot_file_rows(tx, storage, id, &|_, _| None, &HashMap::new())
 }
 
 /// What indexing needs of a member record: its path. The other fields are skipped, not
@@ -45,12 +47,15 @@ struct MemberPath {
 }
 
 /// `index_snapshot_file`, taking chunk rows from `known` where it has them (a writer knows
-/// those of the chunks it stored and of the parent's it reused) instead of looking each up.
+/// those of the chunks it stored and of the parent's it reused) instead of looking each up,
+/// and metadata chunks from `fresh` where it holds them (the writer's own, kept since it cut
+/// them) instead of reading them from their packs.
 pub(crate) fn index_snapshot_file_rows(
     tx: &Connection,
     storage: &dyn Storage,
     id: &str,
     known: &dyn Fn(ChunkPlace<'_>, &ChunkId) -> Option<i64>,
+    fresh: &HashMap<ChunkId, Vec<u8>>,
 ) -> Result<()> {
     let row_of = |place: ChunkPlace<'_>, c: &ChunkId| match known(place, c) {
         Some(row) => Ok(Some(row)),
@@ -58,7 +63,7 @@ pub(crate) fn index_snapshot_file_rows(
     };
     let mut new = NewSnapshot::begin(tx, id)?;
     let mut rows = Vec::new();
-    let file = read_snapshot_file(tx, storage, id, |m: MemberPath, chunks| {
+    let file = read_snapshot_file_with(tx, storage, id, fresh, |m: MemberPath, chunks| {
         rows.clear();
         for (n, c) in chunks.iter().enumerate() {
             rows.push(row_of((Some(&m.path), n), c)?.ok_or_else(|| {

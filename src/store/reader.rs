@@ -4,6 +4,7 @@
 //! too (`read_snapshot_file`), as the snapshot format (`snapshot.rs`) knows no index.
 //! Spec: `store-format/README.md`, section "Reading and verification".
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 
 use rusqlite::Connection;
@@ -325,10 +326,26 @@ pub(crate) fn read_snapshot_file<M: DeserializeOwned>(
     id: &str,
     member: impl FnMut(M, Vec<ChunkId>) -> Result<()>,
 ) -> Result<SnapshotFile> {
+    read_snapshot_file_with(conn, storage, id, &HashMap::new(), member)
+}
+
+/// `read_snapshot_file`, taking the metadata chunks that `fresh` holds from there: a writer's
+/// own, whose ids it computed from these very bytes.
+pub(crate) fn read_snapshot_file_with<M: DeserializeOwned>(
+    conn: &Connection,
+    storage: &dyn Storage,
+    id: &str,
+    fresh: &HashMap<ChunkId, Vec<u8>>,
+    member: impl FnMut(M, Vec<ChunkId>) -> Result<()>,
+) -> Result<SnapshotFile> {
     let _tx = index::read_tx(conn)?;
     let mut fetcher = ChunkFetcher::new(conn, storage);
     let user = format!("the metadata of snapshot {id}");
-    read_snapshot(storage, id, &mut |c| fetcher.fetch_hash(c, &user), member)
+    let mut chunk = |c: &ChunkId| match fresh.get(c) {
+        Some(data) => Ok(data.clone()),
+        None => fetcher.fetch_hash(c, &user),
+    };
+    read_snapshot(storage, id, &mut chunk, member)
 }
 
 /// Calls `f` with every member of a snapshot, in order, and its chunk row ids: the members

@@ -50,6 +50,37 @@ const REFS_PER_GROUP: usize = 2;
 /// neighbours of the changed chunks. Beyond, the writer starts a new group.
 const REF_GROUPS: usize = 4;
 
+/// How many bytes of its metadata stream a writer keeps for its commit (`FreshMeta`): a
+/// 3,000-client server's is ~3 MiB; a larger stream is read back from the packs beyond.
+const FRESH_META_BYTES: usize = 16 << 20;
+
+/// Metadata chunks kept for the commit's reading of the snapshot file.
+struct FreshMeta {
+    chunks: HashMap<ChunkId, Vec<u8>>,
+    bytes: usize,
+    /// `FRESH_META_BYTES`, smaller in tests.
+    limit: usize,
+}
+
+impl Default for FreshMeta {
+    fn default() -> FreshMeta {
+        FreshMeta {
+            chunks: HashMap::new(),
+            bytes: 0,
+            limit: FRESH_META_BYTES,
+        }
+    }
+}
+
+impl FreshMeta {
+    fn keep(&mut self, id: ChunkId, data: &[u8]) {
+        if self.bytes + data.len() <= self.limit && !self.chunks.contains_key(&id) {
+            self.bytes += data.len();
+            self.chunks.insert(id, data.to_vec());
+        }
+    }
+}
+
 /// Writes one snapshot. Holds the shared repository lock until it is committed or dropped.
 /// Dropping it without `commit` deletes its temporary files and leaves its finished packs under
 /// `packs/`, which the next run with the exclusive lock indexes for reuse. A crash leaves the
@@ -70,6 +101,10 @@ pub struct SnapshotWriter<'r> {
     /// Its series: the parent is the newest snapshot of the same host and series.
     series: Series,
     volume: Volume,
+    /// The metadata chunks this writer cut, by id, up to `FRESH_META_BYTES`: the commit
+    /// indexes the snapshot from its file, whose metadata stream it takes from here instead
+    /// of reading it back from the packs (delta groups, their references).
+    fresh_meta: FreshMeta,
     _lock: RepoLock,
 }
 
@@ -216,6 +251,7 @@ impl<'r> SnapshotWriter<'r> {
             meta_base: None,
             series,
             volume: Volume::default(),
+            fresh_meta: FreshMeta::default(),
             _lock: lock,
         })
     }
@@ -224,6 +260,13 @@ impl<'r> SnapshotWriter<'r> {
     #[cfg(test)]
     pub(crate) fn remember_at_most(&mut self, n: usize) {
         self.index.seen_kept = n;
+    }
+
+    /// Keeps at most `n` bytes of its metadata stream for the commit (tests of
+    /// `FRESH_META_BYTES`).
+    #[cfg(test)]
+    pub(crate) fn keep_metadata_at_most(&mut self, n: usize) {
+        self.fresh_meta.limit = n;
     }
 
     /// How many of its own chunks it remembers.
@@ -535,6 +578,7 @@ impl<'r> SnapshotWriter<'r> {
     /// `last`) into the metadata group, which is compressed and appended once full.
     fn store_meta(&mut self, last: bool) -> Result<()> {
         for (id, data) in self.file().take_meta_chunks(last)? {
+            self.fresh_meta.keep(id, &data);
             if !self.claim(id, data.len())? {
                 if let Some(b) = &mut self.meta_base {
                     b.found(&id);
@@ -662,6 +706,7 @@ impl<'r> SnapshotWriter<'r> {
     pub fn commit(mut self) -> Result<SnapshotInfo> {
         let id = self.write_files()?;
         let storage = self.repo.storage();
+        let fresh = std::mem::take(&mut self.fresh_meta.chunks);
         let new = &self.packing.packs.done()[self.index.indexed..];
         let (tx, seen) = self.index.begin_indexing(storage, new)?;
         crash_point("index-packs-inserted");
@@ -678,7 +723,7 @@ impl<'r> SnapshotWriter<'r> {
                     same.then(|| f.rows[n])
                 })
             };
-            indexer::index_snapshot_file_rows(&tx, storage, &id, &known)?;
+            indexer::index_snapshot_file_rows(&tx, storage, &id, &known, &fresh)?;
         }
         crash_point("index-before-commit");
         tx.commit().sql()?;

@@ -306,6 +306,40 @@ fn a_writer_forgets_its_indexed_chunks_and_still_deduplicates() {
     assert!(repo.verify(None).unwrap().is_ok());
 }
 
+/// The commit indexes a snapshot from its file, taking the metadata chunks the writer kept
+/// (`FRESH_META_BYTES`) from memory and reading the others back from the packs: all, some or
+/// none kept, the index holds the same lists, and the snapshot reads back whole.
+#[test]
+fn the_commit_indexes_the_same_lists_whatever_metadata_it_kept() {
+    let members = many_members(3000);
+    let lists = |keep: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(&dir.path().join("r")).unwrap();
+        let mut w = repo.begin_snapshot(meta("server")).unwrap();
+        w.keep_metadata_at_most(keep);
+        for (m, d) in &members {
+            w.add(m, &mut &d[..]).unwrap();
+        }
+        let info = w.commit().unwrap();
+        assert!(repo.verify(None).unwrap().is_ok());
+        assert_eq!(replay_all(&repo, &info.id), members);
+        let conn = index::connect(&dir.path().join("r").join("index.sqlite")).unwrap();
+        let row = index::snapshot_row(&conn, &info.id).unwrap();
+        let meta_rows = index::meta_chunk_rows(&conn, row).unwrap();
+        let mut chunk_lists = index::ChunkLists::of(&conn, row).unwrap();
+        let mut all = Vec::new();
+        while let Some(l) = chunk_lists.next_member().unwrap() {
+            all.push(l);
+        }
+        (meta_rows, all)
+    };
+    let kept = lists(usize::MAX);
+    assert!(kept.0.len() > 10, "{} metadata chunks", kept.0.len());
+    assert_eq!(kept.1.len(), members.len());
+    assert_eq!(lists(0), kept);
+    assert_eq!(lists(20_000), kept);
+}
+
 /// Many small members: a metadata stream of several chunks.
 fn many_members(n: usize) -> Vec<(Member, Vec<u8>)> {
     (0..n)
