@@ -340,6 +340,11 @@ fn create_snapshot(
             archive,
         })?;
     }
+    // Freeing the parent's file list (~10 allocations per file) took 8% of an unchanged
+    // night of the file backend; the command is done, so it happens beside the exit.
+    if let Some(p) = parent {
+        std::thread::spawn(move || drop(p));
+    }
     Ok(0)
 }
 
