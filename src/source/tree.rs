@@ -125,11 +125,11 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Resu
         &member(path, arc, MemberKind::Dir, meta, 0, owners),
         &mut std::io::empty(),
     )?;
-    let mut names = Vec::new();
+    let mut entries = Vec::new();
     for entry in fs::read_dir(path).path_ctx("cannot list", path)? {
         let entry = entry.path_ctx("cannot list", path)?;
         match entry.file_name().into_string() {
-            Ok(name) => names.push(name),
+            Ok(name) => entries.push((name, entry)),
             Err(_) => logging::warning(format!(
                 "skipping {:?}: its name is not valid UTF-8",
                 entry.path()
@@ -140,16 +140,18 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Resu
     // (`parent::walk_order`); archive content keeps the directory's order, as the original's
     // os.listdir.
     if layout::is_data(arc) {
-        names.sort_unstable();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     }
-    for name in names {
+    for (name, entry) in entries {
         let child = path.join(&name);
         let child_arc = format!("{arc}/{name}");
         if walk.excluded(&child_arc) {
             logging::log(7, &format!("excluded: {}", child.display()));
             continue;
         }
-        let meta = fs::symlink_metadata(&child).path_ctx("cannot read", &child)?;
+        // lstat relative to the open directory (fstatat): the kernel does not look the
+        // whole path up again for each file.
+        let meta = entry.metadata().path_ctx("cannot read", &child)?;
         walk.node(&child, &child_arc, &meta)?;
     }
     Ok(())
