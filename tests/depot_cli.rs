@@ -835,3 +835,45 @@ fn diff_reads_only_what_differs() {
     assert_eq!(diff(false), text);
     assert_eq!(diff(true), as_json);
 }
+
+/// A tree deeper than the levels a walk keeps their directory open for (`source/tree.rs`,
+/// `HANDLE_LEVELS`) is backed up within a small limit of open files: the deeper levels are
+/// lstat'ed by path, so the walk holds a bounded number of descriptors however deep it goes.
+#[test]
+fn a_deep_tree_is_walked_within_a_small_limit_of_open_files() {
+    use std::os::unix::process::CommandExt;
+    let s = server();
+    let root = s.root();
+    let repo = tempfile::tempdir().unwrap();
+    let repo = repo.path().join("r");
+    ok(repo_bin(root, &repo).arg("init"));
+    // Each level also holds a file listed after its directory: the level's listing is still
+    // being gone through while the walk is below it.
+    let mut deep = s.p("/var/lib/opsi/depot/deep");
+    for i in 0..100 {
+        write(&deep.join(format!("z{i}.txt")), "beside", 0o644, T0);
+        deep.push(format!("d{i}"));
+    }
+    write(&deep.join("leaf.txt"), "at the bottom", 0o644, T0);
+    let mut create = repo_bin(root, &repo);
+    create.arg("create").args(DATA);
+    // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        create.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    ok(&mut create);
+    let listed = ok(repo_bin(root, &repo).args(["list", "--long", "latest"]));
+    assert!(
+        listed.contains("/d98/d99/leaf.txt"),
+        "the deepest file is not in the snapshot:\n{listed}"
+    );
+}

@@ -65,6 +65,7 @@ pub(crate) fn add_path_excluding(
         parent,
         sink,
         links: HashMap::new(),
+        depth: 0,
     };
     walk.node(path, arc, &meta)
 }
@@ -81,7 +82,13 @@ struct Walk<'a> {
     /// The first path of each bulk data file with more than one link, by product (or part),
     /// device and inode.
     links: HashMap<LinkKey, String>,
+    /// How many directories deep the walk is below its top.
+    depth: usize,
 }
+
+/// How many levels of a walk keep their directory open (`add_dir`): a few more than opsi's
+/// trees have, far below the usual limit of 1024 open files.
+const HANDLE_LEVELS: usize = 16;
 
 impl Walk<'_> {
     /// A directory with everything below it, or a single entry.
@@ -125,11 +132,16 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Resu
         &member(path, arc, MemberKind::Dir, meta, 0, owners),
         &mut std::io::empty(),
     )?;
+    // An entry is lstat'ed through its directory's open handle (fstatat: the kernel does not
+    // look the whole path up again), which keeps one descriptor open per level of the walk;
+    // deeper than `HANDLE_LEVELS` levels, by its path, so that no tree runs the process out
+    // of descriptors.
+    let by_handle = walk.depth < HANDLE_LEVELS;
     let mut entries = Vec::new();
     for entry in fs::read_dir(path).path_ctx("cannot list", path)? {
         let entry = entry.path_ctx("cannot list", path)?;
         match entry.file_name().into_string() {
-            Ok(name) => entries.push((name, entry)),
+            Ok(name) => entries.push((name, by_handle.then_some(entry))),
             Err(_) => logging::warning(format!(
                 "skipping {:?}: its name is not valid UTF-8",
                 entry.path()
@@ -149,10 +161,15 @@ fn add_dir(path: &Path, arc: &str, meta: &Metadata, walk: &mut Walk<'_>) -> Resu
             logging::log(7, &format!("excluded: {}", child.display()));
             continue;
         }
-        // lstat relative to the open directory (fstatat): the kernel does not look the
-        // whole path up again for each file.
-        let meta = entry.metadata().path_ctx("cannot read", &child)?;
-        walk.node(&child, &child_arc, &meta)?;
+        let meta = match entry {
+            Some(entry) => entry.metadata(),
+            None => fs::symlink_metadata(&child),
+        }
+        .path_ctx("cannot read", &child)?;
+        walk.depth += 1;
+        let done = walk.node(&child, &child_arc, &meta);
+        walk.depth -= 1;
+        done?;
     }
     Ok(())
 }
